@@ -1,0 +1,77 @@
+//! ringback dialplans: schema, loader with `file:line:col` diagnostics,
+//! validator and a pure interpreter.
+//!
+//! A dialplan is one TOML file per entry point. The loader ([`load_file`],
+//! [`load_dir`], [`load_str`]) turns files into checked [`Dialplan`]s or into
+//! a complete list of [`Diagnostic`]s; a [`Session`] runs one call through a
+//! plan as a state machine without any I/O; [`simulate()`] drives a session with
+//! scripted key presses and prints the path a caller would take.
+//!
+//! # Schema
+//!
+//! ```toml
+//! [dialplan]
+//! name = "Acme Corp main line"    # optional, default: the file stem
+//! numbers = ["1000", "+15550100"] # required, non-empty; "*" = catch-all plan
+//! start = "hours"                 # required: first node
+//! operator = "operator"           # zero-out queue; optional with a global one
+//! timezone = "America/New_York"   # default zone of hours nodes (default UTC)
+//! language = "en"                 # optional, informational
+//!
+//! [nodes.<name>]                  # names: [A-Za-z0-9_-]+
+//! type = "menu"                   # menu gather play set goto hours queue
+//!                                 # callback transfer hangup
+//! ```
+//!
+//! Keys per node type (unknown keys are errors; every default is listed on
+//! the corresponding field of the [`model`] structs):
+//!
+//! | type | required | optional |
+//! |------|----------|----------|
+//! | `menu` | `prompt` | `options` {digit → node}, `timeout` (1..=60 s, 5), `max_retries` (1..=10, 3), `invalid_prompt`, `timeout_prompt`, `on_fail` (default: operator) |
+//! | `gather` | `prompt`, `var`, `max_digits` (1..=32), `next` | `min_digits` (1), `terminator` (`#`/`*`, `#`), `timeout`, `max_retries`, `invalid_prompt`, `timeout_prompt`, `on_fail` |
+//! | `play` | `prompt` | `next` (default: hang up) |
+//! | `set` | `vars` {name → string}, `next` | |
+//! | `goto` | `target` | |
+//! | `hours` | `open` [{days, from, to}], `open_next`, `closed_next` | `timezone`, `holidays` ["YYYY-MM-DD"] |
+//! | `queue` | `queue` | `priority` (-1000..=1000), `max_wait` (1..=86400 s), `on_timeout`, `callback` {offer, after, key} |
+//! | `callback` | `queue` | `confirm_prompt` |
+//! | `transfer` | `target` (sip:/sips: URI or extension) | `prompt`, `on_fail` |
+//! | `hangup` | | `prompt` |
+//!
+//! A prompt value is a name (`prompts/<name>.wav`, without extension) or a
+//! list of names played in order.
+//!
+//! # The zero-out rule
+//!
+//! `0` in every menu reaches a human: the plan's `operator` queue or the
+//! server's global one. `check` rejects a menu that binds `0` to anything but
+//! a queue node for that queue, and a plan without any operator queue; the
+//! interpreter enforces it even when `0` is not listed. Fallbacks default to
+//! the operator too, and loops a silent caller could never leave are errors.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod check;
+mod diag;
+mod hours;
+mod loader;
+pub mod model;
+mod parse;
+mod session;
+mod simulate;
+mod suggest;
+
+pub use diag::{sort_diagnostics, Diagnostic, Severity};
+pub use hours::HoursVerdict;
+pub use loader::{content_version, load_dir, load_file, load_str, DialplanSet, Diagnostics};
+pub use model::{
+    CallbackNode, CallbackOffer, CheckContext, Days, Dialplan, Gather, Goto, Hangup, Hours, Menu,
+    Node, OpenRange, Play, Prompts, QueueNode, SetVars, Transfer, FALLBACK_OPERATOR_QUEUE,
+};
+pub use session::{
+    Action, CallInfo, DigitEffect, Event, Outcome, RetryReason, Session, Step, StepKind,
+    ZeroOutReason, MAX_STEPS_WITHOUT_INPUT, MAX_TRACE,
+};
+pub use simulate::{parse_sim_inputs, simulate, SimInput, SimReport, SimScript, MAX_SIM_STEPS};

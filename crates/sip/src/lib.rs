@@ -1,0 +1,21 @@
+//! Sans-IO SIP core of ringback.
+//!
+//! Nothing in this crate opens a socket, spawns a task or reads a clock: bytes, source
+//! addresses and the current [`std::time::Instant`] come in as arguments, and what must be sent
+//! comes out of `poll_*` methods. That keeps every RFC timer testable with a synthetic clock and
+//! lets the shell (tokio, io_uring, a simulator) drive many thousands of transactions from one
+//! task.
+//!
+//! * [`message`] — parsing/serializing over `rsip` with the gaps of `rsip` 0.4 closed.
+//! * [`transaction`] — RFC 3261 §17 client and server transactions (+ RFC 6026).
+//! * [`dialog`] — RFC 3261 §12 dialogs: in-dialog requests, ACK, CSeq and target refresh.
+//! * [`uac`] — building initial INVITEs for outgoing legs.
+//! * [`auth`] — RFC 7616 / RFC 2617 digest authentication, server and client side.
+
+#![deny(missing_docs)]
+
+pub mod message;
+pub mod transaction;
+
+/// The exact `rsip` version this crate is built on, so users name the same types.
+pub use rsip;

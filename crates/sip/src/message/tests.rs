@@ -1,0 +1,435 @@
+use super::*;
+use rsip::message::HeadersExt;
+
+const INVITE: &str = "INVITE sip:100@ivr.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;rport\r\n\
+Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKproxy\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=1928301774\r\n\
+To: <sip:100@ivr.example.com>\r\n\
+Call-ID: a84b4c76e66710@pc33.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Contact: <sip:alice@192.0.2.10:5062>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+
+fn req(raw: &str) -> Request {
+    match parse(raw.as_bytes()) {
+        Ok(SipMessage::Request(r)) => r,
+        other => panic!("expected request, got {other:?}"),
+    }
+}
+
+#[test]
+fn parses_full_invite_and_accessors() {
+    let r = req(INVITE);
+    assert_eq!(r.method, Method::Invite);
+    assert_eq!(call_id(&r).as_deref(), Some("a84b4c76e66710@pc33.example.com"));
+    assert_eq!(cseq(&r), Some((314159, Method::Invite)));
+    assert_eq!(from_tag(&r).as_deref(), Some("1928301774"));
+    assert_eq!(to_tag(&r), None);
+    assert_eq!(content_type(&r).as_deref(), Some("application/sdp"));
+    assert_eq!(r.body, b"v=0\n");
+    assert_eq!(
+        all_via_values(&r),
+        vec![
+            "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;rport".to_string(),
+            "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKproxy".to_string()
+        ]
+    );
+    let via = top_via(&r).unwrap();
+    assert_eq!(
+        via,
+        ViaInfo {
+            transport: rsip::Transport::Udp,
+            sent_by_host: "192.0.2.10".into(),
+            sent_by_port: Some(5062),
+            branch: Some("z9hG4bKabc123".into()),
+            received: None,
+            rport: Some(None),
+        }
+    );
+    assert_eq!(
+        contact_uri(&r).unwrap().to_string(),
+        "sip:alice@192.0.2.10:5062"
+    );
+    // rsip's typed accessors work on what we produced.
+    assert!(r.from_header().unwrap().typed().is_ok());
+}
+
+#[test]
+fn compact_forms_folding_and_comma_vias_are_normalised() {
+    let raw = "OPTIONS sip:ivr.example.com SIP/2.0\r\n\
+v: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bK1, SIP/2.0/TCP 198.51.100.2;branch=z9hG4bK2\r\n\
+f: <sip:bob@example.com>\r\n\x20;tag=77\r\n\
+t: sip:ivr.example.com\r\n\
+i: cid-1\r\n\
+CSeq: 2 OPTIONS\r\n\
+X-Ringback-Caller: +15551234\r\n\
+l: 0\r\n\r\n";
+    let r = req(raw);
+    assert_eq!(call_id(&r).as_deref(), Some("cid-1"));
+    assert_eq!(from_tag(&r).as_deref(), Some("77"));
+    let vias = all_via_values(&r);
+    assert_eq!(vias.len(), 2);
+    assert_eq!(vias[1], "SIP/2.0/TCP 198.51.100.2;branch=z9hG4bK2");
+    // Two distinct Via headers now exist in the rsip message.
+    assert_eq!(
+        r.headers.iter().filter(|h| matches!(h, Header::Via(_))).count(),
+        2
+    );
+    assert_eq!(header_values(&r, "x-ringback-caller"), vec!["+15551234"]);
+    assert_eq!(header_value(&r, "l").as_deref(), Some("0"));
+}
+
+#[test]
+fn body_longer_than_content_length_is_truncated() {
+    let raw = INVITE.replace("v=0\n", "v=0\nJUNK");
+    let r = req(&raw);
+    assert_eq!(r.body, b"v=0\n");
+}
+
+#[test]
+fn body_shorter_than_content_length_is_error() {
+    let raw = INVITE.replace("Content-Length: 4", "Content-Length: 40");
+    assert_eq!(
+        parse(raw.as_bytes()),
+        Err(ParseError::TruncatedBody {
+            declared: 40,
+            actual: 4
+        })
+    );
+}
+
+#[test]
+fn missing_content_length_means_rest_of_datagram() {
+    let raw = INVITE.replace("Content-Length: 4\r\n", "");
+    let r = req(&raw);
+    assert_eq!(r.body, b"v=0\n");
+}
+
+#[test]
+fn mandatory_header_errors() {
+    let no_via: String = INVITE
+        .lines()
+        .filter(|l| !l.starts_with("Via"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        parse(no_via.as_bytes()),
+        Err(ParseError::MissingHeader("Via"))
+    );
+    let no_branch = INVITE.replace(";branch=z9hG4bKabc123", "");
+    assert!(matches!(
+        parse(no_branch.as_bytes()),
+        Err(ParseError::InvalidHeader { name: "Via", .. })
+    ));
+    let bad_cseq = INVITE.replace("CSeq: 314159 INVITE", "CSeq: 314159 BYE");
+    assert!(matches!(
+        parse(bad_cseq.as_bytes()),
+        Err(ParseError::InvalidHeader { name: "CSeq", .. })
+    ));
+    let nan_cseq = INVITE.replace("CSeq: 314159 INVITE", "CSeq: abc INVITE");
+    assert!(matches!(
+        parse(nan_cseq.as_bytes()),
+        Err(ParseError::InvalidHeader { name: "CSeq", .. })
+    ));
+    let no_callid = INVITE.replace("Call-ID: a84b4c76e66710@pc33.example.com\r\n", "");
+    assert_eq!(
+        parse(no_callid.as_bytes()),
+        Err(ParseError::MissingHeader("Call-ID"))
+    );
+    let bad_from = INVITE.replace("<sip:alice@example.com>", "<>");
+    assert!(matches!(
+        parse(bad_from.as_bytes()),
+        Err(ParseError::InvalidHeader { name: "From", .. })
+    ));
+    let no_maxf = INVITE.replace("Max-Forwards: 70\r\n", "");
+    assert!(parse(no_maxf.as_bytes()).is_ok());
+    // Non-z9hG4bK branches are accepted.
+    let old_branch = INVITE.replace("z9hG4bKabc123", "1234");
+    assert_eq!(top_via(&req(&old_branch)).unwrap().branch.as_deref(), Some("1234"));
+}
+
+#[test]
+fn non_utf8_and_garbage_are_errors_not_panics() {
+    let mut raw = INVITE.as_bytes().to_vec();
+    let pos = INVITE.find("Alice").unwrap();
+    raw[pos] = 0xff;
+    assert_eq!(parse(&raw), Err(ParseError::NotUtf8));
+    assert_eq!(parse(b"\r\n\r\n"), Err(ParseError::Empty));
+    assert!(matches!(parse(b"hello"), Err(ParseError::StartLine(_))));
+    assert!(parse("INVITE sip:x SIP/2.0\r\nVia: ü\r\n\r\n".as_bytes()).is_err());
+    assert!(matches!(
+        parse(b"FOO sip:x SIP/2.0\r\n\r\n"),
+        Err(ParseError::UnknownMethod(m)) if m == "FOO"
+    ));
+    // Random truncations never panic.
+    for i in 0..INVITE.len() {
+        let _ = parse(&INVITE.as_bytes()[..i]);
+        let _ = bad_request(&INVITE.as_bytes()[..i], "x");
+        let _ = frame_stream(&INVITE.as_bytes()[..i], 4096);
+    }
+}
+
+#[test]
+fn parses_responses() {
+    let raw = "SIP/2.0 486 Busy Here\r\n\
+Via: SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKx;received=10.1.1.1\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 5 INVITE\r\n\
+Content-Length: 0\r\n\r\n";
+    let SipMessage::Response(r) = parse(raw.as_bytes()).unwrap() else {
+        panic!()
+    };
+    assert_eq!(r.status_code.code(), 486);
+    assert_eq!(to_tag(&r).as_deref(), Some("2"));
+    assert_eq!(
+        top_via(&r).unwrap().received,
+        Some("10.1.1.1".parse().unwrap())
+    );
+    assert!(response_to_bytes(&r).starts_with(b"SIP/2.0 486 Busy Here\r\n"));
+}
+
+#[test]
+fn bad_request_is_built_textually() {
+    let raw = "INVITE sip:100@ivr SIP/2.0\r\n\
+v: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc\r\n\
+Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp\r\n\
+f: <sip:alice@example.com>;tag=99\r\n\
+t: <sip:100@ivr>;tag=existing\r\n\
+i: call-1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <<<broken\r\n\r\n";
+    let out = String::from_utf8(bad_request(raw.as_bytes(), "bad \"Contact\"\r\n").unwrap()).unwrap();
+    assert_eq!(
+        out,
+        "SIP/2.0 400 Bad Request\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc\r\n\
+Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKp\r\n\
+From: <sip:alice@example.com>;tag=99\r\n\
+To: <sip:100@ivr>;tag=existing\r\n\
+Call-ID: call-1\r\n\
+CSeq: 1 INVITE\r\n\
+Warning: 399 ringback \"bad Contact\"\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    // A To tag is added when absent.
+    let no_tag = raw.replace(";tag=existing", "");
+    let out = String::from_utf8(bad_request(no_tag.as_bytes(), "x").unwrap()).unwrap();
+    assert!(out.contains("To: <sip:100@ivr>;tag="));
+    // Responses, ACKs and requests missing needed headers get nothing.
+    assert_eq!(bad_request(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", "x"), None);
+    assert_eq!(bad_request(raw.replace("INVITE", "ACK").as_bytes(), "x"), None);
+    assert_eq!(bad_request(raw.replace("i: call-1\r\n", "").as_bytes(), "x"), None);
+    // 501 for unknown methods.
+    let out = error_response(raw.replace("INVITE", "FOO").as_bytes(), 501, "unknown").unwrap();
+    assert!(out.starts_with(b"SIP/2.0 501 Not Implemented\r\n"));
+}
+
+#[test]
+fn frame_stream_cases() {
+    let msg = INVITE.as_bytes();
+    assert_eq!(frame_stream(msg, 4096), Frame::Message(msg.len()));
+    let mut two = msg.to_vec();
+    two.extend_from_slice(msg);
+    assert_eq!(frame_stream(&two, 4096), Frame::Message(msg.len()));
+    assert_eq!(frame_stream(&msg[..msg.len() - 1], 4096), Frame::NeedMore);
+    assert_eq!(frame_stream(&msg[..40], 4096), Frame::NeedMore);
+    assert_eq!(frame_stream(b"\r\n\r\nINVITE", 4096), Frame::KeepAlive(4, true));
+    assert_eq!(frame_stream(b"\r\nINVITE", 4096), Frame::KeepAlive(2, false));
+    assert_eq!(frame_stream(b"\r\n", 4096), Frame::NeedMore);
+    assert_eq!(frame_stream(b"", 4096), Frame::NeedMore);
+    let no_len = INVITE.replace("Content-Length: 4\r\n", "");
+    assert!(matches!(frame_stream(no_len.as_bytes(), 4096), Frame::Invalid(_)));
+    let compact = INVITE.replace("Content-Length: 4", "l: 4");
+    assert_eq!(
+        frame_stream(compact.as_bytes(), 4096),
+        Frame::Message(compact.len())
+    );
+    assert!(matches!(frame_stream(msg, 100), Frame::Invalid(_)));
+    assert!(matches!(frame_stream(&[b'A'; 200], 100), Frame::Invalid(_)));
+    assert_eq!(frame_stream(&[b'A'; 50], 100), Frame::NeedMore);
+    let huge = INVITE.replace("Content-Length: 4", "Content-Length: 99999999999999999999999");
+    assert!(matches!(frame_stream(huge.as_bytes(), 4096), Frame::Invalid(_)));
+}
+
+#[test]
+fn make_response_copies_headers_and_adds_tag() {
+    let mut r = req(&INVITE.replace(
+        "Contact:",
+        "Record-Route: <sip:p1.example.com;lr>\r\nContact:",
+    ));
+    stamp_received(&mut r, "203.0.113.7:40000".parse().unwrap());
+    let resp = make_response(&r, 180, Some("srv1"));
+    let text = String::from_utf8(response_to_bytes(&resp)).unwrap();
+    assert_eq!(
+        text,
+        "SIP/2.0 180 Ringing\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;rport=40000;received=203.0.113.7\r\n\
+Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKproxy\r\n\
+From: \"Alice\" <sip:alice@example.com>;tag=1928301774\r\n\
+To: <sip:100@ivr.example.com>;tag=srv1\r\n\
+Call-ID: a84b4c76e66710@pc33.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Record-Route: <sip:p1.example.com;lr>\r\n\
+Content-Length: 0\r\n\r\n"
+    );
+    // 4xx: no Record-Route; an existing To tag is kept.
+    let resp = make_response(&r, 487, Some("srv1"));
+    let text = String::from_utf8(response_to_bytes(&resp)).unwrap();
+    assert!(text.starts_with("SIP/2.0 487 Request Terminated\r\n"));
+    assert!(!text.contains("Record-Route"));
+    let resp100 = make_response(&r, 100, None);
+    assert_eq!(to_tag(&resp100), None);
+}
+
+#[test]
+fn to_bytes_fixes_content_length_and_round_trips() {
+    let mut r = req(INVITE);
+    r.body = b"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\n".to_vec();
+    let bytes = request_to_bytes(&r);
+    let text = String::from_utf8(bytes.clone()).unwrap();
+    assert_eq!(r.body.len(), 31);
+    assert!(text.contains("Content-Length: 31\r\n"));
+    assert!(!text.contains("Content-Length: 4\r\n"));
+    assert!(text.starts_with("INVITE sip:100@ivr.example.com SIP/2.0\r\n"));
+    let back = req(&text);
+    assert_eq!(back.body, r.body);
+    assert_eq!(frame_stream(&bytes, 65535), Frame::Message(bytes.len()));
+    // Header injection through a value is neutralised.
+    r.headers.push(make_header("X-Test", "a\r\nEvil: 1"));
+    let text = String::from_utf8(request_to_bytes(&r)).unwrap();
+    assert!(text.contains("X-Test: a  Evil: 1\r\n"));
+    assert!(matches!(make_header("m", "<sip:a@b>"), Header::Contact(_)));
+}
+
+#[test]
+fn stamp_received_rules() {
+    // rport without value: fill it and always add received.
+    let mut r = req(INVITE);
+    stamp_received(&mut r, "192.0.2.10:5062".parse().unwrap());
+    let via = top_via(&r).unwrap();
+    assert_eq!(via.rport, Some(Some(5062)));
+    assert_eq!(via.received, Some("192.0.2.10".parse().unwrap()));
+    // No rport, same IP: untouched.
+    let plain = INVITE.replace(";rport", "");
+    let mut r = req(&plain);
+    stamp_received(&mut r, "192.0.2.10:9999".parse().unwrap());
+    assert_eq!(
+        all_via_values(&r)[0],
+        "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123"
+    );
+    // No rport, different IP: received only.
+    stamp_received(&mut r, "198.51.100.9:9999".parse().unwrap());
+    assert_eq!(
+        all_via_values(&r)[0],
+        "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;received=198.51.100.9"
+    );
+    // Second Via untouched.
+    assert_eq!(all_via_values(&r)[1], "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKproxy");
+    // Domain sent-by, IPv4-mapped source.
+    let dom = plain.replace("192.0.2.10:5062", "pc33.example.com");
+    let mut r = req(&dom);
+    stamp_received(&mut r, "[::ffff:198.51.100.9]:5060".parse().unwrap());
+    assert_eq!(top_via(&r).unwrap().received, Some("198.51.100.9".parse().unwrap()));
+}
+
+#[test]
+fn response_destination_rules() {
+    let src: SocketAddr = "203.0.113.7:40000".parse().unwrap();
+    let base = ViaInfo {
+        transport: rsip::Transport::Udp,
+        sent_by_host: "192.0.2.10".into(),
+        sent_by_port: Some(5062),
+        branch: Some("z9hG4bKx".into()),
+        received: None,
+        rport: None,
+    };
+    assert_eq!(response_destination(&base, src), "192.0.2.10:5062".parse().unwrap());
+    let v = ViaInfo {
+        sent_by_port: None,
+        ..base.clone()
+    };
+    assert_eq!(response_destination(&v, src), "192.0.2.10:5060".parse().unwrap());
+    let v = ViaInfo {
+        received: Some("203.0.113.7".parse().unwrap()),
+        ..base.clone()
+    };
+    assert_eq!(response_destination(&v, src), "203.0.113.7:5062".parse().unwrap());
+    let v = ViaInfo {
+        received: Some("203.0.113.7".parse().unwrap()),
+        rport: Some(Some(40000)),
+        ..base.clone()
+    };
+    assert_eq!(response_destination(&v, src), src);
+    let v = ViaInfo {
+        rport: Some(None),
+        ..base.clone()
+    };
+    assert_eq!(response_destination(&v, src), src);
+    let v = ViaInfo {
+        sent_by_host: "pc.example.com".into(),
+        ..base
+    };
+    assert_eq!(response_destination(&v, src), "203.0.113.7:5062".parse().unwrap());
+}
+
+#[test]
+fn ids_are_fresh_and_well_formed() {
+    let b1 = new_branch();
+    let b2 = new_branch();
+    assert!(b1.starts_with("z9hG4bK") && b1.len() >= 7 + 16);
+    assert_ne!(b1, b2);
+    assert!(new_tag().len() >= 8);
+    let cid = new_call_id("ivr.example.com");
+    assert!(cid.ends_with("@ivr.example.com") && cid.len() > 30);
+}
+
+#[test]
+fn via_spec_and_add_via() {
+    let mut r = req(INVITE);
+    let spec = ViaSpec {
+        host: "2001:db8::1".into(),
+        port: Some(5070),
+        transport: TransportKind::Tcp,
+    };
+    let branch = add_via(&mut r, &spec);
+    let vias = all_via_values(&r);
+    assert_eq!(vias.len(), 3);
+    assert_eq!(vias[0], format!("SIP/2.0/TCP [2001:db8::1]:5070;branch={branch};rport"));
+    let v = top_via(&r).unwrap();
+    assert_eq!(v.sent_by_host, "2001:db8::1");
+    assert_eq!(v.transport, rsip::Transport::Tcp);
+}
+
+#[test]
+fn name_addr_parsing() {
+    let n = NameAddr::parse("\"Doe, \\\"J\\\" <x>\" <sip:j@example.com;transport=tcp>;tag=abc;x").unwrap();
+    assert_eq!(n.display.as_deref(), Some("Doe, \"J\" <x>"));
+    assert_eq!(n.uri, "sip:j@example.com;transport=tcp");
+    assert_eq!(n.param("tag"), Some(Some("abc")));
+    assert_eq!(n.param("x"), Some(None));
+    let n = NameAddr::parse("sip:j@example.com;tag=q").unwrap();
+    assert_eq!(n.uri, "sip:j@example.com");
+    assert_eq!(n.param("TAG"), Some(Some("q")));
+    assert_eq!(
+        split_header_list("\"a,b\" <sip:x>, <sip:y;lr>,sip:z"),
+        vec!["\"a,b\" <sip:x>", "<sip:y;lr>", "sip:z"]
+    );
+    assert!(is_keepalive(b"\r\n\r\n"));
+    assert!(!is_keepalive(b"OPTIONS"));
+}
+
+#[test]
+fn tighten_params_removes_separator_whitespace_outside_quotes() {
+    assert_eq!(
+        tighten_params("\"A ; B\" <sip:a@b> ; tag = 1 ;lr"),
+        "\"A ; B\" <sip:a@b>;tag=1;lr"
+    );
+    assert_eq!(
+        tighten_params("SIP/2.0/UDP h:5060 ;branch= z9hG4bK1"),
+        "SIP/2.0/UDP h:5060;branch=z9hG4bK1"
+    );
+}

@@ -1,0 +1,315 @@
+//! `ringback.toml`: the server's own settings (listen addresses, RTP range,
+//! queues, store). Dialplans live in their own files; this file holds what is
+//! shared by all of them.
+//!
+//! Every key has a default that works on a laptop, so an empty file is a valid
+//! configuration. Unknown keys are errors: a misspelled `rtp_timout` that is
+//! silently ignored is worse than a refusal to start.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// SIP listener settings.
+    pub sip: SipConfig,
+    /// RTP media settings.
+    pub rtp: RtpConfig,
+    /// Where dialplans are read from.
+    pub dialplans: DialplansConfig,
+    /// Where prompts are read from.
+    pub prompts: PromptsConfig,
+    /// The store (SQLite file by default).
+    pub database: DatabaseConfig,
+    /// Call admission limits.
+    pub limits: LimitsConfig,
+    /// The queue that `0` (zero-out) reaches when a dialplan names none.
+    pub operator_queue: Option<String>,
+    /// Queues by name.
+    pub queues: BTreeMap<String, QueueConfig>,
+}
+
+/// SIP transport settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipConfig {
+    /// Address for both UDP and TCP. Port 0 picks a free port (tests use it).
+    pub listen: SocketAddr,
+    /// Address advertised in Via/Contact/SDP when ringback sits behind NAT.
+    pub external_ip: Option<IpAddr>,
+    /// `User-Agent`/`Server` header value.
+    pub user_agent: String,
+    /// Ring for this long (180 Ringing) before answering. 0 answers at once.
+    pub answer_delay_ms: u64,
+    /// Largest SIP message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Enable the TCP transport alongside UDP.
+    pub tcp: bool,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        SipConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 5060),
+            external_ip: None,
+            user_agent: format!("ringback/{}", env!("CARGO_PKG_VERSION")),
+            answer_delay_ms: 0,
+            max_message_bytes: 65_535,
+            tcp: true,
+        }
+    }
+}
+
+/// RTP settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtpConfig {
+    /// Local address RTP sockets bind to (never a wildcard in SDP: see `external_ip`).
+    pub ip: IpAddr,
+    /// First port of the RTP range (inclusive, even ports are used).
+    pub port_min: u16,
+    /// Last port of the RTP range (inclusive).
+    pub port_max: u16,
+    /// Hang up when no RTP arrives for this long (0 disables). Held calls
+    /// (`a=sendonly`/`inactive`) are never timed out.
+    pub timeout_secs: u64,
+    /// Media clock threads; 0 = one per CPU core.
+    pub threads: usize,
+}
+
+impl Default for RtpConfig {
+    fn default() -> Self {
+        RtpConfig {
+            ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            port_min: 20_000,
+            port_max: 39_999,
+            timeout_secs: 60,
+            threads: 0,
+        }
+    }
+}
+
+/// Dialplan directory and reload settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DialplansConfig {
+    /// Directory of `*.toml` dialplans.
+    pub dir: PathBuf,
+    /// Reload automatically when a file in `dir` or the prompts directory changes.
+    pub watch: bool,
+}
+
+impl Default for DialplansConfig {
+    fn default() -> Self {
+        DialplansConfig {
+            dir: PathBuf::from("dialplans"),
+            watch: true,
+        }
+    }
+}
+
+/// Prompt directory.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PromptsConfig {
+    /// Directory of `<name>.wav` prompts (any rate and channel count).
+    pub dir: PathBuf,
+}
+
+impl Default for PromptsConfig {
+    fn default() -> Self {
+        PromptsConfig {
+            dir: PathBuf::from("prompts"),
+        }
+    }
+}
+
+/// The store.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://path/to/file.db` (created on first run) or `postgres://…`.
+    pub url: String,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/ringback.db".into(),
+        }
+    }
+}
+
+/// Admission control.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Above this many concurrent calls new INVITEs get 503 + Retry-After.
+    pub max_calls: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig { max_calls: 10_000 }
+    }
+}
+
+/// One queue. Routing to agents arrives with the ACD; until then a queued
+/// caller hears `music_on_hold` with periodic `announce` prompts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueConfig {
+    /// Name shown to supervisors.
+    pub display_name: Option<String>,
+    /// Prompt looped while waiting.
+    pub music_on_hold: String,
+    /// Prompt played once when the caller enters the queue.
+    pub entry_prompt: Option<String>,
+    /// Seconds a caller may wait before the dialplan's `on_timeout` runs.
+    pub max_wait_secs: Option<u64>,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            display_name: None,
+            music_on_hold: "hold-music".into(),
+            entry_prompt: Some("please-hold".into()),
+            max_wait_secs: None,
+        }
+    }
+}
+
+/// A configuration error, already formatted as `file:line:col: message`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Config {
+    /// Read and validate `path`. A missing file is an error (the caller
+    /// decides whether defaults are acceptable).
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
+        Self::parse(path, &text)
+    }
+
+    /// Parse configuration text; `path` is used in messages and to resolve
+    /// relative directories.
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| {
+            let (line, col) = e
+                .span()
+                .map(|s| line_col(text, s.start))
+                .unwrap_or((1, 1));
+            ConfigError(format!(
+                "{}:{line}:{col}: {}",
+                path.display(),
+                e.message()
+            ))
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        cfg.dialplans.dir = resolve(base, &cfg.dialplans.dir);
+        cfg.prompts.dir = resolve(base, &cfg.prompts.dir);
+        if let Some(rest) = cfg.database.url.strip_prefix("sqlite://") {
+            if !rest.starts_with('/') && !rest.starts_with(":memory:") {
+                cfg.database.url = format!("sqlite://{}", resolve(base, Path::new(rest)).display());
+            }
+        }
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let err = |m: String| Err(ConfigError(format!("{}: {m}", path.display())));
+        if self.rtp.port_min > self.rtp.port_max || self.rtp.port_max - self.rtp.port_min < 2 {
+            return err(format!(
+                "rtp.port_min ({}) must be below rtp.port_max ({}) with room for at least one call",
+                self.rtp.port_min, self.rtp.port_max
+            ));
+        }
+        if self.rtp.ip.is_unspecified() && self.sip.external_ip.is_none() {
+            return err(
+                "rtp.ip is a wildcard address; set sip.external_ip so SDP advertises a reachable address"
+                    .into(),
+            );
+        }
+        if let Some(op) = &self.operator_queue {
+            if !self.queues.contains_key(op) {
+                return err(format!(
+                    "operator_queue `{op}` is not defined under [queues.{op}]"
+                ));
+            }
+        }
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+            return err(format!(
+                "database.url `{}` must start with sqlite:// or postgres://",
+                self.database.url
+            ));
+        }
+        Ok(())
+    }
+
+    /// The address put into SDP and Contact headers.
+    pub fn advertised_ip(&self) -> IpAddr {
+        self.sip.external_ip.unwrap_or(self.rtp.ip)
+    }
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let upto = &text[..offset.min(text.len())];
+    let line = upto.matches('\n').count() + 1;
+    let col = upto.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_valid() {
+        let c = Config::parse(Path::new("/etc/ringback/ringback.toml"), "").unwrap();
+        assert_eq!(c.sip.listen.port(), 5060);
+        assert_eq!(c.dialplans.dir, PathBuf::from("/etc/ringback/dialplans"));
+        assert_eq!(c.database.url, "sqlite:///etc/ringback/data/ringback.db");
+    }
+
+    #[test]
+    fn unknown_key_has_location() {
+        let e = Config::parse(Path::new("r.toml"), "[rtp]\nport_min = 10\nport_mx = 20\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("r.toml:3:1: unknown field `port_mx`"), "{e}");
+    }
+
+    #[test]
+    fn operator_queue_must_exist() {
+        let e = Config::parse(Path::new("r.toml"), "operator_queue = \"ops\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("operator_queue `ops` is not defined"), "{e}");
+    }
+
+    #[test]
+    fn bad_rtp_range() {
+        let e = Config::parse(Path::new("r.toml"), "[rtp]\nport_min = 30000\nport_max = 20000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("rtp.port_min"), "{e}");
+    }
+}

@@ -1,0 +1,494 @@
+//! The SIP endpoint: one task that owns the transaction layer, the UDP
+//! socket and the TCP connections, and routes what the layer emits to call
+//! tasks.
+//!
+//! All protocol decisions are in `ringback-sip` (sans-IO); this task only
+//! feeds it bytes and time and carries its output to sockets and calls. One
+//! task owning the layer means no locks on the signalling hot path; call
+//! tasks talk to it through a channel.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ringback_sip::message;
+use ringback_sip::transaction::{
+    TimerConfig, TransactionKey, TransactionLayer, Transmit, TransportKind, TuEvent,
+};
+use rsip::prelude::*;
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+
+use crate::call::{self, CallSetup};
+use crate::server::ServerCtx;
+use crate::tcp;
+
+/// Methods ringback answers; sent in `Allow` headers.
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER, UPDATE";
+
+/// What the endpoint forwards to a call task.
+#[derive(Debug)]
+pub enum SipInput {
+    /// An in-dialog request (BYE, INFO, re-INVITE, NOTIFY, …) to answer.
+    Request {
+        /// Server transaction to respond on.
+        key: TransactionKey,
+        /// The request.
+        request: rsip::Request,
+    },
+    /// The caller cancelled the INVITE; the layer already answered the CANCEL.
+    Cancelled,
+    /// ACK for our 2xx arrived.
+    Ack,
+    /// A response to a request this call sent.
+    Response {
+        /// Client transaction.
+        key: TransactionKey,
+        /// The response.
+        response: rsip::Response,
+    },
+    /// A request this call sent got no final response (408 equivalent).
+    Timeout {
+        /// Client transaction.
+        key: TransactionKey,
+    },
+    /// Our 2xx was never ACKed.
+    AckTimeout,
+    /// The server is shutting down: hang up.
+    Shutdown,
+}
+
+/// Commands from calls (and the server) to the endpoint task.
+#[derive(Debug)]
+pub enum EndpointCmd {
+    /// Answer a server transaction.
+    Respond {
+        /// Transaction.
+        key: TransactionKey,
+        /// Response to send.
+        response: rsip::Response,
+    },
+    /// Start a client transaction; responses go to the call `owner`.
+    Request {
+        /// Request (with a fresh Via branch).
+        request: rsip::Request,
+        /// Where to send it.
+        dest: SocketAddr,
+        /// Transport to use.
+        transport: TransportKind,
+        /// Call-ID of the call that gets the responses.
+        owner: String,
+    },
+    /// A call has ended; stop routing to it.
+    CallEnded {
+        /// Its Call-ID.
+        call_id: String,
+    },
+    /// Hang up every call (graceful shutdown).
+    HangupAll,
+}
+
+/// TCP connection events from the connection tasks.
+#[derive(Debug)]
+pub enum TcpEvent {
+    /// A connection opened; `writer` sends bytes on it.
+    Opened {
+        /// Peer address.
+        peer: SocketAddr,
+        /// Writer channel.
+        writer: UnboundedSender<Vec<u8>>,
+    },
+    /// A complete SIP message arrived.
+    Message {
+        /// Peer address.
+        peer: SocketAddr,
+        /// The message bytes.
+        bytes: Vec<u8>,
+    },
+    /// The connection closed.
+    Closed {
+        /// Peer address.
+        peer: SocketAddr,
+    },
+}
+
+/// Cheap handle for call tasks.
+#[derive(Clone, Debug)]
+pub struct EndpointHandle {
+    tx: UnboundedSender<EndpointCmd>,
+    /// Bound SIP address (UDP and TCP share the port).
+    pub local: SocketAddr,
+}
+
+impl EndpointHandle {
+    /// Send a command to the endpoint (dropped silently if it has stopped,
+    /// which only happens at shutdown).
+    pub fn send(&self, cmd: EndpointCmd) {
+        let _ = self.tx.send(cmd);
+    }
+}
+
+/// Bind UDP and TCP on the same port. Port 0 picks one that is free for both.
+pub async fn bind(addr: SocketAddr, with_tcp: bool) -> anyhow::Result<(UdpSocket, Option<TcpListener>)> {
+    for _ in 0..20 {
+        let udp = UdpSocket::bind(addr)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind SIP UDP {addr}: {e}"))?;
+        if !with_tcp {
+            return Ok((udp, None));
+        }
+        let local = udp.local_addr()?;
+        match TcpListener::bind(local).await {
+            Ok(tcp) => return Ok((udp, Some(tcp))),
+            Err(e) if addr.port() != 0 => {
+                anyhow::bail!("cannot bind SIP TCP {local}: {e}")
+            }
+            Err(_) => continue, // port 0: try another pair
+        }
+    }
+    anyhow::bail!("no port free for both UDP and TCP on {}", addr.ip())
+}
+
+/// Start the endpoint task.
+pub fn spawn(
+    ctx: Arc<ServerCtx>,
+    udp: UdpSocket,
+    tcp_listener: Option<TcpListener>,
+) -> anyhow::Result<(EndpointHandle, tokio::task::JoinHandle<()>)> {
+    let local = udp.local_addr()?;
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
+    if let Some(listener) = tcp_listener {
+        tokio::spawn(tcp::accept_loop(listener, tcp_tx, ctx.config.sip.max_message_bytes));
+    }
+    let handle = EndpointHandle { tx, local };
+    let ep = Endpoint {
+        ctx,
+        handle: handle.clone(),
+        udp,
+        layer: TransactionLayer::new(TimerConfig::default()),
+        calls: HashMap::new(),
+        owners: HashMap::new(),
+        tcp_conns: HashMap::new(),
+        shutting_down: false,
+    };
+    let join = tokio::spawn(ep.run(rx, tcp_rx));
+    Ok((handle, join))
+}
+
+struct Endpoint {
+    ctx: Arc<ServerCtx>,
+    handle: EndpointHandle,
+    udp: UdpSocket,
+    layer: TransactionLayer,
+    /// Live calls by Call-ID.
+    calls: HashMap<String, UnboundedSender<SipInput>>,
+    /// Client transactions by owner Call-ID.
+    owners: HashMap<TransactionKey, String>,
+    tcp_conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    shutting_down: bool,
+}
+
+impl Endpoint {
+    async fn run(
+        mut self,
+        mut cmds: UnboundedReceiver<EndpointCmd>,
+        mut tcp_rx: UnboundedReceiver<TcpEvent>,
+    ) {
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let deadline = self.layer.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                r = self.udp.recv_from(&mut buf) => match r {
+                    Ok((n, src)) => {
+                        let bytes = buf.get(..n).unwrap_or(&[]).to_vec();
+                        self.on_bytes(&bytes, src, TransportKind::Udp);
+                    }
+                    Err(e) => tracing::debug!(error = %e, "SIP UDP receive error"),
+                },
+                Some(ev) = tcp_rx.recv() => self.on_tcp(ev),
+                cmd = cmds.recv() => match cmd {
+                    Some(cmd) => self.on_cmd(cmd),
+                    None => return,
+                },
+                _ = sleep => self.layer.handle_timeout(Instant::now()),
+            }
+            self.flush().await;
+        }
+    }
+
+    fn on_tcp(&mut self, ev: TcpEvent) {
+        match ev {
+            TcpEvent::Opened { peer, writer } => {
+                self.tcp_conns.insert(peer, writer);
+            }
+            TcpEvent::Closed { peer } => {
+                self.tcp_conns.remove(&peer);
+            }
+            TcpEvent::Message { peer, bytes } => self.on_bytes(&bytes, peer, TransportKind::Tcp),
+        }
+    }
+
+    fn on_bytes(&mut self, bytes: &[u8], src: SocketAddr, transport: TransportKind) {
+        if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
+            return; // keep-alive
+        }
+        let size_limit = self.ctx.config.sip.max_message_bytes;
+        let parsed = if bytes.len() > size_limit {
+            Err(format!("message of {} bytes exceeds the {size_limit}-byte limit", bytes.len()))
+        } else {
+            message::parse(bytes).map_err(|e| e.to_string())
+        };
+        match parsed {
+            Ok(mut msg) => {
+                if let rsip::SipMessage::Request(req) = &mut msg {
+                    message::stamp_received(req, src);
+                }
+                crate::metrics::sip_in(&msg);
+                self.layer.handle_incoming(msg, src, transport, Instant::now());
+            }
+            Err(reason) => {
+                tracing::warn!(%src, %reason, "malformed SIP message");
+                crate::metrics::malformed();
+                if let Some(resp) = message::bad_request(bytes, &reason) {
+                    self.send_raw(resp, src, transport);
+                }
+            }
+        }
+    }
+
+    fn on_cmd(&mut self, cmd: EndpointCmd) {
+        let now = Instant::now();
+        match cmd {
+            EndpointCmd::Respond { key, response } => {
+                if let Err(e) = self.layer.respond(&key, response, now) {
+                    tracing::debug!(error = %e, "response for a finished transaction dropped");
+                }
+            }
+            EndpointCmd::Request {
+                request,
+                dest,
+                transport,
+                owner,
+            } => {
+                let key = self.layer.send_request(request, dest, transport, now);
+                self.owners.insert(key, owner);
+            }
+            EndpointCmd::CallEnded { call_id } => {
+                self.calls.remove(&call_id);
+                crate::metrics::active_calls(self.calls.len());
+            }
+            EndpointCmd::HangupAll => {
+                self.shutting_down = true;
+                for tx in self.calls.values() {
+                    let _ = tx.send(SipInput::Shutdown);
+                }
+            }
+        }
+    }
+
+    /// Send what the layer produced and deliver its events.
+    async fn flush(&mut self) {
+        while let Some(t) = self.layer.poll_transmit() {
+            self.transmit(t).await;
+        }
+        while let Some(ev) = self.layer.poll_event() {
+            self.on_event(ev);
+            // Events may have produced responses (e.g. 404, 200 to OPTIONS).
+            while let Some(t) = self.layer.poll_transmit() {
+                self.transmit(t).await;
+            }
+        }
+    }
+
+    async fn transmit(&mut self, t: Transmit) {
+        crate::metrics::sip_out(&t.message);
+        let bytes = message::to_bytes(&t.message);
+        match t.transport {
+            TransportKind::Udp => {
+                if let Err(e) = self.udp.send_to(&bytes, t.dest).await {
+                    tracing::debug!(dest = %t.dest, error = %e, "SIP UDP send failed");
+                }
+            }
+            TransportKind::Tcp => self.send_raw(bytes, t.dest, TransportKind::Tcp),
+        }
+    }
+
+    fn send_raw(&mut self, bytes: Vec<u8>, dest: SocketAddr, transport: TransportKind) {
+        match transport {
+            TransportKind::Udp => {
+                if let Err(e) = self.udp.try_send_to(&bytes, dest) {
+                    tracing::debug!(%dest, error = %e, "SIP UDP send failed");
+                }
+            }
+            TransportKind::Tcp => match self.tcp_conns.get(&dest) {
+                Some(w) => {
+                    if w.send(bytes).is_err() {
+                        self.tcp_conns.remove(&dest);
+                    }
+                }
+                None => tracing::warn!(%dest, "no TCP connection to send on"),
+            },
+        }
+    }
+
+    fn respond(&mut self, key: &TransactionKey, resp: rsip::Response) {
+        if let Err(e) = self.layer.respond(key, resp, Instant::now()) {
+            tracing::debug!(error = %e, "response dropped");
+        }
+    }
+
+    fn on_event(&mut self, ev: TuEvent) {
+        match ev {
+            TuEvent::Request {
+                key,
+                request,
+                source,
+                transport,
+            } => self.on_request(key, request, source, transport),
+            TuEvent::Cancelled { invite: _, cancel } => {
+                if let Some(tx) = message::call_id(&cancel.into()).and_then(|c| self.calls.get(&c)) {
+                    let _ = tx.send(SipInput::Cancelled);
+                }
+            }
+            TuEvent::Ack { request, .. } => {
+                if let Some(tx) = message::call_id(&request.into()).and_then(|c| self.calls.get(&c)) {
+                    let _ = tx.send(SipInput::Ack);
+                }
+            }
+            TuEvent::Response { key, response } => {
+                if let Some(tx) = self.owners.get(&key).and_then(|o| self.calls.get(o)) {
+                    let _ = tx.send(SipInput::Response { key, response });
+                }
+            }
+            TuEvent::Timeout { key } => {
+                if let Some(tx) = self.owners.get(&key).and_then(|o| self.calls.get(o)) {
+                    let _ = tx.send(SipInput::Timeout { key: key.clone() });
+                }
+                self.owners.remove(&key);
+            }
+            TuEvent::AckTimeout { call_id } => {
+                if let Some(tx) = self.calls.get(&call_id) {
+                    let _ = tx.send(SipInput::AckTimeout);
+                }
+            }
+            TuEvent::Terminated { key } => {
+                self.owners.remove(&key);
+            }
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        key: TransactionKey,
+        req: rsip::Request,
+        source: SocketAddr,
+        transport: TransportKind,
+    ) {
+        let msg: rsip::SipMessage = req.clone().into();
+        let call_id = message::call_id(&msg).unwrap_or_default();
+        let has_to_tag = message::to_tag(&msg).is_some();
+        match req.method {
+            rsip::Method::Invite if !has_to_tag => {
+                if self.calls.contains_key(&call_id) {
+                    // A second INVITE with the same Call-ID and no To-tag but
+                    // a new branch: a merged request (RFC 3261 §8.2.2.2).
+                    let resp = message::make_response(&req, 482, None);
+                    self.respond(&key, resp);
+                    return;
+                }
+                self.new_call(key, req, call_id, source, transport);
+            }
+            rsip::Method::Options if !has_to_tag || !self.calls.contains_key(&call_id) => {
+                let resp = self.options_response(&req);
+                self.respond(&key, resp);
+            }
+            rsip::Method::Register
+            | rsip::Method::Subscribe
+            | rsip::Method::Publish
+            | rsip::Method::Message
+                if !has_to_tag =>
+            {
+                let mut resp = message::make_response(&req, 405, None);
+                resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
+                self.respond(&key, resp);
+            }
+            _ => match self.calls.get(&call_id) {
+                Some(tx) if has_to_tag => {
+                    let _ = tx.send(SipInput::Request { key, request: req });
+                }
+                _ => {
+                    // In-dialog request for a dialog we do not know (or an
+                    // out-of-dialog BYE/INFO): 481 (RFC 3261 §12.2.2).
+                    let resp = message::make_response(&req, 481, None);
+                    self.respond(&key, resp);
+                }
+            },
+        }
+    }
+
+    fn options_response(&self, req: &rsip::Request) -> rsip::Response {
+        let mut resp = message::make_response(req, 200, None);
+        resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
+        resp.headers
+            .push(rsip::headers::Accept::new("application/sdp, application/dtmf-relay, application/dtmf").into());
+        resp.headers.push(rsip::headers::Supported::new("").into());
+        resp.headers
+            .push(rsip::headers::Server::new(self.ctx.config.sip.user_agent.clone()).into());
+        resp
+    }
+
+    fn reject(&mut self, key: &TransactionKey, req: &rsip::Request, code: u16, extra: Option<rsip::Header>) {
+        let mut resp = message::make_response(req, code, Some(&message::new_tag()));
+        if let Some(h) = extra {
+            resp.headers.push(h);
+        }
+        self.respond(key, resp);
+    }
+
+    fn new_call(
+        &mut self,
+        key: TransactionKey,
+        req: rsip::Request,
+        call_id: String,
+        source: SocketAddr,
+        transport: TransportKind,
+    ) {
+        if self.shutting_down || self.calls.len() >= self.ctx.config.limits.max_calls {
+            crate::metrics::rejected("overload");
+            let retry = rsip::headers::RetryAfter::new("5");
+            self.reject(&key, &req, 503, Some(retry.into()));
+            return;
+        }
+        let admitted = match call::admit(&self.ctx, &req) {
+            Ok(a) => a,
+            Err(rej) => {
+                crate::metrics::rejected(rej.metric);
+                tracing::info!(%call_id, code = rej.code, reason = %rej.reason, "INVITE rejected");
+                let warning = rsip::Header::Other("Warning".into(), format!("399 ringback \"{}\"", rej.reason));
+                self.reject(&key, &req, rej.code, Some(warning));
+                return;
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.calls.insert(call_id.clone(), tx);
+        crate::metrics::active_calls(self.calls.len());
+        let setup = CallSetup {
+            admitted,
+            key,
+            invite: req,
+            call_id,
+            source,
+            transport,
+            endpoint: self.handle.clone(),
+        };
+        tokio::spawn(call::run(Arc::clone(&self.ctx), setup, rx));
+    }
+}

@@ -1,0 +1,268 @@
+//! ringback: an IVR and callback telephony server.
+//!
+//! `ringback serve` answers SIP calls and runs the dialplans in
+//! `dialplans/`; `ringback check` validates dialplans; `ringback simulate`
+//! walks a caller through one without a phone.
+
+mod call;
+mod config;
+mod endpoint;
+mod media;
+mod metrics;
+mod server;
+mod store;
+mod tcp;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use ringback_dialplan::{load_dir, load_file, CheckContext, Severity, SimInput, SimScript};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "ringback", version, about = "IVR and callback telephony server")]
+struct Cli {
+    /// Configuration file.
+    #[arg(long, short, global = true, default_value = "ringback.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the SIP/RTP server.
+    Serve {
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Validate dialplans: every problem as `file:line:col: message`; exit 1 on errors.
+    Check {
+        /// Dialplan files or directories (default: the configured dialplan directory).
+        paths: Vec<PathBuf>,
+        /// Treat warnings as errors.
+        #[arg(long)]
+        strict: bool,
+    },
+    /// Print the path a caller would take through a dialplan.
+    Simulate {
+        /// The dialplan file.
+        file: PathBuf,
+        /// Keys pressed, comma-separated; `w` waits for a timeout (e.g. `1,2,w,0`).
+        #[arg(long, default_value = "")]
+        digits: String,
+        /// Time of the call (RFC 3339), for business hours; default now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Caller number.
+        #[arg(long, default_value = "+15550123")]
+        caller: String,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Version => {
+            println!("ringback {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Command::Serve { log_format } => {
+            init_logging(log_format);
+            let cfg = match Config::load(&cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(server::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Check { paths, strict } => check(&cli.config, paths, strict),
+        Command::Simulate {
+            file,
+            digits,
+            at,
+            caller,
+        } => simulate(&cli.config, &file, &digits, at.as_deref(), caller),
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RINGBACK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+    }
+}
+
+/// The config if the file exists; defaults otherwise (check/simulate work
+/// on a dialplan directory without a server config).
+fn config_or_default(path: &Path) -> Result<Config, String> {
+    if path.exists() {
+        Config::load(path).map_err(|e| e.to_string())
+    } else {
+        Config::parse(&std::env::current_dir().unwrap_or_default().join("ringback.toml"), "")
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn check_ctx(cfg: &Config, config_exists: bool) -> Result<CheckContext, String> {
+    let (prompts, problems) = server::load_prompts(&cfg.prompts.dir).map_err(|e| e.join("\n"))?;
+    for p in problems {
+        eprintln!("warning: {p}");
+    }
+    let mut ctx = server::check_context(cfg, &prompts);
+    if !config_exists {
+        // Without a server config we cannot know the queues.
+        ctx.queues = None;
+    }
+    if !cfg.prompts.dir.is_dir() {
+        ctx.prompts = None;
+    }
+    Ok(ctx)
+}
+
+fn check(config_path: &Path, paths: Vec<PathBuf>, strict: bool) -> ExitCode {
+    let cfg = match config_or_default(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ctx = match check_ctx(&cfg, config_path.exists()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let paths = if paths.is_empty() {
+        vec![cfg.dialplans.dir.clone()]
+    } else {
+        paths
+    };
+    let mut errors = 0usize;
+    let mut warnings = 0usize;
+    let mut plans = 0usize;
+    for p in &paths {
+        let result = if p.is_dir() {
+            load_dir(p, &ctx).map(|(set, w)| (set.len(), w))
+        } else {
+            load_file(p, &ctx).map(|(_, w)| (1, w))
+        };
+        match result {
+            Ok((n, w)) => {
+                plans += n;
+                for d in &w {
+                    println!("{d}");
+                }
+                warnings += w.len();
+            }
+            Err(diags) => {
+                for d in &diags {
+                    println!("{d}");
+                }
+                errors += diags.iter().filter(|d| d.severity == Severity::Error).count();
+                warnings += diags.iter().filter(|d| d.severity != Severity::Error).count();
+            }
+        }
+    }
+    if errors > 0 || (strict && warnings > 0) {
+        eprintln!("check failed: {errors} error(s), {warnings} warning(s)");
+        ExitCode::FAILURE
+    } else {
+        eprintln!("ok: {plans} dialplan(s), {warnings} warning(s)");
+        ExitCode::SUCCESS
+    }
+}
+
+fn simulate(config_path: &Path, file: &Path, digits: &str, at: Option<&str>, caller: String) -> ExitCode {
+    let cfg = match config_or_default(config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let ctx = match check_ctx(&cfg, config_path.exists()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let plan = match load_file(file, &ctx) {
+        Ok((p, _)) => Arc::new(p),
+        Err(diags) => {
+            for d in &diags {
+                println!("{d}");
+            }
+            eprintln!("the dialplan has errors; fix them first (see above)");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut inputs = Vec::new();
+    for tok in digits.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        match tok {
+            "w" | "W" | "-" | "wait" => inputs.push(SimInput::Wait),
+            t => {
+                for c in t.chars() {
+                    if !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D') {
+                        eprintln!("error: `{c}` in --digits is not a DTMF key (0-9, *, #, A-D) or `w`");
+                        return ExitCode::from(2);
+                    }
+                    inputs.push(SimInput::Digit(c));
+                }
+            }
+        }
+    }
+    let now = match at {
+        None => chrono::Utc::now(),
+        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
+            Ok(t) => t.with_timezone(&chrono::Utc),
+            Err(e) => {
+                eprintln!("error: --at `{s}` is not an RFC 3339 time (e.g. 2026-11-23T10:00:00Z): {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let script = SimScript {
+        digits: inputs,
+        caller,
+        now,
+    };
+    let report = ringback_dialplan::simulate(plan, &script, cfg.operator_queue.clone());
+    print!("{report}");
+    ExitCode::SUCCESS
+}

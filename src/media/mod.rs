@@ -1,0 +1,277 @@
+//! The media shell: RTP ports, the shared media clock, and each call's
+//! receive task. All protocol logic (RTP headers, DTMF, SDP, codecs) lives in
+//! the sans-IO `ringback-media` crate; this module only moves bytes and time.
+
+pub mod clock;
+pub mod ports;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringback_media::codec::Codec;
+use ringback_media::dtmf::{event_to_char, parse_event, DtmfReceiver};
+use ringback_media::prompt::Prompt;
+use ringback_media::rtp;
+use tokio::sync::mpsc::UnboundedSender;
+
+use clock::{ClockHandle, Command, StreamShared, StreamSpec};
+use ports::{PortAllocator, RtpPort};
+
+/// What the media side tells a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// The playlist started with this token finished.
+    PlaybackDone {
+        /// Token given to [`Stream::play`].
+        token: u64,
+    },
+    /// The caller pressed a key (RFC 4733).
+    Digit(char),
+    /// No RTP for the configured time while not on hold.
+    RtpTimeout,
+}
+
+/// Shared media machinery: port pool and clock threads.
+pub struct MediaEngine {
+    ports: Arc<PortAllocator>,
+    clocks: Vec<ClockHandle>,
+    next_id: AtomicU64,
+    rtp_timeout: Option<Duration>,
+}
+
+impl MediaEngine {
+    /// Start `threads` clock threads (0 = one per core).
+    pub fn start(
+        ip: IpAddr,
+        port_min: u16,
+        port_max: u16,
+        threads: usize,
+        rtp_timeout: Option<Duration>,
+    ) -> std::io::Result<MediaEngine> {
+        let n = if threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            threads
+        };
+        let clocks = (0..n).map(ClockHandle::spawn).collect::<std::io::Result<Vec<_>>>()?;
+        Ok(MediaEngine {
+            ports: PortAllocator::new(ip, port_min, port_max),
+            clocks,
+            next_id: AtomicU64::new(1),
+            rtp_timeout,
+        })
+    }
+
+    /// Reserve an RTP port for a call that is about to be answered.
+    pub fn allocate_port(&self) -> Option<RtpPort> {
+        self.ports.allocate()
+    }
+
+    /// Ports in use (one per call leg).
+    pub fn ports_in_use(&self) -> usize {
+        self.ports.in_use()
+    }
+
+    /// Total packets sent by all clocks.
+    pub fn packets_sent(&self) -> u64 {
+        self.clocks
+            .iter()
+            .map(|c| c.stats.packets_sent.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Ticks that could not be served on time, over all clocks.
+    pub fn overruns(&self) -> u64 {
+        self.clocks
+            .iter()
+            .map(|c| c.stats.overruns.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Start sending and receiving on `port`. Must be called inside the tokio
+    /// runtime (the receive task is spawned there).
+    pub fn open_stream(
+        &self,
+        mut port: RtpPort,
+        remote: Option<SocketAddr>,
+        codec: Codec,
+        pt: u8,
+        dtmf_pt: Option<u8>,
+        events: UnboundedSender<MediaEvent>,
+    ) -> std::io::Result<Stream> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let std_socket = port.take_socket().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "RTP port already in use by a stream")
+        })?;
+        // One descriptor per call: the clock borrows this socket, never dups it.
+        let socket = Arc::new(tokio::net::UdpSocket::from_std(std_socket)?);
+        let local = port.addr;
+        let shared = Arc::new(StreamShared::default());
+        if let Ok(mut r) = shared.remote.lock() {
+            *r = remote;
+        }
+        let clock = self.clocks[(id as usize) % self.clocks.len()].clone();
+        clock.send(Command::Add(Box::new(StreamSpec {
+            id,
+            socket: Arc::clone(&socket),
+            shared: Arc::clone(&shared),
+            codec,
+            pt,
+            events: events.clone(),
+        })));
+        let receiver = tokio::spawn(receive(
+            Arc::clone(&socket),
+            Arc::clone(&shared),
+            dtmf_pt,
+            self.rtp_timeout,
+            events,
+        ));
+        Ok(Stream {
+            id,
+            clock,
+            shared,
+            local,
+            receiver,
+            _port: PortGuard(port),
+        })
+    }
+}
+
+/// Keeps the port reserved (the pool releases it on drop) after its socket
+/// was handed to tokio.
+struct PortGuard(RtpPort);
+
+/// One call's media stream. Dropping it stops sending and receiving.
+pub struct Stream {
+    id: u64,
+    clock: ClockHandle,
+    shared: Arc<StreamShared>,
+    local: SocketAddr,
+    receiver: tokio::task::JoinHandle<()>,
+    _port: PortGuard,
+}
+
+impl Stream {
+    /// Local RTP address (put in SDP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Play prompts in order; `PlaybackDone { token }` follows unless
+    /// stopped or replaced first.
+    pub fn play(&self, prompts: Vec<Arc<Prompt>>, looped: bool, token: u64) {
+        self.clock.send(Command::Play {
+            id: self.id,
+            prompts,
+            looped,
+            token,
+        });
+    }
+
+    /// Stop playing (silence continues so NAT bindings stay open).
+    pub fn stop(&self) {
+        self.clock.send(Command::Stop { id: self.id });
+    }
+
+    /// Update where to send and whether the peer holds the call (re-INVITE).
+    pub fn update_remote(&self, remote: Option<SocketAddr>, on_hold: bool) {
+        if let Ok(mut r) = self.shared.remote.lock() {
+            *r = remote;
+        }
+        self.shared.on_hold.store(on_hold, Ordering::Relaxed);
+    }
+
+    /// Packets sent so far.
+    pub fn packets_sent(&self) -> u64 {
+        self.shared.sent.load(Ordering::Relaxed)
+    }
+
+    /// Packets received so far.
+    pub fn packets_received(&self) -> u64 {
+        self.shared.received.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.clock.send(Command::Remove { id: self.id });
+        self.receiver.abort();
+    }
+}
+
+/// Receive loop of one call: latch the peer's address, detect RFC 4733
+/// digits, notice RTP silence.
+async fn receive(
+    socket: Arc<tokio::net::UdpSocket>,
+    shared: Arc<StreamShared>,
+    dtmf_pt: Option<u8>,
+    timeout: Option<Duration>,
+    events: UnboundedSender<MediaEvent>,
+) {
+    let mut buf = [0u8; 2048];
+    let mut dtmf = DtmfReceiver::default();
+    let mut latched: Option<SocketAddr> = None;
+    let mut last_rx = Instant::now();
+    let mut timed_out = false;
+    loop {
+        let wait = timeout.map_or(Duration::from_secs(3600), |t| {
+            t.saturating_sub(last_rx.elapsed()).max(Duration::from_millis(10))
+        });
+        let (n, from) = match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
+            Ok(Ok(x)) => x,
+            Ok(Err(_)) => {
+                // ICMP port unreachable from an earlier send surfaces here on
+                // Linux; it is not fatal for the call.
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            Err(_) => {
+                if timeout.is_some()
+                    && !timed_out
+                    && !shared.on_hold.load(Ordering::Relaxed)
+                    && last_rx.elapsed() >= timeout.unwrap_or_default()
+                {
+                    timed_out = true;
+                    if events.send(MediaEvent::RtpTimeout).is_err() {
+                        return;
+                    }
+                }
+                if shared.on_hold.load(Ordering::Relaxed) {
+                    last_rx = Instant::now();
+                }
+                continue;
+            }
+        };
+        let Some(pkt) = buf.get(..n) else { continue };
+        let Ok(hdr) = rtp::parse(pkt) else {
+            continue; // not RTP (or RTCP multiplexed): ignore, never crash
+        };
+        last_rx = Instant::now();
+        timed_out = false;
+        shared.received.fetch_add(1, Ordering::Relaxed);
+        if latched != Some(from) {
+            // Symmetric RTP: answer to where the peer's media really comes from.
+            latched = Some(from);
+            if let Ok(mut r) = shared.remote.lock() {
+                *r = Some(from);
+            }
+        }
+        if Some(hdr.pt) == dtmf_pt {
+            let payload = pkt
+                .get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
+                .unwrap_or(&[]);
+            if let Ok(ev) = parse_event(payload) {
+                if let Some(d) = dtmf.on_rtp(hdr.ts, &ev, Instant::now()) {
+                    tracing::debug!(digit = %d, "DTMF (RFC 4733)");
+                    if events.send(MediaEvent::Digit(d)).is_err() {
+                        return;
+                    }
+                } else if event_to_char(ev.event).is_none() {
+                    tracing::trace!(event = ev.event, "ignoring non-DTMF telephone-event");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! Process-wide counters, kept as plain atomics so the hot paths pay one
+//! relaxed increment. [`render`] writes them in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+macro_rules! counters {
+    ($($name:ident: $help:literal),* $(,)?) => {
+        $( #[doc = $help] pub static $name: AtomicU64 = AtomicU64::new(0); )*
+        fn render_counters(out: &mut String) {
+            $(
+                let n = stringify!($name).to_ascii_lowercase();
+                let _ = writeln!(out, "# HELP ringback_{n} {}", $help);
+                let _ = writeln!(out, "# TYPE ringback_{n} {}", if n.ends_with("_total") { "counter" } else { "gauge" });
+                let _ = writeln!(out, "ringback_{n} {}", $name.load(Relaxed));
+            )*
+        }
+    };
+}
+
+counters! {
+    SIP_REQUESTS_IN_TOTAL: "SIP requests received.",
+    SIP_RESPONSES_IN_TOTAL: "SIP responses received.",
+    SIP_REQUESTS_OUT_TOTAL: "SIP requests sent (including retransmissions).",
+    SIP_RESPONSES_OUT_TOTAL: "SIP responses sent (including retransmissions).",
+    SIP_MALFORMED_TOTAL: "SIP messages that could not be parsed.",
+    CALLS_ACTIVE: "Calls in progress.",
+    CALLS_ANSWERED_TOTAL: "Calls answered.",
+    CALLS_REJECTED_TOTAL: "INVITEs rejected (no route, no codec, overload, no port).",
+    DTMF_RFC4733_TOTAL: "Digits received as RFC 4733 telephone-events.",
+    DTMF_SIP_INFO_TOTAL: "Digits received by SIP INFO.",
+    DIALPLAN_RELOADS_TOTAL: "Successful dialplan reloads.",
+    DIALPLAN_RELOAD_FAILURES_TOTAL: "Rejected dialplan reloads (the old version kept serving).",
+}
+
+/// Count an incoming message.
+pub fn sip_in(msg: &rsip::SipMessage) {
+    match msg {
+        rsip::SipMessage::Request(_) => SIP_REQUESTS_IN_TOTAL.fetch_add(1, Relaxed),
+        rsip::SipMessage::Response(_) => SIP_RESPONSES_IN_TOTAL.fetch_add(1, Relaxed),
+    };
+}
+
+/// Count an outgoing message.
+pub fn sip_out(msg: &rsip::SipMessage) {
+    match msg {
+        rsip::SipMessage::Request(_) => SIP_REQUESTS_OUT_TOTAL.fetch_add(1, Relaxed),
+        rsip::SipMessage::Response(_) => SIP_RESPONSES_OUT_TOTAL.fetch_add(1, Relaxed),
+    };
+}
+
+/// Count an unparseable message.
+pub fn malformed() {
+    SIP_MALFORMED_TOTAL.fetch_add(1, Relaxed);
+}
+
+/// Count a rejected INVITE (`why` is logged by the caller).
+pub fn rejected(_why: &str) {
+    CALLS_REJECTED_TOTAL.fetch_add(1, Relaxed);
+}
+
+/// Set the active-call gauge.
+pub fn active_calls(n: usize) {
+    CALLS_ACTIVE.store(n as u64, Relaxed);
+}
+
+/// Prometheus text exposition of every counter.
+pub fn render() -> String {
+    let mut out = String::new();
+    render_counters(&mut out);
+    out
+}

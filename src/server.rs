@@ -1,0 +1,305 @@
+//! `ringback serve`: start-up, the shared server context, hot reload and
+//! shutdown.
+//!
+//! Dialplans and prompts are loaded together into an immutable
+//! [`Snapshot`]. A new call takes the current snapshot and keeps it until it
+//! ends; a reload builds a complete new snapshot off the async threads,
+//! validates it, and swaps it in only if it is clean. So an invalid edit
+//! never reaches a caller, and a valid one never changes a call in progress.
+
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use ringback_dialplan::{load_dir, CheckContext, DialplanSet};
+use ringback_media::codec::Codec;
+use ringback_media::prompt::{self, Prompt, PromptCache};
+
+use crate::config::Config;
+use crate::endpoint::{self, EndpointCmd};
+use crate::media::MediaEngine;
+use crate::metrics;
+use crate::store::{CdrWriter, Store};
+
+/// Everything a call needs that outlives it: dialplans with their prompts.
+pub struct Snapshot {
+    /// Dialplans by dialed number.
+    pub plans: DialplanSet,
+    /// Decoded, pre-encoded prompts.
+    pub prompts: PromptCache,
+    /// Increases with every successful reload.
+    pub generation: u64,
+}
+
+/// Shared, read-mostly server state.
+pub struct ServerCtx {
+    /// Configuration (fixed for the process lifetime).
+    pub config: Config,
+    /// RTP ports and media clocks.
+    pub media: MediaEngine,
+    /// The store.
+    pub store: Store,
+    /// Background CDR writer.
+    pub cdr: CdrWriter,
+    /// Codecs offered/accepted, in our order of preference.
+    pub codecs: Vec<Codec>,
+    /// Played when a queue's music-on-hold prompt is missing.
+    pub fallback_hold_music: Arc<Prompt>,
+    snapshot: RwLock<Arc<Snapshot>>,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl ServerCtx {
+    /// The snapshot new calls start with.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        match self.snapshot.read() {
+            Ok(s) => Arc::clone(&s),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
+
+    /// Reload dialplans and prompts. On success new calls use the new
+    /// snapshot; on failure the old one keeps serving and the diagnostics are
+    /// returned (and logged).
+    pub async fn reload(&self, why: &str) -> Result<ReloadReport, Vec<String>> {
+        let _guard = self.reload_lock.lock().await;
+        let started = Instant::now();
+        let cfg = self.config.clone();
+        let generation = self.snapshot().generation + 1;
+        let result = tokio::task::spawn_blocking(move || load_snapshot(&cfg, generation))
+            .await
+            .map_err(|e| vec![format!("reload task failed: {e}")])?;
+        match result {
+            Ok((snap, warnings)) => {
+                for w in &warnings {
+                    tracing::warn!("{w}");
+                }
+                let report = ReloadReport {
+                    dialplans: snap.plans.len(),
+                    prompts: snap.prompts.names().count(),
+                    warnings,
+                    took: started.elapsed(),
+                };
+                self.record_versions(&snap.plans).await;
+                match self.snapshot.write() {
+                    Ok(mut s) => *s = Arc::new(snap),
+                    Err(p) => *p.into_inner() = Arc::new(snap),
+                }
+                metrics::DIALPLAN_RELOADS_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(
+                    trigger = why,
+                    dialplans = report.dialplans,
+                    prompts = report.prompts,
+                    took_ms = report.took.as_secs_f64() * 1000.0,
+                    "dialplans reloaded"
+                );
+                Ok(report)
+            }
+            Err(errors) => {
+                metrics::DIALPLAN_RELOAD_FAILURES_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::error!(
+                    trigger = why,
+                    errors = errors.len(),
+                    "dialplan reload rejected; the previous version keeps serving"
+                );
+                for e in &errors {
+                    tracing::error!("{e}");
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    async fn record_versions(&self, plans: &DialplanSet) {
+        for p in plans.plans() {
+            let file = p.file.display().to_string();
+            if let Err(e) = self.store.record_dialplan_version(&p.name, &file, &p.version).await {
+                tracing::warn!(error = %e, "cannot record dialplan version");
+            }
+        }
+    }
+}
+
+/// What a successful reload loaded.
+#[derive(Debug)]
+pub struct ReloadReport {
+    /// Dialplan files.
+    pub dialplans: usize,
+    /// Prompts.
+    pub prompts: usize,
+    /// Warnings (unreachable nodes, unreadable WAVs …).
+    pub warnings: Vec<String>,
+    /// Time taken.
+    pub took: Duration,
+}
+
+/// What `check` and the server validate against: prompts on disk, queues
+/// in the config, the global operator queue.
+pub fn check_context(cfg: &Config, prompts: &PromptCache) -> CheckContext {
+    CheckContext {
+        prompts: Some(prompts.names().map(str::to_string).collect()),
+        queues: Some(cfg.queues.keys().cloned().collect()),
+        global_operator: cfg.operator_queue.clone(),
+    }
+}
+
+/// Load prompts and dialplans. Errors and warnings come formatted as
+/// `file:line:col: message`.
+pub fn load_snapshot(cfg: &Config, generation: u64) -> Result<(Snapshot, Vec<String>), Vec<String>> {
+    let (prompts, prompt_errors) = load_prompts(&cfg.prompts.dir)?;
+    let mut warnings: Vec<String> = prompt_errors;
+    let ctx = check_context(cfg, &prompts);
+    let (plans, diags) = load_dir(&cfg.dialplans.dir, &ctx)
+        .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    warnings.extend(diags.iter().map(ToString::to_string));
+    if plans.len() == 0 {
+        return Err(vec![format!(
+            "{}: no dialplans (*.toml) found",
+            cfg.dialplans.dir.display()
+        )]);
+    }
+    Ok((
+        Snapshot {
+            plans,
+            prompts,
+            generation,
+        },
+        warnings,
+    ))
+}
+
+/// Load every WAV in `dir`; unreadable files are reported, not fatal (a
+/// dialplan that uses one fails its check instead).
+pub fn load_prompts(dir: &Path) -> Result<(PromptCache, Vec<String>), Vec<String>> {
+    PromptCache::load_dir(dir)
+        .map(|(cache, errs)| (cache, errs.iter().map(|e| e.to_string()).collect()))
+        .map_err(|e| vec![e.to_string()])
+}
+
+/// Run the server until SIGINT/SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let (snap, warnings) = load_snapshot(&config, 1).map_err(|errs| {
+        anyhow::anyhow!(
+            "dialplans are invalid, not starting:\n{}",
+            errs.join("\n")
+        )
+    })?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    let store = Store::connect(&config.database.url).await?;
+    let orphans = store.close_orphaned_calls().await?;
+    if orphans > 0 {
+        tracing::warn!(calls = orphans, "closed call records left open by a previous run");
+    }
+    let (cdr, cdr_task) = CdrWriter::spawn(store.clone());
+    let timeout = (config.rtp.timeout_secs > 0).then(|| Duration::from_secs(config.rtp.timeout_secs));
+    let media = MediaEngine::start(
+        config.rtp.ip,
+        config.rtp.port_min,
+        config.rtp.port_max,
+        config.rtp.threads,
+        timeout,
+    )?;
+    let (udp, tcp) = endpoint::bind(config.sip.listen, config.sip.tcp).await?;
+    let plans = snap.plans.len();
+    let prompts = snap.prompts.names().count();
+    let ctx = Arc::new(ServerCtx {
+        codecs: vec![Codec::Pcmu, Codec::Pcma],
+        fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
+        snapshot: RwLock::new(Arc::new(snap)),
+        reload_lock: tokio::sync::Mutex::new(()),
+        config,
+        media,
+        store,
+        cdr,
+    });
+    ctx.record_versions(&ctx.snapshot().plans).await;
+    let (ep, _ep_task) = endpoint::spawn(Arc::clone(&ctx), udp, tcp)?;
+    spawn_reload_triggers(Arc::clone(&ctx))?;
+    let transports = if ctx.config.sip.tcp { "udp+tcp" } else { "udp" };
+    // The first line on stdout is machine-readable for scripts and tests.
+    println!(
+        "ringback ready sip={} ({transports}) rtp={}:{}-{} dialplans={plans} prompts={prompts} startup_ms={:.1}",
+        ep.local,
+        ctx.config.rtp.ip,
+        ctx.config.rtp.port_min,
+        ctx.config.rtp.port_max,
+        t0.elapsed().as_secs_f64() * 1000.0
+    );
+    tracing::info!(sip = %ep.local, "ringback ready");
+
+    shutdown_signal().await;
+    tracing::info!("shutting down: hanging up calls");
+    ep.send(EndpointCmd::HangupAll);
+    let until = Instant::now() + Duration::from_secs(3);
+    while metrics::CALLS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) > 0 && Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Let the BYEs leave before the process exits.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    ctx.cdr.flush().await;
+    drop(cdr_task);
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// SIGHUP and (if enabled) file changes in the dialplan and prompt
+/// directories trigger a reload. File events are debounced: an editor's save
+/// is several events, and a half-written file must not be loaded.
+fn spawn_reload_triggers(ctx: Arc<ServerCtx>) -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hup = signal(SignalKind::hangup())?;
+    let c = Arc::clone(&ctx);
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let _ = c.reload("SIGHUP").await;
+        }
+    });
+    if !ctx.config.dialplans.watch {
+        return Ok(());
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+        if let Ok(ev) = res {
+            if !ev.kind.is_access() {
+                let _ = tx.send(());
+            }
+        }
+    })?;
+    use notify::Watcher;
+    watcher.watch(&ctx.config.dialplans.dir, notify::RecursiveMode::NonRecursive)?;
+    if ctx.config.prompts.dir.is_dir() {
+        watcher.watch(&ctx.config.prompts.dir, notify::RecursiveMode::NonRecursive)?;
+    }
+    tokio::spawn(async move {
+        let _watcher = watcher; // keep it alive as long as this task
+        while rx.recv().await.is_some() {
+            // Debounce: wait for 250 ms of quiet.
+            loop {
+                match tokio::time::timeout(Duration::from_millis(250), rx.recv()).await {
+                    Ok(Some(())) => continue,
+                    Ok(None) => return,
+                    Err(_) => break,
+                }
+            }
+            let _ = ctx.reload("file change").await;
+        }
+    });
+    Ok(())
+}

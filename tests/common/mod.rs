@@ -1,0 +1,529 @@
+//! Shared harness for interop tests: start a real `ringback serve` on free
+//! ports with its own data directory, drive it with real SIPp, read the
+//! outcome from its SQLite store.
+//!
+//! Every test owns its server and files, so tests run in parallel and can
+//! be repeated; everything is killed (by PID) and deleted on drop.
+
+#![allow(dead_code)]
+
+pub mod scenario;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Repository root (where `prompts/` and `dialplans/` live).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running server.
+pub struct Server {
+    child: Child,
+    /// SIP address (UDP and TCP).
+    pub sip: SocketAddr,
+    /// Its private directory (config, dialplans, database).
+    pub dir: tempfile::TempDir,
+    /// Everything it logged so far.
+    pub log: Arc<Mutex<String>>,
+}
+
+/// How to start a server.
+pub struct ServerOpts {
+    /// Extra TOML appended to the generated config (top-level keys first!).
+    pub extra_config: String,
+    /// Dialplans to write into the server's own `dialplans/` (name, text).
+    /// Empty = copy the shipped demo dialplans.
+    pub dialplans: Vec<(String, String)>,
+    /// Answer after this many ms (180 first).
+    pub answer_delay_ms: u64,
+    /// RTP timeout.
+    pub rtp_timeout_secs: u64,
+}
+
+impl Default for ServerOpts {
+    fn default() -> Self {
+        ServerOpts {
+            extra_config: String::new(),
+            dialplans: Vec::new(),
+            answer_delay_ms: 0,
+            rtp_timeout_secs: 0,
+        }
+    }
+}
+
+/// Each server gets its own RTP range so parallel tests rarely collide
+/// (collisions are still handled: busy ports are skipped).
+static NEXT_RANGE: AtomicU16 = AtomicU16::new(0);
+
+impl Server {
+    /// Start with the shipped demo.
+    pub fn start_demo() -> Server {
+        Server::start(ServerOpts::default())
+    }
+
+    /// Start a server and wait for its ready line.
+    pub fn start(opts: ServerOpts) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plans = dir.path().join("dialplans");
+        std::fs::create_dir_all(&plans).expect("mkdir dialplans");
+        if opts.dialplans.is_empty() {
+            for e in std::fs::read_dir(repo().join("dialplans")).expect("read dialplans") {
+                let e = e.expect("entry");
+                if e.path().extension().is_some_and(|x| x == "toml") {
+                    std::fs::copy(e.path(), plans.join(e.file_name())).expect("copy dialplan");
+                }
+            }
+        } else {
+            for (name, text) in &opts.dialplans {
+                std::fs::write(plans.join(name), text).expect("write dialplan");
+            }
+        }
+        let slot = NEXT_RANGE.fetch_add(1, Ordering::Relaxed) % 40;
+        let pid_part = (std::process::id() % 5) as u16;
+        let port_min = 21_000 + ((slot + pid_part * 8) % 40) * 1_000;
+        let cfg = format!(
+            r#"operator_queue = "operator"
+{extra_top}
+[sip]
+listen = "127.0.0.1:0"
+answer_delay_ms = {delay}
+
+[rtp]
+ip = "127.0.0.1"
+port_min = {port_min}
+port_max = {port_max}
+timeout_secs = {rtp_timeout}
+threads = 1
+
+[dialplans]
+dir = "dialplans"
+watch = true
+
+[prompts]
+dir = "{prompts}"
+
+[database]
+url = "sqlite://data/ringback.db"
+
+[queues.operator]
+[queues.billing]
+[queues.support]
+{extra_tables}
+"#,
+            extra_top = top_level(&opts.extra_config),
+            extra_tables = tables(&opts.extra_config),
+            delay = opts.answer_delay_ms,
+            port_max = port_min + 998,
+            rtp_timeout = opts.rtp_timeout_secs,
+            prompts = repo().join("prompts").display(),
+        );
+        let cfg_path = dir.path().join("ringback.toml");
+        std::fs::write(&cfg_path, cfg).expect("write config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringback"))
+            .arg("--config")
+            .arg(&cfg_path)
+            .arg("serve")
+            .env("RINGBACK_LOG", "info,ringback=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringback");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let l2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if std::env::var_os("RINGBACK_TEST_VERBOSE").is_some() {
+                    eprintln!("[ringback] {line}");
+                }
+                if let Ok(mut l) = l2.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            for _ in lines {}
+        });
+        let ready = match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "ringback did not become ready; log:\n{}",
+                    log.lock().map(|l| l.clone()).unwrap_or_default()
+                );
+            }
+        };
+        let sip = ready
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("sip="))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected ready line: {ready}"));
+        Server {
+            child,
+            sip,
+            dir,
+            log,
+        }
+    }
+
+    /// Path of the SQLite store.
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("data/ringback.db")
+    }
+
+    /// The server's dialplan directory.
+    pub fn dialplans(&self) -> PathBuf {
+        self.dir.path().join("dialplans")
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> String {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// Wait until the log contains `needle` `n` times.
+    pub fn wait_log(&self, needle: &str, n: usize, timeout: Duration) -> bool {
+        let until = Instant::now() + timeout;
+        while Instant::now() < until {
+            if self.log().matches(needle).count() >= n {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    }
+
+    /// Send a signal to the server.
+    pub fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Wait until a CDR row for `call_id` has a final disposition.
+    pub fn wait_cdr(&self, call_id: &str, timeout: Duration) -> Cdr {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self
+                .cdrs()
+                .into_iter()
+                .find(|c| c.call_id == call_id && c.disposition != "in_progress")
+            {
+                return c;
+            }
+            if Instant::now() > until {
+                panic!(
+                    "no final CDR for {call_id}; rows: {:?}\nlog:\n{}",
+                    self.cdrs(),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// All CDR rows.
+    pub fn cdrs(&self) -> Vec<Cdr> {
+        query_cdrs(&self.db())
+    }
+
+    /// All loaded dialplan versions (file, version).
+    pub fn dialplan_versions(&self) -> Vec<(String, String)> {
+        let rt = rt();
+        rt.block_on(async {
+            let Ok(pool) = open(&self.db()).await else {
+                return Vec::new();
+            };
+            sqlx::query_as::<_, (String, String)>("SELECT file, version FROM dialplan_versions ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_default()
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn top_level(extra: &str) -> String {
+    extra.split("\n[").next().unwrap_or("").to_string()
+}
+
+fn tables(extra: &str) -> String {
+    match extra.find("\n[") {
+        Some(i) => extra[i..].to_string(),
+        None if extra.trim_start().starts_with('[') => extra.to_string(),
+        None => String::new(),
+    }
+}
+
+/// One CDR row.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Cdr {
+    pub call_id: String,
+    pub caller: String,
+    pub dialed: String,
+    pub dialplan: Option<String>,
+    pub dialplan_version: Option<String>,
+    pub answered_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub path: String,
+    pub digits: String,
+    pub vars: String,
+    pub disposition: String,
+    pub hangup_by: Option<String>,
+    pub queue: Option<String>,
+    pub sip_code: Option<i32>,
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn open(db: &Path) -> Result<sqlx::SqlitePool, sqlx::Error> {
+    let opts = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(db)
+        .read_only(true);
+    sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+}
+
+/// Read every CDR from a database file (empty if it does not exist yet).
+pub fn query_cdrs(db: &Path) -> Vec<Cdr> {
+    if !db.exists() {
+        return Vec::new();
+    }
+    rt().block_on(async {
+        let Ok(pool) = open(db).await else {
+            return Vec::new();
+        };
+        let rows = sqlx::query_as::<_, Cdr>(
+            "SELECT call_id, caller, dialed, dialplan, dialplan_version, answered_at, ended_at, path, \
+             digits, vars, disposition, hangup_by, queue, sip_code FROM calls ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap_or_default();
+        pool.close().await;
+        rows
+    })
+}
+
+/// A free UDP port on 127.0.0.1 (even, for RTP).
+pub fn free_udp_port() -> u16 {
+    for _ in 0..100 {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let p = s.local_addr().expect("addr").port();
+        if p % 2 == 0 && p < 65_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no free UDP port pair");
+}
+
+/// Install SIPp if it is missing (the README's test command does this too).
+pub fn require_sipp() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if Command::new("sipp").arg("-v").output().is_err() {
+            panic!("sipp is not installed: run `apt-get install -y sip-tester` (the README's test command does)");
+        }
+    });
+}
+
+/// Result of one SIPp run.
+#[derive(Debug)]
+pub struct SippRun {
+    /// Exit code (0 = all calls successful).
+    pub code: i32,
+    /// SIPp's screen/stdout.
+    pub stdout: String,
+    /// Errors log (unexpected messages).
+    pub errors: String,
+    /// Message trace.
+    pub messages: String,
+}
+
+impl SippRun {
+    /// Panic with context unless SIPp reported success.
+    pub fn assert_ok(&self, what: &str) {
+        assert_eq!(
+            self.code, 0,
+            "SIPp scenario `{what}` failed (exit {}).\nerrors:\n{}\nmessages:\n{}",
+            self.code, self.errors, self.messages
+        );
+    }
+}
+
+/// A prepared SIPp invocation.
+pub struct Sipp {
+    scenario: PathBuf,
+    args: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Sipp {
+    /// SIPp with scenario `tests/scenarios/<name>.xml`.
+    pub fn new(name: &str) -> Sipp {
+        require_sipp();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scenario = repo().join("tests/scenarios").join(format!("{name}.xml"));
+        assert!(scenario.exists(), "missing scenario {}", scenario.display());
+        Sipp {
+            scenario,
+            args: Vec::new(),
+            dir,
+        }
+    }
+
+    /// SIPp running a generated scenario.
+    pub fn from_xml(xml: &str) -> Sipp {
+        require_sipp();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let scenario = dir.path().join("scenario.xml");
+        std::fs::write(&scenario, xml).expect("write scenario");
+        if std::env::var_os("RINGBACK_KEEP_SCENARIOS").is_some() {
+            let keep = std::env::temp_dir().join(format!("ringback-scenario-{}.xml", std::process::id()));
+            let _ = std::fs::write(keep, xml);
+        }
+        Sipp {
+            scenario,
+            args: Vec::new(),
+            dir,
+        }
+    }
+
+    /// Set `[key]` in the scenario.
+    pub fn key(mut self, k: &str, v: impl ToString) -> Sipp {
+        self.args.push("-key".into());
+        self.args.push(k.into());
+        self.args.push(v.to_string());
+        self
+    }
+
+    /// Any other SIPp argument.
+    pub fn arg(mut self, a: impl ToString) -> Sipp {
+        self.args.push(a.to_string());
+        self
+    }
+
+    /// Start SIPp against `target` dialing `number`; returns a handle to wait on.
+    pub fn spawn(self, target: SocketAddr, number: &str) -> SippProcess {
+        let err = self.dir.path().join("errors.log");
+        let msg = self.dir.path().join("messages.log");
+        let mut cmd = Command::new("sipp");
+        cmd.arg("-sf")
+            .arg(&self.scenario)
+            .args(["-i", "127.0.0.1", "-m", "1", "-l", "1", "-nostdin"])
+            .args(["-timeout", "60s", "-timeout_error"])
+            .args(["-trace_err", "-error_file"])
+            .arg(&err)
+            .args(["-trace_msg", "-message_file"])
+            .arg(&msg)
+            .args(["-s", number])
+            .args(["-mp", &free_udp_port().to_string()])
+            .args(&self.args)
+            .arg(target.to_string())
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let child = cmd.spawn().expect("spawn sipp");
+        SippProcess {
+            child,
+            err,
+            msg,
+            _dir: self.dir,
+        }
+    }
+
+    /// Run to completion.
+    pub fn run(self, target: SocketAddr, number: &str) -> SippRun {
+        self.spawn(target, number).wait()
+    }
+}
+
+/// A SIPp process in flight.
+pub struct SippProcess {
+    child: Child,
+    err: PathBuf,
+    msg: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SippProcess {
+    /// Wait (bounded by SIPp's own -timeout) and collect the logs.
+    pub fn wait(mut self) -> SippRun {
+        let mut stdout = String::new();
+        if let Some(mut o) = self.child.stdout.take() {
+            use std::io::Read;
+            let _ = o.read_to_string(&mut stdout);
+        }
+        let status = self.child.wait().expect("wait sipp");
+        SippRun {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            errors: std::fs::read_to_string(&self.err).unwrap_or_default(),
+            messages: std::fs::read_to_string(&self.msg).unwrap_or_default(),
+        }
+    }
+}
+
+impl Drop for SippProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The Call-ID SIPp used, read from its message trace.
+pub fn call_id_from_trace(messages: &str) -> Option<String> {
+    messages.lines().find_map(|l| {
+        let l = l.trim();
+        l.strip_prefix("Call-ID:")
+            .or_else(|| l.strip_prefix("Call-Id:"))
+            .or_else(|| l.strip_prefix("i:"))
+            .map(|v| v.trim().to_string())
+    })
+}

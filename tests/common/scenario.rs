@@ -1,0 +1,303 @@
+//! Builds SIPp XML scenarios, so each test states its call flow in a few
+//! lines instead of a page of XML. The XML is plain SIPp: the same files can
+//! be written out and run by hand (`RINGBACK_KEEP_SCENARIOS=1`).
+
+#![allow(dead_code)]
+
+/// Caller number used in From.
+pub const CALLER: &str = "+15550123";
+
+/// A UAC scenario under construction.
+pub struct Uac {
+    steps: Vec<String>,
+    cseq: u32,
+    codecs: &'static str,
+    media_port: Option<u16>,
+}
+
+impl Uac {
+    /// INVITE with PCMU + PCMA + telephone-event/8000 (PT 101), then ACK.
+    pub fn new() -> Uac {
+        Uac {
+            steps: Vec::new(),
+            cseq: 1,
+            codecs: "pcmu,pcma",
+            media_port: None,
+        }
+    }
+
+    /// Offer only these codecs (`pcmu`, `pcma`, `g722`…), before `invite()`.
+    pub fn codecs(mut self, c: &'static str) -> Uac {
+        self.codecs = c;
+        self
+    }
+
+    /// Advertise this RTP port instead of SIPp's own media port (a test
+    /// socket then receives the server's RTP).
+    pub fn media_port(mut self, p: u16) -> Uac {
+        self.media_port = Some(p);
+        self
+    }
+
+    fn sdp(&self) -> String {
+        let mut pts = Vec::new();
+        let mut maps = Vec::new();
+        for c in self.codecs.split(',') {
+            match c {
+                "pcmu" => {
+                    pts.push("0");
+                    maps.push("a=rtpmap:0 PCMU/8000");
+                }
+                "pcma" => {
+                    pts.push("8");
+                    maps.push("a=rtpmap:8 PCMA/8000");
+                }
+                "g722" => {
+                    pts.push("9");
+                    maps.push("a=rtpmap:9 G722/8000");
+                }
+                "opus" => {
+                    pts.push("111");
+                    maps.push("a=rtpmap:111 opus/48000/2");
+                }
+                other => panic!("unknown codec {other}"),
+            }
+        }
+        pts.push("101");
+        maps.push("a=rtpmap:101 telephone-event/8000");
+        maps.push("a=fmtp:101 0-15");
+        let port = self
+            .media_port
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "[media_port]".into());
+        format!(
+            "v=0\no=sipp 53655765 2353687637 IN IP[local_ip_type] [local_ip]\ns=-\nc=IN IP[media_ip_type] [media_ip]\nt=0 0\nm=audio {port} RTP/AVP {}\n{}\na=ptime:20\n",
+            pts.join(" "),
+            maps.join("\n")
+        )
+    }
+
+    fn invite_msg(&self) -> String {
+        format!(
+            "INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-inv;rport\n\
+From: \"Test Caller\" <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
+To: <sip:[service]@[remote_ip]:[remote_port]>\n\
+Call-ID: [call_id]\n\
+CSeq: 1 INVITE\n\
+Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>\n\
+Max-Forwards: 70\n\
+User-Agent: SIPp ringback-test\n\
+Content-Type: application/sdp\n\
+Content-Length: [len]\n\
+\n\
+{}",
+            self.sdp()
+        )
+    }
+
+    fn push_send(&mut self, msg: &str, retrans: bool) {
+        let r = if retrans { " retrans=\"500\"" } else { "" };
+        self.steps
+            .push(format!("<send{r}><![CDATA[\n{}\n]]></send>", msg.trim_end()));
+    }
+
+    fn in_dialog(&mut self, method: &str, extra: &str, body: &str) -> String {
+        self.cseq += 1;
+        format!(
+            "{method} [next_url] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport\n\
+From: \"Test Caller\" <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]\n\
+Call-ID: [call_id]\n\
+CSeq: {} {method}\n\
+Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>\n\
+Max-Forwards: 70\n\
+{extra}Content-Length: [len]\n\
+\n\
+{body}",
+            self.cseq
+        )
+    }
+
+    /// Send the INVITE, accept 100/180, expect 200, send ACK.
+    pub fn invite(mut self) -> Uac {
+        let m = self.invite_msg();
+        self.push_send(&m, true);
+        self.steps.push(r#"<recv response="100" optional="true"/>"#.into());
+        self.steps.push(r#"<recv response="180" optional="true"/>"#.into());
+        self.steps.push(r#"<recv response="200" rrs="true" rtd="true"/>"#.into());
+        let ack = format!(
+            "ACK [next_url] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport\n\
+From: \"Test Caller\" <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]\n\
+Call-ID: [call_id]\n\
+CSeq: 1 ACK\n\
+Contact: <sip:sipp@[local_ip]:[local_port];transport=[transport]>\n\
+Max-Forwards: 70\n\
+Content-Length: 0\n"
+        );
+        self.push_send(&ack, false);
+        self
+    }
+
+    /// Send the INVITE and expect a final error `code` (then ACK it).
+    pub fn invite_rejected(mut self, code: u16) -> Uac {
+        let m = self.invite_msg();
+        self.push_send(&m, true);
+        self.steps.push(r#"<recv response="100" optional="true"/>"#.into());
+        self.steps.push(format!(r#"<recv response="{code}"/>"#));
+        self.push_send(&Self::ack_non_2xx(), false);
+        self
+    }
+
+    fn ack_non_2xx() -> String {
+        format!(
+            "ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-inv;rport\n\
+From: \"Test Caller\" <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
+To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]\n\
+Call-ID: [call_id]\n\
+CSeq: 1 ACK\n\
+Max-Forwards: 70\n\
+Content-Length: 0\n"
+        )
+    }
+
+    /// INVITE, wait for 180, CANCEL, expect 200 (CANCEL) and 487, ACK.
+    pub fn invite_then_cancel(mut self) -> Uac {
+        let m = self.invite_msg();
+        self.push_send(&m, true);
+        self.steps.push(r#"<recv response="100" optional="true"/>"#.into());
+        self.steps.push(r#"<recv response="180"/>"#.into());
+        let cancel = format!(
+            "CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=z9hG4bK-[pid]-[call_number]-inv;rport\n\
+From: \"Test Caller\" <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]\n\
+To: <sip:[service]@[remote_ip]:[remote_port]>\n\
+Call-ID: [call_id]\n\
+CSeq: 1 CANCEL\n\
+Max-Forwards: 70\n\
+Content-Length: 0\n"
+        );
+        self.push_send(&cancel, true);
+        self.steps.push(r#"<recv response="200"/>"#.into());
+        self.steps.push(r#"<recv response="487"/>"#.into());
+        self.push_send(&Self::ack_non_2xx(), false);
+        self
+    }
+
+    /// Pause.
+    pub fn pause(mut self, ms: u64) -> Uac {
+        self.steps.push(format!(r#"<pause milliseconds="{ms}"/>"#));
+        self
+    }
+
+    /// One digit by SIP INFO (`application/dtmf-relay`), expect 200.
+    pub fn info_digit(mut self, d: char) -> Uac {
+        let m = self.in_dialog(
+            "INFO",
+            "Content-Type: application/dtmf-relay\n",
+            &format!("Signal={d}\nDuration=160\n"),
+        );
+        self.push_send(&m, true);
+        self.steps.push(r#"<recv response="200"/>"#.into());
+        self
+    }
+
+    /// One digit by SIP INFO (`application/dtmf`), expect 200.
+    pub fn info_digit_plain(mut self, d: char) -> Uac {
+        let m = self.in_dialog("INFO", "Content-Type: application/dtmf\n", &format!("{d}\n"));
+        self.push_send(&m, true);
+        self.steps.push(r#"<recv response="200"/>"#.into());
+        self
+    }
+
+    /// One digit as RFC 4733 packets replayed from SIPp's shipped pcaps.
+    pub fn rfc4733_digit(mut self, d: char) -> Uac {
+        let name = match d {
+            '*' => "star".to_string(),
+            '#' => "pound".to_string(),
+            c => c.to_string(),
+        };
+        let pcap = pcap_dir().join(format!("dtmf_2833_{name}.pcap"));
+        self.steps.push(format!(
+            r#"<nop><action><exec play_pcap_audio="{}"/></action></nop>"#,
+            pcap.display()
+        ));
+        // The pcap lasts ~140 ms; leave room before the next one.
+        self.steps.push(r#"<pause milliseconds="400"/>"#.into());
+        self
+    }
+
+    /// Caller hangs up: BYE, expect 200.
+    pub fn bye(mut self) -> Uac {
+        let m = self.in_dialog("BYE", "", "");
+        self.push_send(&m, true);
+        self.steps.push(r#"<recv response="200"/>"#.into());
+        self
+    }
+
+    /// Wait (up to `timeout_ms`) for the server's BYE and answer 200.
+    pub fn expect_bye(mut self, timeout_ms: u64) -> Uac {
+        self.steps
+            .push(format!(r#"<recv request="BYE" timeout="{timeout_ms}"/>"#));
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self
+    }
+
+    /// Expect a REFER and answer it with `code`.
+    pub fn expect_refer(mut self, code: u16, timeout_ms: u64) -> Uac {
+        self.steps
+            .push(format!(r#"<recv request="REFER" timeout="{timeout_ms}"/>"#));
+        self.steps.push(format!(
+            "<send><![CDATA[\nSIP/2.0 {code} Whatever\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+        ));
+        self
+    }
+
+    /// The XML.
+    pub fn xml(&self) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"ringback test\">\n{}\n</scenario>\n",
+            self.steps.join("\n")
+        )
+    }
+}
+
+impl Default for Uac {
+    fn default() -> Self {
+        Uac::new()
+    }
+}
+
+/// OPTIONS ping, expect 200.
+pub fn options() -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"options\">\n<send retrans=\"500\"><![CDATA[\n\
+OPTIONS sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\n\
+From: <sip:{CALLER}@[local_ip]:[local_port]>;tag=[pid]opt[call_number]\n\
+To: <sip:[service]@[remote_ip]:[remote_port]>\n\
+Call-ID: [call_id]\n\
+CSeq: 1 OPTIONS\n\
+Max-Forwards: 70\n\
+Content-Length: 0\n\
+]]></send>\n<recv response=\"200\"/>\n</scenario>\n"
+    )
+}
+
+/// Where Debian's sip-tester keeps the RFC 4733 pcaps.
+pub fn pcap_dir() -> std::path::PathBuf {
+    for d in ["/usr/share/sip-tester", "/usr/share/doc/sip-tester/pcap", "/usr/share/sipp/pcap"] {
+        let p = std::path::Path::new(d);
+        if p.join("dtmf_2833_1.pcap").exists() {
+            return p.to_path_buf();
+        }
+    }
+    panic!("SIPp's dtmf_2833_*.pcap files not found (install sip-tester)");
+}

@@ -16,8 +16,8 @@ use ringback_dialplan::{Action, CallInfo, Dialplan, Event, Session};
 use ringback_media::dtmf::parse_sip_info;
 use ringback_media::prompt::Prompt;
 use ringback_media::sdp::{self, Negotiated, RemoteSdp};
-use ringback_sip::dialog::{Dialog, ViaSpec};
-use ringback_sip::message;
+use ringback_sip::dialog::Dialog;
+use ringback_sip::message::{self, ViaSpec};
 use ringback_sip::transaction::{TransactionKey, TransportKind};
 use rsip::prelude::*;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
@@ -95,9 +95,8 @@ pub fn admit(ctx: &ServerCtx, req: &rsip::Request) -> Result<Admitted, Rejection
         .plans
         .for_number(&dialed)
         .ok_or_else(|| reject(404, format!("no dialplan answers `{dialed}`"), "no_route"))?;
-    let msg: rsip::SipMessage = req.clone().into();
-    let caller = caller_number(&msg);
-    let ctype = message::content_type(&msg).unwrap_or_default();
+    let caller = caller_number(req);
+    let ctype = message::content_type(req).unwrap_or_default();
     if req.body.is_empty() || !ctype.to_ascii_lowercase().starts_with("application/sdp") {
         return Err(reject(
             488,
@@ -127,11 +126,8 @@ pub fn admit(ctx: &ServerCtx, req: &rsip::Request) -> Result<Admitted, Rejection
 
 /// The caller's number: the From URI's user part (or the host when a
 /// device sends none).
-fn caller_number(msg: &rsip::SipMessage) -> String {
-    let from = match msg {
-        rsip::SipMessage::Request(r) => r.from_header().ok().and_then(|h| h.typed().ok()),
-        rsip::SipMessage::Response(r) => r.from_header().ok().and_then(|h| h.typed().ok()),
-    };
+fn caller_number(req: &rsip::Request) -> String {
+    let from = req.from_header().ok().and_then(|h| h.typed().ok());
     from.map(|f| {
         f.uri
             .auth
@@ -321,7 +317,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         }
     };
     endpoint.send(EndpointCmd::Respond { key, response: ok });
-    stream.update_remote(negotiated.remote, is_hold(&negotiated));
+    stream.apply_negotiation(&negotiated);
     metrics::CALLS_ANSWERED_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     cdr.answered_at = Some(Utc::now());
     cdr.disposition = "in_progress".into();
@@ -609,7 +605,7 @@ impl Call {
     fn via(&self) -> ViaSpec {
         ViaSpec {
             host: self.ctx.config.advertised_ip().to_string(),
-            port: self.endpoint.local.port(),
+            port: Some(self.endpoint.local.port()),
             transport: self.transport,
         }
     }
@@ -682,7 +678,7 @@ impl Call {
             SipInput::Response { key, response } => {
                 if let Phase::Transferring { refer, deadline } = &mut self.phase {
                     let code = response.status_code.code();
-                    let is_refer = message::cseq(&response.clone().into())
+                    let is_refer = message::cseq(&response)
                         .is_some_and(|(_, m)| m == rsip::Method::Refer);
                     if is_refer && (200..300).contains(&code) {
                         *refer = Some(key);
@@ -742,8 +738,7 @@ impl Call {
                 });
             }
             rsip::Method::Info => {
-                let msg: rsip::SipMessage = req.clone().into();
-                let ctype = message::content_type(&msg).unwrap_or_default();
+                let ctype = message::content_type(&req).unwrap_or_default();
                 let lower = ctype.to_ascii_lowercase();
                 if !lower.starts_with("application/dtmf") {
                     self.respond(key, &req, 415);
@@ -801,9 +796,8 @@ impl Call {
         };
         match result {
             Ok((offer, neg)) => {
-                let hold = is_hold(&neg);
-                tracing::info!(hold, "re-INVITE");
-                self.stream.update_remote(neg.remote, hold);
+                tracing::info!(hold = neg.is_hold(), "re-INVITE");
+                self.stream.apply_negotiation(&neg);
                 self.local_sdp_version += 1;
                 let answer = sdp::build_answer(
                     &neg,
@@ -867,12 +861,6 @@ impl Call {
             call_id: self.call_id.clone(),
         });
     }
-}
-
-/// The peer does not want our audio (it holds the call): our side of the
-/// negotiation is recvonly/inactive, or it gave no address.
-fn is_hold(neg: &Negotiated) -> bool {
-    neg.remote.is_none() || matches!(neg.direction, sdp::Direction::RecvOnly | sdp::Direction::Inactive)
 }
 
 /// Status code of a `message/sipfrag` NOTIFY body (`SIP/2.0 200 OK`).

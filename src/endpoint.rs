@@ -113,6 +113,12 @@ pub enum TcpEvent {
     },
 }
 
+/// A message refused before it reached the transaction layer.
+struct Rejected {
+    code: u16,
+    reason: String,
+}
+
 /// Cheap handle for call tasks.
 #[derive(Clone, Debug)]
 pub struct EndpointHandle {
@@ -242,9 +248,16 @@ impl Endpoint {
         }
         let size_limit = self.ctx.config.sip.max_message_bytes;
         let parsed = if bytes.len() > size_limit {
-            Err(format!("message of {} bytes exceeds the {size_limit}-byte limit", bytes.len()))
+            Err(Rejected {
+                code: 513,
+                reason: format!("message of {} bytes exceeds the {size_limit}-byte limit", bytes.len()),
+            })
         } else {
-            message::parse(bytes).map_err(|e| e.to_string())
+            message::parse(bytes).map_err(|e| Rejected {
+                // An unknown method is well-formed SIP we do not implement.
+                code: if matches!(e, message::ParseError::UnknownMethod(_)) { 501 } else { 400 },
+                reason: e.to_string(),
+            })
         };
         match parsed {
             Ok(mut msg) => {
@@ -254,10 +267,10 @@ impl Endpoint {
                 crate::metrics::sip_in(&msg);
                 self.layer.handle_incoming(msg, src, transport, Instant::now());
             }
-            Err(reason) => {
-                tracing::warn!(%src, %reason, "malformed SIP message");
+            Err(Rejected { code, reason }) => {
+                tracing::warn!(%src, code, %reason, "SIP message rejected before parsing");
                 crate::metrics::malformed();
-                if let Some(resp) = message::bad_request(bytes, &reason) {
+                if let Some(resp) = message::error_response(bytes, code, &reason) {
                     self.send_raw(resp, src, transport);
                 }
             }
@@ -354,12 +367,12 @@ impl Endpoint {
                 transport,
             } => self.on_request(key, request, source, transport),
             TuEvent::Cancelled { invite: _, cancel } => {
-                if let Some(tx) = message::call_id(&cancel.into()).and_then(|c| self.calls.get(&c)) {
+                if let Some(tx) = message::call_id(&cancel).and_then(|c| self.calls.get(&c)) {
                     let _ = tx.send(SipInput::Cancelled);
                 }
             }
             TuEvent::Ack { request, .. } => {
-                if let Some(tx) = message::call_id(&request.into()).and_then(|c| self.calls.get(&c)) {
+                if let Some(tx) = message::call_id(&request).and_then(|c| self.calls.get(&c)) {
                     let _ = tx.send(SipInput::Ack);
                 }
             }
@@ -392,9 +405,8 @@ impl Endpoint {
         source: SocketAddr,
         transport: TransportKind,
     ) {
-        let msg: rsip::SipMessage = req.clone().into();
-        let call_id = message::call_id(&msg).unwrap_or_default();
-        let has_to_tag = message::to_tag(&msg).is_some();
+        let call_id = message::call_id(&req).unwrap_or_default();
+        let has_to_tag = message::to_tag(&req).is_some();
         match req.method {
             rsip::Method::Invite if !has_to_tag => {
                 if self.calls.contains_key(&call_id) {
@@ -405,6 +417,11 @@ impl Endpoint {
                     return;
                 }
                 self.new_call(key, req, call_id, source, transport);
+            }
+            rsip::Method::Cancel => {
+                // A CANCEL the layer could not match to a live INVITE.
+                let resp = message::make_response(&req, 481, None);
+                self.respond(&key, resp);
             }
             rsip::Method::Options if !has_to_tag || !self.calls.contains_key(&call_id) => {
                 let resp = self.options_response(&req);

@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ringback_dialplan::{load_dir, load_file, CheckContext, Severity, SimInput, SimScript};
+use ringback_dialplan::{load_dir, load_file, parse_sim_inputs, CheckContext, Severity, SimScript};
 
 use crate::config::Config;
 
@@ -232,21 +232,13 @@ fn simulate(config_path: &Path, file: &Path, digits: &str, at: Option<&str>, cal
             return ExitCode::FAILURE;
         }
     };
-    let mut inputs = Vec::new();
-    for tok in digits.split(',').map(str::trim).filter(|t| !t.is_empty()) {
-        match tok {
-            "w" | "W" | "-" | "wait" => inputs.push(SimInput::Wait),
-            t => {
-                for c in t.chars() {
-                    if !matches!(c, '0'..='9' | '*' | '#' | 'A'..='D') {
-                        eprintln!("error: `{c}` in --digits is not a DTMF key (0-9, *, #, A-D) or `w`");
-                        return ExitCode::from(2);
-                    }
-                    inputs.push(SimInput::Digit(c));
-                }
-            }
+    let inputs = match parse_sim_inputs(digits) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: --digits: {e}");
+            return ExitCode::from(2);
         }
-    }
+    };
     let now = match at {
         None => chrono::Utc::now(),
         Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {

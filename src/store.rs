@@ -133,7 +133,8 @@ impl Store {
             .bind(version)
             .bind(&now)
             .execute(p)
-            .await?);
+            .await
+            .map(|_| ())?);
         Ok(())
     }
 

@@ -9,7 +9,7 @@
 //! duplicated, so a call costs one file descriptor). Commands reach the thread
 //! through a channel and take effect at the next tick.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
@@ -37,7 +37,11 @@ pub struct StreamShared {
     /// Where RTP goes: first from SDP, then latched to the source of the
     /// peer's packets (symmetric RTP, RFC 4961) so NAT'd phones hear audio.
     pub remote: Mutex<Option<SocketAddr>>,
-    /// True while the peer has put us on hold (we send nothing).
+    /// True while the peer does not want our audio (it answered or offered
+    /// so that we must not send): the clock skips the stream.
+    pub mute: AtomicBool,
+    /// True while the peer holds the call: it may send nothing, so the RTP
+    /// timeout does not run.
     pub on_hold: AtomicBool,
     /// Packets sent on this stream.
     pub sent: AtomicU64,
@@ -276,7 +280,7 @@ fn serve(s: &mut Stream, buf: &mut [u8; 12 + FRAME_SAMPLES], stats: &ClockStats)
         None => &s.silence,
     };
     let remote = s.spec.shared.remote.lock().ok().and_then(|r| *r);
-    let held = s.spec.shared.on_hold.load(Ordering::Relaxed);
+    let held = s.spec.shared.mute.load(Ordering::Relaxed);
     match remote {
         Some(addr) if !held => {
             let n = s.rtp.write(s.spec.pt, payload, &mut buf[..]);

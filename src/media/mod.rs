@@ -14,6 +14,7 @@ use ringback_media::codec::Codec;
 use ringback_media::dtmf::{event_to_char, parse_event, DtmfReceiver};
 use ringback_media::prompt::Prompt;
 use ringback_media::rtp;
+use ringback_media::sdp::Negotiated;
 use tokio::sync::mpsc::UnboundedSender;
 
 use clock::{ClockHandle, Command, StreamShared, StreamSpec};
@@ -175,12 +176,14 @@ impl Stream {
         self.clock.send(Command::Stop { id: self.id });
     }
 
-    /// Update where to send and whether the peer holds the call (re-INVITE).
-    pub fn update_remote(&self, remote: Option<SocketAddr>, on_hold: bool) {
+    /// Apply an offer/answer result: where to send, whether to send at all,
+    /// and whether the peer holds the call (no RTP timeout then).
+    pub fn apply_negotiation(&self, neg: &Negotiated) {
         if let Ok(mut r) = self.shared.remote.lock() {
-            *r = remote;
+            *r = neg.remote;
         }
-        self.shared.on_hold.store(on_hold, Ordering::Relaxed);
+        self.shared.mute.store(!neg.should_send(), Ordering::Relaxed);
+        self.shared.on_hold.store(neg.is_hold(), Ordering::Relaxed);
     }
 
     /// Packets sent so far.

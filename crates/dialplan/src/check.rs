@@ -39,8 +39,10 @@ pub(crate) fn check(
     };
 
     // references between nodes
+    let mut dangling = false;
     for r in &d.refs {
         if !d.nodes.contains_key(&r.target) {
+            dangling = true;
             let hint = did_you_mean(&r.target, names.iter().copied());
             sink.error(
                 &r.span,
@@ -101,6 +103,8 @@ pub(crate) fn check(
         .filter(|o| !o.trim().is_empty())
         .or_else(|| ctx.global_operator.clone());
     match &operator {
+        // Without a [dialplan] table that is already reported.
+        None if d.dialplan_span.is_empty() => {}
         None => sink.error(
             &d.dialplan_span,
             "no operator route: set `operator = \"<queue>\"` in [dialplan] or a global operator queue in ringback.toml; 0 in every menu and every default fallback goes there",
@@ -139,8 +143,8 @@ pub(crate) fn check(
         }
     }
 
-    // reachability
-    if start_ok {
+    // reachability (meaningless while references dangle: fix those first)
+    if start_ok && !dangling {
         if let Some(start) = &d.start {
             let reachable = reachable(&d.refs, start.get_ref());
             for (name, node) in &d.nodes {
@@ -217,7 +221,9 @@ pub(crate) fn check(
 fn reachable<'a>(refs: &'a [Ref], start: &'a str) -> BTreeSet<&'a str> {
     let mut adj: HashMap<&str, Vec<&str>> = HashMap::new();
     for r in refs {
-        adj.entry(r.from.as_str()).or_default().push(r.target.as_str());
+        adj.entry(r.from.as_str())
+            .or_default()
+            .push(r.target.as_str());
     }
     let mut seen = BTreeSet::from([start]);
     let mut queue = VecDeque::from([start]);

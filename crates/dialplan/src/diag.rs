@@ -97,13 +97,8 @@ impl fmt::Display for Diagnostic {
 /// stable and reads top to bottom like the files themselves.
 pub fn sort_diagnostics(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
-        (&a.file, a.line, a.col, a.severity, &a.message).cmp(&(
-            &b.file,
-            b.line,
-            b.col,
-            b.severity,
-            &b.message,
-        ))
+        (&a.file, a.line, a.col, a.severity, &a.message)
+            .cmp(&(&b.file, b.line, b.col, b.severity, &b.message))
     });
 }
 

@@ -161,7 +161,9 @@ mod tests {
     }
 
     fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(y, mo, d, h, mi, 0)
+            .single()
+            .expect("valid")
     }
 
     #[test]
@@ -260,8 +262,9 @@ mod tests {
         h.timezone = None;
         // 15:00 UTC is open in UTC but 07:00 in Los Angeles
         assert!(h.evaluate(utc(2026, 11, 23, 15, 0), Tz::UTC).open);
-        assert!(!h
-            .evaluate(utc(2026, 11, 23, 15, 0), chrono_tz::America::Los_Angeles)
-            .open);
+        assert!(
+            !h.evaluate(utc(2026, 11, 23, 15, 0), chrono_tz::America::Los_Angeles)
+                .open
+        );
     }
 }

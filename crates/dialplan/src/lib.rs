@@ -65,7 +65,7 @@ mod suggest;
 
 pub use diag::{sort_diagnostics, Diagnostic, Severity};
 pub use hours::HoursVerdict;
-pub use loader::{content_version, load_dir, load_file, load_str, DialplanSet, Diagnostics};
+pub use loader::{content_version, load_dir, load_file, load_str, Diagnostics, DialplanSet};
 pub use model::{
     CallbackNode, CallbackOffer, CheckContext, Days, Dialplan, Gather, Goto, Hangup, Hours, Menu,
     Node, OpenRange, Play, Prompts, QueueNode, SetVars, Transfer, FALLBACK_OPERATOR_QUEUE,

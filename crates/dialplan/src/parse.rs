@@ -29,7 +29,9 @@ pub(crate) const NODE_TYPES: &[&str] = &[
     "menu", "gather", "play", "set", "goto", "hours", "queue", "callback", "transfer", "hangup",
 ];
 
-const DIALPLAN_KEYS: &[&str] = &["name", "numbers", "start", "operator", "timezone", "language"];
+const DIALPLAN_KEYS: &[&str] = &[
+    "name", "numbers", "start", "operator", "timezone", "language",
+];
 const MENU_KEYS: &[&str] = &[
     "type",
     "prompt",
@@ -167,8 +169,7 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
 /// are restricted to a safe, unambiguous alphabet.
 pub(crate) fn valid_node_name(s: &str) -> bool {
     !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
@@ -200,10 +201,15 @@ fn valid_transfer_target(s: &str) -> bool {
     {
         return !rest.is_empty()
             && !rest.starts_with('@')
-            && rest.bytes().all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>');
     }
     let digits = s.strip_prefix('+').unwrap_or(s);
-    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
+    !digits.is_empty()
+        && digits
+            .bytes()
+            .all(|b| b.is_ascii_digit() || b == b'*' || b == b'#')
 }
 
 fn is_digit_key(c: char) -> bool {
@@ -249,12 +255,12 @@ fn report_syntax(sink: &mut Sink<'_>, doc: &DeTable<'_>, errors: &[toml::de::Err
             path = header_path(src, span.start);
         }
         // A line that *is* a header repeats a whole table.
-        let line_start = src[..span.start.min(src.len())]
+        let line_start = src[..clamp(src, span.start)]
             .rfind('\n')
             .map_or(0, |i| i + 1);
         let is_header = src[line_start..].trim_start().starts_with('[');
         if is_header {
-            let full = header_path(src, span.start + 1);
+            let full = header_path(src, span.start);
             if duplicated_tables.iter().any(|t| full.starts_with(t)) {
                 continue;
             }
@@ -312,8 +318,21 @@ fn tree_path(t: &DeTable<'_>, offset: usize) -> Vec<String> {
 
 /// The path of the last `[table]` header before `offset` (textual fallback
 /// for keys in a standard table body, whose span the tree does not cover).
+/// `offset` clamped into `src` and moved back to a character boundary, so
+/// slicing with it can never panic whatever span a parser reports.
+fn clamp(src: &str, offset: usize) -> usize {
+    let mut o = offset.min(src.len());
+    while !src.is_char_boundary(o) {
+        o -= 1;
+    }
+    o
+}
+
 fn header_path(src: &str, offset: usize) -> Vec<String> {
-    let before = &src[..offset.min(src.len())];
+    let offset = clamp(src, offset);
+    // Include the whole line holding `offset`: it may be the header itself.
+    let end = src[offset..].find('\n').map_or(src.len(), |i| offset + i);
+    let before = &src[..end];
     for line in before.lines().rev() {
         let l = line.trim();
         if let Some(inner) = l.strip_prefix('[') {
@@ -621,8 +640,7 @@ impl<'i> Parser<'_, '_> {
                 Some(_) => self.string(tc, key, expected)?,
             }
         };
-        self.reference(node, key.to_string(), &s, kind)
-            .map(Some)
+        self.reference(node, key.to_string(), &s, kind).map(Some)
     }
 
     fn reference(
@@ -657,7 +675,10 @@ impl<'i> Parser<'_, '_> {
         if q.get_ref().trim().is_empty() {
             self.sink.error(
                 &q.span(),
-                format!("`{key}` of {} is empty: name a queue from ringback.toml", tc.owner),
+                format!(
+                    "`{key}` of {} is empty: name a queue from ringback.toml",
+                    tc.owner
+                ),
             );
             return None;
         }
@@ -666,17 +687,22 @@ impl<'i> Parser<'_, '_> {
     }
 
     fn timezone(&mut self, tc: &Tc<'_, 'i>) -> Option<Option<Tz>> {
-        let Some(s) = self.string(tc, "timezone", "an IANA time zone name such as \"America/New_York\"")
-        else {
-            return if tc.get("timezone").is_some() { None } else { Some(None) };
+        let Some(s) = self.string(
+            tc,
+            "timezone",
+            "an IANA time zone name such as \"America/New_York\"",
+        ) else {
+            return if tc.get("timezone").is_some() {
+                None
+            } else {
+                Some(None)
+            };
         };
         match Tz::from_str(s.get_ref()) {
             Ok(tz) => Some(Some(tz)),
             Err(_) => {
-                let hint = did_you_mean(
-                    s.get_ref(),
-                    chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()),
-                );
+                let hint =
+                    did_you_mean(s.get_ref(), chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()));
                 self.sink.error(
                     &s.span(),
                     format!(
@@ -700,7 +726,11 @@ impl<'i> Parser<'_, '_> {
             .string(tc, "language", "a language tag such as \"en\"")
             .map(Spanned::into_inner);
         match tc.get("numbers") {
-            None => self.missing(tc, "numbers", "the numbers this plan answers, e.g. [\"1000\"]"),
+            None => self.missing(
+                tc,
+                "numbers",
+                "the numbers this plan answers, e.g. [\"1000\"]",
+            ),
             Some(v) => match v.get_ref() {
                 DeValue::Array(a) => {
                     if a.is_empty() {
@@ -777,7 +807,9 @@ impl<'i> Parser<'_, '_> {
                     type_name(v.get_ref())
                 ),
             );
-            self.d.nodes.insert(n.to_string(), DraftNode { span, node: None });
+            self.d
+                .nodes
+                .insert(n.to_string(), DraftNode { span, node: None });
             return;
         };
         let mut tc = Tc {
@@ -814,9 +846,7 @@ impl<'i> Parser<'_, '_> {
                 }
             }
         };
-        self.d
-            .nodes
-            .insert(n.to_string(), DraftNode { span, node });
+        self.d.nodes.insert(n.to_string(), DraftNode { span, node });
     }
 
     fn menu(&mut self, tc: &Tc<'_, 'i>, n: &str) -> Option<Node> {
@@ -857,9 +887,11 @@ impl<'i> Parser<'_, '_> {
                         };
                         let s = Spanned::new(target.span(), s.to_string());
                         if digit == '0' {
-                            self.d
-                                .zero_options
-                                .push((n.to_string(), k.span(), s.get_ref().clone()));
+                            self.d.zero_options.push((
+                                n.to_string(),
+                                k.span(),
+                                s.get_ref().clone(),
+                            ));
                         }
                         match self.reference(n, field, &s, EdgeKind::Input) {
                             Some(t) => {
@@ -917,7 +949,10 @@ impl<'i> Parser<'_, '_> {
                     None
                 }
             });
-        let min = self.int(tc, "min_digits", 1, 32, "").ok().map(|m| m.unwrap_or(1));
+        let min = self
+            .int(tc, "min_digits", 1, 32, "")
+            .ok()
+            .map(|m| m.unwrap_or(1));
         let max = if tc.get("max_digits").is_none() {
             self.missing(tc, "max_digits", "the longest entry accepted, 1..=32");
             None

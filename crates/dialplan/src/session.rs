@@ -759,7 +759,13 @@ impl Session {
         }
     }
 
-    fn enqueue(&mut self, node: Option<String>, q: &QueueNode, zero_out: bool, out: &mut Vec<Action>) {
+    fn enqueue(
+        &mut self,
+        node: Option<String>,
+        q: &QueueNode,
+        zero_out: bool,
+        out: &mut Vec<Action>,
+    ) {
         self.step(StepKind::Enqueued {
             queue: q.queue.clone(),
             zero_out,

@@ -16,7 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::model::Dialplan;
 use crate::session::{
-    Action, CallInfo, DigitEffect, Event, Outcome, Session, Step, StepKind,
+    Action, CallInfo, DigitEffect, Event, Outcome, Session, Step, StepKind, ZeroOutReason,
 };
 
 /// Events fed to a simulated call at most; a guard against plans that keep
@@ -208,7 +208,11 @@ impl fmt::Display for SimReport {
             self.plan_name,
             self.file.display(),
             self.version,
-            if self.caller.is_empty() { "anonymous" } else { &self.caller },
+            if self.caller.is_empty() {
+                "anonymous"
+            } else {
+                &self.caller
+            },
             self.dialed,
             self.now.to_rfc3339_opts(SecondsFormat::Secs, true)
         )?;
@@ -223,6 +227,24 @@ impl fmt::Display for SimReport {
         let mut i = 0;
         while i < self.trace.len() {
             let s = &self.trace[i];
+            // "caller pressed 0 → operator (zero-out)" already says why
+            if matches!(
+                s.kind,
+                StepKind::ZeroOut {
+                    reason: ZeroOutReason::KeyZero
+                }
+            ) && i > 0
+                && matches!(
+                    self.trace[i - 1].kind,
+                    StepKind::Digit {
+                        effect: DigitEffect::ZeroOut,
+                        ..
+                    }
+                )
+            {
+                i += 1;
+                continue;
+            }
             let mut text = s.kind.to_string();
             // "▶ prompt   … waiting for a digit (5 s)" on one line
             if let (StepKind::Play { .. }, Some(next)) = (&s.kind, self.trace.get(i + 1)) {

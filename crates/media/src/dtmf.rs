@@ -428,6 +428,65 @@ mod tests {
         assert_eq!(rx.on_rtp(1300, &ev(12, false, 320), ms(140)), Some('A'));
     }
 
+    /// The packet trains of SIPp's shipped `dtmf_2833_1.pcap` and `dtmf_2833_pound.pcap`
+    /// (as replayed by `play_pcap_audio`): (µs offset, RTP packet). Note the marker on
+    /// the first packet only, the constant timestamp, and the three end packets sent
+    /// within 100 µs with the *same* sequence number.
+    const SIPP_1: [(u64, &str); 10] = [
+        (0, "80e51f30000033e00e05384e010a0000"),
+        (19992, "80651f31000033e00e05384e010a0140"),
+        (39881, "80651f32000033e00e05384e010a0280"),
+        (59911, "80651f33000033e00e05384e010a03c0"),
+        (79983, "80651f34000033e00e05384e010a0500"),
+        (99925, "80651f35000033e00e05384e010a0640"),
+        (119865, "80651f36000033e00e05384e010a0780"),
+        (139846, "80651f37000033e00e05384e018a08c0"),
+        (139888, "80651f37000033e00e05384e018a08c0"),
+        (139929, "80651f37000033e00e05384e018a08c0"),
+    ];
+    const SIPP_POUND: [(u64, &str); 10] = [
+        (0, "80e520f4000169e00e05384e0b0a0000"),
+        (19871, "806520f5000169e00e05384e0b0a0140"),
+        (39830, "806520f6000169e00e05384e0b0a0280"),
+        (59828, "806520f7000169e00e05384e0b0a03c0"),
+        (79899, "806520f8000169e00e05384e0b0a0500"),
+        (99970, "806520f9000169e00e05384e0b0a0640"),
+        (119846, "806520fa000169e00e05384e0b0a0780"),
+        (139803, "806520fb000169e00e05384e0b8a08c0"),
+        (139883, "806520fb000169e00e05384e0b8a08c0"),
+        (139894, "806520fb000169e00e05384e0b8a08c0"),
+    ];
+
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len() / 2)
+            .map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn sipp_pcap_replays() {
+        let mut rx = DtmfReceiver::new();
+        let t0 = Instant::now();
+        let mut got = String::new();
+        // "1", the same pcap again 1 s later, then "#", then "1" 300 ms after that.
+        for (start_ms, train) in [
+            (0, &SIPP_1),
+            (1000, &SIPP_1),
+            (2000, &SIPP_POUND),
+            (2440, &SIPP_1),
+        ] {
+            for (us, pkt) in train.iter() {
+                let bytes = hex(pkt);
+                let h = rtp::parse(&bytes).unwrap();
+                assert_eq!(h.pt, 101);
+                let e = parse_event(h.payload(&bytes)).unwrap();
+                let now = t0 + Duration::from_millis(start_ms) + Duration::from_micros(*us);
+                got.extend(rx.on_rtp(h.ts, &e, now));
+            }
+        }
+        assert_eq!(got, "11#1");
+    }
+
     #[test]
     fn sender_train_is_understood_by_receiver() {
         let mut tx = rtp::RtpSender::new(1, 500, 8000);

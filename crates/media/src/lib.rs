@@ -12,6 +12,7 @@
 //! - [`rtp`]: allocation-free RTP header parsing and packet writing.
 //! - [`dtmf`]: RFC 4733 telephone-events (receive dedupe + send) and SIP INFO bodies.
 //! - [`prompt`]: WAV loading at any rate, resampling to 8 kHz, pre-encoded frames.
+//! - [`player`]: per-call prompt queue + music-on-hold loop, frame by frame.
 //! - [`goertzel`]: tone / DTMF detection used to verify the audio we really send.
 #![warn(missing_docs)]
 
@@ -19,6 +20,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod g711;
 pub mod goertzel;
+pub mod player;
 pub mod prompt;
 pub mod rtp;
 pub mod sdp;
@@ -63,6 +65,10 @@ mod alloc_free {
         let mut tx = dtmf::DtmfSender::for_digit('5', 100).unwrap();
         let mut buf = [0u8; 1500];
         let mut pcm = [0i16; 160];
+        let mut stats = rtp::RtpStats::new(8000);
+        let mut player = crate::player::Player::new();
+        player.set_loop(Some(std::sync::Arc::new(p.clone())));
+        player.enqueue(std::sync::Arc::new(p.clone()));
         let t0 = std::time::Instant::now();
         let before = allocations();
         let mut bytes = 0usize;
@@ -70,6 +76,10 @@ mod alloc_free {
             let frame = p.frame(Codec::Pcmu, i % 60);
             let n = sender.write(0, frame, &mut buf);
             let h = rtp::parse(&buf[..n]).unwrap();
+            stats.on_packet(&h, t0);
+            if let Some(f) = player.next_frame(Codec::Pcma) {
+                bytes += f.data.len();
+            }
             bytes += h.payload(&buf[..n]).len();
             g711::decode_frame(Codec::Pcmu, h.payload(&buf[..n]), &mut pcm);
             g711::transcode_in_place(Codec::Pcmu, Codec::Pcma, &mut buf[12..n]);

@@ -14,8 +14,11 @@
 
 #![deny(missing_docs)]
 
+pub mod auth;
+pub mod dialog;
 pub mod message;
 pub mod transaction;
+pub mod uac;
 
 /// The exact `rsip` version this crate is built on, so users name the same types.
 pub use rsip;

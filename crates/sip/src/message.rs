@@ -179,6 +179,10 @@ fn lex_head(text: &str) -> Result<Lexed, ParseError> {
     let start_line = lines.next().unwrap_or_default().trim().to_string();
     let mut headers: Vec<(String, String)> = Vec::new();
     for line in lines {
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            // Bare CR, NUL, … inside a line: not SIP, and dangerous to echo back.
+            return Err(ParseError::HeaderLine(truncate_for_reason(line)));
+        }
         if line.starts_with(' ') || line.starts_with('\t') {
             // RFC 3261 §7.3.1 line folding: continuation of the previous value.
             match headers.last_mut() {
@@ -372,10 +376,13 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     let mut declared: Option<usize> = None;
     for (name, value) in &lexed.headers {
         if name.eq_ignore_ascii_case("Content-Length") {
-            let n: usize = value.trim().parse().map_err(|_| ParseError::InvalidHeader {
-                name: "Content-Length",
-                reason: format!("not a number: {}", truncate_for_reason(value)),
-            })?;
+            let n: usize = value
+                .trim()
+                .parse()
+                .map_err(|_| ParseError::InvalidHeader {
+                    name: "Content-Length",
+                    reason: format!("not a number: {}", truncate_for_reason(value)),
+                })?;
             if declared.is_some_and(|d| d != n) {
                 return Err(ParseError::InvalidHeader {
                     name: "Content-Length",
@@ -440,7 +447,10 @@ fn check_start_line(line: &str) -> Result<bool, ParseError> {
     let first = parts.next().unwrap_or_default();
     let second = parts.next().ok_or_else(bad)?;
     let third = parts.next().ok_or_else(bad)?;
-    if first.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
+    if first
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         if first != "SIP/2.0" {
             return Err(bad());
         }
@@ -483,39 +493,33 @@ fn validate(msg: &SipMessage) -> Result<(), ParseError> {
     let mut to = None;
     let mut call_id = None;
     let mut cseq_h = None;
+    fn put<'a, T>(
+        slot: &mut Option<&'a T>,
+        v: &'a T,
+        name: &'static str,
+    ) -> Result<(), ParseError> {
+        match slot.replace(v) {
+            Some(_) => Err(ParseError::InvalidHeader {
+                name,
+                reason: "more than one".into(),
+            }),
+            None => Ok(()),
+        }
+    }
     for h in msg.headers().iter() {
-        let dup = |name| ParseError::InvalidHeader {
-            name,
-            reason: "more than one".into(),
-        };
         match h {
-            Header::From(f) => {
-                if from.replace(f).is_some() {
-                    return Err(dup("From"));
-                }
-            }
-            Header::To(t) => {
-                if to.replace(t).is_some() {
-                    return Err(dup("To"));
-                }
-            }
-            Header::CallId(c) => {
-                if call_id.replace(c).is_some() {
-                    return Err(dup("Call-ID"));
-                }
-            }
-            Header::CSeq(c) => {
-                if cseq_h.replace(c).is_some() {
-                    return Err(dup("CSeq"));
-                }
-            }
+            Header::From(f) => put(&mut from, f, "From")?,
+            Header::To(t) => put(&mut to, t, "To")?,
+            Header::CallId(c) => put(&mut call_id, c, "Call-ID")?,
+            Header::CSeq(c) => put(&mut cseq_h, c, "CSeq")?,
             Header::MaxForwards(m) => {
-                if m.value().trim().parse::<u32>().is_err() {
-                    return Err(ParseError::InvalidHeader {
+                m.value()
+                    .trim()
+                    .parse::<u32>()
+                    .map_err(|_| ParseError::InvalidHeader {
                         name: "Max-Forwards",
                         reason: truncate_for_reason(m.value()),
-                    });
-                }
+                    })?;
             }
             _ => {}
         }
@@ -546,7 +550,10 @@ fn validate(msg: &SipMessage) -> Result<(), ParseError> {
         if req.method != method {
             return Err(ParseError::InvalidHeader {
                 name: "CSeq",
-                reason: format!("method {} does not match request method {}", method, req.method),
+                reason: format!(
+                    "method {} does not match request method {}",
+                    method, req.method
+                ),
             });
         }
     }
@@ -590,7 +597,10 @@ pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let mut lines = text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
     let start = lines.next()?.trim();
     let method = start.split(' ').next()?;
-    if method.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("SIP/")) {
+    if method
+        .get(..4)
+        .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
+    {
         return None;
     }
     if method.is_empty() || !method.chars().all(is_token_char) || method == "ACK" {
@@ -612,10 +622,13 @@ pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
             continue;
         };
         let name = name.trim();
-        let name = expand_compact_name(name).map(str::to_string).unwrap_or_else(|| name.to_string());
+        let name = expand_compact_name(name)
+            .map(str::to_string)
+            .unwrap_or_else(|| name.to_string());
         headers.push((name, value.trim().to_string()));
     }
-    let usable = |v: &str| !v.is_empty() && !v.contains('\u{FFFD}') && !v.chars().any(|c| c.is_control());
+    let usable =
+        |v: &str| !v.is_empty() && !v.contains('\u{FFFD}') && !v.chars().any(|c| c.is_control());
     let mut vias = Vec::new();
     let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
     for (name, value) in &headers {
@@ -851,7 +864,9 @@ pub fn make_response(req: &Request, code: u16, to_tag: Option<&str>) -> Response
             _ => {}
         }
     }
-    headers.push(Header::ContentLength(rsip::headers::ContentLength::new("0")));
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        "0",
+    )));
     Response {
         status_code: StatusCode::from(code),
         version: rsip::Version::V2,
@@ -1234,7 +1249,11 @@ impl ViaParts {
     }
 
     fn set_param(&mut self, name: &str, value: Option<String>) {
-        match self.params.iter_mut().find(|(n, _)| n.eq_ignore_ascii_case(name)) {
+        match self
+            .params
+            .iter_mut()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
             Some(slot) => slot.1 = value,
             None => self.params.push((name.to_string(), value)),
         }
@@ -1257,7 +1276,11 @@ impl ViaParts {
     }
 
     fn to_value(&self) -> String {
-        let mut out = format!("SIP/2.0/{} {}", self.transport_text, bracket_host(&self.host));
+        let mut out = format!(
+            "SIP/2.0/{} {}",
+            self.transport_text,
+            bracket_host(&self.host)
+        );
         if let Some(p) = self.port {
             let _ = write!(out, ":{p}");
         }
@@ -1472,11 +1495,7 @@ pub fn stamp_received(req: &mut Request, source: SocketAddr) {
             return;
         };
         let rport_empty = matches!(parts.param("rport"), Some(None));
-        let host_ip = parts
-            .host
-            .parse::<IpAddr>()
-            .ok()
-            .map(canonical_ip);
+        let host_ip = parts.host.parse::<IpAddr>().ok().map(canonical_ip);
         if rport_empty {
             parts.set_param("rport", Some(source.port().to_string()));
         }

@@ -479,7 +479,9 @@ impl TransactionLayer {
                     self.accepted.remove(k);
                 }
             }
-            self.io.events.push_back(TuEvent::Terminated { key: tx.key });
+            self.io
+                .events
+                .push_back(TuEvent::Terminated { key: tx.key });
         }
     }
 
@@ -556,7 +558,8 @@ impl TransactionLayer {
             cancel_sent: false,
         };
         if kind == Kind::InviteServer {
-            self.io.arm(id, &mut tx, Timer::Trying100, now + TRYING_DELAY);
+            self.io
+                .arm(id, &mut tx, Timer::Trying100, now + TRYING_DELAY);
         }
         self.txs.insert(id, tx);
         self.by_key.insert(key.clone(), id);
@@ -679,7 +682,10 @@ impl TransactionLayer {
                     tx.state = State::Proceeding;
                     Io::cancel(tx, Timer::A);
                     Io::cancel(tx, Timer::B);
-                    self.io.events.push_back(TuEvent::Response { key, response: resp });
+                    self.io.events.push_back(TuEvent::Response {
+                        key,
+                        response: resp,
+                    });
                 }
                 (200..=299, State::Calling | State::Proceeding) => {
                     tx.state = State::Accepted;
@@ -687,10 +693,16 @@ impl TransactionLayer {
                     Io::cancel(tx, Timer::B);
                     Io::cancel(tx, Timer::CancelGuard);
                     self.io.arm(id, tx, Timer::M, now + cfg.t64());
-                    self.io.events.push_back(TuEvent::Response { key, response: resp });
+                    self.io.events.push_back(TuEvent::Response {
+                        key,
+                        response: resp,
+                    });
                 }
                 (200..=299, State::Accepted) => {
-                    self.io.events.push_back(TuEvent::Response { key, response: resp });
+                    self.io.events.push_back(TuEvent::Response {
+                        key,
+                        response: resp,
+                    });
                 }
                 (300..=699, State::Calling | State::Proceeding) => {
                     let ack = build_ack(&tx.request, &resp);
@@ -705,7 +717,10 @@ impl TransactionLayer {
                         tx.state = State::Completed;
                         self.io.arm(id, tx, Timer::D, now + Duration::from_secs(32));
                     }
-                    self.io.events.push_back(TuEvent::Response { key, response: resp });
+                    self.io.events.push_back(TuEvent::Response {
+                        key,
+                        response: resp,
+                    });
                 }
                 (300..=699, State::Completed) => {
                     if let Some(ack) = tx.ack.clone() {
@@ -717,7 +732,10 @@ impl TransactionLayer {
             Kind::NonInviteClient => match (code, tx.state) {
                 (100..=199, State::Trying | State::Proceeding) => {
                     tx.state = State::Proceeding;
-                    self.io.events.push_back(TuEvent::Response { key, response: resp });
+                    self.io.events.push_back(TuEvent::Response {
+                        key,
+                        response: resp,
+                    });
                 }
                 (200..=699, State::Trying | State::Proceeding) => {
                     Io::cancel(tx, Timer::E);
@@ -728,7 +746,10 @@ impl TransactionLayer {
                         tx.state = State::Completed;
                         self.io.arm(id, tx, Timer::K, now + cfg.t4);
                     }
-                    self.io.events.push_back(TuEvent::Response { key, response: resp });
+                    self.io.events.push_back(TuEvent::Response {
+                        key,
+                        response: resp,
+                    });
                 }
                 _ => {}
             },
@@ -851,7 +872,10 @@ impl TransactionLayer {
             return key;
         }
         if let Some(old) = self.by_key.remove(&key) {
-            tracing::warn!(branch = key.branch(), "branch reused; replacing transaction");
+            tracing::warn!(
+                branch = key.branch(),
+                "branch reused; replacing transaction"
+            );
             self.txs.remove(&old);
         }
         let cfg = self.cfg;
@@ -864,7 +888,11 @@ impl TransactionLayer {
             } else {
                 Kind::NonInviteClient
             },
-            state: if invite { State::Calling } else { State::Trying },
+            state: if invite {
+                State::Calling
+            } else {
+                State::Trying
+            },
             request,
             peer: dest,
             transport,
@@ -978,7 +1006,7 @@ impl TransactionLayer {
         match (timer, tx.state) {
             (Timer::A, State::Calling) => {
                 self.io.send(tx, tx.request.clone().into());
-                tx.interval *= 2;
+                tx.interval = tx.interval.saturating_mul(2);
                 let n = next(tx.interval);
                 self.io.arm(id, tx, Timer::A, n);
             }
@@ -997,7 +1025,7 @@ impl TransactionLayer {
             (Timer::E, State::Trying | State::Proceeding) => {
                 self.io.send(tx, tx.request.clone().into());
                 tx.interval = if tx.state == State::Trying {
-                    (tx.interval * 2).min(cfg.t2)
+                    tx.interval.saturating_mul(2).min(cfg.t2)
                 } else {
                     cfg.t2
                 };
@@ -1008,7 +1036,7 @@ impl TransactionLayer {
                 if let Some(r) = tx.last_response.clone() {
                     self.io.send(tx, r.into());
                 }
-                tx.interval = (tx.interval * 2).min(cfg.t2);
+                tx.interval = tx.interval.saturating_mul(2).min(cfg.t2);
                 let n = next(tx.interval);
                 self.io.arm(id, tx, Timer::G, n);
             }
@@ -1016,12 +1044,15 @@ impl TransactionLayer {
                 if let Some(r) = tx.last_response.clone() {
                     self.io.send(tx, r.into());
                 }
-                tx.interval = (tx.interval * 2).min(cfg.t2);
+                tx.interval = tx.interval.saturating_mul(2).min(cfg.t2);
                 let n = next(tx.interval);
                 self.io.arm(id, tx, Timer::Retransmit2xx, n);
             }
             (Timer::H, State::Completed) => {
-                tracing::debug!(branch = tx.key.branch(), "Timer H: no ACK for final response");
+                tracing::debug!(
+                    branch = tx.key.branch(),
+                    "Timer H: no ACK for final response"
+                );
                 tx.state = State::Terminated;
             }
             (Timer::L, State::Accepted) => {
@@ -1112,7 +1143,9 @@ fn build_ack(invite: &Request, resp: &Response) -> Request {
     }
     let seq = message::cseq(invite).map(|(n, _)| n).unwrap_or(1);
     headers.push(Header::CSeq(rsip::headers::CSeq::new(format!("{seq} ACK"))));
-    headers.push(Header::ContentLength(rsip::headers::ContentLength::new("0")));
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        "0",
+    )));
     Request {
         method: Method::Ack,
         uri: invite.uri.clone(),
@@ -1142,8 +1175,12 @@ fn build_cancel(invite: &Request) -> Request {
         }
     }
     let seq = message::cseq(invite).map(|(n, _)| n).unwrap_or(1);
-    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!("{seq} CANCEL"))));
-    headers.push(Header::ContentLength(rsip::headers::ContentLength::new("0")));
+    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!(
+        "{seq} CANCEL"
+    ))));
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        "0",
+    )));
     Request {
         method: Method::Cancel,
         uri: invite.uri.clone(),

@@ -26,7 +26,10 @@ fn req(raw: &str) -> Request {
 fn parses_full_invite_and_accessors() {
     let r = req(INVITE);
     assert_eq!(r.method, Method::Invite);
-    assert_eq!(call_id(&r).as_deref(), Some("a84b4c76e66710@pc33.example.com"));
+    assert_eq!(
+        call_id(&r).as_deref(),
+        Some("a84b4c76e66710@pc33.example.com")
+    );
     assert_eq!(cseq(&r), Some((314159, Method::Invite)));
     assert_eq!(from_tag(&r).as_deref(), Some("1928301774"));
     assert_eq!(to_tag(&r), None);
@@ -77,7 +80,10 @@ l: 0\r\n\r\n";
     assert_eq!(vias[1], "SIP/2.0/TCP 198.51.100.2;branch=z9hG4bK2");
     // Two distinct Via headers now exist in the rsip message.
     assert_eq!(
-        r.headers.iter().filter(|h| matches!(h, Header::Via(_))).count(),
+        r.headers
+            .iter()
+            .filter(|h| matches!(h, Header::Via(_)))
+            .count(),
         2
     );
     assert_eq!(header_values(&r, "x-ringback-caller"), vec!["+15551234"]);
@@ -150,7 +156,10 @@ fn mandatory_header_errors() {
     assert!(parse(no_maxf.as_bytes()).is_ok());
     // Non-z9hG4bK branches are accepted.
     let old_branch = INVITE.replace("z9hG4bKabc123", "1234");
-    assert_eq!(top_via(&req(&old_branch)).unwrap().branch.as_deref(), Some("1234"));
+    assert_eq!(
+        top_via(&req(&old_branch)).unwrap().branch.as_deref(),
+        Some("1234")
+    );
 }
 
 #[test]
@@ -202,7 +211,8 @@ t: <sip:100@ivr>;tag=existing\r\n\
 i: call-1\r\n\
 CSeq: 1 INVITE\r\n\
 Contact: <<<broken\r\n\r\n";
-    let out = String::from_utf8(bad_request(raw.as_bytes(), "bad \"Contact\"\r\n").unwrap()).unwrap();
+    let out =
+        String::from_utf8(bad_request(raw.as_bytes(), "bad \"Contact\"\r\n").unwrap()).unwrap();
     assert_eq!(
         out,
         "SIP/2.0 400 Bad Request\r\n\
@@ -221,8 +231,14 @@ Content-Length: 0\r\n\r\n"
     assert!(out.contains("To: <sip:100@ivr>;tag="));
     // Responses, ACKs and requests missing needed headers get nothing.
     assert_eq!(bad_request(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", "x"), None);
-    assert_eq!(bad_request(raw.replace("INVITE", "ACK").as_bytes(), "x"), None);
-    assert_eq!(bad_request(raw.replace("i: call-1\r\n", "").as_bytes(), "x"), None);
+    assert_eq!(
+        bad_request(raw.replace("INVITE", "ACK").as_bytes(), "x"),
+        None
+    );
+    assert_eq!(
+        bad_request(raw.replace("i: call-1\r\n", "").as_bytes(), "x"),
+        None
+    );
     // 501 for unknown methods.
     let out = error_response(raw.replace("INVITE", "FOO").as_bytes(), 501, "unknown").unwrap();
     assert!(out.starts_with(b"SIP/2.0 501 Not Implemented\r\n"));
@@ -237,12 +253,21 @@ fn frame_stream_cases() {
     assert_eq!(frame_stream(&two, 4096), Frame::Message(msg.len()));
     assert_eq!(frame_stream(&msg[..msg.len() - 1], 4096), Frame::NeedMore);
     assert_eq!(frame_stream(&msg[..40], 4096), Frame::NeedMore);
-    assert_eq!(frame_stream(b"\r\n\r\nINVITE", 4096), Frame::KeepAlive(4, true));
-    assert_eq!(frame_stream(b"\r\nINVITE", 4096), Frame::KeepAlive(2, false));
+    assert_eq!(
+        frame_stream(b"\r\n\r\nINVITE", 4096),
+        Frame::KeepAlive(4, true)
+    );
+    assert_eq!(
+        frame_stream(b"\r\nINVITE", 4096),
+        Frame::KeepAlive(2, false)
+    );
     assert_eq!(frame_stream(b"\r\n", 4096), Frame::NeedMore);
     assert_eq!(frame_stream(b"", 4096), Frame::NeedMore);
     let no_len = INVITE.replace("Content-Length: 4\r\n", "");
-    assert!(matches!(frame_stream(no_len.as_bytes(), 4096), Frame::Invalid(_)));
+    assert!(matches!(
+        frame_stream(no_len.as_bytes(), 4096),
+        Frame::Invalid(_)
+    ));
     let compact = INVITE.replace("Content-Length: 4", "l: 4");
     assert_eq!(
         frame_stream(compact.as_bytes(), 4096),
@@ -251,8 +276,14 @@ fn frame_stream_cases() {
     assert!(matches!(frame_stream(msg, 100), Frame::Invalid(_)));
     assert!(matches!(frame_stream(&[b'A'; 200], 100), Frame::Invalid(_)));
     assert_eq!(frame_stream(&[b'A'; 50], 100), Frame::NeedMore);
-    let huge = INVITE.replace("Content-Length: 4", "Content-Length: 99999999999999999999999");
-    assert!(matches!(frame_stream(huge.as_bytes(), 4096), Frame::Invalid(_)));
+    let huge = INVITE.replace(
+        "Content-Length: 4",
+        "Content-Length: 99999999999999999999999",
+    );
+    assert!(matches!(
+        frame_stream(huge.as_bytes(), 4096),
+        Frame::Invalid(_)
+    ));
 }
 
 #[test]
@@ -328,12 +359,18 @@ fn stamp_received_rules() {
         "SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKabc123;received=198.51.100.9"
     );
     // Second Via untouched.
-    assert_eq!(all_via_values(&r)[1], "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKproxy");
+    assert_eq!(
+        all_via_values(&r)[1],
+        "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKproxy"
+    );
     // Domain sent-by, IPv4-mapped source.
     let dom = plain.replace("192.0.2.10:5062", "pc33.example.com");
     let mut r = req(&dom);
     stamp_received(&mut r, "[::ffff:198.51.100.9]:5060".parse().unwrap());
-    assert_eq!(top_via(&r).unwrap().received, Some("198.51.100.9".parse().unwrap()));
+    assert_eq!(
+        top_via(&r).unwrap().received,
+        Some("198.51.100.9".parse().unwrap())
+    );
 }
 
 #[test]
@@ -347,17 +384,26 @@ fn response_destination_rules() {
         received: None,
         rport: None,
     };
-    assert_eq!(response_destination(&base, src), "192.0.2.10:5062".parse().unwrap());
+    assert_eq!(
+        response_destination(&base, src),
+        "192.0.2.10:5062".parse().unwrap()
+    );
     let v = ViaInfo {
         sent_by_port: None,
         ..base.clone()
     };
-    assert_eq!(response_destination(&v, src), "192.0.2.10:5060".parse().unwrap());
+    assert_eq!(
+        response_destination(&v, src),
+        "192.0.2.10:5060".parse().unwrap()
+    );
     let v = ViaInfo {
         received: Some("203.0.113.7".parse().unwrap()),
         ..base.clone()
     };
-    assert_eq!(response_destination(&v, src), "203.0.113.7:5062".parse().unwrap());
+    assert_eq!(
+        response_destination(&v, src),
+        "203.0.113.7:5062".parse().unwrap()
+    );
     let v = ViaInfo {
         received: Some("203.0.113.7".parse().unwrap()),
         rport: Some(Some(40000)),
@@ -373,7 +419,10 @@ fn response_destination_rules() {
         sent_by_host: "pc.example.com".into(),
         ..base
     };
-    assert_eq!(response_destination(&v, src), "203.0.113.7:5062".parse().unwrap());
+    assert_eq!(
+        response_destination(&v, src),
+        "203.0.113.7:5062".parse().unwrap()
+    );
 }
 
 #[test]
@@ -398,7 +447,10 @@ fn via_spec_and_add_via() {
     let branch = add_via(&mut r, &spec);
     let vias = all_via_values(&r);
     assert_eq!(vias.len(), 3);
-    assert_eq!(vias[0], format!("SIP/2.0/TCP [2001:db8::1]:5070;branch={branch};rport"));
+    assert_eq!(
+        vias[0],
+        format!("SIP/2.0/TCP [2001:db8::1]:5070;branch={branch};rport")
+    );
     let v = top_via(&r).unwrap();
     assert_eq!(v.sent_by_host, "2001:db8::1");
     assert_eq!(v.transport, rsip::Transport::Tcp);
@@ -406,7 +458,8 @@ fn via_spec_and_add_via() {
 
 #[test]
 fn name_addr_parsing() {
-    let n = NameAddr::parse("\"Doe, \\\"J\\\" <x>\" <sip:j@example.com;transport=tcp>;tag=abc;x").unwrap();
+    let n = NameAddr::parse("\"Doe, \\\"J\\\" <x>\" <sip:j@example.com;transport=tcp>;tag=abc;x")
+        .unwrap();
     assert_eq!(n.display.as_deref(), Some("Doe, \"J\" <x>"));
     assert_eq!(n.uri, "sip:j@example.com;transport=tcp");
     assert_eq!(n.param("tag"), Some(Some("abc")));
@@ -432,4 +485,45 @@ fn tighten_params_removes_separator_whitespace_outside_quotes() {
         tighten_params("SIP/2.0/UDP h:5060 ;branch= z9hG4bK1"),
         "SIP/2.0/UDP h:5060;branch=z9hG4bK1"
     );
+}
+
+#[test]
+fn random_mutations_never_panic() {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0x5eed);
+    let alphabet = b" :;,<>\"\\=\r\n\t@[]/0123456789abcSIPVvlfti\xff";
+    for _ in 0..5_000 {
+        let mut m = INVITE.as_bytes().to_vec();
+        for _ in 0..rng.random_range(1..6) {
+            let pos = rng.random_range(0..m.len());
+            match rng.random_range(0..3) {
+                0 => m[pos] = alphabet[rng.random_range(0..alphabet.len())],
+                1 => {
+                    m.remove(pos);
+                }
+                _ => m.insert(pos, alphabet[rng.random_range(0..alphabet.len())]),
+            }
+        }
+        if let Ok(msg) = parse(&m) {
+            // Whatever parsed must serialize, reparse and answer without panicking.
+            let bytes = to_bytes(&msg);
+            assert!(
+                parse(&bytes).is_ok(),
+                "{}\n---\n{}",
+                String::from_utf8_lossy(&m),
+                String::from_utf8_lossy(&bytes)
+            );
+            let _ = top_via(&msg);
+            let _ = cseq(&msg);
+            let _ = from_tag(&msg);
+            let _ = contact_uri(&msg);
+            if let SipMessage::Request(mut r) = msg {
+                stamp_received(&mut r, "198.51.100.1:5060".parse().unwrap());
+                let _ = make_response(&r, 200, Some("x"));
+            }
+        } else {
+            let _ = bad_request(&m, "x");
+        }
+        let _ = frame_stream(&m, 2048);
+    }
 }

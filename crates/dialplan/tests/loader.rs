@@ -1,0 +1,251 @@
+//! Loader API: files, directories, results, versions and message format.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use ringback_dialplan::*;
+
+const OK: &str = r#"
+[dialplan]
+numbers = ["1000"]
+start = "main"
+operator = "operator"
+
+[nodes.main]
+type = "menu"
+prompt = "main-menu"
+options = { "1" = "bye" }
+
+[nodes.bye]
+type = "hangup"
+prompt = "goodbye"
+
+[nodes.spare]
+type = "hangup"
+"#;
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("dialplan-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("scratch dir");
+    dir
+}
+
+#[test]
+fn load_str_fills_defaults_and_returns_warnings_with_the_plan() {
+    let (plan, warnings) = load_str(
+        Path::new("dialplans/front.toml"),
+        OK,
+        &CheckContext::default(),
+    )
+    .expect("ok");
+    assert_eq!(plan.name, "front", "name defaults to the file stem");
+    assert_eq!(plan.timezone, chrono_tz::UTC);
+    assert_eq!(plan.numbers, ["1000"]);
+    assert_eq!(plan.operator.as_deref(), Some("operator"));
+    assert_eq!(plan.operator_queue(Some("g")), Some("operator"));
+    assert_eq!(plan.file, Path::new("dialplans/front.toml"));
+    let Some(Node::Menu(m)) = plan.node("main") else {
+        panic!("menu")
+    };
+    assert_eq!(m.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(m.max_retries, 3);
+    assert_eq!(m.on_fail, None);
+    assert_eq!(
+        warnings.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["dialplans/front.toml:16:8: warning: node `spare` is unreachable from start node `main`"]
+    );
+}
+
+#[test]
+fn version_is_a_short_stable_content_hash() {
+    let a = load_str(Path::new("a.toml"), OK, &CheckContext::default())
+        .expect("ok")
+        .0;
+    let b = load_str(Path::new("b.toml"), OK, &CheckContext::default())
+        .expect("ok")
+        .0;
+    let c = load_str(
+        Path::new("a.toml"),
+        &OK.replace("\"1000\"", "\"1001\""),
+        &CheckContext::default(),
+    )
+    .expect("ok")
+    .0;
+    assert_eq!(a.version.len(), 12);
+    assert!(a.version.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(a.version, b.version);
+    assert_ne!(a.version, c.version);
+    assert_eq!(content_version(""), "cbf29ce48422");
+}
+
+#[test]
+fn errors_come_with_warnings_sorted_and_in_compiler_format() {
+    let src = OK.replace(
+        "prompt = \"goodbye\"",
+        "prompt = \"goodbye\"\nnext = \"main\"",
+    );
+    let errs = load_str(Path::new("d/x.toml"), &src, &CheckContext::default()).expect_err("bad");
+    let shown: Vec<String> = errs.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "d/x.toml:15:1: error: unknown key `next` in node `bye` (hangup); allowed keys: type, prompt",
+            "d/x.toml:17:8: warning: node `spare` is unreachable from start node `main`",
+        ]
+    );
+    assert!(errs[0].is_error() && !errs[1].is_error());
+}
+
+#[test]
+fn context_sets_are_only_checked_when_known() {
+    // None: unknown, not checked
+    assert!(load_str(Path::new("x.toml"), OK, &CheckContext::default()).is_ok());
+    // Some(empty): there are none, every reference is reported
+    let ctx = CheckContext {
+        prompts: Some(Default::default()),
+        queues: Some(Default::default()),
+        global_operator: None,
+    };
+    let errs = load_str(Path::new("x.toml"), OK, &ctx).expect_err("nothing exists");
+    let msgs: Vec<&str> = errs.iter().map(|d| d.message.as_str()).collect();
+    assert!(
+        msgs.contains(&"prompt `main-menu` not found (no prompts/main-menu.wav)"),
+        "{msgs:?}"
+    );
+    assert!(
+        msgs.contains(&"queue `operator` is not defined in ringback.toml; known queues: "),
+        "{msgs:?}"
+    );
+}
+
+#[test]
+fn unreadable_files_and_empty_directories_are_reported_not_panicked() {
+    let dir = scratch("empty");
+    let missing = dir.join("nope.toml");
+    let errs = load_file(&missing, &CheckContext::default()).expect_err("missing");
+    assert_eq!(errs.len(), 1);
+    assert_eq!(errs[0].line, 0);
+    assert!(errs[0].to_string().starts_with(&format!(
+        "{}: error: cannot read dialplan:",
+        missing.display()
+    )));
+    let errs = load_dir(&dir, &CheckContext::default()).expect_err("empty");
+    assert_eq!(
+        errs[0].to_string(),
+        format!(
+            "{}: error: no dialplans: the directory has no *.toml files",
+            dir.display()
+        )
+    );
+    let errs = load_dir(&dir.join("absent"), &CheckContext::default()).expect_err("absent");
+    assert!(errs[0]
+        .message
+        .starts_with("cannot read dialplan directory"));
+}
+
+#[test]
+fn load_dir_collects_every_file_and_ignores_other_files() {
+    let dir = scratch("multi");
+    std::fs::write(dir.join("a.toml"), OK).unwrap();
+    std::fs::write(dir.join("notes.txt"), "not a dialplan").unwrap();
+    std::fs::write(
+        dir.join("b.toml"),
+        OK.replace("\"1000\"", "\"2000\"")
+            .replace("start = \"main\"", "start = \"mian\""),
+    )
+    .unwrap();
+    std::fs::write(dir.join("c.toml"), "[dialplan\n").unwrap();
+    let errs = load_dir(&dir, &CheckContext::default()).expect_err("b and c are broken");
+    let shown: Vec<String> = errs
+        .iter()
+        .map(|d| {
+            format!(
+                "{}:{}:{}: {}",
+                d.file.file_name().unwrap().to_string_lossy(),
+                d.line,
+                d.col,
+                d.severity
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "a.toml:16:8: warning",
+            "b.toml:4:9: error",
+            "c.toml:1:10: error"
+        ]
+    );
+    // fixed: the set loads, routing by number, warnings returned
+    std::fs::write(dir.join("b.toml"), OK.replace("\"1000\"", "\"2000\"")).unwrap();
+    std::fs::remove_file(dir.join("c.toml")).unwrap();
+    let (set, warnings) = load_dir(&dir, &CheckContext::default()).expect("clean");
+    assert_eq!(set.len(), 2);
+    assert_eq!(warnings.len(), 2);
+    assert!(set.for_number("1000").unwrap().file.ends_with("a.toml"));
+    assert!(set.for_number("2000").unwrap().file.ends_with("b.toml"));
+    assert!(set.for_number("3000").is_none(), "no catch-all");
+}
+
+#[test]
+fn diagnostics_format_and_order() {
+    let mut v = vec![
+        Diagnostic {
+            file: "b.toml".into(),
+            line: 1,
+            col: 1,
+            message: "x".into(),
+            severity: Severity::Error,
+        },
+        Diagnostic {
+            file: "a.toml".into(),
+            line: 9,
+            col: 2,
+            message: "y".into(),
+            severity: Severity::Warning,
+        },
+        Diagnostic {
+            file: "a.toml".into(),
+            line: 2,
+            col: 7,
+            message: "z".into(),
+            severity: Severity::Error,
+        },
+    ];
+    sort_diagnostics(&mut v);
+    let shown: Vec<String> = v.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        shown,
+        [
+            "a.toml:2:7: error: z",
+            "a.toml:9:2: warning: y",
+            "b.toml:1:1: error: x"
+        ]
+    );
+    assert!(common::fixture_ctx().prompts.is_some());
+}
+
+/// Whatever an editor saves half-way, the loader answers with diagnostics,
+/// never a panic: every truncation of the shipped main plan is loaded.
+#[test]
+fn every_truncation_of_the_demo_loads_without_panicking() {
+    let path = common::repo().join("dialplans/main.toml");
+    let src = std::fs::read_to_string(&path).expect("demo");
+    let ctx = common::fixture_ctx();
+    let mut failures = 0;
+    for (i, _) in src.char_indices() {
+        if let Err(errs) = load_str(&path, &src[..i], &ctx) {
+            assert!(errs.iter().any(Diagnostic::is_error));
+            for d in &errs {
+                assert!(d.line >= 1 && d.col >= 1, "{d}");
+                assert!(d.line <= src[..i].lines().count().max(1), "{d}");
+            }
+            failures += 1;
+        }
+    }
+    assert!(failures > 0);
+    assert!(load_str(&path, &src, &CheckContext::default()).is_ok());
+}

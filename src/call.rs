@@ -83,7 +83,11 @@ pub struct CallSetup {
 /// Decide whether an INVITE can become a call: a dialplan for the number,
 /// an SDP offer with a codec in common, and a free RTP port.
 pub fn admit(ctx: &ServerCtx, req: &rsip::Request) -> Result<Admitted, Rejection> {
-    let reject = |code, reason: String, metric| Rejection { code, reason, metric };
+    let reject = |code, reason: String, metric| Rejection {
+        code,
+        reason,
+        metric,
+    };
     let snapshot = ctx.snapshot();
     let dialed = req
         .uri
@@ -105,9 +109,10 @@ pub fn admit(ctx: &ServerCtx, req: &rsip::Request) -> Result<Admitted, Rejection
         ));
     }
     let text = String::from_utf8_lossy(&req.body);
-    let offer = sdp::parse(&text).map_err(|e| reject(400, format!("malformed SDP: {e}"), "bad_sdp"))?;
-    let negotiated = sdp::negotiate(&offer, &ctx.codecs)
-        .map_err(|e| reject(488, format!("{e}"), "no_codec"))?;
+    let offer =
+        sdp::parse(&text).map_err(|e| reject(400, format!("malformed SDP: {e}"), "bad_sdp"))?;
+    let negotiated =
+        sdp::negotiate(&offer, &ctx.codecs).map_err(|e| reject(488, format!("{e}"), "no_codec"))?;
     let port = ctx
         .media
         .allocate_port()
@@ -250,7 +255,10 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         Err(e) => {
             tracing::error!(error = %e, "cannot open RTP stream");
             let resp = message::make_response(&invite, 500, Some(&message::new_tag()));
-            endpoint.send(EndpointCmd::Respond { key, response: resp });
+            endpoint.send(EndpointCmd::Respond {
+                key,
+                response: resp,
+            });
             finish_early(&mut cdr, "failed", 500);
             return;
         }
@@ -311,7 +319,10 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         Err(e) => {
             tracing::warn!(error = %e, "cannot create dialog");
             let resp = message::make_response(&invite, 400, Some(&local_tag));
-            endpoint.send(EndpointCmd::Respond { key, response: resp });
+            endpoint.send(EndpointCmd::Respond {
+                key,
+                response: resp,
+            });
             finish_early(&mut cdr, "failed", 400);
             return;
         }
@@ -430,7 +441,9 @@ impl Call {
         }
         match &self.phase {
             Phase::Queued {
-                deadline: Some(d), queue, ..
+                deadline: Some(d),
+                queue,
+                ..
             } if *d <= now => {
                 tracing::info!(%queue, "maximum wait reached, leaving the queue");
                 self.stream.stop();
@@ -478,7 +491,10 @@ impl Call {
 
     fn execute(&mut self, action: Action) -> Option<Ending> {
         match action {
-            Action::Play { prompts, barge_in: _ } => {
+            Action::Play {
+                prompts,
+                barge_in: _,
+            } => {
                 let list = self.resolve_prompts(&prompts);
                 self.token += 1;
                 if list.is_empty() {
@@ -529,7 +545,13 @@ impl Call {
     }
 
     fn enter_queue(&mut self, queue: String, max_wait: Option<Duration>) {
-        let qcfg = self.ctx.config.queues.get(&queue).cloned().unwrap_or_default();
+        let qcfg = self
+            .ctx
+            .config
+            .queues
+            .get(&queue)
+            .cloned()
+            .unwrap_or_default();
         let max_wait = max_wait.or(qcfg.max_wait_secs.map(Duration::from_secs));
         tracing::info!(%queue, "caller queued");
         self.timer = None;
@@ -583,14 +605,19 @@ impl Call {
             return None;
         }
         let mut refer = self.dialog.make_request(rsip::Method::Refer, &self.via());
-        refer
-            .headers
-            .push(rsip::Header::Other("Refer-To".into(), format!("<{target}>")));
+        refer.headers.push(rsip::Header::Other(
+            "Refer-To".into(),
+            format!("<{target}>"),
+        ));
         refer.headers.push(rsip::Header::Other(
             "Referred-By".into(),
             format!(
                 "<{}>",
-                contact_uri(self.ctx.config.advertised_ip(), self.endpoint.local.port(), self.transport)
+                contact_uri(
+                    self.ctx.config.advertised_ip(),
+                    self.endpoint.local.port(),
+                    self.transport
+                )
             ),
         ));
         tracing::info!(%target, "transferring with REFER");
@@ -621,7 +648,10 @@ impl Call {
 
     fn respond(&self, key: TransactionKey, req: &rsip::Request, code: u16) {
         let resp = message::make_response(req, code, None);
-        self.endpoint.send(EndpointCmd::Respond { key, response: resp });
+        self.endpoint.send(EndpointCmd::Respond {
+            key,
+            response: resp,
+        });
     }
 
     fn on_media(&mut self, ev: MediaEvent) -> Option<Ending> {
@@ -678,8 +708,8 @@ impl Call {
             SipInput::Response { key, response } => {
                 if let Phase::Transferring { refer, deadline } = &mut self.phase {
                     let code = response.status_code.code();
-                    let is_refer = message::cseq(&response)
-                        .is_some_and(|(_, m)| m == rsip::Method::Refer);
+                    let is_refer =
+                        message::cseq(&response).is_some_and(|(_, m)| m == rsip::Method::Refer);
                     if is_refer && (200..300).contains(&code) {
                         *refer = Some(key);
                         *deadline = Instant::now() + Duration::from_secs(32);
@@ -690,7 +720,7 @@ impl Call {
                     }
                 }
             }
-            SipInput::Timeout { .. } => {
+            SipInput::Timeout => {
                 if matches!(self.phase, Phase::Transferring { refer: None, .. }) {
                     self.phase = Phase::Ivr;
                     self.pending.push_back(Event::TransferFailed);
@@ -726,11 +756,12 @@ impl Call {
                 self.respond(key, &req, 200);
                 self.pending.push_back(Event::Hangup);
                 let _ = self.drain();
-                let disposition = if self.queue.is_some() && matches!(self.phase, Phase::Queued { .. }) {
-                    "abandoned"
-                } else {
-                    "completed"
-                };
+                let disposition =
+                    if self.queue.is_some() && matches!(self.phase, Phase::Queued { .. }) {
+                        "abandoned"
+                    } else {
+                        "completed"
+                    };
                 return Some(Ending {
                     disposition,
                     hangup_by: "caller",
@@ -747,7 +778,8 @@ impl Call {
                 match parse_sip_info(&ctype, &req.body) {
                     Some(d) => {
                         self.respond(key, &req, 200);
-                        metrics::DTMF_SIP_INFO_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        metrics::DTMF_SIP_INFO_TOTAL
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         self.on_digit(d);
                     }
                     None => self.respond(key, &req, 400),
@@ -777,7 +809,10 @@ impl Call {
             _ => {
                 let mut resp = message::make_response(&req, 405, None);
                 resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
-                self.endpoint.send(EndpointCmd::Respond { key, response: resp });
+                self.endpoint.send(EndpointCmd::Respond {
+                    key,
+                    response: resp,
+                });
             }
         }
         None
@@ -790,9 +825,11 @@ impl Call {
         let result = if text.trim().is_empty() {
             Ok((self.offer_answer.0.clone(), self.offer_answer.1.clone()))
         } else {
-            sdp::parse(&text)
-                .map_err(|e| e.to_string())
-                .and_then(|o| sdp::negotiate(&o, &self.ctx.codecs).map(|n| (o, n)).map_err(|e| e.to_string()))
+            sdp::parse(&text).map_err(|e| e.to_string()).and_then(|o| {
+                sdp::negotiate(&o, &self.ctx.codecs)
+                    .map(|n| (o, n))
+                    .map_err(|e| e.to_string())
+            })
         };
         match result {
             Ok((offer, neg)) => {
@@ -812,14 +849,19 @@ impl Call {
                 ok.headers.push(
                     rsip::headers::Contact::new(format!(
                         "<{}>",
-                        contact_uri(self.ctx.config.advertised_ip(), self.endpoint.local.port(), self.transport)
+                        contact_uri(
+                            self.ctx.config.advertised_ip(),
+                            self.endpoint.local.port(),
+                            self.transport
+                        )
                     ))
                     .into(),
                 );
                 ok.headers
                     .push(rsip::headers::ContentType::new("application/sdp").into());
                 ok.body = answer.into_bytes();
-                self.endpoint.send(EndpointCmd::Respond { key, response: ok });
+                self.endpoint
+                    .send(EndpointCmd::Respond { key, response: ok });
             }
             Err(e) => {
                 tracing::info!(error = %e, "re-INVITE refused");
@@ -884,7 +926,10 @@ mod tests {
     #[test]
     fn contact_forms() {
         let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(contact_uri(ip, 5060, TransportKind::Udp), "sip:ringback@127.0.0.1:5060");
+        assert_eq!(
+            contact_uri(ip, 5060, TransportKind::Udp),
+            "sip:ringback@127.0.0.1:5060"
+        );
         assert_eq!(
             contact_uri(ip, 5061, TransportKind::Tcp),
             "sip:ringback@127.0.0.1:5061;transport=tcp"

@@ -28,6 +28,8 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// Call admission limits.
     pub limits: LimitsConfig,
+    /// HTTP surface (metrics, health).
+    pub api: ApiConfig,
     /// The queue that `0` (zero-out) reaches when a dialplan names none.
     pub operator_queue: Option<String>,
     /// Queues by name.
@@ -145,6 +147,25 @@ impl Default for DatabaseConfig {
     }
 }
 
+/// HTTP listener for `/metrics` and `/healthz`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// Address to listen on; keep it on loopback unless a proxy guards it.
+    pub listen: SocketAddr,
+    /// Serve HTTP at all.
+    pub enabled: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
+            enabled: true,
+        }
+    }
+}
+
 /// Admission control.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -203,15 +224,8 @@ impl Config {
     /// relative directories.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| {
-            let (line, col) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
-            ConfigError(format!(
-                "{}:{line}:{col}: {}",
-                path.display(),
-                e.message()
-            ))
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
+            ConfigError(format!("{}:{line}:{col}: {}", path.display(), e.message()))
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.dialplans.dir = resolve(base, &cfg.dialplans.dir);
@@ -246,7 +260,8 @@ impl Config {
                 ));
             }
         }
-        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres")) {
+        if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
+        {
             return err(format!(
                 "database.url `{}` must start with sqlite:// or postgres://",
                 self.database.url
@@ -307,9 +322,12 @@ mod tests {
 
     #[test]
     fn bad_rtp_range() {
-        let e = Config::parse(Path::new("r.toml"), "[rtp]\nport_min = 30000\nport_max = 20000\n")
-            .unwrap_err()
-            .to_string();
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "[rtp]\nport_min = 30000\nport_max = 20000\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("rtp.port_min"), "{e}");
     }
 }

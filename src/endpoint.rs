@@ -49,10 +49,7 @@ pub enum SipInput {
         response: rsip::Response,
     },
     /// A request this call sent got no final response (408 equivalent).
-    Timeout {
-        /// Client transaction.
-        key: TransactionKey,
-    },
+    Timeout,
     /// Our 2xx was never ACKed.
     AckTimeout,
     /// The server is shutting down: hang up.
@@ -136,7 +133,10 @@ impl EndpointHandle {
 }
 
 /// Bind UDP and TCP on the same port. Port 0 picks one that is free for both.
-pub async fn bind(addr: SocketAddr, with_tcp: bool) -> anyhow::Result<(UdpSocket, Option<TcpListener>)> {
+pub async fn bind(
+    addr: SocketAddr,
+    with_tcp: bool,
+) -> anyhow::Result<(UdpSocket, Option<TcpListener>)> {
     for _ in 0..20 {
         let udp = UdpSocket::bind(addr)
             .await
@@ -166,7 +166,11 @@ pub fn spawn(
     let (tx, rx) = mpsc::unbounded_channel();
     let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
     if let Some(listener) = tcp_listener {
-        tokio::spawn(tcp::accept_loop(listener, tcp_tx, ctx.config.sip.max_message_bytes));
+        tokio::spawn(tcp::accept_loop(
+            listener,
+            tcp_tx,
+            ctx.config.sip.max_message_bytes,
+        ));
     }
     let handle = EndpointHandle { tx, local };
     let ep = Endpoint {
@@ -250,12 +254,19 @@ impl Endpoint {
         let parsed = if bytes.len() > size_limit {
             Err(Rejected {
                 code: 513,
-                reason: format!("message of {} bytes exceeds the {size_limit}-byte limit", bytes.len()),
+                reason: format!(
+                    "message of {} bytes exceeds the {size_limit}-byte limit",
+                    bytes.len()
+                ),
             })
         } else {
             message::parse(bytes).map_err(|e| Rejected {
                 // An unknown method is well-formed SIP we do not implement.
-                code: if matches!(e, message::ParseError::UnknownMethod(_)) { 501 } else { 400 },
+                code: if matches!(e, message::ParseError::UnknownMethod(_)) {
+                    501
+                } else {
+                    400
+                },
                 reason: e.to_string(),
             })
         };
@@ -265,7 +276,8 @@ impl Endpoint {
                     message::stamp_received(req, src);
                 }
                 crate::metrics::sip_in(&msg);
-                self.layer.handle_incoming(msg, src, transport, Instant::now());
+                self.layer
+                    .handle_incoming(msg, src, transport, Instant::now());
             }
             Err(Rejected { code, reason }) => {
                 tracing::warn!(%src, code, %reason, "SIP message rejected before parsing");
@@ -383,7 +395,7 @@ impl Endpoint {
             }
             TuEvent::Timeout { key } => {
                 if let Some(tx) = self.owners.get(&key).and_then(|o| self.calls.get(o)) {
-                    let _ = tx.send(SipInput::Timeout { key: key.clone() });
+                    let _ = tx.send(SipInput::Timeout);
                 }
                 self.owners.remove(&key);
             }
@@ -454,15 +466,23 @@ impl Endpoint {
     fn options_response(&self, req: &rsip::Request) -> rsip::Response {
         let mut resp = message::make_response(req, 200, None);
         resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
-        resp.headers
-            .push(rsip::headers::Accept::new("application/sdp, application/dtmf-relay, application/dtmf").into());
+        resp.headers.push(
+            rsip::headers::Accept::new("application/sdp, application/dtmf-relay, application/dtmf")
+                .into(),
+        );
         resp.headers.push(rsip::headers::Supported::new("").into());
         resp.headers
             .push(rsip::headers::Server::new(self.ctx.config.sip.user_agent.clone()).into());
         resp
     }
 
-    fn reject(&mut self, key: &TransactionKey, req: &rsip::Request, code: u16, extra: Option<rsip::Header>) {
+    fn reject(
+        &mut self,
+        key: &TransactionKey,
+        req: &rsip::Request,
+        code: u16,
+        extra: Option<rsip::Header>,
+    ) {
         let mut resp = message::make_response(req, code, Some(&message::new_tag()));
         if let Some(h) = extra {
             resp.headers.push(h);
@@ -489,7 +509,10 @@ impl Endpoint {
             Err(rej) => {
                 crate::metrics::rejected(rej.metric);
                 tracing::info!(%call_id, code = rej.code, reason = %rej.reason, "INVITE rejected");
-                let warning = rsip::Header::Other("Warning".into(), format!("399 ringback \"{}\"", rej.reason));
+                let warning = rsip::Header::Other(
+                    "Warning".into(),
+                    format!("399 ringback \"{}\"", rej.reason),
+                );
                 self.reject(&key, &req, rej.code, Some(warning));
                 return;
             }

@@ -4,6 +4,7 @@
 //! `dialplans/`; `ringback check` validates dialplans; `ringback simulate`
 //! walks a caller through one without a phone.
 
+mod api;
 mod call;
 mod config;
 mod endpoint;
@@ -23,7 +24,11 @@ use ringback_dialplan::{load_dir, load_file, parse_sim_inputs, CheckContext, Sev
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "ringback", version, about = "IVR and callback telephony server")]
+#[command(
+    name = "ringback",
+    version,
+    about = "IVR and callback telephony server"
+)]
 struct Cli {
     /// Configuration file.
     #[arg(long, short, global = true, default_value = "ringback.toml")]
@@ -88,7 +93,10 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(rt) => rt,
                 Err(e) => {
                     eprintln!("error: cannot start the runtime: {e}");
@@ -121,7 +129,11 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().with_current_span(true).with_span_list(false).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
     }
 }
 
@@ -131,8 +143,13 @@ fn config_or_default(path: &Path) -> Result<Config, String> {
     if path.exists() {
         Config::load(path).map_err(|e| e.to_string())
     } else {
-        Config::parse(&std::env::current_dir().unwrap_or_default().join("ringback.toml"), "")
-            .map_err(|e| e.to_string())
+        Config::parse(
+            &std::env::current_dir()
+                .unwrap_or_default()
+                .join("ringback.toml"),
+            "",
+        )
+        .map_err(|e| e.to_string())
     }
 }
 
@@ -193,8 +210,14 @@ fn check(config_path: &Path, paths: Vec<PathBuf>, strict: bool) -> ExitCode {
                 for d in &diags {
                     println!("{d}");
                 }
-                errors += diags.iter().filter(|d| d.severity == Severity::Error).count();
-                warnings += diags.iter().filter(|d| d.severity != Severity::Error).count();
+                errors += diags
+                    .iter()
+                    .filter(|d| d.severity == Severity::Error)
+                    .count();
+                warnings += diags
+                    .iter()
+                    .filter(|d| d.severity != Severity::Error)
+                    .count();
             }
         }
     }
@@ -207,7 +230,13 @@ fn check(config_path: &Path, paths: Vec<PathBuf>, strict: bool) -> ExitCode {
     }
 }
 
-fn simulate(config_path: &Path, file: &Path, digits: &str, at: Option<&str>, caller: String) -> ExitCode {
+fn simulate(
+    config_path: &Path,
+    file: &Path,
+    digits: &str,
+    at: Option<&str>,
+    caller: String,
+) -> ExitCode {
     let cfg = match config_or_default(config_path) {
         Ok(c) => c,
         Err(e) => {
@@ -241,13 +270,15 @@ fn simulate(config_path: &Path, file: &Path, digits: &str, at: Option<&str>, cal
     };
     let now = match at {
         None => chrono::Utc::now(),
-        Some(s) => match chrono::DateTime::parse_from_rfc3339(s) {
-            Ok(t) => t.with_timezone(&chrono::Utc),
-            Err(e) => {
-                eprintln!("error: --at `{s}` is not an RFC 3339 time (e.g. 2026-11-23T10:00:00Z): {e}");
-                return ExitCode::from(2);
+        Some(s) => {
+            match chrono::DateTime::parse_from_rfc3339(s) {
+                Ok(t) => t.with_timezone(&chrono::Utc),
+                Err(e) => {
+                    eprintln!("error: --at `{s}` is not an RFC 3339 time (e.g. 2026-11-23T10:00:00Z): {e}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
     };
     let script = SimScript {
         digits: inputs,

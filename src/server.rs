@@ -77,7 +77,7 @@ impl ServerCtx {
                 let report = ReloadReport {
                     dialplans: snap.plans.len(),
                     prompts: snap.prompts.names().count(),
-                    warnings,
+                    warnings: warnings.len(),
                     took: started.elapsed(),
                 };
                 self.record_versions(&snap.plans).await;
@@ -90,13 +90,15 @@ impl ServerCtx {
                     trigger = why,
                     dialplans = report.dialplans,
                     prompts = report.prompts,
+                    warnings = report.warnings,
                     took_ms = report.took.as_secs_f64() * 1000.0,
                     "dialplans reloaded"
                 );
                 Ok(report)
             }
             Err(errors) => {
-                metrics::DIALPLAN_RELOAD_FAILURES_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                metrics::DIALPLAN_RELOAD_FAILURES_TOTAL
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tracing::error!(
                     trigger = why,
                     errors = errors.len(),
@@ -113,7 +115,11 @@ impl ServerCtx {
     async fn record_versions(&self, plans: &DialplanSet) {
         for p in plans.plans() {
             let file = p.file.display().to_string();
-            if let Err(e) = self.store.record_dialplan_version(&p.name, &file, &p.version).await {
+            if let Err(e) = self
+                .store
+                .record_dialplan_version(&p.name, &file, &p.version)
+                .await
+            {
                 tracing::warn!(error = %e, "cannot record dialplan version");
             }
         }
@@ -127,8 +133,8 @@ pub struct ReloadReport {
     pub dialplans: usize,
     /// Prompts.
     pub prompts: usize,
-    /// Warnings (unreachable nodes, unreadable WAVs …).
-    pub warnings: Vec<String>,
+    /// Warnings (unreachable nodes, unreadable WAVs …); logged as they come.
+    pub warnings: usize,
     /// Time taken.
     pub took: Duration,
 }
@@ -145,14 +151,17 @@ pub fn check_context(cfg: &Config, prompts: &PromptCache) -> CheckContext {
 
 /// Load prompts and dialplans. Errors and warnings come formatted as
 /// `file:line:col: message`.
-pub fn load_snapshot(cfg: &Config, generation: u64) -> Result<(Snapshot, Vec<String>), Vec<String>> {
+pub fn load_snapshot(
+    cfg: &Config,
+    generation: u64,
+) -> Result<(Snapshot, Vec<String>), Vec<String>> {
     let (prompts, prompt_errors) = load_prompts(&cfg.prompts.dir)?;
     let mut warnings: Vec<String> = prompt_errors;
     let ctx = check_context(cfg, &prompts);
     let (plans, diags) = load_dir(&cfg.dialplans.dir, &ctx)
         .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     warnings.extend(diags.iter().map(ToString::to_string));
-    if plans.len() == 0 {
+    if plans.is_empty() {
         return Err(vec![format!(
             "{}: no dialplans (*.toml) found",
             cfg.dialplans.dir.display()
@@ -180,10 +189,7 @@ pub fn load_prompts(dir: &Path) -> Result<(PromptCache, Vec<String>), Vec<String
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let (snap, warnings) = load_snapshot(&config, 1).map_err(|errs| {
-        anyhow::anyhow!(
-            "dialplans are invalid, not starting:\n{}",
-            errs.join("\n")
-        )
+        anyhow::anyhow!("dialplans are invalid, not starting:\n{}", errs.join("\n"))
     })?;
     for w in &warnings {
         tracing::warn!("{w}");
@@ -191,10 +197,14 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let store = Store::connect(&config.database.url).await?;
     let orphans = store.close_orphaned_calls().await?;
     if orphans > 0 {
-        tracing::warn!(calls = orphans, "closed call records left open by a previous run");
+        tracing::warn!(
+            calls = orphans,
+            "closed call records left open by a previous run"
+        );
     }
     let (cdr, cdr_task) = CdrWriter::spawn(store.clone());
-    let timeout = (config.rtp.timeout_secs > 0).then(|| Duration::from_secs(config.rtp.timeout_secs));
+    let timeout =
+        (config.rtp.timeout_secs > 0).then(|| Duration::from_secs(config.rtp.timeout_secs));
     let media = MediaEngine::start(
         config.rtp.ip,
         config.rtp.port_min,
@@ -217,11 +227,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     });
     ctx.record_versions(&ctx.snapshot().plans).await;
     let (ep, _ep_task) = endpoint::spawn(Arc::clone(&ctx), udp, tcp)?;
+    let api_addr = if ctx.config.api.enabled {
+        let listener = tokio::net::TcpListener::bind(ctx.config.api.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", ctx.config.api.listen))?;
+        let addr = listener.local_addr()?;
+        tokio::spawn(crate::api::serve(listener, Arc::clone(&ctx)));
+        addr.to_string()
+    } else {
+        "off".to_string()
+    };
     spawn_reload_triggers(Arc::clone(&ctx))?;
     let transports = if ctx.config.sip.tcp { "udp+tcp" } else { "udp" };
     // The first line on stdout is machine-readable for scripts and tests.
     println!(
-        "ringback ready sip={} ({transports}) rtp={}:{}-{} dialplans={plans} prompts={prompts} startup_ms={:.1}",
+        "ringback ready sip={} ({transports}) api={api_addr} rtp={}:{}-{} dialplans={plans} prompts={prompts} startup_ms={:.1}",
         ep.local,
         ctx.config.rtp.ip,
         ctx.config.rtp.port_min,
@@ -234,7 +254,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     tracing::info!("shutting down: hanging up calls");
     ep.send(EndpointCmd::HangupAll);
     let until = Instant::now() + Duration::from_secs(3);
-    while metrics::CALLS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) > 0 && Instant::now() < until {
+    while metrics::CALLS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) > 0
+        && Instant::now() < until
+    {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Let the BYEs leave before the process exits.
@@ -283,7 +305,10 @@ fn spawn_reload_triggers(ctx: Arc<ServerCtx>) -> anyhow::Result<()> {
         }
     })?;
     use notify::Watcher;
-    watcher.watch(&ctx.config.dialplans.dir, notify::RecursiveMode::NonRecursive)?;
+    watcher.watch(
+        &ctx.config.dialplans.dir,
+        notify::RecursiveMode::NonRecursive,
+    )?;
     if ctx.config.prompts.dir.is_dir() {
         watcher.watch(&ctx.config.prompts.dir, notify::RecursiveMode::NonRecursive)?;
     }

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use tokio::sync::mpsc;
 
 /// A connection pool to one of the supported databases.
@@ -116,14 +118,24 @@ impl Store {
     /// killed): they end now with disposition `interrupted`.
     pub async fn close_orphaned_calls(&self) -> anyhow::Result<u64> {
         let now = ts(Utc::now());
-        let sql = "UPDATE calls SET ended_at = $1, disposition = 'interrupted', hangup_by = 'restart' \
+        let sql =
+            "UPDATE calls SET ended_at = $1, disposition = 'interrupted', hangup_by = 'restart' \
                    WHERE disposition = 'in_progress'";
-        let n = on_pool!(self, |p| sqlx::query(sql).bind(&now).execute(p).await?.rows_affected());
+        let n = on_pool!(self, |p| sqlx::query(sql)
+            .bind(&now)
+            .execute(p)
+            .await?
+            .rows_affected());
         Ok(n)
     }
 
     /// Remember a loaded dialplan version (idempotent).
-    pub async fn record_dialplan_version(&self, name: &str, file: &str, version: &str) -> anyhow::Result<()> {
+    pub async fn record_dialplan_version(
+        &self,
+        name: &str,
+        file: &str,
+        version: &str,
+    ) -> anyhow::Result<()> {
         let sql = "INSERT INTO dialplan_versions (name, file, version, loaded_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (file, version) DO NOTHING";
         let now = ts(Utc::now());

@@ -12,7 +12,11 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 use crate::endpoint::TcpEvent;
 
 /// Accept connections until the listener fails.
-pub async fn accept_loop(listener: TcpListener, events: UnboundedSender<TcpEvent>, max_message: usize) {
+pub async fn accept_loop(
+    listener: TcpListener,
+    events: UnboundedSender<TcpEvent>,
+    max_message: usize,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -28,7 +32,12 @@ pub async fn accept_loop(listener: TcpListener, events: UnboundedSender<TcpEvent
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, events: UnboundedSender<TcpEvent>, max_message: usize) {
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    events: UnboundedSender<TcpEvent>,
+    max_message: usize,
+) {
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
     if events

@@ -50,7 +50,10 @@ fn check_reports_file_line_col_and_exits_1() {
         .lines()
         .find(|l| l.contains("mian"))
         .unwrap_or_else(|| panic!("no diagnostic about `mian`:\n{out}"));
-    assert!(line.starts_with(&format!("{}:9:", file.display())), "{line}");
+    assert!(
+        line.starts_with(&format!("{}:9:", file.display())),
+        "{line}"
+    );
     assert!(line.contains("did you mean `main`"), "{line}");
 }
 
@@ -65,7 +68,10 @@ fn check_rejects_zero_bound_to_something_else() {
     .expect("write");
     let (code, out, _) = ringback(&["check", file.to_str().expect("utf8")], &common::repo());
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("zero.toml:9:") && out.contains("reserved"), "{out}");
+    assert!(
+        out.contains("zero.toml:9:") && out.contains("reserved"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -73,12 +79,21 @@ fn bad_config_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("ringback.toml");
     std::fs::write(&cfg, "[sip]\nlisten = \"not an address\"\n").expect("write");
-    let (code, _, err) = ringback(&["--config", cfg.to_str().expect("utf8"), "serve"], dir.path());
+    let (code, _, err) = ringback(
+        &["--config", cfg.to_str().expect("utf8"), "serve"],
+        dir.path(),
+    );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("ringback.toml:2:"), "{err}");
-    let (code, _, err) = ringback(&["--config", "/nonexistent/ringback.toml", "serve"], dir.path());
+    let (code, _, err) = ringback(
+        &["--config", "/nonexistent/ringback.toml", "serve"],
+        dir.path(),
+    );
     assert_eq!(code, 2);
-    assert!(err.contains("/nonexistent/ringback.toml: cannot read"), "{err}");
+    assert!(
+        err.contains("/nonexistent/ringback.toml: cannot read"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -96,7 +111,10 @@ fn simulate_prints_the_path() {
     );
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("[main]") && out.contains("[sub]"), "{out}");
-    assert!(out.contains("operator"), "zero-out from the sub-menu:\n{out}");
+    assert!(
+        out.contains("operator"),
+        "zero-out from the sub-menu:\n{out}"
+    );
     let (code, _, err) = ringback(
         &["simulate", file.to_str().expect("utf8"), "--digits", "1,x"],
         &common::repo(),

@@ -43,7 +43,11 @@ fn replace(path: &std::path::Path, text: &str) {
 }
 
 fn press_one_call() -> Uac {
-    Uac::new().invite().pause(200).info_digit('1').expect_bye(10_000)
+    Uac::new()
+        .invite()
+        .pause(200)
+        .info_digit('1')
+        .expect_bye(10_000)
 }
 
 #[test]
@@ -76,10 +80,22 @@ fn calls_keep_their_version_and_bad_edits_are_rejected() {
     let a = a.wait();
     a.assert_ok("call A");
 
-    let cdr_a = srv.wait_cdr(&call_id_from_trace(&a.messages).expect("A id"), Duration::from_secs(5));
-    let cdr_b = srv.wait_cdr(&call_id_from_trace(&b.messages).expect("B id"), Duration::from_secs(5));
-    assert_eq!(cdr_a.path, "main > first", "call A must finish on the version it started with");
-    assert_eq!(cdr_b.path, "main > second", "call B must get the new version");
+    let cdr_a = srv.wait_cdr(
+        &call_id_from_trace(&a.messages).expect("A id"),
+        Duration::from_secs(5),
+    );
+    let cdr_b = srv.wait_cdr(
+        &call_id_from_trace(&b.messages).expect("B id"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        cdr_a.path, "main > first",
+        "call A must finish on the version it started with"
+    );
+    assert_eq!(
+        cdr_b.path, "main > second",
+        "call B must get the new version"
+    );
     assert_ne!(cdr_a.dialplan_version, cdr_b.dialplan_version);
     let versions = srv.dialplan_versions();
     assert!(versions.len() >= 2, "both versions recorded: {versions:?}");
@@ -98,8 +114,14 @@ fn calls_keep_their_version_and_bad_edits_are_rejected() {
     );
     let c = Sipp::from_xml(&press_one_call().xml()).run(srv.sip, "100");
     c.assert_ok("call C after a rejected edit");
-    let cdr_c = srv.wait_cdr(&call_id_from_trace(&c.messages).expect("C id"), Duration::from_secs(5));
-    assert_eq!(cdr_c.path, "main > second", "the last good version keeps serving");
+    let cdr_c = srv.wait_cdr(
+        &call_id_from_trace(&c.messages).expect("C id"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        cdr_c.path, "main > second",
+        "the last good version keeps serving"
+    );
     assert_eq!(cdr_c.dialplan_version, cdr_b.dialplan_version);
 }
 
@@ -111,7 +133,8 @@ fn sighup_reloads() {
     });
     srv.signal("HUP");
     assert!(
-        srv.wait_log("SIGHUP", 1, Duration::from_secs(5)) && srv.wait_log("dialplans reloaded", 1, Duration::from_secs(5)),
+        srv.wait_log("SIGHUP", 1, Duration::from_secs(5))
+            && srv.wait_log("dialplans reloaded", 1, Duration::from_secs(5)),
         "SIGHUP did not reload:\n{}",
         srv.log()
     );

@@ -21,8 +21,13 @@ operator = "operator"
 [nodes.main]
 type = "menu"
 prompt = "digit-1"
-options = { "1" = "sub", "2" = "bye", "3" = "account" }
+options = { "1" = "sub", "2" = "bye", "3" = "account", "5" = "sales" }
 timeout = 10
+
+[nodes.sales]
+type = "transfer"
+target = "sip:sales@127.0.0.1:5999"
+prompt = "transferring"
 
 [nodes.sub]
 type = "menu"
@@ -77,7 +82,10 @@ fn sip_info_digits_walk_three_menus_and_zero_out() {
     assert_eq!(cdr.path, "main > sub > deep");
     assert_eq!(cdr.digits, "110");
     assert_eq!(cdr.queue.as_deref(), Some("operator"), "{cdr:?}");
-    assert_eq!(cdr.disposition, "abandoned", "caller hung up while queued: {cdr:?}");
+    assert_eq!(
+        cdr.disposition, "abandoned",
+        "caller hung up while queued: {cdr:?}"
+    );
     assert_eq!(cdr.caller, scenario::CALLER);
     assert_eq!(cdr.dialed, "100");
     assert!(cdr.answered_at.is_some());
@@ -116,7 +124,10 @@ fn gather_over_tcp_then_server_hangs_up() {
         .info_digit('2')
         .info_digit('7')
         .expect_bye(15_000);
-    let run = Sipp::from_xml(&uac.xml()).arg("-t").arg("t1").run(srv.sip, "100");
+    let run = Sipp::from_xml(&uac.xml())
+        .arg("-t")
+        .arg("t1")
+        .run(srv.sip, "100");
     run.assert_ok("gather over TCP");
     let call_id = call_id_from_trace(&run.messages).expect("call id");
     let cdr = srv.wait_cdr(&call_id, Duration::from_secs(5));
@@ -145,7 +156,9 @@ fn cancel_before_answer_gets_487() {
 #[test]
 fn options_is_answered_over_udp_and_tcp() {
     let srv = menus_server(ServerOpts::default());
-    Sipp::from_xml(&scenario::options()).run(srv.sip, "100").assert_ok("OPTIONS udp");
+    Sipp::from_xml(&scenario::options())
+        .run(srv.sip, "100")
+        .assert_ok("OPTIONS udp");
     Sipp::from_xml(&scenario::options())
         .arg("-t")
         .arg("t1")
@@ -170,7 +183,8 @@ struct RtpCapture {
 }
 
 fn capture_rtp(sock: &UdpSocket, dur: Duration) -> RtpCapture {
-    sock.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let mut arrivals = Vec::new();
     let until = Instant::now() + dur;
     let mut buf = [0u8; 2048];
@@ -191,7 +205,12 @@ fn prompt_rtp_is_paced_at_20ms_with_correct_headers() {
     let srv = menus_server(ServerOpts::default());
     let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind rtp");
     let port = rtp.local_addr().expect("addr").port();
-    let uac = Uac::new().codecs("pcma").media_port(port).invite().pause(3500).bye();
+    let uac = Uac::new()
+        .codecs("pcma")
+        .media_port(port)
+        .invite()
+        .pause(3500)
+        .bye();
     let sipp = Sipp::from_xml(&uac.xml()).spawn(srv.sip, "100");
     let cap = capture_rtp(&rtp, Duration::from_millis(3000));
     sipp.wait().assert_ok("RTP timing call");
@@ -211,17 +230,24 @@ fn prompt_rtp_is_paced_at_20ms_with_correct_headers() {
         .collect();
     gaps.sort_by(|x, y| x.total_cmp(y));
     let p50 = gaps[gaps.len() / 2];
-    let jitter_p99 = gaps
-        .iter()
-        .map(|g| (g - 20.0).abs())
-        .fold(0.0f64, f64::max);
-    let span = window.last().expect("last").0.duration_since(window[0].0).as_secs_f64();
+    let jitter_p99 = gaps.iter().map(|g| (g - 20.0).abs()).fold(0.0f64, f64::max);
+    let span = window
+        .last()
+        .expect("last")
+        .0
+        .duration_since(window[0].0)
+        .as_secs_f64();
     let rate = (window.len() - 1) as f64 / span;
-    eprintln!("RTP: p50 interval {p50:.2} ms, max |interval-20| {jitter_p99:.2} ms, rate {rate:.1} pps");
+    eprintln!(
+        "RTP: p50 interval {p50:.2} ms, max |interval-20| {jitter_p99:.2} ms, rate {rate:.1} pps"
+    );
     assert!((19.0..21.0).contains(&p50), "median interval {p50} ms");
     assert!((48.0..52.0).contains(&rate), "packet rate {rate}/s");
     // The first packet of the prompt carries the marker bit.
-    assert!(a.iter().take(5).any(|p| p.4), "marker on the first packet of the prompt");
+    assert!(
+        a.iter().take(5).any(|p| p.4),
+        "marker on the first packet of the prompt"
+    );
     // It is a real prompt, not silence: decode A-law and look for energy.
     let energy: f64 = a
         .iter()
@@ -233,14 +259,19 @@ fn prompt_rtp_is_paced_at_20ms_with_correct_headers() {
         })
         .sum::<f64>()
         / (50.0 * 160.0);
-    assert!(energy.sqrt() > 300.0, "prompt audio RMS {} looks like silence", energy.sqrt());
+    assert!(
+        energy.sqrt() > 300.0,
+        "prompt audio RMS {} looks like silence",
+        energy.sqrt()
+    );
 }
 
 #[test]
 fn malformed_requests_get_400_and_unknown_dialogs_481() {
     let srv = menus_server(ServerOpts::default());
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    sock.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let me = sock.local_addr().expect("addr");
     let bad = format!(
         "OPTIONS sip:100@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-bad1\r\nFrom: <sip:a@{me}>;tag=1\r\nTo: <sip:100@{0}>\r\nCall-ID: bad-cseq@test\r\nCSeq: banana OPTIONS\r\nContent-Length: 0\r\n\r\n",
@@ -251,7 +282,10 @@ fn malformed_requests_get_400_and_unknown_dialogs_481() {
     let (n, _) = sock.recv_from(&mut buf).expect("a 400 for a bad CSeq");
     let resp = String::from_utf8_lossy(&buf[..n]);
     assert!(resp.starts_with("SIP/2.0 400"), "{resp}");
-    assert!(resp.contains("bad-cseq@test"), "400 must echo the Call-ID: {resp}");
+    assert!(
+        resp.contains("bad-cseq@test"),
+        "400 must echo the Call-ID: {resp}"
+    );
 
     let bye = format!(
         "BYE sip:100@{0} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bK-bye1\r\nFrom: <sip:a@{me}>;tag=1\r\nTo: <sip:100@{0}>;tag=nope\r\nCall-ID: no-such-call@test\r\nCSeq: 2 BYE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
@@ -263,6 +297,87 @@ fn malformed_requests_get_400_and_unknown_dialogs_481() {
     assert!(resp.starts_with("SIP/2.0 481"), "{resp}");
 
     // Garbage that is not SIP at all is dropped, and the server still works.
-    sock.send_to(&[0xff, 0x00, 0x13, 0x37], srv.sip).expect("send");
-    Sipp::from_xml(&scenario::options()).run(srv.sip, "100").assert_ok("OPTIONS after garbage");
+    sock.send_to(&[0xff, 0x00, 0x13, 0x37], srv.sip)
+        .expect("send");
+    Sipp::from_xml(&scenario::options())
+        .run(srv.sip, "100")
+        .assert_ok("OPTIONS after garbage");
+}
+
+#[test]
+fn transfer_by_refer_then_hang_up_on_success() {
+    let srv = menus_server(ServerOpts::default());
+    let uac = Uac::new()
+        .invite()
+        .pause(200)
+        .info_digit('5')
+        .expect_refer(202, 10_000)
+        .pause(100)
+        .notify_sipfrag("SIP/2.0 200 OK")
+        .expect_bye(5_000);
+    let run = Sipp::from_xml(&uac.xml()).run(srv.sip, "100");
+    run.assert_ok("REFER accepted");
+    assert!(
+        run.messages
+            .contains("Refer-To: <sip:sales@127.0.0.1:5999>"),
+        "REFER must name the target:\n{}",
+        run.messages
+    );
+    let cdr = srv.wait_cdr(
+        &call_id_from_trace(&run.messages).expect("id"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(cdr.disposition, "transferred");
+    assert_eq!(cdr.path, "main > sales");
+}
+
+#[test]
+fn refused_transfer_falls_back_to_the_operator() {
+    let srv = menus_server(ServerOpts::default());
+    let uac = Uac::new()
+        .invite()
+        .pause(200)
+        .info_digit('5')
+        .expect_refer(603, 10_000)
+        .pause(1_500)
+        .bye();
+    let run = Sipp::from_xml(&uac.xml()).run(srv.sip, "100");
+    run.assert_ok("REFER refused");
+    let cdr = srv.wait_cdr(
+        &call_id_from_trace(&run.messages).expect("id"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(
+        cdr.queue.as_deref(),
+        Some("operator"),
+        "transfer failure must reach a human: {cdr:?}"
+    );
+    assert_eq!(cdr.disposition, "abandoned");
+}
+
+#[test]
+fn metrics_count_calls_digits_and_sip() {
+    let srv = menus_server(ServerOpts::default());
+    let (status, body) = srv.http_get("/healthz");
+    assert_eq!((status, body.trim()), (200, "ok"));
+    assert_eq!(srv.metric("ringback_calls_answered_total"), 0.0);
+    let uac = Uac::new()
+        .invite()
+        .pause(200)
+        .info_digit('1')
+        .rfc4733_digit('1')
+        .pause(300)
+        .bye();
+    Sipp::from_xml(&uac.xml())
+        .run(srv.sip, "100")
+        .assert_ok("metrics call");
+    assert_eq!(srv.metric("ringback_calls_answered_total"), 1.0);
+    assert_eq!(srv.metric("ringback_dtmf_sip_info_total"), 1.0);
+    assert_eq!(srv.metric("ringback_dtmf_rfc4733_total"), 1.0);
+    assert!(
+        srv.metric("ringback_sip_requests_in_total") >= 4.0,
+        "INVITE, ACK, INFO, BYE"
+    );
+    assert!(srv.metric("ringback_rtp_packets_sent_total") > 10.0);
+    assert_eq!(srv.metric("ringback_calls_active"), 0.0);
 }

@@ -263,8 +263,7 @@ fn next_frame(s: &mut Stream) -> Option<(Arc<Prompt>, usize)> {
 fn exhausted(s: &Stream) -> bool {
     let codec = s.spec.codec;
     !s.looped
-        && s
-            .playlist
+        && s.playlist
             .iter()
             .enumerate()
             .skip(s.item)

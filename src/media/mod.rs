@@ -56,7 +56,9 @@ impl MediaEngine {
         } else {
             threads
         };
-        let clocks = (0..n).map(ClockHandle::spawn).collect::<std::io::Result<Vec<_>>>()?;
+        let clocks = (0..n)
+            .map(ClockHandle::spawn)
+            .collect::<std::io::Result<Vec<_>>>()?;
         Ok(MediaEngine {
             ports: PortAllocator::new(ip, port_min, port_max),
             clocks,
@@ -83,6 +85,15 @@ impl MediaEngine {
             .sum()
     }
 
+    /// Worst tick lateness (µs) over all clocks.
+    pub fn max_late_us(&self) -> u64 {
+        self.clocks
+            .iter()
+            .map(|c| c.stats.max_late_us.load(Ordering::Relaxed))
+            .max()
+            .unwrap_or(0)
+    }
+
     /// Ticks that could not be served on time, over all clocks.
     pub fn overruns(&self) -> u64 {
         self.clocks
@@ -104,7 +115,10 @@ impl MediaEngine {
     ) -> std::io::Result<Stream> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let std_socket = port.take_socket().ok_or_else(|| {
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "RTP port already in use by a stream")
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "RTP port already in use by a stream",
+            )
         })?;
         // One descriptor per call: the clock borrows this socket, never dups it.
         let socket = Arc::new(tokio::net::UdpSocket::from_std(std_socket)?);
@@ -135,14 +149,16 @@ impl MediaEngine {
             shared,
             local,
             receiver,
-            _port: PortGuard(port),
+            _port: PortGuard { _reserved: port },
         })
     }
 }
 
 /// Keeps the port reserved (the pool releases it on drop) after its socket
 /// was handed to tokio.
-struct PortGuard(RtpPort);
+struct PortGuard {
+    _reserved: RtpPort,
+}
 
 /// One call's media stream. Dropping it stops sending and receiving.
 pub struct Stream {
@@ -182,7 +198,9 @@ impl Stream {
         if let Ok(mut r) = self.shared.remote.lock() {
             *r = neg.remote;
         }
-        self.shared.mute.store(!neg.should_send(), Ordering::Relaxed);
+        self.shared
+            .mute
+            .store(!neg.should_send(), Ordering::Relaxed);
         self.shared.on_hold.store(neg.is_hold(), Ordering::Relaxed);
     }
 
@@ -220,7 +238,8 @@ async fn receive(
     let mut timed_out = false;
     loop {
         let wait = timeout.map_or(Duration::from_secs(3600), |t| {
-            t.saturating_sub(last_rx.elapsed()).max(Duration::from_millis(10))
+            t.saturating_sub(last_rx.elapsed())
+                .max(Duration::from_millis(10))
         });
         let (n, from) = match tokio::time::timeout(wait, socket.recv_from(&mut buf)).await {
             Ok(Ok(x)) => x,

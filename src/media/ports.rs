@@ -73,7 +73,11 @@ impl PortAllocator {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         for _ in 0..self.capacity() {
             let port = st.cursor;
-            st.cursor = if port >= self.max - 1 { self.min } else { port + 2 };
+            st.cursor = if port >= self.max - 1 {
+                self.min
+            } else {
+                port + 2
+            };
             if st.used.contains(&port) {
                 continue;
             }

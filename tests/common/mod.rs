@@ -27,6 +27,8 @@ pub struct Server {
     child: Child,
     /// SIP address (UDP and TCP).
     pub sip: SocketAddr,
+    /// HTTP address (metrics, health).
+    pub api: SocketAddr,
     /// Its private directory (config, dialplans, database).
     pub dir: tempfile::TempDir,
     /// Everything it logged so far.
@@ -34,6 +36,7 @@ pub struct Server {
 }
 
 /// How to start a server.
+#[derive(Default)]
 pub struct ServerOpts {
     /// Extra TOML appended to the generated config (top-level keys first!).
     pub extra_config: String,
@@ -44,17 +47,6 @@ pub struct ServerOpts {
     pub answer_delay_ms: u64,
     /// RTP timeout.
     pub rtp_timeout_secs: u64,
-}
-
-impl Default for ServerOpts {
-    fn default() -> Self {
-        ServerOpts {
-            extra_config: String::new(),
-            dialplans: Vec::new(),
-            answer_delay_ms: 0,
-            rtp_timeout_secs: 0,
-        }
-    }
 }
 
 /// Each server gets its own RTP range so parallel tests rarely collide
@@ -100,6 +92,9 @@ port_min = {port_min}
 port_max = {port_max}
 timeout_secs = {rtp_timeout}
 threads = 1
+
+[api]
+listen = "127.0.0.1:0"
 
 [dialplans]
 dir = "dialplans"
@@ -174,9 +169,15 @@ url = "sqlite://data/ringback.db"
             .find_map(|w| w.strip_prefix("sip="))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected ready line: {ready}"));
+        let api = ready
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("api="))
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("no api= in ready line: {ready}"));
         Server {
             child,
             sip,
+            api,
             dir,
             log,
         }
@@ -207,6 +208,41 @@ url = "sqlite://data/ringback.db"
             std::thread::sleep(Duration::from_millis(25));
         }
         false
+    }
+
+    /// GET a path from the HTTP surface; returns (status, body).
+    pub fn http_get(&self, path: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.api).expect("connect api");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+            self.api
+        )
+        .expect("write");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read");
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
+    /// A Prometheus sample's value from `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let (_, body) = self.http_get("/metrics");
+        body.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("metric {name} not found in:\n{body}"))
     }
 
     /// Send a signal to the server.
@@ -253,10 +289,12 @@ url = "sqlite://data/ringback.db"
             let Ok(pool) = open(&self.db()).await else {
                 return Vec::new();
             };
-            sqlx::query_as::<_, (String, String)>("SELECT file, version FROM dialplan_versions ORDER BY id")
-                .fetch_all(&pool)
-                .await
-                .unwrap_or_default()
+            sqlx::query_as::<_, (String, String)>(
+                "SELECT file, version FROM dialplan_versions ORDER BY id",
+            )
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_default()
         })
     }
 }
@@ -422,7 +460,8 @@ impl Sipp {
         let scenario = dir.path().join("scenario.xml");
         std::fs::write(&scenario, xml).expect("write scenario");
         if std::env::var_os("RINGBACK_KEEP_SCENARIOS").is_some() {
-            let keep = std::env::temp_dir().join(format!("ringback-scenario-{}.xml", std::process::id()));
+            let keep =
+                std::env::temp_dir().join(format!("ringback-scenario-{}.xml", std::process::id()));
             let _ = std::fs::write(keep, xml);
         }
         Sipp {

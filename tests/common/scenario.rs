@@ -98,8 +98,10 @@ Content-Length: [len]\n\
 
     fn push_send(&mut self, msg: &str, retrans: bool) {
         let r = if retrans { " retrans=\"500\"" } else { "" };
-        self.steps
-            .push(format!("<send{r}><![CDATA[\n{}\n]]></send>", msg.trim_end()));
+        self.steps.push(format!(
+            "<send{r}><![CDATA[\n{}\n]]></send>",
+            msg.trim_end()
+        ));
     }
 
     fn in_dialog(&mut self, method: &str, extra: &str, body: &str) -> String {
@@ -124,9 +126,12 @@ Max-Forwards: 70\n\
     pub fn invite(mut self) -> Uac {
         let m = self.invite_msg();
         self.push_send(&m, true);
-        self.steps.push(r#"<recv response="100" optional="true"/>"#.into());
-        self.steps.push(r#"<recv response="180" optional="true"/>"#.into());
-        self.steps.push(r#"<recv response="200" rrs="true" rtd="true"/>"#.into());
+        self.steps
+            .push(r#"<recv response="100" optional="true"/>"#.into());
+        self.steps
+            .push(r#"<recv response="180" optional="true"/>"#.into());
+        self.steps
+            .push(r#"<recv response="200" rrs="true" rtd="true"/>"#.into());
         let ack = format!(
             "ACK [next_url] SIP/2.0\n\
 Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport\n\
@@ -146,7 +151,8 @@ Content-Length: 0\n"
     pub fn invite_rejected(mut self, code: u16) -> Uac {
         let m = self.invite_msg();
         self.push_send(&m, true);
-        self.steps.push(r#"<recv response="100" optional="true"/>"#.into());
+        self.steps
+            .push(r#"<recv response="100" optional="true"/>"#.into());
         self.steps.push(format!(r#"<recv response="{code}"/>"#));
         self.push_send(&Self::ack_non_2xx(), false);
         self
@@ -169,7 +175,8 @@ Content-Length: 0\n"
     pub fn invite_then_cancel(mut self) -> Uac {
         let m = self.invite_msg();
         self.push_send(&m, true);
-        self.steps.push(r#"<recv response="100" optional="true"/>"#.into());
+        self.steps
+            .push(r#"<recv response="100" optional="true"/>"#.into());
         self.steps.push(r#"<recv response="180"/>"#.into());
         let cancel = format!(
             "CANCEL sip:[service]@[remote_ip]:[remote_port] SIP/2.0\n\
@@ -208,7 +215,11 @@ Content-Length: 0\n"
 
     /// One digit by SIP INFO (`application/dtmf`), expect 200.
     pub fn info_digit_plain(mut self, d: char) -> Uac {
-        let m = self.in_dialog("INFO", "Content-Type: application/dtmf\n", &format!("{d}\n"));
+        let m = self.in_dialog(
+            "INFO",
+            "Content-Type: application/dtmf\n",
+            &format!("{d}\n"),
+        );
         self.push_send(&m, true);
         self.steps.push(r#"<recv response="200"/>"#.into());
         self
@@ -260,6 +271,18 @@ Content-Length: 0\n"
         self
     }
 
+    /// In-dialog NOTIFY carrying a `message/sipfrag` transfer result, expect 200.
+    pub fn notify_sipfrag(mut self, status_line: &str) -> Uac {
+        let m = self.in_dialog(
+            "NOTIFY",
+            "Event: refer\nSubscription-State: terminated;reason=noresource\nContent-Type: message/sipfrag\n",
+            &format!("{status_line}\n"),
+        );
+        self.push_send(&m, true);
+        self.steps.push(r#"<recv response="200"/>"#.into());
+        self
+    }
+
     /// The XML.
     pub fn xml(&self) -> String {
         format!(
@@ -293,7 +316,11 @@ Content-Length: 0\n\
 
 /// Where Debian's sip-tester keeps the RFC 4733 pcaps.
 pub fn pcap_dir() -> std::path::PathBuf {
-    for d in ["/usr/share/sip-tester", "/usr/share/doc/sip-tester/pcap", "/usr/share/sipp/pcap"] {
+    for d in [
+        "/usr/share/sip-tester",
+        "/usr/share/doc/sip-tester/pcap",
+        "/usr/share/sipp/pcap",
+    ] {
         let p = std::path::Path::new(d);
         if p.join("dtmf_2833_1.pcap").exists() {
             return p.to_path_buf();

@@ -186,6 +186,8 @@ struct Call {
     cdr: Cdr,
     queue: Option<String>,
     pending: VecDeque<Event>,
+    /// Skip the rest of the interpreter's current action batch.
+    discard_batch: bool,
 }
 
 /// Run one call to its end.
@@ -360,6 +362,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         cdr,
         queue: None,
         pending: VecDeque::new(),
+        discard_batch: false,
     };
     call.pending.push_back(Event::Started(CallInfo {
         caller,
@@ -481,10 +484,14 @@ impl Call {
             actions.clear();
             self.session.handle(ev, &mut actions);
             for action in actions.drain(..) {
+                if self.discard_batch {
+                    break;
+                }
                 if let Some(end) = self.execute(action) {
                     return Some(end);
                 }
             }
+            self.discard_batch = false;
         }
         None
     }
@@ -513,10 +520,13 @@ impl Call {
                 queue, max_wait, ..
             } => self.enter_queue(queue, max_wait),
             Action::Callback { queue } => {
-                // Callbacks are scheduled by the callback service; until it
-                // exists the caller keeps waiting in the queue rather than
-                // hearing a confirmation nobody would honour.
-                tracing::warn!(%queue, "callback requested but the callback service is not available; queueing instead");
+                // A confirmation may only follow a persisted request. No
+                // callback service persists requests yet, so the caller is
+                // not told "we will call you back": the confirmation that
+                // follows is dropped and the caller keeps their place in the
+                // queue instead.
+                tracing::warn!(%queue, "callback requested but no callback service is running; caller stays queued");
+                self.discard_batch = true;
                 self.enter_queue(queue, None);
             }
             Action::Transfer { target } => return self.transfer(target),

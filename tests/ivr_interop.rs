@@ -21,8 +21,13 @@ operator = "operator"
 [nodes.main]
 type = "menu"
 prompt = "digit-1"
-options = { "1" = "sub", "2" = "bye", "3" = "account", "5" = "sales" }
+options = { "1" = "sub", "2" = "bye", "3" = "account", "5" = "sales", "7" = "cb" }
 timeout = 10
+
+[nodes.cb]
+type = "callback"
+queue = "support"
+confirm_prompt = "callback-confirm"
 
 [nodes.sales]
 type = "transfer"
@@ -380,4 +385,26 @@ fn metrics_count_calls_digits_and_sip() {
     );
     assert!(srv.metric("ringback_rtp_packets_sent_total") > 10.0);
     assert_eq!(srv.metric("ringback_calls_active"), 0.0);
+}
+
+/// Until callbacks are persisted by a callback service, a callback node
+/// must never confirm: the caller keeps waiting in the queue instead.
+#[test]
+fn callback_without_service_keeps_caller_queued_not_confirmed() {
+    let srv = menus_server(ServerOpts::default());
+    let uac = Uac::new()
+        .invite()
+        .pause(200)
+        .info_digit('7')
+        .pause(6_000)
+        .bye();
+    let run = Sipp::from_xml(&uac.xml()).run(srv.sip, "100");
+    run.assert_ok("callback node: the server must not hang up after a confirmation");
+    let cdr = srv.wait_cdr(
+        &call_id_from_trace(&run.messages).expect("id"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(cdr.queue.as_deref(), Some("support"));
+    assert_eq!(cdr.disposition, "abandoned");
+    assert_eq!(cdr.hangup_by.as_deref(), Some("caller"));
 }

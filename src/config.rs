@@ -34,6 +34,28 @@ pub struct Config {
     pub operator_queue: Option<String>,
     /// Queues by name.
     pub queues: BTreeMap<String, QueueConfig>,
+    /// Agents by SIP user name.
+    pub agents: BTreeMap<String, AgentConfig>,
+}
+
+/// One agent: a SIP user who registers a phone and takes queue calls.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentConfig {
+    /// Digest password (works with MD5 and SHA-256 phones).
+    pub password: Option<String>,
+    /// MD5 HA1 (`md5(user:realm:password)`) instead of a plain password.
+    pub ha1: Option<String>,
+    /// Name shown to supervisors.
+    pub display_name: Option<String>,
+    /// Skill levels 1–10, for skills-based queues.
+    pub skills: BTreeMap<String, u8>,
+    /// Queues this agent serves.
+    pub queues: Vec<String>,
+    /// Wrap-up seconds after a call (overrides the queue's).
+    pub wrapup_secs: Option<u64>,
+    /// Log in automatically when the phone registers (default true).
+    pub auto_login: Option<bool>,
 }
 
 /// SIP transport settings.
@@ -48,6 +70,12 @@ pub struct SipConfig {
     pub user_agent: String,
     /// Ring for this long (180 Ringing) before answering. 0 answers at once.
     pub answer_delay_ms: u64,
+    /// Digest realm agents authenticate in.
+    pub realm: String,
+    /// Digest algorithms offered to phones, strongest first (RFC 7616).
+    /// Some phones and SIPp only understand the first challenge and only
+    /// MD5: list `["MD5"]` for them.
+    pub auth_algorithms: Vec<String>,
     /// Largest SIP message accepted, in bytes.
     pub max_message_bytes: usize,
     /// Enable the TCP transport alongside UDP.
@@ -61,6 +89,8 @@ impl Default for SipConfig {
             external_ip: None,
             user_agent: format!("ringback/{}", env!("CARGO_PKG_VERSION")),
             answer_delay_ms: 0,
+            realm: "ringback".into(),
+            auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
             max_message_bytes: 65_535,
             tcp: true,
         }
@@ -155,6 +185,9 @@ pub struct ApiConfig {
     pub listen: SocketAddr,
     /// Serve HTTP at all.
     pub enabled: bool,
+    /// Bearer token required for `/api/*` (unset = no token needed; keep
+    /// the listener on loopback then).
+    pub token: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -162,6 +195,7 @@ impl Default for ApiConfig {
         ApiConfig {
             listen: SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080),
             enabled: true,
+            token: None,
         }
     }
 }
@@ -193,7 +227,42 @@ pub struct QueueConfig {
     pub entry_prompt: Option<String>,
     /// Seconds a caller may wait before the dialplan's `on_timeout` runs.
     pub max_wait_secs: Option<u64>,
+    /// `longest-idle` (default), `round-robin`, `fewest-calls`, `ring-all`,
+    /// `random` or `skills-based`.
+    pub strategy: String,
+    /// Skills an agent needs (minimum levels) for `skills-based`.
+    pub required_skills: BTreeMap<String, u8>,
+    /// Seconds an agent's phone rings before the next agent is tried.
+    pub ring_timeout_secs: u64,
+    /// Most callers waiting at once; more are sent to the overflow.
+    pub max_len: Option<usize>,
+    /// Seconds of wrap-up after each call.
+    pub wrapup_secs: u64,
+    /// Announce position and estimated wait this often (0 = never).
+    pub announce_every_secs: u64,
+    /// Consecutive unanswered offers before an agent is paused.
+    pub auto_pause_after: u32,
+    /// Route a repeat caller to the agent who last helped them within this
+    /// many hours (0 = off).
+    pub sticky_hours: u64,
+    /// How long a repeat caller may wait for that agent to become free.
+    pub sticky_wait_secs: u64,
+    /// When nobody is logged in, the queue is full or the wait is over:
+    /// another queue to try.
+    pub overflow_queue: Option<String>,
+    /// … or a prompt to play before the dialplan continues.
+    pub overflow_prompt: Option<String>,
 }
+
+/// Strategy names accepted in `queues.<name>.strategy`.
+pub const STRATEGIES: &[&str] = &[
+    "longest-idle",
+    "round-robin",
+    "fewest-calls",
+    "ring-all",
+    "random",
+    "skills-based",
+];
 
 impl Default for QueueConfig {
     fn default() -> Self {
@@ -202,6 +271,17 @@ impl Default for QueueConfig {
             music_on_hold: "hold-music".into(),
             entry_prompt: Some("please-hold".into()),
             max_wait_secs: None,
+            strategy: "longest-idle".into(),
+            required_skills: BTreeMap::new(),
+            ring_timeout_secs: 15,
+            max_len: None,
+            wrapup_secs: 5,
+            announce_every_secs: 30,
+            auto_pause_after: 3,
+            sticky_hours: 0,
+            sticky_wait_secs: 10,
+            overflow_queue: None,
+            overflow_prompt: None,
         }
     }
 }
@@ -257,6 +337,56 @@ impl Config {
             if !self.queues.contains_key(op) {
                 return err(format!(
                     "operator_queue `{op}` is not defined under [queues.{op}]"
+                ));
+            }
+        }
+        if self.sip.auth_algorithms.is_empty()
+            || self
+                .sip
+                .auth_algorithms
+                .iter()
+                .any(|a| !matches!(a.to_ascii_uppercase().as_str(), "MD5" | "SHA-256"))
+        {
+            return err(format!(
+                "sip.auth_algorithms {:?}: list \"SHA-256\" and/or \"MD5\"",
+                self.sip.auth_algorithms
+            ));
+        }
+        for (name, q) in &self.queues {
+            if !STRATEGIES.contains(&q.strategy.as_str()) {
+                return err(format!(
+                    "queues.{name}.strategy `{}` is not one of {}",
+                    q.strategy,
+                    STRATEGIES.join(", ")
+                ));
+            }
+            if q.ring_timeout_secs == 0 {
+                return err(format!(
+                    "queues.{name}.ring_timeout_secs must be at least 1"
+                ));
+            }
+            if let Some(o) = &q.overflow_queue {
+                if !self.queues.contains_key(o) || o == name {
+                    return err(format!(
+                        "queues.{name}.overflow_queue `{o}` must name another defined queue"
+                    ));
+                }
+            }
+        }
+        for (name, a) in &self.agents {
+            if a.password.is_none() && a.ha1.is_none() {
+                return err(format!("agents.{name} needs `password` or `ha1`"));
+            }
+            for q in &a.queues {
+                if !self.queues.contains_key(q) {
+                    return err(format!(
+                        "agents.{name}.queues names `{q}`, which is not defined under [queues]"
+                    ));
+                }
+            }
+            if let Some((skill, level)) = a.skills.iter().find(|(_, l)| !(1..=10).contains(*l)) {
+                return err(format!(
+                    "agents.{name}.skills.{skill} = {level}: levels are 1 to 10"
                 ));
             }
         }

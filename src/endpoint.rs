@@ -20,12 +20,14 @@ use rsip::prelude::*;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
+use crate::acd_task::AcdCmd;
 use crate::call::{self, CallSetup};
+use crate::registrar::{Registrar, Secret};
 use crate::server::ServerCtx;
 use crate::tcp;
 
 /// Methods ringback answers; sent in `Allow` headers.
-pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER, UPDATE";
+pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER, UPDATE, REGISTER";
 
 /// What the endpoint forwards to a call task.
 #[derive(Debug)]
@@ -49,7 +51,10 @@ pub enum SipInput {
         response: rsip::Response,
     },
     /// A request this call sent got no final response (408 equivalent).
-    Timeout,
+    Timeout {
+        /// Client transaction.
+        key: TransactionKey,
+    },
     /// Our 2xx was never ACKed.
     AckTimeout,
     /// The server is shutting down: hang up.
@@ -76,6 +81,28 @@ pub enum EndpointCmd {
         transport: TransportKind,
         /// Call-ID of the call that gets the responses.
         owner: String,
+    },
+    /// Route in-dialog requests for another Call-ID (a B2BUA leg) to the
+    /// call task that owns `of`.
+    Alias {
+        /// The leg's Call-ID.
+        call_id: String,
+        /// The owning call's Call-ID.
+        of: String,
+    },
+    /// Send without a transaction (ACK for a 2xx).
+    Stateless {
+        /// The message.
+        message: rsip::SipMessage,
+        /// Where.
+        dest: SocketAddr,
+        /// How.
+        transport: TransportKind,
+    },
+    /// CANCEL a pending INVITE client transaction.
+    Cancel {
+        /// The INVITE's transaction.
+        key: TransactionKey,
     },
     /// A call has ended; stop routing to it.
     CallEnded {
@@ -173,7 +200,16 @@ pub fn spawn(
         ));
     }
     let handle = EndpointHandle { tx, local };
+    let offered = ctx
+        .config
+        .sip
+        .auth_algorithms
+        .iter()
+        .filter_map(|a| ringback_sip::auth::Algorithm::parse(a))
+        .collect();
+    let registrar = Registrar::new(&ctx.config.sip.realm, agent_secrets(&ctx.config), offered);
     let ep = Endpoint {
+        registrar,
         ctx,
         handle: handle.clone(),
         udp,
@@ -198,6 +234,22 @@ struct Endpoint {
     owners: HashMap<TransactionKey, String>,
     tcp_conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
     shutting_down: bool,
+    registrar: Registrar,
+}
+
+/// Agents' digest secrets from the configuration.
+fn agent_secrets(cfg: &crate::config::Config) -> HashMap<String, Secret> {
+    cfg.agents
+        .iter()
+        .filter_map(|(id, a)| {
+            let secret = match (&a.password, &a.ha1) {
+                (Some(p), _) => Secret::Password(p.clone()),
+                (None, Some(h)) => Secret::Md5Ha1(h.clone()),
+                (None, None) => return None,
+            };
+            Some((id.clone(), secret))
+        })
+        .collect()
 }
 
 impl Endpoint {
@@ -207,6 +259,7 @@ impl Endpoint {
         mut tcp_rx: UnboundedReceiver<TcpEvent>,
     ) {
         let mut buf = vec![0u8; 65_536];
+        let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             let deadline = self.layer.poll_timeout();
             let sleep = async {
@@ -229,6 +282,11 @@ impl Endpoint {
                     None => return,
                 },
                 _ = sleep => self.layer.handle_timeout(Instant::now()),
+                _ = housekeeping.tick() => {
+                    for change in self.registrar.expire(Instant::now()) {
+                        self.ctx.acd.send(AcdCmd::Reachability(change));
+                    }
+                }
             }
             self.flush().await;
         }
@@ -305,6 +363,21 @@ impl Endpoint {
             } => {
                 let key = self.layer.send_request(request, dest, transport, now);
                 self.owners.insert(key, owner);
+            }
+            EndpointCmd::Alias { call_id, of } => {
+                if let Some(tx) = self.calls.get(&of).cloned() {
+                    self.calls.insert(call_id, tx);
+                }
+            }
+            EndpointCmd::Stateless {
+                message,
+                dest,
+                transport,
+            } => self.layer.send_stateless(message, dest, transport),
+            EndpointCmd::Cancel { key } => {
+                if self.layer.cancel(&key, now).is_none() {
+                    tracing::debug!("CANCEL not possible (no provisional yet or already final)");
+                }
             }
             EndpointCmd::CallEnded { call_id } => {
                 self.calls.remove(&call_id);
@@ -395,7 +468,7 @@ impl Endpoint {
             }
             TuEvent::Timeout { key } => {
                 if let Some(tx) = self.owners.get(&key).and_then(|o| self.calls.get(o)) {
-                    let _ = tx.send(SipInput::Timeout);
+                    let _ = tx.send(SipInput::Timeout { key: key.clone() });
                 }
                 self.owners.remove(&key);
             }
@@ -439,10 +512,20 @@ impl Endpoint {
                 let resp = self.options_response(&req);
                 self.respond(&key, resp);
             }
-            rsip::Method::Register
-            | rsip::Method::Subscribe
-            | rsip::Method::Publish
-            | rsip::Method::Message
+            rsip::Method::Register => {
+                let unix = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let (resp, change) =
+                    self.registrar
+                        .handle(&req, source, transport, Instant::now(), unix);
+                self.respond(&key, resp);
+                if let Some(change) = change {
+                    self.ctx.acd.send(AcdCmd::Reachability(change));
+                }
+            }
+            rsip::Method::Subscribe | rsip::Method::Publish | rsip::Method::Message
                 if !has_to_tag =>
             {
                 let mut resp = message::make_response(&req, 405, None);

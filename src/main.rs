@@ -4,12 +4,14 @@
 //! `dialplans/`; `ringback check` validates dialplans; `ringback simulate`
 //! walks a caller through one without a phone.
 
+mod acd_task;
 mod api;
 mod call;
 mod config;
 mod endpoint;
 mod media;
 mod metrics;
+mod registrar;
 mod server;
 mod store;
 mod tcp;

@@ -41,6 +41,8 @@ pub struct ServerCtx {
     pub store: Store,
     /// Background CDR writer.
     pub cdr: CdrWriter,
+    /// The ACD (agents and queues).
+    pub acd: crate::acd_task::AcdHandle,
     /// Codecs offered/accepted, in our order of preference.
     pub codecs: Vec<Codec>,
     /// Played when a queue's music-on-hold prompt is missing.
@@ -213,6 +215,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         timeout,
     )?;
     let (udp, tcp) = endpoint::bind(config.sip.listen, config.sip.tcp).await?;
+    let acd = crate::acd_task::spawn(&config, store.clone())?;
     let plans = snap.plans.len();
     let prompts = snap.prompts.names().count();
     let ctx = Arc::new(ServerCtx {
@@ -224,6 +227,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         media,
         store,
         cdr,
+        acd,
     });
     ctx.record_versions(&ctx.snapshot().plans).await;
     let (ep, _ep_task) = endpoint::spawn(Arc::clone(&ctx), udp, tcp)?;

@@ -73,6 +73,38 @@ pub struct Cdr {
     pub sip_code: Option<i32>,
 }
 
+/// One agent state change.
+#[derive(Debug, Clone)]
+pub struct AgentEvent {
+    /// Agent id.
+    pub agent: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Previous state name.
+    pub from_state: String,
+    /// New state name.
+    pub to_state: String,
+    /// Why (login, API, auto-pause …).
+    pub reason: String,
+}
+
+/// One queue log event.
+#[derive(Debug, Clone)]
+pub struct QueueLogRow {
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Queue.
+    pub queue: Option<String>,
+    /// Caller's Call-ID.
+    pub call_id: Option<String>,
+    /// Agent.
+    pub agent: Option<String>,
+    /// `ENTERQUEUE`, `CONNECT`, …
+    pub event: String,
+    /// Details.
+    pub data: String,
+}
+
 /// Formats timestamps the same way for both databases (RFC 3339, ms, `Z`).
 pub fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -148,6 +180,54 @@ impl Store {
             .await
             .map(|_| ())?);
         Ok(())
+    }
+
+    /// Append an agent state change.
+    pub async fn record_agent_event(&self, e: &AgentEvent) -> anyhow::Result<()> {
+        let sql = "INSERT INTO agent_events (agent, at, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5)";
+        on_pool!(self, |p| sqlx::query(sql)
+            .bind(&e.agent)
+            .bind(ts(e.at))
+            .bind(&e.from_state)
+            .bind(&e.to_state)
+            .bind(&e.reason)
+            .execute(p)
+            .await
+            .map(|_| ())?);
+        Ok(())
+    }
+
+    /// Append a queue log event.
+    pub async fn record_queue_log(&self, r: &QueueLogRow) -> anyhow::Result<()> {
+        let sql = "INSERT INTO queue_log (at, queue, call_id, agent, event, data) VALUES ($1, $2, $3, $4, $5, $6)";
+        on_pool!(self, |p| sqlx::query(sql)
+            .bind(ts(r.at))
+            .bind(&r.queue)
+            .bind(&r.call_id)
+            .bind(&r.agent)
+            .bind(&r.event)
+            .bind(&r.data)
+            .execute(p)
+            .await
+            .map(|_| ())?);
+        Ok(())
+    }
+
+    /// Calls from `caller` that started after `since` (repeat-caller context
+    /// for agents).
+    pub async fn count_calls_since(
+        &self,
+        caller: &str,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<i64> {
+        let sql =
+            "SELECT COUNT(*) FROM calls WHERE caller = $1 AND started_at >= $2 AND leg = 'inbound'";
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(sql)
+            .bind(caller)
+            .bind(ts(since))
+            .fetch_one(p)
+            .await?);
+        Ok(n)
     }
 
     /// Insert or complete CDRs in one transaction.

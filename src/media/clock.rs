@@ -47,6 +47,11 @@ pub struct StreamShared {
     pub sent: AtomicU64,
     /// Packets received on this stream.
     pub received: AtomicU64,
+    /// True while the stream is bridged to another leg: the receive task
+    /// relays the peer's packets and the clock sends nothing.
+    pub bridged: AtomicBool,
+    /// Where received packets are relayed while bridged.
+    pub relay: Mutex<Option<super::Relay>>,
 }
 
 /// Everything the clock needs to own a stream.
@@ -279,7 +284,8 @@ fn serve(s: &mut Stream, buf: &mut [u8; 12 + FRAME_SAMPLES], stats: &ClockStats)
         None => &s.silence,
     };
     let remote = s.spec.shared.remote.lock().ok().and_then(|r| *r);
-    let held = s.spec.shared.mute.load(Ordering::Relaxed);
+    let held =
+        s.spec.shared.mute.load(Ordering::Relaxed) || s.spec.shared.bridged.load(Ordering::Relaxed);
     match remote {
         Some(addr) if !held => {
             let n = s.rtp.write(s.spec.pt, payload, &mut buf[..]);

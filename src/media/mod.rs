@@ -136,6 +136,7 @@ impl MediaEngine {
             pt,
             events: events.clone(),
         })));
+        let out_ssrc: u32 = rand::random();
         let receiver = tokio::spawn(receive(
             Arc::clone(&socket),
             Arc::clone(&shared),
@@ -147,6 +148,11 @@ impl MediaEngine {
             id,
             clock,
             shared,
+            socket,
+            codec,
+            pt,
+            dtmf_pt,
+            out_ssrc,
             local,
             receiver,
             _port: PortGuard { _reserved: port },
@@ -165,6 +171,12 @@ pub struct Stream {
     id: u64,
     clock: ClockHandle,
     shared: Arc<StreamShared>,
+    socket: Arc<tokio::net::UdpSocket>,
+    codec: Codec,
+    pt: u8,
+    dtmf_pt: Option<u8>,
+    /// SSRC used for packets relayed out of this leg.
+    out_ssrc: u32,
     local: SocketAddr,
     receiver: tokio::task::JoinHandle<()>,
     _port: PortGuard,
@@ -212,6 +224,120 @@ impl Stream {
     /// Packets received so far.
     pub fn packets_received(&self) -> u64 {
         self.shared.received.load(Ordering::Relaxed)
+    }
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay")
+            .field("from", &self.from_codec)
+            .field("to", &self.to_codec)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Relay state of one direction of a bridge: packets received on one leg
+/// leave from the other leg's socket with that leg's SSRC, payload types and
+/// (if needed) codec.
+pub struct Relay {
+    socket: Arc<tokio::net::UdpSocket>,
+    to: Arc<StreamShared>,
+    from_codec: Codec,
+    to_codec: Codec,
+    from_pt: u8,
+    to_pt: u8,
+    from_dtmf: Option<u8>,
+    to_dtmf: Option<u8>,
+    ssrc: u32,
+    seq_offset: u16,
+    ts_offset: u32,
+    started: bool,
+}
+
+impl Relay {
+    /// Rewrite and forward one packet. Returns false when it is not media of
+    /// this bridge (other payload types are dropped, not forwarded).
+    fn forward(&mut self, pkt: &[u8], hdr: &rtp::RtpHeaderView) -> bool {
+        let (pt, transcode) = if hdr.pt == self.from_pt {
+            (self.to_pt, self.from_codec != self.to_codec)
+        } else if Some(hdr.pt) == self.from_dtmf {
+            match self.to_dtmf {
+                Some(p) => (p, false),
+                None => return false, // the other leg negotiated no telephone-event
+            }
+        } else {
+            return false;
+        };
+        if !self.started {
+            // Random bases, as RFC 3550 wants; offsets keep the peer's
+            // spacing so RFC 4733 events keep their shared timestamp.
+            self.seq_offset = rand::random::<u16>().wrapping_sub(hdr.seq);
+            self.ts_offset = rand::random::<u32>().wrapping_sub(hdr.ts);
+            self.started = true;
+        }
+        let mut buf = [0u8; 1500];
+        let Some(out) = buf.get_mut(..pkt.len()) else {
+            return false;
+        };
+        out.copy_from_slice(pkt);
+        out[1] = (out[1] & 0x80) | (pt & 0x7f);
+        out[2..4].copy_from_slice(&hdr.seq.wrapping_add(self.seq_offset).to_be_bytes());
+        out[4..8].copy_from_slice(&hdr.ts.wrapping_add(self.ts_offset).to_be_bytes());
+        out[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
+        if transcode {
+            if let Some(payload) =
+                out.get_mut(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
+            {
+                ringback_media::g711::transcode_in_place(self.from_codec, self.to_codec, payload);
+            }
+        }
+        let dest = self.to.remote.lock().ok().and_then(|r| *r);
+        let muted = self.to.mute.load(Ordering::Relaxed);
+        if let (Some(dest), false) = (dest, muted) {
+            if self.socket.try_send_to(out, dest).is_ok() {
+                self.to.sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        true
+    }
+}
+
+/// Connect two legs: what one receives, the other sends (B2BUA media
+/// anchored in ringback). Prompts and silence stop on both legs.
+pub fn bridge(a: &Stream, b: &Stream) {
+    let relay = |from: &Stream, to: &Stream| Relay {
+        socket: Arc::clone(&to.socket),
+        to: Arc::clone(&to.shared),
+        from_codec: from.codec,
+        to_codec: to.codec,
+        from_pt: from.pt,
+        to_pt: to.pt,
+        from_dtmf: from.dtmf_pt,
+        to_dtmf: to.dtmf_pt,
+        ssrc: to.out_ssrc,
+        seq_offset: 0,
+        ts_offset: 0,
+        started: false,
+    };
+    if let Ok(mut r) = a.shared.relay.lock() {
+        *r = Some(relay(a, b));
+    }
+    if let Ok(mut r) = b.shared.relay.lock() {
+        *r = Some(relay(b, a));
+    }
+    a.stop();
+    b.stop();
+    a.shared.bridged.store(true, Ordering::Relaxed);
+    b.shared.bridged.store(true, Ordering::Relaxed);
+}
+
+impl Stream {
+    /// Undo [`bridge`] on this leg: the clock serves it again.
+    pub fn unbridge(&self) {
+        if let Ok(mut r) = self.shared.relay.lock() {
+            *r = None;
+        }
+        self.shared.bridged.store(false, Ordering::Relaxed);
     }
 }
 
@@ -278,6 +404,13 @@ async fn receive(
             latched = Some(from);
             if let Ok(mut r) = shared.remote.lock() {
                 *r = Some(from);
+            }
+        }
+        if shared.bridged.load(Ordering::Relaxed) {
+            if let Ok(mut relay) = shared.relay.lock() {
+                if let Some(r) = relay.as_mut() {
+                    r.forward(pkt, &hdr);
+                }
             }
         }
         if Some(hdr.pt) == dtmf_pt {

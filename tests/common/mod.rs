@@ -47,6 +47,8 @@ pub struct ServerOpts {
     pub answer_delay_ms: u64,
     /// RTP timeout.
     pub rtp_timeout_secs: u64,
+    /// Extra lines inside `[sip]`.
+    pub sip_extra: String,
 }
 
 /// Each server gets its own RTP range so parallel tests rarely collide
@@ -85,6 +87,7 @@ impl Server {
 [sip]
 listen = "127.0.0.1:0"
 answer_delay_ms = {delay}
+{sip_extra}
 
 [rtp]
 ip = "127.0.0.1"
@@ -106,11 +109,15 @@ dir = "{prompts}"
 [database]
 url = "sqlite://data/ringback.db"
 
-[queues.operator]
-[queues.billing]
-[queues.support]
+{default_queues}
 {extra_tables}
 "#,
+            sip_extra = opts.sip_extra,
+            default_queues = ["operator", "billing", "support"]
+                .iter()
+                .filter(|q| !opts.extra_config.contains(&format!("[queues.{q}]")))
+                .map(|q| format!("[queues.{q}]\n"))
+                .collect::<String>(),
             extra_top = top_level(&opts.extra_config),
             extra_tables = tables(&opts.extra_config),
             delay = opts.answer_delay_ms,
@@ -236,6 +243,33 @@ url = "sqlite://data/ringback.db"
         (status, body)
     }
 
+    /// POST a JSON body; returns (status, body).
+    pub fn http_post(&self, path: &str, body: &str) -> (u16, String) {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(self.api).expect("connect api");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            self.api,
+            body.len()
+        )
+        .expect("write");
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).expect("read");
+        let status = resp
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        (status, body)
+    }
+
     /// A Prometheus sample's value from `/metrics`.
     pub fn metric(&self, name: &str) -> f64 {
         let (_, body) = self.http_get("/metrics");
@@ -259,11 +293,9 @@ url = "sqlite://data/ringback.db"
     pub fn wait_cdr(&self, call_id: &str, timeout: Duration) -> Cdr {
         let until = Instant::now() + timeout;
         loop {
-            if let Some(c) = self
-                .cdrs()
-                .into_iter()
-                .find(|c| c.call_id == call_id && c.disposition != "in_progress")
-            {
+            if let Some(c) = self.cdrs().into_iter().find(|c| {
+                c.call_id == call_id && c.leg == "inbound" && c.disposition != "in_progress"
+            }) {
                 return c;
             }
             if Instant::now() > until {
@@ -333,6 +365,7 @@ fn tables(extra: &str) -> String {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Cdr {
     pub call_id: String,
+    pub leg: String,
     pub caller: String,
     pub dialed: String,
     pub dialplan: Option<String>,
@@ -375,7 +408,7 @@ pub fn query_cdrs(db: &Path) -> Vec<Cdr> {
             return Vec::new();
         };
         let rows = sqlx::query_as::<_, Cdr>(
-            "SELECT call_id, caller, dialed, dialplan, dialplan_version, answered_at, ended_at, path, \
+            "SELECT call_id, leg, caller, dialed, dialplan, dialplan_version, answered_at, ended_at, path, \
              digits, vars, disposition, hangup_by, queue, sip_code FROM calls ORDER BY id",
         )
         .fetch_all(&pool)
@@ -565,4 +598,90 @@ pub fn call_id_from_trace(messages: &str) -> Option<String> {
             .or_else(|| l.strip_prefix("i:"))
             .map(|v| v.trim().to_string())
     })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Additions for the malformed-input tests (tests/malformed_sip.rs).
+// ---------------------------------------------------------------------------------------------
+
+impl Server {
+    /// True while the server process has not exited (no crash, no panic exit).
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Start a server like [`Server::start`], then restart it on the same
+    /// directory with its generated `ringback.toml` rewritten by `edit`
+    /// (e.g. to change a `[sip]` key the harness does not expose).
+    pub fn start_edited(opts: ServerOpts, edit: impl FnOnce(&str) -> String) -> Server {
+        let mut first = Server::start(opts);
+        let cfg_path = first.dir.path().join("ringback.toml");
+        let cfg = std::fs::read_to_string(&cfg_path).expect("read config");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(first.child.id().to_string())
+            .status();
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until && first.alive() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if first.alive() {
+            let _ = first.child.kill();
+        }
+        let _ = first.child.wait();
+        std::fs::write(&cfg_path, edit(&cfg)).expect("write edited config");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ringback"))
+            .arg("--config")
+            .arg(&cfg_path)
+            .arg("serve")
+            .env("RINGBACK_LOG", "info,ringback=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ringback");
+        let log = Arc::clone(&first.log);
+        if let Ok(mut l) = log.lock() {
+            l.clear();
+        }
+        let stderr = child.stderr.take().expect("stderr");
+        let l2 = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Ok(mut l) = l2.lock() {
+                    l.push_str(&line);
+                    l.push('\n');
+                }
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(first)) = lines.next() {
+                let _ = tx.send(first);
+            }
+            for _ in lines {}
+        });
+        let Ok(ready) = rx.recv_timeout(Duration::from_secs(20)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "edited ringback did not become ready; log:\n{}",
+                first.log()
+            );
+        };
+        let addr = |key: &str| -> SocketAddr {
+            ready
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(key))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in ready line: {ready}"))
+        };
+        first.sip = addr("sip=");
+        first.api = addr("api=");
+        // The old child has been reaped; dropping `first` now stops the new one.
+        first.child = child;
+        first
+    }
 }

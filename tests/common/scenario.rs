@@ -328,3 +328,140 @@ pub fn pcap_dir() -> std::path::PathBuf {
     }
     panic!("SIPp's dtmf_2833_*.pcap files not found (install sip-tester)");
 }
+
+/// REGISTER as `user` with digest `password`; expect `final_code` after the
+/// challenge (200 for the right password, 403 for a wrong one).
+pub fn register(user: &str, password: &str, expires: u32, final_code: u16) -> String {
+    let msg = |cseq: u32, auth: &str| {
+        format!(
+            "REGISTER sip:[remote_ip]:[remote_port] SIP/2.0\n\
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport\n\
+From: <sip:{user}@[remote_ip]>;tag=[pid]reg[call_number]\n\
+To: <sip:{user}@[remote_ip]>\n\
+Call-ID: [call_id]\n\
+CSeq: {cseq} REGISTER\n\
+Contact: <sip:{user}@[local_ip]:[local_port]>\n\
+Expires: {expires}\n\
+Max-Forwards: 70\n\
+User-Agent: SIPp agent\n\
+{auth}Content-Length: 0\n"
+        )
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"register\">\n\
+<send retrans=\"500\"><![CDATA[\n{}]]></send>\n\
+<recv response=\"401\" auth=\"true\"/>\n\
+<send retrans=\"500\"><![CDATA[\n{}]]></send>\n\
+<recv response=\"{final_code}\"/>\n</scenario>\n",
+        msg(1, ""),
+        msg(
+            2,
+            &format!("[authentication username={user} password={password}]\n")
+        )
+    )
+}
+
+/// An agent's phone (a SIPp UAS) receiving one call from ringback.
+pub struct AgentPhone {
+    steps: Vec<String>,
+}
+
+impl AgentPhone {
+    /// Wait for the INVITE (and remember its CSeq for a 487).
+    pub fn new(timeout_ms: u64) -> AgentPhone {
+        AgentPhone {
+            steps: vec![format!(
+                "<recv request=\"INVITE\" crlf=\"true\" timeout=\"{timeout_ms}\"/>"
+            )],
+        }
+    }
+
+    fn reply(code: u16, extra: &str, body: &str) -> String {
+        format!(
+            "<send><![CDATA[\nSIP/2.0 {code} Reply\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]agent[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nContact: <sip:agent@[local_ip]:[local_port]>\n{extra}Content-Length: [len]\n\n{body}]]></send>"
+        )
+    }
+
+    /// 180 Ringing.
+    pub fn ring(mut self) -> AgentPhone {
+        self.steps.push(Self::reply(180, "", ""));
+        self
+    }
+
+    /// Answer with PCMU + telephone-event, media at `rtp_port`; expect ACK.
+    pub fn answer(mut self, rtp_port: u16) -> AgentPhone {
+        let sdp = format!(
+            "v=0\no=agent 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {rtp_port} RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-15\n"
+        );
+        self.steps.push(
+            Self::reply(200, "Content-Type: application/sdp\n", &sdp)
+                .replace("<send>", "<send retrans=\"500\">"),
+        );
+        self.steps.push("<recv request=\"ACK\"/>".into());
+        self
+    }
+
+    /// Refuse with `code` (486 busy, 603 decline); expect ACK.
+    pub fn refuse(mut self, code: u16) -> AgentPhone {
+        self.steps.push(Self::reply(code, "", ""));
+        self.steps.push("<recv request=\"ACK\"/>".into());
+        self
+    }
+
+    /// Keep ringing until ringback CANCELs: 200 to the CANCEL, 487 to the
+    /// INVITE, expect ACK.
+    pub fn until_cancel(mut self, timeout_ms: u64) -> AgentPhone {
+        // Remember the INVITE's CSeq number for the 487 (SIPp refuses a
+        // variable that is assigned but never used, so only here).
+        if let Some(first) = self.steps.first_mut() {
+            *first = first.replace(
+                "/>",
+                "><action><ereg regexp=\"[0-9]+\" search_in=\"hdr\" header=\"CSeq:\" assign_to=\"cseqnum\"/></action></recv>",
+            );
+        }
+        self.steps.push(format!(
+            "<recv request=\"CANCEL\" timeout=\"{timeout_ms}\"/>"
+        ));
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]agent[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 487 Request Terminated\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]agent[call_number]\n[last_Call-ID:]\nCSeq: [$cseqnum] INVITE\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self.steps.push("<recv request=\"ACK\"/>".into());
+        self
+    }
+
+    /// Expect ringback's BYE and answer 200.
+    pub fn expect_bye(mut self, timeout_ms: u64) -> AgentPhone {
+        self.steps
+            .push(format!("<recv request=\"BYE\" timeout=\"{timeout_ms}\"/>"));
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self
+    }
+
+    /// The XML.
+    pub fn xml(&self) -> String {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"agent phone\">\n{}\n</scenario>\n",
+            self.steps.join("\n")
+        )
+    }
+}
+
+impl Uac {
+    /// Play SIPp's G.711 A-law sample (a few seconds of speech) to ringback.
+    pub fn play_alaw_sample(mut self) -> Uac {
+        let pcap = pcap_dir().join("g711a.pcap");
+        self.steps.push(format!(
+            r#"<nop><action><exec play_pcap_audio="{}"/></action></nop>"#,
+            pcap.display()
+        ));
+        self
+    }
+}

@@ -1,6 +1,7 @@
 //! What goes into and comes out of the engine: inputs, outputs, agent
 //! states, queue-log events, errors and read-only snapshots.
 
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::config::Strategy;
@@ -134,6 +135,28 @@ pub enum TransitionReason {
     WrapUpExpired,
     /// [`Input::WrapUpDone`].
     WrapUpDone,
+}
+
+impl fmt::Display for TransitionReason {
+    /// Stable text for the store: `login`, `offer-failed (busy)`,
+    /// `offer-canceled (answered-elsewhere)`, …
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransitionReason::Login => f.write_str("login"),
+            TransitionReason::Logout => f.write_str("logout"),
+            TransitionReason::Pause => f.write_str("pause"),
+            TransitionReason::Unpause => f.write_str("unpause"),
+            TransitionReason::Offered => f.write_str("offered"),
+            TransitionReason::Answered => f.write_str("answered"),
+            TransitionReason::OfferFailed(r) => write!(f, "offer-failed ({})", r.name()),
+            TransitionReason::RingTimeout => f.write_str("ring-timeout"),
+            TransitionReason::OfferCanceled(r) => write!(f, "offer-canceled ({})", r.name()),
+            TransitionReason::AutoPause => f.write_str("auto-pause"),
+            TransitionReason::CallEnded => f.write_str("call-ended"),
+            TransitionReason::WrapUpExpired => f.write_str("wrap-up-expired"),
+            TransitionReason::WrapUpDone => f.write_str("wrap-up-done"),
+        }
+    }
 }
 
 /// One agent state transition, for the store and the event stream.
@@ -487,6 +510,61 @@ impl QueueEventKind {
             QueueEventKind::Pause { .. } => "PAUSE",
             QueueEventKind::Unpause => "UNPAUSE",
             QueueEventKind::AutoPause { .. } => "AUTOPAUSE",
+        }
+    }
+
+    /// The event's data fields, `|`-separated as in Asterisk's `queue_log`
+    /// (durations in whole seconds): `ENTERQUEUE` `|caller|position`,
+    /// `RINGNOANSWER` `ringtime|reason`, `RINGCANCELED` `ringtime|reason`,
+    /// `CONNECT` `holdtime||ringtime|waited`, `COMPLETE*` `holdtime|talktime`,
+    /// `ABANDON`/`EXITWITHTIMEOUT`/`EXITEMPTY` `position|origposition|wait`,
+    /// `AGENTLOGOFF` `|session`, `PAUSE` `reason`, `AUTOPAUSE` `misses`;
+    /// empty for the others.
+    pub fn data(&self) -> String {
+        let s = |d: &Duration| d.as_secs();
+        match self {
+            QueueEventKind::EnterQueue { caller, position } => format!("|{caller}|{position}"),
+            QueueEventKind::RingNoAnswer { ring_time, reason } => {
+                format!("{}|{}", s(ring_time), reason.name())
+            }
+            QueueEventKind::RingCanceled { ring_time, reason } => {
+                format!("{}|{}", s(ring_time), reason.name())
+            }
+            QueueEventKind::Connect {
+                hold_time,
+                waited,
+                ring_time,
+            } => format!("{}||{}|{}", s(hold_time), s(ring_time), s(waited)),
+            QueueEventKind::CompleteCaller {
+                hold_time,
+                talk_time,
+            }
+            | QueueEventKind::CompleteAgent {
+                hold_time,
+                talk_time,
+            } => format!("{}|{}", s(hold_time), s(talk_time)),
+            QueueEventKind::Abandon {
+                position,
+                orig_position,
+                wait,
+            }
+            | QueueEventKind::ExitWithTimeout {
+                position,
+                orig_position,
+                wait,
+            }
+            | QueueEventKind::ExitEmpty {
+                position,
+                orig_position,
+                wait,
+            } => format!("{position}|{orig_position}|{}", s(wait)),
+            QueueEventKind::AgentLogoff { session } => format!("|{}", s(session)),
+            QueueEventKind::Pause { reason } => reason.clone(),
+            QueueEventKind::AutoPause { misses } => misses.to_string(),
+            QueueEventKind::JoinEmpty
+            | QueueEventKind::Full
+            | QueueEventKind::AgentLogin
+            | QueueEventKind::Unpause => String::new(),
         }
     }
 }

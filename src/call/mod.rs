@@ -23,12 +23,16 @@ use rsip::prelude::*;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::Instrument;
 
+mod queue;
+
+use crate::acd_task::QueueNotice;
 use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput, ALLOW};
 use crate::media::ports::RtpPort;
 use crate::media::{MediaEvent, Stream};
 use crate::metrics;
 use crate::server::{ServerCtx, Snapshot};
 use crate::store::Cdr;
+use queue::AgentLeg;
 
 /// Why an INVITE was refused before a call existed.
 #[derive(Debug)]
@@ -147,12 +151,16 @@ fn caller_number(req: &rsip::Request) -> String {
 enum Phase {
     /// Running the dialplan.
     Ivr,
-    /// Waiting in a queue (music on hold).
+    /// Waiting in a queue (music on hold, agents being rung).
     Queued {
         queue: String,
-        entry_token: Option<u64>,
-        deadline: Option<Instant>,
+        /// Token of a prompt played instead of the music (entry prompt,
+        /// position announcement); the music resumes after it.
+        interlude: Option<u64>,
+        next_announce: Option<Instant>,
     },
+    /// Talking to an agent.
+    Bridged { agent: String },
     /// REFER sent; waiting for its outcome.
     Transferring {
         refer: Option<TransactionKey>,
@@ -188,6 +196,16 @@ struct Call {
     pending: VecDeque<Event>,
     /// Skip the rest of the interpreter's current action batch.
     discard_batch: bool,
+    /// Notices from the ACD while queued.
+    queue_rx: Option<UnboundedReceiver<QueueNotice>>,
+    /// Agent legs (several at once with ring-all).
+    legs: Vec<AgentLeg>,
+    /// First time the caller entered a queue: their place in line.
+    entered_queue_at: Option<Instant>,
+    /// Calls from this number in the last 7 days (looked up once).
+    repeat_calls: Option<i64>,
+    /// Token of an overflow prompt; the dialplan continues after it.
+    overflow_token: Option<u64>,
 }
 
 /// Run one call to its end.
@@ -363,6 +381,11 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         queue: None,
         pending: VecDeque::new(),
         discard_batch: false,
+        queue_rx: None,
+        legs: Vec::new(),
+        entered_queue_at: None,
+        repeat_calls: None,
+        overflow_token: None,
     };
     call.pending.push_back(Event::Started(CallInfo {
         caller,
@@ -401,7 +424,18 @@ impl Call {
                     None => std::future::pending().await,
                 }
             };
+            let notice = async {
+                match self.queue_rx.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
+                Some(n) = notice => {
+                    if let Some(end) = self.on_queue_notice(n).await {
+                        return end;
+                    }
+                }
                 input = sip_rx.recv() => {
                     let Some(input) = input else {
                         return Ending { disposition: "shutdown", hangup_by: "ringback", send_bye: true };
@@ -419,16 +453,28 @@ impl Call {
                     if let Some(end) = self.on_deadline() {
                         return end;
                     }
+                    if self.announcement_due() {
+                        self.announce_position().await;
+                    }
                 }
             }
         }
     }
 
+    fn announcement_due(&self) -> bool {
+        matches!(&self.phase, Phase::Queued { next_announce: Some(t), interlude: None, .. } if *t <= Instant::now())
+    }
+
     fn next_deadline(&self) -> Option<Instant> {
         let phase_deadline = match &self.phase {
-            Phase::Queued { deadline, .. } => *deadline,
+            // Announce only between interludes, never over one.
+            Phase::Queued {
+                next_announce,
+                interlude: None,
+                ..
+            } => *next_announce,
+            Phase::Queued { .. } | Phase::Bridged { .. } | Phase::Ivr => None,
             Phase::Transferring { deadline, .. } => Some(*deadline),
-            Phase::Ivr => None,
         };
         match (self.timer, phase_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -443,16 +489,6 @@ impl Call {
             self.pending.push_back(Event::Timeout);
         }
         match &self.phase {
-            Phase::Queued {
-                deadline: Some(d),
-                queue,
-                ..
-            } if *d <= now => {
-                tracing::info!(%queue, "maximum wait reached, leaving the queue");
-                self.stream.stop();
-                self.phase = Phase::Ivr;
-                self.pending.push_back(Event::QueueExited);
-            }
             Phase::Transferring { deadline, .. } if *deadline <= now => {
                 // REFER accepted but no final NOTIFY: the transferee is
                 // handling it; our part is done.
@@ -517,8 +553,11 @@ impl Call {
             Action::StartTimer { after } => self.timer = Some(Instant::now() + after),
             Action::CancelTimer => self.timer = None,
             Action::Enqueue {
-                queue, max_wait, ..
-            } => self.enter_queue(queue, max_wait),
+                queue,
+                max_wait,
+                priority,
+                ..
+            } => self.enter_queue(queue, max_wait, priority),
             Action::Callback { queue } => {
                 // A confirmation may only follow a persisted request. No
                 // callback service persists requests yet, so the caller is
@@ -527,7 +566,7 @@ impl Call {
                 // queue instead.
                 tracing::warn!(%queue, "callback requested but no callback service is running; caller stays queued");
                 self.discard_batch = true;
-                self.enter_queue(queue, None);
+                self.enter_queue(queue, None, 0);
             }
             Action::Transfer { target } => return self.transfer(target),
             Action::Hangup => {
@@ -552,47 +591,6 @@ impl Call {
                 p
             })
             .collect()
-    }
-
-    fn enter_queue(&mut self, queue: String, max_wait: Option<Duration>) {
-        let qcfg = self
-            .ctx
-            .config
-            .queues
-            .get(&queue)
-            .cloned()
-            .unwrap_or_default();
-        let max_wait = max_wait.or(qcfg.max_wait_secs.map(Duration::from_secs));
-        tracing::info!(%queue, "caller queued");
-        self.timer = None;
-        self.queue = Some(queue.clone());
-        self.token += 1;
-        let entry = qcfg
-            .entry_prompt
-            .as_deref()
-            .map(|p| self.resolve_prompts(&[p.to_string()]))
-            .unwrap_or_default();
-        let entry_token = if entry.is_empty() {
-            self.play_hold_music(&qcfg.music_on_hold);
-            None
-        } else {
-            self.stream.play(entry, false, self.token);
-            Some(self.token)
-        };
-        self.phase = Phase::Queued {
-            queue,
-            entry_token,
-            deadline: max_wait.map(|d| Instant::now() + d),
-        };
-    }
-
-    fn play_hold_music(&mut self, name: &str) {
-        let mut moh = self.resolve_prompts(&[name.to_string()]);
-        if moh.is_empty() {
-            moh.push(Arc::clone(&self.ctx.fallback_hold_music));
-        }
-        self.token += 1;
-        self.stream.play(moh, true, self.token);
     }
 
     fn transfer(&mut self, target: String) -> Option<Ending> {
@@ -667,22 +665,12 @@ impl Call {
     fn on_media(&mut self, ev: MediaEvent) -> Option<Ending> {
         match ev {
             MediaEvent::PlaybackDone { token } if token == self.token => {
-                if let Phase::Queued {
-                    entry_token: Some(t),
-                    queue,
-                    ..
-                } = &self.phase
+                if self.overflow_token == Some(token) {
+                    self.overflow_token = None;
+                    self.pending.push_back(Event::QueueExited);
+                } else if matches!(self.phase, Phase::Queued { interlude: Some(t), .. } if t == token)
                 {
-                    if *t == token {
-                        let moh = self
-                            .ctx
-                            .config
-                            .queues
-                            .get(queue)
-                            .map(|q| q.music_on_hold.clone())
-                            .unwrap_or_else(|| "hold-music".into());
-                        self.play_hold_music(&moh);
-                    }
+                    self.resume_hold_music();
                 } else if self.phase == Phase::Ivr {
                     self.pending.push_back(Event::PlaybackDone);
                 }
@@ -716,6 +704,9 @@ impl Call {
             SipInput::Request { key, request } => return self.on_request(key, request),
             SipInput::Cancelled | SipInput::Ack => {}
             SipInput::Response { key, response } => {
+                if self.on_leg_response(key.clone(), response.clone()) {
+                    return None;
+                }
                 if let Phase::Transferring { refer, deadline } = &mut self.phase {
                     let code = response.status_code.code();
                     let is_refer =
@@ -730,7 +721,8 @@ impl Call {
                     }
                 }
             }
-            SipInput::Timeout => {
+            SipInput::Timeout { key } if self.on_leg_timeout(&key) => {}
+            SipInput::Timeout { .. } => {
                 if matches!(self.phase, Phase::Transferring { refer: None, .. }) {
                     self.phase = Phase::Ivr;
                     self.pending.push_back(Event::TransferFailed);
@@ -756,6 +748,15 @@ impl Call {
     }
 
     fn on_request(&mut self, key: TransactionKey, req: rsip::Request) -> Option<Ending> {
+        if message::call_id(&req).as_deref() != Some(self.call_id.as_str()) {
+            return match self.on_leg_request(key.clone(), req.clone()) {
+                Some(end) => end,
+                None => {
+                    self.respond(key, &req, 481);
+                    None
+                }
+            };
+        }
         if let Err(e) = self.dialog.on_remote_request(&req) {
             tracing::debug!(error = %e, "in-dialog request refused");
             self.respond(key, &req, 500);
@@ -881,6 +882,21 @@ impl Call {
     }
 
     fn finish(mut self, end: Ending) {
+        use ringback_acd::{AgentId, CallId, EndedBy, Input};
+        let me = CallId::from(self.call_id.as_str());
+        match &self.phase {
+            Phase::Queued { .. } => self.ctx.acd.input(Input::Abandon(me)),
+            Phase::Bridged { agent } if end.hangup_by != "agent" => {
+                self.ctx.acd.input(Input::CallEnded {
+                    call: me,
+                    agent: AgentId::from(agent.as_str()),
+                    by: EndedBy::Caller,
+                })
+            }
+            _ => {}
+        }
+        self.drop_all_legs();
+        self.stream.unbridge();
         if end.send_bye {
             let bye = self.dialog.make_request(rsip::Method::Bye, &self.via());
             self.send_request(bye);

@@ -1,0 +1,1723 @@
+//! The engine: [`Acd`]. See the crate docs for the rules it implements.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::config::{AgentConfig, ConfigError, QueueConfig, Strategy};
+use crate::ewt::{ema, estimate_wait};
+use crate::ids::{AgentId, CallId, QueueName};
+use crate::types::{
+    AcdError, AgentSnapshot, AgentState, CancelReason, EndedBy, Input, OfferFailure, Output,
+    QueueEvent, QueueEventKind, QueueSnapshot, RejectReason, StateChange, TransitionReason,
+    WaitingCall, WaitingSnapshot,
+};
+
+/// Longest ring timeout / wrap-up accepted in configuration (one day):
+/// keeps `now + duration` far from `Instant` overflow.
+const MAX_CONFIG_DURATION: Duration = Duration::from_secs(86_400);
+
+/// Service order within and across queues: priority (higher first), then
+/// original entry time, then arrival sequence (ties of equal entry times).
+type OrderKey = (Reverse<i32>, Instant, u64);
+
+#[derive(Debug)]
+struct QueueRt {
+    cfg: QueueConfig,
+    order: BTreeMap<OrderKey, CallId>,
+    /// Members in agent configuration order.
+    members: Vec<AgentId>,
+    /// Configuration index of the agent offered last (round-robin).
+    rr_last: Option<usize>,
+    avg_handle: Duration,
+}
+
+#[derive(Debug)]
+struct AgentRt {
+    cfg: AgentConfig,
+    /// Index in the configuration: the tie-breaker of every strategy.
+    order: usize,
+    state: AgentState,
+    since: Option<Instant>,
+    reachable: bool,
+    misses: u32,
+    answered_today: u32,
+    answered_total: u64,
+    last_call_end: Option<Instant>,
+    logged_in_at: Option<Instant>,
+    pending_pause: Option<String>,
+    /// Queue and connect time of the call being handled, until its wrap-up
+    /// ends (then it becomes a handle-time sample).
+    handling: Option<(QueueName, Instant)>,
+}
+
+impl AgentRt {
+    fn offerable(&self) -> bool {
+        self.reachable && self.state == AgentState::Available
+    }
+
+    fn present(&self) -> bool {
+        self.reachable && self.state != AgentState::LoggedOut
+    }
+
+    fn serving(&self) -> bool {
+        self.present() && !matches!(self.state, AgentState::Paused { .. })
+    }
+
+    fn idle_since(&self) -> Option<Instant> {
+        self.last_call_end.max(self.logged_in_at)
+    }
+
+    fn penalty(&self, queue: &QueueName) -> Option<u32> {
+        self.cfg
+            .queues
+            .iter()
+            .find(|m| &m.queue == queue)
+            .map(|m| m.penalty)
+    }
+
+    fn has_skills(&self, required: &[(String, u8)]) -> bool {
+        required
+            .iter()
+            .all(|(s, l)| self.cfg.skills.get(s).is_some_and(|v| v >= l))
+    }
+
+    fn meets(&self, call: &WaitingCall, queue: &QueueConfig) -> bool {
+        self.has_skills(&call.required_skills)
+            && match &queue.strategy {
+                Strategy::SkillsBased { required } => self.has_skills(required),
+                _ => true,
+            }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct OfferRt {
+    at: Instant,
+    deadline: Instant,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Skip {
+    /// Last failed offer of this call to this agent.
+    at: Instant,
+    /// Failed offers since the agent's last clearing state change.
+    count: u32,
+}
+
+#[derive(Debug, Clone)]
+struct StickyRt {
+    agent: AgentId,
+    /// `Some`: hold the call for the agent until then. `None`: the agent was
+    /// available on entry; offer first, no hold.
+    hold_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct WaitingRt {
+    call: WaitingCall,
+    key: OrderKey,
+    enqueued_at: Instant,
+    orig_position: usize,
+    max_wait_at: Option<Instant>,
+    offers: BTreeMap<AgentId, OfferRt>,
+    skipped: BTreeMap<AgentId, Skip>,
+    sticky: Option<StickyRt>,
+}
+
+#[derive(Debug)]
+struct ActiveRt {
+    agent: AgentId,
+    queue: QueueName,
+    caller: String,
+    enqueued_at: Instant,
+    connected_at: Instant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Timer {
+    Ring { call: CallId, agent: AgentId },
+    WrapUp(AgentId),
+    MaxWait(CallId),
+    StickyHold(CallId),
+    Reoffer(CallId),
+}
+
+/// Candidate agent for one call, with everything a strategy looks at.
+struct Cand {
+    id: AgentId,
+    order: usize,
+    penalty: u32,
+    idle: Option<Instant>,
+    answered: u32,
+    score: u32,
+}
+
+/// The ACD decision core: feed it inputs and time, act on its outputs.
+///
+/// Deterministic: the same configuration, seed, inputs and instants give the
+/// same outputs (all internal maps are ordered; the only randomness is the
+/// seeded RNG of [`Strategy::Random`]).
+#[derive(Debug)]
+pub struct Acd {
+    queues: BTreeMap<QueueName, QueueRt>,
+    agents: BTreeMap<AgentId, AgentRt>,
+    waiting: BTreeMap<CallId, WaitingRt>,
+    active: BTreeMap<CallId, ActiveRt>,
+    /// Caller number → (agent, last handled). Only looked up, never iterated
+    /// for a decision, so hash order cannot leak into outputs.
+    history: HashMap<String, (AgentId, Instant)>,
+    timers: BTreeSet<(Instant, Timer)>,
+    rng: SmallRng,
+    seq: u64,
+}
+
+fn log(
+    out: &mut Vec<Output>,
+    at: Instant,
+    queue: Option<&QueueName>,
+    call: Option<&CallId>,
+    agent: Option<&AgentId>,
+    kind: QueueEventKind,
+) {
+    out.push(Output::QueueLog(QueueEvent {
+        at,
+        queue: queue.cloned(),
+        call: call.cloned(),
+        agent: agent.cloned(),
+        kind,
+    }));
+}
+
+fn illegal(agent: &AgentId, from: &AgentState, action: &'static str) -> AcdError {
+    AcdError::IllegalTransition {
+        agent: agent.clone(),
+        from: from.name(),
+        action,
+    }
+}
+
+fn check_levels(owner: String, skills: &[(String, u8)]) -> Result<(), ConfigError> {
+    for (skill, level) in skills {
+        if !(1..=10).contains(level) {
+            return Err(ConfigError::SkillLevel {
+                owner,
+                skill: skill.clone(),
+                level: *level,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether `a` may be offered `w` now; `Some(penalty)` if so.
+fn eligible(w: &WaitingRt, q: &QueueRt, a: &AgentRt, now: Instant) -> Option<u32> {
+    if !a.offerable() {
+        return None;
+    }
+    let penalty = a.penalty(&w.call.queue)?;
+    if !a.meets(&w.call, &q.cfg) {
+        return None;
+    }
+    if let Some(skip) = w.skipped.get(&a.cfg.id) {
+        let cooled = q.cfg.reoffer_after.is_some_and(|d| {
+            now.checked_duration_since(skip.at)
+                .is_some_and(|elapsed| elapsed >= d)
+        });
+        if !cooled || skip.count >= q.cfg.max_offers_per_agent {
+            return None;
+        }
+    }
+    Some(penalty)
+}
+
+impl Acd {
+    /// Builds an engine: every agent logged out and unreachable, no call.
+    /// `seed` feeds [`Strategy::Random`].
+    pub fn new(
+        queues: Vec<QueueConfig>,
+        agents: Vec<AgentConfig>,
+        seed: u64,
+    ) -> Result<Acd, ConfigError> {
+        let mut qmap = BTreeMap::new();
+        for cfg in queues {
+            let problem = if cfg.ring_timeout.is_zero() || cfg.ring_timeout > MAX_CONFIG_DURATION {
+                Some("ring_timeout must be between 0 and 1 day (exclusive of 0)")
+            } else if cfg.wrapup > MAX_CONFIG_DURATION {
+                Some("wrapup must be at most 1 day")
+            } else if cfg.max_offers_per_agent == 0 {
+                Some("max_offers_per_agent must be at least 1")
+            } else if cfg.auto_pause_after_misses == Some(0) {
+                Some("auto_pause_after_misses must be at least 1")
+            } else if cfg.max_len == Some(0) {
+                Some("max_len must be at least 1")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(ConfigError::Queue {
+                    queue: cfg.name,
+                    problem,
+                });
+            }
+            if let Strategy::SkillsBased { required } = &cfg.strategy {
+                check_levels(format!("queue `{}`", cfg.name), required)?;
+            }
+            if qmap.contains_key(&cfg.name) {
+                return Err(ConfigError::DuplicateQueue(cfg.name));
+            }
+            qmap.insert(
+                cfg.name.clone(),
+                QueueRt {
+                    avg_handle: cfg.seed_handle_time,
+                    cfg,
+                    order: BTreeMap::new(),
+                    members: Vec::new(),
+                    rr_last: None,
+                },
+            );
+        }
+        let mut amap = BTreeMap::new();
+        for (order, cfg) in agents.into_iter().enumerate() {
+            if amap.contains_key(&cfg.id) {
+                return Err(ConfigError::DuplicateAgent(cfg.id));
+            }
+            if cfg.max_calls != 1 {
+                return Err(ConfigError::MaxCalls {
+                    agent: cfg.id,
+                    max_calls: cfg.max_calls,
+                });
+            }
+            if cfg.wrapup.is_some_and(|w| w > MAX_CONFIG_DURATION) {
+                return Err(ConfigError::Queue {
+                    queue: QueueName::new(format!("(agent {})", cfg.id)),
+                    problem: "wrapup must be at most 1 day",
+                });
+            }
+            let mut skills: Vec<(String, u8)> =
+                cfg.skills.iter().map(|(k, v)| (k.clone(), *v)).collect();
+            skills.sort();
+            check_levels(format!("agent `{}`", cfg.id), &skills)?;
+            let mut seen = BTreeSet::new();
+            for m in &cfg.queues {
+                if !seen.insert(m.queue.clone()) {
+                    return Err(ConfigError::DuplicateMembership {
+                        agent: cfg.id.clone(),
+                        queue: m.queue.clone(),
+                    });
+                }
+                let Some(q) = qmap.get_mut(&m.queue) else {
+                    return Err(ConfigError::UnknownQueue {
+                        agent: cfg.id.clone(),
+                        queue: m.queue.clone(),
+                    });
+                };
+                q.members.push(cfg.id.clone());
+            }
+            amap.insert(
+                cfg.id.clone(),
+                AgentRt {
+                    cfg,
+                    order,
+                    state: AgentState::LoggedOut,
+                    since: None,
+                    reachable: false,
+                    misses: 0,
+                    answered_today: 0,
+                    answered_total: 0,
+                    last_call_end: None,
+                    logged_in_at: None,
+                    pending_pause: None,
+                    handling: None,
+                },
+            );
+        }
+        Ok(Acd {
+            queues: qmap,
+            agents: amap,
+            waiting: BTreeMap::new(),
+            active: BTreeMap::new(),
+            history: HashMap::new(),
+            timers: BTreeSet::new(),
+            rng: SmallRng::seed_from_u64(seed),
+            seq: 0,
+        })
+    }
+
+    /// Applies one input at `now`, then routes whatever can be routed.
+    ///
+    /// On `Err` nothing changed and nothing must be done, except after a late
+    /// [`Input::OfferAnswered`]: the shell must hang up that agent leg.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Result<Vec<Output>, AcdError> {
+        let mut out = Vec::new();
+        match input {
+            Input::AgentLogin(a) => self.login(&a, now, &mut out)?,
+            Input::AgentLogout(a) => self.logout(&a, now, &mut out)?,
+            Input::AgentPause { agent, reason } => self.pause(&agent, reason, now, &mut out)?,
+            Input::AgentUnpause(a) => self.unpause(&a, now, &mut out)?,
+            Input::WrapUpDone(a) => self.wrapup_done(&a, now, &mut out)?,
+            Input::AgentReachable(a, r) => self.reachable(&a, r, now, &mut out)?,
+            Input::Enqueue(call) => self.enqueue(call, now, &mut out)?,
+            Input::Abandon(call) => self.abandon(&call, now, &mut out)?,
+            Input::OfferAnswered { call, agent } => self.answered(&call, &agent, now, &mut out)?,
+            Input::OfferFailed {
+                call,
+                agent,
+                reason,
+            } => {
+                self.check_offer(&call, &agent)?;
+                self.fail_offer(&call, &agent, reason, false, now, &mut out);
+            }
+            Input::CallEnded { call, agent, by } => {
+                self.call_ended(&call, &agent, by, now, &mut out)?
+            }
+            Input::SetHistory { caller, agent, at } => {
+                if !self.agents.contains_key(&agent) {
+                    return Err(AcdError::UnknownAgent(agent));
+                }
+                self.remember(caller, agent, at);
+            }
+            Input::ResetDailyCounters => self.reset_daily(now),
+        }
+        self.dispatch(now, &mut out);
+        Ok(out)
+    }
+
+    /// The earliest instant at which [`Acd::handle_timeout`] has work (ring
+    /// timeouts, wrap-up ends, sticky holds, maximum waits, re-offer
+    /// cool-downs). May be slightly early (a wake-up finding nothing to do
+    /// is harmless); never late.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+
+    /// Runs every deadline due at `now`, then routes.
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        loop {
+            match self.timers.first() {
+                Some((t, _)) if *t <= now => {}
+                _ => break,
+            }
+            let Some((t, timer)) = self.timers.pop_first() else {
+                break;
+            };
+            self.fire(t, timer, now, &mut out);
+        }
+        self.dispatch(now, &mut out);
+        out
+    }
+
+    fn fire(&mut self, t: Instant, timer: Timer, now: Instant, out: &mut Vec<Output>) {
+        match timer {
+            Timer::Ring { call, agent } => {
+                let due = self
+                    .waiting
+                    .get(&call)
+                    .and_then(|w| w.offers.get(&agent))
+                    .is_some_and(|o| o.deadline == t);
+                if due {
+                    self.fail_offer(&call, &agent, OfferFailure::NoAnswer, true, now, out);
+                }
+            }
+            Timer::WrapUp(agent) => {
+                let due = self
+                    .agents
+                    .get(&agent)
+                    .is_some_and(|a| a.state == AgentState::WrapUp { until: t });
+                if due {
+                    self.finish_handling(&agent, TransitionReason::WrapUpExpired, now, out);
+                }
+            }
+            Timer::MaxWait(call) => {
+                let due = self
+                    .waiting
+                    .get(&call)
+                    .is_some_and(|w| w.max_wait_at == Some(t));
+                if due {
+                    if let Some((w, position)) =
+                        self.remove_waiting(&call, CancelReason::MaxWait, now, out)
+                    {
+                        let overflow = self.overflow(&w.call.queue);
+                        out.push(Output::MaxWaitReached {
+                            call: call.clone(),
+                            overflow,
+                        });
+                        log(
+                            out,
+                            now,
+                            Some(&w.call.queue),
+                            Some(&call),
+                            None,
+                            QueueEventKind::ExitWithTimeout {
+                                position,
+                                orig_position: w.orig_position,
+                                wait: now.saturating_duration_since(w.enqueued_at),
+                            },
+                        );
+                    }
+                }
+            }
+            Timer::StickyHold(call) => {
+                if let Some(w) = self.waiting.get_mut(&call) {
+                    if w.sticky.as_ref().is_some_and(|s| s.hold_until == Some(t)) {
+                        w.sticky = None;
+                    }
+                }
+            }
+            // Nothing to do but the dispatch that follows every timeout.
+            Timer::Reoffer(_) => {}
+        }
+    }
+
+    // ----- agent inputs -------------------------------------------------
+
+    fn agent_ref(&self, id: &AgentId) -> Result<&AgentRt, AcdError> {
+        self.agents
+            .get(id)
+            .ok_or_else(|| AcdError::UnknownAgent(id.clone()))
+    }
+
+    fn login(&mut self, id: &AgentId, now: Instant, out: &mut Vec<Output>) -> Result<(), AcdError> {
+        let a = self.agent_ref(id)?;
+        if a.state != AgentState::LoggedOut {
+            return Err(illegal(id, &a.state, "log in"));
+        }
+        if let Some(a) = self.agents.get_mut(id) {
+            a.misses = 0;
+            a.logged_in_at = Some(now);
+            a.pending_pause = None;
+        }
+        self.set_state(id, AgentState::Available, TransitionReason::Login, now, out);
+        log(out, now, None, None, Some(id), QueueEventKind::AgentLogin);
+        self.clear_skips(id);
+        Ok(())
+    }
+
+    fn logout(
+        &mut self,
+        id: &AgentId,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        let a = self.agent_ref(id)?;
+        match a.state.clone() {
+            s @ (AgentState::LoggedOut | AgentState::OnCall { .. }) => {
+                return Err(illegal(id, &s, "log out"))
+            }
+            AgentState::Ringing { call } => {
+                self.cancel_offer(&call, id, CancelReason::AgentUnavailable, now, out)
+            }
+            AgentState::WrapUp { until } => self.stop_wrapup(id, until, now),
+            AgentState::Available | AgentState::Paused { .. } => {}
+        }
+        let mut session = Duration::ZERO;
+        if let Some(a) = self.agents.get_mut(id) {
+            session = a
+                .logged_in_at
+                .take()
+                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+            a.pending_pause = None;
+        }
+        self.set_state(
+            id,
+            AgentState::LoggedOut,
+            TransitionReason::Logout,
+            now,
+            out,
+        );
+        log(
+            out,
+            now,
+            None,
+            None,
+            Some(id),
+            QueueEventKind::AgentLogoff { session },
+        );
+        self.empty_check(id, now, out);
+        Ok(())
+    }
+
+    fn pause(
+        &mut self,
+        id: &AgentId,
+        reason: String,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        let a = self.agent_ref(id)?;
+        match a.state.clone() {
+            s @ (AgentState::LoggedOut | AgentState::Paused { .. }) => {
+                return Err(illegal(id, &s, "pause"))
+            }
+            AgentState::OnCall { .. } => {
+                if let Some(a) = self.agents.get_mut(id) {
+                    a.pending_pause = Some(reason);
+                }
+                return Ok(());
+            }
+            AgentState::Ringing { call } => {
+                self.cancel_offer(&call, id, CancelReason::AgentUnavailable, now, out)
+            }
+            AgentState::WrapUp { until } => self.stop_wrapup(id, until, now),
+            AgentState::Available => {}
+        }
+        // A pause asked for during the call is superseded by this one.
+        if let Some(a) = self.agents.get_mut(id) {
+            a.pending_pause = None;
+        }
+        self.set_state(
+            id,
+            AgentState::Paused {
+                reason: reason.clone(),
+            },
+            TransitionReason::Pause,
+            now,
+            out,
+        );
+        log(
+            out,
+            now,
+            None,
+            None,
+            Some(id),
+            QueueEventKind::Pause { reason },
+        );
+        Ok(())
+    }
+
+    fn unpause(
+        &mut self,
+        id: &AgentId,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        let a = self.agent_ref(id)?;
+        match &a.state {
+            AgentState::Paused { .. } => {
+                if let Some(a) = self.agents.get_mut(id) {
+                    a.misses = 0;
+                }
+                self.set_state(
+                    id,
+                    AgentState::Available,
+                    TransitionReason::Unpause,
+                    now,
+                    out,
+                );
+                log(out, now, None, None, Some(id), QueueEventKind::Unpause);
+                self.clear_skips(id);
+            }
+            AgentState::OnCall { .. } | AgentState::WrapUp { .. } if a.pending_pause.is_some() => {
+                if let Some(a) = self.agents.get_mut(id) {
+                    a.pending_pause = None;
+                }
+            }
+            s => return Err(illegal(id, s, "unpause")),
+        }
+        Ok(())
+    }
+
+    fn wrapup_done(
+        &mut self,
+        id: &AgentId,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        let a = self.agent_ref(id)?;
+        let AgentState::WrapUp { until } = a.state else {
+            return Err(illegal(id, &a.state, "end wrap-up"));
+        };
+        self.timers.remove(&(until, Timer::WrapUp(id.clone())));
+        self.finish_handling(id, TransitionReason::WrapUpDone, now, out);
+        Ok(())
+    }
+
+    fn reachable(
+        &mut self,
+        id: &AgentId,
+        reachable: bool,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        let a = self.agent_ref(id)?;
+        if a.reachable == reachable {
+            return Ok(());
+        }
+        let state = a.state.clone();
+        if let Some(a) = self.agents.get_mut(id) {
+            a.reachable = reachable;
+        }
+        if reachable {
+            self.clear_skips(id);
+        } else {
+            if let AgentState::Ringing { call } = state {
+                self.cancel_offer(&call, id, CancelReason::AgentUnavailable, now, out);
+                self.set_state(
+                    id,
+                    AgentState::Available,
+                    TransitionReason::OfferCanceled(CancelReason::AgentUnavailable),
+                    now,
+                    out,
+                );
+            }
+            self.empty_check(id, now, out);
+        }
+        Ok(())
+    }
+
+    // ----- call inputs --------------------------------------------------
+
+    fn enqueue(
+        &mut self,
+        call: WaitingCall,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        if self.waiting.contains_key(&call.id) || self.active.contains_key(&call.id) {
+            return Err(AcdError::DuplicateCall(call.id));
+        }
+        let Some(q) = self.queues.get(&call.queue) else {
+            return Err(AcdError::UnknownQueue(call.queue));
+        };
+        let present = q
+            .members
+            .iter()
+            .filter(|m| self.agents.get(*m).is_some_and(AgentRt::present))
+            .count();
+        let overflow = q.cfg.overflow.clone();
+        if present == 0 {
+            log(
+                out,
+                now,
+                Some(&call.queue),
+                Some(&call.id),
+                None,
+                QueueEventKind::JoinEmpty,
+            );
+            out.push(Output::NoAgents {
+                call: call.id,
+                overflow,
+            });
+            return Ok(());
+        }
+        if q.cfg.max_len.is_some_and(|m| q.order.len() >= m) {
+            log(
+                out,
+                now,
+                Some(&call.queue),
+                Some(&call.id),
+                None,
+                QueueEventKind::Full,
+            );
+            out.push(Output::Rejected {
+                call: call.id,
+                reason: RejectReason::QueueFull,
+                overflow,
+            });
+            return Ok(());
+        }
+        let max_wait_at = call
+            .max_wait
+            .or(q.cfg.max_wait)
+            .and_then(|d| now.checked_add(d));
+        let sticky = self.sticky_for(&call, now);
+        self.seq += 1;
+        let key = (Reverse(call.priority), call.entered_at, self.seq);
+        let Some(q) = self.queues.get_mut(&call.queue) else {
+            return Ok(());
+        };
+        q.order.insert(key, call.id.clone());
+        let position = q.order.range(..key).count() + 1;
+        if let Some(t) = max_wait_at {
+            self.timers.insert((t, Timer::MaxWait(call.id.clone())));
+        }
+        if let Some(StickyRt {
+            hold_until: Some(t),
+            ..
+        }) = &sticky
+        {
+            self.timers.insert((*t, Timer::StickyHold(call.id.clone())));
+        }
+        log(
+            out,
+            now,
+            Some(&call.queue),
+            Some(&call.id),
+            None,
+            QueueEventKind::EnterQueue {
+                caller: call.caller.clone(),
+                position,
+            },
+        );
+        self.waiting.insert(
+            call.id.clone(),
+            WaitingRt {
+                call,
+                key,
+                enqueued_at: now,
+                orig_position: position,
+                max_wait_at,
+                offers: BTreeMap::new(),
+                skipped: BTreeMap::new(),
+                sticky,
+            },
+        );
+        Ok(())
+    }
+
+    /// Sticky decision on entry (see [`crate::StickyConfig`]).
+    fn sticky_for(&self, call: &WaitingCall, now: Instant) -> Option<StickyRt> {
+        let q = self.queues.get(&call.queue)?;
+        let sc = q.cfg.sticky?;
+        if call.caller.is_empty() {
+            return None;
+        }
+        let (agent, at) = self.history.get(&call.caller)?;
+        if now.saturating_duration_since(*at) > sc.window {
+            return None;
+        }
+        let a = self.agents.get(agent)?;
+        a.penalty(&call.queue)?;
+        if !a.reachable || !a.meets(call, &q.cfg) {
+            return None;
+        }
+        let hold = || {
+            if sc.wait_for_agent.is_zero() {
+                return None;
+            }
+            Some(StickyRt {
+                agent: agent.clone(),
+                hold_until: Some(now.checked_add(sc.wait_for_agent)?),
+            })
+        };
+        match &a.state {
+            AgentState::Available => Some(StickyRt {
+                agent: agent.clone(),
+                hold_until: None,
+            }),
+            AgentState::Ringing { .. } | AgentState::OnCall { .. } => hold(),
+            AgentState::WrapUp { until } => {
+                if now
+                    .checked_add(sc.wait_for_agent)
+                    .is_some_and(|t| *until <= t)
+                {
+                    hold()
+                } else {
+                    None
+                }
+            }
+            AgentState::LoggedOut | AgentState::Paused { .. } => None,
+        }
+    }
+
+    fn abandon(
+        &mut self,
+        call: &CallId,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        if self.waiting.contains_key(call) {
+            if let Some((w, position)) =
+                self.remove_waiting(call, CancelReason::CallerAbandoned, now, out)
+            {
+                log(
+                    out,
+                    now,
+                    Some(&w.call.queue),
+                    Some(call),
+                    None,
+                    QueueEventKind::Abandon {
+                        position,
+                        orig_position: w.orig_position,
+                        wait: now.saturating_duration_since(w.enqueued_at),
+                    },
+                );
+            }
+            return Ok(());
+        }
+        if let Some(act) = self.active.get(call) {
+            let agent = act.agent.clone();
+            return self.call_ended(call, &agent, EndedBy::Caller, now, out);
+        }
+        Err(AcdError::UnknownCall(call.clone()))
+    }
+
+    fn check_offer(&self, call: &CallId, agent: &AgentId) -> Result<(), AcdError> {
+        let live =
+            self.waiting
+                .get(call)
+                .is_some_and(|w| w.offers.contains_key(agent))
+                && self.agents.get(agent).is_some_and(
+                    |a| matches!(&a.state, AgentState::Ringing { call: c } if c == call),
+                );
+        if live {
+            Ok(())
+        } else {
+            Err(AcdError::NoSuchOffer {
+                call: call.clone(),
+                agent: agent.clone(),
+            })
+        }
+    }
+
+    fn answered(
+        &mut self,
+        call: &CallId,
+        agent: &AgentId,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        self.check_offer(call, agent)?;
+        let ring_time = self
+            .withdraw_offer(call, agent)
+            .map_or(Duration::ZERO, |o| now.saturating_duration_since(o.at));
+        let Some((w, _)) = self.remove_waiting(call, CancelReason::AnsweredElsewhere, now, out)
+        else {
+            return Ok(());
+        };
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.misses = 0;
+            a.answered_today = a.answered_today.saturating_add(1);
+            a.answered_total = a.answered_total.saturating_add(1);
+            a.handling = Some((w.call.queue.clone(), now));
+        }
+        self.set_state(
+            agent,
+            AgentState::OnCall { call: call.clone() },
+            TransitionReason::Answered,
+            now,
+            out,
+        );
+        self.remember(w.call.caller.clone(), agent.clone(), now);
+        out.push(Output::Connected {
+            call: call.clone(),
+            agent: agent.clone(),
+        });
+        log(
+            out,
+            now,
+            Some(&w.call.queue),
+            Some(call),
+            Some(agent),
+            QueueEventKind::Connect {
+                hold_time: now.saturating_duration_since(w.enqueued_at),
+                waited: now.saturating_duration_since(w.call.entered_at),
+                ring_time,
+            },
+        );
+        self.active.insert(
+            call.clone(),
+            ActiveRt {
+                agent: agent.clone(),
+                queue: w.call.queue,
+                caller: w.call.caller,
+                enqueued_at: w.enqueued_at,
+                connected_at: now,
+            },
+        );
+        Ok(())
+    }
+
+    fn call_ended(
+        &mut self,
+        call: &CallId,
+        agent: &AgentId,
+        by: EndedBy,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Result<(), AcdError> {
+        if self.active.get(call).is_none_or(|a| &a.agent != agent) {
+            return Err(AcdError::NotConnected {
+                call: call.clone(),
+                agent: agent.clone(),
+            });
+        }
+        let Some(act) = self.active.remove(call) else {
+            return Ok(());
+        };
+        let hold_time = act.connected_at.saturating_duration_since(act.enqueued_at);
+        let talk_time = now.saturating_duration_since(act.connected_at);
+        let kind = match by {
+            EndedBy::Caller => QueueEventKind::CompleteCaller {
+                hold_time,
+                talk_time,
+            },
+            EndedBy::Agent => QueueEventKind::CompleteAgent {
+                hold_time,
+                talk_time,
+            },
+        };
+        log(out, now, Some(&act.queue), Some(call), Some(agent), kind);
+        self.remember(act.caller.clone(), agent.clone(), now);
+        let queue_wrap = self
+            .queues
+            .get(&act.queue)
+            .map_or(Duration::ZERO, |q| q.cfg.wrapup);
+        let mut wrap = queue_wrap;
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.last_call_end = Some(now);
+            wrap = a.cfg.wrapup.unwrap_or(queue_wrap);
+        }
+        match now.checked_add(wrap) {
+            Some(until) if !wrap.is_zero() => {
+                self.set_state(
+                    agent,
+                    AgentState::WrapUp { until },
+                    TransitionReason::CallEnded,
+                    now,
+                    out,
+                );
+                self.timers.insert((until, Timer::WrapUp(agent.clone())));
+            }
+            _ => self.finish_handling(agent, TransitionReason::CallEnded, now, out),
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, caller: String, agent: AgentId, at: Instant) {
+        if caller.is_empty() {
+            return;
+        }
+        match self.history.get(&caller) {
+            Some((_, known)) if *known > at => {}
+            _ => {
+                self.history.insert(caller, (agent, at));
+            }
+        }
+    }
+
+    fn reset_daily(&mut self, now: Instant) {
+        for a in self.agents.values_mut() {
+            a.answered_today = 0;
+        }
+        let window = self
+            .queues
+            .values()
+            .filter_map(|q| q.cfg.sticky.map(|s| s.window))
+            .max();
+        match window {
+            Some(w) => self
+                .history
+                .retain(|_, (_, at)| now.saturating_duration_since(*at) <= w),
+            None => self.history.clear(),
+        }
+    }
+
+    // ----- building blocks ----------------------------------------------
+
+    fn set_state(
+        &mut self,
+        agent: &AgentId,
+        to: AgentState,
+        reason: TransitionReason,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        let from = std::mem::replace(&mut a.state, to.clone());
+        a.since = Some(now);
+        out.push(Output::StateChanged(StateChange {
+            agent: agent.clone(),
+            from,
+            to,
+            at: now,
+            reason,
+        }));
+    }
+
+    fn overflow(&self, queue: &QueueName) -> Option<String> {
+        self.queues.get(queue).and_then(|q| q.cfg.overflow.clone())
+    }
+
+    /// The skip-list reset rule: an agent that becomes available through a
+    /// real state change (login, unpause, end of wrap-up, re-registration)
+    /// may be offered every waiting call again.
+    fn clear_skips(&mut self, agent: &AgentId) {
+        for w in self.waiting.values_mut() {
+            w.skipped.remove(agent);
+        }
+    }
+
+    /// Removes a live offer and its ring timer; the agent's state is the
+    /// caller's business.
+    fn withdraw_offer(&mut self, call: &CallId, agent: &AgentId) -> Option<OfferRt> {
+        let rec = self.waiting.get_mut(call)?.offers.remove(agent)?;
+        self.timers.remove(&(
+            rec.deadline,
+            Timer::Ring {
+                call: call.clone(),
+                agent: agent.clone(),
+            },
+        ));
+        Some(rec)
+    }
+
+    /// Withdraws an offer without the agent failing: `CancelOffer` and
+    /// `RINGCANCELED`; no miss, no skip.
+    fn cancel_offer(
+        &mut self,
+        call: &CallId,
+        agent: &AgentId,
+        reason: CancelReason,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(rec) = self.withdraw_offer(call, agent) else {
+            return;
+        };
+        let queue = self.waiting.get(call).map(|w| w.call.queue.clone());
+        out.push(Output::CancelOffer {
+            call: call.clone(),
+            agent: agent.clone(),
+        });
+        log(
+            out,
+            now,
+            queue.as_ref(),
+            Some(call),
+            Some(agent),
+            QueueEventKind::RingCanceled {
+                ring_time: now.saturating_duration_since(rec.at),
+                reason,
+            },
+        );
+    }
+
+    /// The agent failed an offer: skip it for this call, count the miss,
+    /// auto-pause at the limit.
+    fn fail_offer(
+        &mut self,
+        call: &CallId,
+        agent: &AgentId,
+        reason: OfferFailure,
+        timed_out: bool,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(rec) = self.withdraw_offer(call, agent) else {
+            return;
+        };
+        let Some(w) = self.waiting.get_mut(call) else {
+            return;
+        };
+        let skip = w
+            .skipped
+            .entry(agent.clone())
+            .or_insert(Skip { at: now, count: 0 });
+        skip.at = now;
+        skip.count = skip.count.saturating_add(1);
+        let count = skip.count;
+        let queue = w.call.queue.clone();
+        let (auto_pause, reoffer_after, max_offers) = match self.queues.get(&queue) {
+            Some(q) => (
+                q.cfg.auto_pause_after_misses,
+                q.cfg.reoffer_after,
+                q.cfg.max_offers_per_agent,
+            ),
+            None => (None, None, 0),
+        };
+        if timed_out {
+            out.push(Output::CancelOffer {
+                call: call.clone(),
+                agent: agent.clone(),
+            });
+        }
+        log(
+            out,
+            now,
+            Some(&queue),
+            Some(call),
+            Some(agent),
+            QueueEventKind::RingNoAnswer {
+                ring_time: now.saturating_duration_since(rec.at),
+                reason,
+            },
+        );
+        let mut misses = 0;
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.misses = a.misses.saturating_add(1);
+            misses = a.misses;
+        }
+        if auto_pause.is_some_and(|n| misses >= n) {
+            let reason = format!("missed {misses} calls");
+            self.set_state(
+                agent,
+                AgentState::Paused { reason },
+                TransitionReason::AutoPause,
+                now,
+                out,
+            );
+            log(
+                out,
+                now,
+                None,
+                None,
+                Some(agent),
+                QueueEventKind::AutoPause { misses },
+            );
+        } else {
+            let why = if timed_out {
+                TransitionReason::RingTimeout
+            } else {
+                TransitionReason::OfferFailed(reason)
+            };
+            self.set_state(agent, AgentState::Available, why, now, out);
+        }
+        if count < max_offers {
+            if let Some(t) = reoffer_after.and_then(|d| now.checked_add(d)) {
+                self.timers.insert((t, Timer::Reoffer(call.clone())));
+            }
+        }
+    }
+
+    /// Takes a call out of its queue, cancelling its live offers (their
+    /// agents become available). Returns it with its last position.
+    fn remove_waiting(
+        &mut self,
+        call: &CallId,
+        reason: CancelReason,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) -> Option<(WaitingRt, usize)> {
+        let w = self.waiting.get(call)?;
+        let key = w.key;
+        let queue = w.call.queue.clone();
+        let ringing: Vec<AgentId> = w.offers.keys().cloned().collect();
+        let position = self
+            .queues
+            .get(&queue)
+            .map_or(1, |q| q.order.range(..key).count() + 1);
+        for agent in ringing {
+            self.cancel_offer(call, &agent, reason, now, out);
+            self.set_state(
+                &agent,
+                AgentState::Available,
+                TransitionReason::OfferCanceled(reason),
+                now,
+                out,
+            );
+        }
+        let w = self.waiting.remove(call)?;
+        if let Some(q) = self.queues.get_mut(&queue) {
+            q.order.remove(&key);
+        }
+        if let Some(t) = w.max_wait_at {
+            self.timers.remove(&(t, Timer::MaxWait(call.clone())));
+        }
+        if let Some(StickyRt {
+            hold_until: Some(t),
+            ..
+        }) = &w.sticky
+        {
+            self.timers.remove(&(*t, Timer::StickyHold(call.clone())));
+        }
+        Some((w, position))
+    }
+
+    /// Ends wrap-up early (pause, logout): the handle-time sample is taken now.
+    fn stop_wrapup(&mut self, agent: &AgentId, until: Instant, now: Instant) {
+        self.timers.remove(&(until, Timer::WrapUp(agent.clone())));
+        self.record_handle(agent, now);
+    }
+
+    fn record_handle(&mut self, agent: &AgentId, now: Instant) {
+        let Some((queue, connected)) = self.agents.get_mut(agent).and_then(|a| a.handling.take())
+        else {
+            return;
+        };
+        if let Some(q) = self.queues.get_mut(&queue) {
+            q.avg_handle = ema(q.avg_handle, now.saturating_duration_since(connected));
+        }
+    }
+
+    /// End of a call's handling (wrap-up over, or none): sample the handle
+    /// time, then available — or paused, if a pause was requested meanwhile.
+    fn finish_handling(
+        &mut self,
+        agent: &AgentId,
+        reason: TransitionReason,
+        now: Instant,
+        out: &mut Vec<Output>,
+    ) {
+        self.record_handle(agent, now);
+        let pending = self
+            .agents
+            .get_mut(agent)
+            .and_then(|a| a.pending_pause.take());
+        match pending {
+            Some(r) => {
+                self.set_state(
+                    agent,
+                    AgentState::Paused { reason: r.clone() },
+                    TransitionReason::Pause,
+                    now,
+                    out,
+                );
+                log(
+                    out,
+                    now,
+                    None,
+                    None,
+                    Some(agent),
+                    QueueEventKind::Pause { reason: r },
+                );
+            }
+            None => {
+                self.set_state(agent, AgentState::Available, reason, now, out);
+                self.clear_skips(agent);
+            }
+        }
+    }
+
+    /// `leave_when_empty`: if `agent` was the last present member of one of
+    /// its queues, send that queue's callers to the overflow.
+    fn empty_check(&mut self, agent: &AgentId, now: Instant, out: &mut Vec<Output>) {
+        let Some(a) = self.agents.get(agent) else {
+            return;
+        };
+        let queues: Vec<QueueName> = a.cfg.queues.iter().map(|m| m.queue.clone()).collect();
+        for qn in queues {
+            let Some(q) = self.queues.get(&qn) else {
+                continue;
+            };
+            if !q.cfg.leave_when_empty
+                || q.members
+                    .iter()
+                    .any(|m| self.agents.get(m).is_some_and(AgentRt::present))
+            {
+                continue;
+            }
+            let calls: Vec<CallId> = q.order.values().cloned().collect();
+            let overflow = q.cfg.overflow.clone();
+            for call in calls {
+                if let Some((w, position)) =
+                    self.remove_waiting(&call, CancelReason::QueueEmpty, now, out)
+                {
+                    out.push(Output::NoAgents {
+                        call: call.clone(),
+                        overflow: overflow.clone(),
+                    });
+                    log(
+                        out,
+                        now,
+                        Some(&qn),
+                        Some(&call),
+                        None,
+                        QueueEventKind::ExitEmpty {
+                            position,
+                            orig_position: w.orig_position,
+                            wait: now.saturating_duration_since(w.enqueued_at),
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    fn offer(&mut self, call: &CallId, agent: &AgentId, now: Instant, out: &mut Vec<Output>) {
+        let Some(w) = self.waiting.get_mut(call) else {
+            return;
+        };
+        let Some(q) = self.queues.get_mut(&w.call.queue) else {
+            return;
+        };
+        let deadline = now.checked_add(q.cfg.ring_timeout).unwrap_or(now);
+        w.offers
+            .insert(agent.clone(), OfferRt { at: now, deadline });
+        if let Some(a) = self.agents.get(agent) {
+            q.rr_last = Some(a.order);
+        }
+        self.timers.insert((
+            deadline,
+            Timer::Ring {
+                call: call.clone(),
+                agent: agent.clone(),
+            },
+        ));
+        self.set_state(
+            agent,
+            AgentState::Ringing { call: call.clone() },
+            TransitionReason::Offered,
+            now,
+            out,
+        );
+        out.push(Output::Offer {
+            call: call.clone(),
+            agent: agent.clone(),
+            deadline,
+        });
+    }
+
+    /// Matches waiting calls with available agents.
+    ///
+    /// Calls without a live offer are visited in global service order
+    /// (priority, then original entry time) across all queues, so an agent
+    /// serving several queues goes to the longest-waiting call it can take.
+    /// Pass 1 gives sticky calls their agent first; pass 2 applies each
+    /// queue's strategy, skipping calls held for a busy sticky agent.
+    fn dispatch(&mut self, now: Instant, out: &mut Vec<Output>) {
+        let mut free = self.agents.values().filter(|a| a.offerable()).count();
+        if free == 0 || self.waiting.is_empty() {
+            return;
+        }
+        let mut order: Vec<(OrderKey, CallId)> = self
+            .waiting
+            .iter()
+            .filter(|(_, w)| w.offers.is_empty())
+            .map(|(id, w)| (w.key, id.clone()))
+            .collect();
+        order.sort();
+
+        for (_, id) in &order {
+            if free == 0 {
+                return;
+            }
+            let Some(w) = self.waiting.get(id) else {
+                continue;
+            };
+            let Some(st) = &w.sticky else {
+                continue;
+            };
+            let target = st.agent.clone();
+            let ok = match (self.queues.get(&w.call.queue), self.agents.get(&target)) {
+                (Some(q), Some(a)) => eligible(w, q, a, now).is_some(),
+                _ => false,
+            };
+            if ok {
+                self.release_sticky(id);
+                self.offer(id, &target, now, out);
+                free -= 1;
+            }
+        }
+
+        for (_, id) in &order {
+            if free == 0 {
+                return;
+            }
+            let Some(w) = self.waiting.get(id) else {
+                continue;
+            };
+            if !w.offers.is_empty() {
+                continue;
+            }
+            if let Some(st) = &w.sticky {
+                let may_free = self.agents.get(&st.agent).is_some_and(|a| {
+                    a.reachable
+                        && matches!(
+                            a.state,
+                            AgentState::Ringing { .. }
+                                | AgentState::OnCall { .. }
+                                | AgentState::WrapUp { .. }
+                        )
+                });
+                if may_free && st.hold_until.is_some_and(|t| t > now) {
+                    continue;
+                }
+                self.release_sticky(id);
+            }
+            for agent in self.pick(id, now) {
+                self.offer(id, &agent, now, out);
+                free = free.saturating_sub(1);
+            }
+        }
+    }
+
+    fn release_sticky(&mut self, call: &CallId) {
+        let Some(st) = self.waiting.get_mut(call).and_then(|w| w.sticky.take()) else {
+            return;
+        };
+        if let Some(t) = st.hold_until {
+            self.timers.remove(&(t, Timer::StickyHold(call.clone())));
+        }
+    }
+
+    /// The queue strategy's choice for `call` (several agents for ring-all).
+    fn pick(&mut self, call: &CallId, now: Instant) -> Vec<AgentId> {
+        let Some(w) = self.waiting.get(call) else {
+            return Vec::new();
+        };
+        let Some(q) = self.queues.get(&w.call.queue) else {
+            return Vec::new();
+        };
+        let mut wanted: BTreeSet<&str> = w
+            .call
+            .required_skills
+            .iter()
+            .map(|(s, _)| s.as_str())
+            .collect();
+        if let Strategy::SkillsBased { required } = &q.cfg.strategy {
+            wanted.extend(required.iter().map(|(s, _)| s.as_str()));
+        }
+        let mut cands: Vec<Cand> = q
+            .members
+            .iter()
+            .filter_map(|id| {
+                let a = self.agents.get(id)?;
+                let penalty = eligible(w, q, a, now)?;
+                let score = wanted
+                    .iter()
+                    .map(|s| u32::from(a.cfg.skills.get(*s).copied().unwrap_or(0)))
+                    .sum();
+                Some(Cand {
+                    id: id.clone(),
+                    order: a.order,
+                    penalty,
+                    idle: a.idle_since(),
+                    answered: a.answered_today,
+                    score,
+                })
+            })
+            .collect();
+        let Some(tier) = cands.iter().map(|c| c.penalty).min() else {
+            return Vec::new();
+        };
+        cands.retain(|c| c.penalty == tier);
+        let strategy = q.cfg.strategy.clone();
+        let rr_last = q.rr_last;
+        let chosen = match strategy {
+            Strategy::LongestIdle => cands.iter().min_by_key(|c| c.idle),
+            Strategy::RoundRobin => cands
+                .iter()
+                .find(|c| rr_last.is_none_or(|l| c.order > l))
+                .or(cands.first()),
+            Strategy::FewestCalls => cands.iter().min_by_key(|c| (c.answered, c.idle)),
+            Strategy::RingAll => return cands.into_iter().map(|c| c.id).collect(),
+            Strategy::Random => {
+                let i = self.rng.random_range(0..cands.len());
+                cands.get(i)
+            }
+            Strategy::SkillsBased { .. } => cands.iter().min_by_key(|c| (Reverse(c.score), c.idle)),
+        };
+        chosen.map(|c| vec![c.id.clone()]).unwrap_or_default()
+    }
+
+    // ----- read-only views ----------------------------------------------
+
+    /// Agent ids in configuration order.
+    pub fn agent_ids(&self) -> Vec<AgentId> {
+        let mut v: Vec<&AgentRt> = self.agents.values().collect();
+        v.sort_by_key(|a| a.order);
+        v.into_iter().map(|a| a.cfg.id.clone()).collect()
+    }
+
+    /// Queue names, sorted.
+    pub fn queue_names(&self) -> Vec<QueueName> {
+        self.queues.keys().cloned().collect()
+    }
+
+    /// Current state of an agent.
+    pub fn agent_state(&self, agent: &str) -> Option<&AgentState> {
+        self.agents.get(agent).map(|a| &a.state)
+    }
+
+    /// Dashboard / API view of an agent.
+    pub fn agent_snapshot(&self, agent: &str) -> Option<AgentSnapshot> {
+        let a = self.agents.get(agent)?;
+        Some(AgentSnapshot {
+            id: a.cfg.id.clone(),
+            name: a.cfg.name.clone(),
+            state: a.state.clone(),
+            since: a.since,
+            reachable: a.reachable,
+            calls_today: a.answered_today,
+            calls_total: a.answered_total,
+            last_call_end: a.last_call_end,
+            consecutive_misses: a.misses,
+            pending_pause: a.pending_pause.clone(),
+            queues: a.cfg.queues.iter().map(|m| m.queue.clone()).collect(),
+        })
+    }
+
+    fn counts(&self, q: &QueueRt) -> (usize, usize, usize) {
+        let mut present = 0;
+        let mut serving = 0;
+        let mut free = 0;
+        for a in q.members.iter().filter_map(|m| self.agents.get(m)) {
+            present += usize::from(a.present());
+            serving += usize::from(a.serving());
+            free += usize::from(a.offerable());
+        }
+        (present, serving, free)
+    }
+
+    /// Dashboard / API view of a queue at `now`.
+    pub fn queue_snapshot(&self, queue: &str, now: Instant) -> Option<QueueSnapshot> {
+        let q = self.queues.get(queue)?;
+        let (present, serving, free) = self.counts(q);
+        let waiting: Vec<WaitingSnapshot> = q
+            .order
+            .values()
+            .enumerate()
+            .filter_map(|(i, id)| {
+                let w = self.waiting.get(id)?;
+                Some(WaitingSnapshot {
+                    call: id.clone(),
+                    caller: w.call.caller.clone(),
+                    priority: w.call.priority,
+                    position: i + 1,
+                    waited: now.saturating_duration_since(w.call.entered_at),
+                    in_queue: now.saturating_duration_since(w.enqueued_at),
+                    ringing: w.offers.keys().cloned().collect(),
+                    held_for: w
+                        .sticky
+                        .as_ref()
+                        .filter(|s| s.hold_until.is_some())
+                        .map(|s| s.agent.clone()),
+                    ewt: estimate_wait(i + 1, free, serving, q.avg_handle),
+                })
+            })
+            .collect();
+        Some(QueueSnapshot {
+            name: q.cfg.name.clone(),
+            strategy: q.cfg.strategy.clone(),
+            longest_wait: waiting.iter().map(|w| w.waited).max(),
+            waiting,
+            present_agents: present,
+            serving_agents: serving,
+            available_agents: free,
+            avg_handle: q.avg_handle,
+        })
+    }
+
+    /// 1-based position of a waiting call in its queue.
+    pub fn position(&self, call: &str) -> Option<usize> {
+        let w = self.waiting.get(call)?;
+        let q = self.queues.get(&w.call.queue)?;
+        Some(q.order.range(..w.key).count() + 1)
+    }
+
+    /// Estimated wait at `position` in `queue` ([`crate::estimate_wait`]
+    /// with the queue's current staffing and average handle time).
+    pub fn ewt(&self, queue: &str, position: usize) -> Option<Duration> {
+        let q = self.queues.get(queue)?;
+        let (_, serving, free) = self.counts(q);
+        Some(estimate_wait(position, free, serving, q.avg_handle))
+    }
+
+    /// Estimated wait of a waiting call at its current position.
+    pub fn call_ewt(&self, call: &str) -> Option<Duration> {
+        let w = self.waiting.get(call)?;
+        self.ewt(w.call.queue.as_str(), self.position(call)?)
+    }
+
+    /// Whether a call is waiting in a queue (possibly ringing an agent).
+    pub fn is_waiting(&self, call: &str) -> bool {
+        self.waiting.contains_key(call)
+    }
+
+    /// The agent a call is bridged to, if connected.
+    pub fn connected_agent(&self, call: &str) -> Option<&AgentId> {
+        self.active.get(call).map(|a| &a.agent)
+    }
+
+    /// Live offers of a waiting call, with their deadlines.
+    pub fn offers(&self, call: &str) -> Vec<(AgentId, Instant)> {
+        self.waiting.get(call).map_or_else(Vec::new, |w| {
+            w.offers
+                .iter()
+                .map(|(a, o)| (a.clone(), o.deadline))
+                .collect()
+        })
+    }
+
+    /// Verifies the engine's internal consistency; `Err` describes the first
+    /// violation. Meant for tests and debug assertions in the shell:
+    /// every ringing agent owns exactly one live offer and vice versa, every
+    /// on-call agent matches one connected call, no call is both waiting and
+    /// connected, queue order and waiting calls agree, and every offer and
+    /// wrap-up has its deadline scheduled.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        for (id, a) in &self.agents {
+            match &a.state {
+                AgentState::Ringing { call } => {
+                    let Some(o) = self.waiting.get(call).and_then(|w| w.offers.get(id)) else {
+                        return Err(format!(
+                            "agent {id} ringing for {call} without a live offer"
+                        ));
+                    };
+                    let timer = (
+                        o.deadline,
+                        Timer::Ring {
+                            call: call.clone(),
+                            agent: id.clone(),
+                        },
+                    );
+                    if !self.timers.contains(&timer) {
+                        return Err(format!("offer {call}→{id} has no ring timer"));
+                    }
+                }
+                AgentState::OnCall { call }
+                    if self.active.get(call).is_none_or(|c| &c.agent != id) =>
+                {
+                    return Err(format!("agent {id} on call {call} not connected to it"));
+                }
+                AgentState::WrapUp { until }
+                    if !self.timers.contains(&(*until, Timer::WrapUp(id.clone()))) =>
+                {
+                    return Err(format!("agent {id} in wrap-up without a timer"));
+                }
+                _ => {}
+            }
+            if a.pending_pause.is_some()
+                && !matches!(
+                    a.state,
+                    AgentState::OnCall { .. } | AgentState::WrapUp { .. }
+                )
+            {
+                return Err(format!(
+                    "agent {id} has a pending pause while {}",
+                    a.state.name()
+                ));
+            }
+        }
+        for (call, w) in &self.waiting {
+            if self.active.contains_key(call) {
+                return Err(format!("call {call} both waiting and connected"));
+            }
+            for agent in w.offers.keys() {
+                let ok = self.agents.get(agent).is_some_and(
+                    |a| matches!(&a.state, AgentState::Ringing { call: c } if c == call),
+                );
+                if !ok {
+                    return Err(format!(
+                        "offer {call}→{agent} but the agent is not ringing for it"
+                    ));
+                }
+            }
+            let in_order = self
+                .queues
+                .get(&w.call.queue)
+                .and_then(|q| q.order.get(&w.key))
+                .is_some_and(|c| c == call);
+            if !in_order {
+                return Err(format!("call {call} missing from its queue order"));
+            }
+        }
+        let ordered: usize = self.queues.values().map(|q| q.order.len()).sum();
+        if ordered != self.waiting.len() {
+            return Err(format!(
+                "{ordered} calls in queue orders, {} waiting",
+                self.waiting.len()
+            ));
+        }
+        for (call, c) in &self.active {
+            let ok = self
+                .agents
+                .get(&c.agent)
+                .is_some_and(|a| matches!(&a.state, AgentState::OnCall { call: x } if x == call));
+            if !ok {
+                return Err(format!(
+                    "connected call {call} but agent {} not on it",
+                    c.agent
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,436 @@
+//! The ACD shell: one task that owns the pure `ringback_acd::Acd`, feeds it
+//! inputs (from calls, the registrar and the API) and time, and carries its
+//! outputs to call tasks and the store.
+//!
+//! Every routing decision is made in the sans-IO engine; this task only
+//! knows where each call task and each agent's phone can be reached.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use ringback_acd::{
+    Acd, AgentConfig, AgentId, AgentSnapshot, CallId, Input, OfferFailure, Output, QueueConfig,
+    QueueSnapshot, StickyConfig, Strategy,
+};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+use crate::config::Config;
+use crate::registrar::{Binding, Reachability};
+use crate::store::{AgentEvent, QueueLogRow, Store};
+
+/// What the ACD tells a call.
+#[derive(Debug, Clone)]
+pub enum QueueNotice {
+    /// Ring this agent at this binding.
+    Offer {
+        /// Agent id (SIP user name).
+        agent: String,
+        /// Where the phone is.
+        binding: Binding,
+    },
+    /// Stop ringing this agent.
+    CancelOffer {
+        /// Agent id.
+        agent: String,
+    },
+    /// Bridge the caller to this agent.
+    Connected {
+        /// Agent id.
+        agent: String,
+    },
+    /// Leave the queue: no agents, full, or waited too long.
+    Leave {
+        /// Overflow target (another queue) if the queue has one.
+        overflow: Option<String>,
+        /// Why, for logs and CDRs (`no_agents`, `full`, `max_wait`).
+        why: &'static str,
+    },
+}
+
+/// Requests to the ACD task.
+pub enum AcdCmd {
+    /// Feed an engine input; `notify` subscribes a call to its notices.
+    Input {
+        /// The input.
+        input: Input,
+        /// For `Enqueue`: where the call task listens.
+        notify: Option<UnboundedSender<QueueNotice>>,
+    },
+    /// The registrar learned something about an agent's phone.
+    Reachability(Reachability),
+    /// Position (1-based) and estimated wait of a waiting call.
+    Position {
+        /// The call.
+        call: String,
+        /// Reply.
+        reply: oneshot::Sender<Option<(usize, Duration)>>,
+    },
+    /// Agent and queue views for the API.
+    Snapshot {
+        /// Reply.
+        reply: oneshot::Sender<(Vec<AgentSnapshot>, Vec<QueueSnapshot>)>,
+    },
+    /// Apply an input and report whether the engine accepted it.
+    Command {
+        /// The input.
+        input: Input,
+        /// `Err(message)` when the transition is not allowed.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+}
+
+/// Handle for sending to the ACD task.
+#[derive(Clone)]
+pub struct AcdHandle {
+    tx: UnboundedSender<AcdCmd>,
+}
+
+impl AcdHandle {
+    /// Send a command (ignored after shutdown).
+    pub fn send(&self, cmd: AcdCmd) {
+        let _ = self.tx.send(cmd);
+    }
+
+    /// Feed an input without subscribing.
+    pub fn input(&self, input: Input) {
+        self.send(AcdCmd::Input {
+            input,
+            notify: None,
+        });
+    }
+
+    /// Position and estimated wait of a waiting call.
+    pub async fn position(&self, call: &str) -> Option<(usize, Duration)> {
+        let (reply, rx) = oneshot::channel();
+        self.send(AcdCmd::Position {
+            call: call.to_string(),
+            reply,
+        });
+        rx.await.ok().flatten()
+    }
+
+    /// Agents and queues as the engine sees them.
+    pub async fn snapshot(&self) -> (Vec<AgentSnapshot>, Vec<QueueSnapshot>) {
+        let (reply, rx) = oneshot::channel();
+        self.send(AcdCmd::Snapshot { reply });
+        rx.await.unwrap_or_default()
+    }
+
+    /// Apply an agent command (login, pause …) and report refusal.
+    pub async fn command(&self, input: Input) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(AcdCmd::Command { input, reply });
+        rx.await
+            .unwrap_or_else(|_| Err("ACD is not running".into()))
+    }
+}
+
+/// Build the engine's configuration from `ringback.toml`.
+pub fn engine_config(cfg: &Config) -> (Vec<QueueConfig>, Vec<AgentConfig>) {
+    let queues = cfg
+        .queues
+        .iter()
+        .map(|(name, q)| {
+            let mut qc = QueueConfig::new(name.as_str());
+            qc.strategy = match q.strategy.as_str() {
+                "round-robin" => Strategy::RoundRobin,
+                "fewest-calls" => Strategy::FewestCalls,
+                "ring-all" => Strategy::RingAll,
+                "random" => Strategy::Random,
+                "skills-based" => Strategy::SkillsBased {
+                    required: q
+                        .required_skills
+                        .iter()
+                        .map(|(k, v)| (k.clone(), *v))
+                        .collect(),
+                },
+                _ => Strategy::LongestIdle,
+            };
+            qc.ring_timeout = Duration::from_secs(q.ring_timeout_secs);
+            qc.max_wait = q.max_wait_secs.map(Duration::from_secs);
+            qc.max_len = q.max_len;
+            qc.wrapup = Duration::from_secs(q.wrapup_secs);
+            qc.auto_pause_after_misses = (q.auto_pause_after > 0).then_some(q.auto_pause_after);
+            qc.sticky = (q.sticky_hours > 0).then(|| StickyConfig {
+                window: Duration::from_secs(q.sticky_hours * 3600),
+                wait_for_agent: Duration::from_secs(q.sticky_wait_secs),
+            });
+            qc.overflow = q.overflow_queue.clone();
+            qc
+        })
+        .collect();
+    let agents = cfg
+        .agents
+        .iter()
+        .map(|(id, a)| {
+            let mut ac = AgentConfig::new(id.as_str());
+            ac.name = a.display_name.clone().unwrap_or_else(|| id.clone());
+            for q in &a.queues {
+                ac = ac.member_of(q.as_str());
+            }
+            for (s, l) in &a.skills {
+                ac = ac.skill(s.as_str(), *l);
+            }
+            ac.wrapup = a.wrapup_secs.map(Duration::from_secs);
+            ac
+        })
+        .collect();
+    (queues, agents)
+}
+
+/// Start the ACD task.
+pub fn spawn(cfg: &Config, store: Store) -> anyhow::Result<AcdHandle> {
+    let (queues, agents) = engine_config(cfg);
+    let acd = Acd::new(queues, agents, rand::random())
+        .map_err(|e| anyhow::anyhow!("queue/agent configuration: {e}"))?;
+    let auto_login = cfg
+        .agents
+        .iter()
+        .filter(|(_, a)| a.auto_login.unwrap_or(true))
+        .map(|(id, _)| id.clone())
+        .collect();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = AcdTask {
+        acd,
+        calls: HashMap::new(),
+        bindings: HashMap::new(),
+        auto_login,
+        store,
+        epoch: (Instant::now(), Utc::now()),
+    };
+    tokio::spawn(task.run(rx));
+    Ok(AcdHandle { tx })
+}
+
+struct AcdTask {
+    acd: Acd,
+    calls: HashMap<String, UnboundedSender<QueueNotice>>,
+    bindings: HashMap<String, Binding>,
+    auto_login: std::collections::HashSet<String>,
+    store: Store,
+    /// Maps engine instants to wall-clock time for the store.
+    epoch: (Instant, chrono::DateTime<Utc>),
+}
+
+impl AcdTask {
+    async fn run(mut self, mut rx: UnboundedReceiver<AcdCmd>) {
+        loop {
+            let deadline = self.acd.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.on_cmd(cmd),
+                    None => return,
+                },
+                _ = sleep => {
+                    let out = self.acd.handle_timeout(Instant::now());
+                    self.dispatch(out);
+                }
+            }
+        }
+    }
+
+    fn feed(&mut self, input: Input) -> Result<(), String> {
+        match self.acd.handle(input, Instant::now()) {
+            Ok(out) => {
+                self.dispatch(out);
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    fn on_cmd(&mut self, cmd: AcdCmd) {
+        match cmd {
+            AcdCmd::Input { input, notify } => {
+                if let (Input::Enqueue(w), Some(tx)) = (&input, notify) {
+                    self.calls.insert(w.id.as_str().to_string(), tx);
+                }
+                let late_answer = match &input {
+                    Input::OfferAnswered { call, agent } => Some((call.clone(), agent.clone())),
+                    _ => None,
+                };
+                if let Err(e) = self.feed(input) {
+                    tracing::debug!(error = %e, "ACD input refused");
+                    // An answer for an offer the engine already withdrew:
+                    // that agent leg must be hung up, never left open.
+                    if let Some((call, agent)) = late_answer {
+                        self.notify(
+                            &call,
+                            QueueNotice::CancelOffer {
+                                agent: agent.as_str().to_string(),
+                            },
+                        );
+                    }
+                }
+            }
+            AcdCmd::Reachability(r) => {
+                let reachable = r.binding.is_some();
+                match r.binding {
+                    Some(b) => {
+                        self.bindings.insert(r.agent.clone(), b);
+                    }
+                    None => {
+                        self.bindings.remove(&r.agent);
+                    }
+                }
+                let _ = self.feed(Input::AgentReachable(
+                    AgentId::from(r.agent.as_str()),
+                    reachable,
+                ));
+                let logged_out = self
+                    .acd
+                    .agent_state(&r.agent)
+                    .is_some_and(|s| s.name() == "logged-out");
+                if reachable && logged_out && self.auto_login.contains(&r.agent) {
+                    let _ = self.feed(Input::AgentLogin(AgentId::from(r.agent.as_str())));
+                }
+            }
+            AcdCmd::Position { call, reply } => {
+                let pos = self.acd.position(&call);
+                let ewt = self.acd.call_ewt(&call);
+                let _ = reply.send(pos.map(|p| (p, ewt.unwrap_or_default())));
+            }
+            AcdCmd::Snapshot { reply } => {
+                let now = Instant::now();
+                let agents = self
+                    .acd
+                    .agent_ids()
+                    .iter()
+                    .filter_map(|a| self.acd.agent_snapshot(a.as_str()))
+                    .collect();
+                let queues = self
+                    .acd
+                    .queue_names()
+                    .iter()
+                    .filter_map(|q| self.acd.queue_snapshot(q.as_str(), now))
+                    .collect();
+                let _ = reply.send((agents, queues));
+            }
+            AcdCmd::Command { input, reply } => {
+                let r = self.feed(input);
+                let _ = reply.send(r);
+            }
+        }
+    }
+
+    fn wall(&self, at: Instant) -> chrono::DateTime<Utc> {
+        let (i0, w0) = self.epoch;
+        match at.checked_duration_since(i0) {
+            Some(d) => w0 + chrono::Duration::from_std(d).unwrap_or_default(),
+            None => w0,
+        }
+    }
+
+    fn notify(&mut self, call: &CallId, notice: QueueNotice) {
+        let done = matches!(
+            notice,
+            QueueNotice::Connected { .. } | QueueNotice::Leave { .. }
+        );
+        if let Some(tx) = self.calls.get(call.as_str()) {
+            let _ = tx.send(notice);
+        }
+        if done {
+            self.calls.remove(call.as_str());
+        }
+    }
+
+    fn dispatch(&mut self, outputs: Vec<Output>) {
+        let mut follow_up = Vec::new();
+        for out in outputs {
+            match out {
+                Output::Offer { call, agent, .. } => {
+                    match self.bindings.get(agent.as_str()).cloned() {
+                        Some(binding) => self.notify(
+                            &call,
+                            QueueNotice::Offer {
+                                agent: agent.as_str().to_string(),
+                                binding,
+                            },
+                        ),
+                        None => follow_up.push(Input::OfferFailed {
+                            call,
+                            agent,
+                            reason: OfferFailure::Error,
+                        }),
+                    }
+                }
+                Output::CancelOffer { call, agent } => self.notify(
+                    &call,
+                    QueueNotice::CancelOffer {
+                        agent: agent.as_str().to_string(),
+                    },
+                ),
+                Output::Connected { call, agent } => self.notify(
+                    &call,
+                    QueueNotice::Connected {
+                        agent: agent.as_str().to_string(),
+                    },
+                ),
+                Output::MaxWaitReached { call, overflow } => self.notify(
+                    &call,
+                    QueueNotice::Leave {
+                        overflow,
+                        why: "max_wait",
+                    },
+                ),
+                Output::NoAgents { call, overflow } => self.notify(
+                    &call,
+                    QueueNotice::Leave {
+                        overflow,
+                        why: "no_agents",
+                    },
+                ),
+                Output::Rejected { call, overflow, .. } => self.notify(
+                    &call,
+                    QueueNotice::Leave {
+                        overflow,
+                        why: "full",
+                    },
+                ),
+                Output::StateChanged(sc) => {
+                    tracing::info!(agent = %sc.agent, from = sc.from.name(), to = sc.to.name(), "agent state");
+                    let row = AgentEvent {
+                        agent: sc.agent.as_str().to_string(),
+                        at: self.wall(sc.at),
+                        from_state: sc.from.name().to_string(),
+                        to_state: sc.to.name().to_string(),
+                        reason: sc.reason.to_string(),
+                    };
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.record_agent_event(&row).await {
+                            tracing::warn!(error = %e, "cannot record agent state change");
+                        }
+                    });
+                }
+                Output::QueueLog(ev) => {
+                    let row = QueueLogRow {
+                        at: self.wall(ev.at),
+                        queue: ev.queue.map(|q| q.as_str().to_string()),
+                        call_id: ev.call.map(|c| c.as_str().to_string()),
+                        agent: ev.agent.map(|a| a.as_str().to_string()),
+                        event: ev.kind.verb().to_string(),
+                        data: ev.kind.data(),
+                    };
+                    let store = self.store.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = store.record_queue_log(&row).await {
+                            tracing::warn!(error = %e, "cannot record queue log");
+                        }
+                    });
+                }
+            }
+        }
+        for input in follow_up {
+            let _ = self.feed(input);
+        }
+    }
+}

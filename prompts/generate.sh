@@ -64,3 +64,9 @@ for chord in "261.63 329.63 392.00 523.25" "220.00 261.63 329.63 440.00" \
     done
 done
 sox "$tmp"/note*.wav -r 8000 -c 1 -b 16 hold-music.wav
+
+# Agent feature codes (*11 login, *12 logout, *13 pause/unpause)
+say agent-logged-in  "You are logged in."
+say agent-logged-out "You are logged out."
+say agent-paused     "You are paused."
+say agent-available  "You are available."

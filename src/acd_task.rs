@@ -72,6 +72,11 @@ pub enum AcdCmd {
         /// Reply.
         reply: oneshot::Sender<(Vec<AgentSnapshot>, Vec<QueueSnapshot>)>,
     },
+    /// Feature code `*13`: pause an available agent, unpause a paused one.
+    TogglePause {
+        /// Agent id.
+        agent: String,
+    },
     /// Apply an input and report whether the engine accepted it.
     Command {
         /// The input.
@@ -313,6 +318,24 @@ impl AcdTask {
                     .filter_map(|q| self.acd.queue_snapshot(q.as_str(), now))
                     .collect();
                 let _ = reply.send((agents, queues));
+            }
+            AcdCmd::TogglePause { agent } => {
+                let id = AgentId::from(agent.as_str());
+                let paused = self
+                    .acd
+                    .agent_state(&agent)
+                    .is_some_and(|s| s.name() == "paused");
+                let input = if paused {
+                    Input::AgentUnpause(id)
+                } else {
+                    Input::AgentPause {
+                        agent: id,
+                        reason: "feature code *13".into(),
+                    }
+                };
+                if let Err(e) = self.feed(input) {
+                    tracing::info!(%agent, error = %e, "*13 refused");
+                }
             }
             AcdCmd::Command { input, reply } => {
                 let r = self.feed(input);

@@ -72,9 +72,10 @@ pub struct SipConfig {
     pub answer_delay_ms: u64,
     /// Digest realm agents authenticate in.
     pub realm: String,
-    /// Digest algorithms offered to phones, strongest first (RFC 7616).
-    /// Some phones and SIPp only understand the first challenge and only
-    /// MD5: list `["MD5"]` for them.
+    /// Digest algorithms offered to phones, in order (RFC 7616 / RFC 8760:
+    /// a phone uses the first one it supports). MD5 comes first by default
+    /// because many phones (and SIPp) only read the first challenge and only
+    /// know MD5; put `"SHA-256"` first when all your phones support it.
     pub auth_algorithms: Vec<String>,
     /// Largest SIP message accepted, in bytes.
     pub max_message_bytes: usize,
@@ -90,7 +91,7 @@ impl Default for SipConfig {
             user_agent: format!("ringback/{}", env!("CARGO_PKG_VERSION")),
             answer_delay_ms: 0,
             realm: "ringback".into(),
-            auth_algorithms: vec!["SHA-256".into(), "MD5".into()],
+            auth_algorithms: vec!["MD5".into(), "SHA-256".into()],
             max_message_bytes: 65_535,
             tcp: true,
         }

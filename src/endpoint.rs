@@ -546,6 +546,44 @@ impl Endpoint {
         }
     }
 
+    /// `*11` login, `*12` logout, `*13` pause/unpause, dialed from an agent's
+    /// own registered phone: apply it and return the confirmation prompt.
+    /// The caller must be the agent (From user) *and* come from the address
+    /// its REGISTER came from, so nobody else can change an agent's state.
+    fn feature_code(&self, req: &rsip::Request, source: SocketAddr) -> Option<&'static str> {
+        use ringback_acd::{AgentId, Input};
+        let dialed = req.uri.auth.as_ref().map(|a| a.user.as_str())?;
+        if !matches!(dialed, "*11" | "*12" | "*13") {
+            return None;
+        }
+        let agent = req
+            .from_header()
+            .ok()
+            .and_then(|h| h.typed().ok())
+            .and_then(|f| f.uri.auth.map(|a| a.user))?;
+        let binding = self.registrar.binding(&agent, Instant::now())?;
+        if binding.source != source {
+            tracing::warn!(%agent, %source, "feature code from an address the agent did not register from");
+            return None;
+        }
+        let id = AgentId::from(agent.as_str());
+        tracing::info!(%agent, code = dialed, "agent feature code");
+        Some(match dialed {
+            "*11" => {
+                self.ctx.acd.input(Input::AgentLogin(id));
+                "agent-logged-in"
+            }
+            "*12" => {
+                self.ctx.acd.input(Input::AgentLogout(id));
+                "agent-logged-out"
+            }
+            _ => {
+                self.ctx.acd.send(AcdCmd::TogglePause { agent });
+                "agent-paused-or-available"
+            }
+        })
+    }
+
     fn options_response(&self, req: &rsip::Request) -> rsip::Response {
         let mut resp = message::make_response(req, 200, None);
         resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
@@ -587,7 +625,8 @@ impl Endpoint {
             self.reject(&key, &req, 503, Some(retry.into()));
             return;
         }
-        let admitted = match call::admit(&self.ctx, &req) {
+        let feature = self.feature_code(&req, source);
+        let admitted = match call::admit(&self.ctx, &req, feature) {
             Ok(a) => a,
             Err(rej) => {
                 crate::metrics::rejected(rej.metric);

@@ -49,7 +49,6 @@ prompt = "goodbye"
 fn server(ring_timeout: u64) -> Server {
     Server::start(ServerOpts {
         dialplans: vec![("acd.toml".into(), PLAN.into())],
-        sip_extra: "auth_algorithms = [\"MD5\"]".into(),
         extra_config: format!(
             r#"
 [queues.operator]
@@ -367,4 +366,38 @@ fn supervisor_pauses_and_unpauses_an_agent_over_the_api() {
     assert!(body.contains("reason"), "{body}");
     let (status, _) = srv.http_post("/api/v1/agents/nobody/pause", "");
     assert_eq!(status, 404);
+}
+
+#[test]
+fn feature_codes_from_the_agents_own_phone() {
+    let srv = server(10);
+    let port = free_udp_port();
+    register(&srv, "alice", "alice-secret", port);
+    let dial = |code: &str| {
+        Sipp::from_xml(
+            &Uac::new()
+                .from_user("alice")
+                .invite()
+                .expect_bye(10_000)
+                .xml(),
+        )
+        .arg("-p")
+        .arg(port)
+        .run(srv.sip, code)
+        .assert_ok(code)
+    };
+    dial("*12");
+    wait_agent_state(&srv, "alice", "logged-out");
+    dial("*11");
+    wait_agent_state(&srv, "alice", "available");
+    dial("*13");
+    wait_agent_state(&srv, "alice", "paused");
+    dial("*13");
+    wait_agent_state(&srv, "alice", "available");
+    // The same code from another address (not alice's registered phone)
+    // changes nothing: there is no such number for strangers.
+    Sipp::from_xml(&Uac::new().from_user("alice").invite_rejected(404).xml())
+        .run(srv.sip, "*12")
+        .assert_ok("*12 from a stranger");
+    assert_eq!(agent_state(&srv, "alice"), "available");
 }

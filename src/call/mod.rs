@@ -85,8 +85,13 @@ pub struct CallSetup {
 }
 
 /// Decide whether an INVITE can become a call: a dialplan for the number,
-/// an SDP offer with a codec in common, and a free RTP port.
-pub fn admit(ctx: &ServerCtx, req: &rsip::Request) -> Result<Admitted, Rejection> {
+/// an SDP offer with a codec in common, and a free RTP port. `feature` is
+/// the confirmation prompt of an agent feature code already applied.
+pub fn admit(
+    ctx: &ServerCtx,
+    req: &rsip::Request,
+    feature: Option<&str>,
+) -> Result<Admitted, Rejection> {
     let reject = |code, reason: String, metric| Rejection {
         code,
         reason,
@@ -99,10 +104,14 @@ pub fn admit(ctx: &ServerCtx, req: &rsip::Request) -> Result<Admitted, Rejection
         .as_ref()
         .map(|a| a.user.clone())
         .unwrap_or_default();
-    let plan = snapshot
-        .plans
-        .for_number(&dialed)
-        .ok_or_else(|| reject(404, format!("no dialplan answers `{dialed}`"), "no_route"))?;
+    let plan = match feature {
+        Some(confirmation) => feature_plan(&dialed, confirmation)
+            .ok_or_else(|| reject(500, "feature code plan failed to build".into(), "internal"))?,
+        None => snapshot
+            .plans
+            .for_number(&dialed)
+            .ok_or_else(|| reject(404, format!("no dialplan answers `{dialed}`"), "no_route"))?,
+    };
     let caller = caller_number(req);
     let ctype = message::content_type(req).unwrap_or_default();
     if req.body.is_empty() || !ctype.to_ascii_lowercase().starts_with("application/sdp") {
@@ -131,6 +140,27 @@ pub fn admit(ctx: &ServerCtx, req: &rsip::Request) -> Result<Admitted, Rejection
         dialed,
         started_at: Utc::now(),
     })
+}
+
+/// A one-node dialplan that confirms an agent feature code and hangs up.
+/// Built with the same loader and run by the same interpreter as any plan.
+fn feature_plan(code: &str, confirmation: &str) -> Option<Arc<Dialplan>> {
+    // `*13` toggles; its result is not known here, so it says neither word.
+    let prompt = if confirmation == "agent-paused-or-available" {
+        String::new()
+    } else {
+        format!("prompt = \"{confirmation}\"\n")
+    };
+    let text = format!(
+        "[dialplan]\nname = \"feature code {code}\"\nnumbers = [\"{code}\"]\nstart = \"done\"\noperator = \"operator\"\n\n[nodes.done]\ntype = \"hangup\"\n{prompt}"
+    );
+    ringback_dialplan::load_str(
+        std::path::Path::new("<feature code>"),
+        &text,
+        &ringback_dialplan::CheckContext::default(),
+    )
+    .ok()
+    .map(|(p, _)| Arc::new(p))
 }
 
 /// The caller's number: the From URI's user part (or the host when a

@@ -396,9 +396,7 @@ impl Call {
             tracing::warn!(agent, "ACD connected an agent without a leg");
             return None;
         };
-        let Some(agent_stream) = leg.stream.as_ref() else {
-            return None;
-        };
+        let agent_stream = leg.stream.as_ref()?;
         media::bridge(&self.stream, agent_stream);
         tracing::info!(agent, "caller bridged to agent");
         self.queue_rx = None;

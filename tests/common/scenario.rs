@@ -9,6 +9,7 @@ pub const CALLER: &str = "+15550123";
 
 /// A UAC scenario under construction.
 pub struct Uac {
+    from_user: Option<String>,
     steps: Vec<String>,
     cseq: u32,
     codecs: &'static str,
@@ -19,6 +20,7 @@ impl Uac {
     /// INVITE with PCMU + PCMA + telephone-event/8000 (PT 101), then ACK.
     pub fn new() -> Uac {
         Uac {
+            from_user: None,
             steps: Vec::new(),
             cseq: 1,
             codecs: "pcmu,pcma",
@@ -283,12 +285,22 @@ Content-Length: 0\n"
         self
     }
 
+    /// Call as this user (From) instead of [`CALLER`].
+    pub fn from_user(mut self, user: &str) -> Uac {
+        self.from_user = Some(user.to_string());
+        self
+    }
+
     /// The XML.
     pub fn xml(&self) -> String {
-        format!(
+        let xml = format!(
             "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"ringback test\">\n{}\n</scenario>\n",
             self.steps.join("\n")
-        )
+        );
+        match &self.from_user {
+            Some(u) => xml.replace(&format!("<sip:{CALLER}@"), &format!("<sip:{u}@")),
+            None => xml,
+        }
     }
 }
 

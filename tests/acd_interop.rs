@@ -376,7 +376,7 @@ fn feature_codes_from_the_agents_own_phone() {
     let dial = |code: &str| {
         Sipp::from_xml(
             &Uac::new()
-                .from_user("alice")
+                .calling_as("alice")
                 .invite()
                 .expect_bye(10_000)
                 .xml(),
@@ -396,7 +396,7 @@ fn feature_codes_from_the_agents_own_phone() {
     wait_agent_state(&srv, "alice", "available");
     // The same code from another address (not alice's registered phone)
     // changes nothing: there is no such number for strangers.
-    Sipp::from_xml(&Uac::new().from_user("alice").invite_rejected(404).xml())
+    Sipp::from_xml(&Uac::new().calling_as("alice").invite_rejected(404).xml())
         .run(srv.sip, "*12")
         .assert_ok("*12 from a stranger");
     assert_eq!(agent_state(&srv, "alice"), "available");

@@ -286,7 +286,7 @@ Content-Length: 0\n"
     }
 
     /// Call as this user (From) instead of [`CALLER`].
-    pub fn from_user(mut self, user: &str) -> Uac {
+    pub fn calling_as(mut self, user: &str) -> Uac {
         self.from_user = Some(user.to_string());
         self
     }

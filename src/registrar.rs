@@ -250,19 +250,20 @@ impl Registrar {
         let header_expires =
             message::header_value(req, "Expires").and_then(|v| v.trim().parse::<u64>().ok());
         let contacts = message::list_values(req, "Contact");
-        let had = self.binding(agent, now).cloned();
-        let list = self.bindings.entry(agent.to_string()).or_default();
+        // Validate every Contact first: a refused REGISTER changes nothing.
+        let mut wildcard = false;
+        let mut updates: Vec<(String, u64)> = Vec::new();
         for c in &contacts {
             let c = c.trim();
             if c == "*" {
-                if header_expires == Some(0) {
-                    list.clear();
-                    continue;
+                if header_expires != Some(0) || contacts.len() != 1 {
+                    return (
+                        message::make_response(req, 400, Some(&message::new_tag())),
+                        None,
+                    );
                 }
-                return (
-                    message::make_response(req, 400, Some(&message::new_tag())),
-                    None,
-                );
+                wildcard = true;
+                continue;
             }
             let Some(na) = message::NameAddr::parse(c) else {
                 return (
@@ -276,12 +277,7 @@ impl Registrar {
                 .and_then(|v| v.parse::<u64>().ok())
                 .or(header_expires)
                 .unwrap_or(MAX_EXPIRES);
-            let uri = na.uri.clone();
-            list.retain(|b| b.contact != uri);
-            if expires == 0 {
-                continue;
-            }
-            if expires < MIN_EXPIRES {
+            if expires != 0 && expires < MIN_EXPIRES {
                 let mut resp = message::make_response(req, 423, Some(&message::new_tag()));
                 resp.headers.push(message::make_header(
                     "Min-Expires",
@@ -289,12 +285,23 @@ impl Registrar {
                 ));
                 return (resp, None);
             }
-            list.push(Binding {
-                contact: uri,
-                source,
-                transport,
-                expires_at: now + Duration::from_secs(expires.min(MAX_EXPIRES)),
-            });
+            updates.push((na.uri.clone(), expires));
+        }
+        let had = self.binding(agent, now).cloned();
+        let list = self.bindings.entry(agent.to_string()).or_default();
+        if wildcard {
+            list.clear();
+        }
+        for (uri, expires) in updates {
+            list.retain(|b| b.contact != uri);
+            if expires > 0 {
+                list.push(Binding {
+                    contact: uri,
+                    source,
+                    transport,
+                    expires_at: now + Duration::from_secs(expires.min(MAX_EXPIRES)),
+                });
+            }
         }
         let mut resp = message::make_response(req, 200, Some(&message::new_tag()));
         for b in list.iter() {

@@ -163,6 +163,9 @@ pub fn engine_config(cfg: &Config) -> (Vec<QueueConfig>, Vec<AgentConfig>) {
                 wait_for_agent: Duration::from_secs(q.sticky_wait_secs),
             });
             qc.overflow = q.overflow_queue.clone();
+            // Without an overflow target, callers wait for an agent (with
+            // music and announcements) rather than being sent away.
+            qc.join_empty = q.overflow_queue.is_none() && q.overflow_prompt.is_none();
             qc
         })
         .collect();

@@ -118,6 +118,11 @@ pub struct QueueConfig {
     /// `EXITEMPTY`). Default `false`: waiting calls stay until `max_wait`
     /// (a registration that lapses for a second must not empty a queue).
     pub leave_when_empty: bool,
+    /// Let callers join (and wait) while no member is logged in, instead of
+    /// answering [`crate::Output::NoAgents`] at once. Asterisk's `joinempty`:
+    /// right for a queue without an overflow target, where the caller should
+    /// hear music until somebody logs in (or `max_wait` passes).
+    pub join_empty: bool,
     /// Handle time (talk + wrap-up) assumed before any call was measured,
     /// the starting point of the moving average behind the estimated wait
     /// (default [`QueueConfig::DEFAULT_HANDLE_TIME`]).
@@ -154,6 +159,7 @@ impl QueueConfig {
             reoffer_after: Some(Self::DEFAULT_REOFFER_AFTER),
             max_offers_per_agent: Self::DEFAULT_MAX_OFFERS_PER_AGENT,
             leave_when_empty: false,
+            join_empty: false,
             seed_handle_time: Self::DEFAULT_HANDLE_TIME,
         }
     }

@@ -689,7 +689,7 @@ impl Acd {
             .filter(|m| self.agents.get(*m).is_some_and(AgentRt::present))
             .count();
         let overflow = q.cfg.overflow.clone();
-        if present == 0 {
+        if present == 0 && !q.cfg.join_empty {
             log(
                 out,
                 now,

@@ -1276,3 +1276,27 @@ fn config_errors_are_reported() {
         Some(ConfigError::DuplicateAgent("a".into()))
     );
 }
+
+#[test]
+fn join_empty_lets_callers_wait_until_an_agent_logs_in() {
+    let t0 = Instant::now();
+    let mut q = QueueConfig::new("q");
+    q.join_empty = true;
+    let mut acd = Acd::new(vec![q], vec![AgentConfig::new("a").member_of("q")], 1).unwrap();
+    let out = acd
+        .handle(Input::Enqueue(WaitingCall::new("c1", "q", "+1555", t0)), t0)
+        .unwrap();
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::NoAgents { .. })),
+        "join_empty: no overflow while nobody is logged in: {out:?}"
+    );
+    assert_eq!(acd.position("c1"), Some(1));
+    acd.handle(Input::AgentReachable("a".into(), true), t0)
+        .unwrap();
+    let out = acd.handle(Input::AgentLogin("a".into()), t0).unwrap();
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Offer { call, .. } if call.as_str() == "c1")),
+        "the waiting caller is offered as soon as the agent logs in: {out:?}"
+    );
+}

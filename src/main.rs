@@ -11,6 +11,7 @@ mod config;
 mod endpoint;
 mod media;
 mod metrics;
+mod outbound;
 mod registrar;
 mod server;
 mod store;

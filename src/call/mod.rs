@@ -30,6 +30,7 @@ use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput, ALLOW};
 use crate::media::ports::RtpPort;
 use crate::media::{MediaEvent, Stream};
 use crate::metrics;
+use crate::outbound::contact_uri;
 use crate::server::{ServerCtx, Snapshot};
 use crate::store::Cdr;
 use queue::AgentLeg;
@@ -424,17 +425,6 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
     }));
     let ending = call.event_loop(&mut sip_rx, &mut media_rx).await;
     call.finish(ending);
-}
-
-fn contact_uri(ip: std::net::IpAddr, port: u16, transport: TransportKind) -> String {
-    let host = match ip {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-    };
-    match transport {
-        TransportKind::Tcp => format!("sip:ringback@{host}:{port};transport=tcp"),
-        TransportKind::Udp => format!("sip:ringback@{host}:{port}"),
-    }
 }
 
 impl Call {
@@ -977,18 +967,5 @@ mod tests {
         assert_eq!(sipfrag_status("SIP/2.0 200 OK\r\n"), Some(200));
         assert_eq!(sipfrag_status("SIP/2.0 100 Trying"), Some(100));
         assert_eq!(sipfrag_status("garbage"), None);
-    }
-
-    #[test]
-    fn contact_forms() {
-        let ip: std::net::IpAddr = "127.0.0.1".parse().unwrap();
-        assert_eq!(
-            contact_uri(ip, 5060, TransportKind::Udp),
-            "sip:ringback@127.0.0.1:5060"
-        );
-        assert_eq!(
-            contact_uri(ip, 5061, TransportKind::Tcp),
-            "sip:ringback@127.0.0.1:5061;transport=tcp"
-        );
     }
 }

@@ -13,49 +13,21 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ringback_acd::{AgentId, CallId, EndedBy, Input, OfferFailure, WaitingCall};
 use ringback_dialplan::Event;
-use ringback_media::codec::Codec;
-use ringback_media::sdp;
-use ringback_sip::dialog::Dialog;
-use ringback_sip::message::{self, ViaSpec};
-use ringback_sip::transaction::{TransactionKey, TransportKind};
-use ringback_sip::uac::{make_invite, InviteSpec};
-use rsip::headers::UntypedHeader;
+use ringback_sip::message;
+use ringback_sip::transaction::TransactionKey;
 
-use super::{contact_uri, Call, Ending, Phase};
+use super::{Call, Ending, Phase};
 use crate::acd_task::{AcdCmd, QueueNotice};
 use crate::endpoint::EndpointCmd;
-use crate::media::ports::RtpPort;
-use crate::media::{self, Stream};
+use crate::media;
+use crate::outbound::{DialSpec, LegEvent, OutboundLeg};
 use crate::registrar::Binding;
 use crate::store::Cdr;
 
-/// State of one agent leg.
-pub(super) enum LegState {
-    /// INVITE sent, no final response yet.
-    Ringing,
-    /// We want it gone; CANCEL sent (or will be, at the first provisional).
-    Cancelling {
-        /// CANCEL already sent.
-        sent: bool,
-    },
-    /// 200 OK received and ACKed.
-    Answered(Box<Dialog>),
-}
-
-/// One INVITE to an agent's phone.
+/// One INVITE to an agent's phone for this caller.
 pub(super) struct AgentLeg {
     pub(super) agent: String,
-    pub(super) call_id: String,
-    invite: rsip::Request,
-    key: Option<TransactionKey>,
-    binding: Binding,
-    port: Option<RtpPort>,
-    pub(super) stream: Option<Stream>,
-    pub(super) state: LegState,
-    started_at: chrono::DateTime<Utc>,
-    answered_at: Option<chrono::DateTime<Utc>>,
-    /// A provisional response arrived (CANCEL is allowed from then on).
-    provisional: bool,
+    pub(super) leg: OutboundLeg,
 }
 
 impl Call {
@@ -210,27 +182,7 @@ impl Call {
         None
     }
 
-    fn leg_via(&self, transport: TransportKind) -> ViaSpec {
-        ViaSpec {
-            host: self.ctx.config.advertised_ip().to_string(),
-            port: Some(self.endpoint.local.port()),
-            transport,
-        }
-    }
-
     async fn ring_agent(&mut self, agent: String, binding: Binding) {
-        let fail = |call: &Call, reason| {
-            call.ctx.acd.input(Input::OfferFailed {
-                call: CallId::from(call.call_id.as_str()),
-                agent: AgentId::from(agent.as_str()),
-                reason,
-            })
-        };
-        let Some(port) = self.ctx.media.allocate_port() else {
-            tracing::warn!(%agent, "no RTP port for the agent leg");
-            fail(self, OfferFailure::Error);
-            return;
-        };
         if self.repeat_calls.is_none() {
             let since = Utc::now() - chrono::Duration::days(7);
             let n = self
@@ -242,38 +194,9 @@ impl Call {
             // This call is already recorded; count the earlier ones.
             self.repeat_calls = Some((n - 1).max(0));
         }
-        let ip = self.ctx.config.advertised_ip();
-        let host = contact_host(ip);
-        // Offer the caller's codec first: no transcoding when the phone agrees.
-        let caller_codec = self.offer_answer.1.codec;
-        let codecs = [caller_codec, other(caller_codec)];
-        let offer = sdp::build_offer(
-            &codecs,
-            101,
-            ip,
-            port.addr.port(),
-            rand::random::<u32>().into(),
-            1,
-        );
-        let leg_call_id = message::new_call_id(&host);
-        let caller = self.cdr.caller.clone();
-        let parse = |s: String| rsip::Uri::try_from(s.as_str());
-        let (Ok(from_uri), Ok(target), Ok(contact)) = (
-            parse(format!("sip:{}@{host}", sanitize_user(&caller))),
-            parse(binding.contact.clone()),
-            parse(contact_uri(
-                ip,
-                self.endpoint.local.port(),
-                binding.transport,
-            )),
-        ) else {
-            tracing::warn!(%agent, contact = %binding.contact, "agent contact is not a usable SIP URI");
-            fail(self, OfferFailure::Error);
-            return;
-        };
         let waited = self.entered_queue_at.map_or(0, |t| t.elapsed().as_secs());
         let mut headers = vec![
-            ("X-Ringback-Caller".to_string(), caller.clone()),
+            ("X-Ringback-Caller".to_string(), self.cdr.caller.clone()),
             ("X-Ringback-Path".to_string(), self.context_path()),
             ("X-Ringback-Digits".to_string(), self.context_digits()),
             ("X-Ringback-Waited".to_string(), waited.to_string()),
@@ -290,42 +213,33 @@ impl Call {
         for (k, v) in self.session.vars() {
             headers.push((format!("X-Ringback-Var-{k}"), v.clone()));
         }
-        let invite = make_invite(InviteSpec {
-            from_uri,
-            from_display: Some(caller.clone()),
-            to_uri: target.clone(),
-            request_uri: target,
-            contact,
-            via: self.leg_via(binding.transport),
-            call_id: leg_call_id.clone(),
-            cseq: 1,
-            body: Some(("application/sdp".into(), offer.into_bytes())),
-            extra_headers: headers,
-        });
-        let key = ringback_sip::transaction::TransactionKey::for_client_request(&invite);
-        tracing::info!(%agent, dest = %binding.source, "ringing agent");
-        self.endpoint.send(EndpointCmd::Alias {
-            call_id: leg_call_id.clone(),
-            of: self.call_id.clone(),
-        });
-        self.endpoint.send(EndpointCmd::Request {
-            request: invite.clone(),
+        let spec = DialSpec {
+            from_user: self.cdr.caller.clone(),
+            from_display: Some(self.cdr.caller.clone()),
+            target: binding.contact.clone(),
             dest: binding.source,
             transport: binding.transport,
-            owner: self.call_id.clone(),
-        });
-        self.legs.push(AgentLeg {
-            agent,
-            call_id: leg_call_id,
-            invite,
-            key,
-            binding,
-            port: Some(port),
-            stream: None,
-            state: LegState::Ringing,
-            started_at: Utc::now(),
-            answered_at: None,
-            provisional: false,
+            headers,
+            // Offer the caller's codec first: no transcoding when the phone agrees.
+            prefer: self.offer_answer.1.codec,
+        };
+        match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.call_id, spec) {
+            Ok(leg) => {
+                tracing::info!(%agent, dest = %binding.source, "ringing agent");
+                self.legs.push(AgentLeg { agent, leg });
+            }
+            Err(e) => {
+                tracing::warn!(%agent, error = %e, "cannot ring agent");
+                self.report_failure(&agent, OfferFailure::Error);
+            }
+        }
+    }
+
+    fn report_failure(&self, agent: &str, reason: OfferFailure) {
+        self.ctx.acd.input(Input::OfferFailed {
+            call: CallId::from(self.call_id.as_str()),
+            agent: AgentId::from(agent),
+            reason,
         });
     }
 
@@ -345,42 +259,24 @@ impl Call {
     /// The ACD no longer wants this agent rung (timeout, another agent won,
     /// the agent paused): CANCEL, or BYE if it already answered.
     fn drop_leg(&mut self, agent: &str) {
-        let Some(i) = self.legs.iter().position(|l| l.agent == agent) else {
-            return;
-        };
-        if let LegState::Answered(_) = self.legs[i].state {
-            self.hang_up_leg(i);
-            return;
-        }
-        let leg = &mut self.legs[i];
-        let can_cancel = leg.key.is_some() && leg.provisional_seen();
-        if can_cancel {
-            if let Some(key) = leg.key.clone() {
-                self.endpoint.send(EndpointCmd::Cancel { key });
+        if let Some(i) = self.legs.iter().position(|l| l.agent == agent) {
+            if self.legs[i].leg.hang_up(&self.ctx, &self.endpoint) {
+                self.forget_leg(i, "completed");
             }
         }
-        leg.state = LegState::Cancelling { sent: can_cancel };
     }
 
-    /// BYE an answered leg and forget it.
-    pub(super) fn hang_up_leg(&mut self, i: usize) {
-        let leg = self.legs.remove(i);
-        if let LegState::Answered(mut dialog) = leg.state {
-            let bye = dialog.make_request(rsip::Method::Bye, &self.leg_via(leg.binding.transport));
-            self.endpoint.send(EndpointCmd::Request {
-                request: bye,
-                dest: leg.binding.source,
-                transport: leg.binding.transport,
-                owner: self.call_id.clone(),
-            });
-        }
+    /// Remove a leg and write its call record.
+    fn forget_leg(&mut self, i: usize, disposition: &str) -> AgentLeg {
+        let l = self.legs.remove(i);
         self.end_leg_record(
-            &leg.call_id,
-            &leg.agent,
-            leg.started_at,
-            leg.answered_at,
-            "completed",
+            &l.leg.call_id,
+            &l.agent,
+            l.leg.started_at,
+            l.leg.answered_at,
+            disposition,
         );
+        l
     }
 
     /// Every leg goes: ringing ones are cancelled, answered ones get BYE.
@@ -396,7 +292,7 @@ impl Call {
             tracing::warn!(agent, "ACD connected an agent without a leg");
             return None;
         };
-        let agent_stream = leg.stream.as_ref()?;
+        let agent_stream = leg.leg.stream.as_ref()?;
         media::bridge(&self.stream, agent_stream);
         tracing::info!(agent, "caller bridged to agent");
         self.queue_rx = None;
@@ -410,160 +306,57 @@ impl Call {
     /// Route a response for one of our agent legs. Returns true if it was one.
     pub(super) fn on_leg_response(&mut self, key: TransactionKey, resp: rsip::Response) -> bool {
         let call_id = message::call_id(&resp).unwrap_or_default();
-        let Some(i) = self.legs.iter().position(|l| l.call_id == call_id) else {
+        let Some(i) = self.legs.iter().position(|l| l.leg.call_id == call_id) else {
             // A leg we already let go of (e.g. the 487 after our CANCEL).
             return call_id != self.call_id;
         };
-        let is_invite = message::cseq(&resp).is_some_and(|(_, m)| m == rsip::Method::Invite);
-        if !is_invite {
-            return true; // BYE/CANCEL responses need nothing more
-        }
-        let code = resp.status_code.code();
-        let leg = &mut self.legs[i];
-        if leg.key.is_none() {
-            leg.key = Some(key.clone());
-        }
-        if (101..200).contains(&code) {
-            leg.mark_provisional();
-            if let LegState::Cancelling { sent: false } = leg.state {
-                self.endpoint.send(EndpointCmd::Cancel { key });
-                leg.state = LegState::Cancelling { sent: true };
-            }
-            return true;
-        }
-        if (200..300).contains(&code) {
-            self.on_leg_answered(i, resp);
-            return true;
-        }
-        // 3xx–6xx: the agent did not take it.
-        let leg = self.legs.remove(i);
-        let was_wanted = matches!(leg.state, LegState::Ringing);
-        self.end_leg_record(
-            &leg.call_id,
-            &leg.agent,
-            leg.started_at,
-            None,
-            "not_answered",
-        );
-        if was_wanted {
-            let reason = match code {
-                486 | 600 => OfferFailure::Busy,
-                603 => OfferFailure::Rejected,
-                408 | 480 | 487 => OfferFailure::NoAnswer,
-                _ => OfferFailure::Error,
-            };
-            tracing::info!(agent = %leg.agent, code, "agent did not answer");
-            self.ctx.acd.input(Input::OfferFailed {
-                call: CallId::from(self.call_id.as_str()),
-                agent: AgentId::from(leg.agent.as_str()),
-                reason,
-            });
-        }
-        true
-    }
-
-    fn on_leg_answered(&mut self, i: usize, resp: rsip::Response) {
-        let via = self.leg_via(self.legs[i].binding.transport);
-        let leg = &mut self.legs[i];
-        if let LegState::Answered(dialog) = &leg.state {
-            // A retransmitted 200: ACK again.
-            let ack = dialog.make_ack(1, &via);
-            self.endpoint.send(EndpointCmd::Stateless {
-                message: ack.into(),
-                dest: leg.binding.source,
-                transport: leg.binding.transport,
-            });
-            return;
-        }
-        let dialog = match Dialog::new_uac(&leg.invite, &resp) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(agent = %leg.agent, error = %e, "unusable 200 from agent");
-                return;
-            }
-        };
-        let ack = dialog.make_ack(1, &via);
-        self.endpoint.send(EndpointCmd::Stateless {
-            message: ack.into(),
-            dest: leg.binding.source,
-            transport: leg.binding.transport,
-        });
-        let wanted =
-            matches!(leg.state, LegState::Ringing) && matches!(self.phase, Phase::Queued { .. });
-        leg.state = LegState::Answered(Box::new(dialog));
-        leg.answered_at = Some(Utc::now());
-        if !wanted {
-            // Answered after we gave up on it: hang it up politely.
-            self.hang_up_leg(i);
-            return;
-        }
-        let negotiated = sdp::parse(&String::from_utf8_lossy(&resp.body))
-            .map_err(|e| e.to_string())
-            .and_then(|o| sdp::negotiate(&o, &self.ctx.codecs).map_err(|e| e.to_string()));
-        let (stream, agent) = match (negotiated, leg.port.take()) {
-            (Ok(neg), Some(port)) => {
-                let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-                match self
-                    .ctx
-                    .media
-                    .open_stream(port, None, neg.codec, neg.pt, neg.dtmf_pt, tx)
-                {
-                    Ok(s) => {
-                        s.apply_negotiation(&neg);
-                        (Some(s), leg.agent.clone())
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot open the agent's RTP stream");
-                        (None, leg.agent.clone())
-                    }
-                }
-            }
-            (Err(e), _) => {
-                tracing::warn!(agent = %leg.agent, error = %e, "agent's SDP answer unusable");
-                (None, leg.agent.clone())
-            }
-            (Ok(_), None) => (None, leg.agent.clone()),
-        };
-        match stream {
-            Some(s) => {
-                self.legs[i].stream = Some(s);
+        let wanted = self.legs[i].leg.is_ringing();
+        // Agent legs' own DTMF is not interpreted (the caller's is).
+        let sink = tokio::sync::mpsc::unbounded_channel().0;
+        let event = self.legs[i]
+            .leg
+            .on_response(&self.ctx, &self.endpoint, key, &resp, sink);
+        let agent = self.legs[i].agent.clone();
+        match event {
+            LegEvent::Progress => {}
+            LegEvent::Answered if matches!(self.phase, Phase::Queued { .. }) => {
                 tracing::info!(%agent, "agent answered");
                 self.ctx.acd.input(Input::OfferAnswered {
                     call: CallId::from(self.call_id.as_str()),
                     agent: AgentId::from(agent.as_str()),
                 });
             }
-            None => {
-                self.hang_up_leg(i);
-                self.ctx.acd.input(Input::OfferFailed {
-                    call: CallId::from(self.call_id.as_str()),
-                    agent: AgentId::from(agent.as_str()),
-                    reason: OfferFailure::Error,
-                });
+            LegEvent::Answered => self.drop_leg(&agent),
+            LegEvent::AnsweredTooLate => {
+                self.forget_leg(i, "completed");
+            }
+            LegEvent::Failed(code) => {
+                self.forget_leg(i, "not_answered");
+                if wanted {
+                    let reason = match code {
+                        486 | 600 => OfferFailure::Busy,
+                        603 => OfferFailure::Rejected,
+                        408 | 480 | 487 => OfferFailure::NoAnswer,
+                        _ => OfferFailure::Error,
+                    };
+                    tracing::info!(%agent, code, "agent did not take the call");
+                    self.report_failure(&agent, reason);
+                }
             }
         }
+        true
     }
 
     /// A client transaction timed out: if it was an agent's INVITE, the
     /// agent did not answer.
     pub(super) fn on_leg_timeout(&mut self, key: &TransactionKey) -> bool {
-        let Some(i) = self.legs.iter().position(|l| l.key.as_ref() == Some(key)) else {
+        let Some(i) = self.legs.iter().position(|l| l.leg.owns(key)) else {
             return false;
         };
-        let leg = self.legs.remove(i);
-        self.end_leg_record(
-            &leg.call_id,
-            &leg.agent,
-            leg.started_at,
-            None,
-            "not_answered",
-        );
-        if matches!(leg.state, LegState::Ringing) {
-            self.ctx.acd.input(Input::OfferFailed {
-                call: CallId::from(self.call_id.as_str()),
-                agent: AgentId::from(leg.agent.as_str()),
-                reason: OfferFailure::NoAnswer,
-            });
+        let wanted = self.legs[i].leg.is_ringing();
+        let l = self.forget_leg(i, "not_answered");
+        if wanted {
+            self.report_failure(&l.agent, OfferFailure::NoAnswer);
         }
         true
     }
@@ -575,18 +368,11 @@ impl Call {
         req: rsip::Request,
     ) -> Option<Option<Ending>> {
         let call_id = message::call_id(&req).unwrap_or_default();
-        let i = self.legs.iter().position(|l| l.call_id == call_id)?;
+        let i = self.legs.iter().position(|l| l.leg.call_id == call_id)?;
         match req.method {
             rsip::Method::Bye => {
                 self.respond(key, &req, 200);
-                let leg = self.legs.remove(i);
-                self.end_leg_record(
-                    &leg.call_id,
-                    &leg.agent,
-                    leg.started_at,
-                    leg.answered_at,
-                    "completed",
-                );
+                let leg = self.forget_leg(i, "completed");
                 let bridged =
                     matches!(&self.phase, Phase::Bridged { agent } if *agent == leg.agent);
                 if bridged {
@@ -602,51 +388,20 @@ impl Call {
                     }));
                 }
                 // An agent hung up before being bridged: the caller keeps waiting.
-                self.ctx.acd.input(Input::OfferFailed {
-                    call: CallId::from(self.call_id.as_str()),
-                    agent: AgentId::from(leg.agent.as_str()),
-                    reason: OfferFailure::Rejected,
-                });
+                self.report_failure(&leg.agent, OfferFailure::Rejected);
                 Some(None)
             }
             rsip::Method::Invite => {
-                // Hold/resume from the agent's phone: accept without changing codecs.
-                self.respond_leg_reinvite(i, key, &req);
+                // Hold/resume from the agent's phone.
+                self.legs[i]
+                    .leg
+                    .on_reinvite(&self.ctx, &self.endpoint, key, &req);
                 Some(None)
             }
             _ => {
                 self.respond(key, &req, 200);
                 Some(None)
             }
-        }
-    }
-
-    fn respond_leg_reinvite(&mut self, i: usize, key: TransactionKey, req: &rsip::Request) {
-        let ip = self.ctx.config.advertised_ip();
-        let leg = &self.legs[i];
-        let Some(stream) = leg.stream.as_ref() else {
-            self.respond(key, req, 488);
-            return;
-        };
-        let parsed = sdp::parse(&String::from_utf8_lossy(&req.body))
-            .map_err(|e| e.to_string())
-            .and_then(|o| {
-                sdp::negotiate(&o, &self.ctx.codecs)
-                    .map(|n| (o, n))
-                    .map_err(|e| e.to_string())
-            });
-        match parsed {
-            Ok((offer, neg)) => {
-                stream.apply_negotiation(&neg);
-                let answer = sdp::build_answer(&neg, &offer, ip, stream.local_addr().port(), 1, 2);
-                let mut ok = message::make_response(req, 200, None);
-                ok.headers
-                    .push(rsip::headers::ContentType::new("application/sdp").into());
-                ok.body = answer.into_bytes();
-                self.endpoint
-                    .send(EndpointCmd::Respond { key, response: ok });
-            }
-            Err(_) => self.respond(key, req, 488),
         }
     }
 
@@ -683,44 +438,6 @@ impl Call {
     }
 }
 
-impl AgentLeg {
-    fn provisional_seen(&self) -> bool {
-        self.answered_at.is_none() && self.key.is_some() && self.provisional
-    }
-
-    fn mark_provisional(&mut self) {
-        self.provisional = true;
-    }
-}
-
-/// The other G.711 law.
-fn other(c: Codec) -> Codec {
-    match c {
-        Codec::Pcmu => Codec::Pcma,
-        Codec::Pcma => Codec::Pcmu,
-    }
-}
-
-fn contact_host(ip: std::net::IpAddr) -> String {
-    match ip {
-        std::net::IpAddr::V6(v6) => format!("[{v6}]"),
-        std::net::IpAddr::V4(v4) => v4.to_string(),
-    }
-}
-
-/// Keep only characters that are safe in a SIP URI user part.
-fn sanitize_user(s: &str) -> String {
-    let u: String = s
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.' | '_' | '*' | '#'))
-        .collect();
-    if u.is_empty() {
-        "anonymous".into()
-    } else {
-        u
-    }
-}
-
 /// Prompt names that say a number digit by digit ("1", "2" → digit-1, digit-2).
 pub(super) fn number_prompts(n: u64) -> Vec<String> {
     n.to_string()
@@ -737,11 +454,5 @@ mod tests {
     fn numbers_are_said_digit_by_digit() {
         assert_eq!(number_prompts(3), vec!["digit-3"]);
         assert_eq!(number_prompts(12), vec!["digit-1", "digit-2"]);
-    }
-
-    #[test]
-    fn caller_ids_are_sanitized() {
-        assert_eq!(sanitize_user("+1 (555) 0123"), "+15550123");
-        assert_eq!(sanitize_user("<>"), "anonymous");
     }
 }

@@ -78,9 +78,12 @@ impl Server {
                 std::fs::write(plans.join(name), text).expect("write dialplan");
             }
         }
-        let slot = NEXT_RANGE.fetch_add(1, Ordering::Relaxed) % 40;
+        // RTP ranges stay below the kernel's ephemeral range (32768+), from
+        // which `free_udp_port` picks SIPp's ports: no collisions between a
+        // server's RTP and another test's phone.
+        let slot = NEXT_RANGE.fetch_add(1, Ordering::Relaxed) % 20;
         let pid_part = (std::process::id() % 5) as u16;
-        let port_min = 21_000 + ((slot + pid_part * 8) % 40) * 1_000;
+        let port_min = 12_000 + ((slot + pid_part * 4) % 20) * 1_000;
         let cfg = format!(
             r#"operator_queue = "operator"
 {extra_top}

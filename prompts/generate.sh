@@ -70,3 +70,12 @@ say agent-logged-in  "You are logged in."
 say agent-logged-out "You are logged out."
 say agent-paused     "You are paused."
 say agent-available  "You are available."
+
+# Callbacks
+say callback-number      "To be called back at the number you are calling from, press 1. To use another number, enter it now, followed by the hash key."
+say callback-unavailable "Sorry, we cannot offer you a callback right now. Please stay on the line."
+say callback-pending     "You already have a callback request waiting. Press 1 to keep it, or press 2 to cancel it and wait on the line."
+say callback-cancelled   "Your callback request has been cancelled."
+say callback-whisper     "Callback request. The customer called"
+say minutes-ago          "minutes ago. Connecting you now."
+say callback-intro       "Hello, this is Acme Corporation returning your call. To be connected to an agent now, press 1. To cancel, press 2."

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -31,6 +31,16 @@ pub fn router(ctx: Arc<ServerCtx>) -> Router {
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}/{action}", post(agent_action))
         .route("/api/v1/queues", get(list_queues))
+        .route(
+            "/api/v1/callbacks",
+            post(create_callback).get(list_callbacks),
+        )
+        .route("/api/v1/callbacks/{id}", get(get_callback))
+        .route("/api/v1/callbacks/{id}/cancel", post(cancel_callback))
+        .route(
+            "/api/v1/callbacks/{id}/reschedule",
+            post(reschedule_callback),
+        )
         .with_state(ctx)
 }
 
@@ -247,6 +257,302 @@ async fn agent_action(
     match ctx.acd.command(input).await {
         Ok(()) => json_response(StatusCode::OK, json!({ "ok": true })),
         Err(e) => error(StatusCode::CONFLICT, e),
+    }
+}
+
+/// A request error: status and a message naming the offending field.
+struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status, self.message)
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
+    if body.is_empty() {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice::<Value>(body)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}")))
+        .and_then(|v| {
+            if v.is_object() {
+                Ok(v)
+            } else {
+                Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "body must be a JSON object",
+                ))
+            }
+        })
+}
+
+/// A string field; `Err` names the field and what is wrong.
+fn str_field(
+    v: &Value,
+    name: &str,
+    required: bool,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
+    match v.get(name) {
+        None | Some(Value::Null) if !required => Ok(None),
+        None | Some(Value::Null) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`{name}` is required"),
+        )),
+        Some(Value::String(s)) if s.chars().count() <= max => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`{name}` is longer than {max} characters"),
+        )),
+        Some(_) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`{name}` must be a string"),
+        )),
+    }
+}
+
+fn time_field(v: &Value, name: &str) -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+    match str_field(v, name, false, 64)? {
+        None => Ok(None),
+        Some(s) => crate::callbacks::parse_time(&s).map(Some).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("`{name}` must be an RFC 3339 time such as 2026-11-24T09:00:00Z"),
+            )
+        }),
+    }
+}
+
+fn refusal_response(r: crate::callbacks::CallbackRefused) -> Response {
+    let status = match r.code.as_str() {
+        "duplicate" => StatusCode::CONFLICT,
+        "denied" | "not_allowed" => StatusCode::FORBIDDEN,
+        "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+        "queue_full" | "store" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+        "unknown" => StatusCode::NOT_FOUND,
+        "conflict" => StatusCode::CONFLICT,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    json_response(status, json!({ "error": r.message, "code": r.code }))
+}
+
+fn callback_json(cb: &ringback_callback::Callback) -> Value {
+    json!({
+        "id": cb.id,
+        "queue": cb.queue,
+        "number": cb.number,
+        "state": cb.state.as_str(),
+        "entered_at": crate::store::ts(cb.entered_at),
+        "created_at": crate::store::ts(cb.created_at),
+        "attempts": cb.attempts,
+        "next_attempt_at": cb.next_attempt_at.map(crate::store::ts),
+        "expires_at": crate::store::ts(cb.expires_at),
+        "context": cb.context,
+        "origin": cb.origin.as_str(),
+        "last_result": cb.last_result.as_ref().map(|r| r.code()),
+    })
+}
+
+fn row_json(r: &crate::store::callbacks::CallbackRow) -> Value {
+    json!({
+        "id": r.id, "queue": r.queue, "number": r.number, "state": r.state,
+        "entered_at": r.entered_at, "created_at": r.created_at, "updated_at": r.updated_at,
+        "attempts": r.attempts, "next_attempt_at": r.next_attempt_at, "expires_at": r.expires_at,
+        "preferred_start": r.preferred_start, "preferred_end": r.preferred_end,
+        "context": r.context, "origin": r.origin, "last_result": r.last_result,
+    })
+}
+
+/// `POST /api/v1/callbacks` — a web visitor asks to be called back.
+async fn create_callback(
+    State(ctx): State<Arc<ServerCtx>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    let v = match parse_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let fields = (|| {
+        let number = str_field(&v, "number", true, 32)?.unwrap_or_default();
+        let queue = str_field(&v, "queue", true, 64)?.unwrap_or_default();
+        let context = str_field(&v, "context", false, 1000)?.unwrap_or_default();
+        let start = time_field(&v, "preferred_start")?;
+        let end = time_field(&v, "preferred_end")?;
+        let preferred = match (start, end) {
+            (Some(a), Some(b)) => Some((a, b)),
+            (None, None) => None,
+            _ => {
+                return Err(ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "`preferred_start` and `preferred_end` go together",
+                ))
+            }
+        };
+        Ok((number, queue, context, preferred))
+    })();
+    let (number, queue, context, preferred) = match fields {
+        Ok(f) => f,
+        Err(r) => return r.into_response(),
+    };
+    if !ctx.config.queues.contains_key(&queue) {
+        return error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`queue`: no queue named `{queue}`"),
+        );
+    }
+    let req = crate::callbacks::CallbackRequest {
+        queue,
+        number,
+        entered_at: chrono::Utc::now(),
+        preferred,
+        context,
+        origin: ringback_callback::Origin::Web,
+    };
+    match ctx.callbacks.request(req).await {
+        Ok((cb, ahead)) => {
+            let mut v = callback_json(&cb);
+            v["ahead"] = json!(ahead);
+            json_response(StatusCode::CREATED, v)
+        }
+        Err(r) => refusal_response(r),
+    }
+}
+
+/// Query of `GET /api/v1/callbacks`.
+#[derive(serde::Deserialize)]
+struct CallbackFilter {
+    state: Option<String>,
+    queue: Option<String>,
+    number: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_callbacks(
+    State(ctx): State<Arc<ServerCtx>>,
+    headers: HeaderMap,
+    Query(f): Query<CallbackFilter>,
+) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    if let Some(s) = &f.state {
+        if ringback_callback::CallbackState::parse(s).is_none() {
+            return error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("`state`: unknown state `{s}`"),
+            );
+        }
+    }
+    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
+    match ctx
+        .store
+        .list_callbacks(
+            f.state.as_deref(),
+            f.queue.as_deref(),
+            f.number.as_deref(),
+            limit,
+        )
+        .await
+    {
+        Ok(rows) => json_response(
+            StatusCode::OK,
+            json!({ "callbacks": rows.iter().map(row_json).collect::<Vec<_>>() }),
+        ),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn get_callback(
+    State(ctx): State<Arc<ServerCtx>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    stored_callback(&ctx, &id).await
+}
+
+/// A callback as stored, with its history.
+async fn stored_callback(ctx: &ServerCtx, id: &str) -> Response {
+    match ctx.store.callback(id).await {
+        Ok(Some((row, events))) => {
+            let mut v = row_json(&row);
+            v["events"] = json!(events
+                .iter()
+                .map(|e| json!({
+                    "at": e.at, "from": e.from_state, "to": e.to_state,
+                    "reason": e.reason, "attempt": e.attempt, "node": e.node,
+                }))
+                .collect::<Vec<_>>());
+            json_response(StatusCode::OK, v)
+        }
+        Ok(None) => error(StatusCode::NOT_FOUND, format!("no callback `{id}`")),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn cancel_callback(
+    State(ctx): State<Arc<ServerCtx>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    let v = match parse_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let reason = match str_field(&v, "reason", false, 200) {
+        Ok(r) => r.unwrap_or_else(|| "cancelled by API".into()),
+        Err(r) => return r.into_response(),
+    };
+    match ctx.callbacks.cancel(&id, &reason).await {
+        Ok(()) => stored_callback(&ctx, &id).await,
+        Err(r) => refusal_response(r),
+    }
+}
+
+async fn reschedule_callback(
+    State(ctx): State<Arc<ServerCtx>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    let v = match parse_body(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let at = match time_field(&v, "at") {
+        Ok(Some(t)) => t,
+        Ok(None) => return error(StatusCode::UNPROCESSABLE_ENTITY, "`at` is required"),
+        Err(r) => return r.into_response(),
+    };
+    match ctx.callbacks.reschedule(&id, at).await {
+        Ok(()) => stored_callback(&ctx, &id).await,
+        Err(r) => refusal_response(r),
     }
 }
 

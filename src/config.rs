@@ -36,6 +36,61 @@ pub struct Config {
     pub queues: BTreeMap<String, QueueConfig>,
     /// Agents by SIP user name.
     pub agents: BTreeMap<String, AgentConfig>,
+    /// Where customer callbacks are dialed.
+    pub trunk: TrunkConfig,
+    /// Callback service settings.
+    pub callbacks: CallbacksConfig,
+}
+
+/// The gateway that reaches customers' phones.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrunkConfig {
+    /// Gateway address (IP:port; no DNS lookups on the call path).
+    pub address: Option<SocketAddr>,
+    /// Host part of the Request-URI (default: the address).
+    pub domain: Option<String>,
+    /// Caller ID presented to customers.
+    pub caller_id: String,
+    /// Display name presented to customers.
+    pub caller_name: Option<String>,
+    /// `udp` or `tcp`.
+    pub transport: String,
+}
+
+impl Default for TrunkConfig {
+    fn default() -> Self {
+        TrunkConfig {
+            address: None,
+            domain: None,
+            caller_id: "ringback".into(),
+            caller_name: None,
+            transport: "udp".into(),
+        }
+    }
+}
+
+/// Callback service settings shared by all queues.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CallbacksConfig {
+    /// This node's name in leases and history (default: hostname-pid).
+    pub node_id: Option<String>,
+    /// How long a node holds a callback it is dialing before another node
+    /// may take it over.
+    pub lease_secs: u64,
+    /// How often to look for callbacks created by other nodes.
+    pub sync_secs: u64,
+}
+
+impl Default for CallbacksConfig {
+    fn default() -> Self {
+        CallbacksConfig {
+            node_id: None,
+            lease_secs: 60,
+            sync_secs: 5,
+        }
+    }
 }
 
 /// One agent: a SIP user who registers a phone and takes queue calls.
@@ -253,6 +308,8 @@ pub struct QueueConfig {
     pub overflow_queue: Option<String>,
     /// … or a prompt to play before the dialplan continues.
     pub overflow_prompt: Option<String>,
+    /// Callback policy (attempts, backoff, dialing window, guards).
+    pub callback: Option<ringback_callback::Policy>,
 }
 
 /// Strategy names accepted in `queues.<name>.strategy`.
@@ -283,6 +340,7 @@ impl Default for QueueConfig {
             sticky_wait_secs: 10,
             overflow_queue: None,
             overflow_prompt: None,
+            callback: None,
         }
     }
 }
@@ -390,6 +448,15 @@ impl Config {
                     "agents.{name}.skills.{skill} = {level}: levels are 1 to 10"
                 ));
             }
+        }
+        if !matches!(
+            self.trunk.transport.to_ascii_lowercase().as_str(),
+            "udp" | "tcp"
+        ) {
+            return err(format!(
+                "trunk.transport `{}` must be udp or tcp",
+                self.trunk.transport
+            ));
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {

@@ -82,6 +82,14 @@ pub enum EndpointCmd {
         /// Call-ID of the call that gets the responses.
         owner: String,
     },
+    /// Route everything for `call_id` to a task that is not an inbound call
+    /// (a callback attempt placing its own legs).
+    Register {
+        /// The task's Call-ID (owner of its legs' transactions).
+        call_id: String,
+        /// Where its SIP inputs go.
+        tx: UnboundedSender<SipInput>,
+    },
     /// Route in-dialog requests for another Call-ID (a B2BUA leg) to the
     /// call task that owns `of`.
     Alias {
@@ -363,6 +371,9 @@ impl Endpoint {
             } => {
                 let key = self.layer.send_request(request, dest, transport, now);
                 self.owners.insert(key, owner);
+            }
+            EndpointCmd::Register { call_id, tx } => {
+                self.calls.insert(call_id, tx);
             }
             EndpointCmd::Alias { call_id, of } => {
                 if let Some(tx) = self.calls.get(&of).cloned() {

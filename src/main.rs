@@ -7,6 +7,8 @@
 mod acd_task;
 mod api;
 mod call;
+mod callback_attempt;
+mod callbacks;
 mod config;
 mod endpoint;
 mod media;

@@ -43,6 +43,10 @@ pub struct ServerCtx {
     pub cdr: CdrWriter,
     /// The ACD (agents and queues).
     pub acd: crate::acd_task::AcdHandle,
+    /// The callback service.
+    pub callbacks: crate::callbacks::CallbackHandle,
+    /// The SIP endpoint (set once it runs; tasks that place calls need it).
+    pub endpoint: std::sync::OnceLock<crate::endpoint::EndpointHandle>,
     /// Codecs offered/accepted, in our order of preference.
     pub codecs: Vec<Codec>,
     /// Played when a queue's music-on-hold prompt is missing.
@@ -52,6 +56,15 @@ pub struct ServerCtx {
 }
 
 impl ServerCtx {
+    /// The callback policy of a queue (its own, or the defaults).
+    pub fn callback_policy(&self, queue: &str) -> ringback_callback::Policy {
+        self.config
+            .queues
+            .get(queue)
+            .and_then(|q| q.callback.clone())
+            .unwrap_or_default()
+    }
+
     /// The snapshot new calls start with.
     pub fn snapshot(&self) -> Arc<Snapshot> {
         match self.snapshot.read() {
@@ -216,6 +229,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )?;
     let (udp, tcp) = endpoint::bind(config.sip.listen, config.sip.tcp).await?;
     let acd = crate::acd_task::spawn(&config, store.clone())?;
+    let ctx_cell = Arc::new(tokio::sync::OnceCell::new());
+    let callbacks = crate::callbacks::spawn(Arc::clone(&ctx_cell), &config, store.clone()).await?;
     let plans = snap.plans.len();
     let prompts = snap.prompts.names().count();
     let ctx = Arc::new(ServerCtx {
@@ -228,9 +243,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         store,
         cdr,
         acd,
+        callbacks,
+        endpoint: std::sync::OnceLock::new(),
     });
     ctx.record_versions(&ctx.snapshot().plans).await;
     let (ep, _ep_task) = endpoint::spawn(Arc::clone(&ctx), udp, tcp)?;
+    let _ = ctx.endpoint.set(ep.clone());
+    let _ = ctx_cell.set(Arc::clone(&ctx));
     let api_addr = if ctx.config.api.enabled {
         let listener = tokio::net::TcpListener::bind(ctx.config.api.listen)
             .await

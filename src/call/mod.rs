@@ -237,6 +237,17 @@ struct Call {
     repeat_calls: Option<i64>,
     /// Token of an overflow prompt; the dialplan continues after it.
     overflow_token: Option<u64>,
+    /// Callback offer settings of the queue node the caller is in.
+    callback_offer: Option<ringback_dialplan::CallbackOffer>,
+    /// When to (re-)offer a callback.
+    offer_at: Option<Instant>,
+    /// The caller is answering a callback question.
+    cb_flow: Option<queue::CallbackFlow>,
+    /// Work for the event loop (it needs the store): request a callback
+    /// for this number, cancel one, or look for a pending one.
+    cb_op: Option<queue::CallbackOp>,
+    /// Hang up after the playback with this token (callback confirmed).
+    hangup_after: Option<u64>,
 }
 
 /// Run one call to its end.
@@ -417,6 +428,11 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         entered_queue_at: None,
         repeat_calls: None,
         overflow_token: None,
+        callback_offer: None,
+        offer_at: None,
+        cb_flow: None,
+        cb_op: None,
+        hangup_after: None,
     };
     call.pending.push_back(Event::Started(CallInfo {
         caller,
@@ -436,6 +452,10 @@ impl Call {
         loop {
             if let Some(end) = self.drain() {
                 return end;
+            }
+            if let Some(op) = self.cb_op.take() {
+                self.run_callback_op(op).await;
+                continue;
             }
             let deadline = self.next_deadline();
             let sleep = async {
@@ -473,6 +493,7 @@ impl Call {
                     if let Some(end) = self.on_deadline() {
                         return end;
                     }
+                    self.on_queue_deadline();
                     if self.announcement_due() {
                         self.announce_position().await;
                     }
@@ -492,8 +513,16 @@ impl Call {
                 next_announce,
                 interlude: None,
                 ..
-            } => *next_announce,
-            Phase::Queued { .. } | Phase::Bridged { .. } | Phase::Ivr => None,
+            } => [
+                *next_announce,
+                self.offer_at,
+                self.cb_flow.as_ref().and_then(|f| f.deadline()),
+            ]
+            .into_iter()
+            .flatten()
+            .min(),
+            Phase::Queued { .. } => self.cb_flow.as_ref().and_then(|f| f.deadline()),
+            Phase::Bridged { .. } | Phase::Ivr => None,
             Phase::Transferring { deadline, .. } => Some(*deadline),
         };
         match (self.timer, phase_deadline) {
@@ -576,17 +605,20 @@ impl Call {
                 queue,
                 max_wait,
                 priority,
+                callback,
                 ..
-            } => self.enter_queue(queue, max_wait, priority),
+            } => {
+                self.callback_offer = callback.filter(|c| c.offer);
+                self.enter_queue(queue, max_wait, priority);
+            }
             Action::Callback { queue } => {
-                // A confirmation may only follow a persisted request. No
-                // callback service persists requests yet, so the caller is
-                // not told "we will call you back": the confirmation that
-                // follows is dropped and the caller keeps their place in the
-                // queue instead.
-                tracing::warn!(%queue, "callback requested but no callback service is running; caller stays queued");
+                // A confirmation may only follow a persisted request: the
+                // interpreter's confirmation is dropped, the caller waits in
+                // the queue (keeping their place) while the request is
+                // stored, and ringback confirms (or says it could not) itself.
                 self.discard_batch = true;
                 self.enter_queue(queue, None, 0);
+                self.cb_op = Some(queue::CallbackOp::Request(self.cdr.caller.clone()));
             }
             Action::Transfer { target } => return self.transfer(target),
             Action::Hangup => {
@@ -685,6 +717,13 @@ impl Call {
     fn on_media(&mut self, ev: MediaEvent) -> Option<Ending> {
         match ev {
             MediaEvent::PlaybackDone { token } if token == self.token => {
+                if self.hangup_after == Some(token) {
+                    return Some(Ending {
+                        disposition: "callback",
+                        hangup_by: "ringback",
+                        send_bye: true,
+                    });
+                }
                 if self.overflow_token == Some(token) {
                     self.overflow_token = None;
                     self.pending.push_back(Event::QueueExited);
@@ -714,8 +753,10 @@ impl Call {
 
     fn on_digit(&mut self, d: char) {
         tracing::info!(digit = %d, "digit");
-        if self.phase == Phase::Ivr {
-            self.pending.push_back(Event::Digit(d));
+        match self.phase {
+            Phase::Ivr => self.pending.push_back(Event::Digit(d)),
+            Phase::Queued { .. } => self.on_queue_digit(d),
+            _ => {}
         }
     }
 

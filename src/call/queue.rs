@@ -24,6 +24,46 @@ use crate::outbound::{DialSpec, LegEvent, OutboundLeg};
 use crate::registrar::Binding;
 use crate::store::Cdr;
 
+/// A callback question the queued caller is answering.
+pub(super) enum CallbackFlow {
+    /// "Press 1 for this number, or enter another followed by #".
+    AskNumber {
+        /// Digits typed so far.
+        digits: String,
+        /// Give up (or take what was typed) at this time.
+        deadline: Instant,
+    },
+    /// "You already have a callback: 1 keeps it, 2 cancels it".
+    Pending {
+        /// That callback.
+        id: String,
+        /// Stop asking at this time.
+        deadline: Instant,
+    },
+}
+
+impl CallbackFlow {
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self {
+            CallbackFlow::AskNumber { deadline, .. } | CallbackFlow::Pending { deadline, .. } => {
+                Some(*deadline)
+            }
+        }
+    }
+}
+
+/// Callback work that needs the store (run by the event loop).
+pub(super) enum CallbackOp {
+    /// Is there a live callback for this caller in this queue?
+    CheckPending,
+    /// Request a callback to this number.
+    Request(String),
+    /// Cancel this callback.
+    Cancel(String),
+    /// Offer a callback, unless the queue already holds its maximum.
+    Offer,
+}
+
 /// One INVITE to an agent's phone for this caller.
 pub(super) struct AgentLeg {
     pub(super) agent: String,
@@ -74,6 +114,13 @@ impl Call {
         };
         let announce = (qcfg.announce_every_secs > 0)
             .then(|| Instant::now() + Duration::from_secs(qcfg.announce_every_secs));
+        self.offer_at = self
+            .callback_offer
+            .as_ref()
+            .map(|o| Instant::now() + o.after.max(Duration::from_secs(1)));
+        if self.cb_op.is_none() {
+            self.cb_op = Some(CallbackOp::CheckPending);
+        }
         self.phase = Phase::Queued {
             queue,
             interlude,
@@ -233,6 +280,196 @@ impl Call {
                 self.report_failure(&agent, OfferFailure::Error);
             }
         }
+    }
+
+    /// Play a prompt instead of the music for a moment (offer, question,
+    /// answer); the music resumes after it.
+    fn interlude(&mut self, names: &[&str]) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let prompts = self.resolve_prompts(&names);
+        self.token += 1;
+        let token = self.token;
+        self.stream.play(prompts, false, token);
+        if let Phase::Queued { interlude, .. } = &mut self.phase {
+            *interlude = Some(token);
+        }
+    }
+
+    /// Queue timers: the callback offer, and callback questions timing out.
+    pub(super) fn on_queue_deadline(&mut self) {
+        let now = Instant::now();
+        if let Some(flow) = &self.cb_flow {
+            if flow.deadline().is_some_and(|d| d <= now) {
+                match self.cb_flow.take() {
+                    Some(CallbackFlow::AskNumber { digits, .. }) if digits.len() >= 3 => {
+                        self.cb_op = Some(CallbackOp::Request(digits));
+                    }
+                    _ => tracing::debug!("callback question timed out; the caller keeps waiting"),
+                }
+            }
+        }
+        let idle = matches!(
+            self.phase,
+            Phase::Queued {
+                interlude: None,
+                ..
+            }
+        );
+        if idle && self.cb_flow.is_none() && self.offer_at.is_some_and(|t| t <= now) {
+            if let Some(offer) = &self.callback_offer {
+                // Offer again later for callers who stay on the line.
+                self.offer_at = Some(now + offer.after.max(Duration::from_secs(60)));
+                self.cb_op = Some(CallbackOp::Offer);
+            }
+        }
+    }
+
+    /// A key pressed while waiting in the queue.
+    pub(super) fn on_queue_digit(&mut self, d: char) {
+        match self.cb_flow.take() {
+            Some(CallbackFlow::AskNumber {
+                mut digits,
+                deadline,
+            }) => {
+                if digits.is_empty() && d == '1' {
+                    self.cb_op = Some(CallbackOp::Request(self.cdr.caller.clone()));
+                } else if d == '#' && digits.len() >= 3 {
+                    self.cb_op = Some(CallbackOp::Request(digits));
+                } else if d.is_ascii_digit() && digits.len() < 16 {
+                    digits.push(d);
+                    self.cb_flow = Some(CallbackFlow::AskNumber { digits, deadline });
+                } else {
+                    self.cb_flow = Some(CallbackFlow::AskNumber { digits, deadline });
+                }
+            }
+            Some(CallbackFlow::Pending { id, deadline }) => match d {
+                '1' => {
+                    tracing::info!(%id, "caller keeps the pending callback");
+                    self.leave_queue_for_callback();
+                    self.confirm_and_hang_up(&["callback-confirm"]);
+                }
+                '2' => self.cb_op = Some(CallbackOp::Cancel(id)),
+                _ => self.cb_flow = Some(CallbackFlow::Pending { id, deadline }),
+            },
+            None => {
+                let key = self.callback_offer.as_ref().map(|o| o.key);
+                if key == Some(d) {
+                    tracing::info!("caller accepted the callback offer");
+                    self.cb_flow = Some(CallbackFlow::AskNumber {
+                        digits: String::new(),
+                        deadline: Instant::now() + Duration::from_secs(20),
+                    });
+                    self.interlude(&["callback-number"]);
+                }
+            }
+        }
+    }
+
+    /// Callback work that talks to the callback service.
+    pub(super) async fn run_callback_op(&mut self, op: CallbackOp) {
+        let Some(queue) = self.queue.clone() else {
+            return;
+        };
+        match op {
+            CallbackOp::CheckPending => {
+                if let Some(cb) = self.ctx.callbacks.live_for(&self.cdr.caller, &queue).await {
+                    tracing::info!(id = %cb.id, "caller already has a callback pending");
+                    self.cb_flow = Some(CallbackFlow::Pending {
+                        id: cb.id,
+                        deadline: Instant::now() + Duration::from_secs(20),
+                    });
+                    self.interlude(&["callback-pending"]);
+                }
+            }
+            CallbackOp::Offer => {
+                let (pending, max) = self.ctx.callbacks.pending(&queue).await;
+                if pending < max
+                    && matches!(
+                        self.phase,
+                        Phase::Queued {
+                            interlude: None,
+                            ..
+                        }
+                    )
+                {
+                    tracing::info!("offering a callback");
+                    self.interlude(&["callback-offer"]);
+                } else {
+                    tracing::info!(
+                        pending,
+                        max,
+                        "no callback offer: the queue holds its maximum"
+                    );
+                }
+            }
+            CallbackOp::Cancel(id) => {
+                match self
+                    .ctx
+                    .callbacks
+                    .cancel(&id, "cancelled by the caller")
+                    .await
+                {
+                    Ok(_) => self.interlude(&["callback-cancelled"]),
+                    Err(e) => tracing::warn!(%id, error = %e.message, "cannot cancel the callback"),
+                }
+            }
+            CallbackOp::Request(number) => {
+                let waited = self
+                    .entered_queue_at
+                    .map_or(Duration::ZERO, |t| t.elapsed());
+                let entered_at =
+                    Utc::now() - chrono::Duration::from_std(waited).unwrap_or_default();
+                let req = crate::callbacks::CallbackRequest {
+                    queue,
+                    number,
+                    entered_at,
+                    preferred: None,
+                    context: format!(
+                        "IVR path {} | digits {}",
+                        self.context_path(),
+                        self.context_digits()
+                    ),
+                    origin: ringback_callback::Origin::Ivr,
+                };
+                match self.ctx.callbacks.request(req).await {
+                    Ok((cb, ahead)) => {
+                        // Stored: now, and only now, the caller hears it.
+                        tracing::info!(id = %cb.id, ahead, "callback confirmed to the caller");
+                        self.leave_queue_for_callback();
+                        let place = number_prompts(ahead as u64 + 1);
+                        let mut names = vec!["callback-confirm", "you-are-caller"];
+                        names.extend(place.iter().map(String::as_str));
+                        self.confirm_and_hang_up(&names);
+                    }
+                    Err(r) => {
+                        tracing::info!(code = %r.code, reason = %r.message, "callback refused; caller keeps waiting");
+                        self.interlude(&["callback-unavailable"]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The caller becomes a callback: out of the live queue (its place is
+    /// kept by the callback's original entry time), agents un-rung.
+    fn leave_queue_for_callback(&mut self) {
+        self.ctx
+            .acd
+            .input(Input::Abandon(CallId::from(self.call_id.as_str())));
+        self.drop_all_legs();
+        self.queue_rx = None;
+        self.offer_at = None;
+        self.cb_flow = None;
+        self.phase = Phase::Ivr;
+    }
+
+    /// Play the confirmation, then hang up.
+    fn confirm_and_hang_up(&mut self, names: &[&str]) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let prompts = self.resolve_prompts(&names);
+        self.token += 1;
+        self.hangup_after = Some(self.token);
+        self.stream.play(prompts, false, self.token);
     }
 
     fn report_failure(&self, agent: &str, reason: OfferFailure) {

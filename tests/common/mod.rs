@@ -64,6 +64,24 @@ impl Server {
     /// Start a server and wait for its ready line.
     pub fn start(opts: ServerOpts) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
+        Server::start_in(dir, opts)
+    }
+
+    /// SIGKILL the server (no clean-up of any kind), as a crash would.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Start a new server process on the same data directory (after a
+    /// crash): same config, dialplans and database; new ports.
+    pub fn restart(mut self) -> Server {
+        self.kill9();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
+        Server::spawn_in(dir)
+    }
+
+    fn start_in(dir: tempfile::TempDir, opts: ServerOpts) -> Server {
         let plans = dir.path().join("dialplans");
         std::fs::create_dir_all(&plans).expect("mkdir dialplans");
         if opts.dialplans.is_empty() {
@@ -130,6 +148,11 @@ url = "sqlite://data/ringback.db"
         );
         let cfg_path = dir.path().join("ringback.toml");
         std::fs::write(&cfg_path, cfg).expect("write config");
+        Server::spawn_in(dir)
+    }
+
+    fn spawn_in(dir: tempfile::TempDir) -> Server {
+        let cfg_path = dir.path().join("ringback.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringback"))
             .arg("--config")
             .arg(&cfg_path)

@@ -413,6 +413,58 @@ impl AgentPhone {
         self
     }
 
+    /// Answer with SIPp's own media port (so it can play RFC 4733 pcaps).
+    pub fn answer_own_media(self) -> AgentPhone {
+        let mut me = self.answer(1);
+        if let Some(step) = me.steps.iter_mut().rev().find(|s| s.contains("m=audio 1 ")) {
+            *step = step.replace("m=audio 1 ", "m=audio [media_port] ");
+        }
+        me
+    }
+
+    /// Press a key (RFC 4733, from SIPp's shipped pcaps).
+    pub fn press(mut self, d: char) -> AgentPhone {
+        let pcap = pcap_dir().join(format!("dtmf_2833_{d}.pcap"));
+        self.steps.push(format!(
+            r#"<nop><action><exec play_pcap_audio="{}"/></action></nop>"#,
+            pcap.display()
+        ));
+        self.steps.push(r#"<pause milliseconds="400"/>"#.into());
+        self
+    }
+
+    /// Pause.
+    pub fn pause(mut self, ms: u64) -> AgentPhone {
+        self.steps.push(format!(r#"<pause milliseconds="{ms}"/>"#));
+        self
+    }
+
+    /// Hang up (send BYE as the answering side), expect 200.
+    pub fn hang_up(mut self) -> AgentPhone {
+        // Remember the INVITE's From and To (swapped for our BYE) and its
+        // Contact (the BYE's target); only now, as SIPp refuses variables
+        // that are set but never used.
+        if let Some(first) = self.steps.first_mut() {
+            *first = first.replacen(
+                "<recv request=\"INVITE\"",
+                "<recv request=\"INVITE\" rrs=\"true\"",
+                1,
+            );
+            let capture = "<action><ereg regexp=\".*\" search_in=\"hdr\" header=\"From:\" assign_to=\"theirs\"/><ereg regexp=\".*\" search_in=\"hdr\" header=\"To:\" assign_to=\"ours\"/></action>";
+            *first = if first.ends_with("</recv>") {
+                first.replacen("<action>", &capture.replace("</action>", ""), 1)
+            } else {
+                first.replacen("/>", &format!(">{capture}</recv>"), 1)
+            };
+        }
+        self.steps.push(
+            "<send retrans=\"500\"><![CDATA[\nBYE [next_url] SIP/2.0\nVia: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]\nFrom: [$ours];tag=[pid]agent[call_number]\nTo: [$theirs]\nCall-ID: [call_id]\nCSeq: 20 BYE\nMax-Forwards: 70\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self.steps.push("<recv response=\"200\"/>".into());
+        self
+    }
+
     /// Refuse with `code` (486 busy, 603 decline); expect ACK.
     pub fn refuse(mut self, code: u16) -> AgentPhone {
         self.steps.push(Self::reply(code, "", ""));

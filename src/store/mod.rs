@@ -344,3 +344,5 @@ impl CdrWriter {
         }
     }
 }
+
+pub mod callbacks;

@@ -1,0 +1,616 @@
+//! One callback attempt: wait in the queue (in the caller's original place),
+//! ring the agent the ACD picks, whisper the context, dial the customer
+//! through the trunk, ask them to press 1, bridge.
+//!
+//! Every outcome is reported to the callback service, which persists it and
+//! decides what happens next (retry with backoff, give up, head of the line
+//! again when the agent was lost before the customer answered).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use ringback_acd::{AgentId, CallId, EndedBy, Input, OfferFailure, WaitingCall};
+use ringback_callback::{AttemptResult, Callback};
+use ringback_media::codec::Codec;
+use ringback_media::dtmf::parse_sip_info;
+use ringback_sip::message;
+use ringback_sip::transaction::TransportKind;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tracing::Instrument;
+
+use crate::acd_task::{AcdCmd, QueueNotice};
+use crate::callbacks::CallbackHandle;
+use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput};
+use crate::media::{self, MediaEvent};
+use crate::outbound::{DialSpec, LegEvent, OutboundLeg};
+use crate::server::ServerCtx;
+use crate::store::Cdr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// In the ACD, waiting for an agent.
+    Waiting,
+    /// An agent is being rung.
+    AgentRinging,
+    /// The agent answered and hears the whisper.
+    Whisper,
+    /// The customer's phone rings; the agent hears music.
+    CustomerRinging,
+    /// The customer answered and hears "press 1".
+    Accepting,
+    /// Agent and customer talk.
+    Bridged,
+}
+
+struct Attempt {
+    ctx: Arc<ServerCtx>,
+    svc: CallbackHandle,
+    endpoint: EndpointHandle,
+    cb: Callback,
+    owner: String,
+    step: Step,
+    agent: Option<(String, OutboundLeg)>,
+    /// The agent the ACD connected (it must hear `CallEnded`, not `Abandon`).
+    connected_agent: Option<String>,
+    customer: Option<OutboundLeg>,
+    token: u64,
+    whisper_token: u64,
+    accept_deadline: Option<Instant>,
+    lease: Duration,
+    agent_media: mpsc::UnboundedSender<MediaEvent>,
+    customer_media: mpsc::UnboundedSender<MediaEvent>,
+}
+
+/// Run one attempt to its end.
+pub async fn run(
+    ctx: Arc<ServerCtx>,
+    svc: CallbackHandle,
+    cb: Callback,
+    lease: Duration,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let Some(endpoint) = ctx.endpoint.get().cloned() else {
+        svc.lost(&cb.id);
+        return;
+    };
+    let owner = format!("cb-{}-{:08x}", cb.id, rand::random::<u32>());
+    let span = tracing::info_span!("callback", id = %cb.id, number = %cb.number, queue = %cb.queue);
+    let (sip_tx, mut sip_rx) = mpsc::unbounded_channel();
+    endpoint.send(EndpointCmd::Register {
+        call_id: owner.clone(),
+        tx: sip_tx,
+    });
+    let (notice_tx, mut notices) = mpsc::unbounded_channel();
+    let age = (Utc::now() - cb.entered_at).to_std().unwrap_or_default();
+    let entered = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+    ctx.acd.send(AcdCmd::Input {
+        input: Input::Enqueue(WaitingCall::new(
+            owner.as_str(),
+            cb.queue.as_str(),
+            cb.number.as_str(),
+            entered,
+        )),
+        notify: Some(notice_tx),
+    });
+    let (agent_media, mut agent_rx) = mpsc::unbounded_channel();
+    let (customer_media, mut customer_rx) = mpsc::unbounded_channel();
+    let mut a = Attempt {
+        ctx,
+        svc,
+        endpoint,
+        cb,
+        owner,
+        step: Step::Waiting,
+        agent: None,
+        connected_agent: None,
+        customer: None,
+        token: 0,
+        whisper_token: 0,
+        accept_deadline: None,
+        lease,
+        agent_media,
+        customer_media,
+    };
+    a.event_loop(
+        &mut sip_rx,
+        &mut notices,
+        &mut agent_rx,
+        &mut customer_rx,
+        stop,
+    )
+    .instrument(span)
+    .await;
+}
+
+/// How the attempt ends for the service.
+enum Outcome {
+    /// Report this result.
+    Result(AttemptResult),
+    /// Nothing was dialed (lease lost, left the queue): hand it back.
+    HandBack,
+    /// The service refused to dial (cancelled or expired meanwhile).
+    Dropped,
+}
+
+impl Attempt {
+    async fn event_loop(
+        &mut self,
+        sip_rx: &mut UnboundedReceiver<SipInput>,
+        notices: &mut UnboundedReceiver<QueueNotice>,
+        agent_rx: &mut UnboundedReceiver<MediaEvent>,
+        customer_rx: &mut UnboundedReceiver<MediaEvent>,
+        mut stop: tokio::sync::oneshot::Receiver<()>,
+    ) {
+        let mut stoppable = true;
+        let outcome = loop {
+            let deadline = self.accept_deadline;
+            let sleep = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            let step = tokio::select! {
+                // Withdrawn, cancelled or rescheduled: leave the queue, unless
+                // the customer is already being dialed (its result decides).
+                _ = &mut stop, if stoppable => {
+                    stoppable = false;
+                    if matches!(self.step, Step::Waiting | Step::AgentRinging) {
+                        tracing::info!("callback withdrawn from the queue");
+                        Some(Outcome::Dropped)
+                    } else {
+                        None
+                    }
+                }
+                Some(n) = notices.recv() => self.on_notice(n).await,
+                Some(input) = sip_rx.recv() => self.on_sip(input),
+                Some(ev) = agent_rx.recv() => self.on_agent_media(ev),
+                Some(ev) = customer_rx.recv() => self.on_customer_media(ev),
+                _ = sleep => {
+                    tracing::info!("customer did not press 1 in time");
+                    Some(Outcome::Result(AttemptResult::CustomerNoAcceptance))
+                }
+            };
+            if let Some(o) = step {
+                break o;
+            }
+        };
+        self.finish(outcome).await;
+    }
+
+    fn me(&self) -> CallId {
+        CallId::from(self.owner.as_str())
+    }
+
+    async fn on_notice(&mut self, notice: QueueNotice) -> Option<Outcome> {
+        match notice {
+            QueueNotice::Offer { agent, binding } => {
+                let now = Utc::now();
+                let until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
+                match self
+                    .ctx
+                    .store
+                    .claim_callback(&self.cb.id, &self.svc.node, now, until)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::info!("another node holds this callback");
+                        return Some(Outcome::HandBack);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot claim the callback");
+                        return Some(Outcome::HandBack);
+                    }
+                }
+                let waited = (Utc::now() - self.cb.entered_at).num_seconds().max(0);
+                let spec = DialSpec {
+                    from_user: self.cb.number.clone(),
+                    from_display: Some(format!("Callback {}", self.cb.number)),
+                    target: binding.contact.clone(),
+                    dest: binding.source,
+                    transport: binding.transport,
+                    headers: vec![
+                        ("X-Ringback-Callback".into(), self.cb.id.clone()),
+                        ("X-Ringback-Caller".into(), self.cb.number.clone()),
+                        ("X-Ringback-Queue".into(), self.cb.queue.clone()),
+                        ("X-Ringback-Waited".into(), waited.to_string()),
+                        (
+                            "X-Ringback-Context".into(),
+                            self.cb.context.replace(['\r', '\n'], " "),
+                        ),
+                    ],
+                    prefer: Codec::Pcmu,
+                };
+                match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.owner, spec) {
+                    Ok(leg) => {
+                        tracing::info!(%agent, "ringing agent for a callback");
+                        self.agent = Some((agent, leg));
+                        self.step = Step::AgentRinging;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot ring the agent");
+                        self.ctx.acd.input(Input::OfferFailed {
+                            call: self.me(),
+                            agent: AgentId::from(agent.as_str()),
+                            reason: OfferFailure::Error,
+                        });
+                    }
+                }
+                None
+            }
+            QueueNotice::CancelOffer { agent } => {
+                if let Some((a, leg)) = self.agent.as_mut() {
+                    if *a == agent && leg.hang_up(&self.ctx, &self.endpoint) {
+                        self.agent = None;
+                    }
+                }
+                self.step = Step::Waiting;
+                None
+            }
+            QueueNotice::Connected { agent } => {
+                self.connected_agent = Some(agent);
+                if !self.svc.dialing(&self.cb.id).await {
+                    return Some(Outcome::Dropped);
+                }
+                self.whisper();
+                None
+            }
+            QueueNotice::Leave { why, .. } => {
+                tracing::info!(
+                    why,
+                    "callback left the queue without an agent; will try again"
+                );
+                // Do not spin: give the queue time before handing it back.
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                Some(Outcome::HandBack)
+            }
+        }
+    }
+
+    /// Tell the agent who they are calling, then dial the customer.
+    fn whisper(&mut self) {
+        self.step = Step::Whisper;
+        let minutes = ((Utc::now() - self.cb.entered_at).num_seconds().max(0) as u64).div_ceil(60);
+        let mut names = vec!["callback-whisper".to_string()];
+        names.extend(minutes.to_string().chars().map(|c| format!("digit-{c}")));
+        names.push("minutes-ago".into());
+        let prompts = self.prompts(&names);
+        self.token += 1;
+        self.whisper_token = self.token;
+        match self.agent.as_ref().and_then(|(_, l)| l.stream.as_ref()) {
+            Some(s) if !prompts.is_empty() => s.play(prompts, false, self.token),
+            _ => self.dial_customer(),
+        }
+    }
+
+    fn prompts(&self, names: &[String]) -> Vec<Arc<ringback_media::prompt::Prompt>> {
+        let snap = self.ctx.snapshot();
+        names.iter().filter_map(|n| snap.prompts.get(n)).collect()
+    }
+
+    fn dial_customer(&mut self) {
+        let trunk = &self.ctx.config.trunk;
+        let Some(dest) = trunk.address else {
+            tracing::error!("no [trunk] address configured: cannot call customers back");
+            self.step = Step::CustomerRinging;
+            self.customer = None;
+            return;
+        };
+        let domain = trunk.domain.clone().unwrap_or_else(|| dest.to_string());
+        let spec = DialSpec {
+            from_user: trunk.caller_id.clone(),
+            from_display: trunk.caller_name.clone(),
+            target: format!("sip:{}@{domain}", self.cb.number),
+            dest,
+            transport: if trunk.transport.eq_ignore_ascii_case("tcp") {
+                TransportKind::Tcp
+            } else {
+                TransportKind::Udp
+            },
+            headers: Vec::new(),
+            prefer: Codec::Pcmu,
+        };
+        // The agent waits with music while the customer's phone rings.
+        let moh = self.prompts(&["hold-music".to_string()]);
+        if let Some(s) = self.agent.as_ref().and_then(|(_, l)| l.stream.as_ref()) {
+            self.token += 1;
+            s.play(moh, true, self.token);
+        }
+        match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.owner, spec) {
+            Ok(leg) => {
+                tracing::info!("dialing the customer");
+                self.customer = Some(leg);
+                self.step = Step::CustomerRinging;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot dial the customer");
+                self.customer = None;
+                self.step = Step::CustomerRinging;
+            }
+        }
+    }
+
+    fn on_agent_media(&mut self, ev: MediaEvent) -> Option<Outcome> {
+        if let MediaEvent::PlaybackDone { token } = ev {
+            if token == self.whisper_token && self.step == Step::Whisper {
+                self.dial_customer();
+                if self.customer.is_none() {
+                    return Some(Outcome::Result(AttemptResult::Failed(
+                        "trunk unavailable".into(),
+                    )));
+                }
+            }
+        }
+        None
+    }
+
+    fn on_customer_media(&mut self, ev: MediaEvent) -> Option<Outcome> {
+        match ev {
+            MediaEvent::Digit(d) => self.on_customer_digit(d),
+            _ => None,
+        }
+    }
+
+    fn on_customer_digit(&mut self, d: char) -> Option<Outcome> {
+        if self.step != Step::Accepting {
+            return None;
+        }
+        match d {
+            '1' => {
+                let (Some((_, a)), Some(c)) = (self.agent.as_ref(), self.customer.as_ref()) else {
+                    return None;
+                };
+                if let (Some(sa), Some(sc)) = (a.stream.as_ref(), c.stream.as_ref()) {
+                    media::bridge(sa, sc);
+                }
+                tracing::info!("customer accepted; bridged to the agent");
+                self.accept_deadline = None;
+                self.step = Step::Bridged;
+                self.svc.connected(&self.cb.id);
+                None
+            }
+            '2' => {
+                tracing::info!("customer declined the callback");
+                Some(Outcome::Result(AttemptResult::CustomerDeclined))
+            }
+            _ => None,
+        }
+    }
+
+    fn on_sip(&mut self, input: SipInput) -> Option<Outcome> {
+        match input {
+            SipInput::Response { key, response } => {
+                let call_id = message::call_id(&response).unwrap_or_default();
+                if let Some((agent, leg)) =
+                    self.agent.as_mut().filter(|(_, l)| l.call_id == call_id)
+                {
+                    let agent = agent.clone();
+                    let was_ringing = leg.is_ringing();
+                    match leg.on_response(
+                        &self.ctx,
+                        &self.endpoint,
+                        key,
+                        &response,
+                        self.agent_media.clone(),
+                    ) {
+                        LegEvent::Answered => self.ctx.acd.input(Input::OfferAnswered {
+                            call: self.me(),
+                            agent: AgentId::from(agent.as_str()),
+                        }),
+                        LegEvent::Failed(code) => {
+                            self.agent = None;
+                            self.step = Step::Waiting;
+                            if was_ringing {
+                                let reason = match code {
+                                    486 | 600 => OfferFailure::Busy,
+                                    603 => OfferFailure::Rejected,
+                                    408 | 480 | 487 => OfferFailure::NoAnswer,
+                                    _ => OfferFailure::Error,
+                                };
+                                self.ctx.acd.input(Input::OfferFailed {
+                                    call: self.me(),
+                                    agent: AgentId::from(agent.as_str()),
+                                    reason,
+                                });
+                            }
+                        }
+                        LegEvent::AnsweredTooLate => self.agent = None,
+                        LegEvent::Progress => {}
+                    }
+                } else if let Some(leg) = self.customer.as_mut().filter(|l| l.call_id == call_id) {
+                    match leg.on_response(
+                        &self.ctx,
+                        &self.endpoint,
+                        key,
+                        &response,
+                        self.customer_media.clone(),
+                    ) {
+                        LegEvent::Answered => {
+                            let intro = self.prompts(&["callback-intro".to_string()]);
+                            self.token += 1;
+                            if let Some(s) = self.customer.as_ref().and_then(|l| l.stream.as_ref())
+                            {
+                                s.play(intro, false, self.token);
+                            }
+                            let secs = self.ctx.callback_policy(&self.cb.queue).accept_timeout_secs;
+                            self.accept_deadline =
+                                Some(Instant::now() + Duration::from_secs(u64::from(secs)));
+                            self.step = Step::Accepting;
+                        }
+                        LegEvent::Failed(code) => {
+                            self.customer = None;
+                            let result = match code {
+                                486 | 600 => AttemptResult::CustomerBusy,
+                                603 => AttemptResult::CustomerDeclined,
+                                408 | 480 | 487 => AttemptResult::CustomerNoAnswer,
+                                c => AttemptResult::Failed(format!("trunk answered {c}")),
+                            };
+                            return Some(Outcome::Result(result));
+                        }
+                        LegEvent::AnsweredTooLate | LegEvent::Progress => {}
+                    }
+                }
+                None
+            }
+            SipInput::Timeout { key } => {
+                if self.customer.as_ref().is_some_and(|l| l.owns(&key)) {
+                    self.customer = None;
+                    return Some(Outcome::Result(AttemptResult::CustomerNoAnswer));
+                }
+                if let Some((agent, leg)) = self.agent.as_ref() {
+                    if leg.owns(&key) {
+                        let agent = agent.clone();
+                        self.agent = None;
+                        self.step = Step::Waiting;
+                        self.ctx.acd.input(Input::OfferFailed {
+                            call: self.me(),
+                            agent: AgentId::from(agent.as_str()),
+                            reason: OfferFailure::NoAnswer,
+                        });
+                    }
+                }
+                None
+            }
+            SipInput::Request { key, request } => self.on_request(key, request),
+            SipInput::Shutdown => Some(Outcome::Result(AttemptResult::Failed(
+                "server shutting down".into(),
+            ))),
+            SipInput::Cancelled | SipInput::Ack | SipInput::AckTimeout => None,
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        key: ringback_sip::transaction::TransactionKey,
+        req: rsip::Request,
+    ) -> Option<Outcome> {
+        let call_id = message::call_id(&req).unwrap_or_default();
+        let is_agent = self
+            .agent
+            .as_ref()
+            .is_some_and(|(_, l)| l.call_id == call_id);
+        let is_customer = self.customer.as_ref().is_some_and(|l| l.call_id == call_id);
+        let reply = |code| {
+            let resp = message::make_response(&req, code, None);
+            self.endpoint.send(EndpointCmd::Respond {
+                key: key.clone(),
+                response: resp,
+            });
+        };
+        if !is_agent && !is_customer {
+            reply(481);
+            return None;
+        }
+        match req.method {
+            rsip::Method::Bye => {
+                reply(200);
+                if is_agent {
+                    self.agent = None;
+                    tracing::info!("agent hung up");
+                    // Before the customer answered: back to the head of the line.
+                    return Some(Outcome::Result(if self.step == Step::Bridged {
+                        AttemptResult::Completed
+                    } else {
+                        AttemptResult::AgentLost
+                    }));
+                }
+                self.customer = None;
+                tracing::info!("customer hung up");
+                Some(Outcome::Result(match self.step {
+                    Step::Bridged => AttemptResult::Completed,
+                    _ => AttemptResult::CustomerNoAcceptance,
+                }))
+            }
+            rsip::Method::Info => {
+                let ctype = message::content_type(&req).unwrap_or_default();
+                match parse_sip_info(&ctype, &req.body) {
+                    Some(d) => {
+                        reply(200);
+                        if is_customer {
+                            return self.on_customer_digit(d);
+                        }
+                        None
+                    }
+                    None => {
+                        reply(415);
+                        None
+                    }
+                }
+            }
+            rsip::Method::Invite => {
+                let leg = if is_agent {
+                    self.agent.as_ref().map(|(_, l)| l)
+                } else {
+                    self.customer.as_ref()
+                };
+                if let Some(l) = leg {
+                    l.on_reinvite(&self.ctx, &self.endpoint, key.clone(), &req);
+                }
+                None
+            }
+            _ => {
+                reply(200);
+                None
+            }
+        }
+    }
+
+    async fn finish(&mut self, outcome: Outcome) {
+        // Hang up whatever is still up.
+        if let Some(mut c) = self.customer.take() {
+            c.hang_up(&self.ctx, &self.endpoint);
+            self.leg_record(&c, "callback-customer", &self.cb.number.clone());
+        }
+        if let Some((a, mut l)) = self.agent.take() {
+            l.hang_up(&self.ctx, &self.endpoint);
+            self.leg_record(&l, "callback-agent", &a);
+        }
+        // Tell the ACD the call is over (or gone from the queue).
+        match self.connected_agent.take() {
+            Some(agent) => self.ctx.acd.input(Input::CallEnded {
+                call: self.me(),
+                agent: AgentId::from(agent.as_str()),
+                by: EndedBy::Caller,
+            }),
+            None => self.ctx.acd.input(Input::Abandon(self.me())),
+        }
+        match outcome {
+            Outcome::Result(r) => {
+                tracing::info!(result = r.code(), "callback attempt finished");
+                self.svc.finished(&self.cb.id, r);
+            }
+            Outcome::HandBack => self.svc.lost(&self.cb.id),
+            Outcome::Dropped => {}
+        }
+        self.endpoint.send(EndpointCmd::CallEnded {
+            call_id: self.owner.clone(),
+        });
+    }
+
+    fn leg_record(&self, leg: &OutboundLeg, kind: &str, dialed: &str) {
+        self.ctx.cdr.write(Cdr {
+            call_id: leg.call_id.clone(),
+            leg: kind.into(),
+            caller: self.cb.number.clone(),
+            dialed: dialed.into(),
+            started_at: leg.started_at,
+            answered_at: leg.answered_at,
+            ended_at: Some(Utc::now()),
+            vars: format!("{{\"callback_id\":{:?}}}", self.cb.id),
+            disposition: if leg.answered_at.is_some() {
+                "completed"
+            } else {
+                "not_answered"
+            }
+            .into(),
+            hangup_by: Some("ringback".into()),
+            queue: Some(self.cb.queue.clone()),
+            ..Cdr::default()
+        });
+        self.endpoint.send(EndpointCmd::CallEnded {
+            call_id: leg.call_id.clone(),
+        });
+    }
+}

@@ -1,0 +1,587 @@
+//! The callback service: one task that owns the pure
+//! `ringback_callback::Scheduler`, persists every transition it returns
+//! (before anything acts on it), and starts an attempt when a callback
+//! becomes eligible.
+//!
+//! An eligible callback enters the ACD as an ordinary waiting call whose
+//! `entered_at` is the customer's original queue-entry time, so it keeps its
+//! place in line and is interleaved fairly with live callers by the same
+//! routing engine. The service sleeps until the scheduler's next deadline;
+//! a slow sync (every few seconds) only picks up callbacks that other nodes
+//! sharing the database created.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use ringback_callback::{
+    AttemptResult, Callback, CallbackState, NewCallback, Origin, Policy, Scheduler, Transition,
+};
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::sync::oneshot;
+
+use crate::server::ServerCtx;
+use crate::store::callbacks::{CallbackEventRow, CallbackRow, InsertError};
+use crate::store::{ts, Store};
+
+/// A request for a callback (from the IVR or the API).
+#[derive(Debug, Clone)]
+pub struct CallbackRequest {
+    /// Queue whose line it keeps a place in.
+    pub queue: String,
+    /// Number to call (normalised by the scheduler).
+    pub number: String,
+    /// The customer's original queue-entry time (now for web requests).
+    pub entered_at: DateTime<Utc>,
+    /// Customer's preferred window.
+    pub preferred: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Free text for the agent (menu path, digits, web note).
+    pub context: String,
+    /// IVR or web.
+    pub origin: Origin,
+}
+
+/// Why a request or command was refused (shown to API users, logged).
+#[derive(Debug, Clone)]
+pub struct CallbackRefused {
+    /// Machine-readable code (`duplicate`, `denied`, `rate_limited`, …).
+    pub code: String,
+    /// Human-readable reason.
+    pub message: String,
+}
+
+enum Cmd {
+    Request(
+        CallbackRequest,
+        oneshot::Sender<Result<(Callback, usize), CallbackRefused>>,
+    ),
+    Cancel(String, String, oneshot::Sender<Result<(), CallbackRefused>>),
+    Reschedule(
+        String,
+        DateTime<Utc>,
+        oneshot::Sender<Result<(), CallbackRefused>>,
+    ),
+    LiveFor(String, String, oneshot::Sender<Option<Callback>>),
+    Pending(String, oneshot::Sender<(usize, usize)>),
+    /// From an attempt: the agent picked up; the customer is about to be dialed.
+    Dialing(String, oneshot::Sender<bool>),
+    /// From an attempt: customer pressed 1.
+    Connected(String),
+    /// From an attempt: it is over.
+    Finished(String, AttemptResult),
+    /// From an attempt: another node holds the lease; hand it back.
+    Lost(String),
+}
+
+/// Handle to the callback service.
+#[derive(Clone)]
+pub struct CallbackHandle {
+    tx: UnboundedSender<Cmd>,
+    /// This node's name in leases and event rows.
+    pub node: String,
+}
+
+impl CallbackHandle {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Cmd) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).ok()?;
+        rx.await.ok()
+    }
+
+    /// Create a callback. `Ok` means it is committed to the store; the
+    /// number is the count of callers and callbacks ahead of it.
+    pub async fn request(
+        &self,
+        req: CallbackRequest,
+    ) -> Result<(Callback, usize), CallbackRefused> {
+        self.ask(|r| Cmd::Request(req, r))
+            .await
+            .unwrap_or_else(|| Err(unavailable()))
+    }
+
+    /// Cancel a live callback (committed when this returns `Ok`).
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<(), CallbackRefused> {
+        self.ask(|r| Cmd::Cancel(id.into(), reason.into(), r))
+            .await
+            .unwrap_or_else(|| Err(unavailable()))
+    }
+
+    /// Move a callback's next attempt (committed when this returns `Ok`).
+    pub async fn reschedule(&self, id: &str, at: DateTime<Utc>) -> Result<(), CallbackRefused> {
+        self.ask(|r| Cmd::Reschedule(id.into(), at, r))
+            .await
+            .unwrap_or_else(|| Err(unavailable()))
+    }
+
+    /// The live callback of this number in this queue, if any.
+    pub async fn live_for(&self, number: &str, queue: &str) -> Option<Callback> {
+        self.ask(|r| Cmd::LiveFor(number.into(), queue.into(), r))
+            .await
+            .flatten()
+    }
+
+    /// (pending in the queue, the queue's maximum).
+    pub async fn pending(&self, queue: &str) -> (usize, usize) {
+        self.ask(|r| Cmd::Pending(queue.into(), r))
+            .await
+            .unwrap_or((usize::MAX, 0))
+    }
+}
+
+fn unavailable() -> CallbackRefused {
+    CallbackRefused {
+        code: "unavailable".into(),
+        message: "the callback service is not running".into(),
+    }
+}
+
+fn refused(code: &str, message: impl ToString) -> CallbackRefused {
+    CallbackRefused {
+        code: code.into(),
+        message: message.to_string(),
+    }
+}
+
+/// Per-queue callback policies from the configuration.
+pub fn policies(cfg: &crate::config::Config) -> HashMap<String, Policy> {
+    cfg.queues
+        .iter()
+        .filter_map(|(name, q)| q.callback.clone().map(|p| (name.clone(), p)))
+        .collect()
+}
+
+/// Start the service: load and restore live callbacks, then run.
+pub async fn spawn(
+    ctx_cell: Arc<tokio::sync::OnceCell<Arc<ServerCtx>>>,
+    cfg: &crate::config::Config,
+    store: Store,
+) -> anyhow::Result<CallbackHandle> {
+    let node = cfg
+        .callbacks
+        .node_id
+        .clone()
+        .unwrap_or_else(default_node_id);
+    let mut scheduler = Scheduler::new(policies(cfg), Policy::default());
+    let now = Utc::now();
+    let rows = store.live_callbacks().await?;
+    let mut restored = Vec::new();
+    for r in &rows {
+        match from_row(r) {
+            Some(cb) => restored.push(cb),
+            None => tracing::error!(id = %r.id, "unreadable callback row left untouched"),
+        }
+    }
+    let count = restored.len();
+    let transitions = scheduler.restore(restored, now);
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = CallbackHandle {
+        tx,
+        node: node.clone(),
+    };
+    let mut svc = Service {
+        scheduler,
+        store,
+        node,
+        handle: handle.clone(),
+        ctx_cell,
+        lease: Duration::from_secs(cfg.callbacks.lease_secs.max(5)),
+        sync_every: Duration::from_secs(cfg.callbacks.sync_secs.max(1)),
+        attempts: HashMap::new(),
+    };
+    svc.persist(&transitions).await;
+    if count > 0 {
+        tracing::info!(callbacks = count, "callbacks restored from the store");
+    }
+    tokio::spawn(svc.run(rx));
+    Ok(handle)
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "node".into());
+    format!("{host}-{}", std::process::id())
+}
+
+struct Service {
+    scheduler: Scheduler,
+    store: Store,
+    node: String,
+    handle: CallbackHandle,
+    ctx_cell: Arc<tokio::sync::OnceCell<Arc<ServerCtx>>>,
+    lease: Duration,
+    sync_every: Duration,
+    /// Stop switches of running attempts (a withdrawn, cancelled or
+    /// rescheduled callback leaves the queue at once).
+    attempts: HashMap<String, oneshot::Sender<()>>,
+}
+
+impl Service {
+    fn stop_attempt(&mut self, id: &str) {
+        if let Some(stop) = self.attempts.remove(id) {
+            let _ = stop.send(());
+        }
+    }
+
+    async fn run(mut self, mut rx: UnboundedReceiver<Cmd>) {
+        let mut sync = tokio::time::interval(self.sync_every);
+        loop {
+            self.tick().await;
+            let next = self.scheduler.poll_timeout(Utc::now());
+            let sleep = async {
+                match next {
+                    Some(t) => {
+                        let d = (t - Utc::now()).to_std().unwrap_or_default();
+                        tokio::time::sleep(d).await
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(c) => self.on_cmd(c).await,
+                    None => return,
+                },
+                _ = sleep => {}
+                _ = sync.tick() => self.sync().await,
+            }
+        }
+    }
+
+    /// Expire what is too old; start attempts for what may be dialed now.
+    async fn tick(&mut self) {
+        let now = Utc::now();
+        let expired = self.scheduler.expire(now);
+        self.persist(&expired).await;
+        // The dialing window closed on callbacks waiting in the queue.
+        for id in self.scheduler.withdraw(now) {
+            tracing::info!(%id, "dialing window closed; callback leaves the queue until it opens");
+            self.stop_attempt(&id);
+        }
+        self.attempts.retain(|_, stop| !stop.is_closed());
+        let Some(ctx) = self.ctx_cell.get().cloned() else {
+            return; // the server is still starting
+        };
+        for cb in self.scheduler.eligible(now) {
+            tracing::info!(id = %cb.id, queue = %cb.queue, "callback enters the queue");
+            let (stop, stopped) = oneshot::channel();
+            self.attempts.insert(cb.id.clone(), stop);
+            tokio::spawn(crate::callback_attempt::run(
+                Arc::clone(&ctx),
+                self.handle.clone(),
+                cb,
+                self.lease,
+                stopped,
+            ));
+        }
+    }
+
+    /// Other nodes may have created callbacks: adopt the ones we do not know.
+    async fn sync(&mut self) {
+        let Ok(rows) = self.store.live_callbacks().await else {
+            return;
+        };
+        let unknown: Vec<Callback> = rows
+            .iter()
+            .filter(|r| self.scheduler.get(&r.id).is_none())
+            .filter_map(from_row)
+            .collect();
+        if !unknown.is_empty() {
+            let t = self.scheduler.restore(unknown, Utc::now());
+            self.persist(&t).await;
+        }
+    }
+
+    async fn on_cmd(&mut self, cmd: Cmd) {
+        let now = Utc::now();
+        match cmd {
+            Cmd::Request(req, reply) => {
+                let id = new_id();
+                let result = self.scheduler.request(
+                    NewCallback {
+                        id: id.clone(),
+                        queue: req.queue.clone(),
+                        number: req.number,
+                        entered_at: req.entered_at,
+                        preferred: req.preferred,
+                        context: req.context,
+                        origin: req.origin,
+                    },
+                    now,
+                );
+                let answer = match result {
+                    Err(r) => Err(refused(r.code(), &r)),
+                    Ok((cb, transitions)) => {
+                        // Committed before anybody hears "we will call you back".
+                        let row = to_row(&cb, &self.node);
+                        let events: Vec<_> = transitions
+                            .iter()
+                            .map(|t| event_row(t, &self.node))
+                            .collect();
+                        match self.store.insert_callback(&row, &events).await {
+                            Ok(()) => {
+                                let ahead = self.position(&cb).await;
+                                tracing::info!(id = %cb.id, queue = %cb.queue, number = %cb.number, ahead, "callback requested");
+                                Ok((cb, ahead))
+                            }
+                            Err(InsertError::Duplicate) => {
+                                self.scheduler.forget(&id);
+                                Err(refused(
+                                    "duplicate",
+                                    "a callback for this number is already pending in this queue",
+                                ))
+                            }
+                            Err(InsertError::Other(e)) => {
+                                self.scheduler.forget(&id);
+                                tracing::error!(error = %e, "cannot store a callback request");
+                                Err(refused(
+                                    "store",
+                                    "the callback could not be stored; nothing was promised",
+                                ))
+                            }
+                        }
+                    }
+                };
+                let _ = reply.send(answer);
+            }
+            Cmd::Cancel(id, reason, reply) => {
+                let r = match self.scheduler.cancel(&id, &reason, now) {
+                    Ok(t) => {
+                        self.persist(&[t]).await;
+                        Ok(())
+                    }
+                    Err(e @ ringback_callback::CallbackError::Unknown(_)) => {
+                        Err(refused("unknown", e))
+                    }
+                    Err(e) => Err(refused("conflict", e)),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::Reschedule(id, at, reply) => {
+                let r = match self.scheduler.reschedule(&id, at, now) {
+                    Ok(t) => {
+                        self.stop_attempt(&id);
+                        self.persist(&[t]).await;
+                        Ok(())
+                    }
+                    Err(e @ ringback_callback::CallbackError::Unknown(_)) => {
+                        Err(refused("unknown", e))
+                    }
+                    Err(e) => Err(refused("conflict", e)),
+                };
+                let _ = reply.send(r);
+            }
+            Cmd::LiveFor(number, queue, reply) => {
+                let n = ringback_callback::normalize_number(&number).unwrap_or(number);
+                let _ = reply.send(self.scheduler.live_for_number(&n, &queue).cloned());
+            }
+            Cmd::Pending(queue, reply) => {
+                let max = self.scheduler.policy(&queue).max_pending;
+                let _ = reply.send((self.scheduler.pending_in_queue(&queue), max));
+            }
+            Cmd::Dialing(id, reply) => {
+                let ok = match self.scheduler.dialing(&id, now) {
+                    Ok(t) => {
+                        self.persist(&[t]).await;
+                        true
+                    }
+                    Err(e) => {
+                        tracing::warn!(%id, error = %e, "callback cannot be dialed now");
+                        let withdrawn = self.scheduler.withdraw(now);
+                        if !withdrawn.is_empty() {
+                            tracing::debug!(?withdrawn, "withdrawn after a refused dial");
+                        }
+                        false
+                    }
+                };
+                let _ = reply.send(ok);
+            }
+            Cmd::Connected(id) => match self.scheduler.connected(&id, now) {
+                Ok(t) => self.persist(&[t]).await,
+                Err(e) => tracing::warn!(%id, error = %e, "connected refused"),
+            },
+            Cmd::Finished(id, result) => {
+                match self.scheduler.finished(&id, result, now) {
+                    Ok(t) => self.persist(&t).await,
+                    Err(e) => tracing::warn!(%id, error = %e, "attempt result refused"),
+                }
+                if let Err(e) = self.store.release_callback(&id, &self.node).await {
+                    tracing::warn!(%id, error = %e, "cannot release the lease");
+                }
+            }
+            Cmd::Lost(id) => {
+                let _ = self.scheduler.release(&id, now);
+            }
+        }
+    }
+
+    /// Callers and callbacks ahead of this one in its queue.
+    async fn position(&self, cb: &Callback) -> usize {
+        let ahead_callbacks = self.scheduler.callbacks_ahead(&cb.queue, cb.entered_at);
+        let live_ahead = match self.ctx_cell.get() {
+            Some(ctx) => {
+                let (_, queues) = ctx.acd.snapshot().await;
+                let age = (Utc::now() - cb.entered_at).to_std().unwrap_or_default();
+                queues
+                    .iter()
+                    .filter(|q| q.name.as_str() == cb.queue)
+                    .flat_map(|q| q.waiting.iter())
+                    .filter(|w| !w.call.as_str().starts_with("cb-") && w.waited > age)
+                    .count()
+            }
+            None => 0,
+        };
+        ahead_callbacks + live_ahead
+    }
+
+    /// Write transitions: the new current state of each callback plus one
+    /// event row per transition, in one transaction per callback.
+    async fn persist(&mut self, transitions: &[Transition]) {
+        let mut by_id: HashMap<&str, Vec<&Transition>> = HashMap::new();
+        for t in transitions {
+            by_id.entry(t.id.as_str()).or_default().push(t);
+        }
+        for (id, ts_) in by_id {
+            let events: Vec<_> = ts_.iter().map(|t| event_row(t, &self.node)).collect();
+            let written = match self.scheduler.get(id) {
+                Some(cb) => {
+                    self.store
+                        .update_callback(&to_row(cb, &self.node), &events)
+                        .await
+                }
+                None => {
+                    // It just ended and the scheduler let go of it: the last
+                    // transition carries the final state.
+                    let Some(last) = ts_.last() else { continue };
+                    self.store
+                        .end_callback(
+                            id,
+                            last.to.as_str(),
+                            last.at,
+                            i64::from(last.attempt),
+                            last.result.as_ref().map(ToString::to_string),
+                            &events,
+                        )
+                        .await
+                }
+            };
+            if let Err(e) = written {
+                tracing::error!(%id, error = %e, "cannot persist a callback transition");
+            }
+            for t in &ts_ {
+                tracing::info!(%id, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "callback");
+            }
+            if self
+                .scheduler
+                .get(id)
+                .is_some_and(|cb| cb.state.is_terminal())
+            {
+                self.scheduler.forget(id);
+            }
+            if ts_.iter().any(|t| t.to.is_terminal()) {
+                self.stop_attempt(id);
+            }
+        }
+    }
+}
+
+impl CallbackHandle {
+    /// An attempt reached the customer-dialing step. False: do not dial
+    /// (cancelled or expired meanwhile).
+    pub async fn dialing(&self, id: &str) -> bool {
+        self.ask(|r| Cmd::Dialing(id.into(), r))
+            .await
+            .unwrap_or(false)
+    }
+
+    /// The customer accepted (pressed 1).
+    pub fn connected(&self, id: &str) {
+        let _ = self.tx.send(Cmd::Connected(id.into()));
+    }
+
+    /// The attempt ended.
+    pub fn finished(&self, id: &str, result: AttemptResult) {
+        let _ = self.tx.send(Cmd::Finished(id.into(), result));
+    }
+
+    /// Another node holds this callback's lease.
+    pub fn lost(&self, id: &str) {
+        let _ = self.tx.send(Cmd::Lost(id.into()));
+    }
+}
+
+fn new_id() -> String {
+    let r: u64 = rand::random();
+    format!("cb{:x}{:08x}", Utc::now().timestamp_millis(), r as u32)
+}
+
+fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+fn to_row(cb: &Callback, node: &str) -> CallbackRow {
+    CallbackRow {
+        id: cb.id.clone(),
+        queue: cb.queue.clone(),
+        number: cb.number.clone(),
+        state: cb.state.as_str().into(),
+        entered_at: ts(cb.entered_at),
+        created_at: ts(cb.created_at),
+        updated_at: ts(Utc::now()),
+        attempts: i64::from(cb.attempts),
+        next_attempt_at: cb.next_attempt_at.map(ts),
+        preferred_start: cb.preferred.map(|p| ts(p.0)),
+        preferred_end: cb.preferred.map(|p| ts(p.1)),
+        expires_at: ts(cb.expires_at),
+        context: cb.context.clone(),
+        origin: cb.origin.as_str().into(),
+        last_result: cb.last_result.as_ref().map(ToString::to_string),
+        claimed_by: (cb.state == CallbackState::Dialing || cb.state == CallbackState::Connected)
+            .then(|| node.to_string()),
+        lease_until: None,
+    }
+}
+
+fn from_row(r: &CallbackRow) -> Option<Callback> {
+    Some(Callback {
+        id: r.id.clone(),
+        queue: r.queue.clone(),
+        number: r.number.clone(),
+        state: CallbackState::parse(&r.state)?,
+        entered_at: parse_ts(&r.entered_at)?,
+        created_at: parse_ts(&r.created_at)?,
+        attempts: u32::try_from(r.attempts).ok()?,
+        next_attempt_at: r.next_attempt_at.as_deref().and_then(parse_ts),
+        preferred: match (r.preferred_start.as_deref(), r.preferred_end.as_deref()) {
+            (Some(a), Some(b)) => Some((parse_ts(a)?, parse_ts(b)?)),
+            _ => None,
+        },
+        expires_at: parse_ts(&r.expires_at)?,
+        context: r.context.clone(),
+        origin: Origin::parse(&r.origin).unwrap_or(Origin::Web),
+        last_result: r.last_result.as_deref().and_then(AttemptResult::parse),
+    })
+}
+
+fn event_row(t: &Transition, node: &str) -> CallbackEventRow {
+    CallbackEventRow {
+        callback_id: t.id.clone(),
+        at: ts(t.at),
+        from_state: t.from.as_str().into(),
+        to_state: t.to.as_str().into(),
+        reason: t.reason.clone(),
+        attempt: i64::from(t.attempt),
+        node: node.to_string(),
+    }
+}
+
+/// Parse an RFC 3339 time from an API body.
+pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::<chrono::FixedOffset>::from_str(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}

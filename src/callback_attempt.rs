@@ -143,6 +143,10 @@ impl Attempt {
         mut stop: tokio::sync::oneshot::Receiver<()>,
     ) {
         let mut stoppable = true;
+        // Keep the lease while this attempt is alive (another node takes
+        // the callback over only when we stop renewing: a crash).
+        let mut renew = tokio::time::interval(self.lease / 3);
+        let mut leased = false;
         let outcome = loop {
             let deadline = self.accept_deadline;
             let sleep = async {
@@ -163,7 +167,26 @@ impl Attempt {
                         None
                     }
                 }
-                Some(n) = notices.recv() => self.on_notice(n).await,
+                _ = renew.tick(), if leased => {
+                    let now = Utc::now();
+                    let until = now + chrono::Duration::from_std(self.lease).unwrap_or_default();
+                    match self.ctx.store.claim_callback(&self.cb.id, &self.svc.node, now, until).await {
+                        Ok(true) => None,
+                        Ok(false) => {
+                            tracing::warn!("lease lost to another node");
+                            Some(Outcome::HandBack)
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot renew the lease");
+                            None
+                        }
+                    }
+                }
+                Some(n) = notices.recv() => {
+                    let r = self.on_notice(n).await;
+                    leased = leased || self.agent.is_some() || self.connected_agent.is_some();
+                    r
+                }
                 Some(input) = sip_rx.recv() => self.on_sip(input),
                 Some(ev) = agent_rx.recv() => self.on_agent_media(ev),
                 Some(ev) = customer_rx.recv() => self.on_customer_media(ev),
@@ -197,6 +220,9 @@ impl Attempt {
                     Ok(true) => {}
                     Ok(false) => {
                         tracing::info!("another node holds this callback");
+                        // Its lease runs out by itself if that node died;
+                        // look again in a moment, not in a tight loop.
+                        tokio::time::sleep(Duration::from_secs(1)).await;
                         return Some(Outcome::HandBack);
                     }
                     Err(e) => {

@@ -278,14 +278,35 @@ impl Service {
         }
     }
 
-    /// Other nodes may have created callbacks: adopt the ones we do not know.
+    /// Other nodes share the store: adopt callbacks they created, and
+    /// forget the ones they finished.
     async fn sync(&mut self) {
         let Ok(rows) = self.store.live_callbacks().await else {
             return;
         };
+        let live: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let gone: Vec<String> = self
+            .scheduler
+            .live()
+            .filter(|cb| !live.contains(cb.id.as_str()))
+            .map(|cb| cb.id.clone())
+            .collect();
+        for id in gone {
+            tracing::info!(%id, "callback finished elsewhere");
+            self.scheduler.forget(&id);
+            self.stop_attempt(&id);
+        }
+        // Adopt what waits, and what a node that stopped renewing its lease
+        // (crashed) left behind; never what another node is dialing now.
+        let now_s = ts(Utc::now());
         let unknown: Vec<Callback> = rows
             .iter()
             .filter(|r| self.scheduler.get(&r.id).is_none())
+            .filter(|r| {
+                let busy = matches!(r.state.as_str(), "dialing" | "connected");
+                let leased = r.lease_until.as_deref().is_some_and(|l| l > now_s.as_str());
+                !(busy && leased)
+            })
             .filter_map(from_row)
             .collect();
         if !unknown.is_empty() {
@@ -315,7 +336,7 @@ impl Service {
                     Err(r) => Err(refused(r.code(), &r)),
                     Ok((cb, transitions)) => {
                         // Committed before anybody hears "we will call you back".
-                        let row = to_row(&cb, &self.node);
+                        let row = to_row(&cb);
                         let events: Vec<_> = transitions
                             .iter()
                             .map(|t| event_row(t, &self.node))
@@ -412,7 +433,16 @@ impl Service {
                 }
             }
             Cmd::Lost(id) => {
-                let _ = self.scheduler.release(&id, now);
+                // Finished by another node meanwhile? Then let go of it.
+                let ended = matches!(
+                    self.store.callback(&id).await,
+                    Ok(Some((row, _))) if CallbackState::parse(&row.state).is_none_or(|s| s.is_terminal())
+                );
+                if ended {
+                    self.scheduler.forget(&id);
+                } else {
+                    let _ = self.scheduler.release(&id, now);
+                }
             }
         }
     }
@@ -446,11 +476,7 @@ impl Service {
         for (id, ts_) in by_id {
             let events: Vec<_> = ts_.iter().map(|t| event_row(t, &self.node)).collect();
             let written = match self.scheduler.get(id) {
-                Some(cb) => {
-                    self.store
-                        .update_callback(&to_row(cb, &self.node), &events)
-                        .await
-                }
+                Some(cb) => self.store.update_callback(&to_row(cb), &events).await,
                 None => {
                     // It just ended and the scheduler let go of it: the last
                     // transition carries the final state.
@@ -523,7 +549,7 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
-fn to_row(cb: &Callback, node: &str) -> CallbackRow {
+fn to_row(cb: &Callback) -> CallbackRow {
     CallbackRow {
         id: cb.id.clone(),
         queue: cb.queue.clone(),
@@ -540,8 +566,9 @@ fn to_row(cb: &Callback, node: &str) -> CallbackRow {
         context: cb.context.clone(),
         origin: cb.origin.as_str().into(),
         last_result: cb.last_result.as_ref().map(ToString::to_string),
-        claimed_by: (cb.state == CallbackState::Dialing || cb.state == CallbackState::Connected)
-            .then(|| node.to_string()),
+        // Not written by updates (see `Store::update_callback`); a new row
+        // starts unclaimed.
+        claimed_by: None,
         lease_until: None,
     }
 }

@@ -160,9 +160,11 @@ impl Store {
         row: &CallbackRow,
         events: &[CallbackEventRow],
     ) -> anyhow::Result<()> {
+        // Leases are not touched here: only claim/release move them, so a
+        // state change never drops another node's (or our own) lease.
         let sql = "UPDATE callbacks SET state = $2, updated_at = $3, attempts = $4, next_attempt_at = $5, \
                    preferred_start = $6, preferred_end = $7, expires_at = $8, last_result = $9, \
-                   claimed_by = $10, lease_until = $11, entered_at = $12 WHERE id = $1";
+                   entered_at = $10 WHERE id = $1";
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             sqlx::query(sql)
@@ -175,8 +177,6 @@ impl Store {
                 .bind(&row.preferred_end)
                 .bind(&row.expires_at)
                 .bind(&row.last_result)
-                .bind(&row.claimed_by)
-                .bind(&row.lease_until)
                 .bind(&row.entered_at)
                 .execute(&mut *tx)
                 .await?;
@@ -274,8 +274,9 @@ impl Store {
         limit: i64,
     ) -> anyhow::Result<Vec<CallbackRow>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM callbacks WHERE ($1 IS NULL OR state = $1) AND ($2 IS NULL OR queue = $2) \
-             AND ($3 IS NULL OR number = $3) ORDER BY created_at DESC LIMIT $4"
+            "SELECT {COLUMNS} FROM callbacks WHERE (CAST($1 AS TEXT) IS NULL OR state = $1) \
+             AND (CAST($2 AS TEXT) IS NULL OR queue = $2) AND (CAST($3 AS TEXT) IS NULL OR number = $3) \
+             ORDER BY created_at DESC LIMIT $4"
         );
         let rows = on_pool!(self, |p| sqlx::query_as::<_, CallbackRow>(
             sqlx::AssertSqlSafe(sql.clone())

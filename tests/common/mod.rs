@@ -49,6 +49,8 @@ pub struct ServerOpts {
     pub rtp_timeout_secs: u64,
     /// Extra lines inside `[sip]`.
     pub sip_extra: String,
+    /// Store URL (default: a SQLite file in the server's directory).
+    pub database_url: Option<String>,
 }
 
 /// Each server gets its own RTP range so parallel tests rarely collide
@@ -128,12 +130,16 @@ watch = true
 dir = "{prompts}"
 
 [database]
-url = "sqlite://data/ringback.db"
+url = "{database_url}"
 
 {default_queues}
 {extra_tables}
 "#,
             sip_extra = opts.sip_extra,
+            database_url = opts
+                .database_url
+                .clone()
+                .unwrap_or_else(|| "sqlite://data/ringback.db".into()),
             default_queues = ["operator", "billing", "support"]
                 .iter()
                 .filter(|q| !opts.extra_config.contains(&format!("[queues.{q}]")))

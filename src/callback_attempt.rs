@@ -81,6 +81,18 @@ pub async fn run(
         call_id: owner.clone(),
         tx: sip_tx,
     });
+    ctx.live.queued(
+        &owner,
+        crate::live::CallContext {
+            caller: cb.number.clone(),
+            path: String::new(),
+            digits: String::new(),
+            entered_at: cb.entered_at,
+            repeat: None,
+            callback_id: Some(cb.id.clone()),
+            callback_context: Some(cb.context.clone()),
+        },
+    );
     let (notice_tx, mut notices) = mpsc::unbounded_channel();
     let age = (Utc::now() - cb.entered_at).to_std().unwrap_or_default();
     let entered = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
@@ -392,6 +404,8 @@ impl Attempt {
                     media::bridge(sa, sc);
                 }
                 tracing::info!("customer accepted; bridged to the agent");
+                let waited = (Utc::now() - self.cb.entered_at).num_seconds().max(0) as u64;
+                self.ctx.live.answered(waited);
                 self.accept_deadline = None;
                 self.step = Step::Bridged;
                 self.svc.connected(&self.cb.id);
@@ -610,6 +624,7 @@ impl Attempt {
             Outcome::HandBack => self.svc.lost(&self.cb.id),
             Outcome::Dropped => {}
         }
+        self.ctx.live.gone(&self.owner);
         self.endpoint.send(EndpointCmd::CallEnded {
             call_id: self.owner.clone(),
         });

@@ -498,6 +498,15 @@ impl Service {
             }
             for t in &ts_ {
                 tracing::info!(%id, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "callback");
+                if let Some(ctx) = self.ctx_cell.get() {
+                    match t.to {
+                        CallbackState::Completed => ctx.live.callback_ended(true),
+                        CallbackState::Failed | CallbackState::Expired => {
+                            ctx.live.callback_ended(false)
+                        }
+                        _ => {}
+                    }
+                }
             }
             if self
                 .scheduler

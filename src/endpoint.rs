@@ -508,7 +508,7 @@ impl Endpoint {
                 if self.calls.contains_key(&call_id) {
                     // A second INVITE with the same Call-ID and no To-tag but
                     // a new branch: a merged request (RFC 3261 §8.2.2.2).
-                    let resp = message::make_response(&req, 482, None);
+                    let resp = message::make_response(&req, 482, Some(&message::new_tag()));
                     self.respond(&key, resp);
                     return;
                 }
@@ -516,7 +516,7 @@ impl Endpoint {
             }
             rsip::Method::Cancel => {
                 // A CANCEL the layer could not match to a live INVITE.
-                let resp = message::make_response(&req, 481, None);
+                let resp = message::make_response(&req, 481, Some(&message::new_tag()));
                 self.respond(&key, resp);
             }
             rsip::Method::Options if !has_to_tag || !self.calls.contains_key(&call_id) => {
@@ -539,7 +539,7 @@ impl Endpoint {
             rsip::Method::Subscribe | rsip::Method::Publish | rsip::Method::Message
                 if !has_to_tag =>
             {
-                let mut resp = message::make_response(&req, 405, None);
+                let mut resp = message::make_response(&req, 405, Some(&message::new_tag()));
                 resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
                 self.respond(&key, resp);
             }
@@ -550,7 +550,7 @@ impl Endpoint {
                 _ => {
                     // In-dialog request for a dialog we do not know (or an
                     // out-of-dialog BYE/INFO): 481 (RFC 3261 §12.2.2).
-                    let resp = message::make_response(&req, 481, None);
+                    let resp = message::make_response(&req, 481, Some(&message::new_tag()));
                     self.respond(&key, resp);
                 }
             },
@@ -596,7 +596,8 @@ impl Endpoint {
     }
 
     fn options_response(&self, req: &rsip::Request) -> rsip::Response {
-        let mut resp = message::make_response(req, 200, None);
+        // Final responses outside a dialog carry a To tag (RFC 3261 §8.2.6.2).
+        let mut resp = message::make_response(req, 200, Some(&message::new_tag()));
         resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
         resp.headers.push(
             rsip::headers::Accept::new("application/sdp, application/dtmf-relay, application/dtmf")

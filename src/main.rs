@@ -11,6 +11,7 @@ mod callback_attempt;
 mod callbacks;
 mod config;
 mod endpoint;
+mod live;
 mod media;
 mod metrics;
 mod outbound;

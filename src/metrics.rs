@@ -1,8 +1,10 @@
 //! Process-wide counters, kept as plain atomics so the hot paths pay one
 //! relaxed increment. [`render`] writes them in the Prometheus text format.
 
+use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
 
 macro_rules! counters {
     ($($name:ident: $help:literal),* $(,)?) => {
@@ -33,12 +35,39 @@ counters! {
     DIALPLAN_RELOAD_FAILURES_TOTAL: "Rejected dialplan reloads (the old version kept serving).",
 }
 
+/// Counters with one label set each (SIP method/status, disposition). One
+/// endpoint task does most of the counting, so the lock is uncontended.
+static LABELED: Mutex<BTreeMap<(&'static str, String), u64>> = Mutex::new(BTreeMap::new());
+
+fn bump(metric: &'static str, labels: String) {
+    let mut m = LABELED.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry((metric, labels)).or_insert(0) += 1;
+}
+
+fn sip_labels(direction: &str, msg: &rsip::SipMessage) -> String {
+    match msg {
+        rsip::SipMessage::Request(r) => {
+            format!("direction=\"{direction}\",method=\"{}\"", r.method)
+        }
+        rsip::SipMessage::Response(r) => {
+            let method = ringback_sip::message::cseq(r)
+                .map(|(_, m)| m.to_string())
+                .unwrap_or_default();
+            format!(
+                "direction=\"{direction}\",method=\"{method}\",status=\"{}\"",
+                r.status_code.code()
+            )
+        }
+    }
+}
+
 /// Count an incoming message.
 pub fn sip_in(msg: &rsip::SipMessage) {
     match msg {
         rsip::SipMessage::Request(_) => SIP_REQUESTS_IN_TOTAL.fetch_add(1, Relaxed),
         rsip::SipMessage::Response(_) => SIP_RESPONSES_IN_TOTAL.fetch_add(1, Relaxed),
     };
+    bump("sip_messages_total", sip_labels("in", msg));
 }
 
 /// Count an outgoing message.
@@ -47,6 +76,12 @@ pub fn sip_out(msg: &rsip::SipMessage) {
         rsip::SipMessage::Request(_) => SIP_REQUESTS_OUT_TOTAL.fetch_add(1, Relaxed),
         rsip::SipMessage::Response(_) => SIP_RESPONSES_OUT_TOTAL.fetch_add(1, Relaxed),
     };
+    bump("sip_messages_total", sip_labels("out", msg));
+}
+
+/// Count a finished call by disposition.
+pub fn call_ended(disposition: &str) {
+    bump("calls_total", format!("disposition=\"{disposition}\""));
 }
 
 /// Count an unparseable message.
@@ -68,5 +103,32 @@ pub fn active_calls(n: usize) {
 pub fn render() -> String {
     let mut out = String::new();
     render_counters(&mut out);
+    let m = LABELED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut last = "";
+    for ((metric, labels), v) in m.iter() {
+        if *metric != last {
+            let help = match *metric {
+                "sip_messages_total" => "SIP messages by direction, method and status.",
+                _ => "Finished calls by disposition.",
+            };
+            let _ = writeln!(out, "# HELP ringback_{metric} {help}");
+            let _ = writeln!(out, "# TYPE ringback_{metric} counter");
+            last = metric;
+        }
+        let _ = writeln!(out, "ringback_{metric}{{{labels}}} {v}");
+    }
     out
+}
+
+/// Write one gauge with a HELP/TYPE header and labelled samples.
+pub fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]) {
+    let _ = writeln!(out, "# HELP ringback_{name} {help}");
+    let _ = writeln!(out, "# TYPE ringback_{name} gauge");
+    for (labels, v) in samples {
+        if labels.is_empty() {
+            let _ = writeln!(out, "ringback_{name} {v}");
+        } else {
+            let _ = writeln!(out, "ringback_{name}{{{labels}}} {v}");
+        }
+    }
 }

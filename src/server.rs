@@ -45,6 +45,8 @@ pub struct ServerCtx {
     pub acd: crate::acd_task::AcdHandle,
     /// The callback service.
     pub callbacks: crate::callbacks::CallbackHandle,
+    /// Live call contexts and today's counters.
+    pub live: crate::live::Live,
     /// The SIP endpoint (set once it runs; tasks that place calls need it).
     pub endpoint: std::sync::OnceLock<crate::endpoint::EndpointHandle>,
     /// Codecs offered/accepted, in our order of preference.
@@ -244,6 +246,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         cdr,
         acd,
         callbacks,
+        live: crate::live::Live::default(),
         endpoint: std::sync::OnceLock::new(),
     });
     ctx.record_versions(&ctx.snapshot().plans).await;

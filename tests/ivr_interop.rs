@@ -387,24 +387,52 @@ fn metrics_count_calls_digits_and_sip() {
     assert_eq!(srv.metric("ringback_calls_active"), 0.0);
 }
 
-/// Until callbacks are persisted by a callback service, a callback node
-/// must never confirm: the caller keeps waiting in the queue instead.
+/// A `callback` node confirms only what it stored: the caller hears the
+/// confirmation and is hung up on, and the request is in the store.
 #[test]
-fn callback_without_service_keeps_caller_queued_not_confirmed() {
+fn callback_node_confirms_only_after_storing() {
     let srv = menus_server(ServerOpts::default());
     let uac = Uac::new()
         .invite()
         .pause(200)
         .info_digit('7')
-        .pause(6_000)
+        .expect_bye(20_000);
+    let run = Sipp::from_xml(&uac.xml()).run(srv.sip, "100");
+    run.assert_ok("callback node: confirmation, then BYE");
+    let cdr = srv.wait_cdr(
+        &call_id_from_trace(&run.messages).expect("id"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(cdr.disposition, "callback");
+    assert_eq!(cdr.hangup_by.as_deref(), Some("ringback"));
+    let (status, body) = srv.http_get("/api/v1/callbacks?queue=support");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(r#""number":"+15550123""#) && body.contains(r#""state":"scheduled""#),
+        "{body}"
+    );
+}
+
+/// A number the toll-fraud guard refuses gets no confirmation: the caller
+/// hears that a callback is not possible and keeps waiting in the queue.
+#[test]
+fn refused_callback_is_never_confirmed() {
+    let srv = menus_server(ServerOpts::default());
+    let uac = Uac::new()
+        .calling_as("+19005550123")
+        .invite()
+        .pause(200)
+        .info_digit('7')
+        .pause(8_000)
         .bye();
     let run = Sipp::from_xml(&uac.xml()).run(srv.sip, "100");
-    run.assert_ok("callback node: the server must not hang up after a confirmation");
+    run.assert_ok("premium-rate caller: no BYE from ringback, still queued");
     let cdr = srv.wait_cdr(
         &call_id_from_trace(&run.messages).expect("id"),
         Duration::from_secs(5),
     );
     assert_eq!(cdr.queue.as_deref(), Some("support"));
     assert_eq!(cdr.disposition, "abandoned");
-    assert_eq!(cdr.hangup_by.as_deref(), Some("caller"));
+    let (_, body) = srv.http_get("/api/v1/callbacks");
+    assert!(!body.contains("+19005550123"), "nothing stored: {body}");
 }

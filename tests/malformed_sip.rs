@@ -1524,7 +1524,6 @@ fn rtp_garbage_and_bad_dtmf_keep_the_call_up_and_only_valid_digits_count() {
 /// Latch once (or only after several in-sequence packets from one source,
 /// and only early in the call / after an SDP change).
 #[test]
-#[ignore = "server bug: any RTP source re-latches the stream (src/media/mod.rs receive)"]
 fn rtp_from_a_third_party_does_not_take_over_the_stream() {
     let srv = server();
     let call = RawCall::invite(srv.sip, "stranger");
@@ -1574,7 +1573,6 @@ fn rtp_from_a_third_party_does_not_take_over_the_stream() {
 /// (`on_request` and `options_response`); `reject()` there shows the fix
 /// (`Some(&message::new_tag())`).
 #[test]
-#[ignore = "server bug: out-of-dialog responses lack a To tag (src/endpoint.rs on_request/options_response)"]
 fn every_final_response_carries_a_to_tag() {
     let srv = server();
     let cases: Vec<Case> = corpus()

@@ -248,6 +248,8 @@ struct Call {
     cb_op: Option<queue::CallbackOp>,
     /// Hang up after the playback with this token (callback confirmed).
     hangup_after: Option<u64>,
+    /// When the caller was bridged to an agent (handle time).
+    bridged_at: Option<Instant>,
 }
 
 /// Run one call to its end.
@@ -297,6 +299,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         cdr.disposition = disposition.into();
         cdr.sip_code = Some(code);
         cdr.hangup_by = Some("caller".into());
+        metrics::call_ended(disposition);
         ctx.cdr.write(cdr.clone());
         endpoint.send(EndpointCmd::CallEnded {
             call_id: call_id.clone(),
@@ -433,6 +436,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         cb_flow: None,
         cb_op: None,
         hangup_after: None,
+        bridged_at: None,
     };
     call.pending.push_back(Event::Started(CallInfo {
         caller,
@@ -946,6 +950,15 @@ impl Call {
         use ringback_acd::{AgentId, CallId, EndedBy, Input};
         let me = CallId::from(self.call_id.as_str());
         match &self.phase {
+            Phase::Queued { .. } => self.ctx.live.abandoned(),
+            Phase::Bridged { .. } => self
+                .ctx
+                .live
+                .handled(self.bridged_at.map_or(0, |t| t.elapsed().as_secs())),
+            _ => {}
+        }
+        self.ctx.live.gone(&self.call_id);
+        match &self.phase {
             Phase::Queued { .. } => self.ctx.acd.input(Input::Abandon(me)),
             Phase::Bridged { agent } if end.hangup_by != "agent" => {
                 self.ctx.acd.input(Input::CallEnded {
@@ -986,6 +999,7 @@ impl Call {
             "call ended"
         );
         self.ctx.cdr.write(self.cdr.clone());
+        metrics::call_ended(end.disposition);
         self.endpoint.send(EndpointCmd::CallEnded {
             call_id: self.call_id.clone(),
         });

@@ -84,6 +84,20 @@ impl Call {
         tracing::info!(%queue, "caller queued");
         self.timer = None;
         self.queue = Some(queue.clone());
+        if self.entered_queue_at.is_none() {
+            self.ctx.live.queued(
+                &self.call_id,
+                crate::live::CallContext {
+                    caller: self.cdr.caller.clone(),
+                    path: self.context_path(),
+                    digits: self.context_digits(),
+                    entered_at: Utc::now(),
+                    repeat: self.repeat_calls,
+                    callback_id: None,
+                    callback_context: None,
+                },
+            );
+        }
         let entered = *self.entered_queue_at.get_or_insert_with(Instant::now);
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         self.queue_rx = Some(rx);
@@ -239,7 +253,11 @@ impl Call {
                 .await
                 .unwrap_or(0);
             // This call is already recorded; count the earlier ones.
-            self.repeat_calls = Some((n - 1).max(0));
+            let repeat = (n - 1).max(0);
+            self.repeat_calls = Some(repeat);
+            self.ctx
+                .live
+                .update(&self.call_id, |c| c.repeat = Some(repeat));
         }
         let waited = self.entered_queue_at.map_or(0, |t| t.elapsed().as_secs());
         let mut headers = vec![
@@ -532,6 +550,9 @@ impl Call {
         let agent_stream = leg.leg.stream.as_ref()?;
         media::bridge(&self.stream, agent_stream);
         tracing::info!(agent, "caller bridged to agent");
+        let waited = self.entered_queue_at.map_or(0, |t| t.elapsed().as_secs());
+        self.ctx.live.answered(waited);
+        self.bridged_at = Some(Instant::now());
         self.queue_rx = None;
         self.timer = None;
         self.phase = Phase::Bridged {

@@ -348,6 +348,10 @@ impl Drop for Stream {
     }
 }
 
+/// How long the latched RTP source must be silent before another source may
+/// take its place.
+const RELATCH_AFTER: Duration = Duration::from_secs(1);
+
 /// Receive loop of one call: latch the peer's address, detect RFC 4733
 /// digits, notice RTP silence.
 async fn receive(
@@ -396,16 +400,24 @@ async fn receive(
         let Ok(hdr) = rtp::parse(pkt) else {
             continue; // not RTP (or RTCP multiplexed): ignore, never crash
         };
+        // Symmetric RTP: answer to where the peer's media really comes
+        // from — but latch once. Another source may take over only after
+        // the latched one has been silent for RELATCH_AFTER (a phone that
+        // changed address); until then its packets are not our peer's and
+        // are dropped, so nobody can hijack a call's audio or inject digits.
+        match latched {
+            Some(l) if l == from => {}
+            Some(_) if last_rx.elapsed() < RELATCH_AFTER => continue,
+            _ => {
+                latched = Some(from);
+                if let Ok(mut r) = shared.remote.lock() {
+                    *r = Some(from);
+                }
+            }
+        }
         last_rx = Instant::now();
         timed_out = false;
         shared.received.fetch_add(1, Ordering::Relaxed);
-        if latched != Some(from) {
-            // Symmetric RTP: answer to where the peer's media really comes from.
-            latched = Some(from);
-            if let Ok(mut r) = shared.remote.lock() {
-                *r = Some(from);
-            }
-        }
         if shared.bridged.load(Ordering::Relaxed) {
             if let Ok(mut relay) = shared.relay.lock() {
                 if let Some(r) = relay.as_mut() {

@@ -73,6 +73,37 @@ pub struct Cdr {
     pub sip_code: Option<i32>,
 }
 
+/// A call record as read back for the API.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct CdrRow {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// `inbound`, `agent`, `callback-agent`, `callback-customer`.
+    pub leg: String,
+    /// Caller.
+    pub caller: String,
+    /// Dialed number (or agent).
+    pub dialed: String,
+    /// Dialplan name.
+    pub dialplan: Option<String>,
+    /// Start.
+    pub started_at: String,
+    /// Answer.
+    pub answered_at: Option<String>,
+    /// End.
+    pub ended_at: Option<String>,
+    /// Menu path.
+    pub path: String,
+    /// Digits.
+    pub digits: String,
+    /// Disposition.
+    pub disposition: String,
+    /// Who hung up.
+    pub hangup_by: Option<String>,
+    /// Queue.
+    pub queue: Option<String>,
+}
+
 /// One agent state change.
 #[derive(Debug, Clone)]
 pub struct AgentEvent {
@@ -228,6 +259,49 @@ impl Store {
             .fetch_one(p)
             .await?);
         Ok(n)
+    }
+
+    /// The most recent call records (newest first).
+    pub async fn recent_cdrs(&self, limit: i64) -> anyhow::Result<Vec<CdrRow>> {
+        let sql = "SELECT call_id, leg, caller, dialed, dialplan, started_at, answered_at, ended_at, path, digits, \
+                   disposition, hangup_by, queue FROM calls ORDER BY id DESC LIMIT $1";
+        let rows = on_pool!(self, |p| sqlx::query_as::<_, CdrRow>(sql)
+            .bind(limit)
+            .fetch_all(p)
+            .await?);
+        Ok(rows)
+    }
+
+    /// Share of today's inbound calls whose caller also called in the
+    /// previous 7 days (a dissatisfaction signal: they had to call again).
+    pub async fn repeat_call_rate(&self, day_start: DateTime<Utc>) -> anyhow::Result<Option<f64>> {
+        let week = ts(day_start - chrono::Duration::days(7));
+        let day = ts(day_start);
+        let total = "SELECT COUNT(*) FROM calls WHERE leg = 'inbound' AND started_at >= $1";
+        let repeat = "SELECT COUNT(*) FROM calls c WHERE c.leg = 'inbound' AND c.started_at >= $1 AND EXISTS \
+                      (SELECT 1 FROM calls p WHERE p.leg = 'inbound' AND p.caller = c.caller \
+                       AND p.started_at < c.started_at AND p.started_at >= $2)";
+        let (t, r): (i64, i64) = on_pool!(self, |p| (
+            sqlx::query_scalar(total).bind(&day).fetch_one(p).await?,
+            sqlx::query_scalar(repeat)
+                .bind(&day)
+                .bind(&week)
+                .fetch_one(p)
+                .await?
+        ));
+        Ok((t > 0).then(|| (r as f64 * 1000.0 / t as f64).round() / 10.0))
+    }
+
+    /// Dialplan versions ever loaded (newest first).
+    pub async fn dialplan_versions(&self) -> anyhow::Result<Vec<(String, String, String, String)>> {
+        let sql = "SELECT name, file, version, loaded_at FROM dialplan_versions ORDER BY id DESC LIMIT 200";
+        let rows = on_pool!(self, |p| sqlx::query_as::<
+            _,
+            (String, String, String, String),
+        >(sql)
+        .fetch_all(p)
+        .await?);
+        Ok(rows)
     }
 
     /// Insert or complete CDRs in one transaction.

@@ -2,9 +2,10 @@
 //! queue API supervisors (and later the dashboard) use. The full REST API
 //! with OpenAPI, server-sent events and the dashboard grow here.
 //!
-//! When `api.token` is set, `/api/*` requires `Authorization: Bearer <token>`
-//! (compared in constant time); `/metrics` and `/healthz` stay open for
-//! scrapers and load balancers on the loopback interface.
+//! When `api.tokens` are configured, `/api/*` requires
+//! `Authorization: Bearer <token>` (compared in constant time) and checks the
+//! token's role; `/metrics`, `/healthz` and the static pages stay open (the
+//! pages ask for a token and send it with every request).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering::Relaxed;
@@ -17,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use ringback_acd::{AgentId, AgentState, Input};
+
+use crate::config::Role;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
@@ -28,6 +31,23 @@ pub fn router(ctx: Arc<ServerCtx>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
+        .route("/", get(|| async { page(DASHBOARD) }))
+        .route("/agent", get(|| async { page(AGENT_PAGE) }))
+        .route(
+            "/assets/app.css",
+            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS) }),
+        )
+        .route(
+            "/api/openapi.json",
+            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+        )
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/calls", get(list_calls))
+        .route("/api/v1/cdrs", get(list_cdrs))
+        .route("/api/v1/stats", get(stats))
+        .route("/api/v1/dialplans", get(list_dialplans))
+        .route("/api/v1/dialplans/reload", post(reload_dialplans))
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}/{action}", post(agent_action))
         .route("/api/v1/queues", get(list_queues))
@@ -42,6 +62,22 @@ pub fn router(ctx: Arc<ServerCtx>) -> Router {
             post(reschedule_callback),
         )
         .with_state(ctx)
+}
+
+const DASHBOARD: &str = include_str!("assets/dashboard.html");
+const AGENT_PAGE: &str = include_str!("assets/agent.html");
+const APP_CSS: &str = include_str!("assets/app.css");
+const OPENAPI: &str = include_str!("openapi.json");
+
+fn page(html: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        html,
+    )
+        .into_response()
 }
 
 /// Serve until the process ends.
@@ -92,6 +128,84 @@ async fn metrics_handler(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse
         let _ = writeln!(out, "# TYPE ringback_{name} {kind}");
         let _ = writeln!(out, "ringback_{name} {value}");
     }
+    // Queues, agents and callbacks as they are right now.
+    let (agents, queues) = ctx.acd.snapshot().await;
+    metrics::gauge(
+        &mut out,
+        "queue_waiting",
+        "Callers (and callbacks) waiting per queue.",
+        &queues
+            .iter()
+            .map(|q| {
+                (
+                    format!("queue=\"{}\"", q.name.as_str()),
+                    q.waiting.len() as f64,
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    metrics::gauge(
+        &mut out,
+        "queue_longest_wait_seconds",
+        "Longest current wait per queue.",
+        &queues
+            .iter()
+            .map(|q| {
+                (
+                    format!("queue=\"{}\"", q.name.as_str()),
+                    q.longest_wait.map_or(0.0, |d| d.as_secs_f64()),
+                )
+            })
+            .collect::<Vec<_>>(),
+    );
+    let mut by_state: std::collections::BTreeMap<&str, f64> = [
+        "logged-out",
+        "available",
+        "ringing",
+        "on-call",
+        "wrap-up",
+        "paused",
+    ]
+    .into_iter()
+    .map(|s| (s, 0.0))
+    .collect();
+    for a in &agents {
+        *by_state.entry(a.state.name()).or_insert(0.0) += 1.0;
+    }
+    metrics::gauge(
+        &mut out,
+        "agents",
+        "Agents by state.",
+        &by_state
+            .iter()
+            .map(|(s, n)| (format!("state=\"{s}\""), *n))
+            .collect::<Vec<_>>(),
+    );
+    let mut cb = Vec::new();
+    for state in [
+        "scheduled",
+        "retry_wait",
+        "dialing",
+        "connected",
+        "completed",
+        "failed",
+        "cancelled",
+        "expired",
+    ] {
+        let n = ctx
+            .store
+            .list_callbacks(Some(state), None, None, 100_000)
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0);
+        cb.push((format!("state=\"{state}\""), n as f64));
+    }
+    metrics::gauge(
+        &mut out,
+        "callbacks",
+        "Callbacks by state (from the store).",
+        &cb,
+    );
     let _ = writeln!(out, "# HELP ringback_build_info Build information.");
     let _ = writeln!(out, "# TYPE ringback_build_info gauge");
     let _ = writeln!(
@@ -99,7 +213,6 @@ async fn metrics_handler(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse
         "ringback_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
-    let _ = metrics::CALLS_ACTIVE.load(Relaxed);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }
 
@@ -116,20 +229,86 @@ fn error(status: StatusCode, message: impl Into<String>) -> Response {
     json_response(status, json!({ "error": message.into() }))
 }
 
-/// `None` when the request may proceed; otherwise the 401 to return.
+/// What a request needs to be allowed.
+#[derive(Clone, Copy)]
+enum Need<'a> {
+    /// Any valid token (`/me`, the event stream).
+    Any,
+    /// Read queues, agents, callbacks, calls: admin or supervisor.
+    Read,
+    /// Change agents or callbacks: admin or supervisor.
+    Supervise,
+    /// Change this agent: admin, supervisor, or that agent's own token.
+    Agent(&'a str),
+    /// Reload dialplans: admin only.
+    Admin,
+}
+
+/// Who is asking.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Principal {
+    role: Role,
+    agent: Option<String>,
+}
+
+/// `None` when the request may proceed; otherwise the 401/403 to return.
 fn check_token(ctx: &ServerCtx, headers: &HeaderMap) -> Option<Response> {
-    let expected = ctx.config.api.token.as_deref()?;
+    authorize(ctx, headers, None, Need::Read).err()
+}
+
+/// Authenticate (bearer header, or `?token=` for EventSource, which cannot
+/// send headers) and check the role. No tokens configured: everybody is an
+/// admin (the listener defaults to loopback).
+fn authorize(
+    ctx: &ServerCtx,
+    headers: &HeaderMap,
+    query_token: Option<&str>,
+    need: Need<'_>,
+) -> Result<Principal, Response> {
+    let tokens = &ctx.config.api.tokens;
+    if tokens.is_empty() {
+        return Ok(Principal {
+            role: Role::Admin,
+            agent: None,
+        });
+    }
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
+        .or(query_token)
         .unwrap_or("");
-    if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-        None
-    } else {
-        Some(error(
+    // Compare against every token so timing does not reveal which matched.
+    let mut found: Option<&crate::config::ApiToken> = None;
+    for t in tokens {
+        if constant_time_eq(given.as_bytes(), t.token.as_bytes()) {
+            found = Some(t);
+        }
+    }
+    let Some(t) = found else {
+        return Err(error(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
+        ));
+    };
+    let p = Principal {
+        role: t.role,
+        agent: t.agent.clone(),
+    };
+    let allowed = match need {
+        Need::Any => true,
+        Need::Read | Need::Supervise => matches!(p.role, Role::Admin | Role::Supervisor),
+        Need::Agent(id) => {
+            matches!(p.role, Role::Admin | Role::Supervisor) || p.agent.as_deref() == Some(id)
+        }
+        Need::Admin => p.role == Role::Admin,
+    };
+    if allowed {
+        Ok(p)
+    } else {
+        Err(error(
+            StatusCode::FORBIDDEN,
+            "this token's role may not do that",
         ))
     }
 }
@@ -154,13 +333,16 @@ fn state_json(state: &AgentState) -> Value {
     }
 }
 
-async fn list_agents(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
-    if let Some(r) = check_token(&ctx, &headers) {
-        return r;
-    }
-    let (agents, _) = ctx.acd.snapshot().await;
-    let list: Vec<Value> = agents
+/// Agents as the API and the dashboard show them, with the context of the
+/// call an agent is ringing for or talking to.
+fn agents_json(
+    ctx: &ServerCtx,
+    agents: &[ringback_acd::AgentSnapshot],
+    only: Option<&str>,
+) -> Vec<Value> {
+    agents
         .iter()
+        .filter(|a| only.is_none_or(|o| a.id.as_str() == o))
         .map(|a| {
             let mut v = state_json(&a.state);
             v["id"] = json!(a.id.as_str());
@@ -170,18 +352,32 @@ async fn list_agents(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> R
             v["calls_today"] = json!(a.calls_today);
             v["consecutive_misses"] = json!(a.consecutive_misses);
             v["queues"] = json!(a.queues.iter().map(|q| q.as_str()).collect::<Vec<_>>());
+            if v.get("reason").is_none() {
+                v["reason"] = Value::Null;
+            }
+            let call = match &a.state {
+                AgentState::Ringing { call } | AgentState::OnCall { call } => Some(call.as_str()),
+                _ => None,
+            };
+            v["context"] = match call.and_then(|c| ctx.live.context(c)) {
+                Some(c) => json!({
+                    "caller": c.caller,
+                    "path": c.path,
+                    "digits": c.digits,
+                    "waited_secs": (chrono::Utc::now() - c.entered_at).num_seconds().max(0),
+                    "repeat": c.repeat,
+                    "callback_id": c.callback_id,
+                    "callback_context": c.callback_context,
+                }),
+                None => Value::Null,
+            };
             v
         })
-        .collect();
-    json_response(StatusCode::OK, json!({ "agents": list }))
+        .collect()
 }
 
-async fn list_queues(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
-    if let Some(r) = check_token(&ctx, &headers) {
-        return r;
-    }
-    let (_, queues) = ctx.acd.snapshot().await;
-    let list: Vec<Value> = queues
+fn queues_json(queues: &[ringback_acd::QueueSnapshot], with_callers: bool) -> Vec<Value> {
+    queues
         .iter()
         .map(|q| {
             json!({
@@ -189,7 +385,8 @@ async fn list_queues(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> R
                 "strategy": q.strategy.name(),
                 "waiting": q.waiting.iter().map(|w| json!({
                     "call_id": w.call.as_str(),
-                    "caller": w.caller,
+                    "caller": if with_callers { json!(w.caller) } else { Value::Null },
+                    "callback": w.call.as_str().starts_with("cb-"),
                     "position": w.position,
                     "waited_secs": w.waited.as_secs(),
                     "ewt_secs": w.ewt.as_secs(),
@@ -201,8 +398,205 @@ async fn list_queues(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> R
                 "avg_handle_secs": q.avg_handle.as_secs(),
             })
         })
+        .collect()
+}
+
+async fn stats_json(ctx: &ServerCtx) -> Value {
+    let mut st = ctx.live.stats();
+    let midnight = chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map(|t| t.and_utc())
+        .unwrap_or_else(chrono::Utc::now);
+    st.repeat_call_rate_pct = ctx.store.repeat_call_rate(midnight).await.ok().flatten();
+    serde_json::to_value(st).unwrap_or(Value::Null)
+}
+
+/// Everything the dashboard shows, as one JSON document.
+async fn snapshot_json(ctx: &ServerCtx, who: &Principal) -> Value {
+    let (agents, queues) = ctx.acd.snapshot().await;
+    let agent_only = (who.role == Role::Agent).then(|| who.agent.clone().unwrap_or_default());
+    let count = |state: &'static str| async move {
+        ctx.store
+            .list_callbacks(Some(state), None, None, 10_000)
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
+    };
+    let pending = count("scheduled").await + count("retry_wait").await + count("requested").await;
+    let dialing = count("dialing").await + count("connected").await;
+    json!({
+        "at": crate::store::ts(chrono::Utc::now()),
+        "queues": queues_json(&queues, agent_only.is_none()),
+        "agents": agents_json(ctx, &agents, agent_only.as_deref()),
+        "callbacks": { "pending": pending, "dialing": dialing },
+        "stats": stats_json(ctx).await,
+    })
+}
+
+async fn list_agents(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    let (agents, _) = ctx.acd.snapshot().await;
+    json_response(
+        StatusCode::OK,
+        json!({ "agents": agents_json(&ctx, &agents, None) }),
+    )
+}
+
+async fn list_queues(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    let (_, queues) = ctx.acd.snapshot().await;
+    json_response(
+        StatusCode::OK,
+        json!({ "queues": queues_json(&queues, true) }),
+    )
+}
+
+/// `GET /api/v1/me`: the caller's role (and agent, for agent tokens).
+async fn me(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
+    match authorize(&ctx, &headers, None, Need::Any) {
+        Ok(p) => json_response(
+            StatusCode::OK,
+            json!({
+                "role": match p.role { Role::Admin => "admin", Role::Supervisor => "supervisor", Role::Agent => "agent" },
+                "agent": p.agent,
+            }),
+        ),
+        Err(r) => r,
+    }
+}
+
+/// Query of endpoints that accept `?token=` (EventSource cannot set headers).
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+/// `GET /api/v1/events`: a `snapshot` event every second (server-sent
+/// events), so pages update without polling or reloads.
+async fn events(
+    State(ctx): State<Arc<ServerCtx>>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let who = match authorize(&ctx, &headers, q.token.as_deref(), Need::Any) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let stream = futures_util::stream::unfold((ctx, who, true), |(ctx, who, first)| async move {
+        if !first {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+        let data = snapshot_json(&ctx, &who).await.to_string();
+        let ev = Event::default().event("snapshot").data(data);
+        Some((Ok::<_, std::convert::Infallible>(ev), (ctx, who, false)))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// `GET /api/v1/calls`: callers waiting for or talking to an agent.
+async fn list_calls(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    let calls: Vec<Value> = ctx
+        .live
+        .calls()
+        .into_iter()
+        .map(|(id, c)| {
+            json!({
+                "call_id": id, "caller": c.caller, "path": c.path, "digits": c.digits,
+                "waited_secs": (chrono::Utc::now() - c.entered_at).num_seconds().max(0),
+                "repeat": c.repeat, "callback_id": c.callback_id,
+            })
+        })
         .collect();
-    json_response(StatusCode::OK, json!({ "queues": list }))
+    json_response(
+        StatusCode::OK,
+        json!({ "active_calls": metrics::CALLS_ACTIVE.load(Relaxed), "calls": calls }),
+    )
+}
+
+/// Query of `GET /api/v1/cdrs`.
+#[derive(serde::Deserialize)]
+struct Limit {
+    limit: Option<i64>,
+}
+
+async fn list_cdrs(
+    State(ctx): State<Arc<ServerCtx>>,
+    headers: HeaderMap,
+    Query(l): Query<Limit>,
+) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    match ctx
+        .store
+        .recent_cdrs(l.limit.unwrap_or(100).clamp(1, 1000))
+        .await
+    {
+        Ok(rows) => json_response(StatusCode::OK, json!({ "cdrs": rows })),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+async fn stats(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    json_response(StatusCode::OK, stats_json(&ctx).await)
+}
+
+/// `GET /api/v1/dialplans`: what is serving now, and every version loaded.
+async fn list_dialplans(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    let snap = ctx.snapshot();
+    let serving: Vec<Value> = snap
+        .plans
+        .plans()
+        .map(|p| json!({ "name": p.name, "file": p.file.display().to_string(), "version": p.version, "numbers": p.numbers }))
+        .collect();
+    let history: Vec<Value> = ctx
+        .store
+        .dialplan_versions()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(name, file, version, loaded_at)| json!({ "name": name, "file": file, "version": version, "loaded_at": loaded_at }))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        json!({ "generation": snap.generation, "serving": serving, "history": history }),
+    )
+}
+
+/// `POST /api/v1/dialplans/reload`: validate and swap in; on errors the old
+/// version keeps serving and the errors come back as `file:line:col`.
+async fn reload_dialplans(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&ctx, &headers, None, Need::Admin) {
+        return r;
+    }
+    match ctx.reload("API").await {
+        Ok(r) => json_response(
+            StatusCode::OK,
+            json!({ "ok": true, "dialplans": r.dialplans, "prompts": r.prompts, "warnings": r.warnings,
+                    "took_ms": r.took.as_secs_f64() * 1000.0 }),
+        ),
+        Err(errors) => json_response(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            json!({ "ok": false, "errors": errors, "error": "dialplans are invalid; the previous version keeps serving" }),
+        ),
+    }
 }
 
 /// `POST /api/v1/agents/{id}/{login|logout|pause|unpause|ready}`; `pause`
@@ -213,7 +607,7 @@ async fn agent_action(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = check_token(&ctx, &headers) {
+    if let Err(r) = authorize(&ctx, &headers, None, Need::Agent(&id)) {
         return r;
     }
     if !ctx.config.agents.contains_key(&id) {
@@ -382,7 +776,7 @@ async fn create_callback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = check_token(&ctx, &headers) {
+    if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
         return r;
     }
     let v = match parse_body(&body) {
@@ -515,7 +909,7 @@ async fn cancel_callback(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = check_token(&ctx, &headers) {
+    if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
         return r;
     }
     let v = match parse_body(&body) {
@@ -538,7 +932,7 @@ async fn reschedule_callback(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
-    if let Some(r) = check_token(&ctx, &headers) {
+    if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
         return r;
     }
     let v = match parse_body(&body) {

@@ -1,0 +1,364 @@
+//! RTP receivers: a few threads, each with its own epoll set over a shard of
+//! the non-blocking RTP sockets, reading with `recvmmsg`.
+//!
+//! Arrival times are the kernel's (`SO_TIMESTAMPNS`): they record when a
+//! packet reached the socket, not when this process got around to reading it,
+//! so the receivers' own scheduling does not show up as jitter. Per-socket
+//! kernel drops (`SO_RXQ_OVFL`) tell whether the receivers kept up.
+
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use crate::procfs;
+
+/// Nominal RTP interval.
+pub const INTERVAL_NS: u64 = 20_000_000;
+/// Jitter histogram resolution: 1 µs buckets up to this many µs.
+pub const HIST_US: usize = 200_000;
+
+/// Shared between the driver and the receiver threads.
+pub struct Control {
+    /// Measurement window (CLOCK_REALTIME ns); `u64::MAX` = not started.
+    pub win_start: AtomicU64,
+    /// End of the window; `u64::MAX` = still open.
+    pub win_end: AtomicU64,
+    /// Tell receivers to exit.
+    pub stop: AtomicBool,
+    /// Shared-socket mode: server RTP source port → stream index (`u32::MAX` = unknown).
+    pub port_map: Vec<AtomicU32>,
+}
+
+impl Control {
+    /// Fresh control block.
+    pub fn new() -> Arc<Control> {
+        Arc::new(Control {
+            win_start: AtomicU64::new(u64::MAX),
+            win_end: AtomicU64::new(u64::MAX),
+            stop: AtomicBool::new(false),
+            port_map: (0..65_536).map(|_| AtomicU32::new(u32::MAX)).collect(),
+        })
+    }
+}
+
+/// Per-stream measurements.
+#[derive(Clone, Copy, Default)]
+pub struct StreamStat {
+    last_ns: u64,
+    last_seq: u16,
+    seen: bool,
+    /// Packets whose arrival fell inside the window.
+    pub in_window: u32,
+    /// Packets missing according to sequence numbers (inside the window).
+    pub seq_lost: u32,
+    /// Duplicates or reordered packets (inside the window).
+    pub reordered: u32,
+}
+
+/// What one receiver thread measured.
+pub struct RxResult {
+    /// Stream index → stats (only the streams this thread saw are non-default).
+    pub streams: Vec<StreamStat>,
+    /// |interval − 20 ms| histogram, 1 µs buckets.
+    pub hist: Vec<u64>,
+    /// Samples beyond the histogram.
+    pub overflow: u64,
+    /// Largest |interval − 20 ms| in ns.
+    pub max_ns: u64,
+    /// Datagrams that were not RTP or not from a known stream.
+    pub other: u64,
+    /// Kernel drops on this thread's sockets (`SO_RXQ_OVFL`).
+    pub kernel_drops: u64,
+    /// Packets read in total.
+    pub packets: u64,
+    /// `recvmmsg` calls.
+    pub syscalls: u64,
+    /// CPU seconds this thread used.
+    pub cpu_s: f64,
+}
+
+impl RxResult {
+    fn new(streams: usize) -> RxResult {
+        RxResult {
+            streams: vec![StreamStat::default(); streams],
+            hist: vec![0; HIST_US + 1],
+            overflow: 0,
+            max_ns: 0,
+            other: 0,
+            kernel_drops: 0,
+            packets: 0,
+            syscalls: 0,
+            cpu_s: 0.0,
+        }
+    }
+}
+
+/// Enable kernel receive timestamps and drop counters on an RTP socket.
+pub fn prepare_socket(fd: RawFd, rcvbuf: i32) {
+    let one: libc::c_int = 1;
+    let sz = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd, pointers to live c_ints of the given size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_TIMESTAMPNS,
+            (&one as *const libc::c_int).cast(),
+            sz,
+        );
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RXQ_OVFL,
+            (&one as *const libc::c_int).cast(),
+            sz,
+        );
+        if rcvbuf > 0 {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&rcvbuf as *const libc::c_int).cast(),
+                sz,
+            );
+        }
+    }
+}
+
+/// One receiver thread's epoll set.
+pub struct Shard {
+    epfd: RawFd,
+}
+
+impl Shard {
+    /// A new, empty epoll set.
+    pub fn new() -> std::io::Result<Shard> {
+        // SAFETY: plain syscall.
+        let epfd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if epfd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Shard { epfd })
+    }
+
+    /// Watch `fd` (level-triggered); `token` identifies the socket.
+    pub fn add(&self, fd: RawFd, token: u64) -> std::io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: token,
+        };
+        // SAFETY: valid epoll fd and event.
+        let r = unsafe { libc::epoll_ctl(self.epfd, libc::EPOLL_CTL_ADD, fd, &mut ev) };
+        if r < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// The epoll descriptor (for the thread).
+    pub fn fd(&self) -> RawFd {
+        self.epfd
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        // SAFETY: we own the fd.
+        unsafe { libc::close(self.epfd) };
+    }
+}
+
+/// How sockets map to streams.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    /// One socket per call: the epoll token is the stream index.
+    PerCall,
+    /// A few sockets shared by all calls: the source port names the stream.
+    Shared,
+}
+
+const BATCH: usize = 32;
+const BUF: usize = 512;
+const CMSG: usize = 128;
+
+/// Run one receiver until `ctl.stop`. `fds[token]` is the socket for a token.
+///
+/// After each round the thread naps `nap` so packets pile up in the socket
+/// buffers and one `recvmmsg` returns many: arrival times come from the
+/// kernel, so reading late does not change what is measured.
+pub fn run(
+    epfd: RawFd,
+    fds: Arc<Vec<RawFd>>,
+    mode: Mode,
+    streams: usize,
+    ctl: Arc<Control>,
+    nap: std::time::Duration,
+) -> RxResult {
+    let mut res = RxResult::new(streams);
+    let mut drops_by_fd: std::collections::HashMap<RawFd, u32> = Default::default();
+    let mut bufs = vec![[0u8; BUF]; BATCH];
+    let mut cmsgs = vec![[0u64; CMSG / 8]; BATCH];
+    let mut names: Vec<libc::sockaddr_in> = vec![
+        // SAFETY: all-zero is a valid sockaddr_in.
+        unsafe { std::mem::zeroed() };
+        BATCH
+    ];
+    let mut iovs: Vec<libc::iovec> = bufs
+        .iter_mut()
+        .map(|b| libc::iovec {
+            iov_base: b.as_mut_ptr().cast(),
+            iov_len: BUF,
+        })
+        .collect();
+    // SAFETY: all-zero is a valid mmsghdr; the pointers are set below.
+    let mut msgs: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { std::mem::zeroed() }).collect();
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
+    while !ctl.stop.load(Ordering::Relaxed) {
+        // SAFETY: valid epoll fd and event buffer.
+        let n = unsafe { libc::epoll_wait(epfd, events.as_mut_ptr(), events.len() as i32, 100) };
+        if n <= 0 {
+            continue;
+        }
+        if !nap.is_zero() {
+            std::thread::sleep(nap);
+        }
+        let win_start = ctl.win_start.load(Ordering::Relaxed);
+        let win_end = ctl.win_end.load(Ordering::Relaxed);
+        for ev in events.iter().take(n as usize) {
+            let token = ev.u64 as usize;
+            let Some(&fd) = fds.get(token) else { continue };
+            loop {
+                for i in 0..BATCH {
+                    let m = &mut msgs[i].msg_hdr;
+                    m.msg_name = (&mut names[i] as *mut libc::sockaddr_in).cast();
+                    m.msg_namelen = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    m.msg_iov = &mut iovs[i];
+                    m.msg_iovlen = 1;
+                    m.msg_control = cmsgs[i].as_mut_ptr().cast();
+                    m.msg_controllen = CMSG as _;
+                    m.msg_flags = 0;
+                    msgs[i].msg_len = 0;
+                }
+                // SAFETY: every mmsghdr points at live buffers of the stated sizes.
+                let got = unsafe {
+                    libc::recvmmsg(
+                        fd,
+                        msgs.as_mut_ptr(),
+                        BATCH as u32,
+                        libc::MSG_DONTWAIT,
+                        std::ptr::null_mut(),
+                    )
+                };
+                res.syscalls += 1;
+                if got <= 0 {
+                    break;
+                }
+                for i in 0..got as usize {
+                    let len = msgs[i].msg_len as usize;
+                    let (ts, ovfl) = control_data(&msgs[i].msg_hdr);
+                    if let Some(d) = ovfl {
+                        drops_by_fd.insert(fd, d);
+                    }
+                    res.packets += 1;
+                    let stream = match mode {
+                        Mode::PerCall => token,
+                        Mode::Shared => {
+                            let port = u16::from_be(names[i].sin_port) as usize;
+                            match ctl.port_map[port].load(Ordering::Relaxed) {
+                                u32::MAX => {
+                                    res.other += 1;
+                                    continue;
+                                }
+                                s => s as usize,
+                            }
+                        }
+                    };
+                    let pkt = &bufs[i][..len.min(BUF)];
+                    if pkt.len() < 12 || pkt[0] >> 6 != 2 {
+                        res.other += 1;
+                        continue;
+                    }
+                    let seq = u16::from_be_bytes([pkt[2], pkt[3]]);
+                    let ts = ts.unwrap_or_else(procfs::realtime_ns);
+                    let Some(st) = res.streams.get_mut(stream) else {
+                        res.other += 1;
+                        continue;
+                    };
+                    let in_win = ts >= win_start && ts < win_end;
+                    if st.seen {
+                        let prev_in = st.last_ns >= win_start && st.last_ns < win_end;
+                        if in_win && prev_in {
+                            let d = seq.wrapping_sub(st.last_seq);
+                            if d == 1 {
+                            } else if d > 1 && d < 3000 {
+                                st.seq_lost += u32::from(d - 1);
+                            } else {
+                                st.reordered += 1;
+                            }
+                            let interval = ts.saturating_sub(st.last_ns);
+                            let jitter = interval.abs_diff(INTERVAL_NS);
+                            res.max_ns = res.max_ns.max(jitter);
+                            let us = (jitter / 1000) as usize;
+                            match res.hist.get_mut(us) {
+                                Some(b) => *b += 1,
+                                None => res.overflow += 1,
+                            }
+                        }
+                    }
+                    if in_win {
+                        st.in_window += 1;
+                    }
+                    st.seen = true;
+                    st.last_ns = ts;
+                    st.last_seq = seq;
+                }
+                if (got as usize) < BATCH {
+                    break;
+                }
+            }
+        }
+    }
+    res.kernel_drops = drops_by_fd.values().map(|&d| u64::from(d)).sum();
+    res.cpu_s = procfs::thread_cpu_seconds();
+    res
+}
+
+/// Kernel timestamp (ns) and cumulative drop counter from a message's control data.
+fn control_data(m: &libc::msghdr) -> (Option<u64>, Option<u32>) {
+    let mut ts = None;
+    let mut drops = None;
+    // SAFETY: `m` was filled by recvmmsg; the CMSG macros stay within msg_controllen.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(m);
+        while !c.is_null() {
+            let h = &*c;
+            if h.cmsg_level == libc::SOL_SOCKET {
+                if h.cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let t: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    ts = Some(t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64);
+                } else if h.cmsg_type == libc::SO_RXQ_OVFL {
+                    drops = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
+                }
+            }
+            c = libc::CMSG_NXTHDR(m, c);
+        }
+    }
+    (ts, drops)
+}
+
+/// Percentile (0..=1) of a 1 µs histogram, in ms.
+pub fn percentile_ms(hist: &[u64], overflow: u64, max_ns: u64, q: f64) -> f64 {
+    let total: u64 = hist.iter().sum::<u64>() + overflow;
+    if total == 0 {
+        return 0.0;
+    }
+    let rank = ((total as f64) * q).ceil().max(1.0) as u64;
+    let mut acc = 0;
+    for (us, &c) in hist.iter().enumerate() {
+        acc += c;
+        if acc >= rank {
+            return us as f64 / 1000.0;
+        }
+    }
+    max_ns as f64 / 1e6
+}

@@ -175,20 +175,22 @@ fn check_ctx(cfg: &Config, config_exists: bool) -> Result<CheckContext, String> 
     Ok(ctx)
 }
 
-fn check(config_path: &Path, paths: Vec<PathBuf>, strict: bool) -> ExitCode {
-    let cfg = match config_or_default(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+/// The configuration (or defaults) and what dialplans are checked against;
+/// on failure the message is printed and the exit code returned.
+fn config_and_context(config_path: &Path) -> Result<(Config, CheckContext), ExitCode> {
+    let fail = |e: String| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
     };
-    let ctx = match check_ctx(&cfg, config_path.exists()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let cfg = config_or_default(config_path).map_err(fail)?;
+    let ctx = check_ctx(&cfg, config_path.exists()).map_err(fail)?;
+    Ok((cfg, ctx))
+}
+
+fn check(config_path: &Path, paths: Vec<PathBuf>, strict: bool) -> ExitCode {
+    let (cfg, ctx) = match config_and_context(config_path) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let paths = if paths.is_empty() {
         vec![cfg.dialplans.dir.clone()]
@@ -243,19 +245,9 @@ fn simulate(
     at: Option<&str>,
     caller: String,
 ) -> ExitCode {
-    let cfg = match config_or_default(config_path) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let ctx = match check_ctx(&cfg, config_path.exists()) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(2);
-        }
+    let (cfg, ctx) = match config_and_context(config_path) {
+        Ok(x) => x,
+        Err(code) => return code,
     };
     let plan = match load_file(file, &ctx) {
         Ok((p, _)) => Arc::new(p),

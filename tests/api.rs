@@ -47,8 +47,11 @@ queues = ["operator"]
 /// One HTTP request; returns (status, body).
 fn http(srv: &Server, method: &str, path: &str, token: Option<&str>, body: &str) -> (u16, String) {
     let mut s = std::net::TcpStream::connect(srv.api).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         s,
         "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -57,8 +60,15 @@ fn http(srv: &Server, method: &str, path: &str, token: Option<&str>, body: &str)
     .expect("write");
     let mut resp = String::new();
     let _ = s.read_to_string(&mut resp);
-    let status = resp.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    let body = resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let status = resp
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = resp
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -69,21 +79,51 @@ fn json(body: &str) -> Value {
 #[test]
 fn tokens_and_roles() {
     let srv = server();
-    assert_eq!(http(&srv, "GET", "/api/v1/agents", None, "").0, 401, "no token");
-    assert_eq!(http(&srv, "GET", "/api/v1/agents", Some("wrong-token-0000000000"), "").0, 401);
+    assert_eq!(
+        http(&srv, "GET", "/api/v1/agents", None, "").0,
+        401,
+        "no token"
+    );
+    assert_eq!(
+        http(
+            &srv,
+            "GET",
+            "/api/v1/agents",
+            Some("wrong-token-0000000000"),
+            ""
+        )
+        .0,
+        401
+    );
     assert_eq!(http(&srv, "GET", "/api/v1/agents", Some(SUPER), "").0, 200);
-    assert_eq!(http(&srv, "GET", "/api/v1/agents", Some(ALICE), "").0, 403, "agents cannot list everybody");
+    assert_eq!(
+        http(&srv, "GET", "/api/v1/agents", Some(ALICE), "").0,
+        403,
+        "agents cannot list everybody"
+    );
     for (token, role) in [(ADMIN, "admin"), (SUPER, "supervisor"), (ALICE, "agent")] {
         let (status, body) = http(&srv, "GET", "/api/v1/me", Some(token), "");
         assert_eq!(status, 200);
         assert_eq!(json(&body)["role"], role);
     }
     // An agent changes only its own state.
-    assert_eq!(http(&srv, "POST", "/api/v1/agents/alice/login", Some(ALICE), "").0, 200);
-    assert_eq!(http(&srv, "POST", "/api/v1/agents/bob/login", Some(ALICE), "").0, 403);
-    assert_eq!(http(&srv, "POST", "/api/v1/agents/bob/login", Some(SUPER), "").0, 200);
+    assert_eq!(
+        http(&srv, "POST", "/api/v1/agents/alice/login", Some(ALICE), "").0,
+        200
+    );
+    assert_eq!(
+        http(&srv, "POST", "/api/v1/agents/bob/login", Some(ALICE), "").0,
+        403
+    );
+    assert_eq!(
+        http(&srv, "POST", "/api/v1/agents/bob/login", Some(SUPER), "").0,
+        200
+    );
     // Reloads are for admins.
-    assert_eq!(http(&srv, "POST", "/api/v1/dialplans/reload", Some(SUPER), "").0, 403);
+    assert_eq!(
+        http(&srv, "POST", "/api/v1/dialplans/reload", Some(SUPER), "").0,
+        403
+    );
     let (status, body) = http(&srv, "POST", "/api/v1/dialplans/reload", Some(ADMIN), "");
     assert_eq!(status, 200, "{body}");
     // Metrics and health stay open for scrapers.
@@ -92,21 +132,47 @@ fn tokens_and_roles() {
     // The pages are served; they ask for a token themselves.
     let (status, body) = http(&srv, "GET", "/", None, "");
     assert_eq!(status, 200);
-    assert!(body.to_ascii_lowercase().contains("<html") || body.contains("<!doctype"), "{body}");
+    assert!(
+        body.to_ascii_lowercase().contains("<html") || body.contains("<!doctype"),
+        "{body}"
+    );
     assert_eq!(http(&srv, "GET", "/agent", None, "").0, 200);
 }
 
 #[test]
 fn validation_errors_name_the_field() {
     let srv = server();
-    let (status, body) = http(&srv, "POST", "/api/v1/agents/alice/pause", Some(SUPER), r#"{"reason":42}"#);
+    let (status, body) = http(
+        &srv,
+        "POST",
+        "/api/v1/agents/alice/pause",
+        Some(SUPER),
+        r#"{"reason":42}"#,
+    );
     assert_eq!(status, 422);
-    assert!(json(&body)["error"].as_str().is_some_and(|e| e.contains("reason")), "{body}");
-    let (status, _) = http(&srv, "POST", "/api/v1/agents/alice/pause", Some(SUPER), "{not json");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("reason")),
+        "{body}"
+    );
+    let (status, _) = http(
+        &srv,
+        "POST",
+        "/api/v1/agents/alice/pause",
+        Some(SUPER),
+        "{not json",
+    );
     assert_eq!(status, 400);
     let (status, _) = http(&srv, "POST", "/api/v1/agents/alice/dance", Some(SUPER), "");
     assert_eq!(status, 404);
-    let (status, body) = http(&srv, "POST", "/api/v1/callbacks", Some(SUPER), r#"{"number":"+15551230001"}"#);
+    let (status, body) = http(
+        &srv,
+        "POST",
+        "/api/v1/callbacks",
+        Some(SUPER),
+        r#"{"number":"+15551230001"}"#,
+    );
     assert_eq!(status, 422);
     assert!(body.contains("`queue` is required"), "{body}");
     let (status, body) = http(
@@ -118,21 +184,37 @@ fn validation_errors_name_the_field() {
     );
     assert_eq!(status, 422);
     assert!(body.contains("preferred_start"), "{body}");
-    let (status, body) = http(&srv, "GET", "/api/v1/callbacks?state=bogus", Some(SUPER), "");
+    let (status, body) = http(
+        &srv,
+        "GET",
+        "/api/v1/callbacks?state=bogus",
+        Some(SUPER),
+        "",
+    );
     assert_eq!(status, 422, "{body}");
     let (status, body) = http(&srv, "POST", "/api/v1/agents/alice/logout", Some(SUPER), "");
-    assert_eq!(status, 409, "logging out a logged-out agent is refused: {body}");
+    assert_eq!(
+        status, 409,
+        "logging out a logged-out agent is refused: {body}"
+    );
 }
 
 #[test]
 fn event_stream_sends_snapshots() {
     let srv = server();
     let mut s = std::net::TcpStream::connect(srv.api).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-    write!(s, "GET /api/v1/events?token={SUPER} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET /api/v1/events?token={SUPER} HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .expect("write");
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&got).contains("\n\n") || !String::from_utf8_lossy(&got).contains("data:") {
+    while !String::from_utf8_lossy(&got).contains("\n\n")
+        || !String::from_utf8_lossy(&got).contains("data:")
+    {
         let n = s.read(&mut buf).expect("read");
         assert!(n > 0, "stream closed");
         got.extend_from_slice(&buf[..n]);
@@ -149,7 +231,9 @@ fn event_stream_sends_snapshots() {
     for key in ["queues", "agents", "callbacks", "stats", "at"] {
         assert!(v.get(key).is_some(), "snapshot lacks {key}: {v}");
     }
-    assert!(v["queues"].as_array().is_some_and(|q| q.iter().any(|x| x["name"] == "operator")));
+    assert!(v["queues"]
+        .as_array()
+        .is_some_and(|q| q.iter().any(|x| x["name"] == "operator")));
 }
 
 #[test]
@@ -167,7 +251,9 @@ fn dialplan_reload_over_the_api_reports_errors_and_keeps_serving() {
     assert_eq!(status, 422, "{body}");
     let v = json(&body);
     assert!(
-        v["errors"].as_array().is_some_and(|e| e.iter().any(|x| x.as_str().is_some_and(|s| s.contains("main.toml:") && s.contains("hourz")))),
+        v["errors"].as_array().is_some_and(|e| e.iter().any(|x| x
+            .as_str()
+            .is_some_and(|s| s.contains("main.toml:") && s.contains("hourz")))),
         "{body}"
     );
     std::fs::write(&plan, &good).expect("write");
@@ -200,7 +286,10 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
             assert!(value.is_object(), "{at}: expected an object, got {value}");
             for req in schema["required"].as_array().into_iter().flatten() {
                 let k = req.as_str().unwrap_or("");
-                assert!(value.get(k).is_some(), "{at}: required `{k}` missing in {value}");
+                assert!(
+                    value.get(k).is_some(),
+                    "{at}: required `{k}` missing in {value}"
+                );
             }
             if let Some(props) = schema["properties"].as_object() {
                 for (k, sub) in props {
@@ -211,12 +300,17 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
             }
         }
         Some("array") => {
-            let items = value.as_array().unwrap_or_else(|| panic!("{at}: expected an array, got {value}"));
+            let items = value
+                .as_array()
+                .unwrap_or_else(|| panic!("{at}: expected an array, got {value}"));
             for (i, it) in items.iter().enumerate() {
                 check(doc, &schema["items"], it, &format!("{at}[{i}]"));
             }
         }
-        Some("integer") => assert!(value.is_i64() || value.is_u64(), "{at}: expected an integer, got {value}"),
+        Some("integer") => assert!(
+            value.is_i64() || value.is_u64(),
+            "{at}: expected an integer, got {value}"
+        ),
         Some("number") => assert!(value.is_number(), "{at}: expected a number, got {value}"),
         Some("string") => assert!(value.is_string(), "{at}: expected a string, got {value}"),
         Some("boolean") => assert!(value.is_boolean(), "{at}: expected a boolean, got {value}"),
@@ -229,10 +323,20 @@ fn openapi_document_matches_live_answers() {
     let srv = server();
     // Something to list: a callback, a logged-in agent.
     assert_eq!(
-        http(&srv, "POST", "/api/v1/callbacks", Some(SUPER), r#"{"number":"+15551230001","queue":"operator"}"#).0,
+        http(
+            &srv,
+            "POST",
+            "/api/v1/callbacks",
+            Some(SUPER),
+            r#"{"number":"+15551230001","queue":"operator"}"#
+        )
+        .0,
         201
     );
-    assert_eq!(http(&srv, "POST", "/api/v1/agents/alice/login", Some(SUPER), "").0, 200);
+    assert_eq!(
+        http(&srv, "POST", "/api/v1/agents/alice/login", Some(SUPER), "").0,
+        200
+    );
     let (status, body) = http(&srv, "GET", "/api/openapi.json", None, "");
     assert_eq!(status, 200);
     let doc = json(&body);
@@ -254,11 +358,30 @@ fn openapi_document_matches_live_answers() {
     assert!(checked >= 8, "only {checked} paths checked");
     // A path with an id, and a documented error shape.
     let (_, list) = http(&srv, "GET", "/api/v1/callbacks", Some(ADMIN), "");
-    let id = json(&list)["callbacks"][0]["id"].as_str().expect("id").to_string();
-    let (status, body) = http(&srv, "GET", &format!("/api/v1/callbacks/{id}"), Some(ADMIN), "");
+    let id = json(&list)["callbacks"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let (status, body) = http(
+        &srv,
+        "GET",
+        &format!("/api/v1/callbacks/{id}"),
+        Some(ADMIN),
+        "",
+    );
     assert_eq!(status, 200);
-    check(&doc, &doc["components"]["schemas"]["Callback"], &json(&body), "callback");
+    check(
+        &doc,
+        &doc["components"]["schemas"]["Callback"],
+        &json(&body),
+        "callback",
+    );
     let (status, body) = http(&srv, "GET", "/api/v1/callbacks/nope", Some(ADMIN), "");
     assert_eq!(status, 404);
-    check(&doc, &doc["components"]["schemas"]["Error"], &json(&body), "error");
+    check(
+        &doc,
+        &doc["components"]["schemas"]["Error"],
+        &json(&body),
+        "error",
+    );
 }

@@ -385,11 +385,26 @@ fn metrics_count_calls_digits_and_sip() {
     );
     assert!(srv.metric("ringback_rtp_packets_sent_total") > 10.0);
     assert_eq!(srv.metric("ringback_calls_active"), 0.0);
-    assert_eq!(srv.metric(r#"ringback_sip_messages_total{direction="in",method="INVITE"}"#), 1.0);
-    assert_eq!(srv.metric(r#"ringback_sip_messages_total{direction="in",method="BYE"}"#), 1.0);
-    assert!(srv.metric(r#"ringback_sip_messages_total{direction="out",method="INVITE",status="200"}"#) >= 1.0);
-    assert_eq!(srv.metric(r#"ringback_calls_total{disposition="completed"}"#), 1.0);
-    assert_eq!(srv.metric(r#"ringback_queue_waiting{queue="operator"}"#), 0.0);
+    assert_eq!(
+        srv.metric(r#"ringback_sip_messages_total{direction="in",method="INVITE"}"#),
+        1.0
+    );
+    assert_eq!(
+        srv.metric(r#"ringback_sip_messages_total{direction="in",method="BYE"}"#),
+        1.0
+    );
+    assert!(
+        srv.metric(r#"ringback_sip_messages_total{direction="out",method="INVITE",status="200"}"#)
+            >= 1.0
+    );
+    assert_eq!(
+        srv.metric(r#"ringback_calls_total{disposition="completed"}"#),
+        1.0
+    );
+    assert_eq!(
+        srv.metric(r#"ringback_queue_waiting{queue="operator"}"#),
+        0.0
+    );
     assert_eq!(srv.metric(r#"ringback_agents{state="available"}"#), 0.0);
 }
 

@@ -253,7 +253,9 @@ struct Principal {
 
 /// `None` when the request may proceed; otherwise the 401/403 to return.
 fn check_token(ctx: &ServerCtx, headers: &HeaderMap) -> Option<Response> {
-    authorize(ctx, headers, None, Need::Read).err()
+    authorize(ctx, headers, None, Need::Read)
+        .err()
+        .map(IntoResponse::into_response)
 }
 
 /// Authenticate (bearer header, or `?token=` for EventSource, which cannot
@@ -264,7 +266,7 @@ fn authorize(
     headers: &HeaderMap,
     query_token: Option<&str>,
     need: Need<'_>,
-) -> Result<Principal, Response> {
+) -> Result<Principal, ApiError> {
     let tokens = &ctx.config.api.tokens;
     if tokens.is_empty() {
         return Ok(Principal {
@@ -286,7 +288,7 @@ fn authorize(
         }
     }
     let Some(t) = found else {
-        return Err(error(
+        return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing or wrong bearer token",
         ));
@@ -306,7 +308,7 @@ fn authorize(
     if allowed {
         Ok(p)
     } else {
-        Err(error(
+        Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "this token's role may not do that",
         ))
@@ -466,7 +468,7 @@ async fn me(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
                 "agent": p.agent,
             }),
         ),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
@@ -486,7 +488,7 @@ async fn events(
     use axum::response::sse::{Event, KeepAlive, Sse};
     let who = match authorize(&ctx, &headers, q.token.as_deref(), Need::Any) {
         Ok(p) => p,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     let stream = futures_util::stream::unfold((ctx, who, true), |(ctx, who, first)| async move {
         if !first {
@@ -584,7 +586,7 @@ async fn list_dialplans(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -
 /// version keeps serving and the errors come back as `file:line:col`.
 async fn reload_dialplans(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Admin) {
-        return r;
+        return r.into_response();
     }
     match ctx.reload("API").await {
         Ok(r) => json_response(
@@ -608,7 +610,7 @@ async fn agent_action(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Agent(&id)) {
-        return r;
+        return r.into_response();
     }
     if !ctx.config.agents.contains_key(&id) {
         return error(StatusCode::NOT_FOUND, format!("no agent `{id}`"));
@@ -777,7 +779,7 @@ async fn create_callback(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
-        return r;
+        return r.into_response();
     }
     let v = match parse_body(&body) {
         Ok(v) => v,
@@ -910,7 +912,7 @@ async fn cancel_callback(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
-        return r;
+        return r.into_response();
     }
     let v = match parse_body(&body) {
         Ok(v) => v,
@@ -933,7 +935,7 @@ async fn reschedule_callback(
     body: Bytes,
 ) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
-        return r;
+        return r.into_response();
     }
     let v = match parse_body(&body) {
         Ok(v) => v,

@@ -165,6 +165,13 @@ pub async fn spawn(
         .unwrap_or_else(default_node_id);
     let mut scheduler = Scheduler::new(policies(cfg), Policy::default());
     let now = Utc::now();
+    let released = store.release_stale_leases().await?;
+    if released > 0 {
+        tracing::info!(
+            callbacks = released,
+            "released leases left by the previous process"
+        );
+    }
     let rows = store.live_callbacks().await?;
     let mut restored = Vec::new();
     for r in &rows {

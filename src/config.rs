@@ -335,6 +335,12 @@ pub struct QueueConfig {
     pub overflow_prompt: Option<String>,
     /// Callback policy (attempts, backoff, dialing window, guards).
     pub callback: Option<ringback_callback::Policy>,
+    /// Offer a callback at once when the caller's estimated wait is above
+    /// this many seconds (even if the dialplan's queue node offers none).
+    pub callback_offer_ewt_above_secs: Option<u64>,
+    /// Offer a callback at once to a caller who zeroed out while no agent
+    /// of this queue is free.
+    pub callback_offer_on_zero_out: bool,
 }
 
 /// Strategy names accepted in `queues.<name>.strategy`.
@@ -366,6 +372,8 @@ impl Default for QueueConfig {
             overflow_queue: None,
             overflow_prompt: None,
             callback: None,
+            callback_offer_ewt_above_secs: None,
+            callback_offer_on_zero_out: false,
         }
     }
 }

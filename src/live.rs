@@ -74,6 +74,10 @@ pub struct DayStats {
     pub callback_completion_pct: Option<f64>,
     /// Filled in from the store by the API.
     pub repeat_call_rate_pct: Option<f64>,
+    /// Callbacks completed today.
+    pub callbacks_completed_today: u32,
+    /// Callbacks that failed or expired today.
+    pub callbacks_failed_today: u32,
     /// Calls and average wait per 15 minutes.
     pub intervals: Vec<Interval>,
 }
@@ -218,6 +222,8 @@ impl Live {
                 d.callbacks_completed + d.callbacks_failed,
             ),
             repeat_call_rate_pct: None,
+            callbacks_completed_today: d.callbacks_completed,
+            callbacks_failed_today: d.callbacks_failed,
             intervals: d
                 .intervals
                 .iter()

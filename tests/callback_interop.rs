@@ -395,3 +395,121 @@ fn callback_survives_sigkill_and_completes_exactly_once() {
     let dialing = states(&cb).iter().filter(|s| *s == "dialing").count();
     assert_eq!(dialing, 1, "dialed exactly once: {cb:#}");
 }
+
+#[test]
+fn zero_out_with_nobody_free_offers_a_callback_at_once() {
+    const MENU: &str = r#"
+[dialplan]
+name = "menu"
+numbers = ["200"]
+start = "main"
+operator = "operator"
+
+[nodes.main]
+type = "menu"
+prompt = "digit-1"
+options = { "1" = "bye" }
+timeout = 10
+
+[nodes.bye]
+type = "hangup"
+"#;
+    let customer_port = free_udp_port();
+    let srv = Server::start(ServerOpts {
+        dialplans: vec![("menu.toml".into(), MENU.into())],
+        extra_config: format!(
+            "\n[trunk]\naddress = \"127.0.0.1:{customer_port}\"\n\n[queues.operator]\nannounce_every_secs = 0\ncallback_offer_on_zero_out = true\n"
+        ),
+        ..ServerOpts::default()
+    });
+    // 0, then (after "please hold" and the immediate offer) 1 = accept,
+    // 1 = this number.
+    let caller = Uac::new()
+        .invite()
+        .pause(300)
+        .info_digit('0')
+        .pause(3_500)
+        .info_digit('1')
+        .pause(800)
+        .info_digit('1')
+        .expect_bye(20_000);
+    Sipp::from_xml(&caller.xml())
+        .run(srv.sip, "200")
+        .assert_ok("zero-out caller");
+    let (_, body) = srv.http_get("/api/v1/callbacks?queue=operator");
+    assert!(
+        body.contains(r#""state":"scheduled""#),
+        "a callback was stored: {body}"
+    );
+    assert!(
+        srv.log().contains("zero-out with no agent free"),
+        "{}",
+        srv.log()
+    );
+}
+
+#[test]
+fn sigkill_while_dialing_the_customer_retries_and_completes_once() {
+    let customer_port = free_udp_port();
+    let mut srv = server(customer_port, "");
+    let alice_port = free_udp_port();
+    register_alice(&srv, alice_port);
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let media = rtp.local_addr().expect("a").port();
+    let alice = Sipp::from_xml(
+        &AgentPhone::new(30_000)
+            .ring()
+            .answer(media)
+            .expect_bye(60_000)
+            .xml(),
+    )
+    .arg("-p")
+    .arg(alice_port)
+    .spawn(srv.sip, "alice");
+    // The customer's phone rings and rings: we crash while it does.
+    let ringing = Sipp::from_xml(&AgentPhone::new(30_000).ring().until_cancel(60_000).xml())
+        .arg("-p")
+        .arg(customer_port)
+        .spawn(srv.sip, "x");
+    let id = request_callback(&srv, CUSTOMER);
+    wait_state(&srv, &id, "dialing", Duration::from_secs(15));
+    srv.kill9();
+    drop(ringing);
+    drop(alice);
+    let srv = srv.restart();
+    let cb = callback(&srv, &id);
+    assert_eq!(
+        cb["state"], "scheduled",
+        "a crash mid-dial is retried, not lost: {cb:#}"
+    );
+    let alice_port = free_udp_port();
+    register_alice(&srv, alice_port);
+    let alice = Sipp::from_xml(
+        &AgentPhone::new(30_000)
+            .ring()
+            .answer(media)
+            .expect_bye(30_000)
+            .xml(),
+    )
+    .arg("-p")
+    .arg(alice_port)
+    .spawn(srv.sip, "alice");
+    Sipp::from_xml(&happy_customer().xml())
+        .arg("-p")
+        .arg(customer_port)
+        .run(srv.sip, "x")
+        .assert_ok("customer, second try");
+    alice.wait().assert_ok("agent, second try");
+    let cb = wait_state(&srv, &id, "completed", Duration::from_secs(10));
+    let s = states(&cb);
+    assert_eq!(s.iter().filter(|x| *x == "completed").count(), 1, "{s:?}");
+    assert_eq!(
+        s.iter().filter(|x| *x == "dialing").count(),
+        2,
+        "dialed before the crash and once after: {s:?}"
+    );
+    assert_eq!(
+        cb["attempts"], 1,
+        "the interrupted attempt is not counted: {cb:#}"
+    );
+}

@@ -427,12 +427,18 @@ async fn snapshot_json(ctx: &ServerCtx, who: &Principal) -> Value {
     };
     let pending = count("scheduled").await + count("retry_wait").await + count("requested").await;
     let dialing = count("dialing").await + count("connected").await;
+    let stats = stats_json(ctx).await;
     json!({
         "at": crate::store::ts(chrono::Utc::now()),
         "queues": queues_json(&queues, agent_only.is_none()),
         "agents": agents_json(ctx, &agents, agent_only.as_deref()),
-        "callbacks": { "pending": pending, "dialing": dialing },
-        "stats": stats_json(ctx).await,
+        "callbacks": {
+            "pending": pending,
+            "dialing": dialing,
+            "completed_today": stats["callbacks_completed_today"],
+            "failed_today": stats["callbacks_failed_today"],
+        },
+        "stats": stats,
     })
 }
 

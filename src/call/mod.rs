@@ -250,6 +250,8 @@ struct Call {
     hangup_after: Option<u64>,
     /// When the caller was bridged to an agent (handle time).
     bridged_at: Option<Instant>,
+    /// The caller reached the queue by pressing 0 (zero-out).
+    zero_out: bool,
 }
 
 /// Run one call to its end.
@@ -437,6 +439,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         cb_op: None,
         hangup_after: None,
         bridged_at: None,
+        zero_out: false,
     };
     call.pending.push_back(Event::Started(CallInfo {
         caller,
@@ -610,8 +613,9 @@ impl Call {
                 max_wait,
                 priority,
                 callback,
-                ..
+                zero_out,
             } => {
+                self.zero_out = zero_out;
                 self.callback_offer = callback.filter(|c| c.offer);
                 self.enter_queue(queue, max_wait, priority);
             }

@@ -397,6 +397,16 @@ impl Call {
                         deadline: Instant::now() + Duration::from_secs(20),
                     });
                     self.interlude(&["callback-pending"]);
+                } else if self.offer_now(&queue).await {
+                    // Long wait ahead, or a zero-out nobody is free for: offer
+                    // right away instead of after the usual wait.
+                    self.callback_offer
+                        .get_or_insert(ringback_dialplan::CallbackOffer {
+                            offer: true,
+                            after: Duration::from_secs(60),
+                            key: '1',
+                        });
+                    self.offer_at = Some(Instant::now());
                 }
             }
             CallbackOp::Offer => {
@@ -466,6 +476,42 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// Whether the queue's settings call for an immediate callback offer:
+    /// estimated wait above the threshold, or a zero-out while no agent of
+    /// the queue is free.
+    async fn offer_now(&self, queue: &str) -> bool {
+        let Some(q) = self.ctx.config.queues.get(queue) else {
+            return false;
+        };
+        if q.callback_offer_ewt_above_secs.is_none() && !q.callback_offer_on_zero_out {
+            return false;
+        }
+        if let Some(limit) = q.callback_offer_ewt_above_secs {
+            if let Some((_, ewt)) = self.ctx.acd.position(&self.call_id).await {
+                if ewt.as_secs() > limit {
+                    tracing::info!(
+                        ewt = ewt.as_secs(),
+                        limit,
+                        "long estimated wait: offering a callback now"
+                    );
+                    return true;
+                }
+            }
+        }
+        if q.callback_offer_on_zero_out && self.zero_out {
+            let (_, queues) = self.ctx.acd.snapshot().await;
+            let free = queues
+                .iter()
+                .find(|s| s.name.as_str() == queue)
+                .map_or(0, |s| s.available_agents);
+            if free == 0 {
+                tracing::info!("zero-out with no agent free: offering a callback now");
+                return true;
+            }
+        }
+        false
     }
 
     /// The caller becomes a callback: out of the live queue (its place is

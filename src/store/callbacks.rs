@@ -335,6 +335,20 @@ impl Store {
         Ok(claimed)
     }
 
+    /// At start-up of a single-node (SQLite) store: no other node can hold a
+    /// lease, so leases left by this node's previous process are released
+    /// at once instead of waiting for them to run out.
+    pub async fn release_stale_leases(&self) -> anyhow::Result<u64> {
+        match self {
+            Store::Sqlite(p) => Ok(sqlx::query("UPDATE callbacks SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL")
+                .execute(p)
+                .await?
+                .rows_affected()),
+            // Other nodes may be alive: their leases must run out.
+            Store::Postgres(_) => Ok(0),
+        }
+    }
+
     /// Give a lease back early (the attempt is over).
     pub async fn release_callback(&self, id: &str, node: &str) -> anyhow::Result<()> {
         let sql = "UPDATE callbacks SET claimed_by = NULL, lease_until = NULL WHERE id = $1 AND claimed_by = $2";

@@ -451,16 +451,25 @@ pub fn query_cdrs(db: &Path) -> Vec<Cdr> {
     })
 }
 
-/// A free UDP port on 127.0.0.1 (even, for RTP).
+/// A free UDP port on 127.0.0.1 (even, with the next three free too, for
+/// RTP and SIPp's media ports).
+///
+/// Ports come from 32000–32767: below the kernel's ephemeral range (so no
+/// process is handed one by the kernel between our check and SIPp's bind)
+/// and above the test servers' RTP ranges. Test binaries run one at a time;
+/// within one, the counter keeps threads apart.
 pub fn free_udp_port() -> u16 {
-    for _ in 0..100 {
-        let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let p = s.local_addr().expect("addr").port();
-        if p % 2 == 0 && p < 65_000 && UdpSocket::bind(("127.0.0.1", p + 1)).is_ok() {
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 192) as u16;
+    for _ in 0..192 {
+        let slot = (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 192;
+        let p = 32_000 + slot * 4;
+        let free = (0..4).all(|i| UdpSocket::bind(("127.0.0.1", p + i)).is_ok());
+        if free {
             return p;
         }
     }
-    panic!("no free UDP port pair");
+    panic!("no free UDP port in 32000-32767");
 }
 
 /// Install SIPp if it is missing (the README's test command does this too).

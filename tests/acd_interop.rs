@@ -9,7 +9,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::scenario::{self, AgentPhone, Uac};
-use common::{call_id_from_trace, free_udp_port, Server, ServerOpts, Sipp};
+use common::{call_id_from_trace, free_udp_port, phone, Server, ServerOpts, Sipp};
 
 const PLAN: &str = r#"
 [dialplan]
@@ -109,10 +109,6 @@ fn wait_agent_state(srv: &Server, user: &str, state: &str) {
     );
 }
 
-fn phone(port: u16, script: AgentPhone) -> Sipp {
-    Sipp::from_xml(&script.xml()).arg("-p").arg(port)
-}
-
 #[test]
 fn zero_out_from_depth_three_reaches_agent_with_context_and_media() {
     let srv = server(10);
@@ -124,7 +120,7 @@ fn zero_out_from_depth_three_reaches_agent_with_context_and_media() {
     let rtp_port = rtp.local_addr().expect("addr").port();
     let alice = phone(
         alice_port,
-        AgentPhone::new(20_000)
+        &AgentPhone::new(20_000)
             .ring()
             .answer(rtp_port)
             .expect_bye(20_000),
@@ -223,12 +219,12 @@ fn ring_no_answer_rolls_over_and_auto_pauses() {
     // Alice has been idle longest: she is rung first, never answers.
     let alice = phone(
         alice_port,
-        AgentPhone::new(20_000).ring().until_cancel(10_000),
+        &AgentPhone::new(20_000).ring().until_cancel(10_000),
     )
     .spawn(srv.sip, "alice");
     let bob = phone(
         bob_port,
-        AgentPhone::new(20_000)
+        &AgentPhone::new(20_000)
             .ring()
             .answer(rtp_port)
             .expect_bye(20_000),
@@ -267,10 +263,11 @@ fn busy_agent_is_skipped_for_the_next_one() {
     register(&srv, "bob", "bob-secret", bob_port);
     let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let rtp_port = rtp.local_addr().expect("addr").port();
-    let alice = phone(alice_port, AgentPhone::new(20_000).refuse(486)).spawn(srv.sip, "alice");
+    let alice =
+        common::phone(alice_port, &AgentPhone::new(20_000).refuse(486)).spawn(srv.sip, "alice");
     let bob = phone(
         bob_port,
-        AgentPhone::new(20_000)
+        &AgentPhone::new(20_000)
             .ring()
             .answer(rtp_port)
             .expect_bye(20_000),
@@ -296,7 +293,7 @@ fn caller_hanging_up_while_agent_rings_cancels_the_agent() {
     register(&srv, "alice", "alice-secret", alice_port);
     let alice = phone(
         alice_port,
-        AgentPhone::new(20_000).ring().until_cancel(15_000),
+        &AgentPhone::new(20_000).ring().until_cancel(15_000),
     )
     .spawn(srv.sip, "alice");
     let caller = Uac::new()

@@ -139,10 +139,7 @@ fn web_callback_rings_agent_first_then_customer_who_presses_1() {
     .arg("-p")
     .arg(alice_port)
     .spawn(srv.sip, "alice");
-    let customer = Sipp::from_xml(&happy_customer().xml())
-        .arg("-p")
-        .arg(customer_port)
-        .spawn(srv.sip, "x");
+    let customer = common::phone(customer_port, &happy_customer()).spawn(srv.sip, "x");
 
     let id = request_callback(&srv, CUSTOMER);
     let customer = customer.wait();
@@ -194,19 +191,14 @@ fn busy_customer_is_retried_after_the_backoff() {
     .arg("-m")
     .arg(2)
     .spawn(srv.sip, "alice");
-    let busy = Sipp::from_xml(&AgentPhone::new(30_000).refuse(486).xml())
-        .arg("-p")
-        .arg(customer_port)
-        .spawn(srv.sip, "x");
+    let busy =
+        common::phone(customer_port, &AgentPhone::new(30_000).refuse(486)).spawn(srv.sip, "x");
     let id = request_callback(&srv, CUSTOMER);
     busy.wait().assert_ok("customer busy");
     let t_busy = Instant::now();
     let retry = wait_state(&srv, &id, "retry_wait", Duration::from_secs(5));
     assert_eq!(retry["last_result"], "busy");
-    let customer = Sipp::from_xml(&happy_customer().xml())
-        .arg("-p")
-        .arg(customer_port)
-        .run(srv.sip, "x");
+    let customer = common::phone(customer_port, &happy_customer()).run(srv.sip, "x");
     customer.assert_ok("customer answers the retry");
     assert!(
         t_busy.elapsed() >= Duration::from_millis(2_500),
@@ -318,10 +310,7 @@ fn caller_presses_1_in_the_queue_hangs_up_and_is_called_back() {
     .arg("-p")
     .arg(alice_port)
     .spawn(srv.sip, "alice");
-    let customer = Sipp::from_xml(&happy_customer().xml())
-        .arg("-p")
-        .arg(customer_port)
-        .run(srv.sip, "x");
+    let customer = common::phone(customer_port, &happy_customer()).run(srv.sip, "x");
     customer.assert_ok("customer");
     assert!(
         customer.messages.contains("INVITE sip:+15550123@"),
@@ -385,9 +374,7 @@ fn callback_survives_sigkill_and_completes_exactly_once() {
     .arg("-p")
     .arg(alice_port)
     .spawn(srv.sip, "alice");
-    Sipp::from_xml(&happy_customer().xml())
-        .arg("-p")
-        .arg(customer_port)
+    common::phone(customer_port, &happy_customer())
         .run(srv.sip, "x")
         .assert_ok("customer after the restart");
     alice.wait().assert_ok("agent after the restart");
@@ -467,10 +454,11 @@ fn sigkill_while_dialing_the_customer_retries_and_completes_once() {
     .arg(alice_port)
     .spawn(srv.sip, "alice");
     // The customer's phone rings and rings: we crash while it does.
-    let ringing = Sipp::from_xml(&AgentPhone::new(30_000).ring().until_cancel(60_000).xml())
-        .arg("-p")
-        .arg(customer_port)
-        .spawn(srv.sip, "x");
+    let ringing = common::phone(
+        customer_port,
+        &AgentPhone::new(30_000).ring().until_cancel(60_000),
+    )
+    .spawn(srv.sip, "x");
     let id = request_callback(&srv, CUSTOMER);
     wait_state(&srv, &id, "dialing", Duration::from_secs(15));
     srv.kill9();
@@ -494,9 +482,7 @@ fn sigkill_while_dialing_the_customer_retries_and_completes_once() {
     .arg("-p")
     .arg(alice_port)
     .spawn(srv.sip, "alice");
-    Sipp::from_xml(&happy_customer().xml())
-        .arg("-p")
-        .arg(customer_port)
+    common::phone(customer_port, &happy_customer())
         .run(srv.sip, "x")
         .assert_ok("customer, second try");
     alice.wait().assert_ok("agent, second try");

@@ -200,10 +200,7 @@ fn two_nodes_never_dial_the_same_callback() {
     .arg("-timeout")
     .arg("20s")
     .spawn(b.sip, "bob");
-    let cust = Sipp::from_xml(&customer().xml())
-        .arg("-p")
-        .arg(customer_port)
-        .spawn(a.sip, "x");
+    let cust = common::phone(customer_port, &customer()).spawn(a.sip, "x");
     let id = request(&a);
     cust.wait().assert_ok("customer called back once");
     let cb = wait_completed(&b, &id, Duration::from_secs(20));
@@ -231,10 +228,11 @@ fn a_killed_nodes_callback_is_taken_over() {
     let alice_port = free_udp_port();
     register(&a, "alice", alice_port);
     // Alice's phone rings and is never answered: node A holds the lease.
-    let alice = Sipp::from_xml(&AgentPhone::new(20_000).ring().until_cancel(60_000).xml())
-        .arg("-p")
-        .arg(alice_port)
-        .spawn(a.sip, "alice");
+    let alice = common::phone(
+        alice_port,
+        &AgentPhone::new(20_000).ring().until_cancel(60_000),
+    )
+    .spawn(a.sip, "alice");
     let id = request(&a);
     let until = Instant::now() + Duration::from_secs(10);
     while !a.log().contains("ringing agent for a callback") {
@@ -262,9 +260,7 @@ fn a_killed_nodes_callback_is_taken_over() {
     .arg("-p")
     .arg(bob_port)
     .spawn(b.sip, "bob");
-    Sipp::from_xml(&customer().xml())
-        .arg("-p")
-        .arg(customer_port)
+    common::phone(customer_port, &customer())
         .run(b.sip, "x")
         .assert_ok("customer, called by node B");
     bob.wait().assert_ok("bob on node B");

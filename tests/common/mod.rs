@@ -506,6 +506,11 @@ impl SippRun {
     }
 }
 
+/// SIPp playing a phone that listens on `port` (where it registered from).
+pub fn phone(port: u16, script: &scenario::AgentPhone) -> Sipp {
+    Sipp::from_xml(&script.xml()).arg("-p").arg(port)
+}
+
 /// A prepared SIPp invocation.
 pub struct Sipp {
     scenario: PathBuf,

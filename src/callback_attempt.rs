@@ -312,7 +312,7 @@ impl Attempt {
         self.step = Step::Whisper;
         let minutes = ((Utc::now() - self.cb.entered_at).num_seconds().max(0) as u64).div_ceil(60);
         let mut names = vec!["callback-whisper".to_string()];
-        names.extend(minutes.to_string().chars().map(|c| format!("digit-{c}")));
+        names.extend(crate::call::number_prompts(minutes));
         names.push("minutes-ago".into());
         let prompts = self.prompts(&names);
         self.token += 1;
@@ -443,12 +443,7 @@ impl Attempt {
                             self.agent = None;
                             self.step = Step::Waiting;
                             if was_ringing {
-                                let reason = match code {
-                                    486 | 600 => OfferFailure::Busy,
-                                    603 => OfferFailure::Rejected,
-                                    408 | 480 | 487 => OfferFailure::NoAnswer,
-                                    _ => OfferFailure::Error,
-                                };
+                                let reason = crate::outbound::offer_failure(code);
                                 self.ctx.acd.input(Input::OfferFailed {
                                     call: self.me(),
                                     agent: AgentId::from(agent.as_str()),

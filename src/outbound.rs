@@ -344,6 +344,17 @@ fn via(ctx: &ServerCtx, endpoint: &EndpointHandle, transport: TransportKind) -> 
     }
 }
 
+/// What a final status from an agent's phone means to the ACD.
+pub fn offer_failure(code: u16) -> ringback_acd::OfferFailure {
+    use ringback_acd::OfferFailure;
+    match code {
+        486 | 600 => OfferFailure::Busy,
+        603 => OfferFailure::Rejected,
+        408 | 480 | 487 => OfferFailure::NoAnswer,
+        _ => OfferFailure::Error,
+    }
+}
+
 /// Host part for URIs (IPv6 in brackets).
 pub fn host_of(ip: std::net::IpAddr) -> String {
     match ip {

@@ -181,8 +181,8 @@ async fn metrics_handler(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse
             .map(|(s, n)| (format!("state=\"{s}\""), *n))
             .collect::<Vec<_>>(),
     );
-    let mut cb = Vec::new();
-    for state in [
+    let counts = ctx.store.callback_counts().await.unwrap_or_default();
+    let cb: Vec<(String, f64)> = [
         "scheduled",
         "retry_wait",
         "dialing",
@@ -191,15 +191,13 @@ async fn metrics_handler(State(ctx): State<Arc<ServerCtx>>) -> impl IntoResponse
         "failed",
         "cancelled",
         "expired",
-    ] {
-        let n = ctx
-            .store
-            .list_callbacks(Some(state), None, None, 100_000)
-            .await
-            .map(|v| v.len())
-            .unwrap_or(0);
-        cb.push((format!("state=\"{state}\""), n as f64));
-    }
+    ]
+    .iter()
+    .map(|state| {
+        let n = counts.get(*state).copied().unwrap_or(0);
+        (format!("state=\"{state}\""), n as f64)
+    })
+    .collect();
     metrics::gauge(
         &mut out,
         "callbacks",
@@ -418,15 +416,10 @@ async fn stats_json(ctx: &ServerCtx) -> Value {
 async fn snapshot_json(ctx: &ServerCtx, who: &Principal) -> Value {
     let (agents, queues) = ctx.acd.snapshot().await;
     let agent_only = (who.role == Role::Agent).then(|| who.agent.clone().unwrap_or_default());
-    let count = |state: &'static str| async move {
-        ctx.store
-            .list_callbacks(Some(state), None, None, 10_000)
-            .await
-            .map(|v| v.len())
-            .unwrap_or(0)
-    };
-    let pending = count("scheduled").await + count("retry_wait").await + count("requested").await;
-    let dialing = count("dialing").await + count("connected").await;
+    let counts = ctx.store.callback_counts().await.unwrap_or_default();
+    let count = |states: &[&str]| states.iter().filter_map(|s| counts.get(*s)).sum::<i64>();
+    let pending = count(&["scheduled", "retry_wait", "requested"]);
+    let dialing = count(&["dialing", "connected"]);
     let stats = stats_json(ctx).await;
     json!({
         "at": crate::store::ts(chrono::Utc::now()),

@@ -980,14 +980,8 @@ impl Call {
             self.send_request(bye);
         }
         let vars: BTreeMap<String, String> = self.session.vars().clone();
-        let path = self.session.path().join(" > ");
-        self.cdr.path = if self.cdr.path.is_empty() {
-            path
-        } else {
-            format!("{} >> {path}", self.cdr.path)
-        };
-        let digits = self.session.digits().to_string();
-        self.cdr.digits = format!("{}{digits}", self.cdr.digits);
+        self.cdr.path = self.context_path();
+        self.cdr.digits = self.context_digits();
         self.cdr.vars = serde_json::to_string(&vars).unwrap_or_else(|_| "{}".into());
         self.cdr.ended_at = Some(Utc::now());
         self.cdr.disposition = end.disposition.into();
@@ -1008,6 +1002,14 @@ impl Call {
             call_id: self.call_id.clone(),
         });
     }
+}
+
+/// Prompt names that say a number digit by digit ("1", "2" → digit-1, digit-2).
+pub(crate) fn number_prompts(n: u64) -> Vec<String> {
+    n.to_string()
+        .chars()
+        .map(|c| format!("digit-{c}"))
+        .collect()
 }
 
 /// Status code of a `message/sipfrag` NOTIFY body (`SIP/2.0 200 OK`).

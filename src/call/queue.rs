@@ -16,7 +16,7 @@ use ringback_dialplan::Event;
 use ringback_sip::message;
 use ringback_sip::transaction::TransactionKey;
 
-use super::{Call, Ending, Phase};
+use super::{number_prompts, Call, Ending, Phase};
 use crate::acd_task::{AcdCmd, QueueNotice};
 use crate::endpoint::EndpointCmd;
 use crate::media;
@@ -544,7 +544,7 @@ impl Call {
         });
     }
 
-    fn context_path(&self) -> String {
+    pub(super) fn context_path(&self) -> String {
         let here = self.session.path().join(" > ");
         if self.cdr.path.is_empty() {
             here
@@ -553,7 +553,7 @@ impl Call {
         }
     }
 
-    fn context_digits(&self) -> String {
+    pub(super) fn context_digits(&self) -> String {
         format!("{}{}", self.cdr.digits, self.session.digits())
     }
 
@@ -637,12 +637,7 @@ impl Call {
             LegEvent::Failed(code) => {
                 self.forget_leg(i, "not_answered");
                 if wanted {
-                    let reason = match code {
-                        486 | 600 => OfferFailure::Busy,
-                        603 => OfferFailure::Rejected,
-                        408 | 480 | 487 => OfferFailure::NoAnswer,
-                        _ => OfferFailure::Error,
-                    };
+                    let reason = crate::outbound::offer_failure(code);
                     tracing::info!(%agent, code, "agent did not take the call");
                     self.report_failure(&agent, reason);
                 }
@@ -740,14 +735,6 @@ impl Call {
             call_id: call_id.to_string(),
         });
     }
-}
-
-/// Prompt names that say a number digit by digit ("1", "2" → digit-1, digit-2).
-pub(super) fn number_prompts(n: u64) -> Vec<String> {
-    n.to_string()
-        .chars()
-        .map(|c| format!("digit-{c}"))
-        .collect()
 }
 
 #[cfg(test)]

@@ -290,6 +290,14 @@ impl Store {
         Ok(rows)
     }
 
+    /// Number of callbacks in each state (one query, nothing fetched but
+    /// the counts: the dashboard and `/metrics` ask every second).
+    pub async fn callback_counts(&self) -> anyhow::Result<std::collections::HashMap<String, i64>> {
+        let sql = "SELECT state, COUNT(*) FROM callbacks GROUP BY state";
+        let rows: Vec<(String, i64)> = on_pool!(self, |p| sqlx::query_as(sql).fetch_all(p).await?);
+        Ok(rows.into_iter().collect())
+    }
+
     /// Try to take the lease on a callback for `node` until `until`. True if
     /// this node now holds it (it was free, expired, or already ours).
     pub async fn claim_callback(

@@ -201,23 +201,60 @@ pub fn spawn(cfg: &Config, store: Store) -> anyhow::Result<AcdHandle> {
         .collect();
     let (tx, rx) = mpsc::unbounded_channel();
     let task = AcdTask {
+        log: spawn_log_writer(store),
         acd,
         calls: HashMap::new(),
         bindings: HashMap::new(),
         auto_login,
-        store,
         epoch: (Instant::now(), Utc::now()),
     };
     tokio::spawn(task.run(rx));
     Ok(AcdHandle { tx })
 }
 
+/// A row for the agent history or the queue log.
+enum LogRow {
+    Agent(AgentEvent),
+    Queue(QueueLogRow),
+}
+
+/// One writer for `agent_events` and `queue_log`, so rows are stored in
+/// the order the engine produced them: start-up recovery (and any report)
+/// reads an agent's or a call's *last* row as its current state, which a
+/// task per row could reorder.
+fn spawn_log_writer(store: Store) -> UnboundedSender<LogRow> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<LogRow>();
+    tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(256);
+        while rx.recv_many(&mut batch, 256).await > 0 {
+            let mut agents = Vec::new();
+            let mut queue = Vec::new();
+            for row in batch.drain(..) {
+                match row {
+                    LogRow::Agent(e) => agents.push(e),
+                    LogRow::Queue(r) => queue.push(r),
+                }
+            }
+            if let Err(e) = store.record_logs(&agents, &queue).await {
+                tracing::warn!(
+                    error = %e,
+                    agent_events = agents.len(),
+                    queue_log = queue.len(),
+                    "cannot record agent state changes and queue log"
+                );
+            }
+        }
+    });
+    tx
+}
+
 struct AcdTask {
+    /// Ordered writer for the agent history and the queue log.
+    log: UnboundedSender<LogRow>,
     acd: Acd,
     calls: HashMap<String, UnboundedSender<QueueNotice>>,
     bindings: HashMap<String, Binding>,
     auto_login: std::collections::HashSet<String>,
-    store: Store,
     /// Maps engine instants to wall-clock time for the store.
     epoch: (Instant, chrono::DateTime<Utc>),
 }
@@ -430,12 +467,7 @@ impl AcdTask {
                         to_state: sc.to.name().to_string(),
                         reason: sc.reason.to_string(),
                     };
-                    let store = self.store.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = store.record_agent_event(&row).await {
-                            tracing::warn!(error = %e, "cannot record agent state change");
-                        }
-                    });
+                    let _ = self.log.send(LogRow::Agent(row));
                 }
                 Output::QueueLog(ev) => {
                     let row = QueueLogRow {
@@ -446,12 +478,7 @@ impl AcdTask {
                         event: ev.kind.verb().to_string(),
                         data: ev.kind.data(),
                     };
-                    let store = self.store.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = store.record_queue_log(&row).await {
-                            tracing::warn!(error = %e, "cannot record queue log");
-                        }
-                    });
+                    let _ = self.log.send(LogRow::Queue(row));
                 }
             }
         }

@@ -212,11 +212,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let store = Store::connect(&config.database.url).await?;
+    // Start-up recovery, before anything writes: close what a killed
+    // previous process left open (call records, the queue log, agent
+    // sessions and states). Agents start logged out; callbacks are
+    // restored by the callback service below.
     let orphans = store.close_orphaned_calls().await?;
     if orphans > 0 {
         tracing::warn!(
             calls = orphans,
             "closed call records left open by a previous run"
+        );
+    }
+    let rec = store.recover_after_restart().await?;
+    if rec != crate::store::Recovery::default() {
+        tracing::warn!(
+            queue_calls = rec.queue_calls,
+            agent_legs = rec.agent_legs,
+            agent_sessions = rec.agent_sessions,
+            agent_states = rec.agent_states,
+            "closed queue log entries, agent legs and agent states left open by a previous run"
         );
     }
     let (cdr, cdr_task) = CdrWriter::spawn(store.clone());

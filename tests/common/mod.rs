@@ -731,3 +731,43 @@ impl Server {
         first
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Additions for the crash/restart test (tests/crash_restart.rs).
+// ---------------------------------------------------------------------------------------------
+
+impl Server {
+    /// Run a read-only query on the server's SQLite file; every column must
+    /// be text or NULL (CAST numbers in the SQL). Empty if there is no file.
+    pub fn query_text(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        query_text(&self.db(), sql)
+    }
+}
+
+/// Run a read-only query on a SQLite file (see [`Server::query_text`]).
+pub fn query_text(db: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
+    use sqlx::Row;
+    if !db.exists() {
+        return Vec::new();
+    }
+    rt().block_on(async {
+        let pool = open(db).await.expect("open the store read-only");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|e| panic!("query failed ({e}): {sql}"));
+        let out = rows
+            .iter()
+            .map(|r| {
+                (0..r.len())
+                    .map(|i| {
+                        r.try_get::<Option<String>, _>(i)
+                            .unwrap_or_else(|e| panic!("column {i} of `{sql}` is not text: {e}"))
+                    })
+                    .collect()
+            })
+            .collect();
+        pool.close().await;
+        out
+    })
+}

@@ -1,6 +1,7 @@
-//! `bench-report RESULTS_DIR README`: turn `ivr-*.json` and `callrate.json`
-//! into Markdown tables and put them between the `<!-- results:begin -->` /
-//! `<!-- results:end -->` markers of the README (appended if missing).
+//! `bench-report RESULTS_DIR README`: turn `ivr-*.json`, `callrate.json`,
+//! `callback-*.json` and `dialplan-ops.json` into Markdown tables and put
+//! them between the `<!-- results:begin -->` / `<!-- results:end -->`
+//! markers of the README (appended if missing).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -35,6 +36,216 @@ fn sockets(v: &Value) -> String {
         "Shared" => format!("shared:{}", s(v, &["params", "shared_sockets"])),
         _ => "per-call".into(),
     }
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// `callback-*.json`: one row per store.
+fn callback_tables(md: &mut String, dir: &str) {
+    let mut runs: Vec<Value> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("callback-") && n.ends_with(".json")
+                })
+                .filter_map(|e| read_json(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if runs.is_empty() {
+        return;
+    }
+    // SQLite first, then PostgreSQL, then anything else by name.
+    runs.sort_by_key(|v| {
+        let st = s(v, &["store"]);
+        let rank = match st.as_str() {
+            "sqlite" => 0,
+            "postgres" => 1,
+            _ => 2,
+        };
+        (rank, st)
+    });
+    let _ = writeln!(md, "### Callback dispatch (`callback-dispatch`)\n");
+    let _ = writeln!(
+        md,
+        "| store | pending callbacks (start → end) | samples | p50 | p90 | p99 | max | p99 < 10 ms | unpause answered (p50) | server CPU | fill (web requests) |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|");
+    for v in &runs {
+        let met = if v["target_met"].as_bool() == Some(true) {
+            "met"
+        } else {
+            "**not met**"
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} → {:.0} | {} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {met} | {:.2} ms | {:.0} % | {:.0}/s |",
+            s(v, &["store"]),
+            f(v, &["pending", "start"]),
+            f(v, &["pending", "end"]),
+            s(v, &["latency_ms", "n"]),
+            f(v, &["latency_ms", "p50"]),
+            f(v, &["latency_ms", "p90"]),
+            f(v, &["latency_ms", "p99"]),
+            f(v, &["latency_ms", "max"]),
+            f(v, &["api_unpause_answer_ms", "p50"]),
+            f(v, &["server_cpu_pct_during_samples"]),
+            f(v, &["fill", "per_second"]),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nLatency: `POST /api/v1/agents/alice/unpause` (agent token) written → the INVITE's kernel receive timestamp at the agent's socket; the agent then pauses while ringing (CANCEL, 487, ACK) so every sample starts from the same state. Server CPU: during the samples, 100 % = one core. {}\n",
+        runs.first()
+            .map(|v| s(v, &["label"]))
+            .filter(|l| !l.is_empty() && l != "-")
+            .map(|l| format!("Build: {l}."))
+            .unwrap_or_default()
+    );
+}
+
+/// `dialplan-ops.json`.
+fn dialplan_table(md: &mut String, v: &Value) {
+    let _ = writeln!(
+        md,
+        "### Dialplan operations (`dialplan-ops`, {} dialplan files, {} prompts)\n",
+        s(v, &["dialplans", "files"]),
+        s(v, &["dialplans", "prompts"]),
+    );
+    let _ = writeln!(
+        md,
+        "| operation | runs | median | p90 | p99 | max | target |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---|");
+    let target = |value: f64, limit: f64| {
+        if value < limit {
+            format!("< {limit:.0} ms: met")
+        } else {
+            format!("< {limit:.0} ms: **not met**")
+        }
+    };
+    let reload_api = f(v, &["reload", "api", "server_took_ms", "p99"]);
+    let reload_rt = f(v, &["reload", "api", "round_trip_ms", "p99"]);
+    let reload_hup = f(v, &["reload", "sighup", "server_took_ms", "p99"]);
+    let start_opt = f(
+        v,
+        &[
+            "startup",
+            "existing_data_dir",
+            "spawn_to_options_answered_ms",
+            "p50",
+        ],
+    );
+    let start_srv = f(
+        v,
+        &["startup", "existing_data_dir", "server_startup_ms", "p50"],
+    );
+    let start_fresh = f(
+        v,
+        &[
+            "startup",
+            "fresh_data_dir",
+            "spawn_to_options_answered_ms",
+            "p50",
+        ],
+    );
+    let rows: [(&str, &[&str], &[&str], String); 10] = [
+        (
+            "`ringback check` of all files (spawn → exit)",
+            &["check", "files_ms"],
+            &["check", "runs"],
+            "-".into(),
+        ),
+        (
+            "`ringback check` of the 3 shipped files (spawn → exit)",
+            &["check", "shipped_3_files_ms"],
+            &["check", "runs"],
+            "-".into(),
+        ),
+        (
+            "reload via API: server's `took_ms`",
+            &["reload", "api", "server_took_ms"],
+            &["reload", "api", "runs"],
+            format!("p99 {}", target(reload_api, 50.0)),
+        ),
+        (
+            "reload via API: request round trip",
+            &["reload", "api", "round_trip_ms"],
+            &["reload", "api", "runs"],
+            format!("p99 {}", target(reload_rt, 50.0)),
+        ),
+        (
+            "reload via SIGHUP: server's `took_ms`",
+            &["reload", "sighup", "server_took_ms"],
+            &["reload", "sighup", "runs"],
+            format!("p99 {}", target(reload_hup, 50.0)),
+        ),
+        (
+            "reload via SIGHUP: signal → log line",
+            &["reload", "sighup", "kill_to_log_line_ms"],
+            &["reload", "sighup", "runs"],
+            "-".into(),
+        ),
+        (
+            "start-up (existing data dir): spawn → OPTIONS answered",
+            &[
+                "startup",
+                "existing_data_dir",
+                "spawn_to_options_answered_ms",
+            ],
+            &["startup", "runs"],
+            format!("median {}", target(start_opt, 100.0)),
+        ),
+        (
+            "start-up (existing data dir): server's `startup_ms`",
+            &["startup", "existing_data_dir", "server_startup_ms"],
+            &["startup", "runs"],
+            format!("median {}", target(start_srv, 100.0)),
+        ),
+        (
+            "start-up (fresh data dir): spawn → OPTIONS answered",
+            &["startup", "fresh_data_dir", "spawn_to_options_answered_ms"],
+            &["startup", "runs"],
+            format!("median {}", target(start_fresh, 100.0)),
+        ),
+        (
+            "start-up (fresh data dir): server's `startup_ms`",
+            &["startup", "fresh_data_dir", "server_startup_ms"],
+            &["startup", "runs"],
+            "-".into(),
+        ),
+    ];
+    for (name, path, runs, tgt) in rows {
+        let at = |k: &str| {
+            let mut p: Vec<&str> = path.to_vec();
+            p.push(k);
+            f(v, &p)
+        };
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {:.1} ms | {:.1} ms | {:.1} ms | {:.1} ms | {tgt} |",
+            s(v, runs),
+            at("p50"),
+            at("p90"),
+            at("p99"),
+            at("max"),
+        );
+    }
+    let label = s(v, &["label"]);
+    let _ = writeln!(
+        md,
+        "\n`took_ms` is the server's own figure (load every prompt and dialplan, validate, swap); the API round trip adds recording each file's version in `dialplan_versions` and HTTP. `startup_ms` is logged by the server from the start of `serve` (after reading the config). SQLite store.{}\n",
+        if label.is_empty() || label == "-" {
+            String::new()
+        } else {
+            format!(" Build: {label}.")
+        }
+    );
 }
 
 fn main() {
@@ -133,6 +344,11 @@ fn main() {
             "\nHighest rate with 0 failures and 0 retransmissions: **{} calls/s**.\n",
             s(r, &["best_clean_rate_cps"])
         );
+    }
+
+    callback_tables(&mut md, &dir);
+    if let Some(v) = read_json(&Path::new(&dir).join("dialplan-ops.json")) {
+        dialplan_table(&mut md, &v);
     }
 
     let old = std::fs::read_to_string(&readme).unwrap_or_default();

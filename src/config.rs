@@ -168,6 +168,13 @@ pub struct RtpConfig {
     pub timeout_secs: u64,
     /// Media clock threads; 0 = one per CPU core.
     pub threads: usize,
+    /// `SCHED_FIFO` priority (1–99) of the media clock threads, so other
+    /// work on a busy machine cannot hold a packet back by a scheduler time
+    /// slice (the clocks sleep between 1 ms phases, so they never hog a
+    /// core; admission control refuses new calls long before they could).
+    /// Needs root or `CAP_SYS_NICE`; without it ringback tries nice -10,
+    /// then runs at normal priority, and logs which it got. 0: normal priority.
+    pub realtime_priority: u8,
 }
 
 impl Default for RtpConfig {
@@ -178,6 +185,7 @@ impl Default for RtpConfig {
             port_max: 39_999,
             timeout_secs: 60,
             threads: 0,
+            realtime_priority: 10,
         }
     }
 }
@@ -281,17 +289,56 @@ impl Default for ApiConfig {
     }
 }
 
-/// Admission control.
+/// Admission control and resource limits (see `admission.rs`). Every
+/// refusal of a new call is a 503 with `Retry-After`; calls in progress are
+/// never touched. 0 disables a limit.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Above this many concurrent calls new INVITEs get 503 + Retry-After.
     pub max_calls: usize,
+    /// New calls admitted per second (token bucket, a quarter second of
+    /// burst). Above it: 503 + Retry-After: 1.
+    pub max_call_rate: f64,
+    /// SIP transactions alive at once; above it new calls and REGISTERs get 503.
+    pub max_transactions: usize,
+    /// When a media clock ran this many ms late within the last second, new
+    /// calls get 503 so the calls in progress keep their audio.
+    pub max_media_lag_ms: u64,
+    /// When a media clock thread was busy for more than this percentage of
+    /// the last second, new calls get 503: the calls in progress keep the
+    /// headroom their audio needs.
+    pub max_media_load_pct: u8,
+    /// REGISTERs per second from one source IP (twice that as a burst);
+    /// above it: 503 + Retry-After (a registration flood never reaches the
+    /// digest check).
+    pub max_registers_per_source: f64,
+    /// Open SIP TCP connections in total; further connections are closed at once.
+    pub max_tcp_connections: usize,
+    /// Open SIP TCP connections from one source IP.
+    pub max_tcp_connections_per_source: usize,
+    /// Close a TCP connection after this many seconds without a byte
+    /// (phones send CRLF keep-alives well within it, RFC 5626).
+    pub tcp_idle_secs: u64,
+    /// Close a TCP connection whose started message has not completed
+    /// within this many seconds (slow-loris).
+    pub tcp_message_secs: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { max_calls: 10_000 }
+        LimitsConfig {
+            max_calls: 10_000,
+            max_call_rate: 0.0,
+            max_transactions: 100_000,
+            max_media_lag_ms: 20,
+            max_media_load_pct: 80,
+            max_registers_per_source: 20.0,
+            max_tcp_connections: 4_096,
+            max_tcp_connections_per_source: 64,
+            tcp_idle_secs: 600,
+            tcp_message_secs: 10,
+        }
     }
 }
 

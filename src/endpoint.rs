@@ -21,10 +21,14 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::acd_task::AcdCmd;
+use crate::admission::{Admission, Load, Refusal};
 use crate::call::{self, CallSetup};
 use crate::registrar::{Registrar, Secret};
 use crate::server::ServerCtx;
 use crate::tcp;
+
+/// Datagrams read per wake-up of the endpoint task before it flushes.
+const UDP_BURST: usize = 64;
 
 /// Methods ringback answers; sent in `Allow` headers.
 pub const ALLOW: &str = "INVITE, ACK, BYE, CANCEL, OPTIONS, INFO, NOTIFY, REFER, UPDATE, REGISTER";
@@ -204,7 +208,7 @@ pub fn spawn(
         tokio::spawn(tcp::accept_loop(
             listener,
             tcp_tx,
-            ctx.config.sip.max_message_bytes,
+            tcp::TcpLimits::from_config(&ctx.config),
         ));
     }
     let handle = EndpointHandle { tx, local };
@@ -216,6 +220,7 @@ pub fn spawn(
         .filter_map(|a| ringback_sip::auth::Algorithm::parse(a))
         .collect();
     let registrar = Registrar::new(&ctx.config.sip.realm, agent_secrets(&ctx.config), offered);
+    let ctx_limits = ctx.config.limits.clone();
     let ep = Endpoint {
         registrar,
         ctx,
@@ -226,6 +231,7 @@ pub fn spawn(
         owners: HashMap::new(),
         tcp_conns: HashMap::new(),
         shutting_down: false,
+        admission: Admission::new(ctx_limits, Instant::now()),
     };
     let join = tokio::spawn(ep.run(rx, tcp_rx));
     Ok((handle, join))
@@ -243,6 +249,11 @@ struct Endpoint {
     tcp_conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
     shutting_down: bool,
     registrar: Registrar,
+    admission: Admission,
+}
+
+fn retry_after(secs: u32) -> rsip::Header {
+    rsip::headers::RetryAfter::new(secs.to_string()).into()
 }
 
 /// Agents' digest secrets from the configuration.
@@ -279,8 +290,17 @@ impl Endpoint {
             tokio::select! {
                 r = self.udp.recv_from(&mut buf) => match r {
                     Ok((n, src)) => {
-                        let bytes = buf.get(..n).unwrap_or(&[]).to_vec();
-                        self.on_bytes(&bytes, src, TransportKind::Udp);
+                        self.on_bytes(buf.get(..n).unwrap_or(&[]), src, TransportKind::Udp);
+                        // Take what else is already queued before flushing:
+                        // under load one wake-up serves a burst of requests.
+                        for _ in 1..UDP_BURST {
+                            match self.udp.try_recv_from(&mut buf) {
+                                Ok((n, src)) => {
+                                    self.on_bytes(buf.get(..n).unwrap_or(&[]), src, TransportKind::Udp)
+                                }
+                                Err(_) => break,
+                            }
+                        }
                     }
                     Err(e) => tracing::debug!(error = %e, "SIP UDP receive error"),
                 },
@@ -291,6 +311,7 @@ impl Endpoint {
                 },
                 _ = sleep => self.layer.handle_timeout(Instant::now()),
                 _ = housekeeping.tick() => {
+                    self.admission.expire(Instant::now());
                     for change in self.registrar.expire(Instant::now()) {
                         self.ctx.acd.send(AcdCmd::Reachability(change));
                     }
@@ -422,7 +443,13 @@ impl Endpoint {
         let bytes = message::to_bytes(&t.message);
         match t.transport {
             TransportKind::Udp => {
-                if let Err(e) = self.udp.send_to(&bytes, t.dest).await {
+                let sent = match self.udp.try_send_to(&bytes, t.dest) {
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        self.udp.send_to(&bytes, t.dest).await
+                    }
+                    other => other,
+                };
+                if let Err(e) = sent {
                     tracing::debug!(dest = %t.dest, error = %e, "SIP UDP send failed");
                 }
             }
@@ -524,6 +551,14 @@ impl Endpoint {
                 self.respond(&key, resp);
             }
             rsip::Method::Register => {
+                let load = self.load();
+                if let Err(r) = self
+                    .admission
+                    .admit_register(source.ip(), load, Instant::now())
+                {
+                    self.refuse(&key, &req, r);
+                    return;
+                }
                 let unix = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
@@ -609,6 +644,31 @@ impl Endpoint {
         resp
     }
 
+    /// What admission control weighs: calls, transactions, media lateness.
+    fn load(&self) -> Load {
+        Load {
+            calls: self.calls.len(),
+            transactions: self.layer.len(),
+            media_lag: self.ctx.media.recent_lag(),
+            media_load_pct: self.ctx.media.recent_load_pct(),
+        }
+    }
+
+    /// Answer an overload refusal: 503 with `Retry-After`, counted by reason.
+    fn refuse(&mut self, key: &TransactionKey, req: &rsip::Request, r: Refusal) {
+        if req.method == rsip::Method::Invite {
+            crate::metrics::rejected(r.reason);
+        } else {
+            crate::metrics::refused(r.reason);
+        }
+        tracing::debug!(
+            reason = r.reason,
+            code = r.code,
+            "request refused by admission control"
+        );
+        self.reject(key, req, r.code, Some(retry_after(r.retry_after)));
+    }
+
     fn reject(
         &mut self,
         key: &TransactionKey,
@@ -631,10 +691,14 @@ impl Endpoint {
         source: SocketAddr,
         transport: TransportKind,
     ) {
-        if self.shutting_down || self.calls.len() >= self.ctx.config.limits.max_calls {
-            crate::metrics::rejected("overload");
-            let retry = rsip::headers::RetryAfter::new("5");
-            self.reject(&key, &req, 503, Some(retry.into()));
+        if self.shutting_down {
+            crate::metrics::rejected("shutting_down");
+            self.reject(&key, &req, 503, Some(retry_after(5)));
+            return;
+        }
+        let load = self.load();
+        if let Err(r) = self.admission.admit_call(load, Instant::now()) {
+            self.refuse(&key, &req, r);
             return;
         }
         let feature = self.feature_code(&req, source);

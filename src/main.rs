@@ -5,6 +5,7 @@
 //! walks a caller through one without a phone.
 
 mod acd_task;
+mod admission;
 mod api;
 mod call;
 mod callback_attempt;

@@ -89,9 +89,15 @@ pub fn malformed() {
     SIP_MALFORMED_TOTAL.fetch_add(1, Relaxed);
 }
 
-/// Count a rejected INVITE (`why` is logged by the caller).
-pub fn rejected(_why: &str) {
+/// Count a rejected INVITE, by reason.
+pub fn rejected(why: &str) {
     CALLS_REJECTED_TOTAL.fetch_add(1, Relaxed);
+    refused(why);
+}
+
+/// Count a refused request or connection (REGISTER flood, TCP limit), by reason.
+pub fn refused(why: &str) {
+    bump("refusals_total", format!("reason=\"{why}\""));
 }
 
 /// Set the active-call gauge.
@@ -109,6 +115,9 @@ pub fn render() -> String {
         if *metric != last {
             let help = match *metric {
                 "sip_messages_total" => "SIP messages by direction, method and status.",
+                "refusals_total" => {
+                    "Requests refused, by reason (routing, codec, admission control: max_calls, max_call_rate, media_load, media_lag, max_transactions, register_rate, tcp_connections)."
+                }
                 _ => "Finished calls by disposition.",
             };
             let _ = writeln!(out, "# HELP ringback_{metric} {help}");

@@ -241,6 +241,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config.rtp.port_min,
         config.rtp.port_max,
         config.rtp.threads,
+        config.rtp.realtime_priority,
         timeout,
     )?;
     let (udp, tcp) = endpoint::bind(config.sip.listen, config.sip.tcp).await?;

@@ -2,7 +2,10 @@
 //! (Content-Length is mandatory on streams, RFC 3261 §18.3), answer CRLF
 //! keep-alive pings (RFC 5626 §4.4.1), and write what the endpoint sends.
 
-use std::net::SocketAddr;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ringback_sip::message::{frame_stream, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,17 +14,111 @@ use tokio::sync::mpsc::{self, UnboundedSender};
 
 use crate::endpoint::TcpEvent;
 
+/// Limits on SIP TCP connections (from `[limits]` and `[sip]`).
+#[derive(Debug, Clone, Copy)]
+pub struct TcpLimits {
+    /// Largest message, bytes.
+    pub max_message: usize,
+    /// Open connections in total.
+    pub max_connections: usize,
+    /// Open connections per source IP.
+    pub max_per_source: usize,
+    /// Close after this long without a byte.
+    pub idle: Duration,
+    /// Close when a started message is not complete within this long.
+    pub message: Duration,
+}
+
+impl TcpLimits {
+    /// From the server configuration.
+    pub fn from_config(cfg: &crate::config::Config) -> TcpLimits {
+        let l = &cfg.limits;
+        let secs = |s: u64| Duration::from_secs(if s == 0 { u64::MAX / 4 } else { s });
+        TcpLimits {
+            max_message: cfg.sip.max_message_bytes,
+            max_connections: nonzero(l.max_tcp_connections),
+            max_per_source: nonzero(l.max_tcp_connections_per_source),
+            idle: secs(l.tcp_idle_secs),
+            message: secs(l.tcp_message_secs),
+        }
+    }
+}
+
+fn nonzero(n: usize) -> usize {
+    if n == 0 {
+        usize::MAX
+    } else {
+        n
+    }
+}
+
+/// Open connections, in total and per source IP.
+#[derive(Debug, Default)]
+struct Census {
+    total: usize,
+    by_ip: HashMap<IpAddr, usize>,
+}
+
+/// A counted connection; uncounts itself when dropped.
+struct Seat {
+    census: Arc<Mutex<Census>>,
+    ip: IpAddr,
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let mut c = self.census.lock().unwrap_or_else(|p| p.into_inner());
+        c.total = c.total.saturating_sub(1);
+        if let Some(n) = c.by_ip.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                c.by_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// Count a new connection from `ip`, or refuse it (`None`) over a limit.
+fn take_seat(census: &Arc<Mutex<Census>>, ip: IpAddr, limits: &TcpLimits) -> Option<Seat> {
+    let mut c = census.lock().unwrap_or_else(|p| p.into_inner());
+    let from_ip = c.by_ip.get(&ip).copied().unwrap_or(0);
+    if c.total >= limits.max_connections || from_ip >= limits.max_per_source {
+        return None;
+    }
+    c.total += 1;
+    c.by_ip.insert(ip, from_ip + 1);
+    Some(Seat {
+        census: Arc::clone(census),
+        ip,
+    })
+}
+
 /// Accept connections until the listener fails.
 pub async fn accept_loop(
     listener: TcpListener,
     events: UnboundedSender<TcpEvent>,
-    max_message: usize,
+    limits: TcpLimits,
 ) {
+    let census = Arc::new(Mutex::new(Census::default()));
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
+                let Some(seat) = take_seat(&census, peer.ip(), &limits) else {
+                    // Closing at once (RST via linger 0) costs the attacker a
+                    // reconnect and us nothing; no SIP answer is possible
+                    // before a message arrives.
+                    tracing::warn!(%peer, "SIP TCP connection refused: connection limit");
+                    crate::metrics::refused("tcp_connections");
+                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    drop(stream);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, events.clone(), max_message));
+                let events = events.clone();
+                tokio::spawn(async move {
+                    connection(stream, peer, events, limits).await;
+                    drop(seat);
+                });
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
@@ -36,8 +133,9 @@ async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     events: UnboundedSender<TcpEvent>,
-    max_message: usize,
+    limits: TcpLimits,
 ) {
+    let max_message = limits.max_message;
     let (mut rd, mut wr) = stream.into_split();
     let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
     if events
@@ -58,15 +156,31 @@ async fn connection(
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16_384];
+    // When the current message started (bytes buffered but not complete).
+    let mut partial_since: Option<tokio::time::Instant> = None;
     'read: loop {
-        let n = match rd.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        let deadline = match partial_since {
+            Some(t) => t + limits.message,
+            None => tokio::time::Instant::now() + limits.idle,
+        };
+        let n = match tokio::time::timeout_at(deadline, rd.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => break,
+            Ok(Ok(n)) => n,
+            Err(_) => {
+                let why = if partial_since.is_some() {
+                    "message not completed in time"
+                } else {
+                    "idle"
+                };
+                tracing::info!(%peer, why, "closing SIP TCP connection");
+                break;
+            }
         };
         buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
         loop {
             match frame_stream(&buf, max_message) {
                 Frame::Message(len) => {
+                    partial_since = None;
                     let bytes: Vec<u8> = buf.drain(..len.min(buf.len())).collect();
                     if events.send(TcpEvent::Message { peer, bytes }).is_err() {
                         break 'read;
@@ -78,7 +192,14 @@ async fn connection(
                         let _ = wtx.send(b"\r\n".to_vec());
                     }
                 }
-                Frame::NeedMore => break,
+                Frame::NeedMore => {
+                    if buf.is_empty() {
+                        partial_since = None;
+                    } else if partial_since.is_none() {
+                        partial_since = Some(tokio::time::Instant::now());
+                    }
+                    break;
+                }
                 Frame::Invalid(reason) => {
                     // A stream cannot be resynchronised after a framing error.
                     tracing::warn!(%peer, %reason, "closing TCP connection: bad framing");

@@ -314,7 +314,13 @@ pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
                 }
             }
             b'c' => {
-                let ip = parse_connection(value);
+                // An address we cannot send to makes the offer unanswerable
+                // (RFC 4566 §5.7); answering 200 would set up a call whose
+                // media goes nowhere.
+                let ip =
+                    Some(parse_connection(value).ok_or_else(|| {
+                        malformed(line_no, "c= must carry an IPv4 or IPv6 address")
+                    })?);
                 match medias.last_mut() {
                     Some(m) => m.ip = ip,
                     None => session_ip = ip,
@@ -496,6 +502,13 @@ pub fn negotiate(offer: &RemoteSdp, supported: &[Codec]) -> Result<Negotiated, S
         .iter()
         .find(|f| f.name.eq_ignore_ascii_case("telephone-event") && f.rate == Codec::CLOCK_RATE)
         .map(|f| f.pt);
+    if audio.port != 0 && audio.ip.or(offer.session_ip).is_none() {
+        // RFC 4566 §5.7: c= at session level or in every m= section.
+        return Err(SdpError::Malformed {
+            line: 0,
+            reason: "no c= connection address for the audio stream".into(),
+        });
+    }
     let remote = audio.remote_addr(offer.session_ip);
     let ip_unspecified = audio
         .ip
@@ -911,13 +924,20 @@ mod tests {
         assert!(ans.contains("c=IN IP6 2001:db8::5\r\n"));
         assert!(ans.contains("m=audio 4000 rtp/avp 0\r\na=rtpmap:0 PCMU/8000\r\n"));
         assert!(ans.contains("a=recvonly\r\n"));
-        // Multicast TTL suffix and hostnames in c=.
-        let o = parse(
-            "v=0\r\nc=IN IP4 224.2.1.1/127\r\nm=audio 1 RTP/AVP 0\r\nc=IN IP4 pbx.example.com\r\n",
-        )
-        .unwrap();
+        // Multicast TTL suffix in c=.
+        let o = parse("v=0\r\nc=IN IP4 224.2.1.1/127\r\nm=audio 1 RTP/AVP 0\r\n").unwrap();
         assert_eq!(o.session_ip, Some("224.2.1.1".parse().unwrap()));
-        assert_eq!(o.audio.as_ref().unwrap().ip, None);
+        // A hostname or a broken address in c= cannot be sent to: 400, not
+        // a call whose audio goes nowhere.
+        for c in ["pbx.example.com", "999.1.2", ""] {
+            let text =
+                format!("v=0\r\nc=IN IP4 224.2.1.1\r\nm=audio 1 RTP/AVP 0\r\nc=IN IP4 {c}\r\n");
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.sip_status(), 400, "{c:?}");
+        }
+        // No c= anywhere: the audio stream has no address.
+        let o = parse("v=0\r\nm=audio 5004 RTP/AVP 0\r\n").unwrap();
+        assert_eq!(negotiate(&o, &both()).unwrap_err().sip_status(), 400);
     }
 
     #[test]

@@ -1,0 +1,232 @@
+//! `udp-floor`: what one RTP packet costs the kernel on this machine, with no
+//! ringback in the way — the floor under every media figure in the README.
+//!
+//! ```text
+//! udp-floor [--senders 10000] [--receivers 16] [--secs 5] [--mode sendto|sendmmsg]
+//! ```
+//!
+//! One thread sends 172-byte packets (an RTP header + 20 ms of G.711) as fast
+//! as it can, round-robin from `--senders` sockets (one per call, as a media
+//! server with per-call ports must) to `--receivers` sockets drained by a
+//! second thread with `recvmmsg`. `--mode sendmmsg` instead sends batches of
+//! 32 from one socket (what shared media ports would allow). It prints the
+//! CPU time per packet of each thread (`CLOCK_THREAD_CPUTIME_ID`): on
+//! loopback the sender also pays for the receiver's side of the stack, so
+//! the sender's figure is what a media server pays per packet, and
+//! 1e6 / that figure is the packets/s one core can send at best.
+
+use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const PACKET: usize = 172;
+const BATCH: usize = 32;
+
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid out-pointer for clock_gettime.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+struct Args {
+    senders: usize,
+    receivers: usize,
+    secs: f64,
+    mmsg: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        senders: 10_000,
+        receivers: 16,
+        secs: 5.0,
+        mmsg: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(k) = it.next() {
+        let v = it.next().ok_or(format!("{k} needs a value"))?;
+        let bad = || format!("bad value for {k}: {v}");
+        match k.as_str() {
+            "--senders" => a.senders = v.parse().map_err(|_| bad())?,
+            "--receivers" => a.receivers = v.parse().map_err(|_| bad())?,
+            "--secs" => a.secs = v.parse().map_err(|_| bad())?,
+            "--mode" => a.mmsg = v == "sendmmsg",
+            _ => return Err(format!("unknown option {k}")),
+        }
+    }
+    Ok(a)
+}
+
+fn main() -> std::io::Result<()> {
+    let args = parse_args().unwrap_or_else(|e| {
+        eprintln!("udp-floor: {e}\nusage: udp-floor [--senders N] [--receivers K] [--secs S] [--mode sendto|sendmmsg]");
+        std::process::exit(2)
+    });
+    let receivers: Vec<UdpSocket> = (0..args.receivers.max(1))
+        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    let dests: Vec<_> = receivers
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
+    for r in &receivers {
+        r.set_nonblocking(true)?;
+        let size: libc::c_int = 4 << 20;
+        // SAFETY: setsockopt with a valid int option value.
+        unsafe {
+            libc::setsockopt(
+                r.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    let n_senders = if args.mmsg { 1 } else { args.senders.max(1) };
+    let senders: Vec<UdpSocket> = (0..n_senders)
+        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()?;
+    for s in &senders {
+        s.set_nonblocking(true)?;
+    }
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let rx_stop = Arc::clone(&stop);
+    let rx_count = Arc::clone(&received);
+    let rx = std::thread::spawn(move || {
+        let cpu0 = thread_cpu();
+        let mut bufs = vec![[0u8; 256]; BATCH];
+        while !rx_stop.load(Ordering::Relaxed) {
+            for r in &receivers {
+                loop {
+                    let mut iov: Vec<libc::iovec> = bufs
+                        .iter_mut()
+                        .map(|b| libc::iovec {
+                            iov_base: b.as_mut_ptr().cast(),
+                            iov_len: b.len(),
+                        })
+                        .collect();
+                    // SAFETY: zeroed mmsghdr is valid; iovecs outlive the call.
+                    let mut msgs: Vec<libc::mmsghdr> = iov
+                        .iter_mut()
+                        .map(|v| {
+                            let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                            m.msg_hdr.msg_iov = v;
+                            m.msg_hdr.msg_iovlen = 1;
+                            m
+                        })
+                        .collect();
+                    // SAFETY: msgs points to BATCH valid headers.
+                    let n = unsafe {
+                        libc::recvmmsg(
+                            r.as_raw_fd(),
+                            msgs.as_mut_ptr(),
+                            BATCH as u32,
+                            libc::MSG_DONTWAIT,
+                            std::ptr::null_mut(),
+                        )
+                    };
+                    if n <= 0 {
+                        break;
+                    }
+                    rx_count.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        thread_cpu() - cpu0
+    });
+
+    let payload = [0xffu8; PACKET];
+    let deadline = Instant::now() + Duration::from_secs_f64(args.secs);
+    let cpu0 = thread_cpu();
+    let wall0 = Instant::now();
+    let mut sent = 0u64;
+    let mut errors = 0u64;
+    let mut addrs: Vec<libc::sockaddr_in> = dests
+        .iter()
+        .map(|d| {
+            // SAFETY: sockaddr_in is plain data; zero is a valid start.
+            let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            a.sin_family = libc::AF_INET as libc::sa_family_t;
+            a.sin_port = d.port().to_be();
+            a.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+            a
+        })
+        .collect();
+    'outer: loop {
+        if args.mmsg {
+            let mut iov = [libc::iovec {
+                iov_base: payload.as_ptr() as *mut libc::c_void,
+                iov_len: PACKET,
+            }; BATCH];
+            // SAFETY: zeroed mmsghdr is valid; iov and addrs outlive the call.
+            let mut msgs: Vec<libc::mmsghdr> = (0..BATCH)
+                .map(|i| {
+                    let mut m: libc::mmsghdr = unsafe { std::mem::zeroed() };
+                    let k = (sent as usize + i) % addrs.len();
+                    m.msg_hdr.msg_name = (&mut addrs[k] as *mut libc::sockaddr_in).cast();
+                    m.msg_hdr.msg_namelen =
+                        std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+                    m.msg_hdr.msg_iov = &mut iov[i];
+                    m.msg_hdr.msg_iovlen = 1;
+                    m
+                })
+                .collect();
+            // SAFETY: msgs holds BATCH valid headers.
+            let n = unsafe {
+                libc::sendmmsg(senders[0].as_raw_fd(), msgs.as_mut_ptr(), BATCH as u32, 0)
+            };
+            if n > 0 {
+                sent += n as u64;
+            } else {
+                errors += 1;
+            }
+        } else {
+            for (i, s) in senders.iter().enumerate() {
+                match s.send_to(&payload, dests[i % dests.len()]) {
+                    Ok(_) => sent += 1,
+                    Err(_) => errors += 1,
+                }
+            }
+        }
+        if Instant::now() >= deadline {
+            break 'outer;
+        }
+    }
+    let tx_cpu = thread_cpu() - cpu0;
+    let wall = wall0.elapsed();
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let rx_cpu = rx.join().unwrap_or_default();
+    let got = received.load(Ordering::Relaxed);
+    let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    let tx_us = per(tx_cpu, sent);
+    println!(
+        "mode={} senders={} receivers={} secs={:.1}",
+        if args.mmsg { "sendmmsg" } else { "sendto" },
+        n_senders,
+        dests.len(),
+        wall.as_secs_f64()
+    );
+    println!(
+        "sent={sent} ({:.0}/s) errors={errors} received={got} ({:.2} %)",
+        sent as f64 / wall.as_secs_f64(),
+        100.0 * got as f64 / sent.max(1) as f64
+    );
+    println!(
+        "sender CPU {tx_us:.2} µs/packet → at most {:.0} packets/s per core ({:.0} G.711 streams)",
+        1e6 / tx_us,
+        1e6 / tx_us / 50.0
+    );
+    println!("receiver CPU {:.2} µs/packet", per(rx_cpu, got));
+    Ok(())
+}

@@ -46,6 +46,48 @@ pub struct Load {
     pub media_lag: Duration,
     /// Busiest media clock thread's share of the last second, percent.
     pub media_load_pct: u8,
+    /// Longest time a SIP datagram waited in the socket's receive queue
+    /// over the last second or two: how far the signalling is behind.
+    pub sip_delay: Duration,
+}
+
+/// The worst of a measurement over a rolling one-to-two-second window.
+///
+/// Why a window and not an average: one 400 ms stall is what makes a phone
+/// retransmit, and an average would hide it among thousands of fast reads.
+#[derive(Debug, Clone, Default)]
+pub struct WorstRecent {
+    current: Duration,
+    previous: Duration,
+    window_start: Option<Instant>,
+}
+
+impl WorstRecent {
+    /// Record one measurement taken at `now`.
+    pub fn record(&mut self, value: Duration, now: Instant) {
+        self.roll(now);
+        self.current = self.current.max(value);
+    }
+
+    /// The worst value of the current and the previous second.
+    pub fn recent(&mut self, now: Instant) -> Duration {
+        self.roll(now);
+        self.current.max(self.previous)
+    }
+
+    fn roll(&mut self, now: Instant) {
+        let start = *self.window_start.get_or_insert(now);
+        let age = now.saturating_duration_since(start);
+        if age >= Duration::from_secs(2) {
+            self.previous = Duration::ZERO;
+            self.current = Duration::ZERO;
+            self.window_start = Some(now);
+        } else if age >= Duration::from_secs(1) {
+            self.previous = self.current;
+            self.current = Duration::ZERO;
+            self.window_start = Some(now);
+        }
+    }
 }
 
 /// A token bucket: `rate` per second, at most `burst` saved up.
@@ -116,6 +158,11 @@ impl Admission {
         if l.max_transactions > 0 && load.transactions >= l.max_transactions {
             return Err(Refusal::overload("max_transactions", 2));
         }
+        if l.max_sip_delay_ms > 0 && load.sip_delay >= Duration::from_millis(l.max_sip_delay_ms) {
+            // Signalling is already behind: a new call would be answered
+            // late and push the calls in progress into retransmissions.
+            return Err(Refusal::overload("sip_delay", 2));
+        }
         if l.max_media_lag_ms > 0 && load.media_lag >= Duration::from_millis(l.max_media_lag_ms) {
             // The media clocks are already late: one more stream would make
             // every caller's audio worse.
@@ -144,6 +191,9 @@ impl Admission {
         let l = &self.limits;
         if l.max_transactions > 0 && load.transactions >= l.max_transactions {
             return Err(Refusal::overload("max_transactions", 2));
+        }
+        if l.max_sip_delay_ms > 0 && load.sip_delay >= Duration::from_millis(l.max_sip_delay_ms) {
+            return Err(Refusal::overload("sip_delay", 2));
         }
         let rate = l.max_registers_per_source;
         if rate <= 0.0 {
@@ -197,6 +247,7 @@ mod tests {
             max_transactions: 100,
             max_media_lag_ms: 10,
             max_media_load_pct: 80,
+            max_sip_delay_ms: 200,
             max_registers_per_source: 5.0,
             ..LimitsConfig::default()
         }
@@ -274,6 +325,52 @@ mod tests {
     }
 
     #[test]
+    fn signalling_backlog_refuses_new_calls_and_registers() {
+        let t = Instant::now();
+        let mut a = Admission::new(limits(), t);
+        let behind = Load {
+            sip_delay: Duration::from_millis(250),
+            ..Load::default()
+        };
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        assert_eq!(a.admit_call(behind, t).unwrap_err().reason, "sip_delay");
+        assert_eq!(
+            a.admit_register(ip, behind, t).unwrap_err().reason,
+            "sip_delay"
+        );
+        let fine = Load {
+            sip_delay: Duration::from_millis(5),
+            ..Load::default()
+        };
+        assert!(a.admit_call(fine, t).is_ok());
+    }
+
+    #[test]
+    fn worst_recent_keeps_a_stall_for_one_to_two_seconds() {
+        let t = Instant::now();
+        let mut w = WorstRecent::default();
+        w.record(Duration::from_millis(1), t);
+        w.record(Duration::from_millis(400), t + Duration::from_millis(100));
+        w.record(Duration::from_millis(2), t + Duration::from_millis(200));
+        assert_eq!(
+            w.recent(t + Duration::from_millis(300)),
+            Duration::from_millis(400)
+        );
+        // Next second: still remembered as the previous window.
+        w.record(Duration::from_millis(3), t + Duration::from_millis(1100));
+        assert_eq!(
+            w.recent(t + Duration::from_millis(1500)),
+            Duration::from_millis(400)
+        );
+        // Two seconds on: forgotten.
+        assert_eq!(
+            w.recent(t + Duration::from_millis(2200)),
+            Duration::from_millis(3)
+        );
+        assert_eq!(w.recent(t + Duration::from_millis(5000)), Duration::ZERO);
+    }
+
+    #[test]
     fn transaction_limit_applies_to_calls_and_sources() {
         let t = Instant::now();
         let mut a = Admission::new(limits(), t);
@@ -323,6 +420,7 @@ mod tests {
                 max_transactions: 0,
                 max_media_lag_ms: 0,
                 max_media_load_pct: 0,
+                max_sip_delay_ms: 0,
                 max_registers_per_source: 0.0,
                 ..LimitsConfig::default()
             },
@@ -333,6 +431,7 @@ mod tests {
             transactions: 1_000_000,
             media_lag: Duration::from_secs(1),
             media_load_pct: 100,
+            sip_delay: Duration::from_secs(5),
         };
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..10_000 {

@@ -309,6 +309,12 @@ pub struct LimitsConfig {
     /// the last second, new calls get 503: the calls in progress keep the
     /// headroom their audio needs.
     pub max_media_load_pct: u8,
+    /// When a SIP datagram waited this many ms in the receive queue within
+    /// the last second (signalling is falling behind), new calls and
+    /// REGISTERs get 503; in-dialog requests (ACK, BYE) still go through so
+    /// calls in progress end cleanly. Well under T1 (500 ms), where phones
+    /// start retransmitting.
+    pub max_sip_delay_ms: u64,
     /// REGISTERs per second from one source IP (twice that as a burst);
     /// above it: 503 + Retry-After (a registration flood never reaches the
     /// digest check).
@@ -333,6 +339,7 @@ impl Default for LimitsConfig {
             max_transactions: 100_000,
             max_media_lag_ms: 20,
             max_media_load_pct: 80,
+            max_sip_delay_ms: 200,
             max_registers_per_source: 20.0,
             max_tcp_connections: 4_096,
             max_tcp_connections_per_source: 64,

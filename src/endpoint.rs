@@ -21,7 +21,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::acd_task::AcdCmd;
-use crate::admission::{Admission, Load, Refusal};
+use crate::admission::{Admission, Load, Refusal, WorstRecent};
 use crate::call::{self, CallSetup};
 use crate::registrar::{Registrar, Secret};
 use crate::server::ServerCtx;
@@ -232,7 +232,10 @@ pub fn spawn(
         tcp_conns: HashMap::new(),
         shutting_down: false,
         admission: Admission::new(ctx_limits, Instant::now()),
+        sip_delay: WorstRecent::default(),
     };
+    // Turn on arrival timestamps (the first SIOCGSTAMPNS does).
+    let _ = queued_for(&ep.udp);
     let join = tokio::spawn(ep.run(rx, tcp_rx));
     Ok((handle, join))
 }
@@ -250,6 +253,29 @@ struct Endpoint {
     shutting_down: bool,
     registrar: Registrar,
     admission: Admission,
+    /// Worst receive-queue wait of SIP datagrams, recently.
+    sip_delay: WorstRecent,
+}
+
+/// How long the datagram just read from `udp` waited in the kernel's
+/// receive queue (`SIOCGSTAMPNS`: its arrival time, `CLOCK_REALTIME`).
+/// `None` until timestamping is on (the first call turns it on).
+fn queued_for(udp: &UdpSocket) -> Option<std::time::Duration> {
+    use std::os::fd::AsRawFd;
+    /// `SIOCGSTAMPNS` from linux/sockios.h (not in the libc crate).
+    const SIOCGSTAMPNS: libc::c_ulong = 0x8907;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: an ioctl on our own socket with a valid timespec out-pointer.
+    let rc = unsafe { libc::ioctl(udp.as_raw_fd(), SIOCGSTAMPNS, &mut ts) };
+    if rc != 0 || ts.tv_sec <= 0 {
+        return None;
+    }
+    let arrived = std::time::UNIX_EPOCH
+        + std::time::Duration::new(ts.tv_sec as u64, ts.tv_nsec.clamp(0, 999_999_999) as u32);
+    std::time::SystemTime::now().duration_since(arrived).ok()
 }
 
 fn retry_after(secs: u32) -> rsip::Header {
@@ -290,6 +316,11 @@ impl Endpoint {
             tokio::select! {
                 r = self.udp.recv_from(&mut buf) => match r {
                     Ok((n, src)) => {
+                        // The first datagram of a wake-up waited longest:
+                        // its queueing time says how far signalling is behind.
+                        if let Some(waited) = queued_for(&self.udp) {
+                            self.sip_delay.record(waited, Instant::now());
+                        }
                         self.on_bytes(buf.get(..n).unwrap_or(&[]), src, TransportKind::Udp);
                         // Take what else is already queued before flushing:
                         // under load one wake-up serves a burst of requests.
@@ -644,13 +675,15 @@ impl Endpoint {
         resp
     }
 
-    /// What admission control weighs: calls, transactions, media lateness.
-    fn load(&self) -> Load {
+    /// What admission control weighs: calls, transactions, media lateness,
+    /// signalling backlog.
+    fn load(&mut self) -> Load {
         Load {
             calls: self.calls.len(),
             transactions: self.layer.len(),
             media_lag: self.ctx.media.recent_lag(),
             media_load_pct: self.ctx.media.recent_load_pct(),
+            sip_delay: self.sip_delay.recent(Instant::now()),
         }
     }
 

@@ -248,6 +248,48 @@ fn dialplan_table(md: &mut String, v: &Value) {
     );
 }
 
+/// `overload.json` (bench/overload.sh): the flood's outcome and the audio of
+/// the calls that were already in progress.
+fn overload_table(md: &mut String, v: &Value) {
+    let _ = writeln!(
+        md,
+        "### Overload (`bench/overload.sh`: SIPp flood while `ivr-load` holds calls; default admission control)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| flood | INVITEs | answered or 503 + Retry-After | failed | retransmissions | refusals by reason | held calls | held failed | held packets vs nominal | held jitter p50 / p99 / max | server CPU |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---|---:|---:|---:|---|---:|");
+    let refusals = v["server"]["refusals"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, n)| format!("{k} {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
+        .unwrap_or_default();
+    let h = &v["held"];
+    let _ = writeln!(
+        md,
+        "| {} calls/s for {} s | {} | {} | {} | {} | {} | {} | {} | {:.3} % | {:.3} / {:.3} / {:.2} ms | {:.0} % |\n",
+        s(v, &["flood", "rate_cps"]),
+        s(v, &["flood", "seconds"]),
+        s(v, &["flood", "invites"]),
+        s(v, &["flood", "completed"]),
+        s(v, &["flood", "failed"]),
+        s(v, &["flood", "retransmissions"]),
+        if refusals.is_empty() { "none".to_string() } else { refusals },
+        s(h, &["params", "calls"]),
+        s(h, &["calls", "failed"]),
+        f(h, &["rtp", "received_pct"]),
+        f(h, &["rtp", "jitter_ms", "p50"]),
+        f(h, &["rtp", "jitter_ms", "p99"]),
+        f(h, &["rtp", "jitter_ms", "max"]),
+        f(h, &["server", "cpu_pct_window"]),
+    );
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(dir), Some(readme)) = (args.next(), args.next()) else {
@@ -346,6 +388,9 @@ fn main() {
         );
     }
 
+    if let Some(v) = read_json(&Path::new(&dir).join("overload.json")) {
+        overload_table(&mut md, &v);
+    }
     callback_tables(&mut md, &dir);
     if let Some(v) = read_json(&Path::new(&dir).join("dialplan-ops.json")) {
         dialplan_table(&mut md, &v);

@@ -365,6 +365,11 @@ url = "{database_url}"
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Already reaped (kill9, restart): its PID may belong to another
+        // process by now, so it must not be signalled.
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(self.child.id().to_string())

@@ -153,7 +153,17 @@ struct Stream {
     frame: usize,
     looped: bool,
     token: Option<u64>,
-    silence: [u8; FRAME_SAMPLES],
+}
+
+/// One frame of silence per codec, shared by every stream (a copy per
+/// stream would add 160 bytes to the state the clock walks every tick).
+fn silence(codec: Codec) -> &'static [u8; FRAME_SAMPLES] {
+    static PCMU: [u8; FRAME_SAMPLES] = [0xFF; FRAME_SAMPLES];
+    static PCMA: [u8; FRAME_SAMPLES] = [0xD5; FRAME_SAMPLES];
+    match codec {
+        Codec::Pcmu => &PCMU,
+        Codec::Pcma => &PCMA,
+    }
 }
 
 /// Handle to one clock thread.
@@ -326,7 +336,6 @@ fn tighten_timer_slack() {
 fn apply(streams: &mut Slots, cmd: Command) {
     match cmd {
         Command::Add(spec) => {
-            let silence = [spec.codec.silence_byte(); FRAME_SAMPLES];
             let id = spec.id;
             streams.insert(
                 id,
@@ -338,7 +347,6 @@ fn apply(streams: &mut Slots, cmd: Command) {
                     frame: 0,
                     looped: false,
                     token: None,
-                    silence,
                 },
             );
         }
@@ -420,7 +428,7 @@ fn serve(s: &mut Stream, buf: &mut [u8; 12 + FRAME_SAMPLES], stats: &ClockStats)
     let frame = next_frame(s);
     let payload: &[u8] = match &frame {
         Some((p, i)) => p.frame(codec, *i),
-        None => &s.silence,
+        None => silence(codec),
     };
     let remote = s.spec.shared.remote.lock().ok().and_then(|r| *r);
     let held =
@@ -445,5 +453,33 @@ fn serve(s: &mut Stream, buf: &mut [u8; 12 + FRAME_SAMPLES], stats: &ClockStats)
     // Report completion right after the last frame went out.
     if s.token.is_some() && exhausted(s) {
         finish(s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_silence_is_each_codecs_encoded_zero() {
+        for c in [Codec::Pcmu, Codec::Pcma] {
+            assert!(silence(c).iter().all(|&b| b == c.silence_byte()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn busy_share_and_lateness_roll_per_window() {
+        let st = ClockStats::default();
+        st.record_late(300);
+        st.record_late(5_000);
+        assert_eq!(st.recent_late_us(), 5_000);
+        st.roll_window(Duration::from_millis(250), Duration::from_secs(1));
+        assert_eq!(st.last_window_busy_pct.load(Ordering::Relaxed), 25);
+        // The previous window still counts for a second...
+        assert_eq!(st.recent_late_us(), 5_000);
+        st.roll_window(Duration::ZERO, Duration::from_secs(1));
+        // ...and is forgotten after that.
+        assert_eq!(st.recent_late_us(), 0);
+        assert_eq!(st.max_late_us.load(Ordering::Relaxed), 5_000);
     }
 }

@@ -422,6 +422,7 @@ impl Attempt {
     fn on_sip(&mut self, input: SipInput) -> Option<Outcome> {
         match input {
             SipInput::Response { key, response } => {
+                let response = *response;
                 let call_id = message::call_id(&response).unwrap_or_default();
                 if let Some((agent, leg)) =
                     self.agent.as_mut().filter(|(_, l)| l.call_id == call_id)
@@ -508,7 +509,7 @@ impl Attempt {
                 }
                 None
             }
-            SipInput::Request { key, request } => self.on_request(key, request),
+            SipInput::Request { key, request } => self.on_request(key, *request),
             SipInput::Shutdown => Some(Outcome::Result(AttemptResult::Failed(
                 "server shutting down".into(),
             ))),

@@ -770,9 +770,10 @@ impl Call {
 
     fn on_sip(&mut self, input: SipInput) -> Option<Ending> {
         match input {
-            SipInput::Request { key, request } => return self.on_request(key, request),
+            SipInput::Request { key, request } => return self.on_request(key, *request),
             SipInput::Cancelled | SipInput::Ack => {}
             SipInput::Response { key, response } => {
+                let response = *response;
                 if self.on_leg_response(key.clone(), response.clone()) {
                     return None;
                 }

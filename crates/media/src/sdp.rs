@@ -28,6 +28,10 @@ pub enum SdpError {
     /// The audio stream offers neither PCMU nor PCMA (at 8000 Hz, mono).
     #[error("no common audio codec (we support PCMU and PCMA)")]
     NoCommonCodec,
+    /// The audio stream has no `c=` line, neither its own nor a session-level one
+    /// (RFC 4566 §5.7), so there is nowhere to send media.
+    #[error("no c= connection address for the audio stream")]
+    NoConnectionAddress,
 }
 
 impl SdpError {
@@ -35,7 +39,7 @@ impl SdpError {
     /// the offer but cannot accept it (RFC 3261 §21.4.26), 400 for unparseable bodies.
     pub fn sip_status(&self) -> u16 {
         match self {
-            SdpError::Malformed { .. } => 400,
+            SdpError::Malformed { .. } | SdpError::NoConnectionAddress => 400,
             SdpError::NoAudio | SdpError::NoCommonCodec => 488,
         }
     }
@@ -504,10 +508,7 @@ pub fn negotiate(offer: &RemoteSdp, supported: &[Codec]) -> Result<Negotiated, S
         .map(|f| f.pt);
     if audio.port != 0 && audio.ip.or(offer.session_ip).is_none() {
         // RFC 4566 §5.7: c= at session level or in every m= section.
-        return Err(SdpError::Malformed {
-            line: 0,
-            reason: "no c= connection address for the audio stream".into(),
-        });
+        return Err(SdpError::NoConnectionAddress);
     }
     let remote = audio.remote_addr(offer.session_ip);
     let ip_unspecified = audio

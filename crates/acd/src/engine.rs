@@ -2,6 +2,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
@@ -27,7 +28,12 @@ type OrderKey = (Reverse<i32>, Instant, u64);
 #[derive(Debug)]
 struct QueueRt {
     cfg: QueueConfig,
+    /// Every waiting call of this queue, in service order.
     order: BTreeMap<OrderKey, CallId>,
+    /// The waiting calls of this queue without a live offer, in service
+    /// order: the ones routing may visit. Kept in step with `order` and each
+    /// call's `offers` (see [`Acd::check_invariants`]).
+    idle: BTreeMap<OrderKey, CallId>,
     /// Members in agent configuration order.
     members: Vec<AgentId>,
     /// Configuration index of the agent offered last (round-robin).
@@ -52,6 +58,9 @@ struct AgentRt {
     /// Queue and connect time of the call being handled, until its wrap-up
     /// ends (then it becomes a handle-time sample).
     handling: Option<(QueueName, Instant)>,
+    /// Waiting calls whose skip list holds this agent, so that clearing the
+    /// agent's skips visits only those calls.
+    skipped_in: BTreeSet<CallId>,
 }
 
 impl AgentRt {
@@ -166,6 +175,9 @@ pub struct Acd {
     queues: BTreeMap<QueueName, QueueRt>,
     agents: BTreeMap<AgentId, AgentRt>,
     waiting: BTreeMap<CallId, WaitingRt>,
+    /// Waiting calls with a sticky agent (`WaitingRt::sticky` set), in
+    /// service order, so routing's sticky pass visits only those.
+    sticky: BTreeMap<OrderKey, CallId>,
     active: BTreeMap<CallId, ActiveRt>,
     /// Caller number → (agent, last handled). Only looked up, never iterated
     /// for a decision, so hash order cannot leak into outputs.
@@ -234,6 +246,19 @@ fn eligible(w: &WaitingRt, q: &QueueRt, a: &AgentRt, now: Instant) -> Option<u32
     Some(penalty)
 }
 
+/// The first entry of a service-order index after `cursor` (all of it
+/// without one).
+fn after(
+    index: &BTreeMap<OrderKey, CallId>,
+    cursor: Option<OrderKey>,
+) -> Option<(OrderKey, CallId)> {
+    let mut range = match cursor {
+        None => index.range(..),
+        Some(c) => index.range((Bound::Excluded(c), Bound::Unbounded)),
+    };
+    range.next().map(|(k, id)| (*k, id.clone()))
+}
+
 impl Acd {
     /// Builds an engine: every agent logged out and unreachable, no call.
     /// `seed` feeds [`Strategy::Random`].
@@ -275,6 +300,7 @@ impl Acd {
                     avg_handle: cfg.seed_handle_time,
                     cfg,
                     order: BTreeMap::new(),
+                    idle: BTreeMap::new(),
                     members: Vec::new(),
                     rr_last: None,
                 },
@@ -332,6 +358,7 @@ impl Acd {
                     logged_in_at: None,
                     pending_pause: None,
                     handling: None,
+                    skipped_in: BTreeSet::new(),
                 },
             );
         }
@@ -339,6 +366,7 @@ impl Acd {
             queues: qmap,
             agents: amap,
             waiting: BTreeMap::new(),
+            sticky: BTreeMap::new(),
             active: BTreeMap::new(),
             history: HashMap::new(),
             timers: BTreeSet::new(),
@@ -465,6 +493,7 @@ impl Acd {
                 if let Some(w) = self.waiting.get_mut(&call) {
                     if w.sticky.as_ref().is_some_and(|s| s.hold_until == Some(t)) {
                         w.sticky = None;
+                        self.sticky.remove(&w.key);
                     }
                 }
             }
@@ -731,7 +760,11 @@ impl Acd {
             return Ok(());
         };
         q.order.insert(key, call.id.clone());
+        q.idle.insert(key, call.id.clone());
         let position = q.order.range(..key).count() + 1;
+        if sticky.is_some() {
+            self.sticky.insert(key, call.id.clone());
+        }
         if let Some(t) = max_wait_at {
             self.timers.insert((t, Timer::MaxWait(call.id.clone())));
         }
@@ -1039,15 +1072,26 @@ impl Acd {
     /// real state change (login, unpause, end of wrap-up, re-registration)
     /// may be offered every waiting call again.
     fn clear_skips(&mut self, agent: &AgentId) {
-        for w in self.waiting.values_mut() {
-            w.skipped.remove(agent);
+        let Some(a) = self.agents.get_mut(agent) else {
+            return;
+        };
+        for call in std::mem::take(&mut a.skipped_in) {
+            if let Some(w) = self.waiting.get_mut(&call) {
+                w.skipped.remove(agent);
+            }
         }
     }
 
     /// Removes a live offer and its ring timer; the agent's state is the
     /// caller's business.
     fn withdraw_offer(&mut self, call: &CallId, agent: &AgentId) -> Option<OfferRt> {
-        let rec = self.waiting.get_mut(call)?.offers.remove(agent)?;
+        let w = self.waiting.get_mut(call)?;
+        let rec = w.offers.remove(agent)?;
+        if w.offers.is_empty() {
+            if let Some(q) = self.queues.get_mut(&w.call.queue) {
+                q.idle.insert(w.key, call.clone());
+            }
+        }
         self.timers.remove(&(
             rec.deadline,
             Timer::Ring {
@@ -1114,6 +1158,9 @@ impl Acd {
         skip.count = skip.count.saturating_add(1);
         let count = skip.count;
         let queue = w.call.queue.clone();
+        if let Some(a) = self.agents.get_mut(agent) {
+            a.skipped_in.insert(call.clone());
+        }
         let (auto_pause, reoffer_after, max_offers) = match self.queues.get(&queue) {
             Some(q) => (
                 q.cfg.auto_pause_after_misses,
@@ -1206,6 +1253,15 @@ impl Acd {
         let w = self.waiting.remove(call)?;
         if let Some(q) = self.queues.get_mut(&queue) {
             q.order.remove(&key);
+            q.idle.remove(&key);
+        }
+        if w.sticky.is_some() {
+            self.sticky.remove(&key);
+        }
+        for agent in w.skipped.keys() {
+            if let Some(a) = self.agents.get_mut(agent) {
+                a.skipped_in.remove(call);
+            }
         }
         if let Some(t) = w.max_wait_at {
             self.timers.remove(&(t, Timer::MaxWait(call.clone())));
@@ -1328,6 +1384,9 @@ impl Acd {
             return;
         };
         let deadline = now.checked_add(q.cfg.ring_timeout).unwrap_or(now);
+        if w.offers.is_empty() {
+            q.idle.remove(&w.key);
+        }
         w.offers
             .insert(agent.clone(), OfferRt { at: now, deadline });
         if let Some(a) = self.agents.get(agent) {
@@ -1360,27 +1419,37 @@ impl Acd {
     /// (priority, then original entry time) across all queues, so an agent
     /// serving several queues goes to the longest-waiting call it can take.
     /// Pass 1 gives sticky calls their agent first; pass 2 applies each
-    /// queue's strategy, skipping calls held for a busy sticky agent.
+    /// queue's strategy, skipping calls held for a busy sticky agent. Both
+    /// stop as soon as no agent is free.
+    ///
+    /// Cost: neither pass walks every waiting call. Pass 1 visits only the
+    /// sticky index. Pass 2 merges, in service order, the idle calls of the
+    /// queues that still have a free member with the sticky calls of every
+    /// queue; a call of a queue without a free member cannot be offered, and
+    /// unless it is sticky (whose hold may be released on the visit) visiting
+    /// it would have no effect, so it is not visited. With one free agent
+    /// that can take the first call of its queue, routing is `O(log n)`.
+    /// What is still linear: free agents that are members of a queue but may
+    /// take none of its calls (required skills, skip lists), and many sticky
+    /// calls; each such call is visited and costs one strategy evaluation.
     fn dispatch(&mut self, now: Instant, out: &mut Vec<Output>) {
         let mut free = self.agents.values().filter(|a| a.offerable()).count();
         if free == 0 || self.waiting.is_empty() {
             return;
         }
-        let mut order: Vec<(OrderKey, CallId)> = self
-            .waiting
-            .iter()
-            .filter(|(_, w)| w.offers.is_empty())
-            .map(|(id, w)| (w.key, id.clone()))
-            .collect();
-        order.sort();
 
-        for (_, id) in &order {
-            if free == 0 {
-                return;
-            }
-            let Some(w) = self.waiting.get(id) else {
+        let mut cursor: Option<OrderKey> = None;
+        while free > 0 {
+            let Some((key, id)) = after(&self.sticky, cursor) else {
+                break;
+            };
+            cursor = Some(key);
+            let Some(w) = self.waiting.get(&id) else {
                 continue;
             };
+            if !w.offers.is_empty() {
+                continue;
+            }
             let Some(st) = &w.sticky else {
                 continue;
             };
@@ -1390,17 +1459,35 @@ impl Acd {
                 _ => false,
             };
             if ok {
-                self.release_sticky(id);
-                self.offer(id, &target, now, out);
+                self.release_sticky(&id);
+                self.offer(&id, &target, now, out);
                 free -= 1;
             }
         }
 
-        for (_, id) in &order {
-            if free == 0 {
-                return;
+        let mut routable: Vec<QueueName> = self
+            .queues
+            .iter()
+            .filter(|(_, q)| !q.idle.is_empty() && self.has_free_member(q))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut cursor: Option<OrderKey> = None;
+        while free > 0 {
+            let mut next = after(&self.sticky, cursor);
+            for name in &routable {
+                let Some((k, id)) = self.queues.get(name).and_then(|q| after(&q.idle, cursor))
+                else {
+                    continue;
+                };
+                if next.as_ref().is_none_or(|(nk, _)| k < *nk) {
+                    next = Some((k, id));
+                }
             }
-            let Some(w) = self.waiting.get(id) else {
+            let Some((key, id)) = next else {
+                return;
+            };
+            cursor = Some(key);
+            let Some(w) = self.waiting.get(&id) else {
                 continue;
             };
             if !w.offers.is_empty() {
@@ -1419,19 +1506,39 @@ impl Acd {
                 if may_free && st.hold_until.is_some_and(|t| t > now) {
                     continue;
                 }
-                self.release_sticky(id);
+                self.release_sticky(&id);
             }
-            for agent in self.pick(id, now) {
-                self.offer(id, &agent, now, out);
+            let picked = self.pick(&id, now);
+            if picked.is_empty() {
+                continue;
+            }
+            for agent in picked {
+                self.offer(&id, &agent, now, out);
                 free = free.saturating_sub(1);
             }
+            routable.retain(|name| {
+                self.queues
+                    .get(name)
+                    .is_some_and(|q| self.has_free_member(q))
+            });
         }
     }
 
+    /// Whether a member of `q` could be offered a call right now.
+    fn has_free_member(&self, q: &QueueRt) -> bool {
+        q.members
+            .iter()
+            .any(|m| self.agents.get(m).is_some_and(AgentRt::offerable))
+    }
+
     fn release_sticky(&mut self, call: &CallId) {
-        let Some(st) = self.waiting.get_mut(call).and_then(|w| w.sticky.take()) else {
+        let Some(w) = self.waiting.get_mut(call) else {
             return;
         };
+        let Some(st) = w.sticky.take() else {
+            return;
+        };
+        self.sticky.remove(&w.key);
         if let Some(t) = st.hold_until {
             self.timers.remove(&(t, Timer::StickyHold(call.clone())));
         }
@@ -1706,6 +1813,7 @@ impl Acd {
                 self.waiting.len()
             ));
         }
+        self.check_indexes()?;
         for (call, c) in &self.active {
             let ok = self
                 .agents
@@ -1719,5 +1827,137 @@ impl Acd {
             }
         }
         Ok(())
+    }
+
+    /// The routing indexes agree with the waiting calls: each queue's `idle`
+    /// holds exactly its waiting calls without a live offer, `sticky` exactly
+    /// the waiting calls with a sticky agent, and each agent's `skipped_in`
+    /// exactly the waiting calls whose skip list names it. Part of
+    /// [`Acd::check_invariants`].
+    fn check_indexes(&self) -> Result<(), String> {
+        let (mut idle, mut sticky, mut skips) = (0, 0, 0);
+        for (call, w) in &self.waiting {
+            let q = self
+                .queues
+                .get(&w.call.queue)
+                .ok_or_else(|| format!("call {call} in unknown queue {}", w.call.queue))?;
+            let indexed = q.idle.get(&w.key);
+            if w.offers.is_empty() {
+                idle += 1;
+                if indexed != Some(call) {
+                    return Err(format!("call {call} without an offer missing from idle"));
+                }
+            } else if indexed.is_some() {
+                return Err(format!("call {call} with a live offer still idle"));
+            }
+            match (&w.sticky, self.sticky.get(&w.key)) {
+                (Some(_), Some(c)) if c == call => sticky += 1,
+                (None, None) => {}
+                _ => return Err(format!("call {call}: sticky index out of step")),
+            }
+            for agent in w.skipped.keys() {
+                skips += 1;
+                if !self
+                    .agents
+                    .get(agent)
+                    .is_some_and(|a| a.skipped_in.contains(call))
+                {
+                    return Err(format!("call {call} skips {agent}, not in its index"));
+                }
+            }
+        }
+        let idle_total: usize = self.queues.values().map(|q| q.idle.len()).sum();
+        if idle_total != idle {
+            return Err(format!("{idle_total} idle-indexed calls, {idle} idle"));
+        }
+        if self.sticky.len() != sticky {
+            return Err(format!(
+                "{} sticky-indexed calls, {sticky} sticky",
+                self.sticky.len()
+            ));
+        }
+        let skip_total: usize = self.agents.values().map(|a| a.skipped_in.len()).sum();
+        if skip_total != skips {
+            return Err(format!("{skip_total} indexed skips, {skips} skips"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+    use crate::{AgentConfig, QueueConfig};
+
+    fn engine() -> (Acd, Instant) {
+        let mut acd = Acd::new(
+            vec![QueueConfig::new("q")],
+            vec![AgentConfig::new("x").member_of("q")],
+            1,
+        )
+        .expect("config");
+        let now = Instant::now();
+        acd.handle(Input::AgentLogin("x".into()), now).unwrap();
+        acd.handle(Input::AgentReachable("x".into(), true), now)
+            .unwrap();
+        acd.handle(
+            Input::AgentPause {
+                agent: "x".into(),
+                reason: "p".into(),
+            },
+            now,
+        )
+        .unwrap();
+        for c in ["a", "b"] {
+            acd.handle(Input::Enqueue(WaitingCall::new(c, "q", "", now)), now)
+                .unwrap();
+        }
+        acd.handle(Input::AgentUnpause("x".into()), now).unwrap();
+        acd.handle(
+            Input::OfferFailed {
+                call: "a".into(),
+                agent: "x".into(),
+                reason: OfferFailure::Rejected,
+            },
+            now,
+        )
+        .unwrap();
+        (acd, now)
+    }
+
+    #[test]
+    fn check_invariants_catches_indexes_out_of_step() {
+        let (acd, _) = engine();
+        acd.check_invariants().unwrap();
+        // `a` was rejected (skipped, idle again), `b` is ringing.
+        assert!(acd.queues["q"].idle.values().any(|c| c.as_str() == "a"));
+        assert!(!acd.queues["q"].idle.values().any(|c| c.as_str() == "b"));
+        assert_eq!(acd.agents["x"].skipped_in.len(), 1);
+
+        let (mut acd, _) = engine();
+        let key = acd.waiting["b"].key;
+        acd.queues
+            .get_mut("q")
+            .unwrap()
+            .idle
+            .insert(key, "b".into());
+        assert!(acd.check_invariants().is_err(), "ringing call left idle");
+
+        let (mut acd, _) = engine();
+        let key = acd.waiting["a"].key;
+        acd.queues.get_mut("q").unwrap().idle.remove(&key);
+        assert!(acd.check_invariants().is_err(), "idle call not indexed");
+
+        let (mut acd, _) = engine();
+        acd.agents.get_mut("x").unwrap().skipped_in.clear();
+        assert!(acd.check_invariants().is_err(), "skip not indexed");
+
+        let (mut acd, _) = engine();
+        let key = acd.waiting["a"].key;
+        acd.sticky.insert(key, "a".into());
+        assert!(
+            acd.check_invariants().is_err(),
+            "sticky index without sticky"
+        );
     }
 }

@@ -2,20 +2,25 @@
 //! strings for all three (the SIP username of an agent, the Call-ID or CDR id
 //! of a call, the `[queues.<name>]` key of a queue) and the ACD never needs
 //! arithmetic on them — only equality and a stable order for determinism.
+//! They hold an `Arc<str>`: the engine copies ids into indexes, timers and
+//! every output, and a clone is then a reference-count increment instead of
+//! a string allocation. Equality, order, hashing and `Debug` are the
+//! string's.
 
 use std::borrow::Borrow;
 use std::fmt;
+use std::sync::Arc;
 
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub struct $name(String);
+        pub struct $name(Arc<str>);
 
         impl $name {
             /// Wraps a string.
             pub fn new(s: impl Into<String>) -> Self {
-                Self(s.into())
+                Self(Arc::from(s.into()))
             }
 
             /// The string form.
@@ -26,13 +31,13 @@ macro_rules! string_id {
 
         impl From<&str> for $name {
             fn from(s: &str) -> Self {
-                Self(s.to_owned())
+                Self(Arc::from(s))
             }
         }
 
         impl From<String> for $name {
             fn from(s: String) -> Self {
-                Self(s)
+                Self(Arc::from(s))
             }
         }
 

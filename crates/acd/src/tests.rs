@@ -325,6 +325,91 @@ fn agent_in_several_queues_takes_the_longest_waiting_call() {
     assert_eq!(offers(&h.serve("a", "x")), offer_pair("d", "x"));
 }
 
+#[test]
+fn routing_order_across_queues_survives_cancels_skips_and_ties() {
+    // Regression guard for routing's ordered indexes: an agent in two of
+    // three queues is offered calls strictly by priority, original entry
+    // time, then arrival, over both queues, never a call of the third; a
+    // cancelled offer keeps its call's place; a skipped call comes back
+    // first once the skip is cleared.
+    let mut h = H::new(
+        vec![q("q1"), q("q2"), q("q3")],
+        vec![agent("x", &["q1", "q2"]), agent("y", &["q3"])],
+    );
+    h.ready("x");
+    h.ready("y");
+    for a in ["x", "y"] {
+        h.go(Input::AgentPause {
+            agent: a.into(),
+            reason: "fill".into(),
+        });
+    }
+    let t = h.now;
+    // (id, queue, priority, seconds before now): many equal entry times.
+    let mut calls = Vec::new();
+    for i in 0..36u64 {
+        let queue = ["q1", "q2", "q3"][(i * 7 % 3) as usize];
+        let priority = [0, 1, -1, 0][(i * 5 % 4) as usize];
+        let back = (i * 11 % 5) * 10;
+        let id = format!("c{i:02}");
+        h.go(Input::Enqueue(
+            WaitingCall::new(id.as_str(), queue, "", t - s(back)).with_priority(priority),
+        ));
+        calls.push((id, queue, priority, back, i));
+    }
+    let mut expected: Vec<_> = calls.iter().filter(|c| c.1 != "q3").collect();
+    expected.sort_by_key(|c| (std::cmp::Reverse(c.2), std::cmp::Reverse(c.3), c.4));
+    let expected: Vec<&str> = expected.iter().map(|c| c.0.as_str()).collect();
+    for queue in ["q1", "q2", "q3"] {
+        let snap = h.acd.queue_snapshot(queue, h.now).unwrap();
+        let got: Vec<&str> = snap.waiting.iter().map(|w| w.call.as_str()).collect();
+        let mut want: Vec<_> = calls.iter().filter(|c| c.1 == queue).collect();
+        want.sort_by_key(|c| (std::cmp::Reverse(c.2), std::cmp::Reverse(c.3), c.4));
+        let want: Vec<&str> = want.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(got, want, "{queue} order");
+    }
+
+    // Cancelled offer (pause while ringing): the same call comes back.
+    let out = h.go(Input::AgentUnpause("x".into()));
+    assert_eq!(offers(&out), offer_pair(expected[0], "x"));
+    h.go(Input::AgentPause {
+        agent: "x".into(),
+        reason: "oops".into(),
+    });
+    let out = h.go(Input::AgentUnpause("x".into()));
+    assert_eq!(offers(&out), offer_pair(expected[0], "x"));
+    // Rejected: skipped for that call only, the next one is offered; after
+    // a real state change the skipped call is first again.
+    let out = h.fail(expected[0], "x", OfferFailure::Rejected);
+    assert_eq!(offers(&out), offer_pair(expected[1], "x"));
+    h.go(Input::AgentPause {
+        agent: "x".into(),
+        reason: "clear".into(),
+    });
+    let out = h.go(Input::AgentUnpause("x".into()));
+    assert_eq!(offers(&out), offer_pair(expected[0], "x"));
+
+    let mut served = Vec::new();
+    let mut current = expected[0].to_string();
+    loop {
+        served.push(current.clone());
+        let out = h.serve(&current, "x");
+        match offers(&out).first() {
+            Some((call, _)) => current = call.clone(),
+            None => break,
+        }
+    }
+    assert_eq!(served, expected);
+    // The q3 calls all wait for y, still in their order.
+    let out = h.go(Input::AgentUnpause("y".into()));
+    let first_q3 = calls
+        .iter()
+        .filter(|c| c.1 == "q3")
+        .min_by_key(|c| (std::cmp::Reverse(c.2), std::cmp::Reverse(c.3), c.4))
+        .unwrap();
+    assert_eq!(offers(&out), offer_pair(&first_q3.0, "y"));
+}
+
 // ----- strategies ----------------------------------------------------------
 
 #[test]

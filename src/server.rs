@@ -11,7 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use ringback_dialplan::{load_dir, CheckContext, DialplanSet};
+use ringback_dialplan::{load_dir_cached, CheckContext, DialplanSet, LoadCache};
 use ringback_media::codec::Codec;
 use ringback_media::prompt::{self, Prompt, PromptCache};
 
@@ -54,7 +54,20 @@ pub struct ServerCtx {
     /// Played when a queue's music-on-hold prompt is missing.
     pub fallback_hold_music: Arc<Prompt>,
     snapshot: RwLock<Arc<Snapshot>>,
-    reload_lock: tokio::sync::Mutex<()>,
+    /// Held by a reload from start to swap, so reloads never overlap; holds
+    /// what the next reload may reuse.
+    reload_lock: tokio::sync::Mutex<ReloadCache>,
+    /// Writes loaded dialplan versions in the background.
+    versions: VersionLog,
+}
+
+/// What one load keeps for the next: decoded prompts by file stamp, and
+/// parsed and checked dialplans by file text. A reload of unchanged files
+/// then only stats the prompts and reads and compares the dialplan files.
+#[derive(Default)]
+pub struct ReloadCache {
+    prompts: PromptCache,
+    plans: LoadCache,
 }
 
 impl ServerCtx {
@@ -79,13 +92,18 @@ impl ServerCtx {
     /// snapshot; on failure the old one keeps serving and the diagnostics are
     /// returned (and logged).
     pub async fn reload(&self, why: &str) -> Result<ReloadReport, Vec<String>> {
-        let _guard = self.reload_lock.lock().await;
+        let mut cache_slot = self.reload_lock.lock().await;
         let started = Instant::now();
         let cfg = self.config.clone();
         let generation = self.snapshot().generation + 1;
-        let result = tokio::task::spawn_blocking(move || load_snapshot(&cfg, generation))
-            .await
-            .map_err(|e| vec![format!("reload task failed: {e}")])?;
+        let mut cache = std::mem::take(&mut *cache_slot);
+        let (result, cache) = tokio::task::spawn_blocking(move || {
+            let r = load_snapshot_cached(&cfg, generation, &mut cache);
+            (r, cache)
+        })
+        .await
+        .map_err(|e| vec![format!("reload task failed: {e}")])?;
+        *cache_slot = cache;
         match result {
             Ok((snap, warnings)) => {
                 for w in &warnings {
@@ -97,7 +115,7 @@ impl ServerCtx {
                     warnings: warnings.len(),
                     took: started.elapsed(),
                 };
-                self.record_versions(&snap.plans).await;
+                self.record_versions(&snap.plans);
                 match self.snapshot.write() {
                     Ok(mut s) => *s = Arc::new(snap),
                     Err(p) => *p.into_inner() = Arc::new(snap),
@@ -129,16 +147,81 @@ impl ServerCtx {
         }
     }
 
-    async fn record_versions(&self, plans: &DialplanSet) {
-        for p in plans.plans() {
-            let file = p.file.display().to_string();
-            if let Err(e) = self
-                .store
-                .record_dialplan_version(&p.name, &file, &p.version)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot record dialplan version");
+    /// Queue the versions of `plans` for `dialplan_versions` (written in
+    /// order, in the background: the reload's answer does not wait for it).
+    fn record_versions(&self, plans: &DialplanSet) {
+        self.versions.record(
+            plans
+                .plans()
+                .map(|p| {
+                    (
+                        p.name.clone(),
+                        p.file.display().to_string(),
+                        p.version.clone(),
+                    )
+                })
+                .collect(),
+        );
+    }
+}
+
+enum VersionMsg {
+    Record(Vec<(String, String, String)>),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// The writer of `dialplan_versions`: one task, so batches are written in
+/// the order the loads happened; each batch in one transaction. A version
+/// already written by this process is not written again (the table keeps
+/// the first load of each file and version anyway); one that failed is
+/// tried again with the next batch that contains it.
+struct VersionLog {
+    tx: tokio::sync::mpsc::UnboundedSender<VersionMsg>,
+}
+
+impl VersionLog {
+    fn spawn(store: Store) -> VersionLog {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut written: std::collections::HashSet<(String, String)> =
+                std::collections::HashSet::new();
+            while let Some(msg) = rx.recv().await {
+                match msg {
+                    VersionMsg::Record(batch) => {
+                        let new: Vec<(String, String, String)> = batch
+                            .into_iter()
+                            .filter(|(_, file, version)| {
+                                !written.contains(&(file.clone(), version.clone()))
+                            })
+                            .collect();
+                        if new.is_empty() {
+                            continue;
+                        }
+                        match store.record_dialplan_versions(&new).await {
+                            Ok(()) => written.extend(new.into_iter().map(|(_, f, v)| (f, v))),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "cannot record dialplan versions")
+                            }
+                        }
+                    }
+                    VersionMsg::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
             }
+        });
+        VersionLog { tx }
+    }
+
+    fn record(&self, batch: Vec<(String, String, String)>) {
+        let _ = self.tx.send(VersionMsg::Record(batch));
+    }
+
+    /// Wait until everything queued before is written.
+    async fn flush(&self) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.tx.send(VersionMsg::Flush(tx)).is_ok() {
+            let _ = rx.await;
         }
     }
 }
@@ -168,14 +251,21 @@ pub fn check_context(cfg: &Config, prompts: &PromptCache) -> CheckContext {
 
 /// Load prompts and dialplans. Errors and warnings come formatted as
 /// `file:line:col: message`.
-pub fn load_snapshot(
+/// `cache` holds what the previous load decoded and checked; unchanged
+/// prompt files and dialplan files are reused from it, and it is updated
+/// with this load (also when the load fails).
+pub fn load_snapshot_cached(
     cfg: &Config,
     generation: u64,
+    cache: &mut ReloadCache,
 ) -> Result<(Snapshot, Vec<String>), Vec<String>> {
-    let (prompts, prompt_errors) = load_prompts(&cfg.prompts.dir)?;
+    let (prompts, prompt_errors) = PromptCache::reload_dir(&cfg.prompts.dir, &cache.prompts)
+        .map(|(cache, errs)| (cache, errs.iter().map(|e| e.to_string()).collect()))
+        .map_err(|e| vec![e.to_string()])?;
+    cache.prompts = prompts.clone();
     let mut warnings: Vec<String> = prompt_errors;
     let ctx = check_context(cfg, &prompts);
-    let (plans, diags) = load_dir(&cfg.dialplans.dir, &ctx)
+    let (plans, diags) = load_dir_cached(&cfg.dialplans.dir, &ctx, &mut cache.plans)
         .map_err(|errs| errs.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     warnings.extend(diags.iter().map(ToString::to_string));
     if plans.is_empty() {
@@ -205,13 +295,25 @@ pub fn load_prompts(dir: &Path) -> Result<(PromptCache, Vec<String>), Vec<String
 /// Run the server until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let t0 = Instant::now();
-    let (snap, warnings) = load_snapshot(&config, 1).map_err(|errs| {
-        anyhow::anyhow!("dialplans are invalid, not starting:\n{}", errs.join("\n"))
-    })?;
+    // Prompts and dialplans load on blocking threads (decoding in parallel)
+    // while the store connects and migrates; the store is not written to
+    // before the dialplans are known to be valid.
+    let cfg = config.clone();
+    let loading = tokio::task::spawn_blocking(move || {
+        let mut cache = ReloadCache::default();
+        load_snapshot_cached(&cfg, 1, &mut cache).map(|(snap, w)| (snap, w, cache))
+    });
+    let store = Store::connect(&config.database.url).await;
+    let (snap, warnings, reload_cache) = loading
+        .await
+        .map_err(|e| anyhow::anyhow!("loading dialplans failed: {e}"))?
+        .map_err(|errs| {
+            anyhow::anyhow!("dialplans are invalid, not starting:\n{}", errs.join("\n"))
+        })?;
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let store = Store::connect(&config.database.url).await?;
+    let store = store?;
     // Start-up recovery, before anything writes: close what a killed
     // previous process left open (call records, the queue log, agent
     // sessions and states). Agents start logged out; callbacks are
@@ -254,7 +356,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         codecs: vec![Codec::Pcmu, Codec::Pcma],
         fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
         snapshot: RwLock::new(Arc::new(snap)),
-        reload_lock: tokio::sync::Mutex::new(()),
+        reload_lock: tokio::sync::Mutex::new(reload_cache),
+        versions: VersionLog::spawn(store.clone()),
         config,
         media,
         store,
@@ -264,7 +367,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         live: crate::live::Live::default(),
         endpoint: std::sync::OnceLock::new(),
     });
-    ctx.record_versions(&ctx.snapshot().plans).await;
+    ctx.record_versions(&ctx.snapshot().plans);
     let (ep, _ep_task) = endpoint::spawn(Arc::clone(&ctx), udp, tcp)?;
     let _ = ctx.endpoint.set(ep.clone());
     let _ = ctx_cell.set(Arc::clone(&ctx));
@@ -303,6 +406,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Let the BYEs leave before the process exits.
     tokio::time::sleep(Duration::from_millis(100)).await;
     ctx.cdr.flush().await;
+    ctx.versions.flush().await;
     drop(cdr_task);
     Ok(())
 }

@@ -391,34 +391,48 @@ impl Store {
         .bind(since)
         .fetch_all(&mut *tx)
         .await?;
-        for d in &dangling {
-            let talking = d.event == "CONNECT";
+        // Set-based, not per caller: with 10,000 callbacks waiting in a
+        // queue there are 10,000 dangling callers, and two statements per
+        // caller took most of a second.
+        let first_new: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM queue_log")
+                .fetch_one(&mut *tx)
+                .await?;
+        // SQLite allows 32,766 bound parameters; 5 per row.
+        for chunk in dangling.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO queue_log (at, queue, call_id, agent, event, data) ",
+            );
+            q.push_values(chunk, |mut b, d| {
+                b.push_bind(&now_s)
+                    .push_bind(&d.queue)
+                    .push_bind(&d.call_id)
+                    .push_bind(&d.agent)
+                    .push("'INTERRUPTED'")
+                    .push_bind(if d.event == "CONNECT" {
+                        "restart|connected"
+                    } else {
+                        "restart|waiting"
+                    });
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        rec.queue_calls = dangling.len() as u64;
+        // The callers' records were written at answer, before any queue.
+        if !dangling.is_empty() {
             sqlx::query(
-                "INSERT INTO queue_log (at, queue, call_id, agent, event, data) \
-                 VALUES ($1, $2, $3, $4, 'INTERRUPTED', $5)",
+                "UPDATE calls SET queue = (SELECT q.queue FROM queue_log q WHERE q.call_id = calls.call_id \
+                 AND q.event = 'INTERRUPTED' AND q.id > $1 ORDER BY q.id DESC LIMIT 1) \
+                 WHERE leg = 'inbound' AND queue IS NULL AND disposition = 'interrupted' \
+                 AND call_id IN (SELECT call_id FROM queue_log WHERE event = 'INTERRUPTED' AND id > $1 \
+                 AND queue IS NOT NULL)",
             )
-            .bind(&now_s)
-            .bind(&d.queue)
-            .bind(&d.call_id)
-            .bind(&d.agent)
-            .bind(if talking {
-                "restart|connected"
-            } else {
-                "restart|waiting"
-            })
+            .bind(first_new)
             .execute(&mut *tx)
             .await?;
-            rec.queue_calls += 1;
-            // The caller's record was written at answer, before any queue.
-            sqlx::query(
-                "UPDATE calls SET queue = $2 WHERE call_id = $1 AND leg = 'inbound' \
-                 AND queue IS NULL AND disposition = 'interrupted'",
-            )
-            .bind(&d.call_id)
-            .bind(&d.queue)
-            .execute(&mut *tx)
-            .await?;
-            if let (true, Some(agent)) = (talking, d.agent.as_deref()) {
+        }
+        for d in dangling.iter().filter(|d| d.event == "CONNECT") {
+            if let Some(agent) = d.agent.as_deref() {
                 if insert_recovered_leg(&mut tx, d, agent, now).await? {
                     rec.agent_legs += 1;
                 }
@@ -474,24 +488,31 @@ impl Store {
         Ok(rec)
     }
 
-    /// Remember a loaded dialplan version (idempotent).
-    pub async fn record_dialplan_version(
+    /// Remember loaded dialplan versions `(name, file, version)`, in the
+    /// given order, in one transaction (idempotent per file and version).
+    pub async fn record_dialplan_versions(
         &self,
-        name: &str,
-        file: &str,
-        version: &str,
+        versions: &[(String, String, String)],
     ) -> anyhow::Result<()> {
+        if versions.is_empty() {
+            return Ok(());
+        }
         let sql = "INSERT INTO dialplan_versions (name, file, version, loaded_at) VALUES ($1, $2, $3, $4) \
                    ON CONFLICT (file, version) DO NOTHING";
         let now = ts(Utc::now());
-        on_pool!(self, |p| sqlx::query(sql)
-            .bind(name)
-            .bind(file)
-            .bind(version)
-            .bind(&now)
-            .execute(p)
-            .await
-            .map(|_| ())?);
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for (name, file, version) in versions {
+                sqlx::query(sql)
+                    .bind(name)
+                    .bind(file)
+                    .bind(version)
+                    .bind(&now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 

@@ -65,7 +65,10 @@ mod suggest;
 
 pub use diag::{sort_diagnostics, Diagnostic, Severity};
 pub use hours::HoursVerdict;
-pub use loader::{content_version, load_dir, load_file, load_str, Diagnostics, DialplanSet};
+pub use loader::{
+    content_version, load_dir, load_dir_cached, load_file, load_str, Diagnostics, DialplanSet,
+    LoadCache,
+};
 pub use model::{
     CallbackNode, CallbackOffer, CheckContext, Days, Dialplan, Gather, Goto, Hangup, Hours, Menu,
     Node, OpenRange, Play, Prompts, QueueNode, SetVars, Transfer, FALLBACK_OPERATOR_QUEUE,

@@ -108,6 +108,53 @@ pub fn load_dir(
     dir: &Path,
     ctx: &CheckContext,
 ) -> Result<(DialplanSet, Vec<Diagnostic>), Diagnostics> {
+    load_dir_cached(dir, ctx, &mut LoadCache::default())
+}
+
+/// What one file gave the last time it was loaded.
+#[derive(Debug, Clone)]
+struct CachedFile {
+    source: String,
+    plan: Option<Arc<Dialplan>>,
+    diags: Vec<Diagnostic>,
+    numbers: Vec<(String, usize, usize)>,
+}
+
+/// Results of earlier loads, for [`load_dir_cached`]: a file whose text and
+/// check context are unchanged is not parsed and checked again, and its
+/// [`Dialplan`] is shared (`Arc`) with the previous set.
+#[derive(Debug, Clone, Default)]
+pub struct LoadCache {
+    ctx: Option<CheckContext>,
+    files: HashMap<PathBuf, CachedFile>,
+    checked: usize,
+}
+
+impl LoadCache {
+    /// Files the last load parsed and checked (the rest were reused).
+    pub fn checked(&self) -> usize {
+        self.checked
+    }
+}
+
+/// [`load_dir`] with a cache: every file is read, but one whose text is the
+/// same as at the previous load (with the same [`CheckContext`]) reuses that
+/// load's result, plan and diagnostics, instead of being parsed and checked
+/// again. Changed and new files are parsed and checked in parallel (one
+/// thread per core). Cross-file checks always run over all files, so the
+/// result is exactly what [`load_dir`] would return. The cache is updated
+/// whether or not the load succeeds.
+pub fn load_dir_cached(
+    dir: &Path,
+    ctx: &CheckContext,
+    cache: &mut LoadCache,
+) -> Result<(DialplanSet, Vec<Diagnostic>), Diagnostics> {
+    if cache.ctx.as_ref() != Some(ctx) {
+        cache.files.clear();
+        cache.ctx = Some(ctx.clone());
+    }
+    let mut previous = std::mem::take(&mut cache.files);
+    cache.checked = 0;
     let entries = std::fs::read_dir(dir).map_err(|e| {
         vec![Diagnostic::file_error(
             dir,
@@ -126,25 +173,90 @@ pub fn load_dir(
             "no dialplans: the directory has no *.toml files",
         )]);
     }
+    // Read everything; keep what is unchanged, collect what must be checked.
+    let mut slots: Vec<Result<Option<CachedFile>, Diagnostic>> = Vec::with_capacity(files.len());
+    let mut todo: Vec<(usize, String)> = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        match read(file) {
+            Err(d) => slots.push(Err(d)),
+            Ok(source) => match previous.remove(file) {
+                Some(c) if c.source == source => slots.push(Ok(Some(c))),
+                _ => {
+                    slots.push(Ok(None));
+                    todo.push((i, source));
+                }
+            },
+        }
+    }
+    cache.checked = todo.len();
+    let check_one = |i: usize, source: String| {
+        let file = &files[i];
+        let l = load_source(file, &source, ctx);
+        CachedFile {
+            source,
+            plan: l.plan.map(Arc::new),
+            diags: l.diags,
+            numbers: l.numbers,
+        }
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(todo.len());
+    if threads <= 1 {
+        for (i, source) in todo {
+            slots[i] = Ok(Some(check_one(i, source)));
+        }
+    } else {
+        let queue = std::sync::Mutex::new(todo.into_iter());
+        let done: Vec<(usize, CachedFile)> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..threads)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let next = match queue.lock() {
+                                Ok(mut q) => q.next(),
+                                Err(p) => p.into_inner().next(),
+                            };
+                            let Some((i, source)) = next else { break };
+                            out.push((i, check_one(i, source)));
+                        }
+                        out
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
+        for (i, c) in done {
+            slots[i] = Ok(Some(c));
+        }
+    }
     let mut diags = Vec::new();
     let mut plans = Vec::new();
     let mut claims: HashMap<String, Vec<(PathBuf, usize, usize)>> = HashMap::new();
-    for file in &files {
-        let source = match read(file) {
-            Ok(s) => s,
+    for (file, slot) in files.iter().zip(slots) {
+        let c = match slot {
             Err(d) => {
                 diags.push(d);
                 continue;
             }
+            Ok(None) => continue, // not reached: every read file was checked or reused
+            Ok(Some(c)) => c,
         };
-        let l = load_source(file, &source, ctx);
-        for (n, line, col) in l.numbers {
-            claims.entry(n).or_default().push((file.clone(), line, col));
+        for (n, line, col) in &c.numbers {
+            claims
+                .entry(n.clone())
+                .or_default()
+                .push((file.clone(), *line, *col));
         }
-        diags.extend(l.diags);
-        if let Some(p) = l.plan {
-            plans.push(p);
+        diags.extend(c.diags.iter().cloned());
+        if let Some(p) = &c.plan {
+            plans.push(Arc::clone(p));
         }
+        cache.files.insert(file.clone(), c);
     }
     for (number, places) in &claims {
         if places.len() < 2 {
@@ -178,7 +290,7 @@ pub fn load_dir(
     if diags.iter().any(Diagnostic::is_error) {
         return Err(diags);
     }
-    Ok((DialplanSet::new(plans), diags))
+    Ok((DialplanSet::from_shared(plans), diags))
 }
 
 /// All dialplans of a directory, indexed by the numbers they answer.
@@ -196,6 +308,12 @@ impl DialplanSet {
     /// Builds a set from already-checked plans. When two plans claim the same
     /// number the first wins (`load_dir` rejects that case before).
     pub fn new(plans: Vec<Dialplan>) -> Self {
+        Self::from_shared(plans.into_iter().map(Arc::new).collect())
+    }
+
+    /// Like [`new`](Self::new), with plans that may be shared with another
+    /// set (a reload reuses the unchanged ones).
+    pub fn from_shared(plans: Vec<Arc<Dialplan>>) -> Self {
         let mut set = DialplanSet::default();
         for (i, p) in plans.into_iter().enumerate() {
             for n in &p.numbers {
@@ -205,7 +323,7 @@ impl DialplanSet {
                     set.by_number.entry(n.clone()).or_insert(i);
                 }
             }
-            set.plans.push(Arc::new(p));
+            set.plans.push(p);
         }
         set
     }

@@ -24,7 +24,7 @@ pub const FALLBACK_OPERATOR_QUEUE: &str = "operator";
 /// Each set is optional because `ringback check` may run without a server
 /// configuration or a prompts directory: `None` means "unknown, don't check",
 /// while `Some(empty)` means "there are none" and reports every reference.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CheckContext {
     /// Prompt names available (file stems of `prompts/*.wav`).
     pub prompts: Option<HashSet<String>>,

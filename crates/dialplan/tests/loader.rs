@@ -249,3 +249,98 @@ fn every_truncation_of_the_demo_loads_without_panicking() {
     assert!(failures > 0);
     assert!(load_str(&path, &src, &CheckContext::default()).is_ok());
 }
+
+/// The same result as `load_dir`, with the same warnings and errors.
+fn same_as_uncached(dir: &Path, ctx: &CheckContext, cache: &mut LoadCache) -> DialplanSet {
+    let cached = load_dir_cached(dir, ctx, cache);
+    let plain = load_dir(dir, ctx);
+    match (cached, plain) {
+        (Ok((set, w)), Ok((plain_set, plain_w))) => {
+            assert_eq!(w, plain_w);
+            let a: Vec<_> = set.plans().map(|p| (**p).clone()).collect();
+            let b: Vec<_> = plain_set.plans().map(|p| (**p).clone()).collect();
+            assert_eq!(a, b);
+            set
+        }
+        (Err(e), Err(plain_e)) => {
+            assert_eq!(e, plain_e);
+            DialplanSet::default()
+        }
+        (a, b) => panic!("cached {:?} vs plain {:?}", a.is_ok(), b.is_ok()),
+    }
+}
+
+#[test]
+fn cached_load_reuses_unchanged_files_and_sees_every_change() {
+    let dir = scratch("cached");
+    let ctx = CheckContext::default();
+    let mut cache = LoadCache::default();
+    std::fs::write(dir.join("a.toml"), OK).unwrap();
+    std::fs::write(dir.join("b.toml"), OK.replace("\"1000\"", "\"2000\"")).unwrap();
+    let first = same_as_uncached(&dir, &ctx, &mut cache);
+    assert_eq!((first.len(), cache.checked()), (2, 2));
+
+    // Nothing changed: nothing parsed, the very same plans.
+    let second = same_as_uncached(&dir, &ctx, &mut cache);
+    assert_eq!(cache.checked(), 0);
+    for (x, y) in first.plans().zip(second.plans()) {
+        assert!(std::sync::Arc::ptr_eq(x, y));
+    }
+
+    // Changed: only that file is checked, and the new text is what serves.
+    std::fs::write(
+        dir.join("b.toml"),
+        OK.replace("\"1000\"", "\"2000\"")
+            .replace("\"1\" = \"bye\"", "\"2\" = \"bye\""),
+    )
+    .unwrap();
+    let third = same_as_uncached(&dir, &ctx, &mut cache);
+    assert_eq!(cache.checked(), 1);
+    let b = third.for_number("2000").unwrap();
+    assert_ne!(b.version, first.for_number("2000").unwrap().version);
+    assert!(std::sync::Arc::ptr_eq(
+        &third.for_number("1000").unwrap(),
+        &first.for_number("1000").unwrap()
+    ));
+
+    // Added and removed files.
+    std::fs::write(dir.join("c.toml"), OK.replace("\"1000\"", "\"3000\"")).unwrap();
+    let fourth = same_as_uncached(&dir, &ctx, &mut cache);
+    assert_eq!((fourth.len(), cache.checked()), (3, 1));
+    std::fs::remove_file(dir.join("a.toml")).unwrap();
+    let fifth = same_as_uncached(&dir, &ctx, &mut cache);
+    assert_eq!((fifth.len(), cache.checked()), (2, 0));
+    assert!(fifth.for_number("1000").is_none());
+
+    // An invalid edit: the same file:line:col errors as without a cache; a
+    // second file claiming a reused file's number is still a cross-file error.
+    std::fs::write(
+        dir.join("b.toml"),
+        OK.replace("\"1000\"", "\"2000\"")
+            .replace("start = \"main\"", "start = \"mian\""),
+    )
+    .unwrap();
+    std::fs::write(dir.join("d.toml"), OK.replace("\"1000\"", "\"3000\"")).unwrap();
+    let errs = load_dir_cached(&dir, &ctx, &mut cache).expect_err("b broken, 3000 twice");
+    assert!(errs
+        .iter()
+        .any(|d| d.file.ends_with("b.toml") && d.line == 4));
+    assert!(errs
+        .iter()
+        .any(|d| d.file.ends_with("c.toml") && d.message.contains("3000")));
+    same_as_uncached(&dir, &ctx, &mut cache);
+    std::fs::remove_file(dir.join("d.toml")).unwrap();
+    std::fs::write(dir.join("b.toml"), OK.replace("\"1000\"", "\"2000\"")).unwrap();
+    let fixed = same_as_uncached(&dir, &ctx, &mut cache);
+    assert_eq!(fixed.len(), 2);
+
+    // A different check context (a prompt went away) checks everything again.
+    let ctx2 = CheckContext {
+        prompts: Some(["goodbye".to_string()].into_iter().collect()),
+        ..CheckContext::default()
+    };
+    let errs = load_dir_cached(&dir, &ctx2, &mut cache).expect_err("main-menu missing");
+    assert_eq!(cache.checked(), 2);
+    assert!(errs.iter().any(|d| d.message.contains("main-menu")));
+    same_as_uncached(&dir, &ctx2, &mut cache);
+}

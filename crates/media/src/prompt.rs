@@ -468,11 +468,77 @@ pub fn resample_to_8k(input: &[f32], rate: u32) -> Result<Vec<f32>, String> {
     Ok(out)
 }
 
+/// What identifies one version of a prompt file without reading it: size,
+/// modification time and (on Unix) inode and status-change time. Taken
+/// *before* the file is read, so a write that lands after the read changes the
+/// stamp and the next reload decodes the file again. A rename over the file
+/// (what editors and `cp` to a temp name + `mv` do) changes the inode; `touch`
+/// or an in-place write changes the mtime and ctime.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileStamp {
+    len: u64,
+    mtime: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    ino: u64,
+    #[cfg(unix)]
+    ctime: (i64, i64),
+}
+
+/// One file's load: its stamp and prompt, or why it failed.
+type Loaded = Result<(FileStamp, Arc<Prompt>), PromptError>;
+
+/// Files changed this recently before a load are not reused by the next reload.
+const RACY_WINDOW: Duration = Duration::from_secs(2);
+
+impl FileStamp {
+    /// Whether the file changed (mtime or, on Unix, ctime) less than `window` ago, or
+    /// its times are unknown or in the future.
+    fn is_recent(&self, window: Duration) -> bool {
+        let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
+            return true;
+        };
+        let Some(mtime) = self
+            .mtime
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        else {
+            return true;
+        };
+        #[cfg(unix)]
+        let changed = mtime.max(Duration::new(
+            self.ctime.0.max(0) as u64,
+            self.ctime.1.clamp(0, 999_999_999) as u32,
+        ));
+        #[cfg(not(unix))]
+        let changed = mtime;
+        changed + window > now
+    }
+
+    /// The stamp of `path` now.
+    pub fn of(path: &Path) -> std::io::Result<FileStamp> {
+        let m = std::fs::metadata(path)?;
+        #[cfg(unix)]
+        use std::os::unix::fs::MetadataExt;
+        Ok(FileStamp {
+            len: m.len(),
+            mtime: m.modified().ok(),
+            #[cfg(unix)]
+            ino: m.ino(),
+            #[cfg(unix)]
+            ctime: (m.ctime(), m.ctime_nsec()),
+        })
+    }
+}
+
 /// All prompts of a directory, loaded once at start-up (and on reload) and shared by
 /// every call through `Arc`.
 #[derive(Debug, Clone, Default)]
 pub struct PromptCache {
     map: HashMap<String, Arc<Prompt>>,
+    /// Where each loaded prompt came from, so a reload can reuse the decoded
+    /// prompt of a file that has not changed (see [`PromptCache::reload_dir`]).
+    sources: HashMap<PathBuf, (FileStamp, Arc<Prompt>)>,
+    /// Files decoded (not reused) by the load that built this cache.
+    decoded: usize,
 }
 
 impl PromptCache {
@@ -483,8 +549,33 @@ impl PromptCache {
 
     /// Loads every `*.wav` (any case) directly in `dir`, keyed by file stem. A bad file
     /// does not stop the others: its error is returned in the list so `check` can report
-    /// all of them at once. Only an unreadable directory is a hard error.
+    /// all of them at once. Only an unreadable directory is a hard error. Files are
+    /// decoded in parallel, one thread per core.
     pub fn load_dir(dir: &Path) -> Result<(PromptCache, Vec<PromptError>), PromptError> {
+        Self::reload_dir(dir, &PromptCache::new())
+    }
+
+    /// Like [`load_dir`](Self::load_dir), but a file whose [`FileStamp`] (size, mtime,
+    /// inode, ctime) is the same as when `previous` loaded it is not read again: its
+    /// decoded prompt is shared. Changed and new files are decoded; removed files are
+    /// dropped. Files that failed before are tried again.
+    ///
+    /// File times are only as fine as the kernel's clock tick (a few ms), so a file
+    /// changed within 2 s before it was loaded is decoded again at the next reload
+    /// rather than trusted (git's "racily clean" rule): a second same-size write within
+    /// one tick of the load cannot be missed.
+    pub fn reload_dir(
+        dir: &Path,
+        previous: &PromptCache,
+    ) -> Result<(PromptCache, Vec<PromptError>), PromptError> {
+        Self::reload_dir_racy(dir, previous, RACY_WINDOW)
+    }
+
+    fn reload_dir_racy(
+        dir: &Path,
+        previous: &PromptCache,
+        racy: Duration,
+    ) -> Result<(PromptCache, Vec<PromptError>), PromptError> {
         let io = |error| PromptError::Io {
             path: dir.to_path_buf(),
             error,
@@ -501,21 +592,95 @@ impl PromptCache {
             }
         }
         paths.sort();
-        let mut cache = PromptCache::new();
+        // Stamp first (before any read), then reuse or decode.
+        let mut results: Vec<Option<Loaded>> = paths
+            .iter()
+            .map(|p| match FileStamp::of(p) {
+                Err(error) => Some(Err(PromptError::Io {
+                    path: p.clone(),
+                    error,
+                })),
+                Ok(stamp) => previous
+                    .sources
+                    .get(p)
+                    .filter(|(s, _)| *s == stamp)
+                    .map(|(s, prompt)| Ok((*s, Arc::clone(prompt)))),
+            })
+            .collect();
+        let todo: Vec<usize> = (0..paths.len()).filter(|&i| results[i].is_none()).collect();
+        let decoded = todo.len();
+        let load = |i: usize| {
+            let p = &paths[i];
+            let stamp = FileStamp::of(p).map_err(|error| PromptError::Io {
+                path: p.clone(),
+                error,
+            })?;
+            load_wav(p).map(|prompt| (stamp, Arc::new(prompt)))
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(todo.len());
+        if threads <= 1 {
+            for &i in &todo {
+                results[i] = Some(load(i));
+            }
+        } else {
+            // Work-stealing over the files to decode: prompts differ a lot in
+            // length, so a static split would leave one core idle.
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let done: Vec<(usize, Loaded)> = std::thread::scope(|s| {
+                let workers: Vec<_> = (0..threads)
+                    .map(|_| {
+                        s.spawn(|| {
+                            let mut out = Vec::new();
+                            loop {
+                                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                let Some(&i) = todo.get(k) else { break };
+                                out.push((i, load(i)));
+                            }
+                            out
+                        })
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                    .collect()
+            });
+            for (i, r) in done {
+                results[i] = Some(r);
+            }
+        }
+        let mut cache = PromptCache {
+            decoded,
+            ..PromptCache::default()
+        };
         let mut errors = Vec::new();
-        for p in paths {
-            match load_wav(&p) {
-                Ok(prompt) if cache.map.contains_key(&prompt.name) => {
+        for (p, r) in paths.into_iter().zip(results) {
+            match r {
+                Some(Ok((_, prompt))) if cache.map.contains_key(&prompt.name) => {
                     errors.push(PromptError::Invalid {
                         reason: format!("duplicate prompt name {:?}", prompt.name),
                         path: p,
                     });
                 }
-                Ok(prompt) => cache.insert(prompt),
-                Err(e) => errors.push(e),
+                Some(Ok((stamp, prompt))) => {
+                    cache.map.insert(prompt.name.clone(), Arc::clone(&prompt));
+                    if !stamp.is_recent(racy) {
+                        cache.sources.insert(p, (stamp, prompt));
+                    }
+                }
+                Some(Err(e)) => errors.push(e),
+                None => unreachable!("every file is reused or decoded"),
             }
         }
         Ok((cache, errors))
+    }
+
+    /// How many files the load that built this cache decoded (the others were
+    /// reused from the previous cache).
+    pub fn decoded(&self) -> usize {
+        self.decoded
     }
 
     /// The prompt called `name`, shared.
@@ -920,6 +1085,132 @@ mod tests {
         assert!(matches!(
             PromptCache::load_dir(&dir.0.join("nope")),
             Err(PromptError::Io { .. })
+        ));
+    }
+
+    /// Sets a file's mtime `secs_ago` seconds into the past (ctime still moves).
+    fn age(path: &Path, secs_ago: u64) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs_ago))
+            .unwrap();
+    }
+
+    fn two_prompts(tag: &str) -> TempDir {
+        let dir = TempDir::new(tag);
+        for (name, freq) in [("a", 440.0), ("b", 660.0)] {
+            let p = dir.0.join(format!("{name}.wav"));
+            write_wav(&p, &sine(freq, 22050, 0.3, 0.5), 22050, 1, 16, false);
+            age(&p, 3600);
+        }
+        dir
+    }
+
+    #[test]
+    fn reload_reuses_unchanged_prompts() {
+        let dir = two_prompts("reuse");
+        let (first, errors) =
+            PromptCache::reload_dir_racy(&dir.0, &PromptCache::new(), Duration::ZERO).unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(first.decoded(), 2);
+        let (second, errors) =
+            PromptCache::reload_dir_racy(&dir.0, &first, Duration::ZERO).unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(second.decoded(), 0, "nothing changed, nothing decoded");
+        assert_eq!(second.names().collect::<Vec<_>>(), vec!["a", "b"]);
+        for n in ["a", "b"] {
+            assert!(Arc::ptr_eq(&first.get(n).unwrap(), &second.get(n).unwrap()));
+        }
+    }
+
+    #[test]
+    fn reload_picks_up_a_changed_prompt() {
+        let dir = two_prompts("changed");
+        let (first, _) =
+            PromptCache::reload_dir_racy(&dir.0, &PromptCache::new(), Duration::ZERO).unwrap();
+        // Same size, same inode, new content and mtime (an in-place rewrite).
+        let a = dir.0.join("a.wav");
+        let len = std::fs::metadata(&a).unwrap().len();
+        let mut f = std::fs::File::options().write(true).open(&a).unwrap();
+        let mut w = hound::WavWriter::new(
+            &mut f,
+            hound::WavSpec {
+                channels: 1,
+                sample_rate: 22050,
+                bits_per_sample: 16,
+                sample_format: hound::SampleFormat::Int,
+            },
+        )
+        .unwrap();
+        for x in sine(1000.0, 22050, 0.3, 0.5) {
+            w.write_sample((x * 32767.0) as i16).unwrap();
+        }
+        w.finalize().unwrap();
+        drop(f);
+        assert_eq!(std::fs::metadata(&a).unwrap().len(), len, "test premise");
+        age(&a, 60);
+        let (second, _) = PromptCache::reload_dir_racy(&dir.0, &first, Duration::ZERO).unwrap();
+        assert_eq!(second.decoded(), 1);
+        let new_a = second.get("a").unwrap().to_pcm();
+        assert!(goertzel::tone_power(&new_a, 1000.0) > 0.9 * goertzel::mean_power(&new_a));
+        assert!(!Arc::ptr_eq(
+            &first.get("a").unwrap(),
+            &second.get("a").unwrap()
+        ));
+        assert!(Arc::ptr_eq(
+            &first.get("b").unwrap(),
+            &second.get("b").unwrap()
+        ));
+    }
+
+    #[test]
+    fn reload_picks_up_added_and_removed_prompts() {
+        let dir = two_prompts("add-remove");
+        let (first, _) =
+            PromptCache::reload_dir_racy(&dir.0, &PromptCache::new(), Duration::ZERO).unwrap();
+        let c = dir.0.join("c.wav");
+        write_wav(&c, &sine(880.0, 8000, 0.2, 0.5), 8000, 1, 16, false);
+        std::fs::remove_file(dir.0.join("a.wav")).unwrap();
+        let (second, errors) =
+            PromptCache::reload_dir_racy(&dir.0, &first, Duration::ZERO).unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(second.names().collect::<Vec<_>>(), vec!["b", "c"]);
+        assert_eq!(second.decoded(), 1);
+        assert!(Arc::ptr_eq(
+            &first.get("b").unwrap(),
+            &second.get("b").unwrap()
+        ));
+        // A file that was broken is tried again, and counts once it is fixed.
+        std::fs::write(dir.0.join("d.wav"), b"RIFF....WAVE").unwrap();
+        let (third, errors) =
+            PromptCache::reload_dir_racy(&dir.0, &second, Duration::ZERO).unwrap();
+        assert_eq!(errors.len(), 1);
+        assert!(!third.contains("d"));
+        write_wav(
+            &dir.0.join("d.wav"),
+            &sine(500.0, 8000, 0.2, 0.5),
+            8000,
+            1,
+            16,
+            false,
+        );
+        let (fourth, errors) =
+            PromptCache::reload_dir_racy(&dir.0, &third, Duration::ZERO).unwrap();
+        assert!(errors.is_empty());
+        assert!(fourth.contains("d"));
+    }
+
+    #[test]
+    fn recently_changed_prompts_are_decoded_again() {
+        let dir = TempDir::new("racy");
+        let p = dir.0.join("fresh.wav");
+        write_wav(&p, &sine(440.0, 8000, 0.2, 0.5), 8000, 1, 16, false);
+        // Just written: its ctime is now, so the next reload does not trust the stamp.
+        let (first, _) = PromptCache::reload_dir(&dir.0, &PromptCache::new()).unwrap();
+        let (second, _) = PromptCache::reload_dir(&dir.0, &first).unwrap();
+        assert_eq!(second.decoded(), 1);
+        assert!(!Arc::ptr_eq(
+            &first.get("fresh").unwrap(),
+            &second.get("fresh").unwrap()
         ));
     }
 

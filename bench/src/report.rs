@@ -239,7 +239,7 @@ fn dialplan_table(md: &mut String, v: &Value) {
     let label = s(v, &["label"]);
     let _ = writeln!(
         md,
-        "\n`took_ms` is the server's own figure (load every prompt and dialplan, validate, swap); the API round trip adds recording each file's version in `dialplan_versions` and HTTP. `startup_ms` is logged by the server from the start of `serve` (after reading the config). SQLite store.{}\n",
+        "\n`took_ms` is the server's own figure (load changed prompts and dialplans — unchanged files are reused — validate, swap); the API round trip adds HTTP (the `dialplan_versions` rows are written afterwards by a background task). `startup_ms` is logged by the server from the start of `serve` (after reading the config). SQLite store.{}\n",
         if label.is_empty() || label == "-" {
             String::new()
         } else {

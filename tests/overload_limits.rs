@@ -111,6 +111,23 @@ fn header<'a>(msg: &'a str, name: &str) -> Option<&'a str> {
     })
 }
 
+/// Send an INVITE (offering RTP at `rtp_port`) from `sock` and return the
+/// final response to it.
+fn invite(sock: &UdpSocket, srv: SocketAddr, id: &str, rtp_port: u16) -> String {
+    let me = sock.local_addr().expect("addr");
+    let body = sdp(rtp_port);
+    let req = request(
+        "INVITE",
+        me,
+        srv,
+        id,
+        "Content-Type: application/sdp\r\n",
+        &body,
+    );
+    sock.send_to(req.as_bytes(), srv).expect("send INVITE");
+    final_response(sock, id, Duration::from_secs(5)).expect("final response to the INVITE")
+}
+
 /// A call placed by hand that records when each RTP packet arrives.
 struct MeasuredCall {
     sip: UdpSocket,
@@ -126,18 +143,7 @@ impl MeasuredCall {
         let rtp = UdpSocket::bind("127.0.0.1:0").expect("bind rtp");
         let me = sip.local_addr().expect("addr");
         let id = format!("measured-{}", std::process::id());
-        let body = sdp(rtp.local_addr().expect("rtp addr").port());
-        let invite = request(
-            "INVITE",
-            me,
-            srv,
-            &id,
-            "Content-Type: application/sdp\r\n",
-            &body,
-        );
-        sip.send_to(invite.as_bytes(), srv).expect("send INVITE");
-        let ok =
-            final_response(&sip, &id, Duration::from_secs(5)).expect("answer to the measured call");
+        let ok = invite(&sip, srv, &id, rtp.local_addr().expect("rtp addr").port());
         assert!(
             ok.starts_with("SIP/2.0 200"),
             "measured call not answered:\n{ok}"
@@ -339,17 +345,7 @@ fn max_calls_and_max_transactions_refuse_new_calls_with_retry_after() {
     let sock = UdpSocket::bind("127.0.0.1:0").expect("bind");
     let me = sock.local_addr().expect("addr");
     // A second call is one too many.
-    let id = format!("second-{}", std::process::id());
-    let invite = request(
-        "INVITE",
-        me,
-        srv.sip,
-        &id,
-        "Content-Type: application/sdp\r\n",
-        &sdp(9),
-    );
-    sock.send_to(invite.as_bytes(), srv.sip).expect("send");
-    let r = final_response(&sock, &id, Duration::from_secs(3)).expect("answer");
+    let r = invite(&sock, srv.sip, &format!("second-{}", std::process::id()), 9);
     assert!(r.starts_with("SIP/2.0 503"), "over max_calls:\n{r}");
     assert!(
         header(&r, "Retry-After").is_some_and(|v| v.parse::<u32>().is_ok()),
@@ -369,17 +365,7 @@ fn max_calls_and_max_transactions_refuse_new_calls_with_retry_after() {
         let r = final_response(&sock, &id, Duration::from_secs(3)).expect("OPTIONS answered");
         assert!(r.starts_with("SIP/2.0 200"), "{r}");
     }
-    let id = format!("third-{}", std::process::id());
-    let invite = request(
-        "INVITE",
-        me,
-        srv.sip,
-        &id,
-        "Content-Type: application/sdp\r\n",
-        &sdp(9),
-    );
-    sock.send_to(invite.as_bytes(), srv.sip).expect("send");
-    let r = final_response(&sock, &id, Duration::from_secs(3)).expect("answer");
+    let r = invite(&sock, srv.sip, &format!("third-{}", std::process::id()), 9);
     assert!(r.starts_with("SIP/2.0 503"), "over max_transactions:\n{r}");
     assert!(header(&r, "Retry-After").is_some(), "{r}");
     assert!(refusals(&srv, "max_transactions") >= 1.0);

@@ -184,8 +184,12 @@ impl ClockHandle {
         std::thread::Builder::new()
             .name(format!("media-clock-{index}"))
             .spawn(move || {
-                raise_priority(index, rt_priority);
-                run(rx, st)
+                let granted = raise_priority(index, rt_priority);
+                let governor = RtGovernor {
+                    priority: if granted { rt_priority } else { 0 },
+                    realtime: granted,
+                };
+                run(rx, st, governor)
             })?;
         Ok(ClockHandle { tx, stats })
     }
@@ -243,7 +247,7 @@ impl Slots {
     }
 }
 
-fn run(rx: Receiver<Command>, stats: Arc<ClockStats>) {
+fn run(rx: Receiver<Command>, stats: Arc<ClockStats>, mut governor: RtGovernor) {
     tighten_timer_slack();
     let mut streams = Slots::new();
     let mut buf = [0u8; 12 + FRAME_SAMPLES];
@@ -281,6 +285,10 @@ fn run(rx: Receiver<Command>, stats: Arc<ClockStats>) {
         busy += now.saturating_duration_since(work_start);
         if now.duration_since(window_start) >= Duration::from_secs(1) {
             stats.roll_window(busy, now.duration_since(window_start));
+            let pct = stats.last_window_busy_pct.load(Ordering::Relaxed);
+            if let Some(realtime) = governor.on_window(pct) {
+                set_realtime(realtime, governor.priority, pct);
+            }
             window_start = now;
             busy = Duration::ZERO;
         }
@@ -292,12 +300,80 @@ fn run(rx: Receiver<Command>, stats: Arc<ClockStats>) {
     }
 }
 
+/// A clock thread busier than this share of a second gives up real-time
+/// priority: it has more work than time, and as `SCHED_FIFO` it would take
+/// the CPU from signalling (SIP, call tasks) entirely.
+const DEMOTE_ABOVE_PCT: u64 = 90;
+
+/// ...and takes it back once its load is below this again.
+const RESTORE_BELOW_PCT: u64 = 70;
+
+/// Real-time priority while there is headroom, fair scheduling when there
+/// is not. Admission control normally refuses calls long before a clock is
+/// this busy; this is the guard for when it is disabled or the machine is
+/// shared with other work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct RtGovernor {
+    /// The configured priority; 0 when real-time scheduling is not in use.
+    priority: u8,
+    /// Whether the thread runs `SCHED_FIFO` now.
+    realtime: bool,
+}
+
+impl RtGovernor {
+    /// Given the last second's busy share, whether to switch: `Some(true)`
+    /// back to real-time, `Some(false)` down to normal scheduling.
+    fn on_window(&mut self, busy_pct: u64) -> Option<bool> {
+        if self.priority == 0 {
+            return None;
+        }
+        if self.realtime && busy_pct >= DEMOTE_ABOVE_PCT {
+            self.realtime = false;
+            return Some(false);
+        }
+        if !self.realtime && busy_pct <= RESTORE_BELOW_PCT {
+            self.realtime = true;
+            return Some(true);
+        }
+        None
+    }
+}
+
+/// Switch the calling clock thread to `SCHED_FIFO` at `priority`, or back
+/// to plain normal scheduling (nice 0: an overloaded clock must share the
+/// CPU evenly, a raised nice value would still starve signalling).
+fn set_realtime(realtime: bool, priority: u8, busy_pct: u64) {
+    // SAFETY: scheduling syscalls on the calling thread with valid arguments.
+    unsafe {
+        if realtime {
+            let param = libc::sched_param {
+                sched_priority: i32::from(priority.min(99)),
+            };
+            libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param);
+            tracing::info!(
+                busy_pct,
+                "media clock has headroom again: real-time priority restored"
+            );
+        } else {
+            let param = libc::sched_param { sched_priority: 0 };
+            libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_OTHER, &param);
+            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+            libc::setpriority(libc::PRIO_PROCESS, tid, 0);
+            tracing::warn!(
+                busy_pct,
+                "media clock overloaded: real-time priority dropped so signalling keeps running"
+            );
+        }
+    }
+}
+
 /// Make this clock thread's wake-ups win over other work: `SCHED_FIFO` at
 /// `rt_priority`, else nice -10, else unchanged. Which one took is logged
-/// once (by the first clock thread) so an operator can see it.
-fn raise_priority(index: usize, rt_priority: u8) {
+/// once (by the first clock thread) so an operator can see it. Returns
+/// whether `SCHED_FIFO` was granted.
+fn raise_priority(index: usize, rt_priority: u8) -> bool {
     if rt_priority == 0 {
-        return;
+        return false;
     }
     let param = libc::sched_param {
         sched_priority: i32::from(rt_priority.min(99)),
@@ -321,6 +397,7 @@ fn raise_priority(index: usize, rt_priority: u8) {
     if index == 0 {
         tracing::info!(priority = %how, "media clock threads");
     }
+    rt == 0
 }
 
 /// Ask the kernel to wake this thread within 1 µs of its deadline instead of
@@ -465,6 +542,28 @@ mod tests {
         for c in [Codec::Pcmu, Codec::Pcma] {
             assert!(silence(c).iter().all(|&b| b == c.silence_byte()), "{c:?}");
         }
+    }
+
+    #[test]
+    fn governor_drops_real_time_when_overloaded_and_restores_it_with_headroom() {
+        let mut g = RtGovernor {
+            priority: 10,
+            realtime: true,
+        };
+        assert_eq!(g.on_window(50), None);
+        assert_eq!(g.on_window(89), None);
+        assert_eq!(g.on_window(95), Some(false), "overloaded: demote");
+        assert_eq!(g.on_window(95), None, "already demoted");
+        assert_eq!(g.on_window(80), None, "hysteresis: not yet");
+        assert_eq!(g.on_window(70), Some(true), "headroom: restore");
+        assert!(g.realtime);
+        // Never switches when real-time scheduling was not granted.
+        let mut off = RtGovernor {
+            priority: 0,
+            realtime: false,
+        };
+        assert_eq!(off.on_window(100), None);
+        assert_eq!(off.on_window(0), None);
     }
 
     #[test]

@@ -394,10 +394,9 @@ impl Store {
         // Set-based, not per caller: with 10,000 callbacks waiting in a
         // queue there are 10,000 dangling callers, and two statements per
         // caller took most of a second.
-        let first_new: i64 =
-            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM queue_log")
-                .fetch_one(&mut *tx)
-                .await?;
+        let first_new: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM queue_log")
+            .fetch_one(&mut *tx)
+            .await?;
         // SQLite allows 32,766 bound parameters; 5 per row.
         for chunk in dangling.chunks(1000) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(

@@ -40,21 +40,11 @@ ulimit -n "$(ulimit -Hn)"
 
 WORK="$(mktemp -d /tmp/ringback-overload.XXXXXX)"
 SRV=""; LOAD=""; FLOOD=""
-stop() { [[ -n "$1" ]] && { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }; }
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 trap 'stop "$FLOOD"; stop "$LOAD"; stop "$SRV"; rm -rf "$WORK"' EXIT
 
-# The benchmark config with ringback's default admission control restored.
-sed -e "s#^dir = \"dialplans\"#dir = \"$HERE/dialplans\"#" \
-    -e "s#^dir = \"../prompts\"#dir = \"$REPO/prompts\"#" \
-    -e "s#^url = \"sqlite://data/bench.db\"#url = \"sqlite://$WORK/data/bench.db\"#" \
-    -e '/^max_media_lag_ms = 0$/d' -e '/^max_media_load_pct = 0$/d' -e '/^max_sip_delay_ms = 0$/d' \
-    "$HERE/ringback-bench.toml" > "$WORK/ringback.toml"
-RINGBACK_LOG=warn "$RINGBACK" --config "$WORK/ringback.toml" serve > "$WORK/stdout" 2> "$WORK/stderr" &
-SRV=$!
-for _ in $(seq 100); do [[ -s "$WORK/stdout" ]] && break; sleep 0.1; done
-SIP="$(sed -n 's/.*sip=\([0-9.:]*\).*/\1/p' "$WORK/stdout")"
-API="$(sed -n 's/.*api=\([0-9.:]*\).*/\1/p' "$WORK/stdout")"
-[[ -n "$SIP" ]] || { cat "$WORK/stderr" >&2; exit 1; }
+start_production_server
 echo "ringback pid $SRV sip=$SIP; holding $HELD calls, then SIPp at $FLOOD_RATE calls/s for ${FLOOD_SECS}s"
 
 ramp=$(( HELD / 500 + 1 ))
@@ -77,11 +67,7 @@ lstatus=0; wait "$LOAD" || lstatus=$?; LOAD=""
 curl -s "http://$API/metrics" > "$WORK/metrics.txt" || true
 stop "$SRV"; SRV=""
 [[ $lstatus -eq 0 ]] || { echo "ivr-load failed ($lstatus):" >&2; tail -20 "$WORK/held.out" >&2; exit 1; }
-read -r ok failed retrans <<<"$(awk -F';' '
-  NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-  { last = $0 }
-  END { split(last, v, ";");
-        print v[col["SuccessfulCall(C)"]], v[col["FailedCall(C)"]], v[col["Retransmissions(C)"]] }' "$WORK/stat.csv")"
+read -r ok failed retrans <<<"$(sipp_totals "$WORK/stat.csv")"
 refusals="$(sed -n 's/^ringback_refusals_total{reason="\([a-z_]*\)"} \([0-9]*\)$/"\1": \2/p' "$WORK/metrics.txt" | paste -sd, -)"
 answered="$(sed -n 's/^ringback_calls_answered_total \([0-9]*\)$/\1/p' "$WORK/metrics.txt")"
 tail -3 "$WORK/held.out"

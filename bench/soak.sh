@@ -36,21 +36,11 @@ ulimit -n "$(ulimit -Hn)"
 
 WORK="$(mktemp -d /tmp/ringback-soak.XXXXXX)"
 SRV=""; LOAD=""; CHURN=""
-stop() { [[ -n "$1" ]] && { kill -TERM "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }; }
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 trap 'stop "$CHURN"; stop "$LOAD"; stop "$SRV"; rm -rf "$WORK"' EXIT
 
-# Production admission control (the defaults), not the capacity settings.
-sed -e "s#^dir = \"dialplans\"#dir = \"$HERE/dialplans\"#" \
-    -e "s#^dir = \"../prompts\"#dir = \"$REPO/prompts\"#" \
-    -e "s#^url = \"sqlite://data/bench.db\"#url = \"sqlite://$WORK/data/bench.db\"#" \
-    -e '/^max_media_lag_ms = 0$/d' -e '/^max_media_load_pct = 0$/d' -e '/^max_sip_delay_ms = 0$/d' \
-    "$HERE/ringback-bench.toml" > "$WORK/ringback.toml"
-RINGBACK_LOG=warn "$RINGBACK" --config "$WORK/ringback.toml" serve > "$WORK/stdout" 2> "$WORK/stderr" &
-SRV=$!
-for _ in $(seq 100); do [[ -s "$WORK/stdout" ]] && break; sleep 0.1; done
-SIP="$(sed -n 's/.*sip=\([0-9.:]*\).*/\1/p' "$WORK/stdout")"
-API="$(sed -n 's/.*api=\([0-9.:]*\).*/\1/p' "$WORK/stdout")"
-[[ -n "$SIP" ]] || { cat "$WORK/stderr" >&2; exit 1; }
+start_production_server
 echo "soak: ringback pid $SRV, $HELD held calls + $CHURN_RATE calls/s churn for ${SOAK_SECS}s"
 
 sample() { # t rss_kib fds threads cpu_ticks active_calls db_bytes
@@ -89,11 +79,7 @@ wait "$LOAD" || true; LOAD=""
 wait "$CHURN" || true; CHURN=""
 sleep 5
 sample end >> "$WORK/samples.txt"
-read -r ok failed retrans <<<"$(awk -F';' '
-  NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
-  { last = $0 }
-  END { split(last, v, ";");
-        print v[col["SuccessfulCall(C)"]], v[col["FailedCall(C)"]], v[col["Retransmissions(C)"]] }' "$WORK/churn.csv")"
+read -r ok failed retrans <<<"$(sipp_totals "$WORK/churn.csv")"
 stop "$SRV"; SRV=""
 tail -3 "$WORK/held.out"
 python3 - "$WORK/samples.txt" "$WORK/held.json" "$RESULTS/soak.json" "$SOAK_SECS" "$HELD" "$CHURN_RATE" \

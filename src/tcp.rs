@@ -33,7 +33,16 @@ impl TcpLimits {
     /// From the server configuration.
     pub fn from_config(cfg: &crate::config::Config) -> TcpLimits {
         let l = &cfg.limits;
-        let secs = |s: u64| Duration::from_secs(if s == 0 { u64::MAX / 4 } else { s });
+        // 0 disables a timeout: ten years, which `Instant + Duration` can
+        // still represent (a "never" of u64::MAX seconds would overflow).
+        const NEVER_SECS: u64 = 10 * 365 * 86_400;
+        let secs = |s: u64| {
+            Duration::from_secs(if s == 0 {
+                NEVER_SECS
+            } else {
+                s.min(NEVER_SECS)
+            })
+        };
         TcpLimits {
             max_message: cfg.sip.max_message_bytes,
             max_connections: nonzero(l.max_tcp_connections),
@@ -215,4 +224,43 @@ async fn connection(
     let _ = events.send(TcpEvent::Closed { peer });
     drop(wtx);
     let _ = writer.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn disabled_or_huge_timeouts_never_overflow_a_deadline() {
+        for secs in [0, 1, u64::MAX] {
+            let mut cfg = crate::config::Config::default();
+            cfg.limits.tcp_idle_secs = secs;
+            cfg.limits.tcp_message_secs = secs;
+            let l = TcpLimits::from_config(&cfg);
+            let now = tokio::time::Instant::now();
+            assert!(now.checked_add(l.idle).is_some(), "{secs}");
+            assert!(now.checked_add(l.message).is_some(), "{secs}");
+        }
+    }
+
+    #[test]
+    fn seats_are_counted_per_source_and_given_back() {
+        let census = Arc::new(Mutex::new(Census::default()));
+        let limits = TcpLimits {
+            max_message: 65_535,
+            max_connections: 3,
+            max_per_source: 2,
+            idle: Duration::from_secs(1),
+            message: Duration::from_secs(1),
+        };
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let b: IpAddr = "192.0.2.2".parse().unwrap();
+        let s1 = take_seat(&census, a, &limits).expect("first");
+        let _s2 = take_seat(&census, a, &limits).expect("second");
+        assert!(take_seat(&census, a, &limits).is_none(), "per source");
+        let _s3 = take_seat(&census, b, &limits).expect("other source");
+        assert!(take_seat(&census, b, &limits).is_none(), "in total");
+        drop(s1);
+        assert!(take_seat(&census, a, &limits).is_some(), "seat given back");
+    }
 }

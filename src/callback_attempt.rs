@@ -15,7 +15,6 @@ use ringback_callback::{AttemptResult, Callback};
 use ringback_media::codec::Codec;
 use ringback_media::dtmf::parse_sip_info;
 use ringback_sip::message;
-use ringback_sip::transaction::TransportKind;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::Instrument;
 
@@ -54,6 +53,10 @@ struct Attempt {
     /// The agent the ACD connected (it must hear `CallEnded`, not `Abandon`).
     connected_agent: Option<String>,
     customer: Option<OutboundLeg>,
+    /// Index in `Config::all_trunks()` of the trunk dialing the customer.
+    trunk: usize,
+    /// The customer's early media is bridged to the agent.
+    early_bridged: bool,
     token: u64,
     whisper_token: u64,
     accept_deadline: Option<Instant>,
@@ -117,6 +120,8 @@ pub async fn run(
         agent: None,
         connected_agent: None,
         customer: None,
+        trunk: 0,
+        early_bridged: false,
         token: 0,
         whisper_token: 0,
         accept_deadline: None,
@@ -260,6 +265,8 @@ impl Attempt {
                         ),
                     ],
                     prefer: Codec::Pcmu,
+                    auth: None,
+                    inband_dtmf: false,
                 };
                 match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.owner, spec) {
                     Ok(leg) => {
@@ -329,43 +336,57 @@ impl Attempt {
     }
 
     fn dial_customer(&mut self) {
-        let trunk = &self.ctx.config.trunk;
-        let Some(dest) = trunk.address else {
-            tracing::error!("no [trunk] address configured: cannot call customers back");
-            self.step = Step::CustomerRinging;
-            self.customer = None;
-            return;
-        };
-        let domain = trunk.domain.clone().unwrap_or_else(|| dest.to_string());
-        let spec = DialSpec {
-            from_user: trunk.caller_id.clone(),
-            from_display: trunk.caller_name.clone(),
-            target: format!("sip:{}@{domain}", self.cb.number),
-            dest,
-            transport: if trunk.transport.eq_ignore_ascii_case("tcp") {
-                TransportKind::Tcp
-            } else {
-                TransportKind::Udp
-            },
-            headers: Vec::new(),
-            prefer: Codec::Pcmu,
-        };
+        self.trunk = 0;
         // The agent waits with music while the customer's phone rings.
         let moh = self.prompts(&["hold-music".to_string()]);
         if let Some(s) = self.agent.as_ref().and_then(|(_, l)| l.stream.as_ref()) {
             self.token += 1;
             s.play(moh, true, self.token);
         }
+        self.step = Step::CustomerRinging;
+        self.customer = None;
+        if !self.dial_customer_via_trunk() {
+            // Every trunk refused at once: fall through to the next one's
+            // failure handling (none left).
+            self.next_trunk();
+        }
+    }
+
+    /// Try the next trunk after the current one failed (5xx, 408, no
+    /// answer at all). False when none is left.
+    fn next_trunk(&mut self) -> bool {
+        loop {
+            self.trunk += 1;
+            if self.trunk >= self.ctx.config.all_trunks().len() {
+                return false;
+            }
+            if self.dial_customer_via_trunk() {
+                return true;
+            }
+        }
+    }
+
+    /// Dial the customer through trunk number `self.trunk`. False if it
+    /// cannot even be tried.
+    fn dial_customer_via_trunk(&mut self) -> bool {
+        let trunks = self.ctx.config.all_trunks();
+        let Some((name, trunk)) = trunks.get(self.trunk).copied() else {
+            tracing::error!("no trunk configured ([trunk] address): cannot call customers back");
+            return false;
+        };
+        let Some(dest) = trunk.address else {
+            return false;
+        };
+        let spec = crate::trunk::dial_spec(trunk, &self.cb.number);
         match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.owner, spec) {
             Ok(leg) => {
-                tracing::info!("dialing the customer");
+                tracing::info!(trunk = name, %dest, "dialing the customer");
                 self.customer = Some(leg);
-                self.step = Step::CustomerRinging;
+                true
             }
             Err(e) => {
-                tracing::warn!(error = %e, "cannot dial the customer");
-                self.customer = None;
-                self.step = Step::CustomerRinging;
+                tracing::warn!(trunk = name, error = %e, "cannot dial the customer");
+                false
             }
         }
     }
@@ -421,7 +442,7 @@ impl Attempt {
 
     fn on_sip(&mut self, input: SipInput) -> Option<Outcome> {
         match input {
-            SipInput::Response { key, response } => {
+            SipInput::Response { response, .. } => {
                 let response = *response;
                 let call_id = message::call_id(&response).unwrap_or_default();
                 if let Some((agent, leg)) =
@@ -432,7 +453,6 @@ impl Attempt {
                     match leg.on_response(
                         &self.ctx,
                         &self.endpoint,
-                        key,
                         &response,
                         self.agent_media.clone(),
                     ) {
@@ -453,46 +473,26 @@ impl Attempt {
                             }
                         }
                         LegEvent::AnsweredTooLate => self.agent = None,
-                        LegEvent::Progress => {}
+                        LegEvent::Progress | LegEvent::EarlyMedia => {}
                     }
                 } else if let Some(leg) = self.customer.as_mut().filter(|l| l.call_id == call_id) {
-                    match leg.on_response(
+                    let event = leg.on_response(
                         &self.ctx,
                         &self.endpoint,
-                        key,
                         &response,
                         self.customer_media.clone(),
-                    ) {
-                        LegEvent::Answered => {
-                            let intro = self.prompts(&["callback-intro".to_string()]);
-                            self.token += 1;
-                            if let Some(s) = self.customer.as_ref().and_then(|l| l.stream.as_ref())
-                            {
-                                s.play(intro, false, self.token);
-                            }
-                            let secs = self.ctx.callback_policy(&self.cb.queue).accept_timeout_secs;
-                            self.accept_deadline =
-                                Some(Instant::now() + Duration::from_secs(u64::from(secs)));
-                            self.step = Step::Accepting;
-                        }
-                        LegEvent::Failed(code) => {
-                            self.customer = None;
-                            let result = match code {
-                                486 | 600 => AttemptResult::CustomerBusy,
-                                603 => AttemptResult::CustomerDeclined,
-                                408 | 480 | 487 => AttemptResult::CustomerNoAnswer,
-                                c => AttemptResult::Failed(format!("trunk answered {c}")),
-                            };
-                            return Some(Outcome::Result(result));
-                        }
-                        LegEvent::AnsweredTooLate | LegEvent::Progress => {}
-                    }
+                    );
+                    return self.on_customer_event(event);
                 }
                 None
             }
             SipInput::Timeout { key } => {
                 if self.customer.as_ref().is_some_and(|l| l.owns(&key)) {
                     self.customer = None;
+                    // No answer at all from the trunk: the next one may work.
+                    if self.next_trunk() {
+                        return None;
+                    }
                     return Some(Outcome::Result(AttemptResult::CustomerNoAnswer));
                 }
                 if let Some((agent, leg)) = self.agent.as_ref() {
@@ -514,6 +514,65 @@ impl Attempt {
                 "server shutting down".into(),
             ))),
             SipInput::Cancelled | SipInput::Ack | SipInput::AckTimeout => None,
+        }
+    }
+
+    /// What a response on the customer's leg means for the attempt.
+    fn on_customer_event(&mut self, event: LegEvent) -> Option<Outcome> {
+        match event {
+            LegEvent::EarlyMedia => {
+                // The carrier's ringback tone or announcement: let the agent
+                // hear it instead of the music.
+                if let (Some((_, a)), Some(c)) = (self.agent.as_ref(), self.customer.as_ref()) {
+                    if let (Some(sa), Some(sc)) = (a.stream.as_ref(), c.stream.as_ref()) {
+                        media::bridge(sa, sc);
+                        self.early_bridged = true;
+                    }
+                }
+                None
+            }
+            LegEvent::Answered => {
+                if std::mem::take(&mut self.early_bridged) {
+                    if let Some(s) = self.customer.as_ref().and_then(|l| l.stream.as_ref()) {
+                        s.unbridge();
+                    }
+                    if let Some(s) = self.agent.as_ref().and_then(|(_, l)| l.stream.as_ref()) {
+                        s.unbridge();
+                        let moh = self.prompts(&["hold-music".to_string()]);
+                        self.token += 1;
+                        s.play(moh, true, self.token);
+                    }
+                }
+                let intro = self.prompts(&["callback-intro".to_string()]);
+                self.token += 1;
+                if let Some(s) = self.customer.as_ref().and_then(|l| l.stream.as_ref()) {
+                    s.play(intro, false, self.token);
+                }
+                let secs = self.ctx.callback_policy(&self.cb.queue).accept_timeout_secs;
+                self.accept_deadline = Some(Instant::now() + Duration::from_secs(u64::from(secs)));
+                self.step = Step::Accepting;
+                None
+            }
+            LegEvent::Failed(code) => {
+                self.customer = None;
+                if std::mem::take(&mut self.early_bridged) {
+                    if let Some(s) = self.agent.as_ref().and_then(|(_, l)| l.stream.as_ref()) {
+                        s.unbridge();
+                    }
+                }
+                // The carrier failed, not the customer: try the next trunk.
+                if (code == 408 || (500..600).contains(&code)) && self.next_trunk() {
+                    return None;
+                }
+                let result = match code {
+                    486 | 600 => AttemptResult::CustomerBusy,
+                    603 => AttemptResult::CustomerDeclined,
+                    408 | 480 | 487 => AttemptResult::CustomerNoAnswer,
+                    c => AttemptResult::Failed(format!("trunk answered {c}")),
+                };
+                Some(Outcome::Result(result))
+            }
+            LegEvent::AnsweredTooLate | LegEvent::Progress => None,
         }
     }
 
@@ -577,9 +636,9 @@ impl Attempt {
             }
             rsip::Method::Invite => {
                 let leg = if is_agent {
-                    self.agent.as_ref().map(|(_, l)| l)
+                    self.agent.as_mut().map(|(_, l)| l)
                 } else {
-                    self.customer.as_ref()
+                    self.customer.as_mut()
                 };
                 if let Some(l) = leg {
                     l.on_reinvite(&self.ctx, &self.endpoint, key.clone(), &req);

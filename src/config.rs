@@ -36,26 +36,61 @@ pub struct Config {
     pub queues: BTreeMap<String, QueueConfig>,
     /// Agents by SIP user name.
     pub agents: BTreeMap<String, AgentConfig>,
-    /// Where customer callbacks are dialed.
+    /// Where customer callbacks are dialed (the default trunk).
     pub trunk: TrunkConfig,
+    /// Further trunks by name, tried in `priority` order.
+    pub trunks: BTreeMap<String, TrunkConfig>,
     /// Callback service settings.
     pub callbacks: CallbacksConfig,
 }
 
-/// The gateway that reaches customers' phones.
+/// A carrier or gateway that reaches customers' phones. `[trunk]` is the
+/// default; more come as `[trunks.NAME]` and are tried by `priority` (lowest
+/// first) when one fails with 5xx, 408 or no answer at all.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrunkConfig {
     /// Gateway address (IP:port; no DNS lookups on the call path).
     pub address: Option<SocketAddr>,
-    /// Host part of the Request-URI (default: the address).
+    /// Host part of the Request-URI, To and (when registering) the AOR
+    /// (default: the address).
     pub domain: Option<String>,
-    /// Caller ID presented to customers.
+    /// Caller ID presented to customers (From user, and
+    /// `P-Asserted-Identity` when `asserted_identity` is on).
     pub caller_id: String,
     /// Display name presented to customers.
     pub caller_name: Option<String>,
     /// `udp` or `tcp`.
     pub transport: String,
+    /// Digest user name the carrier gave you (enables answering 401/407).
+    pub username: Option<String>,
+    /// Digest password.
+    pub password: Option<String>,
+    /// Authentication user when it differs from `username` (some carriers
+    /// register `username` but authenticate an account id).
+    pub auth_username: Option<String>,
+    /// Only answer challenges from this realm (default: any realm).
+    pub realm: Option<String>,
+    /// REGISTER to the carrier and keep the registration fresh.
+    pub register: bool,
+    /// Expiry asked for in REGISTER, in seconds (the carrier may shorten it).
+    pub register_expires_secs: u32,
+    /// Order among trunks: the lowest is tried first.
+    pub priority: u32,
+    /// How customer numbers are written in the Request-URI: `e164`
+    /// (`+15551234567`) or `national` (country code replaced by
+    /// `national_prefix`).
+    pub number_format: String,
+    /// Country code (digits, no `+`) that `national` strips.
+    pub country_code: Option<String>,
+    /// Prefix that replaces the country code in `national` format.
+    pub national_prefix: String,
+    /// Send `P-Asserted-Identity` with the caller ID (carriers that trust
+    /// this server use it instead of From).
+    pub asserted_identity: bool,
+    /// `auto` (RFC 4733 when offered, tones in the audio otherwise) or
+    /// `inband` (always listen for tones: gateways that never send events).
+    pub dtmf: String,
 }
 
 impl Default for TrunkConfig {
@@ -66,9 +101,24 @@ impl Default for TrunkConfig {
             caller_id: "ringback".into(),
             caller_name: None,
             transport: "udp".into(),
+            username: None,
+            password: None,
+            auth_username: None,
+            realm: None,
+            register: false,
+            register_expires_secs: 600,
+            priority: 0,
+            number_format: "e164".into(),
+            country_code: None,
+            national_prefix: "0".into(),
+            asserted_identity: false,
+            dtmf: "auto".into(),
         }
     }
 }
+
+/// Name under which `[trunk]` appears next to `[trunks.NAME]`.
+pub const DEFAULT_TRUNK: &str = "default";
 
 /// Callback service settings shared by all queues.
 #[derive(Debug, Clone, Deserialize)]
@@ -111,6 +161,9 @@ pub struct AgentConfig {
     pub wrapup_secs: Option<u64>,
     /// Log in automatically when the phone registers (default true).
     pub auto_login: Option<bool>,
+    /// Digest algorithms offered to this agent's phone (overrides
+    /// `sip.auth_algorithms`).
+    pub auth_algorithms: Option<Vec<String>>,
 }
 
 /// SIP transport settings.
@@ -136,6 +189,10 @@ pub struct SipConfig {
     pub max_message_bytes: usize,
     /// Enable the TCP transport alongside UDP.
     pub tcp: bool,
+    /// When not empty, only these networks (CIDR, e.g. `"203.0.113.0/24"`,
+    /// or single addresses) may send INVITEs and REGISTERs; anyone else gets
+    /// 403 before any other work (toll-fraud protection).
+    pub allow_from: Vec<String>,
 }
 
 impl Default for SipConfig {
@@ -149,6 +206,7 @@ impl Default for SipConfig {
             auth_algorithms: vec!["MD5".into(), "SHA-256".into()],
             max_message_bytes: 65_535,
             tcp: true,
+            allow_from: Vec::new(),
         }
     }
 }
@@ -501,6 +559,10 @@ impl Config {
                 self.sip.auth_algorithms
             ));
         }
+        // sip.allow_from: CIDRs or single addresses (src/allow.rs).
+        if let Err(e) = crate::allow::AllowList::parse(&self.sip.allow_from) {
+            return err(e);
+        }
         for (name, q) in &self.queues {
             if !STRATEGIES.contains(&q.strategy.as_str()) {
                 return err(format!(
@@ -539,14 +601,58 @@ impl Config {
                 ));
             }
         }
-        if !matches!(
-            self.trunk.transport.to_ascii_lowercase().as_str(),
-            "udp" | "tcp"
-        ) {
+        if self.trunks.contains_key(DEFAULT_TRUNK) {
             return err(format!(
-                "trunk.transport `{}` must be udp or tcp",
-                self.trunk.transport
+                "[trunks.{DEFAULT_TRUNK}]: that name means [trunk]; choose another"
             ));
+        }
+        let every = std::iter::once((DEFAULT_TRUNK, &self.trunk))
+            .chain(self.trunks.iter().map(|(n, t)| (n.as_str(), t)));
+        for (name, t) in every {
+            let key = if name == DEFAULT_TRUNK {
+                "trunk".to_string()
+            } else {
+                format!("trunks.{name}")
+            };
+            if !matches!(t.transport.to_ascii_lowercase().as_str(), "udp" | "tcp") {
+                return err(format!(
+                    "{key}.transport `{}` must be udp or tcp",
+                    t.transport
+                ));
+            }
+            if name != DEFAULT_TRUNK && t.address.is_none() {
+                return err(format!("{key} needs an `address`"));
+            }
+            if t.username.is_some() != t.password.is_some() {
+                return err(format!(
+                    "{key}: set both `username` and `password`, or neither"
+                ));
+            }
+            if t.register && (t.username.is_none() || t.address.is_none()) {
+                return err(format!(
+                    "{key}.register needs `address`, `username` and `password`"
+                ));
+            }
+            if t.register && t.register_expires_secs < 60 {
+                return err(format!("{key}.register_expires_secs must be at least 60"));
+            }
+            match t.number_format.as_str() {
+                "e164" => {}
+                "national" if t.country_code.is_some() => {}
+                "national" => {
+                    return err(format!(
+                        "{key}.number_format = \"national\" needs `country_code`"
+                    ))
+                }
+                other => {
+                    return err(format!(
+                        "{key}.number_format `{other}` must be e164 or national"
+                    ))
+                }
+            }
+            if !matches!(t.dtmf.as_str(), "auto" | "inband") {
+                return err(format!("{key}.dtmf `{}` must be auto or inband", t.dtmf));
+            }
         }
         if !(self.database.url.starts_with("sqlite:") || self.database.url.starts_with("postgres"))
         {
@@ -556,6 +662,19 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Every usable trunk, `[trunk]` (as `default`, when it has an
+    /// address) and `[trunks.NAME]`, in the order calls try them: by
+    /// `priority`, then by name.
+    pub fn all_trunks(&self) -> Vec<(&str, &TrunkConfig)> {
+        let mut v: Vec<(&str, &TrunkConfig)> =
+            self.trunks.iter().map(|(n, t)| (n.as_str(), t)).collect();
+        if self.trunk.address.is_some() {
+            v.push((DEFAULT_TRUNK, &self.trunk));
+        }
+        v.sort_by(|a, b| a.1.priority.cmp(&b.1.priority).then(a.0.cmp(b.0)));
+        v
     }
 
     /// The address put into SDP and Contact headers.
@@ -617,5 +736,32 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(e.contains("rtp.port_min"), "{e}");
+    }
+
+    #[test]
+    fn allow_from_entries_are_checked() {
+        let ok = Config::parse(
+            Path::new("r.toml"),
+            "[sip]\nallow_from = [\"203.0.113.0/24\", \"198.51.100.7\", \"2001:db8::/32\"]\n",
+        )
+        .unwrap();
+        assert_eq!(ok.sip.allow_from.len(), 3);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "[sip]\nallow_from = [\"127.0.0.1\", \"::1\", \"10.0.0.300/8\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("r.toml: sip.allow_from[2] \"10.0.0.300/8\": "),
+            "{e}"
+        );
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "[sip]\nallow_from = [\"10.0.0.1/8\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("the network is 10.0.0.0/8"), "{e}");
     }
 }

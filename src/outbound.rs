@@ -1,6 +1,11 @@
 //! One outgoing call leg placed by ringback (to an agent's phone, or to a
-//! customer through the trunk): INVITE with an SDP offer, CANCEL while it
+//! customer through a trunk): INVITE with an SDP offer, CANCEL while it
 //! rings, ACK and media on answer, BYE when done.
+//!
+//! What each response means (100 Trying, 18x with or without early media,
+//! reliable provisionals, forked and retransmitted 2xx, digest challenges)
+//! is decided by the sans-IO [`OutgoingInvite`] in `ringback-sip`; this
+//! shell only carries its requests to the endpoint and opens media.
 //!
 //! The leg only knows SIP and media mechanics; whoever owns it (a queued
 //! call, a callback attempt) decides what an answer or a failure means.
@@ -12,8 +17,9 @@ use std::net::SocketAddr;
 use chrono::{DateTime, Utc};
 use ringback_media::codec::Codec;
 use ringback_media::sdp::{self, Negotiated};
-use ringback_sip::dialog::Dialog;
+use ringback_sip::client_auth::{ClientAuth, ClientCredentials};
 use ringback_sip::message::{self, ViaSpec};
+use ringback_sip::outgoing::{InviteEvent, OutgoingInvite, Send};
 use ringback_sip::transaction::{TransactionKey, TransportKind};
 use ringback_sip::uac::{make_invite, InviteSpec};
 use tokio::sync::mpsc::UnboundedSender;
@@ -23,24 +29,14 @@ use crate::media::ports::RtpPort;
 use crate::media::{MediaEvent, Stream};
 use crate::server::ServerCtx;
 
-/// Where a leg is in its life.
-pub enum LegState {
-    /// INVITE sent, no final response yet.
-    Ringing,
-    /// No longer wanted; CANCEL sent (or sent at the first provisional).
-    Cancelling {
-        /// CANCEL already sent.
-        sent: bool,
-    },
-    /// Answered, ACKed, media flowing.
-    Answered(Box<Dialog>),
-}
-
 /// What a response meant for the leg's owner.
 #[derive(Debug, PartialEq, Eq)]
 pub enum LegEvent {
     /// Nothing to decide (provisional, retransmission, a leg we let go).
     Progress,
+    /// The far end sent early media (a 18x with SDP): the leg's stream is
+    /// open and carries it (a carrier's ringback tone or announcement).
+    EarlyMedia,
     /// The far end answered and media is ready.
     Answered,
     /// The far end answered after we gave up on it; it has been hung up.
@@ -61,30 +57,36 @@ pub struct DialSpec {
     pub dest: SocketAddr,
     /// Transport.
     pub transport: TransportKind,
-    /// Extra headers (context for agents).
+    /// Extra headers (context for agents, P-Asserted-Identity for trunks).
     pub headers: Vec<(String, String)>,
     /// Codec offered first (the other G.711 law follows).
     pub prefer: Codec,
+    /// Credentials for a far end that challenges the INVITE (401/407).
+    pub auth: Option<ClientCredentials>,
+    /// Listen for DTMF tones in the audio even when the far end offers
+    /// RFC 4733 events (gateways that never send them).
+    pub inband_dtmf: bool,
 }
 
 /// One outgoing leg.
 pub struct OutboundLeg {
     /// Its own Call-ID.
     pub call_id: String,
-    invite: rsip::Request,
-    key: Option<TransactionKey>,
+    owner: String,
+    invite: OutgoingInvite,
     dest: SocketAddr,
     transport: TransportKind,
     port: Option<RtpPort>,
-    /// Media once answered.
+    /// Media once answered (or once early media arrived).
     pub stream: Option<Stream>,
-    /// Life-cycle state.
-    pub state: LegState,
-    provisional: bool,
     /// When the INVITE left.
     pub started_at: DateTime<Utc>,
     /// When it was answered.
     pub answered_at: Option<DateTime<Utc>>,
+    /// Version of our SDP `o=` line (bumped for each new answer we give).
+    sdp_version: u64,
+    sdp_session: u64,
+    inband_dtmf: bool,
 }
 
 /// Why a leg could not be placed at all.
@@ -114,12 +116,13 @@ impl OutboundLeg {
             Codec::Pcmu => Codec::Pcma,
             Codec::Pcma => Codec::Pcmu,
         };
+        let sdp_session: u64 = rand::random::<u32>().into();
         let offer = sdp::build_offer(
             &[spec.prefer, other],
             101,
             ip,
             port.addr.port(),
-            rand::random::<u32>().into(),
+            sdp_session,
             1,
         );
         let call_id = message::new_call_id(&host);
@@ -127,6 +130,12 @@ impl OutboundLeg {
         let from_uri = parse(&format!("sip:{}@{host}", sanitize_user(&spec.from_user)))?;
         let target = parse(&spec.target)?;
         let contact = parse(&contact_uri(ip, endpoint.local.port(), spec.transport))?;
+        let mut headers = spec.headers;
+        // Reliable provisionals let a carrier's early media and PRACK work;
+        // we do not advertise `timer`: the far end refreshes the session
+        // (RFC 4028 §9) and we answer its re-INVITEs and UPDATEs.
+        headers.push(("Supported".into(), "100rel".into()));
+        headers.push(("Allow".into(), crate::endpoint::ALLOW.into()));
         let invite = make_invite(InviteSpec {
             from_uri,
             from_display: spec.from_display,
@@ -137,9 +146,8 @@ impl OutboundLeg {
             call_id: call_id.clone(),
             cseq: 1,
             body: Some(("application/sdp".into(), offer.into_bytes())),
-            extra_headers: spec.headers,
+            extra_headers: headers,
         });
-        let key = TransactionKey::for_client_request(&invite);
         endpoint.send(EndpointCmd::Alias {
             call_id: call_id.clone(),
             of: owner.to_string(),
@@ -152,98 +160,106 @@ impl OutboundLeg {
         });
         Ok(OutboundLeg {
             call_id,
-            invite,
-            key,
+            owner: owner.to_string(),
+            invite: OutgoingInvite::new(
+                invite,
+                via(ctx, endpoint, spec.transport),
+                spec.auth.map(ClientAuth::new),
+            ),
             dest: spec.dest,
             transport: spec.transport,
             port: Some(port),
             stream: None,
-            state: LegState::Ringing,
-            provisional: false,
             started_at: Utc::now(),
             answered_at: None,
+            sdp_version: 1,
+            sdp_session,
+            inband_dtmf: spec.inband_dtmf,
         })
     }
 
-    /// True if `key` is this leg's INVITE transaction.
+    fn invite_key(&self) -> Option<TransactionKey> {
+        TransactionKey::for_client_request(self.invite.invite())
+    }
+
+    /// True if `key` is this leg's current INVITE transaction.
     pub fn owns(&self, key: &TransactionKey) -> bool {
-        self.key.as_ref() == Some(key)
+        self.invite_key().as_ref() == Some(key)
     }
 
     /// Still wanted and not yet answered.
     pub fn is_ringing(&self) -> bool {
-        matches!(self.state, LegState::Ringing)
+        self.invite.is_calling()
     }
 
-    /// Feed a response to this leg's INVITE (other methods' responses are
-    /// `Progress`). `media` receives the leg's DTMF and playback events.
+    /// Feed a response to a request of this leg. `media` receives the leg's
+    /// DTMF and playback events once its stream is open.
     pub fn on_response(
         &mut self,
         ctx: &ServerCtx,
         endpoint: &EndpointHandle,
-        key: TransactionKey,
         resp: &rsip::Response,
         media: UnboundedSender<MediaEvent>,
     ) -> LegEvent {
-        let is_invite = message::cseq(resp).is_some_and(|(_, m)| m == rsip::Method::Invite);
-        if !is_invite {
-            return LegEvent::Progress;
-        }
-        if self.key.is_none() {
-            self.key = Some(key.clone());
-        }
-        let code = resp.status_code.code();
-        if (101..200).contains(&code) {
-            self.provisional = true;
-            if let LegState::Cancelling { sent: false } = self.state {
-                endpoint.send(EndpointCmd::Cancel { key });
-                self.state = LegState::Cancelling { sent: true };
+        let event = match self.invite.on_response(resp) {
+            InviteEvent::Nothing | InviteEvent::Trying | InviteEvent::Resent => LegEvent::Progress,
+            InviteEvent::Ringing { sdp: None, .. } => LegEvent::Progress,
+            InviteEvent::Ringing {
+                sdp: Some(body), ..
+            } => match self.use_answer(ctx, &body, media) {
+                Ok(true) => LegEvent::EarlyMedia,
+                Ok(false) => LegEvent::Progress,
+                Err(e) => {
+                    tracing::debug!(error = %e, "early media SDP not usable; ignored");
+                    LegEvent::Progress
+                }
+            },
+            InviteEvent::Answered { sdp } => {
+                self.answered_at = Some(Utc::now());
+                let usable = if sdp.iter().all(u8::is_ascii_whitespace) {
+                    // The answer came in a reliable provisional already.
+                    if self.stream.is_some() {
+                        Ok(false)
+                    } else {
+                        Err("no SDP answer in the 2xx".to_string())
+                    }
+                } else {
+                    self.use_answer(ctx, &sdp, media)
+                };
+                match usable {
+                    Ok(_) => LegEvent::Answered,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "answered leg has no usable media; hanging up");
+                        self.invite.hang_up();
+                        LegEvent::Failed(488)
+                    }
+                }
             }
-            return LegEvent::Progress;
-        }
-        if code >= 300 {
-            return LegEvent::Failed(code);
-        }
-        let via = via(ctx, endpoint, self.transport);
-        if let LegState::Answered(dialog) = &self.state {
-            // A retransmitted 200: ACK again.
-            self.send(endpoint, dialog.make_ack(1, &via).into());
-            return LegEvent::Progress;
-        }
-        let dialog = match Dialog::new_uac(&self.invite, resp) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::warn!(error = %e, "unusable 200 OK");
-                return LegEvent::Failed(502);
+            InviteEvent::AnsweredTooLate => {
+                self.answered_at = Some(Utc::now());
+                LegEvent::AnsweredTooLate
             }
+            InviteEvent::Failed(code) => LegEvent::Failed(code),
         };
-        self.send(endpoint, dialog.make_ack(1, &via).into());
-        let wanted = self.is_ringing();
-        self.state = LegState::Answered(Box::new(dialog));
-        self.answered_at = Some(Utc::now());
-        if !wanted {
-            self.hang_up(ctx, endpoint);
-            return LegEvent::AnsweredTooLate;
-        }
-        match self.open_media(ctx, resp, media) {
-            Ok(()) => LegEvent::Answered,
-            Err(e) => {
-                tracing::warn!(error = %e, "answered leg has no usable media; hanging up");
-                self.hang_up(ctx, endpoint);
-                LegEvent::Failed(488)
-            }
-        }
+        self.flush(endpoint);
+        event
     }
 
-    fn open_media(
+    /// Apply an SDP answer (from a 18x or the 2xx): open the stream the
+    /// first time (true), or point the open stream at the new address.
+    fn use_answer(
         &mut self,
         ctx: &ServerCtx,
-        resp: &rsip::Response,
+        body: &[u8],
         media: UnboundedSender<MediaEvent>,
-    ) -> Result<(), String> {
-        let neg: Negotiated = sdp::parse(&String::from_utf8_lossy(&resp.body))
+    ) -> Result<bool, String> {
+        let neg: Negotiated = sdp::parse(&String::from_utf8_lossy(body))
             .map_err(|e| e.to_string())
             .and_then(|o| sdp::negotiate(&o, &ctx.codecs).map_err(|e| e.to_string()))?;
+        if let Some(stream) = &self.stream {
+            stream.apply_negotiation(&neg);
+            return Ok(false);
+        }
         let port = self.port.take().ok_or("RTP port already used")?;
         let stream = ctx
             .media
@@ -251,83 +267,116 @@ impl OutboundLeg {
             .map_err(|e| e.to_string())?;
         stream.apply_negotiation(&neg);
         self.stream = Some(stream);
-        Ok(())
+        Ok(true)
     }
 
-    fn send(&self, endpoint: &EndpointHandle, message: rsip::SipMessage) {
-        endpoint.send(EndpointCmd::Stateless {
-            message,
-            dest: self.dest,
-            transport: self.transport,
-        });
+    /// Carry what the INVITE core wants sent to the endpoint.
+    fn flush(&mut self, endpoint: &EndpointHandle) {
+        while let Some(send) = self.invite.poll_send() {
+            match send {
+                Send::Request(request) => endpoint.send(EndpointCmd::Request {
+                    request: *request,
+                    dest: self.dest,
+                    transport: self.transport,
+                    owner: self.owner.clone(),
+                }),
+                Send::Ack(ack) => endpoint.send(EndpointCmd::Stateless {
+                    message: (*ack).into(),
+                    dest: self.dest,
+                    transport: self.transport,
+                }),
+                Send::Cancel => {
+                    if let Some(key) = self.invite_key() {
+                        endpoint.send(EndpointCmd::Cancel { key });
+                    }
+                }
+            }
+        }
     }
 
     /// No longer wanted: CANCEL while ringing (as soon as RFC 3261 allows:
     /// after a provisional), BYE once answered. Returns true when the leg is
     /// finished from our side (BYE sent).
-    pub fn hang_up(&mut self, ctx: &ServerCtx, endpoint: &EndpointHandle) -> bool {
-        match &mut self.state {
-            LegState::Answered(dialog) => {
-                let bye =
-                    dialog.make_request(rsip::Method::Bye, &via(ctx, endpoint, self.transport));
-                endpoint.send(EndpointCmd::Request {
-                    request: bye,
-                    dest: self.dest,
-                    transport: self.transport,
-                    owner: self.call_id.clone(),
-                });
-                if let Some(s) = &self.stream {
-                    s.unbridge();
-                }
-                true
+    pub fn hang_up(&mut self, _ctx: &ServerCtx, endpoint: &EndpointHandle) -> bool {
+        let done = self.invite.hang_up();
+        self.flush(endpoint);
+        if done {
+            if let Some(s) = &self.stream {
+                s.unbridge();
             }
-            LegState::Ringing => {
-                let sent = self.provisional && self.key.is_some();
-                if sent {
-                    if let Some(key) = self.key.clone() {
-                        endpoint.send(EndpointCmd::Cancel { key });
-                    }
-                }
-                self.state = LegState::Cancelling { sent };
-                false
-            }
-            LegState::Cancelling { .. } => false,
         }
+        done
     }
 
-    /// Answer an in-dialog re-INVITE (hold/resume from the far end).
+    /// Answer an in-dialog re-INVITE or UPDATE (hold/resume, a new address,
+    /// a session-timer refresh). One with an SDP offer gets our answer; one
+    /// without (a refresh, or a re-INVITE asking for our offer) gets our
+    /// current session description as the offer, whose answer comes in
+    /// the ACK and changes nothing we send.
     pub fn on_reinvite(
-        &self,
+        &mut self,
         ctx: &ServerCtx,
         endpoint: &EndpointHandle,
         key: TransactionKey,
         req: &rsip::Request,
     ) {
         use rsip::headers::UntypedHeader;
-        let reply = match (
-            &self.stream,
-            sdp::parse(&String::from_utf8_lossy(&req.body)),
-        ) {
-            (Some(stream), Ok(offer)) => match sdp::negotiate(&offer, &ctx.codecs) {
-                Ok(neg) => {
+        let Some(stream) = &self.stream else {
+            let resp = message::make_response(req, 488, None);
+            endpoint.send(EndpointCmd::Respond {
+                key,
+                response: resp,
+            });
+            return;
+        };
+        let ip = ctx.config.advertised_ip();
+        let port = stream.local_addr().port();
+        let body = if req.body.iter().all(u8::is_ascii_whitespace) {
+            if req.method == rsip::Method::Update {
+                // A refresh without SDP: no change, no body.
+                None
+            } else {
+                self.sdp_version += 1;
+                Some(Ok(sdp::build_offer(
+                    &ctx.codecs,
+                    101,
+                    ip,
+                    port,
+                    self.sdp_session,
+                    self.sdp_version,
+                )))
+            }
+        } else {
+            let answer = sdp::parse(&String::from_utf8_lossy(&req.body))
+                .map_err(|e| e.sip_status())
+                .and_then(|offer| {
+                    let neg = sdp::negotiate(&offer, &ctx.codecs).map_err(|e| e.sip_status())?;
                     stream.apply_negotiation(&neg);
-                    let answer = sdp::build_answer(
-                        &neg,
-                        &offer,
-                        ctx.config.advertised_ip(),
-                        stream.local_addr().port(),
-                        1,
-                        2,
-                    );
-                    let mut ok = message::make_response(req, 200, None);
-                    ok.headers
-                        .push(rsip::headers::ContentType::new("application/sdp").into());
-                    ok.body = answer.into_bytes();
-                    ok
-                }
-                Err(_) => message::make_response(req, 488, None),
-            },
-            _ => message::make_response(req, 488, None),
+                    Ok((neg, offer))
+                });
+            Some(answer.map(|(neg, offer)| {
+                self.sdp_version += 1;
+                tracing::info!(hold = neg.is_hold(), method = %req.method, "leg renegotiated");
+                sdp::build_answer(&neg, &offer, ip, port, self.sdp_session, self.sdp_version)
+            }))
+        };
+        let reply = match body {
+            Some(Err(code)) => message::make_response(req, code, None),
+            Some(Ok(sdp)) => {
+                let mut ok = message::make_response(req, 200, None);
+                ok.headers.push(
+                    rsip::headers::Contact::new(format!(
+                        "<{}>",
+                        contact_uri(ip, endpoint.local.port(), self.transport)
+                    ))
+                    .into(),
+                );
+                ok.headers
+                    .push(rsip::headers::ContentType::new("application/sdp").into());
+                ok.body = sdp.into_bytes();
+                ok
+            }
+            None => message::make_response(req, 200, None),
         };
         endpoint.send(EndpointCmd::Respond {
             key,

@@ -774,7 +774,7 @@ impl Call {
             SipInput::Cancelled | SipInput::Ack => {}
             SipInput::Response { key, response } => {
                 let response = *response;
-                if self.on_leg_response(key.clone(), response.clone()) {
+                if self.on_leg_response(&response) {
                     return None;
                 }
                 if let Phase::Transferring { refer, deadline } = &mut self.phase {

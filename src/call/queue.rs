@@ -287,6 +287,9 @@ impl Call {
             headers,
             // Offer the caller's codec first: no transcoding when the phone agrees.
             prefer: self.offer_answer.1.codec,
+            // Agents' phones authenticate to us, not the other way round.
+            auth: None,
+            inband_dtmf: false,
         };
         match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.call_id, spec) {
             Ok(leg) => {
@@ -608,8 +611,8 @@ impl Call {
     }
 
     /// Route a response for one of our agent legs. Returns true if it was one.
-    pub(super) fn on_leg_response(&mut self, key: TransactionKey, resp: rsip::Response) -> bool {
-        let call_id = message::call_id(&resp).unwrap_or_default();
+    pub(super) fn on_leg_response(&mut self, resp: &rsip::Response) -> bool {
+        let call_id = message::call_id(resp).unwrap_or_default();
         let Some(i) = self.legs.iter().position(|l| l.leg.call_id == call_id) else {
             // A leg we already let go of (e.g. the 487 after our CANCEL).
             return call_id != self.call_id;
@@ -619,10 +622,11 @@ impl Call {
         let sink = tokio::sync::mpsc::unbounded_channel().0;
         let event = self.legs[i]
             .leg
-            .on_response(&self.ctx, &self.endpoint, key, &resp, sink);
+            .on_response(&self.ctx, &self.endpoint, resp, sink);
         let agent = self.legs[i].agent.clone();
         match event {
-            LegEvent::Progress => {}
+            // The caller keeps hearing the queue, not the agent phone's tones.
+            LegEvent::Progress | LegEvent::EarlyMedia => {}
             LegEvent::Answered if matches!(self.phase, Phase::Queued { .. }) => {
                 tracing::info!(%agent, "agent answered");
                 self.ctx.acd.input(Input::OfferAnswered {

@@ -400,6 +400,162 @@ impl AgentPhone {
         self
     }
 
+    /// `100 Trying` (no To tag), as every real phone and carrier sends first.
+    pub fn trying(mut self) -> AgentPhone {
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 100 Trying\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self
+    }
+
+    fn sdp(rtp_port: u16) -> String {
+        format!(
+            "v=0\no=agent 1 1 IN IP4 127.0.0.1\ns=-\nc=IN IP4 127.0.0.1\nt=0 0\nm=audio {rtp_port} RTP/AVP 0 101\na=rtpmap:0 PCMU/8000\na=rtpmap:101 telephone-event/8000\na=fmtp:101 0-15\n"
+        )
+    }
+
+    /// `183 Session Progress` with SDP (early media from `rtp_port`).
+    pub fn progress_with_sdp(mut self, rtp_port: u16) -> AgentPhone {
+        self.steps.push(Self::reply(
+            183,
+            "Content-Type: application/sdp\n",
+            &Self::sdp(rtp_port),
+        ));
+        self
+    }
+
+    /// `183` without SDP.
+    pub fn progress(mut self) -> AgentPhone {
+        self.steps.push(Self::reply(183, "", ""));
+        self
+    }
+
+    /// A reliable `183` with SDP (`Require: 100rel`, `RSeq: rseq`), resent
+    /// until the PRACK arrives; the PRACK must carry `RAck: rseq <cseq> INVITE`
+    /// and gets 200.
+    pub fn reliable_progress(mut self, rtp_port: u16, rseq: u32) -> AgentPhone {
+        self.steps.push(
+            Self::reply(
+                183,
+                &format!("Require: 100rel\nRSeq: {rseq}\nContent-Type: application/sdp\n"),
+                &Self::sdp(rtp_port),
+            )
+            .replace("<send>", "<send retrans=\"500\">"),
+        );
+        self.steps.push(format!(
+            "<recv request=\"PRACK\"><action><ereg regexp=\"^ *{rseq} [0-9]+ INVITE$\" search_in=\"hdr\" header=\"RAck:\" check_it=\"true\" assign_to=\"rack{rseq}\"/></action></recv>"
+        ));
+        self.steps.push(format!(
+            "<nop><action><log message=\"PRACK ok [$rack{rseq}]\"/></action></nop>"
+        ));
+        self.steps.push(
+            "<send><!--prack-ok--><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self
+    }
+
+    /// After a PRACK, SIPp's `[last_*]` fields name the PRACK: responses
+    /// to the INVITE that follow it use the INVITE's headers captured at
+    /// the start instead.
+    fn steps_with_prack(&self) -> Vec<String> {
+        let mut steps = self.steps.clone();
+        if !steps.iter().any(|s| s.contains("prack-ok")) {
+            return steps;
+        }
+        let capture = ["Via", "From", "To", "CSeq"]
+            .iter()
+            .map(|h| {
+                format!(
+                    "<ereg regexp=\".*\" search_in=\"hdr\" header=\"{h}:\" assign_to=\"inv{}\"/>",
+                    h.to_ascii_lowercase()
+                )
+            })
+            .collect::<String>();
+        if let Some(first) = steps.first_mut() {
+            *first = if first.contains("<action>") {
+                first.replacen("<action>", &format!("<action>{capture}"), 1)
+            } else {
+                first.replacen("/>", &format!("><action>{capture}</action></recv>"), 1)
+            };
+        }
+        let mut after_prack = false;
+        for step in steps.iter_mut().skip(1) {
+            if step.contains("prack-ok") {
+                after_prack = true;
+            } else if step.starts_with("<recv") && !step.contains("PRACK") {
+                after_prack = false;
+            } else if after_prack && step.starts_with("<send") {
+                *step = step
+                    .replace("[last_Via:]", "Via:[$invvia]")
+                    .replace("[last_From:]", "From:[$invfrom]")
+                    .replace("[last_To:]", "To:[$invto]")
+                    .replace("[last_CSeq:]", "CSeq:[$invcseq]");
+            }
+        }
+        steps
+    }
+
+    /// Answer, and send the 200 again before the ACK could arrive (as a
+    /// phone does when the ACK is slow or lost): both must be ACKed.
+    pub fn answer_twice(mut self, rtp_port: u16) -> AgentPhone {
+        let ok = Self::reply(200, "Content-Type: application/sdp\n", &Self::sdp(rtp_port));
+        self.steps.push(ok.clone());
+        self.steps.push(ok);
+        // The second ACK is identical (RFC 3261 §13.2.2.4): SIPp takes it
+        // for a retransmission and does not match it; the trace shows it.
+        self.steps.push("<recv request=\"ACK\"/>".into());
+        self
+    }
+
+    /// Answer from two forks at once (two 200s with different To tags):
+    /// ringback keeps the first, ACKs both and ends the second with BYE.
+    pub fn answer_with_fork(mut self, rtp_port: u16) -> AgentPhone {
+        let ok = Self::reply(200, "Content-Type: application/sdp\n", &Self::sdp(rtp_port));
+        self.steps.push(ok.clone());
+        self.steps
+            .push(ok.replace("tag=[pid]agent[call_number]", "tag=[pid]fork[call_number]"));
+        self.steps.push("<recv request=\"ACK\"/>".into());
+        self.steps.push("<recv request=\"ACK\"/>".into());
+        self.steps.push(
+            "<recv request=\"BYE\" timeout=\"5000\"><action><ereg regexp=\"tag=[0-9]+fork\" search_in=\"hdr\" header=\"To:\" check_it=\"true\" assign_to=\"forktag\"/></action></recv>"
+                .into(),
+        );
+        self.steps
+            .push("<nop><action><log message=\"fork ended [$forktag]\"/></action></nop>".into());
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self
+    }
+
+    /// Challenge the INVITE with 401 (MD5, qop=auth) as a carrier does,
+    /// expect the ACK, then the INVITE again whose credentials must verify
+    /// for `user`/`password` (a wrong answer is refused with 403 and the
+    /// scenario fails).
+    pub fn challenge(mut self, user: &str, password: &str) -> AgentPhone {
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 401 Unauthorized\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]auth[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nWWW-Authenticate: Digest realm=\"carrier.example\", nonce=\"[pid]n[call_number]\", algorithm=MD5, qop=\"auth\"\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self.steps.push("<recv request=\"ACK\"/>".into());
+        self.steps.push(format!(
+            "<recv request=\"INVITE\" timeout=\"5000\"><action><verifyauth assign_to=\"authvalid\" username=\"{user}\" password=\"{password}\"/></action></recv>"
+        ));
+        self.steps
+            .push("<nop test=\"authvalid\" next=\"authok\"/>".into());
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 403 Bad Credentials\n[last_Via:]\n[last_From:]\n[last_To:];tag=[pid]auth[call_number]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self.steps
+            .push("<recv request=\"NEVER\" timeout=\"1000\"/>".into());
+        self.steps.push("<label id=\"authok\"/>".into());
+        self
+    }
+
     /// Answer with PCMU + telephone-event, media at `rtp_port`; expect ACK.
     pub fn answer(mut self, rtp_port: u16) -> AgentPhone {
         let sdp = format!(
@@ -513,7 +669,7 @@ impl AgentPhone {
     pub fn xml(&self) -> String {
         format!(
             "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"agent phone\">\n{}\n</scenario>\n",
-            self.steps.join("\n")
+            self.steps_with_prack().join("\n")
         )
     }
 }

@@ -1,0 +1,285 @@
+//! Outgoing legs against every response sequence real equipment sends: an
+//! agent's phone (SIPp UAS) answers ringback's INVITE with `100 Trying`
+//! first, `180`, `183` with and without SDP, a reliable `183` that needs a
+//! PRACK, a retransmitted `200`, and a second `200` from another fork (which
+//! must be ACKed and ended with BYE); a carrier challenges the callback's
+//! INVITE with `401` before `100`/`180`/`200`.
+//!
+//! Each sequence ends with the caller bridged to the agent (both call
+//! records complete), so a provisional mistaken for an answer, a missing
+//! PRACK or ACK, or a leaked fork fails the scenario on the phone's side.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::scenario::{self, AgentPhone, Uac};
+use common::{call_id_from_trace, free_udp_port, phone, Server, ServerOpts, Sipp};
+
+const PLAN: &str = r#"
+[dialplan]
+name = "seq"
+numbers = ["100"]
+start = "main"
+operator = "operator"
+
+[nodes.main]
+type = "menu"
+prompt = "digit-1"
+options = { "1" = "bye" }
+timeout = 10
+
+[nodes.bye]
+type = "hangup"
+prompt = "goodbye"
+"#;
+
+fn server() -> Server {
+    Server::start(ServerOpts {
+        dialplans: vec![("seq.toml".into(), PLAN.into())],
+        extra_config: r#"
+[queues.operator]
+ring_timeout_secs = 10
+announce_every_secs = 0
+wrapup_secs = 1
+
+[agents.alice]
+password = "alice-secret"
+queues = ["operator"]
+"#
+        .into(),
+        ..ServerOpts::default()
+    })
+}
+
+fn register(srv: &Server, port: u16) {
+    Sipp::from_xml(&scenario::register("alice", "alice-secret", 300, 200))
+        .arg("-p")
+        .arg(port)
+        .run(srv.sip, "alice")
+        .assert_ok("REGISTER");
+    let until = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < until {
+        let (_, body) = srv.http_get("/api/v1/agents");
+        if body.contains("\"available\"") {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("alice never became available\n{}", srv.log());
+}
+
+/// A caller zeroes out to the operator queue, where alice's phone answers
+/// with `script`; the caller stays 3 s, then hangs up. Returns the phone's
+/// SIPp trace.
+fn call_alice(script: impl FnOnce(u16) -> AgentPhone) -> String {
+    let srv = server();
+    let alice_port = free_udp_port();
+    register(&srv, alice_port);
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    let alice = phone(alice_port, &script(rtp_port).expect_bye(20_000)).spawn(srv.sip, "alice");
+    let caller = Uac::new()
+        .invite()
+        .pause(300)
+        .info_digit('0')
+        .pause(3_000)
+        .bye();
+    let caller = Sipp::from_xml(&caller.xml()).run(srv.sip, "100");
+    caller.assert_ok("caller");
+    let alice = alice.wait();
+    alice.assert_ok("alice's phone");
+    let cdr = srv.wait_cdr(
+        &call_id_from_trace(&caller.messages).expect("call id"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(cdr.disposition, "completed", "{}", srv.log());
+    assert_eq!(cdr.queue.as_deref(), Some("operator"));
+    let until = Instant::now() + Duration::from_secs(5);
+    let leg = loop {
+        if let Some(leg) = srv.cdrs().into_iter().find(|c| c.leg == "agent") {
+            break leg;
+        }
+        assert!(Instant::now() < until, "no agent leg record\n{}", srv.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(leg.answered_at.is_some(), "the agent leg was answered");
+    assert!(
+        !srv.log().contains("unusable"),
+        "a response was mistaken for an answer:\n{}",
+        srv.log()
+    );
+    alice.messages
+}
+
+#[test]
+fn trying_then_ringing_then_answer() {
+    call_alice(|rtp| AgentPhone::new(20_000).trying().ring().answer(rtp));
+}
+
+#[test]
+fn trying_alone_then_answer() {
+    call_alice(|rtp| AgentPhone::new(20_000).trying().answer(rtp));
+}
+
+#[test]
+fn several_provisionals_with_and_without_early_media() {
+    call_alice(|rtp| {
+        AgentPhone::new(20_000)
+            .trying()
+            .ring()
+            .progress()
+            .progress_with_sdp(rtp)
+            .ring()
+            .answer(rtp)
+    });
+}
+
+#[test]
+fn reliable_provisional_is_pracked() {
+    let trace = call_alice(|rtp| {
+        AgentPhone::new(20_000)
+            .trying()
+            .reliable_progress(rtp, 1)
+            .reliable_progress(rtp, 2)
+            .answer(rtp)
+    });
+    assert!(
+        trace.contains("Supported: 100rel"),
+        "the INVITE offers reliable provisionals:\n{trace}"
+    );
+}
+
+#[test]
+fn retransmitted_answer_is_acked_again() {
+    let trace = call_alice(|rtp| AgentPhone::new(20_000).trying().ring().answer_twice(rtp));
+    assert_eq!(
+        trace.matches("\nACK sip:").count(),
+        2,
+        "each 200 gets its ACK:\n{trace}"
+    );
+}
+
+#[test]
+fn second_answer_from_a_fork_is_acked_and_ended() {
+    call_alice(|rtp| {
+        AgentPhone::new(20_000)
+            .trying()
+            .ring()
+            .answer_with_fork(rtp)
+    });
+}
+
+const CB_PLAN: &str = r#"
+[dialplan]
+name = "cb"
+numbers = ["100"]
+start = "q"
+operator = "operator"
+
+[nodes.q]
+type = "queue"
+queue = "operator"
+"#;
+
+/// The issue's end-to-end case on SIPp: a web callback reaches the agent,
+/// then the customer through a trunk that challenges the INVITE with 401
+/// and sends 100/180 before 200; the customer presses 1; `completed`.
+#[test]
+fn callback_through_a_challenging_trunk_completes() {
+    let carrier_port = free_udp_port();
+    let srv = Server::start(ServerOpts {
+        dialplans: vec![("cb.toml".into(), CB_PLAN.into())],
+        extra_config: format!(
+            r#"
+[trunk]
+address = "127.0.0.1:{carrier_port}"
+domain = "carrier.example"
+caller_id = "+15550100"
+username = "acme"
+password = "trunk-secret"
+asserted_identity = true
+
+[queues.operator]
+ring_timeout_secs = 10
+announce_every_secs = 0
+wrapup_secs = 1
+
+[queues.operator.callback]
+retry_after_secs = 3
+max_attempts = 2
+accept_timeout_secs = 8
+
+[agents.alice]
+password = "alice-secret"
+queues = ["operator"]
+"#
+        ),
+        ..ServerOpts::default()
+    });
+    let alice_port = free_udp_port();
+    register(&srv, alice_port);
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let alice = phone(
+        alice_port,
+        &AgentPhone::new(30_000)
+            .trying()
+            .ring()
+            .answer(rtp.local_addr().expect("addr").port())
+            .expect_bye(30_000),
+    )
+    .spawn(srv.sip, "alice");
+    let carrier = phone(
+        carrier_port,
+        &AgentPhone::new(30_000)
+            .challenge("acme", "trunk-secret")
+            .trying()
+            .ring()
+            .answer_own_media()
+            .pause(1_500)
+            .press('1')
+            .pause(1_500)
+            .hang_up(),
+    )
+    .spawn(srv.sip, "carrier");
+    let (status, body) = srv.http_post(
+        "/api/v1/callbacks",
+        r#"{"number":"+15551230001","queue":"operator"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let id = v["id"].as_str().expect("id").to_string();
+    let carrier = carrier.wait();
+    carrier.assert_ok("carrier (challenge, 100, 180, 200, press 1)");
+    alice.wait().assert_ok("alice's phone");
+    assert!(
+        carrier
+            .messages
+            .contains("INVITE sip:+15551230001@carrier.example"),
+        "{}",
+        carrier.messages
+    );
+    assert!(
+        carrier
+            .messages
+            .contains("P-Asserted-Identity: <sip:+15550100@carrier.example>"),
+        "{}",
+        carrier.messages
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
+        let cb: serde_json::Value = serde_json::from_str(&body).expect("json");
+        if cb["state"] == "completed" {
+            assert_eq!(cb["attempts"], 1, "{cb:#}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "callback is {}, not completed\n{}",
+            cb["state"],
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

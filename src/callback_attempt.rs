@@ -634,7 +634,7 @@ impl Attempt {
                     }
                 }
             }
-            rsip::Method::Invite => {
+            rsip::Method::Invite | rsip::Method::Update => {
                 let leg = if is_agent {
                     self.agent.as_mut().map(|(_, l)| l)
                 } else {

@@ -283,3 +283,167 @@ queues = ["operator"]
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// A callback server with `trunks` (TOML) and alice registered from `alice_port`.
+fn callback_server(trunks: &str, alice_port: u16) -> Server {
+    let srv = Server::start(ServerOpts {
+        dialplans: vec![("cb.toml".into(), CB_PLAN.into())],
+        extra_config: format!(
+            r#"
+{trunks}
+
+[queues.operator]
+ring_timeout_secs = 10
+announce_every_secs = 0
+wrapup_secs = 1
+
+[queues.operator.callback]
+retry_after_secs = 30
+max_attempts = 1
+accept_timeout_secs = 8
+
+[agents.alice]
+password = "alice-secret"
+queues = ["operator"]
+"#
+        ),
+        ..ServerOpts::default()
+    });
+    register(&srv, alice_port);
+    srv
+}
+
+fn request_callback(srv: &Server) -> String {
+    let (status, body) = srv.http_post(
+        "/api/v1/callbacks",
+        r#"{"number":"+15551230001","queue":"operator"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    v["id"].as_str().expect("id").to_string()
+}
+
+fn wait_completed(srv: &Server, id: &str) {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (_, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
+        let cb: serde_json::Value = serde_json::from_str(&body).expect("json");
+        if cb["state"] == "completed" {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "callback is {}, not completed\n{}",
+            cb["state"],
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The first trunk fails with 503: the same attempt goes out through the
+/// next trunk by priority, and the customer is reached there.
+#[test]
+fn failing_trunk_fails_over_to_the_next() {
+    let (down_port, up_port, alice_port) = (free_udp_port(), free_udp_port(), free_udp_port());
+    let srv = callback_server(
+        &format!(
+            r#"
+[trunk]
+address = "127.0.0.1:{down_port}"
+caller_id = "+15550100"
+
+[trunks.backup]
+address = "127.0.0.1:{up_port}"
+priority = 5
+caller_id = "+15550100"
+"#
+        ),
+        alice_port,
+    );
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let alice = phone(
+        alice_port,
+        &AgentPhone::new(30_000)
+            .trying()
+            .answer(rtp.local_addr().expect("addr").port())
+            .expect_bye(30_000),
+    )
+    .spawn(srv.sip, "alice");
+    let down = phone(down_port, &AgentPhone::new(30_000).trying().refuse(503)).spawn(srv.sip, "x");
+    let up = phone(
+        up_port,
+        &AgentPhone::new(30_000)
+            .trying()
+            .ring()
+            .answer_own_media()
+            .pause(1_500)
+            .press('1')
+            .pause(1_000)
+            .hang_up(),
+    )
+    .spawn(srv.sip, "y");
+    let id = request_callback(&srv);
+    down.wait().assert_ok("first trunk: 503");
+    up.wait().assert_ok("backup trunk: answered, 1 pressed");
+    alice.wait().assert_ok("alice's phone");
+    wait_completed(&srv, &id);
+}
+
+/// A carrier's early media (183 with SDP, here an RFC 4733 `5` it plays
+/// while the customer's phone rings) reaches the agent waiting on the line.
+#[test]
+fn carrier_early_media_reaches_the_waiting_agent() {
+    let (carrier_port, alice_port) = (free_udp_port(), free_udp_port());
+    let srv = callback_server(
+        &format!("[trunk]\naddress = \"127.0.0.1:{carrier_port}\"\ncaller_id = \"+15550100\"\n"),
+        alice_port,
+    );
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    rtp.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
+    let alice = phone(
+        alice_port,
+        &AgentPhone::new(30_000)
+            .trying()
+            .answer(rtp.local_addr().expect("addr").port())
+            .expect_bye(30_000),
+    )
+    .spawn(srv.sip, "alice");
+    let mut early = AgentPhone::new(30_000).trying().ring();
+    early = early.progress_with_sdp(0);
+    let carrier_script = early
+        .press('5')
+        .pause(600)
+        .answer_own_media()
+        .pause(1_500)
+        .press('1')
+        .pause(1_000)
+        .hang_up()
+        .xml()
+        .replace("m=audio 0 ", "m=audio [media_port] ");
+    let carrier = Sipp::from_xml(&carrier_script)
+        .arg("-p")
+        .arg(carrier_port)
+        .spawn(srv.sip, "carrier");
+    let id = request_callback(&srv);
+    // Watch alice's media for the carrier's `5` (telephone-event 5).
+    let mut heard_five = false;
+    let until = Instant::now() + Duration::from_secs(12);
+    let mut buf = [0u8; 2048];
+    while Instant::now() < until && !heard_five {
+        if let Ok((n, _)) = rtp.recv_from(&mut buf) {
+            if let Ok(h) = ringback_media::rtp::parse(&buf[..n]) {
+                heard_five = h.pt == 101 && h.payload_len >= 4 && buf[h.payload_offset] == 5;
+            }
+        }
+    }
+    carrier.wait().assert_ok("carrier with early media");
+    alice.wait().assert_ok("alice's phone");
+    assert!(
+        heard_five,
+        "the agent heard the carrier's early media\n{}",
+        srv.log()
+    );
+    wait_completed(&srv, &id);
+}

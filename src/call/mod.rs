@@ -886,6 +886,11 @@ impl Call {
                     }
                 }
             }
+            // An UPDATE with an offer (RFC 3311) changes the session like a
+            // re-INVITE; one without is a session-timer refresh (RFC 4028).
+            rsip::Method::Update if !req.body.iter().all(u8::is_ascii_whitespace) => {
+                self.on_reinvite(key, req)
+            }
             rsip::Method::Update | rsip::Method::Options => self.respond(key, &req, 200),
             _ => {
                 let mut resp = message::make_response(&req, 405, None);

@@ -694,8 +694,9 @@ impl Call {
                 self.report_failure(&leg.agent, OfferFailure::Rejected);
                 Some(None)
             }
-            rsip::Method::Invite => {
-                // Hold/resume from the agent's phone.
+            rsip::Method::Invite | rsip::Method::Update => {
+                // Hold/resume, a new address or a session refresh from the
+                // agent's phone.
                 self.legs[i]
                     .leg
                     .on_reinvite(&self.ctx, &self.endpoint, key, &req);

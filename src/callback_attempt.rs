@@ -288,7 +288,7 @@ impl Attempt {
             QueueNotice::CancelOffer { agent } => {
                 if let Some((a, leg)) = self.agent.as_mut() {
                     if *a == agent && leg.hang_up(&self.ctx, &self.endpoint) {
-                        self.agent = None;
+                        self.end_agent_leg("ringback");
                     }
                 }
                 self.step = Step::Waiting;
@@ -461,7 +461,7 @@ impl Attempt {
                             agent: AgentId::from(agent.as_str()),
                         }),
                         LegEvent::Failed(code) => {
-                            self.agent = None;
+                            self.end_agent_leg("agent");
                             self.step = Step::Waiting;
                             if was_ringing {
                                 let reason = crate::outbound::offer_failure(code);
@@ -472,7 +472,7 @@ impl Attempt {
                                 });
                             }
                         }
-                        LegEvent::AnsweredTooLate => self.agent = None,
+                        LegEvent::AnsweredTooLate => self.end_agent_leg("ringback"),
                         LegEvent::Progress | LegEvent::EarlyMedia => {}
                     }
                 } else if let Some(leg) = self.customer.as_mut().filter(|l| l.call_id == call_id) {
@@ -488,7 +488,7 @@ impl Attempt {
             }
             SipInput::Timeout { key } => {
                 if self.customer.as_ref().is_some_and(|l| l.owns(&key)) {
-                    self.customer = None;
+                    self.end_customer_leg("customer");
                     // No answer at all from the trunk: the next one may work.
                     if self.next_trunk() {
                         return None;
@@ -498,7 +498,7 @@ impl Attempt {
                 if let Some((agent, leg)) = self.agent.as_ref() {
                     if leg.owns(&key) {
                         let agent = agent.clone();
-                        self.agent = None;
+                        self.end_agent_leg("agent");
                         self.step = Step::Waiting;
                         self.ctx.acd.input(Input::OfferFailed {
                             call: self.me(),
@@ -554,7 +554,7 @@ impl Attempt {
                 None
             }
             LegEvent::Failed(code) => {
-                self.customer = None;
+                self.end_customer_leg("customer");
                 if std::mem::take(&mut self.early_bridged) {
                     if let Some(s) = self.agent.as_ref().and_then(|(_, l)| l.stream.as_ref()) {
                         s.unbridge();
@@ -602,7 +602,8 @@ impl Attempt {
             rsip::Method::Bye => {
                 reply(200);
                 if is_agent {
-                    self.agent = None;
+                    // The leg is over: its record and routing end here (no BYE back).
+                    self.end_agent_leg("agent");
                     tracing::info!("agent hung up");
                     // Before the customer answered: back to the head of the line.
                     return Some(Outcome::Result(if self.step == Step::Bridged {
@@ -611,7 +612,7 @@ impl Attempt {
                         AttemptResult::AgentLost
                     }));
                 }
-                self.customer = None;
+                self.end_customer_leg("customer");
                 tracing::info!("customer hung up");
                 Some(Outcome::Result(match self.step {
                     Step::Bridged => AttemptResult::Completed,
@@ -656,11 +657,11 @@ impl Attempt {
         // Hang up whatever is still up.
         if let Some(mut c) = self.customer.take() {
             c.hang_up(&self.ctx, &self.endpoint);
-            self.leg_record(&c, "callback-customer", &self.cb.number.clone());
+            self.leg_record(&c, "callback-customer", &self.cb.number.clone(), "ringback");
         }
         if let Some((a, mut l)) = self.agent.take() {
             l.hang_up(&self.ctx, &self.endpoint);
-            self.leg_record(&l, "callback-agent", &a);
+            self.leg_record(&l, "callback-agent", &a, "ringback");
         }
         // Tell the ACD the call is over (or gone from the queue).
         match self.connected_agent.take() {
@@ -685,7 +686,24 @@ impl Attempt {
         });
     }
 
-    fn leg_record(&self, leg: &OutboundLeg, kind: &str, dialed: &str) {
+    /// The agent's leg is over (refused, timed out, hung up): record it.
+    fn end_agent_leg(&mut self, hangup_by: &str) {
+        if let Some((a, l)) = self.agent.take() {
+            self.leg_record(&l, "callback-agent", &a, hangup_by);
+        }
+    }
+
+    /// The customer's leg is over: record it.
+    fn end_customer_leg(&mut self, hangup_by: &str) {
+        if let Some(l) = self.customer.take() {
+            let number = self.cb.number.clone();
+            self.leg_record(&l, "callback-customer", &number, hangup_by);
+        }
+    }
+
+    /// Write a leg's call record and stop routing its Call-ID. `hangup_by`:
+    /// who ended it (`agent`, `customer`, or `ringback`).
+    fn leg_record(&self, leg: &OutboundLeg, kind: &str, dialed: &str, hangup_by: &str) {
         self.ctx.cdr.write(Cdr {
             call_id: leg.call_id.clone(),
             leg: kind.into(),
@@ -701,7 +719,7 @@ impl Attempt {
                 "not_answered"
             }
             .into(),
-            hangup_by: Some("ringback".into()),
+            hangup_by: Some(hangup_by.into()),
             queue: Some(self.cb.queue.clone()),
             ..Cdr::default()
         });

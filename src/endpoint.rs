@@ -22,10 +22,13 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use crate::acd_task::AcdCmd;
 use crate::admission::{Admission, Load, Refusal, WorstRecent};
+use crate::allow::{self, AllowList};
 use crate::call::{self, CallSetup};
 use crate::registrar::{Registrar, Secret};
 use crate::server::ServerCtx;
 use crate::tcp;
+
+mod did;
 
 /// Datagrams read per wake-up of the endpoint task before it flushes.
 const UDP_BURST: usize = 64;
@@ -151,9 +154,11 @@ pub enum TcpEvent {
 }
 
 /// A message refused before it reached the transaction layer.
-struct Rejected {
-    code: u16,
-    reason: String,
+enum Rejected {
+    /// Larger than `sip.max_message_bytes` (513).
+    TooLarge(String),
+    /// [`message::parse`] refused it; the error says how to answer.
+    Unparseable(message::ParseError),
 }
 
 /// Cheap handle for call tasks.
@@ -205,12 +210,9 @@ pub fn spawn(
     let local = udp.local_addr()?;
     let (tx, rx) = mpsc::unbounded_channel();
     let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
+    let tcp_limits = tcp::TcpLimits::from_config(&ctx.config);
     if let Some(listener) = tcp_listener {
-        tokio::spawn(tcp::accept_loop(
-            listener,
-            tcp_tx,
-            tcp::TcpLimits::from_config(&ctx.config),
-        ));
+        tokio::spawn(tcp::accept_loop(listener, tcp_tx.clone(), tcp_limits.clone()));
     }
     let handle = EndpointHandle { tx, local };
     let offered = ctx
@@ -221,9 +223,15 @@ pub fn spawn(
         .filter_map(|a| ringback_sip::auth::Algorithm::parse(a))
         .collect();
     let registrar = Registrar::new(&ctx.config.sip.realm, agent_secrets(&ctx.config), offered);
+    // Config::validate has checked it already; this cannot fail after that.
+    let allow = AllowList::parse(&ctx.config.sip.allow_from).map_err(anyhow::Error::msg)?;
+    if !allow.is_empty() {
+        tracing::info!(networks = ?ctx.config.sip.allow_from, "INVITE/REGISTER only from sip.allow_from");
+    }
     let ctx_limits = ctx.config.limits.clone();
     let ep = Endpoint {
         registrar,
+        allow,
         ctx,
         handle: handle.clone(),
         udp,
@@ -231,6 +239,8 @@ pub fn spawn(
         calls: HashMap::new(),
         owners: HashMap::new(),
         tcp_conns: HashMap::new(),
+        tcp_events: tcp_tx,
+        tcp_limits,
         shutting_down: false,
         admission: Admission::new(ctx_limits, Instant::now()),
         sip_delay: WorstRecent::default(),
@@ -251,8 +261,13 @@ struct Endpoint {
     /// Client transactions by owner Call-ID.
     owners: HashMap<TransactionKey, String>,
     tcp_conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    /// Where connections we open report, like accepted ones.
+    tcp_events: UnboundedSender<TcpEvent>,
+    tcp_limits: tcp::TcpLimits,
     shutting_down: bool,
     registrar: Registrar,
+    /// `sip.allow_from`: who may start calls and registrations.
+    allow: AllowList,
     admission: Admission,
     /// Worst receive-queue wait of SIP datagrams, recently.
     sip_delay: WorstRecent,
@@ -356,7 +371,8 @@ impl Endpoint {
     fn on_tcp(&mut self, ev: TcpEvent) {
         match ev {
             TcpEvent::Opened { peer, writer } => {
-                self.tcp_conns.insert(peer, writer);
+                // An outgoing connection is in the map since it was asked for.
+                self.tcp_conns.entry(peer).or_insert(writer);
             }
             TcpEvent::Closed { peer } => {
                 self.tcp_conns.remove(&peer);
@@ -371,23 +387,12 @@ impl Endpoint {
         }
         let size_limit = self.ctx.config.sip.max_message_bytes;
         let parsed = if bytes.len() > size_limit {
-            Err(Rejected {
-                code: 513,
-                reason: format!(
-                    "message of {} bytes exceeds the {size_limit}-byte limit",
-                    bytes.len()
-                ),
-            })
+            Err(Rejected::TooLarge(format!(
+                "message of {} bytes exceeds the {size_limit}-byte limit",
+                bytes.len()
+            )))
         } else {
-            message::parse(bytes).map_err(|e| Rejected {
-                // An unknown method is well-formed SIP we do not implement.
-                code: if matches!(e, message::ParseError::UnknownMethod(_)) {
-                    501
-                } else {
-                    400
-                },
-                reason: e.to_string(),
-            })
+            message::parse(bytes).map_err(Rejected::Unparseable)
         };
         match parsed {
             Ok(mut msg) => {
@@ -398,10 +403,24 @@ impl Endpoint {
                 self.layer
                     .handle_incoming(msg, src, transport, Instant::now());
             }
-            Err(Rejected { code, reason }) => {
-                tracing::warn!(%src, code, %reason, "SIP message rejected before parsing");
+            Err(rejected) => {
+                // 400 naming a missing header, 505 for another SIP version,
+                // 416 for a tel:/mailto: Request-URI, 501 for an unknown
+                // method; nothing when there is no top Via to answer by.
+                let (code, reason, resp) = match rejected {
+                    Rejected::TooLarge(reason) => {
+                        let resp = message::error_response(bytes, 513, &reason);
+                        (513, reason, resp)
+                    }
+                    Rejected::Unparseable(e) => (
+                        e.status(),
+                        e.reason(),
+                        message::error_response_for(bytes, &e),
+                    ),
+                };
+                tracing::warn!(%src, code, %reason, answered = resp.is_some(), "SIP message rejected before parsing");
                 crate::metrics::malformed();
-                if let Some(resp) = message::error_response(bytes, code, &reason) {
+                if let Some(resp) = resp {
                     self.send_raw(resp, src, transport);
                 }
             }
@@ -502,7 +521,15 @@ impl Endpoint {
                         self.tcp_conns.remove(&dest);
                     }
                 }
-                None => tracing::warn!(%dest, "no TCP connection to send on"),
+                None => {
+                    // No connection to this peer yet (a trunk, or a phone
+                    // whose connection closed): open one (RFC 3261 §18.1.1);
+                    // what is sent meanwhile waits in its queue.
+                    let writer = tcp::connect(dest, self.tcp_events.clone(), self.tcp_limits.clone());
+                    if writer.send(bytes).is_ok() {
+                        self.tcp_conns.insert(dest, writer);
+                    }
+                }
             },
         }
     }
@@ -565,6 +592,18 @@ impl Endpoint {
     ) {
         let call_id = message::call_id(&req).unwrap_or_default();
         let has_to_tag = message::to_tag(&req).is_some();
+        if allow::screened(&req.method, has_to_tag) && !self.allow.permits(source.ip()) {
+            // sip.allow_from: before admission, dialplan or digest work.
+            // No Warning: a scanner learns nothing from the refusal.
+            if req.method == rsip::Method::Invite {
+                crate::metrics::rejected("not_allowed");
+            } else {
+                crate::metrics::refused("not_allowed");
+            }
+            tracing::debug!(%source, method = %req.method, "request from outside sip.allow_from refused");
+            self.reject(&key, &req, 403, None);
+            return;
+        }
         match req.method {
             rsip::Method::Invite if !has_to_tag => {
                 if self.calls.contains_key(&call_id) {
@@ -668,6 +707,63 @@ impl Endpoint {
         })
     }
 
+    /// Carrier DIDs (see [`did`]): when the number that selects the dialplan
+    /// is not the Request-URI user (a trunk delivering `sip:trunkuser@…`
+    /// with the DID in `To`, or `+1-555-0100` for a plan that answers
+    /// `+15550100`), the INVITE's Request-URI user is set to that number
+    /// before admission, so the dialplan lookup, the call's logs and the
+    /// CDR's `dialed` column all carry the DID. With no plan answering
+    /// either user the request is left alone (catch-all, or 404).
+    fn select_did(&self, req: &mut rsip::Request, call_id: &str) {
+        let snapshot = self.ctx.snapshot();
+        // Fast path, the usual case: a plan lists the Request-URI user.
+        if let Some(user) = req.uri.auth.as_ref().map(|a| a.user.as_str()) {
+            let listed = |p: &ringback_dialplan::Dialplan| p.numbers.iter().any(|n| n == user);
+            if user != "*" && snapshot.plans.for_number(user).is_some_and(|p| listed(&p)) {
+                return;
+            }
+        }
+        let numbers: Vec<&str> = snapshot
+            .plans
+            .plans()
+            .flat_map(|p| p.numbers.iter().map(String::as_str))
+            .collect();
+        let ruri_user = req.uri.auth.as_ref().map(|a| a.user.clone());
+        let to_user = req
+            .to_header()
+            .ok()
+            .and_then(|h| h.typed().ok())
+            .and_then(|t| t.uri.auth.map(|a| a.user));
+        let Some(chosen) = did::select(
+            numbers.iter().copied(),
+            ruri_user.as_deref(),
+            to_user.as_deref(),
+        ) else {
+            return;
+        };
+        if ruri_user.as_deref() == Some(chosen.number.as_str()) {
+            return;
+        }
+        tracing::info!(
+            %call_id,
+            request_uri_user = ruri_user.as_deref().unwrap_or(""),
+            to_user = to_user.as_deref().unwrap_or(""),
+            number = %chosen.number,
+            source = ?chosen.source,
+            exact = chosen.exact,
+            "dialplan selected by DID"
+        );
+        match req.uri.auth.as_mut() {
+            Some(auth) => auth.user = chosen.number,
+            None => {
+                req.uri.auth = Some(rsip::Auth {
+                    user: chosen.number,
+                    password: None,
+                })
+            }
+        }
+    }
+
     fn options_response(&self, req: &rsip::Request) -> rsip::Response {
         // Final responses outside a dialog carry a To tag (RFC 3261 §8.2.6.2).
         let mut resp = message::make_response(req, 200, Some(&message::new_tag()));
@@ -742,6 +838,10 @@ impl Endpoint {
             return;
         }
         let feature = self.feature_code(&req, source);
+        let mut req = req;
+        if feature.is_none() {
+            self.select_did(&mut req, &call_id);
+        }
         let admitted = match call::admit(&self.ctx, &req, feature) {
             Ok(a) => a,
             Err(rej) => {

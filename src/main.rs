@@ -6,6 +6,7 @@
 
 mod acd_task;
 mod admission;
+mod allow;
 mod api;
 mod call;
 mod callback_attempt;
@@ -20,6 +21,8 @@ mod registrar;
 mod server;
 mod store;
 mod tcp;
+mod trunk;
+mod trunk_registration;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

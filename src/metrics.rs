@@ -105,10 +105,41 @@ pub fn active_calls(n: usize) {
     CALLS_ACTIVE.store(n as u64, Relaxed);
 }
 
+/// Registration state of trunks with `register = true`, by trunk name.
+static TRUNK_UP: Mutex<BTreeMap<String, bool>> = Mutex::new(BTreeMap::new());
+
+/// Set `ringback_trunk_up{trunk}`: 1 while the carrier holds our
+/// registration, 0 otherwise.
+pub fn trunk_up(trunk: &str, up: bool) {
+    TRUNK_UP
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(trunk.to_string(), up);
+}
+
 /// Prometheus text exposition of every counter.
 pub fn render() -> String {
     let mut out = String::new();
     render_counters(&mut out);
+    let trunks: Vec<(String, f64)> = TRUNK_UP
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+        .map(|(name, up)| {
+            (
+                format!("trunk=\"{}\"", label_value(name)),
+                f64::from(u8::from(*up)),
+            )
+        })
+        .collect();
+    if !trunks.is_empty() {
+        gauge(
+            &mut out,
+            "trunk_up",
+            "Whether a registering trunk is registered with its carrier (1) or not (0).",
+            &trunks,
+        );
+    }
     let m = LABELED.lock().unwrap_or_else(|p| p.into_inner());
     let mut last = "";
     for ((metric, labels), v) in m.iter() {
@@ -127,6 +158,14 @@ pub fn render() -> String {
         let _ = writeln!(out, "ringback_{metric}{{{labels}}} {v}");
     }
     out
+}
+
+/// A label value with backslashes, quotes and newlines escaped (Prometheus
+/// text format).
+fn label_value(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Write one gauge with a HELP/TYPE header and labelled samples.

@@ -266,6 +266,9 @@ impl OutboundLeg {
             .open_stream(port, None, neg.codec, neg.pt, neg.dtmf_pt, media)
             .map_err(|e| e.to_string())?;
         stream.apply_negotiation(&neg);
+        if self.inband_dtmf {
+            stream.set_inband_dtmf(true);
+        }
         self.stream = Some(stream);
         Ok(true)
     }

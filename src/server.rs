@@ -371,6 +371,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let (ep, _ep_task) = endpoint::spawn(Arc::clone(&ctx), udp, tcp)?;
     let _ = ctx.endpoint.set(ep.clone());
     let _ = ctx_cell.set(Arc::clone(&ctx));
+    crate::trunk_registration::spawn(Arc::clone(&ctx), ep.clone());
     let api_addr = if ctx.config.api.enabled {
         let listener = tokio::net::TcpListener::bind(ctx.config.api.listen)
             .await

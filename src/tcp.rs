@@ -138,15 +138,59 @@ pub async fn accept_loop(
     }
 }
 
+/// Open a connection to `peer` (a trunk, or a phone whose connection is
+/// gone). Returns the writer at once: messages queue until the connection
+/// is up and are then sent in order. The connection then behaves like an
+/// accepted one (same framing, limits and events); if it cannot be opened,
+/// `Closed` is reported and the transactions time out.
+pub fn connect(
+    peer: SocketAddr,
+    events: UnboundedSender<TcpEvent>,
+    limits: TcpLimits,
+) -> UnboundedSender<Vec<u8>> {
+    let (wtx, wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = wtx.clone();
+    tokio::spawn(async move {
+        let connecting = tokio::time::timeout(limits.message, TcpStream::connect(peer)).await;
+        match connecting {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                tracing::debug!(%peer, "SIP TCP connection opened");
+                connection_with(stream, peer, events, limits, wtx, wrx).await;
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "cannot open SIP TCP connection");
+                let _ = events.send(TcpEvent::Closed { peer });
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "SIP TCP connection timed out");
+                let _ = events.send(TcpEvent::Closed { peer });
+            }
+        }
+    });
+    writer
+}
+
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
     events: UnboundedSender<TcpEvent>,
     limits: TcpLimits,
 ) {
+    let (wtx, wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+    connection_with(stream, peer, events, limits, wtx, wrx).await;
+}
+
+async fn connection_with(
+    stream: TcpStream,
+    peer: SocketAddr,
+    events: UnboundedSender<TcpEvent>,
+    limits: TcpLimits,
+    wtx: UnboundedSender<Vec<u8>>,
+    mut wrx: mpsc::UnboundedReceiver<Vec<u8>>,
+) {
     let max_message = limits.max_message;
     let (mut rd, mut wr) = stream.into_split();
-    let (wtx, mut wrx) = mpsc::unbounded_channel::<Vec<u8>>();
     if events
         .send(TcpEvent::Opened {
             peer,

@@ -51,6 +51,7 @@ pub fn router(ctx: Arc<ServerCtx>) -> Router {
         .route("/api/v1/agents", get(list_agents))
         .route("/api/v1/agents/{id}/{action}", post(agent_action))
         .route("/api/v1/queues", get(list_queues))
+        .route("/api/v1/trunks", get(list_trunks))
         .route(
             "/api/v1/callbacks",
             post(create_callback).get(list_callbacks),
@@ -454,6 +455,17 @@ async fn list_queues(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> R
     json_response(
         StatusCode::OK,
         json!({ "queues": queues_json(&queues, true) }),
+    )
+}
+
+/// `GET /api/v1/trunks`: every trunk with its registration state.
+async fn list_trunks(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap) -> Response {
+    if let Some(r) = check_token(&ctx, &headers) {
+        return r;
+    }
+    json_response(
+        StatusCode::OK,
+        json!({ "trunks": crate::trunk_registration::snapshot(&ctx.config) }),
     )
 }
 

@@ -18,6 +18,7 @@ use ringback_media::prompt::Prompt;
 use ringback_media::sdp::{self, Negotiated, RemoteSdp};
 use ringback_sip::dialog::Dialog;
 use ringback_sip::message::{self, ViaSpec};
+use ringback_sip::session_timer;
 use ringback_sip::transaction::{TransactionKey, TransportKind};
 use rsip::prelude::*;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
@@ -252,6 +253,10 @@ struct Call {
     bridged_at: Option<Instant>,
     /// The caller reached the queue by pressing 0 (zero-out).
     zero_out: bool,
+    /// Session timer (RFC 4028) refreshed by us: how often we send UPDATE.
+    refresh_every: Option<Duration>,
+    /// When our next session refresh is due.
+    refresh_at: Option<Instant>,
 }
 
 /// Run one call to its end.
@@ -369,7 +374,23 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         session_id,
         1,
     );
+    let timer = session_timer::answer(&invite, session_timer::MIN_SE);
+    if let session_timer::TimerAnswer::TooSmall { .. } = timer {
+        let mut resp = message::make_response(&invite, 422, Some(&local_tag));
+        for (name, value) in timer.headers() {
+            resp.headers.push(message::make_header(name, &value));
+        }
+        endpoint.send(EndpointCmd::Respond {
+            key,
+            response: resp,
+        });
+        finish_early(&mut cdr, "failed", 422);
+        return;
+    }
     let mut ok = message::make_response(&invite, 200, Some(&local_tag));
+    for (name, value) in timer.headers() {
+        ok.headers.push(message::make_header(name, &value));
+    }
     ok.headers
         .push(rsip::headers::Contact::new(format!("<{contact_uri}>")).into());
     ok.headers.push(rsip::headers::Allow::new(ALLOW).into());
@@ -440,6 +461,10 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         hangup_after: None,
         bridged_at: None,
         zero_out: false,
+        refresh_every: timer.our_refresh_secs().map(|s| Duration::from_secs(u64::from(s))),
+        refresh_at: timer
+            .our_refresh_secs()
+            .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
     };
     call.pending.push_back(Event::Started(CallInfo {
         caller,
@@ -532,14 +557,33 @@ impl Call {
             Phase::Bridged { .. } | Phase::Ivr => None,
             Phase::Transferring { deadline, .. } => Some(*deadline),
         };
-        match (self.timer, phase_deadline) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.timer, phase_deadline, self.refresh_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Our session refresh (RFC 4028 §10, `refresher=uas`): an UPDATE
+    /// without a body keeps the session alive at the caller's side.
+    fn refresh_session(&mut self, now: Instant) {
+        let Some(every) = self.refresh_every else {
+            return;
+        };
+        self.refresh_at = Some(now + every);
+        let mut update = self.dialog.make_request(rsip::Method::Update, &self.via());
+        update.headers.push(message::make_header(
+            "Session-Expires",
+            &format!("{};refresher=uas", every.as_secs() * 2),
+        ));
+        tracing::debug!("session refresh (UPDATE)");
+        self.send_request(update);
     }
 
     fn on_deadline(&mut self) -> Option<Ending> {
         let now = Instant::now();
+        if self.refresh_at.is_some_and(|t| t <= now) {
+            self.refresh_session(now);
+        }
         if self.timer.is_some_and(|t| t <= now) {
             self.timer = None;
             self.pending.push_back(Event::Timeout);
@@ -891,7 +935,15 @@ impl Call {
             rsip::Method::Update if !req.body.iter().all(u8::is_ascii_whitespace) => {
                 self.on_reinvite(key, req)
             }
-            rsip::Method::Update | rsip::Method::Options => self.respond(key, &req, 200),
+            rsip::Method::Update => {
+                let mut ok = message::make_response(&req, 200, None);
+                // A refresh: confirm the interval it asked for.
+                for (name, value) in session_timer::answer(&req, session_timer::MIN_SE).headers() {
+                    ok.headers.push(message::make_header(name, &value));
+                }
+                self.endpoint.send(EndpointCmd::Respond { key, response: ok });
+            }
+            rsip::Method::Options => self.respond(key, &req, 200),
             _ => {
                 let mut resp = message::make_response(&req, 405, None);
                 resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
@@ -932,6 +984,11 @@ impl Call {
                 );
                 self.offer_answer = (offer, neg);
                 let mut ok = message::make_response(&req, 200, None);
+                for (name, value) in
+                    session_timer::answer(&req, session_timer::MIN_SE).headers()
+                {
+                    ok.headers.push(message::make_header(name, &value));
+                }
                 ok.headers.push(
                     rsip::headers::Contact::new(format!(
                         "<{}>",

@@ -11,8 +11,11 @@
 //!   `Route`, `Record-Route` and `Contact` lists) before `rsip` sees it, enforces the
 //!   `Content-Length` rules of RFC 3261 §18.3 and validates the mandatory headers so that the
 //!   transaction and dialog layers can rely on them.
-//! * [`bad_request`] / [`error_response`] answer requests that could not be parsed, using a
-//!   purely textual extraction of the headers a response needs.
+//! * [`error_response_for`] (and [`bad_request`] / [`error_response`]) answer requests that
+//!   could not be parsed, using a purely textual extraction of the headers a response needs:
+//!   `400 Missing Call-ID`, `505` for another SIP version, `416` for a Request-URI scheme other
+//!   than `sip`/`sips`, `501` for an unknown method. Only a request whose top `Via` can be read
+//!   is answered; without one a response cannot be routed.
 //! * [`frame_stream`] finds message boundaries on TCP (RFC 3261 §18.3) and the CRLF keep-alives
 //!   of RFC 5626 §4.4.1.
 //! * [`to_bytes`] is the only serializer: it writes standard reason phrases and a correct
@@ -45,6 +48,19 @@ pub enum ParseError {
     /// The request or status line is not `METHOD URI SIP/2.0` / `SIP/2.0 CODE REASON`.
     #[error("malformed start line: {0}")]
     StartLine(String),
+    /// A request line that names a SIP version other than 2.0 (`SIP/3.0`). Answered with
+    /// `505 Version Not Supported` (RFC 3261 §8.2 / §21.5.7).
+    #[error("unsupported SIP version {0}")]
+    UnsupportedVersion(String),
+    /// The Request-URI is not a URI (`@@:;;<>`, `sip:` without a host, a space, a bad `%`
+    /// escape). Answered with `400`.
+    #[error("malformed Request-URI: {0}")]
+    RequestUri(String),
+    /// A well-formed Request-URI whose scheme ringback does not serve (`tel:`, `mailto:`,
+    /// `urn:` …; only `sip` and `sips` are). Answered with `416 Unsupported URI Scheme`
+    /// (RFC 3261 §8.2.2.1).
+    #[error("unsupported Request-URI scheme {0}")]
+    UnsupportedScheme(String),
     /// A syntactically fine request whose method `rsip` cannot represent. The shell should
     /// answer it with `501 Not Implemented` through [`error_response`].
     #[error("unsupported method {0}")]
@@ -83,6 +99,31 @@ impl ParseError {
     /// Short human reason (same as `Display`), for `Warning` headers and logs.
     pub fn reason(&self) -> String {
         self.to_string()
+    }
+
+    /// Status code a request that failed this way is answered with: `501` for an unknown
+    /// method, `505` for another SIP version, `416` for an unsupported Request-URI scheme,
+    /// `400` otherwise. (Whether an answer is possible at all is up to [`error_response_for`].)
+    pub fn status(&self) -> u16 {
+        match self {
+            ParseError::UnknownMethod(_) => 501,
+            ParseError::UnsupportedVersion(_) => 505,
+            ParseError::UnsupportedScheme(_) => 416,
+            _ => 400,
+        }
+    }
+
+    /// Reason phrase for that response. RFC 3261 §21.4.1 lets a 400 say what is wrong in its
+    /// phrase, so a missing mandatory header is named (`Missing Call-ID`) and an invalid one
+    /// too (`Invalid CSeq`); everything else gets the standard phrase. The details go into a
+    /// `Warning` header.
+    pub fn response_phrase(&self) -> String {
+        match self {
+            ParseError::MissingHeader(name) => format!("Missing {name}"),
+            ParseError::InvalidHeader { name, .. } => format!("Invalid {name}"),
+            ParseError::RequestUri(_) => "Invalid Request-URI".into(),
+            other => reason_phrase(other.status()).into(),
+        }
     }
 }
 
@@ -360,7 +401,10 @@ fn is_list_header(name: &str) -> bool {
 /// Validation: top `Via` parses and (requests) has a branch, `From`/`To` parse as typed
 /// headers, `Call-ID` is present and non-empty, `CSeq` parses and its method equals the request
 /// method. `Max-Forwards` may be absent. Requests whose method `rsip` does not know yield
-/// [`ParseError::UnknownMethod`].
+/// [`ParseError::UnknownMethod`]; a request line with another SIP version
+/// [`ParseError::UnsupportedVersion`] (`sip/2.0` in lower case is 2.0); a Request-URI that is
+/// not a URI [`ParseError::RequestUri`], one with a scheme other than `sip`/`sips`
+/// [`ParseError::UnsupportedScheme`]. [`ParseError::status`] says how to answer each.
 pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     let sec = sections(bytes);
     if sec.head_start >= bytes.len() {
@@ -369,7 +413,7 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     let head = bytes.get(sec.head_start..sec.head_end).unwrap_or_default();
     let text = std::str::from_utf8(head).map_err(|_| ParseError::NotUtf8)?;
     let lexed = lex_head(text)?;
-    let is_request = check_start_line(&lexed.start_line)?;
+    let (is_request, start_line) = check_start_line(&lexed.start_line)?;
 
     // Content-Length handling.
     let body_all = bytes.get(sec.body_start..).unwrap_or_default();
@@ -405,7 +449,7 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
 
     // Rebuild a canonical header section for rsip.
     let mut canon = String::with_capacity(text.len() + 64);
-    canon.push_str(&lexed.start_line);
+    canon.push_str(&start_line);
     canon.push_str("\r\n");
     for (name, value) in &lexed.headers {
         let tightened;
@@ -440,37 +484,110 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     Ok(msg)
 }
 
-/// Returns whether the start line is a request line. Unknown methods are reported as such.
-fn check_start_line(line: &str) -> Result<bool, ParseError> {
+/// `SIP/1*DIGIT "." 1*DIGIT`, case-insensitively (RFC 3261 §7.1): `Some(true)` for 2.0,
+/// `Some(false)` for another version, `None` when it is not a SIP version at all.
+fn sip_version(token: &str) -> Option<bool> {
+    let prefix = token.get(..4)?;
+    if !prefix.eq_ignore_ascii_case("SIP/") {
+        return None;
+    }
+    let (major, minor) = token.get(4..)?.split_once('.')?;
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(major) || !digits(minor) {
+        return None;
+    }
+    Some(major.trim_start_matches('0') == "2" && minor.trim_start_matches('0').is_empty())
+}
+
+/// Checks the start line; returns whether it is a request line, and the line with its version
+/// written as `SIP/2.0` (the version is case-insensitive, `rsip` only reads upper case).
+///
+/// Order of the request checks: version (`505`), method syntax, unknown method (`501`), then
+/// the Request-URI (`400` / `416`).
+fn check_start_line(line: &str) -> Result<(bool, String), ParseError> {
     let bad = || ParseError::StartLine(truncate_for_reason(line));
-    let mut parts = line.splitn(3, ' ');
-    let first = parts.next().unwrap_or_default();
-    let second = parts.next().ok_or_else(bad)?;
-    let third = parts.next().ok_or_else(bad)?;
+    let (first, rest) = line.split_once(' ').ok_or_else(bad)?;
     if first
         .get(..4)
         .is_some_and(|p| p.eq_ignore_ascii_case("SIP/"))
     {
-        if first != "SIP/2.0" {
+        let (code, reason) = rest.split_once(' ').ok_or_else(bad)?;
+        if sip_version(first) != Some(true) {
             return Err(bad());
         }
-        let code: u16 = second.parse().map_err(|_| bad())?;
-        if !(100..=699).contains(&code) || second.len() != 3 {
+        let n: u16 = code.parse().map_err(|_| bad())?;
+        if !(100..=699).contains(&n) || code.len() != 3 {
             return Err(bad());
         }
-        Ok(false)
+        Ok((false, format!("SIP/2.0 {code} {reason}")))
     } else {
-        if third != "SIP/2.0" || second.is_empty() || second.contains(' ') {
-            return Err(bad());
+        let (uri, version) = rest.rsplit_once(' ').ok_or_else(bad)?;
+        match sip_version(version) {
+            None => return Err(bad()),
+            Some(false) => {
+                return Err(ParseError::UnsupportedVersion(truncate_for_reason(version)))
+            }
+            Some(true) => {}
         }
-        if first.is_empty() || !first.chars().all(is_token_char) {
+        if first.is_empty() || !first.chars().all(is_token_char) || uri.is_empty() {
             return Err(bad());
         }
         if first.parse::<Method>().is_err() {
             return Err(ParseError::UnknownMethod(truncate_for_reason(first)));
         }
-        Ok(true)
+        check_request_uri(uri)?;
+        Ok((true, format!("{first} {uri} SIP/2.0")))
     }
+}
+
+/// RFC 3261 §25.1 `absoluteURI` characters (`uric` of RFC 2396 plus `[`/`]` for IPv6 hosts),
+/// `%` only as a `%HH` escape. `#` is tolerated: phones put feature codes such as `*67#`
+/// unescaped in the user part.
+fn uri_chars_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        if c == b'%' {
+            let hex = |j: usize| b.get(j).is_some_and(u8::is_ascii_hexdigit);
+            if !hex(i + 1) || !hex(i + 2) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(c.is_ascii_alphanumeric() || b"-_.!~*'();/?:@&=+$,[]#".contains(&c)) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A Request-URI must be a URI (`scheme ":" …`, RFC 3261 §25.1); ringback serves `sip` and
+/// `sips` URIs with a host. Anything else that is a well-formed URI (`tel:+15550100`,
+/// `mailto:…`) is [`ParseError::UnsupportedScheme`]; what is not a URI at all is
+/// [`ParseError::RequestUri`].
+fn check_request_uri(uri: &str) -> Result<(), ParseError> {
+    let bad = || ParseError::RequestUri(truncate_for_reason(uri));
+    if uri.contains(' ') {
+        return Err(bad());
+    }
+    let (scheme, rest) = uri.split_once(':').ok_or_else(bad)?;
+    let mut chars = scheme.chars();
+    let scheme_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    if !scheme_ok || rest.is_empty() || !uri_chars_ok(rest) {
+        return Err(bad());
+    }
+    if !(scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips")) {
+        return Err(ParseError::UnsupportedScheme(scheme.to_ascii_lowercase()));
+    }
+    let parsed = rsip::Uri::try_from(uri).map_err(|_| bad())?;
+    let host = parsed.host_with_port.host.to_string();
+    if !matches!(parsed.scheme, Some(rsip::Scheme::Sip | rsip::Scheme::Sips)) || host.is_empty() {
+        return Err(bad());
+    }
+    Ok(())
 }
 
 fn validate(msg: &SipMessage) -> Result<(), ParseError> {
@@ -574,19 +691,35 @@ pub fn is_keepalive(datagram: &[u8]) -> bool {
 
 /// Build a `400 Bad Request` for raw bytes that [`parse`] rejected, if that is possible.
 ///
-/// RFC 3261 says to drop unparseable messages silently, except that a request whose headers
-/// needed for a response are intact SHOULD get a 400 (§8.2.2 / §16.3). The needed headers (all
-/// `Via`s, `From`, `To`, `Call-ID`, `CSeq`) are extracted textually, without `rsip`, so this
-/// works precisely on what `rsip` could not parse. Returns `None` for responses, for `ACK`
-/// (never answered), and when any of those headers is missing. The reason is carried in a
-/// `Warning: 399` header. Send the bytes back to the packet's source address.
+/// RFC 3261 says to drop unparseable messages silently, except that a request that can still
+/// be answered SHOULD get a 400 (§8.2.2 / §16.3 / §21.4.1). The headers a response copies
+/// (all `Via`s, `From`, `To`, `Call-ID`, `CSeq`) are extracted textually, without `rsip`, so
+/// this works precisely on what `rsip` could not parse. Those that are absent are left out
+/// (that is what `400 Missing Call-ID` is for), but the top `Via` is required: without it a
+/// response cannot be routed. Returns `None` for responses, for `ACK` (never answered), for a
+/// start line that is not `METHOD URI SIP/x.y`, without a readable top `Via`, and when one of
+/// the copied headers is present but cannot be echoed faithfully (not UTF-8, control
+/// characters). The reason is carried in a `Warning: 399` header. Send the bytes back to the
+/// packet's source address.
 pub fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
     error_response(raw, 400, reason)
 }
 
-/// Like [`bad_request`] with any status code, e.g. `501` for [`ParseError::UnknownMethod`] or
-/// `413`/`513` for oversized messages.
+/// Like [`bad_request`] with any status code (and its standard reason phrase), e.g. `413`/`513`
+/// for oversized messages.
 pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
+    build_error_response(raw, code, reason_phrase(code), reason)
+}
+
+/// The answer to a request that [`parse`] rejected with `err`: [`ParseError::status`] with
+/// [`ParseError::response_phrase`] (`400 Missing Call-ID`, `505 Version Not Supported`,
+/// `416 Unsupported URI Scheme`, `501 Not Implemented` …) and the error text in a `Warning`
+/// header. `None` when nothing can be answered; see [`bad_request`].
+pub fn error_response_for(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
+    build_error_response(raw, err.status(), &err.response_phrase(), &err.reason())
+}
+
+fn build_error_response(raw: &[u8], code: u16, phrase: &str, reason: &str) -> Option<Vec<u8>> {
     if !(300..=699).contains(&code) {
         return None;
     }
@@ -606,9 +739,8 @@ pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     if method.is_empty() || !method.chars().all(is_token_char) || method == "ACK" {
         return None;
     }
-    if !start.ends_with("SIP/2.0") {
-        return None;
-    }
+    // Any SIP version: `SIP/3.0` requests get their 505.
+    start.rsplit(' ').next().and_then(sip_version)?;
     let mut headers: Vec<(String, String)> = Vec::new();
     for line in lines {
         if line.starts_with(' ') || line.starts_with('\t') {
@@ -632,41 +764,68 @@ pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let mut vias = Vec::new();
     let (mut from, mut to, mut call_id, mut cseq) = (None, None, None, None);
     for (name, value) in &headers {
-        if !usable(value) {
-            continue;
-        }
-        if name.eq_ignore_ascii_case("Via") {
+        let slot = if name.eq_ignore_ascii_case("Via") {
+            // Every Via is copied (§8.2.6.2): one that cannot be is as bad as none.
+            if !usable(value) {
+                return None;
+            }
             vias.extend(split_header_list(value));
-        } else if name.eq_ignore_ascii_case("From") && from.is_none() {
-            from = Some(value.clone());
-        } else if name.eq_ignore_ascii_case("To") && to.is_none() {
-            to = Some(value.clone());
-        } else if name.eq_ignore_ascii_case("Call-ID") && call_id.is_none() {
-            call_id = Some(value.clone());
-        } else if name.eq_ignore_ascii_case("CSeq") && cseq.is_none() {
-            cseq = Some(value.clone());
+            continue;
+        } else if name.eq_ignore_ascii_case("From") {
+            &mut from
+        } else if name.eq_ignore_ascii_case("To") {
+            &mut to
+        } else if name.eq_ignore_ascii_case("Call-ID") {
+            &mut call_id
+        } else if name.eq_ignore_ascii_case("CSeq") {
+            &mut cseq
+        } else {
+            continue;
+        };
+        if slot.is_none() {
+            // Present but not echoable: answering without it would mislead; drop.
+            if !usable(value) {
+                return None;
+            }
+            *slot = Some(value.clone());
         }
     }
-    if vias.is_empty() {
-        return None;
+    // The response goes where the top Via says (§18.2.2): it must be readable.
+    ViaParts::parse(vias.first()?)?;
+    if let Some(to) = to.as_mut() {
+        if name_addr_param(to, "tag").is_none() {
+            to.push_str(";tag=");
+            to.push_str(&new_tag());
+        }
     }
-    let (from, mut to, call_id, cseq) = (from?, to?, call_id?, cseq?);
-    if name_addr_param(&to, "tag").is_none() {
-        to.push_str(";tag=");
-        to.push_str(&new_tag());
-    }
-    let warning: String = reason
-        .chars()
-        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
-        .take(200)
-        .collect();
-    let mut out = format!("SIP/2.0 {} {}\r\n", code, reason_phrase(code));
+    let clean = |s: &str, n: usize| -> String {
+        s.chars()
+            .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+            .take(n)
+            .collect()
+    };
+    let phrase = match clean(phrase, 80) {
+        p if p.trim().is_empty() => reason_phrase(code).to_string(),
+        p => p,
+    };
+    let warning = clean(reason, 200);
+    let mut out = format!("SIP/2.0 {code} {phrase}\r\n");
     for v in &vias {
         let _ = write!(out, "Via: {v}\r\n");
     }
+    for (name, value) in [
+        ("From", &from),
+        ("To", &to),
+        ("Call-ID", &call_id),
+        ("CSeq", &cseq),
+    ] {
+        if let Some(v) = value {
+            let _ = write!(out, "{name}: {v}\r\n");
+        }
+    }
     let _ = write!(
         out,
-        "From: {from}\r\nTo: {to}\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nWarning: 399 ringback \"{warning}\"\r\nContent-Length: 0\r\n\r\n"
+        "Warning: 399 ringback \"{warning}\"\r\nContent-Length: 0\r\n\r\n"
     );
     Some(out.into_bytes())
 }

@@ -201,7 +201,7 @@ impl OutgoingInvite {
             return InviteEvent::Nothing;
         }
         self.provisional = true;
-        let mut fresh = code != 100;
+        let mut fresh = true;
         if code != 100 {
             if let Some(rseq) = reliable_rseq(resp) {
                 fresh = self.prack(resp, rseq);
@@ -318,6 +318,8 @@ impl OutgoingInvite {
                 sdp: resp.body.clone(),
             }
         } else {
+            // Answered while our CANCEL was on its way: end it with BYE.
+            self.phase = Phase::Answered;
             self.hang_up();
             InviteEvent::AnsweredTooLate
         }

@@ -229,16 +229,23 @@ Content-Length: 0\r\n\r\n"
     let no_tag = raw.replace(";tag=existing", "");
     let out = String::from_utf8(bad_request(no_tag.as_bytes(), "x").unwrap()).unwrap();
     assert!(out.contains("To: <sip:100@ivr>;tag="));
-    // Responses, ACKs and requests missing needed headers get nothing.
+    // Responses, ACKs and requests without a usable top Via get nothing.
     assert_eq!(bad_request(b"SIP/2.0 200 OK\r\nVia: x\r\n\r\n", "x"), None);
     assert_eq!(
         bad_request(raw.replace("INVITE", "ACK").as_bytes(), "x"),
         None
     );
-    assert_eq!(
-        bad_request(raw.replace("i: call-1\r\n", "").as_bytes(), "x"),
-        None
-    );
+    let no_via: String = raw
+        .split_inclusive("\r\n")
+        .filter(|l| !l.starts_with("v:") && !l.starts_with("Via:"))
+        .collect();
+    assert_eq!(bad_request(no_via.as_bytes(), "x"), None);
+    // A missing Call-ID is left out rather than invented.
+    let out =
+        String::from_utf8(bad_request(raw.replace("i: call-1\r\n", "").as_bytes(), "x").unwrap())
+            .unwrap();
+    assert!(!out.contains("Call-ID"), "{out}");
+    assert!(out.contains("CSeq: 1 INVITE\r\n"), "{out}");
     // 501 for unknown methods.
     let out = error_response(raw.replace("INVITE", "FOO").as_bytes(), 501, "unknown").unwrap();
     assert!(out.starts_with(b"SIP/2.0 501 Not Implemented\r\n"));
@@ -526,4 +533,202 @@ fn random_mutations_never_panic() {
         }
         let _ = frame_stream(&m, 2048);
     }
+}
+
+/// The OPTIONS every error-response test starts from.
+const OPTIONS: &str = "OPTIONS sip:100@ivr.example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKopt1;rport\r\n\
+Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKproxy\r\n\
+From: <sip:alice@example.com>;tag=f1\r\n\
+To: <sip:100@ivr.example.com>\r\n\
+Call-ID: opt-1@example.com\r\n\
+CSeq: 7 OPTIONS\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n";
+
+fn without(raw: &str, header: &str) -> String {
+    raw.split_inclusive("\r\n")
+        .filter(|l| !l.starts_with(&format!("{header}:")))
+        .collect()
+}
+
+fn answer(raw: &str) -> (ParseError, Option<String>) {
+    let err = parse(raw.as_bytes()).expect_err("must not parse");
+    let resp = error_response_for(raw.as_bytes(), &err).map(|b| String::from_utf8(b).unwrap());
+    (err, resp)
+}
+
+#[test]
+fn missing_mandatory_header_gets_400_naming_it_with_the_rest_copied() {
+    for name in ["Call-ID", "CSeq", "From", "To"] {
+        let (err, resp) = answer(&without(OPTIONS, name));
+        assert_eq!(err, ParseError::MissingHeader(name));
+        assert_eq!(err.status(), 400);
+        let resp = resp.unwrap_or_else(|| panic!("no answer without {name}"));
+        assert!(
+            resp.starts_with(&format!("SIP/2.0 400 Missing {name}\r\n")),
+            "{resp}"
+        );
+        // Both Vias in order, then whatever else exists.
+        assert!(resp.contains(
+            "Via: SIP/2.0/UDP 192.0.2.10:5062;branch=z9hG4bKopt1;rport\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKproxy\r\n"
+        ));
+        for (other, value) in [
+            ("From", "<sip:alice@example.com>;tag=f1"),
+            ("To", "<sip:100@ivr.example.com>;tag="),
+            ("Call-ID", "opt-1@example.com"),
+            ("CSeq", "7 OPTIONS"),
+        ] {
+            let line = format!("\r\n{other}: {value}");
+            assert_eq!(resp.contains(&line), other != name, "{name}: {resp}");
+        }
+        assert!(resp.contains("Warning: 399 ringback \"missing mandatory header"));
+        assert_eq!(
+            frame_stream(resp.as_bytes(), 4096),
+            Frame::Message(resp.len())
+        );
+    }
+    // Compact forms count as present.
+    let compact = OPTIONS.replace("Call-ID:", "i:");
+    assert!(parse(compact.as_bytes()).is_ok());
+}
+
+#[test]
+fn no_usable_top_via_means_no_answer() {
+    let (err, resp) = answer(&without(OPTIONS, "Via"));
+    assert_eq!(err, ParseError::MissingHeader("Via"));
+    assert_eq!(resp, None);
+    // Unreadable top Via: nothing to route by.
+    let garbage = OPTIONS.replace("SIP/2.0/UDP 192.0.2.10:5062;", "garbage;");
+    assert_eq!(answer(&garbage).1, None);
+    // Missing Via and Call-ID: still nothing.
+    assert_eq!(
+        answer(&without(&without(OPTIONS, "Via"), "Call-ID")).1,
+        None
+    );
+    // A Call-ID that is there but cannot be echoed (control character): dropped, not
+    // answered with a made-up or missing Call-ID.
+    let nul = OPTIONS.replace("opt-1@example.com", "opt\u{1}1");
+    assert_eq!(answer(&nul).1, None);
+}
+
+#[test]
+fn other_sip_versions_get_505() {
+    for v in ["SIP/3.0", "SIP/2.1", "SIP/1.0", "sip/3.0"] {
+        let raw = OPTIONS.replacen("SIP/2.0\r\n", &format!("{v}\r\n"), 1);
+        let (err, resp) = answer(&raw);
+        assert_eq!(err, ParseError::UnsupportedVersion(v.into()), "{v}");
+        let resp = resp.unwrap();
+        assert!(
+            resp.starts_with("SIP/2.0 505 Version Not Supported\r\n"),
+            "{resp}"
+        );
+        assert!(resp.contains("Call-ID: opt-1@example.com\r\n"));
+    }
+    // The version is case-insensitive (RFC 3261 §7.1); 2.0 in any case parses.
+    let lower = OPTIONS.replacen("SIP/2.0\r\n", "sip/2.0\r\n", 1);
+    assert!(matches!(
+        parse(lower.as_bytes()),
+        Ok(SipMessage::Request(_))
+    ));
+    let resp = "sip/2.0 200 OK\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 5 OPTIONS\r\n\r\n";
+    assert!(matches!(
+        parse(resp.as_bytes()),
+        Ok(SipMessage::Response(_))
+    ));
+    // Not a version at all: not a SIP request, dropped.
+    for v in ["SIP/x", "HTTP/1.1", "SIP/2.", "SIP2.0"] {
+        let raw = OPTIONS.replacen("SIP/2.0\r\n", &format!("{v}\r\n"), 1);
+        let (err, resp) = answer(&raw);
+        assert!(matches!(err, ParseError::StartLine(_)), "{v}: {err:?}");
+        assert_eq!(resp, None, "{v}");
+    }
+    // A response with another version is dropped like any unparseable response.
+    assert!(parse(resp.replace("sip/2.0", "SIP/3.0").as_bytes()).is_err());
+}
+
+#[test]
+fn request_uri_schemes_and_garbage() {
+    let with_uri = |uri: &str| OPTIONS.replacen("sip:100@ivr.example.com", uri, 1);
+    for (uri, scheme) in [
+        ("tel:+1-555-0100", "tel"),
+        ("TEL:+15550100;phone-context=example.com", "tel"),
+        ("mailto:alice@example.com", "mailto"),
+        ("urn:service:sos", "urn"),
+        ("http://example.com/x", "http"),
+    ] {
+        let (err, resp) = answer(&with_uri(uri));
+        assert_eq!(err, ParseError::UnsupportedScheme(scheme.into()), "{uri}");
+        assert_eq!(err.status(), 416);
+        let resp = resp.unwrap();
+        assert!(
+            resp.starts_with("SIP/2.0 416 Unsupported URI Scheme\r\n"),
+            "{resp}"
+        );
+    }
+    for uri in [
+        "@@:;;<>",
+        "sip:",
+        "tel:",
+        "sip:100%zz@ivr",
+        "sip:1<0>0@ivr",
+        "sip:caf\u{e9}@ivr",
+        "1a:b",
+        "nocolon",
+        ":x",
+    ] {
+        let (err, resp) = answer(&with_uri(uri));
+        assert!(matches!(err, ParseError::RequestUri(_)), "{uri}: {err:?}");
+        let resp = resp.unwrap();
+        assert!(
+            resp.starts_with("SIP/2.0 400 Invalid Request-URI\r\n"),
+            "{resp}"
+        );
+    }
+    // A space inside the URI.
+    let (err, _) = answer(&with_uri("sip:1 00@ivr"));
+    assert!(matches!(err, ParseError::RequestUri(_)), "{err:?}");
+    // What ringback serves still parses. (IPv6 hosts in URIs are not: `rsip` 0.4 cannot
+    // read `[2001:db8::1]`, so such a request gets 400 as it did before.)
+    for uri in [
+        "sip:100@ivr.example.com",
+        "SIP:100@ivr.example.com",
+        "sips:100@ivr.example.com",
+        "sip:ivr.example.com",
+        "sip:%2B15550100@192.0.2.1:5060;user=phone",
+        "sip:555-0100;phone-context=+1@ivr;user=phone",
+    ] {
+        assert!(
+            matches!(parse(with_uri(uri).as_bytes()), Ok(SipMessage::Request(_))),
+            "{uri}: {:?}",
+            parse(with_uri(uri).as_bytes())
+        );
+    }
+}
+
+#[test]
+fn unknown_method_and_phrases() {
+    let foo = OPTIONS.replace("OPTIONS", "FOO");
+    let (err, resp) = answer(&foo);
+    assert_eq!(err, ParseError::UnknownMethod("FOO".into()));
+    assert!(resp.unwrap().starts_with("SIP/2.0 501 Not Implemented\r\n"));
+    let dup = OPTIONS.replace(
+        "CSeq: 7 OPTIONS\r\n",
+        "CSeq: 7 OPTIONS\r\nCSeq: 8 OPTIONS\r\n",
+    );
+    let (err, resp) = answer(&dup);
+    assert_eq!(err.status(), 400);
+    assert!(resp.unwrap().starts_with("SIP/2.0 400 Invalid CSeq\r\n"));
+    assert_eq!(
+        ParseError::TruncatedBody {
+            declared: 9,
+            actual: 1
+        }
+        .response_phrase(),
+        "Bad Request"
+    );
+    // The textual builder never lets a phrase break the status line.
+    let out = build_error_response(OPTIONS.as_bytes(), 400, "a\r\nX: y", "w").unwrap();
+    assert!(out.starts_with(b"SIP/2.0 400 aX: y\r\nVia:"));
 }

@@ -269,6 +269,7 @@ impl OutboundLeg {
         if self.inband_dtmf {
             stream.set_inband_dtmf(true);
         }
+        tracing::debug!(inband_dtmf = stream.inband_dtmf(), codec = ?neg.codec, "leg media open");
         self.stream = Some(stream);
         Ok(true)
     }

@@ -56,6 +56,10 @@ pub struct StreamShared {
     pub bridged: AtomicBool,
     /// Where received packets are relayed while bridged.
     pub relay: Mutex<Option<super::Relay>>,
+    /// The stream's owner wants DTMF detected in the received audio even though
+    /// telephone-event was negotiated (a trunk with `dtmf = "inband"`); see
+    /// [`super::Stream::set_inband_dtmf`]. Read by the receive task per packet.
+    pub inband_dtmf: AtomicBool,
 }
 
 /// Everything the clock needs to own a stream.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use ringback_media::codec::Codec;
 use ringback_media::dtmf::{event_to_char, parse_event, DtmfReceiver};
+use ringback_media::inband::InbandRtp;
 use ringback_media::prompt::Prompt;
 use ringback_media::rtp;
 use ringback_media::sdp::Negotiated;
@@ -37,11 +38,16 @@ pub enum MediaEvent {
         /// Token given to [`Stream::play`].
         token: u64,
     },
-    /// The caller pressed a key (RFC 4733).
+    /// The caller pressed a key: an RFC 4733 event or, on streams where
+    /// [`Stream::inband_dtmf`] is true, a tone pair detected in the audio.
     Digit(char),
     /// No RTP for the configured time while not on hold.
     RtpTimeout,
 }
+
+/// Digits detected in-band (tones in the received audio) since start, for
+/// metrics: they also arrive as [`MediaEvent::Digit`], like RFC 4733 ones.
+pub static DTMF_INBAND_TOTAL: AtomicU64 = AtomicU64::new(0);
 
 /// Shared media machinery: port pool and clock threads.
 pub struct MediaEngine {
@@ -177,7 +183,7 @@ impl MediaEngine {
         let receiver = tokio::spawn(receive(
             Arc::clone(&socket),
             Arc::clone(&shared),
-            dtmf_pt,
+            Digits { codec, pt, dtmf_pt },
             self.rtp_timeout,
             events,
         ));
@@ -261,6 +267,26 @@ impl Stream {
     /// Packets received so far.
     pub fn packets_received(&self) -> u64 {
         self.shared.received.load(Ordering::Relaxed)
+    }
+
+    /// Force DTMF detection in the received audio (`true`), e.g. for a trunk
+    /// configured with `dtmf = "inband"` whose gateway negotiates
+    /// telephone-event but never sends it, or go back to the default
+    /// (`false`). Streams without a negotiated telephone-event payload type
+    /// always detect in-band, whatever this says.
+    ///
+    /// Only one source of digits per stream, so a key is never counted twice:
+    /// while in-band detection is on, RFC 4733 events on this stream are
+    /// ignored. Takes effect with the next received packet; may be called at
+    /// any time (before or after answering).
+    pub fn set_inband_dtmf(&self, on: bool) {
+        self.shared.inband_dtmf.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether this stream's digits come from the audio (in-band): forced by
+    /// [`Stream::set_inband_dtmf`], or no telephone-event was negotiated.
+    pub fn inband_dtmf(&self) -> bool {
+        self.dtmf_pt.is_none() || self.shared.inband_dtmf.load(Ordering::Relaxed)
     }
 }
 
@@ -400,17 +426,32 @@ async fn recv_from(socket: &RtpSocket, buf: &mut [u8]) -> std::io::Result<(usize
     }
 }
 
-/// Receive loop of one call: latch the peer's address, detect RFC 4733
-/// digits, notice RTP silence.
+/// What the receive task needs to find digits: the negotiated audio codec
+/// and payload type (for in-band detection) and the telephone-event payload
+/// type, if any.
+#[derive(Debug, Clone, Copy)]
+struct Digits {
+    codec: Codec,
+    pt: u8,
+    dtmf_pt: Option<u8>,
+}
+
+/// Receive loop of one call: latch the peer's address, detect digits (RFC
+/// 4733 events, or tones in the audio when there is no telephone-event or
+/// the owner asked for in-band), notice RTP silence.
 async fn receive(
     socket: Arc<RtpSocket>,
     shared: Arc<StreamShared>,
-    dtmf_pt: Option<u8>,
+    digits: Digits,
     timeout: Option<Duration>,
     events: UnboundedSender<MediaEvent>,
 ) {
+    let Digits { codec, pt, dtmf_pt } = digits;
     let mut buf = [0u8; 2048];
     let mut dtmf = DtmfReceiver::default();
+    // Created on the first audio packet that needs it: streams with
+    // telephone-event never decode their audio.
+    let mut inband: Option<Box<InbandRtp>> = None;
     let mut latched: Option<SocketAddr> = None;
     let mut last_rx = Instant::now();
     let mut timed_out = false;
@@ -473,18 +514,37 @@ async fn receive(
                 }
             }
         }
-        if Some(hdr.pt) == dtmf_pt {
-            let payload = pkt
-                .get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
-                .unwrap_or(&[]);
-            if let Ok(ev) = parse_event(payload) {
-                if let Some(d) = dtmf.on_rtp(hdr.ts, &ev, Instant::now()) {
-                    tracing::debug!(digit = %d, "DTMF (RFC 4733)");
-                    if events.send(MediaEvent::Digit(d)).is_err() {
-                        return;
+        // One source of digits per stream: in-band when there is no
+        // telephone-event or the owner forced it, RFC 4733 otherwise.
+        if dtmf_pt.is_none() || shared.inband_dtmf.load(Ordering::Relaxed) {
+            if hdr.pt == pt {
+                let det = inband.get_or_insert_with(Box::default);
+                let mut closed = false;
+                det.on_packet(codec, hdr.ssrc, hdr.ts, hdr.payload(pkt), |d| {
+                    tracing::debug!(digit = %d, "DTMF (in-band)");
+                    DTMF_INBAND_TOTAL.fetch_add(1, Ordering::Relaxed);
+                    closed |= events.send(MediaEvent::Digit(d)).is_err();
+                });
+                if closed {
+                    return;
+                }
+            }
+        } else {
+            // Switched back from forced in-band: start afresh if it returns.
+            inband = None;
+            if Some(hdr.pt) == dtmf_pt {
+                let payload = pkt
+                    .get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
+                    .unwrap_or(&[]);
+                if let Ok(ev) = parse_event(payload) {
+                    if let Some(d) = dtmf.on_rtp(hdr.ts, &ev, Instant::now()) {
+                        tracing::debug!(digit = %d, "DTMF (RFC 4733)");
+                        if events.send(MediaEvent::Digit(d)).is_err() {
+                            return;
+                        }
+                    } else if event_to_char(ev.event).is_none() {
+                        tracing::trace!(event = ev.event, "ignoring non-DTMF telephone-event");
                     }
-                } else if event_to_char(ev.event).is_none() {
-                    tracing::trace!(event = ev.event, "ignoring non-DTMF telephone-event");
                 }
             }
         }

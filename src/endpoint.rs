@@ -212,7 +212,7 @@ pub fn spawn(
     let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
     let tcp_limits = tcp::TcpLimits::from_config(&ctx.config);
     if let Some(listener) = tcp_listener {
-        tokio::spawn(tcp::accept_loop(listener, tcp_tx.clone(), tcp_limits.clone()));
+        tokio::spawn(tcp::accept_loop(listener, tcp_tx.clone(), tcp_limits));
     }
     let handle = EndpointHandle { tx, local };
     let offered = ctx
@@ -525,7 +525,7 @@ impl Endpoint {
                     // No connection to this peer yet (a trunk, or a phone
                     // whose connection closed): open one (RFC 3261 §18.1.1);
                     // what is sent meanwhile waits in its queue.
-                    let writer = tcp::connect(dest, self.tcp_events.clone(), self.tcp_limits.clone());
+                    let writer = tcp::connect(dest, self.tcp_events.clone(), self.tcp_limits);
                     if writer.send(bytes).is_ok() {
                         self.tcp_conns.insert(dest, writer);
                     }

@@ -11,6 +11,20 @@
 //!   nonce-counts are checked against replay.
 //! - Failed attempts are counted per source IP; past the limit the source is
 //!   refused for the rest of the window without any digest work.
+//!
+//! One challenge per 401: every 401 carries a single `WWW-Authenticate`,
+//! for the first algorithm of the list that applies (the agent's
+//! `auth_algorithms`, else `sip.auth_algorithms`). Several challenges in one
+//! response (RFC 8760 §2.4) lock phones out: libre ≤ 1.x (Debian's baresip
+//! 1.0) walks every `WWW-Authenticate` and aborts the whole REGISTER with
+//! `ENOSYS` ("Function not implemented") at the first one that is not MD5,
+//! whatever its position. A phone that comes back without credentials on the
+//! same registration (Call-ID) after a challenge it did not answer is offered
+//! the next algorithm of the list, so a phone that cannot do the preferred
+//! one still gets in (`["SHA-256", "MD5"]`: SHA-256 phones use SHA-256, an
+//! MD5-only phone is offered MD5 when it retries). A registration that
+//! authenticated is offered the algorithm it used again (refreshes and the
+//! un-REGISTER work at once); a new registration starts at the first.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -26,6 +40,13 @@ use ringback_sip::transaction::TransportKind;
 pub const MIN_EXPIRES: u64 = 60;
 /// Longest registration granted.
 pub const MAX_EXPIRES: u64 = 3600;
+/// Registrations (Call-IDs) whose last challenge is remembered, to offer
+/// the next algorithm or the one that worked; the table is cleared when full.
+pub const MAX_OFFERS: usize = 8_192;
+/// How long an unanswered challenge is remembered.
+pub const UNANSWERED_TTL: Duration = Duration::from_secs(900);
+/// How long the algorithm a registration authenticated with is remembered.
+pub const ANSWERED_TTL: Duration = Duration::from_secs(MAX_EXPIRES + 300);
 /// Failed authentications per source IP per window before it is refused.
 pub const MAX_FAILURES: u32 = 10;
 /// Window for [`MAX_FAILURES`].
@@ -71,8 +92,34 @@ pub struct Registrar {
     bindings: HashMap<String, Vec<Binding>>,
     failures: HashMap<IpAddr, (u32, Instant)>,
     nonce_counts: MemoryNonceCounter,
-    /// Algorithms challenged with, in order.
+    /// Algorithms challenged with, in order of preference.
     offered: Vec<Algorithm>,
+    /// Agents with their own list (overrides `offered`).
+    agent_offered: HashMap<String, Vec<Algorithm>>,
+    /// The last challenge of each registration, by Call-ID.
+    offers: HashMap<String, Offer>,
+}
+
+/// What a registration (Call-ID) was challenged with last.
+#[derive(Debug, Clone, Copy)]
+struct Offer {
+    /// Position in the registration's algorithm list.
+    index: usize,
+    /// When it was offered, or answered.
+    at: Instant,
+    /// The phone authenticated with it.
+    answered: bool,
+}
+
+impl Offer {
+    fn live(&self, now: Instant) -> bool {
+        let ttl = if self.answered {
+            ANSWERED_TTL
+        } else {
+            UNANSWERED_TTL
+        };
+        now.duration_since(self.at) < ttl
+    }
 }
 
 impl Registrar {
@@ -92,8 +139,65 @@ impl Registrar {
             bindings: HashMap::new(),
             failures: HashMap::new(),
             nonce_counts: MemoryNonceCounter::new(65_536),
-            offered,
+            offered: if offered.is_empty() {
+                vec![Algorithm::Md5]
+            } else {
+                offered
+            },
+            agent_offered: HashMap::new(),
+            offers: HashMap::new(),
         }
+    }
+
+    /// Per-agent algorithm lists (`[agents.NAME] auth_algorithms`), each
+    /// replacing the global list for that agent's phone. Empty lists are
+    /// ignored.
+    // Not called yet outside the tests: endpoint.rs passes the agents' lists
+    // once it builds them from `[agents.NAME] auth_algorithms`.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub fn with_agent_algorithms(mut self, lists: HashMap<String, Vec<Algorithm>>) -> Registrar {
+        self.agent_offered = lists.into_iter().filter(|(_, l)| !l.is_empty()).collect();
+        self
+    }
+
+    /// The algorithms `user`'s phone is challenged with, in order. Unknown
+    /// users get the global list. An agent known only by an MD5 HA1 is only
+    /// ever offered MD5 (nothing else could be checked).
+    fn offered_for(&self, user: Option<&str>) -> Vec<Algorithm> {
+        let list = user
+            .and_then(|u| self.agent_offered.get(u))
+            .unwrap_or(&self.offered);
+        match user.and_then(|u| self.secrets.get(u)) {
+            Some(Secret::Md5Ha1(_)) => vec![Algorithm::Md5],
+            _ => list.clone(),
+        }
+    }
+
+    /// The algorithm for the next challenge of the registration `call_id`:
+    /// the one it last authenticated with, else the one after the last
+    /// offered when that challenge went unanswered, else the first.
+    fn next_algorithm(&mut self, call_id: &str, list: &[Algorithm], now: Instant) -> Algorithm {
+        let index = match self.offers.get(call_id) {
+            Some(o) if o.live(now) && o.answered => o.index % list.len(),
+            Some(o) if o.live(now) => (o.index + 1) % list.len(),
+            _ => 0,
+        };
+        self.remember(
+            call_id,
+            Offer {
+                index,
+                at: now,
+                answered: false,
+            },
+        );
+        list[index]
+    }
+
+    fn remember(&mut self, call_id: &str, offer: Offer) {
+        if self.offers.len() >= MAX_OFFERS && !self.offers.contains_key(call_id) {
+            self.offers.clear();
+        }
+        self.offers.insert(call_id.to_string(), offer);
     }
 
     /// The freshest live binding of an agent.
@@ -121,8 +225,11 @@ impl Registrar {
                 None,
             );
         }
+        let call_id = message::call_id(req).unwrap_or_default();
         let Some(authz) = message::header_value(req, "Authorization") else {
-            return (self.challenge(req, now_unix, false), None);
+            let list = self.offered_for(to_user(req).as_deref());
+            let alg = self.next_algorithm(&call_id, &list, now);
+            return (self.challenge(req, alg, now_unix, false), None);
         };
         let Some(parsed) = Authorization::parse(&authz) else {
             self.fail(source.ip(), now);
@@ -131,8 +238,12 @@ impl Registrar {
                 None,
             );
         };
-        if !self.offered.contains(&parsed.algorithm) {
-            return (self.challenge(req, now_unix, false), None);
+        let list = self.offered_for(Some(&parsed.username));
+        if !list.contains(&parsed.algorithm) {
+            // Answered with an algorithm this phone is not offered (e.g. MD5
+            // for an agent restricted to SHA-256): challenge again.
+            let alg = self.next_algorithm(&call_id, &list, now);
+            return (self.challenge(req, alg, now_unix, false), None);
         }
         let server = match parsed.algorithm {
             Algorithm::Sha256 => &self.sha256,
@@ -149,8 +260,9 @@ impl Registrar {
             (Secret::Password(p), _) => Credential::Password(p),
             (Secret::Md5Ha1(h), Algorithm::Md5) => Credential::Ha1(h),
             (Secret::Md5Ha1(_), Algorithm::Sha256) => {
-                // Only an MD5 HA1 is stored: ask again with MD5 only.
-                return (self.challenge_md5_only(req, now_unix), None);
+                // Only an MD5 HA1 is stored (not reached: such agents are
+                // only offered MD5): ask again with MD5.
+                return (self.challenge(req, Algorithm::Md5, now_unix, false), None);
             }
         };
         match server.verify_with(
@@ -161,6 +273,16 @@ impl Registrar {
             Some(&mut self.nonce_counts),
         ) {
             AuthResult::Ok(user) => {
+                if let Some(index) = list.iter().position(|a| *a == parsed.algorithm) {
+                    self.remember(
+                        &call_id,
+                        Offer {
+                            index,
+                            at: now,
+                            answered: true,
+                        },
+                    );
+                }
                 // The address of record is the To URI (RFC 3261 §10.3).
                 if to_user(req).as_deref() != Some(user.as_str()) {
                     // Authenticated, but for somebody else's address.
@@ -171,8 +293,12 @@ impl Registrar {
                 }
                 self.update_bindings(req, &user, source, transport, now)
             }
-            AuthResult::Stale => (self.challenge(req, now_unix, true), None),
+            // Same algorithm again: the phone already speaks it.
+            AuthResult::Stale => (self.challenge(req, parsed.algorithm, now_unix, true), None),
             AuthResult::Invalid => {
+                // The phone could answer this algorithm (wrongly): no reason
+                // to offer it another one.
+                self.offers.remove(&call_id);
                 self.fail(source.ip(), now);
                 tracing::info!(%source, user = %parsed.username, "REGISTER authentication failed");
                 (
@@ -199,6 +325,7 @@ impl Registrar {
         self.bindings.retain(|_, l| !l.is_empty());
         self.failures
             .retain(|_, (_, since)| now.duration_since(*since) < FAILURE_WINDOW);
+        self.offers.retain(|_, o| o.live(now));
         changes
     }
 
@@ -216,24 +343,21 @@ impl Registrar {
         e.0 += 1;
     }
 
-    fn challenge(&self, req: &rsip::Request, now_unix: u64, stale: bool) -> rsip::Response {
+    /// A 401 with a single challenge (see the module documentation for why
+    /// never several).
+    fn challenge(
+        &self,
+        req: &rsip::Request,
+        alg: Algorithm,
+        now_unix: u64,
+        stale: bool,
+    ) -> rsip::Response {
         let mut resp = message::make_response(req, 401, Some(&message::new_tag()));
-        // In configured order: strongest first (RFC 7616 §3.7).
-        for alg in &self.offered {
-            let server = match alg {
-                Algorithm::Sha256 => &self.sha256,
-                Algorithm::Md5 => &self.md5,
-            };
-            let c = server.challenge(now_unix, stale);
-            resp.headers
-                .push(message::make_header("WWW-Authenticate", &c.header_value()));
-        }
-        resp
-    }
-
-    fn challenge_md5_only(&self, req: &rsip::Request, now_unix: u64) -> rsip::Response {
-        let mut resp = message::make_response(req, 401, Some(&message::new_tag()));
-        let c = self.md5.challenge(now_unix, false);
+        let server = match alg {
+            Algorithm::Sha256 => &self.sha256,
+            Algorithm::Md5 => &self.md5,
+        };
+        let c = server.challenge(now_unix, stale);
         resp.headers
             .push(message::make_header("WWW-Authenticate", &c.header_value()));
         resp
@@ -340,11 +464,21 @@ mod tests {
     const ME: &str = "127.0.0.1:5099";
 
     fn register(user: &str, authz: Option<&str>, expires: u32, cseq: u32) -> rsip::Request {
+        register_as(user, authz, expires, cseq, &format!("reg-{user}@test"))
+    }
+
+    fn register_as(
+        user: &str,
+        authz: Option<&str>,
+        expires: u32,
+        cseq: u32,
+        call_id: &str,
+    ) -> rsip::Request {
         let auth = authz
             .map(|a| format!("Authorization: {a}\r\n"))
             .unwrap_or_default();
         let raw = format!(
-            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {ME};branch=z9hG4bK-r{cseq}\r\nFrom: <sip:{user}@127.0.0.1>;tag=abc\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: reg-{user}@test\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{ME}>\r\nExpires: {expires}\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
+            "REGISTER sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {ME};branch=z9hG4bK-r{cseq}\r\nFrom: <sip:{user}@127.0.0.1>;tag=abc\r\nTo: <sip:{user}@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{user}@{ME}>\r\nExpires: {expires}\r\nMax-Forwards: 70\r\n{auth}Content-Length: 0\r\n\r\n"
         );
         match message::parse(raw.as_bytes()).expect("valid REGISTER") {
             rsip::SipMessage::Request(r) => r,
@@ -367,12 +501,39 @@ mod tests {
         Registrar::new("ringback", s, vec![Algorithm::Sha256, Algorithm::Md5])
     }
 
-    fn challenge_of(resp: &rsip::Response, alg: &str) -> Challenge {
-        message::header_values(resp, "WWW-Authenticate")
-            .into_iter()
-            .filter_map(|v| Challenge::parse(&v))
-            .find(|c| c.algorithm.name().eq_ignore_ascii_case(alg))
-            .expect("challenge")
+    /// The only challenge of a 401 (there must be exactly one).
+    fn only_challenge(resp: &rsip::Response) -> Challenge {
+        assert_eq!(resp.status_code.code(), 401);
+        let all = message::header_values(resp, "WWW-Authenticate");
+        assert_eq!(all.len(), 1, "one challenge per 401, got {all:?}");
+        Challenge::parse(&all[0]).expect("challenge")
+    }
+
+    /// Send unauthenticated REGISTERs (as a phone that cannot answer what
+    /// it is offered does) until a 401 offers `alg`; at most three.
+    fn challenge_for(
+        reg: &mut Registrar,
+        user: &str,
+        expires: u32,
+        alg: &str,
+        now: Instant,
+        t: u64,
+    ) -> Challenge {
+        let src: SocketAddr = ME.parse().expect("addr");
+        for i in 0..3 {
+            let (r401, _) = reg.handle(
+                &register(user, None, expires, 100 + i),
+                src,
+                TransportKind::Udp,
+                now,
+                t,
+            );
+            let ch = only_challenge(&r401);
+            if ch.algorithm.name().eq_ignore_ascii_case(alg) {
+                return ch;
+            }
+        }
+        panic!("{alg} never offered to {user}");
     }
 
     fn answer(
@@ -385,15 +546,7 @@ mod tests {
         nc: u32,
     ) -> (u16, Option<Reachability>) {
         let src: SocketAddr = ME.parse().expect("addr");
-        let (r401, _) = reg.handle(
-            &register(user, None, 600, 1),
-            src,
-            TransportKind::Udp,
-            now,
-            t,
-        );
-        assert_eq!(r401.status_code.code(), 401);
-        let ch = challenge_of(&r401, alg);
+        let ch = challenge_for(reg, user, 600, alg, now, t);
         let authz = authorize(&ch, user, pw, "REGISTER", "sip:127.0.0.1", "cnonce1", nc);
         let (resp, change) = reg.handle(
             &register(user, Some(&authz), 600, 2),
@@ -440,14 +593,7 @@ mod tests {
         let mut reg = registrar();
         let now = Instant::now();
         let src: SocketAddr = ME.parse().expect("addr");
-        let (r401, _) = reg.handle(
-            &register("alice", None, 600, 1),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
-        let ch = challenge_of(&r401, "MD5");
+        let ch = challenge_for(&mut reg, "alice", 600, "MD5", now, 1_000);
         let authz = authorize(
             &ch,
             "alice",
@@ -473,10 +619,9 @@ mod tests {
             now,
             1_000,
         );
-        assert_eq!(replay.status_code.code(), 401);
-        assert!(message::header_values(&replay, "WWW-Authenticate")
-            .iter()
-            .all(|v| v.contains("stale=true")));
+        let again = only_challenge(&replay);
+        assert!(again.stale, "a replay is answered with stale=true");
+        assert_eq!(again.algorithm, Algorithm::Md5, "in the phone's algorithm");
         // Much later: the nonce has expired.
         let authz2 = authorize(
             &ch,
@@ -494,10 +639,9 @@ mod tests {
             now,
             1_000 + 3_600,
         );
-        assert_eq!(stale.status_code.code(), 401);
-        assert!(message::header_values(&stale, "WWW-Authenticate")
-            .iter()
-            .any(|v| v.contains("stale=true")));
+        let again = only_challenge(&stale);
+        assert!(again.stale);
+        assert_eq!(again.algorithm, Algorithm::Md5);
     }
 
     #[test]
@@ -510,14 +654,7 @@ mod tests {
             200
         );
         // Too short an interval → 423.
-        let (r401, _) = reg.handle(
-            &register("alice", None, 10, 5),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
-        let ch = challenge_of(&r401, "MD5");
+        let ch = challenge_for(&mut reg, "alice", 10, "MD5", now, 1_000);
         let a = authorize(
             &ch,
             "alice",
@@ -593,5 +730,307 @@ mod tests {
             answer("alice", "wonderland", "MD5", &mut reg, later, 1_000, 1).0,
             200
         );
+    }
+
+    /// What libre ≤ 1.x (Debian's baresip 1.0) does with a 401: it walks
+    /// every `WWW-Authenticate` and gives up on the whole REGISTER
+    /// (`ENOSYS`) at the first one that is not MD5, whatever its position.
+    fn libre1_accepts(resp: &rsip::Response) -> bool {
+        message::header_values(resp, "WWW-Authenticate")
+            .iter()
+            .filter_map(|v| Challenge::parse(v))
+            .all(|c| c.algorithm == Algorithm::Md5)
+    }
+
+    #[test]
+    fn default_order_challenges_with_md5_alone() {
+        // The default `sip.auth_algorithms`: ["MD5", "SHA-256"].
+        let mut s = HashMap::new();
+        s.insert("alice".to_string(), Secret::Password("wonderland".into()));
+        let mut reg = Registrar::new("ringback", s, vec![Algorithm::Md5, Algorithm::Sha256]);
+        let now = Instant::now();
+        let src: SocketAddr = ME.parse().expect("addr");
+        let (r401, _) = reg.handle(
+            &register("alice", None, 600, 1),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        assert!(libre1_accepts(&r401), "baresip 1.0 would fail with ENOSYS");
+        let ch = only_challenge(&r401);
+        assert_eq!(ch.algorithm, Algorithm::Md5);
+        let a = authorize(
+            &ch,
+            "alice",
+            "wonderland",
+            "REGISTER",
+            "sip:127.0.0.1",
+            "c",
+            1,
+        );
+        let (ok, _) = reg.handle(
+            &register("alice", Some(&a), 600, 2),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        assert_eq!(ok.status_code.code(), 200);
+        // A refresh without credentials (phones that do not keep them) on
+        // the same registration starts again at MD5: an authenticated
+        // registration never moves on to the next algorithm.
+        for cseq in 3..6 {
+            let (r401, _) = reg.handle(
+                &register("alice", None, 600, cseq),
+                src,
+                TransportKind::Udp,
+                now,
+                1_000,
+            );
+            assert_eq!(only_challenge(&r401).algorithm, Algorithm::Md5);
+            let ch = only_challenge(&r401);
+            let a = authorize(
+                &ch,
+                "alice",
+                "wonderland",
+                "REGISTER",
+                "sip:127.0.0.1",
+                "c",
+                1,
+            );
+            let (ok, _) = reg.handle(
+                &register("alice", Some(&a), 600, cseq),
+                src,
+                TransportKind::Udp,
+                now,
+                1_000,
+            );
+            assert_eq!(ok.status_code.code(), 200);
+        }
+    }
+
+    #[test]
+    fn sha256_first_still_lets_md5_only_phones_in() {
+        let mut reg = registrar(); // ["SHA-256", "MD5"]
+        let now = Instant::now();
+        let src: SocketAddr = ME.parse().expect("addr");
+        // A SHA-256 phone answers the first challenge.
+        let (r401, _) = reg.handle(
+            &register_as("alice", None, 600, 1, "sha-phone"),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        let ch = only_challenge(&r401);
+        assert_eq!(ch.algorithm, Algorithm::Sha256);
+        let a = authorize(
+            &ch,
+            "alice",
+            "wonderland",
+            "REGISTER",
+            "sip:127.0.0.1",
+            "c",
+            1,
+        );
+        let (ok, _) = reg.handle(
+            &register_as("alice", Some(&a), 600, 2, "sha-phone"),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        assert_eq!(ok.status_code.code(), 200, "SHA-256 when configured");
+        // An MD5-only phone cannot answer it and comes back without
+        // credentials: it is offered MD5, then registers.
+        let (first, _) = reg.handle(
+            &register_as("alice", None, 600, 1, "md5-phone"),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        assert_eq!(only_challenge(&first).algorithm, Algorithm::Sha256);
+        let (second, _) = reg.handle(
+            &register_as("alice", None, 600, 2, "md5-phone"),
+            src,
+            TransportKind::Udp,
+            now + Duration::from_secs(45),
+            1_045,
+        );
+        let ch = only_challenge(&second);
+        assert_eq!(ch.algorithm, Algorithm::Md5);
+        let a = authorize(
+            &ch,
+            "alice",
+            "wonderland",
+            "REGISTER",
+            "sip:127.0.0.1",
+            "c",
+            1,
+        );
+        let (ok, _) = reg.handle(
+            &register_as("alice", Some(&a), 600, 3, "md5-phone"),
+            src,
+            TransportKind::Udp,
+            now + Duration::from_secs(45),
+            1_045,
+        );
+        assert_eq!(ok.status_code.code(), 200);
+        // Registered: this registration keeps being offered what worked
+        // (its refreshes and its un-REGISTER), a new one starts at SHA-256.
+        let (r401, _) = reg.handle(
+            &register_as("alice", None, 0, 4, "md5-phone"),
+            src,
+            TransportKind::Udp,
+            now + Duration::from_secs(60),
+            1_060,
+        );
+        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Md5);
+        let (r401, _) = reg.handle(
+            &register_as("alice", None, 600, 1, "md5-phone-restarted"),
+            src,
+            TransportKind::Udp,
+            now + Duration::from_secs(60),
+            1_060,
+        );
+        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Sha256);
+        // Long-forgotten challenges do not count.
+        let later = now + Duration::from_secs(60) + ANSWERED_TTL;
+        let (r401, _) = reg.handle(
+            &register_as("alice", None, 600, 5, "md5-phone"),
+            src,
+            TransportKind::Udp,
+            later,
+            1_060 + ANSWERED_TTL.as_secs(),
+        );
+        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Sha256);
+        let (r401, _) = reg.handle(
+            &register_as("alice", None, 600, 2, "md5-phone-restarted"),
+            src,
+            TransportKind::Udp,
+            later,
+            1_060 + ANSWERED_TTL.as_secs(),
+        );
+        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Sha256);
+    }
+
+    #[test]
+    fn per_agent_algorithms_override_the_global_list() {
+        let mut s = HashMap::new();
+        s.insert("alice".to_string(), Secret::Password("wonderland".into()));
+        s.insert("carol".to_string(), Secret::Password("sweet".into()));
+        let mut per_agent = HashMap::new();
+        per_agent.insert("carol".to_string(), vec![Algorithm::Sha256]);
+        let mut reg = Registrar::new("ringback", s, vec![Algorithm::Md5, Algorithm::Sha256])
+            .with_agent_algorithms(per_agent);
+        let now = Instant::now();
+        let src: SocketAddr = ME.parse().expect("addr");
+        // Carol is only ever offered SHA-256, even when she retries.
+        let mut carol = Vec::new();
+        for cseq in 1..4 {
+            let (r401, _) = reg.handle(
+                &register("carol", None, 600, cseq),
+                src,
+                TransportKind::Udp,
+                now,
+                1_000,
+            );
+            carol.push(only_challenge(&r401));
+        }
+        assert!(carol.iter().all(|c| c.algorithm == Algorithm::Sha256));
+        // An MD5 answer (to a challenge from elsewhere) does not get her in.
+        let (alice401, _) = reg.handle(
+            &register("alice", None, 600, 1),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        let md5 = only_challenge(&alice401);
+        assert_eq!(
+            md5.algorithm,
+            Algorithm::Md5,
+            "the others keep the global list"
+        );
+        let a = authorize(&md5, "carol", "sweet", "REGISTER", "sip:127.0.0.1", "c", 1);
+        let (resp, _) = reg.handle(
+            &register("carol", Some(&a), 600, 5),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        assert_eq!(resp.status_code.code(), 401);
+        assert_eq!(only_challenge(&resp).algorithm, Algorithm::Sha256);
+        assert!(reg.binding("carol", now).is_none());
+        let a = authorize(
+            &carol[0],
+            "carol",
+            "sweet",
+            "REGISTER",
+            "sip:127.0.0.1",
+            "c",
+            1,
+        );
+        let (resp, _) = reg.handle(
+            &register("carol", Some(&a), 600, 6),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        assert_eq!(resp.status_code.code(), 200);
+        // Unknown users get the global list, like any agent without one.
+        let (r401, _) = reg.handle(
+            &register("mallory", None, 600, 1),
+            src,
+            TransportKind::Udp,
+            now,
+            1_000,
+        );
+        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Md5);
+    }
+
+    #[test]
+    fn ha1_agents_are_only_offered_md5() {
+        let mut reg = registrar(); // ["SHA-256", "MD5"]; bob has an MD5 HA1
+        let now = Instant::now();
+        let src: SocketAddr = ME.parse().expect("addr");
+        for cseq in 1..4 {
+            let (r401, _) = reg.handle(
+                &register("bob", None, 600, cseq),
+                src,
+                TransportKind::Udp,
+                now,
+                1_000,
+            );
+            assert_eq!(only_challenge(&r401).algorithm, Algorithm::Md5);
+        }
+        assert_eq!(
+            answer("bob", "builder", "MD5", &mut reg, now, 1_000, 1).0,
+            200
+        );
+    }
+
+    #[test]
+    fn unanswered_challenges_are_bounded_and_expire() {
+        let mut reg = registrar();
+        let now = Instant::now();
+        let src: SocketAddr = ME.parse().expect("addr");
+        for i in 0..(MAX_OFFERS + 10) {
+            let (r401, _) = reg.handle(
+                &register_as("alice", None, 600, 1, &format!("flood-{i}")),
+                src,
+                TransportKind::Udp,
+                now,
+                1_000,
+            );
+            assert_eq!(r401.status_code.code(), 401);
+            assert!(reg.offers.len() <= MAX_OFFERS);
+        }
+        reg.expire(now + UNANSWERED_TTL);
+        assert!(reg.offers.is_empty());
     }
 }

@@ -461,7 +461,9 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         hangup_after: None,
         bridged_at: None,
         zero_out: false,
-        refresh_every: timer.our_refresh_secs().map(|s| Duration::from_secs(u64::from(s))),
+        refresh_every: timer
+            .our_refresh_secs()
+            .map(|s| Duration::from_secs(u64::from(s))),
         refresh_at: timer
             .our_refresh_secs()
             .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
@@ -941,7 +943,8 @@ impl Call {
                 for (name, value) in session_timer::answer(&req, session_timer::MIN_SE).headers() {
                     ok.headers.push(message::make_header(name, &value));
                 }
-                self.endpoint.send(EndpointCmd::Respond { key, response: ok });
+                self.endpoint
+                    .send(EndpointCmd::Respond { key, response: ok });
             }
             rsip::Method::Options => self.respond(key, &req, 200),
             _ => {
@@ -984,9 +987,7 @@ impl Call {
                 );
                 self.offer_answer = (offer, neg);
                 let mut ok = message::make_response(&req, 200, None);
-                for (name, value) in
-                    session_timer::answer(&req, session_timer::MIN_SE).headers()
-                {
+                for (name, value) in session_timer::answer(&req, session_timer::MIN_SE).headers() {
                     ok.headers.push(message::make_header(name, &value));
                 }
                 ok.headers.push(

@@ -23,8 +23,8 @@ pub mod client_auth;
 pub mod dialog;
 pub mod message;
 pub mod outgoing;
-pub mod session_timer;
 pub mod registration;
+pub mod session_timer;
 pub mod transaction;
 pub mod uac;
 

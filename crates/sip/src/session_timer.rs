@@ -155,7 +155,10 @@ Contact: <sip:alice@192.0.2.9>\r\n\
 
     #[test]
     fn no_session_expires_no_timer() {
-        assert_eq!(answer(&invite("Supported: timer\r\n"), MIN_SE), TimerAnswer::None);
+        assert_eq!(
+            answer(&invite("Supported: timer\r\n"), MIN_SE),
+            TimerAnswer::None
+        );
     }
 
     #[test]
@@ -187,7 +190,10 @@ Contact: <sip:alice@192.0.2.9>\r\n\
             &invite("Supported: timer\r\nSession-Expires: 600;refresher=uas\r\n"),
             MIN_SE,
         );
-        assert_eq!(a.headers(), vec![("Session-Expires", "600;refresher=uas".to_string())]);
+        assert_eq!(
+            a.headers(),
+            vec![("Session-Expires", "600;refresher=uas".to_string())]
+        );
         assert_eq!(a.our_refresh_secs(), Some(300));
     }
 
@@ -205,13 +211,19 @@ Contact: <sip:alice@192.0.2.9>\r\n\
 
     #[test]
     fn too_small_interval_gets_422_with_min_se() {
-        let a = answer(&invite("Supported: timer\r\nSession-Expires: 30\r\n"), MIN_SE);
+        let a = answer(
+            &invite("Supported: timer\r\nSession-Expires: 30\r\n"),
+            MIN_SE,
+        );
         assert_eq!(a, TimerAnswer::TooSmall { min_se: 90 });
         assert_eq!(a.headers(), vec![("Min-SE", "90".to_string())]);
     }
 
     #[test]
     fn garbage_value_is_ignored() {
-        assert_eq!(answer(&invite("Session-Expires: soon\r\n"), MIN_SE), TimerAnswer::None);
+        assert_eq!(
+            answer(&invite("Session-Expires: soon\r\n"), MIN_SE),
+            TimerAnswer::None
+        );
     }
 }

@@ -548,11 +548,7 @@ impl Config {
             }
         }
         if self.sip.auth_algorithms.is_empty()
-            || self
-                .sip
-                .auth_algorithms
-                .iter()
-                .any(|a| !matches!(a.to_ascii_uppercase().as_str(), "MD5" | "SHA-256"))
+            || self.sip.auth_algorithms.iter().any(|a| !valid_algorithm(a))
         {
             return err(format!(
                 "sip.auth_algorithms {:?}: list \"SHA-256\" and/or \"MD5\"",
@@ -585,6 +581,13 @@ impl Config {
             }
         }
         for (name, a) in &self.agents {
+            if let Some(list) = &a.auth_algorithms {
+                if list.is_empty() || list.iter().any(|x| !valid_algorithm(x)) {
+                    return err(format!(
+                        "agents.{name}.auth_algorithms {list:?}: list \"SHA-256\" and/or \"MD5\""
+                    ));
+                }
+            }
             if a.password.is_none() && a.ha1.is_none() {
                 return err(format!("agents.{name} needs `password` or `ha1`"));
             }
@@ -683,6 +686,11 @@ impl Config {
     }
 }
 
+/// A digest algorithm name ringback offers.
+fn valid_algorithm(name: &str) -> bool {
+    matches!(name.to_ascii_uppercase().as_str(), "MD5" | "SHA-256")
+}
+
 fn resolve(base: &Path, p: &Path) -> PathBuf {
     if p.is_absolute() {
         p.to_path_buf()
@@ -725,6 +733,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("operator_queue `ops` is not defined"), "{e}");
+    }
+
+    #[test]
+    fn agent_algorithms_are_checked() {
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "[agents.bob]\npassword = \"x\"\nauth_algorithms = [\"SHA-512\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("agents.bob.auth_algorithms"), "{e}");
+        let ok = Config::parse(
+            Path::new("r.toml"),
+            "[agents.bob]\npassword = \"x\"\nauth_algorithms = [\"SHA-256\", \"MD5\"]\n",
+        );
+        assert!(ok.is_ok());
     }
 
     #[test]

@@ -222,7 +222,8 @@ pub fn spawn(
         .iter()
         .filter_map(|a| ringback_sip::auth::Algorithm::parse(a))
         .collect();
-    let registrar = Registrar::new(&ctx.config.sip.realm, agent_secrets(&ctx.config), offered);
+    let registrar = Registrar::new(&ctx.config.sip.realm, agent_secrets(&ctx.config), offered)
+        .with_agent_algorithms(agent_algorithms(&ctx.config));
     // Config::validate has checked it already; this cannot fail after that.
     let allow = AllowList::parse(&ctx.config.sip.allow_from).map_err(anyhow::Error::msg)?;
     if !allow.is_empty() {
@@ -299,6 +300,23 @@ fn retry_after(secs: u32) -> rsip::Header {
 }
 
 /// Agents' digest secrets from the configuration.
+/// `[agents.NAME] auth_algorithms`, for the agents that set one.
+fn agent_algorithms(
+    cfg: &crate::config::Config,
+) -> HashMap<String, Vec<ringback_sip::auth::Algorithm>> {
+    cfg.agents
+        .iter()
+        .filter_map(|(id, a)| {
+            let list = a.auth_algorithms.as_ref()?;
+            let parsed = list
+                .iter()
+                .filter_map(|x| ringback_sip::auth::Algorithm::parse(x))
+                .collect();
+            Some((id.clone(), parsed))
+        })
+        .collect()
+}
+
 fn agent_secrets(cfg: &crate::config::Config) -> HashMap<String, Secret> {
     cfg.agents
         .iter()

@@ -354,7 +354,8 @@ impl OutboundLeg {
             let answer = sdp::parse(&String::from_utf8_lossy(&req.body))
                 .map_err(|e| e.sip_status())
                 .and_then(|offer| {
-                    let neg = sdp::negotiate(&offer, &ctx.codecs).map_err(|e| e.sip_status())?;
+                    let neg = crate::media::renegotiate(&offer, stream.codec())
+                        .map_err(|e| e.sip_status())?;
                     stream.apply_negotiation(&neg);
                     Ok((neg, offer))
                 });

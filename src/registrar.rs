@@ -152,9 +152,6 @@ impl Registrar {
     /// Per-agent algorithm lists (`[agents.NAME] auth_algorithms`), each
     /// replacing the global list for that agent's phone. Empty lists are
     /// ignored.
-    // Not called yet outside the tests: endpoint.rs passes the agents' lists
-    // once it builds them from `[agents.NAME] auth_algorithms`.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub fn with_agent_algorithms(mut self, lists: HashMap<String, Vec<Algorithm>>) -> Registrar {
         self.agent_offered = lists.into_iter().filter(|(_, l)| !l.is_empty()).collect();
         self

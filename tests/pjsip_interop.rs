@@ -920,3 +920,162 @@ fn pjsip_callback_agent_then_customer_udp() {
 fn pjsip_callback_agent_then_customer_tcp() {
     callback_to_customer("tcp");
 }
+
+/// The issue's acceptance case: a web callback reaches the agent on a PJSIP
+/// phone, then the customer through a trunk that challenges the INVITE with
+/// 401 (SIPp verifies the digest) and sends 100 and 180 before 200; the
+/// customer presses 1 and the callback ends `completed`.
+#[test]
+fn pjsip_agent_callback_through_a_challenging_trunk_completes() {
+    use common::scenario::AgentPhone;
+    let carrier_port = free_udp_port();
+    let carrier = common::phone(
+        carrier_port,
+        &AgentPhone::new(40_000)
+            .challenge("acme", "trunk-secret")
+            .trying()
+            .ring()
+            .answer_own_media()
+            .pause(1_500)
+            .press('1')
+            .pause(2_000)
+            .hang_up(),
+    );
+    let srv = Server::start(ServerOpts {
+        dialplans: vec![(
+            "cb.toml".into(),
+            "[dialplan]\nname = \"callbacks\"\nnumbers = [\"100\"]\nstart = \"q\"\noperator = \"operator\"\n\n[nodes.q]\ntype = \"queue\"\nqueue = \"operator\"\n"
+                .into(),
+        )],
+        extra_config: format!(
+            r#"
+[trunk]
+address = "127.0.0.1:{carrier_port}"
+domain = "carrier.example"
+caller_id = "+15550100"
+username = "acme"
+password = "trunk-secret"
+
+[queues.operator]
+ring_timeout_secs = 15
+announce_every_secs = 0
+wrapup_secs = 1
+
+[queues.operator.callback]
+retry_after_secs = 60
+max_attempts = 1
+accept_timeout_secs = 15
+
+[agents.alice]
+password = "alice-secret"
+queues = ["operator"]
+"#
+        ),
+        ..ServerOpts::default()
+    });
+    let carrier = carrier.spawn(srv.sip, "carrier");
+    let mut agent = register_alice(&srv, "udp", &["--ring-delay", "0.5", "--timeout", "35"]);
+    let (status, body) = srv.http_post(
+        "/api/v1/callbacks",
+        &format!(r#"{{"number":"{CUSTOMER}","queue":"operator"}}"#),
+    );
+    assert_eq!(status, 201, "{body}\n{}", srv.log());
+    let id = json(&body)["id"].as_str().expect("id").to_string();
+    let inv = agent.expect("incoming", Duration::from_secs(15), &srv);
+    assert_eq!(
+        inv["x_ringback"]["X-Ringback-Callback"].as_str(),
+        Some(id.as_str())
+    );
+    let carrier = carrier.wait();
+    carrier.assert_ok("carrier: 401, then 100/180/200, press 1, BYE");
+    assert!(
+        carrier
+            .messages
+            .contains(&format!("INVITE sip:{CUSTOMER}@carrier.example")),
+        "{}",
+        carrier.messages
+    );
+    let until = Instant::now() + Duration::from_secs(10);
+    let cb = loop {
+        let (_, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
+        let cb = json(&body);
+        if cb["state"] == "completed" || Instant::now() > until {
+            break cb;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(cb["state"], "completed", "{cb:#}\n{}", srv.log());
+    assert_eq!(cb["attempts"], 1, "{cb:#}");
+    agent.finish(&srv);
+    assert_no_active_calls(&srv);
+}
+
+/// Re-INVITEs with a changed SDP on the agent's leg: the PJSIP agent puts
+/// the caller on hold (sendonly) and resumes (sendrecv). The caller's tone
+/// starts only after the resume, so the agent hears it only if ringback
+/// followed both re-INVITEs (it stops sending while held).
+#[test]
+fn pjsip_agent_holds_and_resumes_udp() {
+    let srv = Server::start(ServerOpts {
+        extra_config: AGENT_CONFIG.into(),
+        ..ServerOpts::default()
+    });
+    let agent_tone = AGENT_TONE.to_string();
+    let caller_tone = CALLER_TONE.to_string();
+    let mut agent = register_alice(
+        &srv,
+        "udp",
+        &[
+            "--ring-delay",
+            "0.5",
+            "--hold-at",
+            "1",
+            "--unhold-at",
+            "3",
+            "--play",
+            &agent_tone,
+            "--detect",
+            &caller_tone,
+            "--hangup-on-tone",
+            &caller_tone,
+            "--hangup-delay",
+            "1.5",
+            "--timeout",
+            "35",
+        ],
+    );
+    let mut c = caller(
+        &srv,
+        "udp",
+        "2000",
+        &[
+            "--dtmf",
+            "1@1.5",
+            "--play",
+            &caller_tone,
+            "--play-at",
+            "9",
+            "--detect",
+            &agent_tone,
+            "--timeout",
+            "30",
+        ],
+    );
+    let id = call_id(&c, &srv);
+    agent.expect("incoming", Duration::from_secs(15), &srv);
+    agent.expect("hold_sent", Duration::from_secs(10), &srv);
+    agent.expect("unhold_sent", Duration::from_secs(10), &srv);
+    c.finish(&srv);
+    agent.finish(&srv);
+    agent.assert_heard(CALLER_TONE, &srv);
+    c.assert_heard(AGENT_TONE, &srv);
+    assert!(
+        srv.log().contains("leg renegotiated"),
+        "ringback saw the agent's re-INVITEs:\n{}",
+        srv.log()
+    );
+    let cdr = srv.wait_cdr(&id, Duration::from_secs(10));
+    assert_eq!(cdr.disposition, "completed", "{cdr:?}");
+    assert_eq!(cdr.hangup_by.as_deref(), Some("agent"), "{cdr:?}");
+    assert_no_active_calls(&srv);
+}

@@ -967,7 +967,7 @@ impl Call {
             Ok((self.offer_answer.0.clone(), self.offer_answer.1.clone()))
         } else {
             sdp::parse(&text).map_err(|e| e.to_string()).and_then(|o| {
-                sdp::negotiate(&o, &self.ctx.codecs)
+                crate::media::renegotiate(&o, self.stream.codec())
                     .map(|n| (o, n))
                     .map_err(|e| e.to_string())
             })

@@ -231,6 +231,12 @@ impl Stream {
         self.local
     }
 
+    /// The codec this stream sends and expects (fixed for its life: a
+    /// re-INVITE must keep it, see [`renegotiate`]).
+    pub fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// Play prompts in order; `PlaybackDone { token }` follows unless
     /// stopped or replaced first.
     pub fn play(&self, prompts: Vec<Arc<Prompt>>, looped: bool, token: u64) {
@@ -363,6 +369,18 @@ impl Relay {
         }
         true
     }
+}
+
+/// Offer/answer for a re-INVITE or UPDATE on a running stream: the
+/// stream's codec must stay (its packets are already being encoded and
+/// relayed in it), so an offer without it is refused (488, and the session
+/// goes on unchanged, RFC 3264 §8) instead of answered with a codec the
+/// stream would not send.
+pub fn renegotiate(
+    offer: &ringback_media::sdp::RemoteSdp,
+    current: Codec,
+) -> Result<ringback_media::sdp::Negotiated, ringback_media::sdp::SdpError> {
+    ringback_media::sdp::negotiate(offer, &[current])
 }
 
 /// Connect two legs: what one receives, the other sends (B2BUA media

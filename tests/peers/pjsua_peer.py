@@ -480,6 +480,32 @@ class Peer:
                 call.at(at, "dtmf", lambda c=call, d=digits: self.send_dtmf(c, d))
         if a.hangup_after is not None:
             call.at(a.hangup_after, "hangup", lambda c=call: self.hangup(c, "after"))
+        if a.hold_at is not None:
+            call.at(a.hold_at, "hold", lambda c=call: self.hold(c))
+        if a.unhold_at is not None:
+            call.at(a.unhold_at, "unhold", lambda c=call: self.unhold(c))
+
+    def hold(self, call):
+        """Put the call on hold: a re-INVITE with a=sendonly."""
+        if call.disconnected:
+            return
+        try:
+            call.setHold(pj.CallOpParam(True))
+            emit("hold_sent", call=call.tag)
+        except pj.Error as e:
+            emit("error", call=call.tag, error="hold: %s" % e.info())
+
+    def unhold(self, call):
+        """Resume: a re-INVITE with a=sendrecv (PJSUA_CALL_UNHOLD)."""
+        if call.disconnected:
+            return
+        try:
+            prm = pj.CallOpParam(True)
+            prm.opt.flag = pj.PJSUA_CALL_UNHOLD
+            call.reinvite(prm)
+            emit("unhold_sent", call=call.tag)
+        except pj.Error as e:
+            emit("error", call=call.tag, error="unhold: %s" % e.info())
 
     def on_tone(self, call, freq):
         if freq in [float(f) for f in self.a.hangup_on_tone] and not call.disconnected:
@@ -670,6 +696,10 @@ def main(argv):
     ap.add_argument("--detect", type=float, action="append", default=[],
                     help="report whether this frequency was heard (repeatable)")
     ap.add_argument("--min-tone-secs", type=float, default=0.5)
+    ap.add_argument("--hold-at", type=float,
+                    help="put the call on hold (re-INVITE sendonly) this long after CONFIRMED")
+    ap.add_argument("--unhold-at", type=float,
+                    help="resume it (re-INVITE sendrecv) this long after CONFIRMED")
     ap.add_argument("--hangup-after", type=float,
                     help="hang up this long after CONFIRMED")
     ap.add_argument("--hangup-on-tone", type=float, action="append", default=[],

@@ -12,7 +12,8 @@
 //! - several 2xx with different To tags when a proxy forks: the first one
 //!   is kept, every other one is ACKed and then ended with BYE
 //!   (RFC 3261 §13.2.2.4);
-//! - digest challenges (401/407), answered once per nonce.
+//! - digest challenges (401/407) to the INVITE and to our BYE, answered
+//!   once per nonce.
 //!
 //! Sans-IO: [`OutgoingInvite::on_response`] takes a response and returns an
 //! [`InviteEvent`] for the owner; the requests to send are queued and taken
@@ -108,6 +109,8 @@ pub struct OutgoingInvite {
     ack: Option<Request>,
     /// To tags of extra 2xx (forks) already ACKed and hung up.
     forks_ended: Vec<String>,
+    /// Our BYE in the kept dialog, to answer a challenge to it.
+    bye: Option<Request>,
     out: VecDeque<Send>,
 }
 
@@ -127,6 +130,7 @@ impl OutgoingInvite {
             dialog: None,
             ack: None,
             forks_ended: Vec::new(),
+            bye: None,
             out: VecDeque::new(),
         }
     }
@@ -169,8 +173,13 @@ impl OutgoingInvite {
     /// Feed a response to any request of this call (only INVITE responses
     /// change anything).
     pub fn on_response(&mut self, resp: &Response) -> InviteEvent {
-        let Some((seq, Method::Invite)) = message::cseq(resp) else {
-            return InviteEvent::Nothing;
+        let seq = match message::cseq(resp) {
+            Some((seq, Method::Invite)) => seq,
+            Some((seq, Method::Bye)) => {
+                self.on_bye_response(resp, seq);
+                return InviteEvent::Nothing;
+            }
+            _ => return InviteEvent::Nothing,
         };
         let code = resp.status_code.code();
         if seq != self.invite_cseq() {
@@ -375,6 +384,31 @@ impl OutgoingInvite {
         }
     }
 
+    /// A carrier challenged our BYE (401/407): send it again with
+    /// credentials, once per challenge (RFC 3261 §22.2 applies to every
+    /// request, and carriers do challenge BYEs).
+    fn on_bye_response(&mut self, resp: &Response, seq: u32) {
+        let code = resp.status_code.code();
+        if code != 401 && code != 407 {
+            return;
+        }
+        let Some(bye) = self.bye.as_ref() else {
+            return;
+        };
+        let ours = message::cseq(bye).is_some_and(|(n, _)| n == seq)
+            && message::to_tag(bye) == message::to_tag(resp);
+        let Some(auth) = self.auth.as_mut().filter(|_| ours) else {
+            return;
+        };
+        match auth.retry(bye, resp) {
+            Ok(next) => {
+                self.bye = Some(next.clone());
+                self.out.push_back(Send::Request(Box::new(next)));
+            }
+            Err(e) => tracing::warn!(error = %e, code, "challenge to our BYE cannot be answered"),
+        }
+    }
+
     /// The owner no longer wants the call: CANCEL while it rings (as soon
     /// as RFC 3261 allows: after a provisional), BYE once answered. True
     /// when the call is finished from our side (BYE queued or nothing left
@@ -383,7 +417,13 @@ impl OutgoingInvite {
         match self.phase {
             Phase::Answered => {
                 if let Some(d) = self.dialog.as_mut() {
-                    let bye = d.make_request(Method::Bye, &self.via);
+                    let mut bye = d.make_request(Method::Bye, &self.via);
+                    // A carrier that challenged the INVITE usually challenges
+                    // the BYE too: send the credentials up front.
+                    if let Some(auth) = self.auth.as_mut() {
+                        auth.authorize_again(&mut bye);
+                    }
+                    self.bye = Some(bye.clone());
                     self.out.push_back(Send::Request(Box::new(bye)));
                 }
                 self.phase = Phase::Ended;

@@ -429,3 +429,63 @@ fn second_challenge_of_the_same_nonce_fails() {
         "wrong password: do not loop"
     );
 }
+
+#[test]
+fn challenged_bye_is_resent_with_credentials() {
+    let inv = invite();
+    let mut o = OutgoingInvite::new(inv.clone(), via(), Some(credentials()));
+    let ch = "Proxy-Authenticate: Digest realm=\"carrier\", nonce=\"n1\", algorithm=MD5, qop=\"auth\"\r\n";
+    assert_eq!(
+        o.on_response(&resp(&inv, 407, Some("t"), ch, "")),
+        InviteEvent::Resent
+    );
+    let again = match drain(&mut o).remove(0) {
+        Send::Request(r) => *r,
+        other => panic!("{other:?}"),
+    };
+    assert!(matches!(
+        o.on_response(&resp(&again, 200, Some("ok"), "", SDP)),
+        InviteEvent::Answered { .. }
+    ));
+    drain(&mut o);
+    assert!(o.hang_up());
+    let bye = match drain(&mut o).remove(0) {
+        Send::Request(r) => *r,
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        message::header_value(&bye, "Proxy-Authorization").is_some(),
+        "credentials sent up front with the BYE"
+    );
+    // The carrier challenges it anyway with a new nonce: sent again, verified.
+    let server = DigestServer::new(
+        "carrier",
+        Algorithm::Md5,
+        b"k",
+        std::time::Duration::from_secs(60),
+    );
+    let ch2 = format!(
+        "Proxy-Authenticate: {}\r\n",
+        server.challenge(1_000, false).header_value()
+    );
+    let mut challenged = resp(&bye, 407, Some("ok"), &ch2, "");
+    challenged.status_code = rsip::StatusCode::ProxyAuthenticationRequired;
+    assert_eq!(o.on_response(&challenged), InviteEvent::Nothing);
+    let sent = drain(&mut o);
+    let Send::Request(bye2) = &sent[0] else {
+        panic!("{sent:?}")
+    };
+    assert_eq!(bye2.method, Method::Bye);
+    let value = message::header_value(bye2.as_ref(), "Proxy-Authorization").expect("auth");
+    let auth = crate::auth::Authorization::parse(&value).expect("parse");
+    assert!(crate::auth::check_response(
+        &auth,
+        "BYE",
+        crate::auth::Credential::Password("s3cret")
+    ));
+    // A BYE challenge from another dialog is not ours to answer.
+    let mut other = resp(&bye, 401, Some("fork"), &ch2.replace("Proxy-", "WWW-"), "");
+    other.status_code = rsip::StatusCode::Unauthorized;
+    assert_eq!(o.on_response(&other), InviteEvent::Nothing);
+    assert!(drain(&mut o).is_empty());
+}

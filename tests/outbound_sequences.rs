@@ -153,10 +153,14 @@ fn reliable_provisional_is_pracked() {
 #[test]
 fn retransmitted_answer_is_acked_again() {
     let trace = call_alice(|rtp| AgentPhone::new(20_000).trying().ring().answer_twice(rtp));
-    assert_eq!(
-        trace.matches("\nACK sip:").count(),
-        2,
-        "each 200 gets its ACK:\n{trace}"
+    // SIPp answers the (identical) second ACK by sending its 200 once more,
+    // so the two go back and forth until the call ends: what must hold is
+    // that every 200 got its ACK.
+    let acks = trace.matches("\nACK sip:").count();
+    let oks = trace.matches("\nSIP/2.0 200 Reply").count();
+    assert!(
+        acks >= 2 && acks + 1 >= oks,
+        "{oks} 200s, {acks} ACKs:\n{trace}"
     );
 }
 

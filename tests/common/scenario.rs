@@ -456,12 +456,16 @@ impl AgentPhone {
         self
     }
 
-    /// After a PRACK, SIPp's `[last_*]` fields name the PRACK: responses
-    /// to the INVITE that follow it use the INVITE's headers captured at
+    /// SIPp's `[last_*]` fields name the last message received: after a
+    /// PRACK, and in sends marked `<!--inv-->` (a response to the INVITE
+    /// sent after its ACK), responses use the INVITE's headers captured at
     /// the start instead.
-    fn steps_with_prack(&self) -> Vec<String> {
+    fn steps_with_invite_headers(&self) -> Vec<String> {
         let mut steps = self.steps.clone();
-        if !steps.iter().any(|s| s.contains("prack-ok")) {
+        if !steps
+            .iter()
+            .any(|s| s.contains("prack-ok") || s.contains("<!--inv-->"))
+        {
             return steps;
         }
         let capture = ["Via", "From", "To", "CSeq"]
@@ -486,7 +490,7 @@ impl AgentPhone {
                 after_prack = true;
             } else if step.starts_with("<recv") && !step.contains("PRACK") {
                 after_prack = false;
-            } else if after_prack && step.starts_with("<send") {
+            } else if (after_prack && step.starts_with("<send")) || step.contains("<!--inv-->") {
                 *step = step
                     .replace("[last_Via:]", "Via:[$invvia]")
                     .replace("[last_From:]", "From:[$invfrom]")
@@ -497,26 +501,33 @@ impl AgentPhone {
         steps
     }
 
-    /// Answer, and send the 200 again before the ACK could arrive (as a
-    /// phone does when the ACK is slow or lost): both must be ACKed.
+    /// Answer, then send the 200 again after the ACK (as a phone whose ACK
+    /// was lost does): it must be ACKed again. SIPp takes that identical
+    /// ACK for a retransmission and does not match it (so the step only
+    /// waits a moment); the trace shows whether it came.
     pub fn answer_twice(mut self, rtp_port: u16) -> AgentPhone {
         let ok = Self::reply(200, "Content-Type: application/sdp\n", &Self::sdp(rtp_port));
         self.steps.push(ok.clone());
-        self.steps.push(ok);
-        // The second ACK is identical (RFC 3261 §13.2.2.4): SIPp takes it
-        // for a retransmission and does not match it; the trace shows it.
         self.steps.push("<recv request=\"ACK\"/>".into());
+        self.steps
+            .push(ok.replacen("<send>", "<send><!--inv-->", 1));
+        self.steps
+            .push("<recv request=\"ACK\" timeout=\"1500\" ontimeout=\"acked\"/>".into());
+        self.steps.push("<label id=\"acked\"/>".into());
         self
     }
 
-    /// Answer from two forks at once (two 200s with different To tags):
-    /// ringback keeps the first, ACKs both and ends the second with BYE.
+    /// Answer from two forks (a second 200 with another To tag after the
+    /// first was ACKed): ringback keeps the first, ACKs the second and ends
+    /// it with BYE.
     pub fn answer_with_fork(mut self, rtp_port: u16) -> AgentPhone {
         let ok = Self::reply(200, "Content-Type: application/sdp\n", &Self::sdp(rtp_port));
         self.steps.push(ok.clone());
-        self.steps
-            .push(ok.replace("tag=[pid]agent[call_number]", "tag=[pid]fork[call_number]"));
         self.steps.push("<recv request=\"ACK\"/>".into());
+        self.steps.push(
+            ok.replacen("<send>", "<send><!--inv-->", 1)
+                .replace("tag=[pid]agent[call_number]", "tag=[pid]fork[call_number]"),
+        );
         self.steps.push("<recv request=\"ACK\"/>".into());
         self.steps.push(
             "<recv request=\"BYE\" timeout=\"5000\"><action><ereg regexp=\"tag=[0-9]+fork\" search_in=\"hdr\" header=\"To:\" check_it=\"true\" assign_to=\"forktag\"/></action></recv>"
@@ -669,7 +680,7 @@ impl AgentPhone {
     pub fn xml(&self) -> String {
         format!(
             "<?xml version=\"1.0\" encoding=\"ISO-8859-1\" ?>\n<scenario name=\"agent phone\">\n{}\n</scenario>\n",
-            self.steps_with_prack().join("\n")
+            self.steps_with_invite_headers().join("\n")
         )
     }
 }

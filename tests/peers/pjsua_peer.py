@@ -254,7 +254,18 @@ class PeerCall(pj.Call):
                 emit("media_state", call=self.tag, status=int(mi.status))
                 continue
             if self.aud is not None:
-                continue  # re-INVITE: already connected
+                # After a re-INVITE (hold/resume) PJSIP may rebuild the
+                # stream: connect the player and recorder to it again.
+                try:
+                    self.aud = self.getAudioMedia(mi.index)
+                    if getattr(self, "player", None) is not None:
+                        self.player.startTransmit(self.aud)
+                    if getattr(self, "recorder", None) is not None:
+                        self.aud.startTransmit(self.recorder)
+                    emit("media_reconnected", call=self.tag)
+                except pj.Error as e:
+                    emit("error", call=self.tag, error="reconnect: %s" % e.info())
+                continue
             try:
                 self.aud = self.getAudioMedia(mi.index)
             except pj.Error as e:

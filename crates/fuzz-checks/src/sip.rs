@@ -7,7 +7,7 @@ use ringback_media::dtmf::parse_sip_info;
 use ringback_media::Codec;
 use ringback_sip::auth::{Algorithm, Authorization, Credential, DigestServer, MemoryNonceCounter};
 use ringback_sip::dialog::Dialog;
-use ringback_sip::message::{self, Frame, ParseError, ViaSpec};
+use ringback_sip::message::{self, Frame, ViaSpec};
 use ringback_sip::rsip::headers::ToTypedHeader;
 use ringback_sip::rsip::message::HeadersExt;
 use ringback_sip::rsip::{self, Method, SipMessage};
@@ -24,7 +24,8 @@ const OUR_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 5));
 /// the server's receive path.
 ///
 /// UDP (`src/endpoint.rs` `on_bytes`): keep-alive filter, size limit (513),
-/// [`message::parse`], on failure [`message::error_response`] with 400 or 501; on success
+/// [`message::parse`], on failure [`message::error_response_for`] (400 naming the header,
+/// 505, 416, 501); on success
 /// `stamp_received`, [`TransactionLayer::handle_incoming`], then each request answered as
 /// the endpoint and call admission answer it (SDP offer/answer and a UAS dialog for
 /// INVITE, digest verification for REGISTER, DTMF for INFO). The datagram is then
@@ -154,22 +155,14 @@ impl Endpoint {
         if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return; // keep-alive
         }
-        let parsed = if bytes.len() > MAX_MESSAGE {
-            Err((
-                513,
-                format!("message of {} bytes is too large", bytes.len()),
-            ))
-        } else {
-            message::parse(bytes).map_err(|e| {
-                let code = if matches!(e, ParseError::UnknownMethod(_)) {
-                    501
-                } else {
-                    400
-                };
-                (code, e.to_string())
-            })
-        };
-        match parsed {
+        if bytes.len() > MAX_MESSAGE {
+            let reason = format!("message of {} bytes is too large", bytes.len());
+            if let Some(resp) = message::error_response(bytes, 513, &reason) {
+                check_error_response(&resp, 513);
+            }
+            return;
+        }
+        match message::parse(bytes) {
             Ok(mut msg) => {
                 check_round_trip(&msg);
                 if let SipMessage::Request(req) = &mut msg {
@@ -178,9 +171,10 @@ impl Endpoint {
                 self.layer.handle_incoming(msg, PEER, transport, self.now);
                 self.flush();
             }
-            Err((code, reason)) => {
-                if let Some(resp) = message::error_response(bytes, code, &reason) {
-                    check_error_response(&resp, code);
+            // 400 naming the header, 505, 416, 501: as the endpoint answers.
+            Err(e) => {
+                if let Some(resp) = message::error_response_for(bytes, &e) {
+                    check_error_response(&resp, e.status());
                 }
             }
         }

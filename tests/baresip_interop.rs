@@ -748,47 +748,13 @@ fn callback_to_customer(transport: &str) {
             "35",
         ]),
     );
-    let srv = Server::start(ServerOpts {
-        dialplans: vec![(
-            "cb.toml".into(),
-            r#"
-[dialplan]
-name = "callbacks"
-numbers = ["100"]
-start = "q"
-operator = "operator"
-
-[nodes.q]
-type = "queue"
-queue = "operator"
-"#
-            .into(),
-        )],
-        extra_config: format!(
-            r#"
-[trunk]
-address = "127.0.0.1:{port}"
-caller_id = "+15550100"
-transport = "{transport}"
-
-[queues.operator]
-ring_timeout_secs = 15
-announce_every_secs = 0
-wrapup_secs = 1
-
-[queues.operator.callback]
-retry_after_secs = 60
-max_attempts = 1
-accept_timeout_secs = 15
-
-[agents.alice]
-password = "alice-secret"
-queues = ["operator"]
-"#,
+    let srv = common::callback_server(
+        &format!(
+            "[trunk]\naddress = \"127.0.0.1:{port}\"\ncaller_id = \"+15550100\"\ntransport = \"{transport}\"\n",
             port = customer.port
         ),
-        ..ServerOpts::default()
-    });
+        "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+    );
     let mut a = agent(
         &srv,
         transport,

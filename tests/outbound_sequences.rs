@@ -174,53 +174,24 @@ fn second_answer_from_a_fork_is_acked_and_ended() {
     });
 }
 
-const CB_PLAN: &str = r#"
-[dialplan]
-name = "cb"
-numbers = ["100"]
-start = "q"
-operator = "operator"
-
-[nodes.q]
-type = "queue"
-queue = "operator"
-"#;
-
 /// The issue's end-to-end case on SIPp: a web callback reaches the agent,
 /// then the customer through a trunk that challenges the INVITE with 401
 /// and sends 100/180 before 200; the customer presses 1; `completed`.
 #[test]
 fn callback_through_a_challenging_trunk_completes() {
     let carrier_port = free_udp_port();
-    let srv = Server::start(ServerOpts {
-        dialplans: vec![("cb.toml".into(), CB_PLAN.into())],
-        extra_config: format!(
-            r#"
-[trunk]
+    let srv = common::callback_server(
+        &format!(
+            r#"[trunk]
 address = "127.0.0.1:{carrier_port}"
 domain = "carrier.example"
 caller_id = "+15550100"
 username = "acme"
 password = "trunk-secret"
-asserted_identity = true
-
-[queues.operator]
-ring_timeout_secs = 10
-announce_every_secs = 0
-wrapup_secs = 1
-
-[queues.operator.callback]
-retry_after_secs = 3
-max_attempts = 2
-accept_timeout_secs = 8
-
-[agents.alice]
-password = "alice-secret"
-queues = ["operator"]
-"#
+asserted_identity = true"#
         ),
-        ..ServerOpts::default()
-    });
+        "retry_after_secs = 3\nmax_attempts = 2\naccept_timeout_secs = 8",
+    );
     let alice_port = free_udp_port();
     register(&srv, alice_port);
     let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -290,29 +261,10 @@ queues = ["operator"]
 
 /// A callback server with `trunks` (TOML) and alice registered from `alice_port`.
 fn callback_server(trunks: &str, alice_port: u16) -> Server {
-    let srv = Server::start(ServerOpts {
-        dialplans: vec![("cb.toml".into(), CB_PLAN.into())],
-        extra_config: format!(
-            r#"
-{trunks}
-
-[queues.operator]
-ring_timeout_secs = 10
-announce_every_secs = 0
-wrapup_secs = 1
-
-[queues.operator.callback]
-retry_after_secs = 30
-max_attempts = 1
-accept_timeout_secs = 8
-
-[agents.alice]
-password = "alice-secret"
-queues = ["operator"]
-"#
-        ),
-        ..ServerOpts::default()
-    });
+    let srv = common::callback_server(
+        trunks,
+        "retry_after_secs = 30\nmax_attempts = 1\naccept_timeout_secs = 8",
+    );
     register(&srv, alice_port);
     srv
 }

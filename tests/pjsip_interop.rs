@@ -763,47 +763,13 @@ fn callback_to_customer(transport: &str) {
             "35",
         ]),
     );
-    let srv = Server::start(ServerOpts {
-        dialplans: vec![(
-            "cb.toml".into(),
-            r#"
-[dialplan]
-name = "callbacks"
-numbers = ["100"]
-start = "q"
-operator = "operator"
-
-[nodes.q]
-type = "queue"
-queue = "operator"
-"#
-            .into(),
-        )],
-        extra_config: format!(
-            r#"
-[trunk]
-address = "127.0.0.1:{port}"
-caller_id = "+15550100"
-transport = "{transport}"
-
-[queues.operator]
-ring_timeout_secs = 15
-announce_every_secs = 0
-wrapup_secs = 1
-
-[queues.operator.callback]
-retry_after_secs = 60
-max_attempts = 1
-accept_timeout_secs = 15
-
-[agents.alice]
-password = "alice-secret"
-queues = ["operator"]
-"#,
+    let srv = common::callback_server(
+        &format!(
+            "[trunk]\naddress = \"127.0.0.1:{port}\"\ncaller_id = \"+15550100\"\ntransport = \"{transport}\"\n",
             port = customer.port
         ),
-        ..ServerOpts::default()
-    });
+        "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+    );
     let mut agent = register_alice(
         &srv,
         transport,
@@ -941,38 +907,17 @@ fn pjsip_agent_callback_through_a_challenging_trunk_completes() {
             .pause(2_000)
             .hang_up(),
     );
-    let srv = Server::start(ServerOpts {
-        dialplans: vec![(
-            "cb.toml".into(),
-            "[dialplan]\nname = \"callbacks\"\nnumbers = [\"100\"]\nstart = \"q\"\noperator = \"operator\"\n\n[nodes.q]\ntype = \"queue\"\nqueue = \"operator\"\n"
-                .into(),
-        )],
-        extra_config: format!(
-            r#"
-[trunk]
+    let srv = common::callback_server(
+        &format!(
+            r#"[trunk]
 address = "127.0.0.1:{carrier_port}"
 domain = "carrier.example"
 caller_id = "+15550100"
 username = "acme"
-password = "trunk-secret"
-
-[queues.operator]
-ring_timeout_secs = 15
-announce_every_secs = 0
-wrapup_secs = 1
-
-[queues.operator.callback]
-retry_after_secs = 60
-max_attempts = 1
-accept_timeout_secs = 15
-
-[agents.alice]
-password = "alice-secret"
-queues = ["operator"]
-"#
+password = "trunk-secret""#
         ),
-        ..ServerOpts::default()
-    });
+        "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+    );
     let carrier = carrier.spawn(srv.sip, "carrier");
     let mut agent = register_alice(&srv, "udp", &["--ring-delay", "0.5", "--timeout", "35"]);
     let (status, body) = srv.http_post(

@@ -776,3 +776,45 @@ pub fn query_text(db: &Path, sql: &str) -> Vec<Vec<Option<String>>> {
         out
     })
 }
+
+/// A dialplan (`cb.toml`) whose number 100 puts the caller straight into
+/// the operator queue: what callback tests need from the IVR.
+pub const QUEUE_PLAN: &str = r#"
+[dialplan]
+name = "callbacks"
+numbers = ["100"]
+start = "q"
+operator = "operator"
+
+[nodes.q]
+type = "queue"
+queue = "operator"
+"#;
+
+/// A server for callback tests: `trunks` (TOML: `[trunk]` and
+/// `[trunks.NAME]` tables), the operator queue with `callback_policy` (keys
+/// of `[queues.operator.callback]`), and agent `alice` (password
+/// `alice-secret`) serving it.
+pub fn callback_server(trunks: &str, callback_policy: &str) -> Server {
+    Server::start(ServerOpts {
+        dialplans: vec![("cb.toml".into(), QUEUE_PLAN.into())],
+        extra_config: format!(
+            r#"
+{trunks}
+
+[queues.operator]
+ring_timeout_secs = 15
+announce_every_secs = 0
+wrapup_secs = 1
+
+[queues.operator.callback]
+{callback_policy}
+
+[agents.alice]
+password = "alice-secret"
+queues = ["operator"]
+"#
+        ),
+        ..ServerOpts::default()
+    })
+}

@@ -483,6 +483,12 @@ mod tests {
         }
     }
 
+    /// The `Authorization` value with which `user` answers `ch` for a
+    /// REGISTER, knowing `pw`, at nonce-count `nc`.
+    fn authz(ch: &Challenge, user: &str, pw: &str, nc: u32) -> String {
+        authorize(ch, user, pw, "REGISTER", "sip:127.0.0.1", "c", nc)
+    }
+
     fn registrar() -> Registrar {
         let mut s = HashMap::new();
         s.insert("alice".to_string(), Secret::Password("wonderland".into()));
@@ -506,136 +512,119 @@ mod tests {
         Challenge::parse(&all[0]).expect("challenge")
     }
 
-    /// Send unauthenticated REGISTERs (as a phone that cannot answer what
-    /// it is offered does) until a 401 offers `alg`; at most three.
-    fn challenge_for(
-        reg: &mut Registrar,
-        user: &str,
-        expires: u32,
-        alg: &str,
+    /// A registrar under test with its two clocks (`now` for bindings and
+    /// throttling, `unix` seconds for nonces); every REGISTER comes from
+    /// `ME` over UDP.
+    struct Bench {
+        reg: Registrar,
         now: Instant,
-        t: u64,
-    ) -> Challenge {
-        let src: SocketAddr = ME.parse().expect("addr");
-        for i in 0..3 {
-            let (r401, _) = reg.handle(
-                &register(user, None, expires, 100 + i),
-                src,
-                TransportKind::Udp,
-                now,
-                t,
-            );
-            let ch = only_challenge(&r401);
-            if ch.algorithm.name().eq_ignore_ascii_case(alg) {
-                return ch;
-            }
-        }
-        panic!("{alg} never offered to {user}");
+        unix: u64,
     }
 
-    fn answer(
-        user: &str,
-        pw: &str,
-        alg: &str,
-        reg: &mut Registrar,
-        now: Instant,
-        t: u64,
-        nc: u32,
-    ) -> (u16, Option<Reachability>) {
-        let src: SocketAddr = ME.parse().expect("addr");
-        let ch = challenge_for(reg, user, 600, alg, now, t);
-        let authz = authorize(&ch, user, pw, "REGISTER", "sip:127.0.0.1", "cnonce1", nc);
-        let (resp, change) = reg.handle(
-            &register(user, Some(&authz), 600, 2),
-            src,
-            TransportKind::Udp,
-            now,
-            t,
-        );
-        (resp.status_code.code(), change)
+    impl Bench {
+        fn new(reg: Registrar) -> Bench {
+            Bench {
+                reg,
+                now: Instant::now(),
+                unix: 1_000,
+            }
+        }
+
+        /// Moves both clocks `secs` seconds on.
+        fn advance(&mut self, secs: u64) {
+            self.now += Duration::from_secs(secs);
+            self.unix += secs;
+        }
+
+        fn send(&mut self, req: &rsip::Request) -> (rsip::Response, Option<Reachability>) {
+            let src: SocketAddr = ME.parse().expect("addr");
+            self.reg
+                .handle(req, src, TransportKind::Udp, self.now, self.unix)
+        }
+
+        /// Sends `req`, which must be answered by a 401: its only challenge.
+        fn challenge(&mut self, req: &rsip::Request) -> Challenge {
+            only_challenge(&self.send(req).0)
+        }
+
+        /// Sends `user`'s REGISTER (`expires`, `cseq`) answering `ch` with
+        /// `pw` at nonce-count `nc`.
+        fn answer(
+            &mut self,
+            ch: &Challenge,
+            user: &str,
+            pw: &str,
+            nc: u32,
+            expires: u32,
+            cseq: u32,
+        ) -> (rsip::Response, Option<Reachability>) {
+            self.send(&register(
+                user,
+                Some(&authz(ch, user, pw, nc)),
+                expires,
+                cseq,
+            ))
+        }
+
+        /// Send unauthenticated REGISTERs (as a phone that cannot answer
+        /// what it is offered does) until a 401 offers `alg`; at most three.
+        fn challenge_for(&mut self, user: &str, expires: u32, alg: Algorithm) -> Challenge {
+            for i in 0..3 {
+                let ch = self.challenge(&register(user, None, expires, 100 + i));
+                if ch.algorithm == alg {
+                    return ch;
+                }
+            }
+            panic!("{alg:?} never offered to {user}");
+        }
+
+        /// A whole registration of `user` knowing `pw` over `alg`: the
+        /// challenge for it, then the answer (nonce-count 1, 600 s).
+        fn login(&mut self, user: &str, pw: &str, alg: Algorithm) -> (u16, Option<Reachability>) {
+            let ch = self.challenge_for(user, 600, alg);
+            let (resp, change) = self.answer(&ch, user, pw, 1, 600, 2);
+            (resp.status_code.code(), change)
+        }
     }
 
     #[test]
     fn sha256_and_md5_registration() {
-        let mut reg = registrar();
-        let now = Instant::now();
-        let (code, change) = answer("alice", "wonderland", "SHA-256", &mut reg, now, 1_000, 1);
+        let mut b = Bench::new(registrar());
+        let (code, change) = b.login("alice", "wonderland", Algorithm::Sha256);
         assert_eq!(code, 200);
         assert_eq!(
-            change.and_then(|c| c.binding).map(|b| b.contact),
+            change
+                .and_then(|c| c.binding)
+                .map(|binding| binding.contact),
             Some(format!("sip:alice@{ME}"))
         );
-        let (code, _) = answer("bob", "builder", "MD5", &mut reg, now, 1_000, 1);
+        let (code, _) = b.login("bob", "builder", Algorithm::Md5);
         assert_eq!(code, 200, "HA1-configured agent over MD5");
-        assert!(reg.binding("bob", now).is_some());
+        assert!(b.reg.binding("bob", b.now).is_some());
     }
 
     #[test]
     fn wrong_password_and_unknown_user_look_the_same() {
-        let mut reg = registrar();
-        let now = Instant::now();
-        assert_eq!(
-            answer("alice", "nope", "MD5", &mut reg, now, 1_000, 1).0,
-            403
-        );
-        assert_eq!(
-            answer("mallory", "x", "MD5", &mut reg, now, 1_000, 1).0,
-            403
-        );
-        assert!(reg.binding("alice", now).is_none());
+        let mut b = Bench::new(registrar());
+        assert_eq!(b.login("alice", "nope", Algorithm::Md5).0, 403);
+        assert_eq!(b.login("mallory", "x", Algorithm::Md5).0, 403);
+        assert!(b.reg.binding("alice", b.now).is_none());
     }
 
     #[test]
     fn expired_nonce_is_stale_and_replay_is_refused() {
-        let mut reg = registrar();
-        let now = Instant::now();
-        let src: SocketAddr = ME.parse().expect("addr");
-        let ch = challenge_for(&mut reg, "alice", 600, "MD5", now, 1_000);
-        let authz = authorize(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:127.0.0.1",
-            "c",
-            1,
-        );
-        let (ok, _) = reg.handle(
-            &register("alice", Some(&authz), 600, 2),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let mut b = Bench::new(registrar());
+        let ch = b.challenge_for("alice", 600, Algorithm::Md5);
+        let (ok, _) = b.answer(&ch, "alice", "wonderland", 1, 600, 2);
         assert_eq!(ok.status_code.code(), 200);
         // The same nonce-count again: a replay.
-        let (replay, _) = reg.handle(
-            &register("alice", Some(&authz), 600, 3),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let (replay, _) = b.answer(&ch, "alice", "wonderland", 1, 600, 3);
         let again = only_challenge(&replay);
         assert!(again.stale, "a replay is answered with stale=true");
         assert_eq!(again.algorithm, Algorithm::Md5, "in the phone's algorithm");
         // Much later: the nonce has expired.
-        let authz2 = authorize(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:127.0.0.1",
-            "c",
-            2,
-        );
-        let (stale, _) = reg.handle(
-            &register("alice", Some(&authz2), 600, 4),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000 + 3_600,
-        );
+        b.unix += 3_600;
+        let (stale, _) = b.answer(&ch, "alice", "wonderland", 2, 600, 4);
         let again = only_challenge(&stale);
         assert!(again.stale);
         assert_eq!(again.algorithm, Algorithm::Md5);
@@ -643,90 +632,37 @@ mod tests {
 
     #[test]
     fn unregister_expiry_and_min_expires() {
-        let mut reg = registrar();
-        let now = Instant::now();
-        let src: SocketAddr = ME.parse().expect("addr");
-        assert_eq!(
-            answer("alice", "wonderland", "MD5", &mut reg, now, 1_000, 1).0,
-            200
-        );
+        let mut b = Bench::new(registrar());
+        assert_eq!(b.login("alice", "wonderland", Algorithm::Md5).0, 200);
         // Too short an interval → 423.
-        let ch = challenge_for(&mut reg, "alice", 10, "MD5", now, 1_000);
-        let a = authorize(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:127.0.0.1",
-            "c",
-            1,
-        );
-        let (resp, _) = reg.handle(
-            &register("alice", Some(&a), 10, 6),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let ch = b.challenge_for("alice", 10, Algorithm::Md5);
+        let (resp, _) = b.answer(&ch, "alice", "wonderland", 1, 10, 6);
         assert_eq!(resp.status_code.code(), 423);
         // Expires: 0 removes the binding.
-        let a = authorize(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:127.0.0.1",
-            "c",
-            2,
-        );
-        let (resp, change) = reg.handle(
-            &register("alice", Some(&a), 0, 7),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let (resp, change) = b.answer(&ch, "alice", "wonderland", 2, 0, 7);
         assert_eq!(resp.status_code.code(), 200);
         assert_eq!(change.map(|c| c.binding), Some(None));
         // A binding lapses on its own.
-        assert_eq!(
-            answer("alice", "wonderland", "MD5", &mut reg, now, 1_000, 1).0,
-            200
-        );
-        let gone = reg.expire(now + Duration::from_secs(601));
+        assert_eq!(b.login("alice", "wonderland", Algorithm::Md5).0, 200);
+        let later = b.now + Duration::from_secs(601);
+        let gone = b.reg.expire(later);
         assert_eq!(gone.len(), 1);
-        assert!(reg
-            .binding("alice", now + Duration::from_secs(601))
-            .is_none());
+        assert!(b.reg.binding("alice", later).is_none());
     }
 
     #[test]
     fn brute_force_is_throttled_per_source() {
-        let mut reg = registrar();
-        let now = Instant::now();
+        let mut b = Bench::new(registrar());
         for _ in 0..MAX_FAILURES {
-            assert_eq!(
-                answer("alice", "guess", "MD5", &mut reg, now, 1_000, 1).0,
-                403
-            );
+            assert_eq!(b.login("alice", "guess", Algorithm::Md5).0, 403);
         }
         // Now even the challenge is refused, and so is the right password.
-        let src: SocketAddr = ME.parse().expect("addr");
-        let (resp, _) = reg.handle(
-            &register("alice", None, 600, 1),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let (resp, _) = b.send(&register("alice", None, 600, 1));
         assert_eq!(resp.status_code.code(), 403);
         // After the window it works again.
-        let later = now + FAILURE_WINDOW + Duration::from_secs(1);
-        reg.expire(later);
-        assert_eq!(
-            answer("alice", "wonderland", "MD5", &mut reg, later, 1_000, 1).0,
-            200
-        );
+        b.now += FAILURE_WINDOW + Duration::from_secs(1);
+        b.reg.expire(b.now);
+        assert_eq!(b.login("alice", "wonderland", Algorithm::Md5).0, 200);
     }
 
     /// What libre ≤ 1.x (Debian's baresip 1.0) does with a 401: it walks
@@ -744,173 +680,60 @@ mod tests {
         // The default `sip.auth_algorithms`: ["MD5", "SHA-256"].
         let mut s = HashMap::new();
         s.insert("alice".to_string(), Secret::Password("wonderland".into()));
-        let mut reg = Registrar::new("ringback", s, vec![Algorithm::Md5, Algorithm::Sha256]);
-        let now = Instant::now();
-        let src: SocketAddr = ME.parse().expect("addr");
-        let (r401, _) = reg.handle(
-            &register("alice", None, 600, 1),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let mut b = Bench::new(Registrar::new(
+            "ringback",
+            s,
+            vec![Algorithm::Md5, Algorithm::Sha256],
+        ));
+        let (r401, _) = b.send(&register("alice", None, 600, 1));
         assert!(libre1_accepts(&r401), "baresip 1.0 would fail with ENOSYS");
         let ch = only_challenge(&r401);
         assert_eq!(ch.algorithm, Algorithm::Md5);
-        let a = authorize(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:127.0.0.1",
-            "c",
-            1,
-        );
-        let (ok, _) = reg.handle(
-            &register("alice", Some(&a), 600, 2),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let (ok, _) = b.answer(&ch, "alice", "wonderland", 1, 600, 2);
         assert_eq!(ok.status_code.code(), 200);
         // A refresh without credentials (phones that do not keep them) on
         // the same registration starts again at MD5: an authenticated
         // registration never moves on to the next algorithm.
         for cseq in 3..6 {
-            let (r401, _) = reg.handle(
-                &register("alice", None, 600, cseq),
-                src,
-                TransportKind::Udp,
-                now,
-                1_000,
-            );
-            assert_eq!(only_challenge(&r401).algorithm, Algorithm::Md5);
-            let ch = only_challenge(&r401);
-            let a = authorize(
-                &ch,
-                "alice",
-                "wonderland",
-                "REGISTER",
-                "sip:127.0.0.1",
-                "c",
-                1,
-            );
-            let (ok, _) = reg.handle(
-                &register("alice", Some(&a), 600, cseq),
-                src,
-                TransportKind::Udp,
-                now,
-                1_000,
-            );
+            let ch = b.challenge(&register("alice", None, 600, cseq));
+            assert_eq!(ch.algorithm, Algorithm::Md5);
+            let (ok, _) = b.answer(&ch, "alice", "wonderland", 1, 600, cseq);
             assert_eq!(ok.status_code.code(), 200);
         }
     }
 
     #[test]
     fn sha256_first_still_lets_md5_only_phones_in() {
-        let mut reg = registrar(); // ["SHA-256", "MD5"]
-        let now = Instant::now();
-        let src: SocketAddr = ME.parse().expect("addr");
-        // A SHA-256 phone answers the first challenge.
-        let (r401, _) = reg.handle(
-            &register_as("alice", None, 600, 1, "sha-phone"),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
-        let ch = only_challenge(&r401);
+        let mut b = Bench::new(registrar()); // ["SHA-256", "MD5"]
+                                             // A SHA-256 phone answers the first challenge.
+        let ch = b.challenge(&register_as("alice", None, 600, 1, "sha-phone"));
         assert_eq!(ch.algorithm, Algorithm::Sha256);
-        let a = authorize(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:127.0.0.1",
-            "c",
-            1,
-        );
-        let (ok, _) = reg.handle(
-            &register_as("alice", Some(&a), 600, 2, "sha-phone"),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let a = authz(&ch, "alice", "wonderland", 1);
+        let (ok, _) = b.send(&register_as("alice", Some(&a), 600, 2, "sha-phone"));
         assert_eq!(ok.status_code.code(), 200, "SHA-256 when configured");
         // An MD5-only phone cannot answer it and comes back without
         // credentials: it is offered MD5, then registers.
-        let (first, _) = reg.handle(
-            &register_as("alice", None, 600, 1, "md5-phone"),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
-        assert_eq!(only_challenge(&first).algorithm, Algorithm::Sha256);
-        let (second, _) = reg.handle(
-            &register_as("alice", None, 600, 2, "md5-phone"),
-            src,
-            TransportKind::Udp,
-            now + Duration::from_secs(45),
-            1_045,
-        );
-        let ch = only_challenge(&second);
+        let first = b.challenge(&register_as("alice", None, 600, 1, "md5-phone"));
+        assert_eq!(first.algorithm, Algorithm::Sha256);
+        b.advance(45);
+        let ch = b.challenge(&register_as("alice", None, 600, 2, "md5-phone"));
         assert_eq!(ch.algorithm, Algorithm::Md5);
-        let a = authorize(
-            &ch,
-            "alice",
-            "wonderland",
-            "REGISTER",
-            "sip:127.0.0.1",
-            "c",
-            1,
-        );
-        let (ok, _) = reg.handle(
-            &register_as("alice", Some(&a), 600, 3, "md5-phone"),
-            src,
-            TransportKind::Udp,
-            now + Duration::from_secs(45),
-            1_045,
-        );
+        let a = authz(&ch, "alice", "wonderland", 1);
+        let (ok, _) = b.send(&register_as("alice", Some(&a), 600, 3, "md5-phone"));
         assert_eq!(ok.status_code.code(), 200);
         // Registered: this registration keeps being offered what worked
         // (its refreshes and its un-REGISTER), a new one starts at SHA-256.
-        let (r401, _) = reg.handle(
-            &register_as("alice", None, 0, 4, "md5-phone"),
-            src,
-            TransportKind::Udp,
-            now + Duration::from_secs(60),
-            1_060,
-        );
-        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Md5);
-        let (r401, _) = reg.handle(
-            &register_as("alice", None, 600, 1, "md5-phone-restarted"),
-            src,
-            TransportKind::Udp,
-            now + Duration::from_secs(60),
-            1_060,
-        );
-        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Sha256);
+        b.advance(15);
+        let ch = b.challenge(&register_as("alice", None, 0, 4, "md5-phone"));
+        assert_eq!(ch.algorithm, Algorithm::Md5);
+        let ch = b.challenge(&register_as("alice", None, 600, 1, "md5-phone-restarted"));
+        assert_eq!(ch.algorithm, Algorithm::Sha256);
         // Long-forgotten challenges do not count.
-        let later = now + Duration::from_secs(60) + ANSWERED_TTL;
-        let (r401, _) = reg.handle(
-            &register_as("alice", None, 600, 5, "md5-phone"),
-            src,
-            TransportKind::Udp,
-            later,
-            1_060 + ANSWERED_TTL.as_secs(),
-        );
-        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Sha256);
-        let (r401, _) = reg.handle(
-            &register_as("alice", None, 600, 2, "md5-phone-restarted"),
-            src,
-            TransportKind::Udp,
-            later,
-            1_060 + ANSWERED_TTL.as_secs(),
-        );
-        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Sha256);
+        b.advance(ANSWERED_TTL.as_secs());
+        let ch = b.challenge(&register_as("alice", None, 600, 5, "md5-phone"));
+        assert_eq!(ch.algorithm, Algorithm::Sha256);
+        let ch = b.challenge(&register_as("alice", None, 600, 2, "md5-phone-restarted"));
+        assert_eq!(ch.algorithm, Algorithm::Sha256);
     }
 
     #[test]
@@ -920,114 +743,53 @@ mod tests {
         s.insert("carol".to_string(), Secret::Password("sweet".into()));
         let mut per_agent = HashMap::new();
         per_agent.insert("carol".to_string(), vec![Algorithm::Sha256]);
-        let mut reg = Registrar::new("ringback", s, vec![Algorithm::Md5, Algorithm::Sha256])
-            .with_agent_algorithms(per_agent);
-        let now = Instant::now();
-        let src: SocketAddr = ME.parse().expect("addr");
+        let mut b = Bench::new(
+            Registrar::new("ringback", s, vec![Algorithm::Md5, Algorithm::Sha256])
+                .with_agent_algorithms(per_agent),
+        );
         // Carol is only ever offered SHA-256, even when she retries.
         let mut carol = Vec::new();
         for cseq in 1..4 {
-            let (r401, _) = reg.handle(
-                &register("carol", None, 600, cseq),
-                src,
-                TransportKind::Udp,
-                now,
-                1_000,
-            );
-            carol.push(only_challenge(&r401));
+            carol.push(b.challenge(&register("carol", None, 600, cseq)));
         }
         assert!(carol.iter().all(|c| c.algorithm == Algorithm::Sha256));
         // An MD5 answer (to a challenge from elsewhere) does not get her in.
-        let (alice401, _) = reg.handle(
-            &register("alice", None, 600, 1),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
-        let md5 = only_challenge(&alice401);
+        let md5 = b.challenge(&register("alice", None, 600, 1));
         assert_eq!(
             md5.algorithm,
             Algorithm::Md5,
             "the others keep the global list"
         );
-        let a = authorize(&md5, "carol", "sweet", "REGISTER", "sip:127.0.0.1", "c", 1);
-        let (resp, _) = reg.handle(
-            &register("carol", Some(&a), 600, 5),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        let (resp, _) = b.answer(&md5, "carol", "sweet", 1, 600, 5);
         assert_eq!(resp.status_code.code(), 401);
         assert_eq!(only_challenge(&resp).algorithm, Algorithm::Sha256);
-        assert!(reg.binding("carol", now).is_none());
-        let a = authorize(
-            &carol[0],
-            "carol",
-            "sweet",
-            "REGISTER",
-            "sip:127.0.0.1",
-            "c",
-            1,
-        );
-        let (resp, _) = reg.handle(
-            &register("carol", Some(&a), 600, 6),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
+        assert!(b.reg.binding("carol", b.now).is_none());
+        let (resp, _) = b.answer(&carol[0], "carol", "sweet", 1, 600, 6);
         assert_eq!(resp.status_code.code(), 200);
         // Unknown users get the global list, like any agent without one.
-        let (r401, _) = reg.handle(
-            &register("mallory", None, 600, 1),
-            src,
-            TransportKind::Udp,
-            now,
-            1_000,
-        );
-        assert_eq!(only_challenge(&r401).algorithm, Algorithm::Md5);
+        let ch = b.challenge(&register("mallory", None, 600, 1));
+        assert_eq!(ch.algorithm, Algorithm::Md5);
     }
 
     #[test]
     fn ha1_agents_are_only_offered_md5() {
-        let mut reg = registrar(); // ["SHA-256", "MD5"]; bob has an MD5 HA1
-        let now = Instant::now();
-        let src: SocketAddr = ME.parse().expect("addr");
+        let mut b = Bench::new(registrar()); // ["SHA-256", "MD5"]; bob has an MD5 HA1
         for cseq in 1..4 {
-            let (r401, _) = reg.handle(
-                &register("bob", None, 600, cseq),
-                src,
-                TransportKind::Udp,
-                now,
-                1_000,
-            );
-            assert_eq!(only_challenge(&r401).algorithm, Algorithm::Md5);
+            let ch = b.challenge(&register("bob", None, 600, cseq));
+            assert_eq!(ch.algorithm, Algorithm::Md5);
         }
-        assert_eq!(
-            answer("bob", "builder", "MD5", &mut reg, now, 1_000, 1).0,
-            200
-        );
+        assert_eq!(b.login("bob", "builder", Algorithm::Md5).0, 200);
     }
 
     #[test]
     fn unanswered_challenges_are_bounded_and_expire() {
-        let mut reg = registrar();
-        let now = Instant::now();
-        let src: SocketAddr = ME.parse().expect("addr");
+        let mut b = Bench::new(registrar());
         for i in 0..(MAX_OFFERS + 10) {
-            let (r401, _) = reg.handle(
-                &register_as("alice", None, 600, 1, &format!("flood-{i}")),
-                src,
-                TransportKind::Udp,
-                now,
-                1_000,
-            );
+            let (r401, _) = b.send(&register_as("alice", None, 600, 1, &format!("flood-{i}")));
             assert_eq!(r401.status_code.code(), 401);
-            assert!(reg.offers.len() <= MAX_OFFERS);
+            assert!(b.reg.offers.len() <= MAX_OFFERS);
         }
-        reg.expire(now + UNANSWERED_TTL);
-        assert!(reg.offers.is_empty());
+        b.reg.expire(b.now + UNANSWERED_TTL);
+        assert!(b.reg.offers.is_empty());
     }
 }

@@ -86,16 +86,23 @@ fn refusing_registrar() -> String {
 /// Start the carrier on a port of its own, then a server whose default
 /// trunk registers there.
 fn carrier_and_server(xml: &str) -> (SippProcess, Server, u16) {
+    carrier_and_server_over(xml, "udp")
+}
+
+/// The carrier (SIPp, over `transport`) and a server whose default trunk
+/// registers with it over the same transport.
+fn carrier_and_server_over(xml: &str, transport: &str) -> (SippProcess, Server, u16) {
     let port = free_udp_port();
-    let carrier = Sipp::from_xml(xml)
-        .arg("-p")
-        .arg(port)
-        .spawn(SocketAddr::from(([127, 0, 0, 1], 9)), USER);
+    let mut sipp = Sipp::from_xml(xml).arg("-p").arg(port);
+    if transport == "tcp" {
+        sipp = sipp.arg("-t").arg("t1");
+    }
+    let carrier = sipp.spawn(SocketAddr::from(([127, 0, 0, 1], 9)), USER);
     // Let SIPp bind before the first REGISTER leaves.
     std::thread::sleep(Duration::from_millis(300));
     let srv = Server::start(ServerOpts {
         extra_config: format!(
-            "\n[trunk]\naddress = \"127.0.0.1:{port}\"\ndomain = \"{DOMAIN}\"\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\nregister = true\nregister_expires_secs = 60\n"
+            "\n[trunk]\naddress = \"127.0.0.1:{port}\"\ndomain = \"{DOMAIN}\"\nusername = \"{USER}\"\npassword = \"{PASSWORD}\"\nregister = true\nregister_expires_secs = 60\ntransport = \"{transport}\"\n"
         ),
         ..ServerOpts::default()
     });
@@ -130,7 +137,18 @@ fn wait_state(srv: &Server, state: &str, timeout: Duration) -> serde_json::Value
 
 #[test]
 fn registers_with_digest_refreshes_and_unregisters() {
-    let (carrier, srv, port) = carrier_and_server(&challenging_registrar());
+    registers_with_digest_over("udp");
+}
+
+/// The same over TCP: ringback opens the connection to the carrier itself
+/// and keeps using it for refreshes and the final unregister.
+#[test]
+fn registers_over_tcp() {
+    registers_with_digest_over("tcp");
+}
+
+fn registers_with_digest_over(transport: &str) {
+    let (carrier, srv, port) = carrier_and_server_over(&challenging_registrar(), transport);
     let t = wait_state(&srv, "registered", Duration::from_secs(10));
     assert_eq!(t["register"], true);
     assert_eq!(t["address"], format!("127.0.0.1:{port}"));

@@ -216,7 +216,7 @@ impl Attempt {
                 break o;
             }
         };
-        self.finish(outcome).await;
+        self.finish(outcome, sip_rx).await;
     }
 
     fn me(&self) -> CallId {
@@ -653,11 +653,16 @@ impl Attempt {
         }
     }
 
-    async fn finish(&mut self, outcome: Outcome) {
-        // Hang up whatever is still up.
+    async fn finish(&mut self, outcome: Outcome, sip_rx: &mut UnboundedReceiver<SipInput>) {
+        // Hang up whatever is still up. The customer's leg (a carrier) may
+        // challenge our BYE: it stays until that BYE has its answer.
+        let mut customer_bye = None;
         if let Some(mut c) = self.customer.take() {
-            c.hang_up(&self.ctx, &self.endpoint);
-            self.leg_record(&c, "callback-customer", &self.cb.number.clone(), "ringback");
+            if c.hang_up(&self.ctx, &self.endpoint) && c.answered_at.is_some() {
+                customer_bye = Some(c);
+            } else {
+                self.leg_record(&c, "callback-customer", &self.cb.number.clone(), "ringback");
+            }
         }
         if let Some((a, mut l)) = self.agent.take() {
             l.hang_up(&self.ctx, &self.endpoint);
@@ -681,9 +686,42 @@ impl Attempt {
             Outcome::Dropped => {}
         }
         self.ctx.live.gone(&self.owner);
+        if let Some(mut c) = customer_bye {
+            self.await_bye(&mut c, sip_rx).await;
+            self.leg_record(&c, "callback-customer", &self.cb.number.clone(), "ringback");
+        }
         self.endpoint.send(EndpointCmd::CallEnded {
             call_id: self.owner.clone(),
         });
+    }
+
+    /// Wait (a few seconds at most) for the final answer to our BYE on
+    /// `leg`, answering a carrier's 401/407 to it with credentials.
+    async fn await_bye(&self, leg: &mut OutboundLeg, sip_rx: &mut UnboundedReceiver<SipInput>) {
+        let until = tokio::time::Instant::now() + Duration::from_secs(4);
+        loop {
+            let Ok(Some(input)) = tokio::time::timeout_at(until, sip_rx.recv()).await else {
+                return;
+            };
+            let SipInput::Response { response, .. } = input else {
+                continue;
+            };
+            if message::call_id(response.as_ref()).as_deref() != Some(leg.call_id.as_str()) {
+                continue;
+            }
+            let is_bye =
+                message::cseq(response.as_ref()).is_some_and(|(_, m)| m == rsip::Method::Bye);
+            leg.on_response(
+                &self.ctx,
+                &self.endpoint,
+                &response,
+                self.customer_media.clone(),
+            );
+            let code = response.status_code.code();
+            if is_bye && code >= 200 && code != 401 && code != 407 {
+                return;
+            }
+        }
     }
 
     /// The agent's leg is over (refused, timed out, hung up): record it.

@@ -403,3 +403,45 @@ fn carrier_early_media_reaches_the_waiting_agent() {
     );
     wait_completed(&srv, &id);
 }
+
+/// The agent hangs up a callback; ringback's BYE to the carrier is
+/// challenged (401) and sent again with credentials that verify.
+#[test]
+fn carrier_challenging_our_bye_gets_credentials() {
+    let (carrier_port, alice_port) = (free_udp_port(), free_udp_port());
+    let srv = callback_server(
+        &format!(
+            "[trunk]\naddress = \"127.0.0.1:{carrier_port}\"\ncaller_id = \"+15550100\"\nusername = \"acme\"\npassword = \"trunk-secret\"\n"
+        ),
+        alice_port,
+    );
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let alice = phone(
+        alice_port,
+        &AgentPhone::new(30_000)
+            .trying()
+            .answer(rtp.local_addr().expect("addr").port())
+            // The whisper (queue, number, how long ago) plays first, then
+            // the customer is dialed, answers and presses 1.
+            .pause(14_000)
+            .hang_up(),
+    )
+    .spawn(srv.sip, "alice");
+    let carrier = phone(
+        carrier_port,
+        &AgentPhone::new(30_000)
+            .challenge("acme", "trunk-secret")
+            .trying()
+            .answer_own_media()
+            .pause(1_500)
+            .press('1')
+            .expect_challenged_bye("acme", "trunk-secret", 30_000),
+    )
+    .spawn(srv.sip, "carrier");
+    let id = request_callback(&srv);
+    alice.wait().assert_ok("alice hangs up");
+    carrier
+        .wait()
+        .assert_ok("carrier: challenged INVITE and BYE, both answered");
+    wait_completed(&srv, &id);
+}

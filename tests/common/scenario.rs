@@ -665,6 +665,40 @@ impl AgentPhone {
         self
     }
 
+    /// Expect ringback's BYE, challenge it with 401 as carriers do, and
+    /// answer 200 to the BYE sent again, whose credentials must verify for
+    /// `user`/`password` (otherwise 403 and the scenario fails).
+    pub fn expect_challenged_bye(
+        mut self,
+        user: &str,
+        password: &str,
+        timeout_ms: u64,
+    ) -> AgentPhone {
+        self.steps
+            .push(format!("<recv request=\"BYE\" timeout=\"{timeout_ms}\"/>"));
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 401 Unauthorized\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nWWW-Authenticate: Digest realm=\"carrier.example\", nonce=\"[pid]b[call_number]\", algorithm=MD5, qop=\"auth\"\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self.steps.push(format!(
+            "<recv request=\"BYE\" timeout=\"5000\"><action><verifyauth assign_to=\"byeauth\" username=\"{user}\" password=\"{password}\"/></action></recv>"
+        ));
+        self.steps
+            .push("<nop test=\"byeauth\" next=\"byeok\"/>".into());
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 403 Bad Credentials\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self.steps
+            .push("<recv request=\"NEVER\" timeout=\"1000\"/>".into());
+        self.steps.push("<label id=\"byeok\"/>".into());
+        self.steps.push(
+            "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
+                .into(),
+        );
+        self
+    }
+
     /// Expect ringback's BYE and answer 200.
     pub fn expect_bye(mut self, timeout_ms: u64) -> AgentPhone {
         self.steps

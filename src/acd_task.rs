@@ -261,6 +261,8 @@ struct AcdTask {
 
 impl AcdTask {
     async fn run(mut self, mut rx: UnboundedReceiver<AcdCmd>) {
+        let mut midnight =
+            tokio::time::Instant::now() + until_next_midnight(chrono::Local::now().naive_local());
         loop {
             let deadline = self.acd.poll_timeout();
             let sleep = async {
@@ -277,6 +279,14 @@ impl AcdTask {
                 _ = sleep => {
                     let out = self.acd.handle_timeout(Instant::now());
                     self.dispatch(out);
+                }
+                // "Calls today" (fewest-calls routing) start again at local
+                // midnight, and sticky history past every window is dropped.
+                _ = tokio::time::sleep_until(midnight) => {
+                    tracing::info!("midnight: daily ACD counters reset");
+                    let _ = self.feed(Input::ResetDailyCounters);
+                    midnight = tokio::time::Instant::now()
+                        + until_next_midnight(chrono::Local::now().naive_local());
                 }
             }
         }
@@ -536,5 +546,45 @@ mod tests {
             });
         }
         assert!(t.calls.is_empty(), "{} subscriptions left", t.calls.len());
+    }
+}
+
+/// Time from `now` (local wall time) to the next local midnight, at least
+/// one second (so a reset right at midnight is not repeated).
+fn until_next_midnight(now: chrono::NaiveDateTime) -> Duration {
+    let next = now
+        .date()
+        .succ_opt()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .unwrap_or(now + chrono::Duration::days(1));
+    (next - now)
+        .to_std()
+        .unwrap_or(Duration::from_secs(86_400))
+        .max(Duration::from_secs(1))
+}
+
+#[cfg(test)]
+mod midnight_tests {
+    use super::until_next_midnight;
+    use std::time::Duration;
+
+    fn at(s: &str) -> chrono::NaiveDateTime {
+        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("time")
+    }
+
+    #[test]
+    fn next_midnight_is_the_start_of_the_next_day() {
+        assert_eq!(
+            until_next_midnight(at("2026-12-02 23:00:00")),
+            Duration::from_secs(3_600)
+        );
+        assert_eq!(
+            until_next_midnight(at("2026-12-02 00:00:00")),
+            Duration::from_secs(86_400)
+        );
+        assert_eq!(
+            until_next_midnight(at("2026-12-31 23:59:59")),
+            Duration::from_secs(1)
+        );
     }
 }

@@ -17,6 +17,9 @@ use crate::types::{
     WaitingCall, WaitingSnapshot,
 };
 
+/// Callers remembered for sticky routing, at most (about 100 bytes each).
+pub const MAX_STICKY_HISTORY: usize = 200_000;
+
 /// Longest ring timeout / wrap-up accepted in configuration (one day):
 /// keeps `now + duration` far from `Instant` overflow.
 const MAX_CONFIG_DURATION: Duration = Duration::from_secs(86_400);
@@ -182,6 +185,8 @@ pub struct Acd {
     /// Caller number → (agent, last handled). Only looked up, never iterated
     /// for a decision, so hash order cannot leak into outputs.
     history: HashMap<String, (AgentId, Instant)>,
+    /// Bound on `history` (see [`MAX_STICKY_HISTORY`]).
+    history_cap: usize,
     timers: BTreeSet<(Instant, Timer)>,
     rng: SmallRng,
     seq: u64,
@@ -369,6 +374,7 @@ impl Acd {
             sticky: BTreeMap::new(),
             active: BTreeMap::new(),
             history: HashMap::new(),
+            history_cap: MAX_STICKY_HISTORY,
             timers: BTreeSet::new(),
             rng: SmallRng::seed_from_u64(seed),
             seq: 0,
@@ -1011,15 +1017,43 @@ impl Acd {
         Ok(())
     }
 
+    /// The longest sticky window of any queue: history older than that
+    /// can never route a call. `None` when no queue is sticky.
+    fn sticky_window(&self) -> Option<Duration> {
+        self.queues
+            .values()
+            .filter_map(|q| q.cfg.sticky.map(|s| s.window))
+            .max()
+    }
+
+    /// Learn who helped `caller`, for sticky routing. Kept only when a
+    /// queue is sticky, and at most [`MAX_STICKY_HISTORY`] callers: past
+    /// that, entries outside every window go, then the older half (a
+    /// repeat caller of long ago loses stickiness; memory stays bounded
+    /// whatever the number of distinct callers).
     fn remember(&mut self, caller: String, agent: AgentId, at: Instant) {
         if caller.is_empty() {
             return;
         }
+        let Some(window) = self.sticky_window() else {
+            return;
+        };
         match self.history.get(&caller) {
             Some((_, known)) if *known > at => {}
             _ => {
                 self.history.insert(caller, (agent, at));
             }
+        }
+        if self.history.len() > self.history_cap {
+            self.history
+                .retain(|_, (_, t)| at.saturating_duration_since(*t) <= window);
+        }
+        if self.history.len() > self.history_cap {
+            let mut times: Vec<Instant> = self.history.values().map(|(_, t)| *t).collect();
+            let mid = times.len() / 2;
+            let (_, cutoff, _) = times.select_nth_unstable(mid);
+            let cutoff = *cutoff;
+            self.history.retain(|_, (_, t)| *t >= cutoff);
         }
     }
 
@@ -1027,12 +1061,7 @@ impl Acd {
         for a in self.agents.values_mut() {
             a.answered_today = 0;
         }
-        let window = self
-            .queues
-            .values()
-            .filter_map(|q| q.cfg.sticky.map(|s| s.window))
-            .max();
-        match window {
+        match self.sticky_window() {
             Some(w) => self
                 .history
                 .retain(|_, (_, at)| now.saturating_duration_since(*at) <= w),
@@ -1621,6 +1650,17 @@ impl Acd {
     /// Current state of an agent.
     pub fn agent_state(&self, agent: &str) -> Option<&AgentState> {
         self.agents.get(agent).map(|a| &a.state)
+    }
+
+    /// Callers remembered for sticky routing (bounded, see
+    /// [`MAX_STICKY_HISTORY`]).
+    pub fn sticky_history_len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// Lower the sticky-history bound (tests, small deployments).
+    pub fn set_sticky_history_cap(&mut self, cap: usize) {
+        self.history_cap = cap.max(2);
     }
 
     /// Dashboard / API view of an agent.

@@ -1385,3 +1385,62 @@ fn join_empty_lets_callers_wait_until_an_agent_logs_in() {
         "the waiting caller is offered as soon as the agent logs in: {out:?}"
     );
 }
+
+#[test]
+fn no_sticky_queue_keeps_no_history() {
+    let mut h = H::new(vec![q("q")], vec![agent("a", &["q"])]);
+    h.ready("a");
+    for i in 0..50 {
+        let id = format!("c{i}");
+        h.enqueue(&id, "q", &format!("+1555000{i:04}"));
+        h.serve(&id, "a");
+        h.advance(s(1));
+    }
+    assert_eq!(
+        h.acd.sticky_history_len(),
+        0,
+        "a caller history nobody can use is not kept"
+    );
+}
+
+#[test]
+fn sticky_history_is_bounded_and_keeps_the_recent_callers() {
+    let mut h = sticky_setup(30);
+    h.acd.set_sticky_history_cap(100);
+    for i in 0..1_000u32 {
+        h.go(Input::SetHistory {
+            caller: format!("+1555{i:07}"),
+            agent: "b".into(),
+            at: h.now,
+        });
+        h.advance(Duration::from_millis(10));
+    }
+    assert!(
+        h.acd.sticky_history_len() <= 100,
+        "{} callers remembered",
+        h.acd.sticky_history_len()
+    );
+    assert!(h.acd.sticky_history_len() >= 50);
+    // The most recent caller is still routed to its agent.
+    assert_eq!(
+        offers(&h.enqueue("x", "q", "+15550000999")),
+        offer_pair("x", "b")
+    );
+}
+
+#[test]
+fn daily_reset_forgets_history_outside_every_window() {
+    let mut h = sticky_setup(30);
+    let at = h.now;
+    for caller in ["+1", "+2"] {
+        h.go(Input::SetHistory {
+            caller: caller.into(),
+            agent: "b".into(),
+            at,
+        });
+    }
+    assert_eq!(h.acd.sticky_history_len(), 2);
+    h.advance(s(86_401));
+    h.go(Input::ResetDailyCounters);
+    assert_eq!(h.acd.sticky_history_len(), 0);
+}

@@ -1,6 +1,6 @@
-//! The HTTP surface: Prometheus metrics, a health check, and the agent and
-//! queue API supervisors (and later the dashboard) use. The full REST API
-//! with OpenAPI, server-sent events and the dashboard grow here.
+//! The HTTP surface: Prometheus metrics, a health check, the REST API (agents,
+//! queues, calls, callbacks, dialplans, trunks) with its OpenAPI document,
+//! server-sent events, and the supervisor dashboard and agent page.
 //!
 //! When `api.tokens` are configured, `/api/*` requires
 //! `Authorization: Bearer <token>` (compared in constant time) and checks the

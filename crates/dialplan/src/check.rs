@@ -143,6 +143,16 @@ pub(crate) fn check(
         }
     }
 
+    // Prompts exempt from zero-out are allowed, but listed every time.
+    for (node, span) in &d.zero_out_exempt {
+        sink.warning(
+            span,
+            format!(
+                "play node `{node}` has `zero_out = false`: a caller pressing 0 while it plays is not put through to a human until it ends"
+            ),
+        );
+    }
+
     // reachability (meaningless while references dangle: fix those first)
     if start_ok && !dangling {
         if let Some(start) = &d.start {
@@ -213,6 +223,7 @@ pub(crate) fn check(
         operator: d.operator.map(|o| o.into_inner()),
         timezone: d.timezone.unwrap_or(Tz::UTC),
         language: d.language,
+        type_ahead: d.type_ahead.unwrap_or(true),
         nodes,
         version,
     })

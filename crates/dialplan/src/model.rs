@@ -53,6 +53,9 @@ pub struct Dialplan {
     pub timezone: Tz,
     /// `[dialplan] language`: informational for now (prompt sets later).
     pub language: Option<String>,
+    /// `[dialplan] type_ahead` (default true): keys pressed during a play
+    /// node are kept for the next menu or gather.
+    pub type_ahead: bool,
     /// `[nodes.<name>]`: every node by name.
     pub nodes: HashMap<String, Node>,
     /// Short hash of the file contents, so CDRs and logs can tell which
@@ -175,10 +178,18 @@ pub struct Gather {
 /// `type = "play"`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Play {
-    /// `prompt` (required): played without barge-in.
+    /// `prompt` (required): played to the end (no barge-in), except that
+    /// `0` reaches the operator at any moment.
     pub prompt: Prompts,
     /// `next` (optional): node afterwards; `None` hangs up after playing.
     pub next: Option<String>,
+    /// `zero_out` (default true): `0` during this prompt reaches the
+    /// operator. `false` exempts one prompt (a legal notice that must be
+    /// heard); `ringback check` lists such nodes.
+    pub zero_out: bool,
+    /// `type_ahead` (default: the plan's): other keys pressed during this
+    /// prompt are kept for the next menu or gather instead of being lost.
+    pub type_ahead: Option<bool>,
 }
 
 /// `type = "set"`.

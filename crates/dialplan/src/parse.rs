@@ -30,7 +30,7 @@ pub(crate) const NODE_TYPES: &[&str] = &[
 ];
 
 const DIALPLAN_KEYS: &[&str] = &[
-    "name", "numbers", "start", "operator", "timezone", "language",
+    "name", "numbers", "start", "operator", "timezone", "language", "type_ahead",
 ];
 const MENU_KEYS: &[&str] = &[
     "type",
@@ -56,7 +56,7 @@ const GATHER_KEYS: &[&str] = &[
     "next",
     "on_fail",
 ];
-const PLAY_KEYS: &[&str] = &["type", "prompt", "next"];
+const PLAY_KEYS: &[&str] = &["type", "prompt", "next", "zero_out", "type_ahead"];
 const SET_KEYS: &[&str] = &["type", "vars", "next"];
 const GOTO_KEYS: &[&str] = &["type", "target"];
 const HOURS_KEYS: &[&str] = &[
@@ -129,6 +129,10 @@ pub(crate) struct Draft {
     pub refs: Vec<Ref>,
     pub prompt_refs: Vec<Spanned<String>>,
     pub queue_refs: Vec<Spanned<String>>,
+    /// `[dialplan] type_ahead`, when given.
+    pub type_ahead: Option<bool>,
+    /// Play nodes with `zero_out = false`: (node, span of the value).
+    pub zero_out_exempt: Vec<(String, Span)>,
     /// Menus that bind `0`: (menu, span of the `"0"` key, target).
     pub zero_options: Vec<(String, Span, String)>,
     /// Queue nodes with `max_wait` and no `on_timeout`: (node, span).
@@ -725,6 +729,7 @@ impl<'i> Parser<'_, '_> {
         self.d.language = self
             .string(tc, "language", "a language tag such as \"en\"")
             .map(Spanned::into_inner);
+        self.d.type_ahead = self.boolean(tc, "type_ahead").flatten();
         match tc.get("numbers") {
             None => self.missing(
                 tc,
@@ -1020,10 +1025,31 @@ impl<'i> Parser<'_, '_> {
         self.keys(tc, PLAY_KEYS);
         let prompt = self.prompts(tc, "prompt", true);
         let next = self.target(tc, n, "next", false, EdgeKind::Silent);
+        let zero_out = self.boolean(tc, "zero_out");
+        if let (Some(Some(false)), Some(v)) = (zero_out, tc.get("zero_out")) {
+            self.d.zero_out_exempt.push((n.to_string(), v.span()));
+        }
+        let type_ahead = self.boolean(tc, "type_ahead");
         Some(Node::Play(Play {
             prompt: prompt?,
             next: next?,
+            zero_out: zero_out?.unwrap_or(true),
+            type_ahead: type_ahead?,
         }))
+    }
+
+    /// An optional boolean: `Some(None)` when absent, `None` when mistyped.
+    fn boolean(&mut self, tc: &Tc<'_, 'i>, key: &str) -> Option<Option<bool>> {
+        match tc.get(key) {
+            None => Some(None),
+            Some(v) => match v.get_ref() {
+                DeValue::Boolean(b) => Some(Some(*b)),
+                _ => {
+                    self.wrong_type(tc, key, v, "true or false");
+                    None
+                }
+            },
+        }
     }
 
     fn set(&mut self, tc: &Tc<'_, 'i>, n: &str) -> Option<Node> {

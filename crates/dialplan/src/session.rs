@@ -203,6 +203,11 @@ pub enum DigitEffect {
     Collected,
     /// Ended a gather entry.
     Terminator,
+    /// Pressed during a play node: kept for the next menu or gather
+    /// (type-ahead).
+    KeptForNextMenu,
+    /// Pressed during a play node that keeps no keys: ignored.
+    Ignored,
 }
 
 /// One entry of a session's trace: what happened, at which node.
@@ -368,6 +373,10 @@ impl fmt::Display for StepKind {
                 DigitEffect::Invalid => write!(f, "caller pressed {digit}: not an option"),
                 DigitEffect::Collected => write!(f, "caller pressed {digit}"),
                 DigitEffect::Terminator => write!(f, "caller pressed {digit} (end of entry)"),
+                DigitEffect::KeptForNextMenu => {
+                    write!(f, "caller pressed {digit} during the prompt (kept for the next menu)")
+                }
+                DigitEffect::Ignored => write!(f, "caller pressed {digit} during the prompt (ignored)"),
             },
             StepKind::Timeout => f.write_str("no input (timeout)"),
             StepKind::Retry {
@@ -466,6 +475,8 @@ pub struct Session {
     outcome: Option<Outcome>,
     trace: Vec<Step>,
     steps_since_input: usize,
+    /// Keys pressed during play nodes, waiting for the next menu or gather.
+    type_ahead: std::collections::VecDeque<char>,
 }
 
 impl Session {
@@ -489,6 +500,7 @@ impl Session {
             outcome: None,
             trace: Vec::new(),
             steps_since_input: 0,
+            type_ahead: std::collections::VecDeque::new(),
         }
     }
 
@@ -502,8 +514,14 @@ impl Session {
                     self.enter(start, out);
                 }
             }
-            Event::Digit(d) => self.on_digit(d, out),
-            Event::PlaybackDone => self.on_playback_done(out),
+            Event::Digit(d) => {
+                self.on_digit(d, out);
+                self.feed_type_ahead(out);
+            }
+            Event::PlaybackDone => {
+                self.on_playback_done(out);
+                self.feed_type_ahead(out);
+            }
             Event::Timeout => self.on_timeout(out),
             Event::Hangup => {
                 if !matches!(self.state, State::Done | State::Idle) {
@@ -827,12 +845,54 @@ impl Session {
         }
     }
 
+    /// Keys typed ahead during play nodes go to the menu or gather that
+    /// follows, as if pressed there (its prompt is cut short).
+    fn feed_type_ahead(&mut self, out: &mut Vec<Action>) {
+        while matches!(self.state, State::Menu { .. } | State::Gather { .. }) {
+            let Some(d) = self.type_ahead.pop_front() else {
+                return;
+            };
+            self.on_digit(d, out);
+        }
+        if matches!(self.state, State::Done | State::Queued { .. } | State::Transferring { .. }) {
+            self.type_ahead.clear();
+        }
+    }
+
     fn on_digit(&mut self, d: char, out: &mut Vec<Action>) {
         if !(d.is_ascii_digit() || d == '*' || d == '#') {
             return;
         }
         let plan = Arc::clone(&self.plan);
         match self.state.clone() {
+            State::Playing { node, .. } => {
+                let Some(Node::Play(p)) = plan.nodes.get(&node) else {
+                    return;
+                };
+                if d == '0' && p.zero_out {
+                    // A human at any moment: even an announcement yields to 0.
+                    out.push(Action::StopPlayback);
+                    self.digits.push(d);
+                    self.steps_since_input = 0;
+                    self.type_ahead.clear();
+                    self.step(StepKind::Digit {
+                        digit: d,
+                        effect: DigitEffect::ZeroOut,
+                    });
+                    self.zero_out(ZeroOutReason::KeyZero, out);
+                } else if p.type_ahead.unwrap_or(plan.type_ahead) {
+                    self.type_ahead.push_back(d);
+                    self.step(StepKind::Digit {
+                        digit: d,
+                        effect: DigitEffect::KeptForNextMenu,
+                    });
+                } else {
+                    self.step(StepKind::Digit {
+                        digit: d,
+                        effect: DigitEffect::Ignored,
+                    });
+                }
+            }
             State::Menu {
                 node,
                 attempts,

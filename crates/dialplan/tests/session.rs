@@ -428,7 +428,7 @@ fn an_option_can_reenter_the_same_menu() {
 // ------------------------------------------------------------------- play
 
 #[test]
-fn play_is_uninterruptible_then_continues() {
+fn play_keeps_other_keys_for_the_next_menu() {
     let (mut s, _) = start();
     let out = digits(&mut s, "3");
     assert_eq!(
@@ -438,12 +438,96 @@ fn play_is_uninterruptible_then_continues() {
             play(&["opening-hours", "thank-you"], false)
         ]
     );
-    // keys during an uninterruptible prompt are ignored and not recorded
+    // The prompt plays on (no barge-in); the key waits for the next menu.
     assert_eq!(digits(&mut s, "1"), vec![]);
     assert_eq!(s.digits(), "3");
     let out = feed(&mut s, &[Event::PlaybackDone]);
+    // The menu comes back and takes the key at once, as if pressed there.
+    assert_eq!(out[0], play(&["main-menu"], true));
+    assert_eq!(out[1], Action::StopPlayback);
+    assert!(
+        matches!(&out[2], Action::Enqueue { queue, .. } if queue == "billing"),
+        "{out:?}"
+    );
+    assert_eq!(s.digits(), "31");
+    assert_eq!(s.path(), ["main", "info", "main", "billing"]);
+}
+
+#[test]
+fn zero_during_a_play_node_reaches_the_operator_at_once() {
+    let (mut s, _) = start();
+    digits(&mut s, "3");
+    let out = digits(&mut s, "0");
+    assert_eq!(out[0], Action::StopPlayback);
+    assert!(
+        matches!(&out[1], Action::Enqueue { zero_out: true, .. }),
+        "{out:?}"
+    );
+    assert_eq!(s.digits(), "30");
+    // Keys typed before the 0 are not replayed anywhere.
+    assert_eq!(feed(&mut s, &[Event::PlaybackDone]), vec![]);
+}
+
+const NOTICE: &str = r#"
+[dialplan]
+numbers = ["1"]
+start = "notice"
+operator = "operator"
+type_ahead = false
+
+[nodes.notice]
+type = "play"
+prompt = "outage-info"
+zero_out = false
+next = "greeting"
+
+[nodes.greeting]
+type = "play"
+prompt = "welcome"
+next = "main"
+
+[nodes.main]
+type = "menu"
+prompt = "main-menu"
+options = { "1" = "bye" }
+
+[nodes.bye]
+type = "hangup"
+prompt = "goodbye"
+"#;
+
+#[test]
+fn an_exempt_notice_ignores_zero_and_a_plan_may_turn_type_ahead_off() {
+    let (mut s, out) = start_at(load(NOTICE), monday_10am());
+    assert_eq!(out, vec![play(&["outage-info"], false)]);
+    // zero_out = false: the notice plays to its end.
+    assert_eq!(digits(&mut s, "0"), vec![]);
+    let out = feed(&mut s, &[Event::PlaybackDone]);
+    assert_eq!(out, vec![play(&["welcome"], false)]);
+    // type_ahead = false: a key during the greeting is dropped...
+    assert_eq!(digits(&mut s, "1"), vec![]);
+    let out = feed(&mut s, &[Event::PlaybackDone]);
     assert_eq!(out, vec![play(&["main-menu"], true)]);
-    assert_eq!(s.path(), ["main", "info", "main"]);
+    assert_eq!(s.digits(), "");
+    // ...but 0 still reaches a human during the greeting.
+    let (mut s, _) = start_at(load(NOTICE), monday_10am());
+    feed(&mut s, &[Event::PlaybackDone]);
+    let out = digits(&mut s, "0");
+    assert!(
+        matches!(&out[1], Action::Enqueue { zero_out: true, .. }),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn check_lists_prompts_exempt_from_zero_out() {
+    let (_, warnings) = load_str(Path::new("notice.toml"), NOTICE, &CheckContext::default())
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    let text = format!("{warnings:?}");
+    assert!(
+        text.contains("play node `notice` has `zero_out = false`"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -918,6 +1002,7 @@ fn hand_built(nodes: Vec<(&str, Node)>, operator: Option<&str>) -> Arc<Dialplan>
         operator: operator.map(str::to_string),
         timezone: chrono_tz::UTC,
         language: None,
+        type_ahead: true,
         nodes: nodes
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))

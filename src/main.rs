@@ -181,6 +181,26 @@ fn check_ctx(cfg: &Config, config_exists: bool) -> Result<CheckContext, String> 
 
 /// The configuration (or defaults) and what dialplans are checked against;
 /// on failure the message is printed and the exit code returned.
+/// How long each prompt in `dir` plays, so
+/// `simulate` can place timed keys (`0@1.5`) where a real call would.
+fn prompt_lengths(dir: &Path) -> std::collections::HashMap<String, std::time::Duration> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Default::default();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let path = e.path();
+            if path.extension().is_none_or(|x| x != "wav") {
+                return None;
+            }
+            let prompt = ringback_media::prompt::load_wav(&path).ok()?;
+            let name = path.file_stem()?.to_string_lossy().into_owned();
+            Some((name, prompt.duration()))
+        })
+        .collect()
+}
+
 fn config_and_context(config_path: &Path) -> Result<(Config, CheckContext), ExitCode> {
     let fail = |e: String| {
         eprintln!("error: {e}");
@@ -286,6 +306,7 @@ fn simulate(
         digits: inputs,
         caller,
         now,
+        prompt_lengths: prompt_lengths(&cfg.prompts.dir),
     };
     let report = ringback_dialplan::simulate(plan, &script, cfg.operator_queue.clone());
     print!("{report}");

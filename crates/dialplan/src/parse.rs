@@ -30,7 +30,13 @@ pub(crate) const NODE_TYPES: &[&str] = &[
 ];
 
 const DIALPLAN_KEYS: &[&str] = &[
-    "name", "numbers", "start", "operator", "timezone", "language", "type_ahead",
+    "name",
+    "numbers",
+    "start",
+    "operator",
+    "timezone",
+    "language",
+    "type_ahead",
 ];
 const MENU_KEYS: &[&str] = &[
     "type",

@@ -357,7 +357,7 @@ impl fmt::Display for StepKind {
             StepKind::Play { prompts, barge_in } => {
                 write!(f, "▶ {}", prompts.join(", "))?;
                 if !barge_in {
-                    f.write_str(" (uninterruptible)")?;
+                    f.write_str(" (no barge-in)")?;
                 }
                 Ok(())
             }
@@ -374,9 +374,14 @@ impl fmt::Display for StepKind {
                 DigitEffect::Collected => write!(f, "caller pressed {digit}"),
                 DigitEffect::Terminator => write!(f, "caller pressed {digit} (end of entry)"),
                 DigitEffect::KeptForNextMenu => {
-                    write!(f, "caller pressed {digit} during the prompt (kept for the next menu)")
+                    write!(
+                        f,
+                        "caller pressed {digit} during the prompt (kept for the next menu)"
+                    )
                 }
-                DigitEffect::Ignored => write!(f, "caller pressed {digit} during the prompt (ignored)"),
+                DigitEffect::Ignored => {
+                    write!(f, "caller pressed {digit} during the prompt (ignored)")
+                }
             },
             StepKind::Timeout => f.write_str("no input (timeout)"),
             StepKind::Retry {
@@ -574,8 +579,9 @@ impl Session {
         &self.path
     }
 
-    /// Every key the IVR accepted from the caller, in order (keys pressed
-    /// during uninterruptible prompts are not accepted and not listed).
+    /// Every key the IVR accepted from the caller, in order (a key typed
+    /// ahead during a play node is listed when the next menu or gather takes
+    /// it; a dropped one is not).
     pub fn digits(&self) -> &str {
         &self.digits
     }
@@ -854,7 +860,10 @@ impl Session {
             };
             self.on_digit(d, out);
         }
-        if matches!(self.state, State::Done | State::Queued { .. } | State::Transferring { .. }) {
+        if matches!(
+            self.state,
+            State::Done | State::Queued { .. } | State::Transferring { .. }
+        ) {
             self.type_ahead.clear();
         }
     }

@@ -6,11 +6,18 @@
 //! barge-in; when the plan waits for input and the script has none left, the
 //! timer fires. That makes a script like `1,2,0` mean "what the caller
 //! presses at each question", which is how operators think about it.
+//!
+//! A key with a time, `0@1.5`, is pressed that many seconds into the call
+//! instead, whatever is playing then: the simulator keeps a clock, prompts
+//! last as long as their recordings (`SimScript::prompt_lengths`) and timers
+//! as long as the plan says, so a `0` pressed during the greeting does what
+//! it does on a real call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
@@ -30,6 +37,8 @@ pub enum SimInput {
     Digit(char),
     /// Press nothing and let the input timer expire.
     Wait,
+    /// Press a key this long after the call was answered.
+    At(char, Duration),
 }
 
 impl fmt::Display for SimInput {
@@ -37,16 +46,45 @@ impl fmt::Display for SimInput {
         match self {
             SimInput::Digit(d) => write!(f, "{d}"),
             SimInput::Wait => f.write_str("w"),
+            SimInput::At(d, t) => write!(f, "{d}@{}", t.as_secs_f64()),
         }
     }
 }
 
 /// Parses the CLI's `--digits` list: comma-separated keys (`0`-`9`, `*`,
 /// `#`), `w` or `-` for "wait for the timeout". A token of several keys
-/// (`1234#`) is split into single presses, handy for gather nodes.
+/// (`1234#`) is split into single presses, handy for gather nodes. `K@S`
+/// presses key `K` at `S` seconds into the call (`0@1.5`); timed keys must
+/// come in time order.
 pub fn parse_sim_inputs(list: &str) -> Result<Vec<SimInput>, String> {
     let mut out = Vec::new();
+    let mut last_at = Duration::ZERO;
     for token in list.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+        if let Some((key, secs)) = token.split_once('@') {
+            let mut keys = key.chars();
+            let (Some(k @ ('0'..='9' | '*' | '#')), None) = (keys.next(), keys.next()) else {
+                return Err(format!(
+                    "invalid timed key `{token}`: expected one key 0-9, * or # before `@`, e.g. 0@1.5"
+                ));
+            };
+            let at = secs
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && (0.0..=86_400.0).contains(s))
+                .map(Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    format!("invalid time in `{token}`: seconds into the call, e.g. 0@1.5")
+                })?;
+            if at < last_at {
+                return Err(format!(
+                    "`{token}` is earlier than the timed key before it: list timed keys in time order"
+                ));
+            }
+            last_at = at;
+            out.push(SimInput::At(k, at));
+            continue;
+        }
         if token.eq_ignore_ascii_case("w") || token == "-" {
             out.push(SimInput::Wait);
             continue;
@@ -75,6 +113,9 @@ pub struct SimScript {
     pub caller: String,
     /// Call time (decides `hours` nodes).
     pub now: DateTime<Utc>,
+    /// How long each prompt plays (for timed keys); a prompt not listed
+    /// takes no time.
+    pub prompt_lengths: HashMap<String, Duration>,
 }
 
 /// What happened in a simulated call; `Display` prints the readable trace.
@@ -128,10 +169,11 @@ pub fn simulate(
     let mut inputs = script.digits.iter().copied().peekable();
     let mut actions = Vec::new();
     let mut out = Vec::new();
-    // The shell's view: is something playing (and interruptible), is the
-    // timer armed.
-    let mut playing: Option<bool> = None;
-    let mut timer = false;
+    // The shell's view: what is playing (interruptible or not, and when it
+    // ends on the call's clock), and when the timer fires.
+    let mut playing: Option<(bool, Duration)> = None;
+    let mut timer: Option<Duration> = None;
+    let mut clock = Duration::ZERO;
     let mut steps = 1;
     session.handle(
         Event::Started(CallInfo {
@@ -144,10 +186,16 @@ pub fn simulate(
     loop {
         for a in out.drain(..) {
             match &a {
-                Action::Play { barge_in, .. } => playing = Some(*barge_in),
+                Action::Play { barge_in, prompts } => {
+                    let length: Duration = prompts
+                        .iter()
+                        .filter_map(|p| script.prompt_lengths.get(p))
+                        .sum();
+                    playing = Some((*barge_in, clock + length));
+                }
                 Action::StopPlayback => playing = None,
-                Action::StartTimer { .. } => timer = true,
-                Action::CancelTimer => timer = false,
+                Action::StartTimer { after } => timer = Some(clock + *after),
+                Action::CancelTimer => timer = None,
                 _ => {}
             }
             actions.push(a);
@@ -155,7 +203,18 @@ pub fn simulate(
         if session.is_finished() || steps >= MAX_SIM_STEPS {
             break;
         }
-        let event = if let Some(barge_in) = playing {
+        // A timed key lands whatever is going on, if it comes before the
+        // prompt ends or the timer fires.
+        let due = match (inputs.peek(), playing, timer) {
+            (Some(SimInput::At(d, at)), Some((_, end)), _) if *at < end => Some((*d, *at)),
+            (Some(SimInput::At(d, at)), None, Some(end)) if *at < end => Some((*d, *at)),
+            _ => None,
+        };
+        let event = if let Some((d, at)) = due {
+            inputs.next();
+            clock = clock.max(at);
+            Event::Digit(d)
+        } else if let Some((barge_in, end)) = playing {
             match inputs.peek() {
                 Some(SimInput::Digit(d)) if barge_in => {
                     let d = *d;
@@ -164,14 +223,26 @@ pub fn simulate(
                 }
                 _ => {
                     playing = None;
+                    clock = clock.max(end);
                     Event::PlaybackDone
                 }
             }
-        } else if timer {
-            match inputs.next() {
-                Some(SimInput::Digit(d)) => Event::Digit(d),
-                Some(SimInput::Wait) | None => {
-                    timer = false;
+        } else if let Some(end) = timer {
+            match inputs.peek() {
+                Some(SimInput::Digit(d)) => {
+                    let d = *d;
+                    inputs.next();
+                    Event::Digit(d)
+                }
+                Some(SimInput::Wait) => {
+                    inputs.next();
+                    timer = None;
+                    clock = clock.max(end);
+                    Event::Timeout
+                }
+                Some(SimInput::At(..)) | None => {
+                    timer = None;
+                    clock = clock.max(end);
                     Event::Timeout
                 }
             }

@@ -20,11 +20,30 @@ fn monday_10am() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 23, 15, 0, 0).unwrap()
 }
 
+/// Made-up prompt lengths: the greeting lasts 3 s, everything else 2 s.
+fn lengths() -> std::collections::HashMap<String, std::time::Duration> {
+    [
+        "welcome",
+        "main-menu",
+        "opening-hours",
+        "thank-you",
+        "support-menu",
+        "please-hold",
+    ]
+    .iter()
+    .map(|p| {
+        let secs = if *p == "welcome" { 3 } else { 2 };
+        (p.to_string(), std::time::Duration::from_secs(secs))
+    })
+    .collect()
+}
+
 fn run(plan: Arc<Dialplan>, digits: &str, now: DateTime<Utc>) -> SimReport {
     let script = SimScript {
         digits: parse_sim_inputs(digits).expect("valid digits"),
         caller: "+15551230000".into(),
         now,
+        prompt_lengths: lengths(),
     };
     simulate(plan, &script, None)
 }
@@ -61,7 +80,7 @@ fn zero_out_three_menus_deep_prints_the_whole_path() {
     let report = run(Arc::clone(&plan), "2,2,0", monday_10am());
     let expected = header(&plan, "2026-11-23T15:00:00Z")
         + " 1  [hours]       business hours (America/New_York, Mon 2026-11-23 10:00): open → welcome
- 2  [welcome]     ▶ welcome (uninterruptible)
+ 2  [welcome]     ▶ welcome (no barge-in)
  3  [main]        ▶ main-menu
  4                caller pressed 2 → support
  5  [support]     ▶ support-menu
@@ -100,7 +119,7 @@ fn a_silent_caller_is_asked_again_then_reaches_the_operator() {
     let report = run(Arc::clone(&plan), "", monday_10am());
     let expected = header(&plan, "2026-11-23T15:00:00Z")
         + " 1  [hours]    business hours (America/New_York, Mon 2026-11-23 10:00): open → welcome
- 2  [welcome]  ▶ welcome (uninterruptible)
+ 2  [welcome]  ▶ welcome (no barge-in)
  3  [main]     ▶ main-menu   … waiting for a digit (5 s)
  4             no input (timeout)
  5             no input: attempt 1 of 3, asking again
@@ -123,7 +142,7 @@ fn closed_on_a_holiday_plays_the_closing_prompts_and_hangs_up() {
     let report = run(Arc::clone(&plan), "1", christmas);
     let expected = header(&plan, "2026-12-25T15:00:00Z")
         + " 1  [hours]   business hours (America/New_York, Fri 2026-12-25 10:00): closed (holiday) → closed
- 2  [closed]  ▶ closed, opening-hours, goodbye (uninterruptible)
+ 2  [closed]  ▶ closed, opening-hours, goodbye (no barge-in)
  3            hang up
  => hung up by the plan after path hours > closed; no digits
     unused input: 1
@@ -238,6 +257,7 @@ options = { "9" = "m" }
         digits: vec![SimInput::Digit('9'); 500],
         caller: String::new(),
         now: monday_10am(),
+        prompt_lengths: Default::default(),
     };
     let report = simulate(Arc::new(plan), &script, None);
     assert_eq!(report.outcome, None);
@@ -274,5 +294,56 @@ prompt = "transferring"
     assert!(
         text.contains(" => transferred to sip:partner@example.com after path m > t; digits 1"),
         "{text}"
+    );
+}
+
+#[test]
+fn timed_keys_parse_and_must_be_in_order() {
+    assert_eq!(
+        parse_sim_inputs("0@1.5").expect("valid"),
+        vec![SimInput::At('0', std::time::Duration::from_millis(1_500))]
+    );
+    assert!(parse_sim_inputs("12@1").is_err());
+    assert!(parse_sim_inputs("1@soon").is_err());
+    assert!(parse_sim_inputs("1@3,2@1").is_err());
+}
+
+#[test]
+fn zero_pressed_during_the_greeting_reaches_the_operator() {
+    // The greeting (3 s) is a play node: 0 at 1.5 s interrupts it.
+    let report = run(demo("main.toml"), "0@1.5", monday_10am());
+    assert_eq!(report.path, ["hours", "welcome"], "{report}");
+    assert_eq!(
+        report.outcome,
+        Some(ringback_dialplan::Outcome::Queued {
+            queue: "operator".into(),
+            zero_out: true
+        })
+    );
+    assert_eq!(report.digits, "0");
+}
+
+#[test]
+fn a_key_typed_ahead_during_the_greeting_answers_the_menu() {
+    // 1 at 1 s (during the 3 s greeting) is kept for the main menu.
+    let report = run(demo("main.toml"), "1@1", monday_10am());
+    assert_eq!(
+        report.path,
+        ["hours", "welcome", "main", "billing"],
+        "{report}"
+    );
+    // 1 at 4 s lands during the main menu's prompt (3 s + 2 s).
+    let report = run(demo("main.toml"), "1@4", monday_10am());
+    assert_eq!(
+        report.path,
+        ["hours", "welcome", "main", "billing"],
+        "{report}"
+    );
+    // 1 at 9 s is after the prompt, within the 5 s timeout.
+    let report = run(demo("main.toml"), "1@9", monday_10am());
+    assert_eq!(
+        report.path,
+        ["hours", "welcome", "main", "billing"],
+        "{report}"
     );
 }

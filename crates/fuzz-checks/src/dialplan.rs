@@ -122,6 +122,7 @@ fn run_calls(plan: Arc<ringback_dialplan::Dialplan>, global_operator: Option<Str
                 .with_ymd_and_hms(2024, 3, 4 + 2 * i as u32, 17 - 7 * i as u32, 0, 0)
                 .single()
                 .unwrap_or_default(),
+            prompt_lengths: Default::default(),
         };
         let report = simulate(Arc::clone(&plan), &script, global_operator.clone());
         let _ = report.to_string();

@@ -238,6 +238,8 @@ pub fn spawn(
         udp,
         layer: TransactionLayer::new(TimerConfig::default()),
         calls: HashMap::new(),
+        aliases: HashMap::new(),
+        tasks: std::collections::HashSet::new(),
         owners: HashMap::new(),
         tcp_conns: HashMap::new(),
         tcp_events: tcp_tx,
@@ -257,8 +259,14 @@ struct Endpoint {
     handle: EndpointHandle,
     udp: UdpSocket,
     layer: TransactionLayer,
-    /// Live calls by Call-ID.
+    /// Where SIP for a Call-ID goes: inbound calls, registered tasks and
+    /// their legs' Call-IDs (aliases), all by Call-ID.
     calls: HashMap<String, UnboundedSender<SipInput>>,
+    /// Leg Call-ID → the Call-ID of the task that owns the leg.
+    aliases: HashMap<String, String>,
+    /// Registered tasks that are not inbound calls (callback attempts,
+    /// trunk registrations).
+    tasks: std::collections::HashSet<String>,
     /// Client transactions by owner Call-ID.
     owners: HashMap<TransactionKey, String>,
     tcp_conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
@@ -463,10 +471,13 @@ impl Endpoint {
                 self.owners.insert(key, owner);
             }
             EndpointCmd::Register { call_id, tx } => {
+                self.tasks.insert(call_id.clone());
                 self.calls.insert(call_id, tx);
+                self.publish_counts();
             }
             EndpointCmd::Alias { call_id, of } => {
                 if let Some(tx) = self.calls.get(&of).cloned() {
+                    self.aliases.insert(call_id.clone(), of);
                     self.calls.insert(call_id, tx);
                 }
             }
@@ -482,7 +493,20 @@ impl Endpoint {
             }
             EndpointCmd::CallEnded { call_id } => {
                 self.calls.remove(&call_id);
-                crate::metrics::active_calls(self.calls.len());
+                self.tasks.remove(&call_id);
+                self.aliases.remove(&call_id);
+                // Legs of a task that ended stop being routed with it.
+                let orphans: Vec<String> = self
+                    .aliases
+                    .iter()
+                    .filter(|(_, owner)| **owner == call_id)
+                    .map(|(leg, _)| leg.clone())
+                    .collect();
+                for leg in orphans {
+                    self.aliases.remove(&leg);
+                    self.calls.remove(&leg);
+                }
+                self.publish_counts();
             }
             EndpointCmd::HangupAll => {
                 self.shutting_down = true;
@@ -796,11 +820,26 @@ impl Endpoint {
         resp
     }
 
+    /// Inbound calls: routed Call-IDs that are neither a leg (alias) nor a
+    /// registered task (callback attempt, trunk registration).
+    fn inbound_calls(&self) -> usize {
+        self.calls
+            .len()
+            .saturating_sub(self.aliases.len() + self.tasks.len())
+    }
+
+    fn publish_counts(&self) {
+        crate::metrics::active_calls(
+            self.inbound_calls(),
+            self.calls.len().saturating_sub(self.aliases.len()),
+        );
+    }
+
     /// What admission control weighs: calls, transactions, media lateness,
     /// signalling backlog.
     fn load(&mut self) -> Load {
         Load {
-            calls: self.calls.len(),
+            calls: self.inbound_calls(),
             transactions: self.layer.len(),
             media_lag: self.ctx.media.recent_lag(),
             media_load_pct: self.ctx.media.recent_load_pct(),
@@ -875,7 +914,7 @@ impl Endpoint {
         };
         let (tx, rx) = mpsc::unbounded_channel();
         self.calls.insert(call_id.clone(), tx);
-        crate::metrics::active_calls(self.calls.len());
+        self.publish_counts();
         let setup = CallSetup {
             admitted,
             key,

@@ -113,7 +113,11 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match rt.block_on(server::serve(cfg)) {
+            let result = rt.block_on(server::serve(cfg));
+            // Calls are hung up and records flushed by now; blocking helper
+            // threads (file watcher, database workers) are not waited for.
+            rt.shutdown_timeout(std::time::Duration::from_millis(100));
+            match result {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

@@ -26,7 +26,8 @@ counters! {
     SIP_REQUESTS_OUT_TOTAL: "SIP requests sent (including retransmissions).",
     SIP_RESPONSES_OUT_TOTAL: "SIP responses sent (including retransmissions).",
     SIP_MALFORMED_TOTAL: "SIP messages that could not be parsed.",
-    CALLS_ACTIVE: "Calls in progress.",
+    CALLS_ACTIVE: "Inbound calls in progress (each counted once, whatever legs it has).",
+    SIP_TASKS_ACTIVE: "Tasks the SIP endpoint routes to: inbound calls, callback attempts, trunk registrations.",
     CALLS_ANSWERED_TOTAL: "Calls answered.",
     CALLS_REJECTED_TOTAL: "INVITEs rejected (no route, no codec, overload, no port).",
     DTMF_RFC4733_TOTAL: "Digits received as RFC 4733 telephone-events.",
@@ -100,9 +101,11 @@ pub fn refused(why: &str) {
     bump("refusals_total", format!("reason=\"{why}\""));
 }
 
-/// Set the active-call gauge.
-pub fn active_calls(n: usize) {
-    CALLS_ACTIVE.store(n as u64, Relaxed);
+/// Set the active-call and live-task gauges (the endpoint derives both
+/// from its routing tables, so they return to 0 when nothing is up).
+pub fn active_calls(calls: usize, tasks: usize) {
+    CALLS_ACTIVE.store(calls as u64, Relaxed);
+    SIP_TASKS_ACTIVE.store(tasks as u64, Relaxed);
 }
 
 /// Registration state of trunks with `register = true`, by trunk name.
@@ -121,6 +124,11 @@ pub fn trunk_up(trunk: &str, up: bool) {
 pub fn render() -> String {
     let mut out = String::new();
     render_counters(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP ringback_dtmf_inband_total Digits detected as tones in the audio.\n# TYPE ringback_dtmf_inband_total counter\nringback_dtmf_inband_total {}",
+        crate::media::DTMF_INBAND_TOTAL.load(Relaxed)
+    );
     let trunks: Vec<(String, f64)> = TRUNK_UP
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -398,17 +398,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: hanging up calls");
     ep.send(EndpointCmd::HangupAll);
+    // Every task (call, callback attempt, trunk unregistering) reports its
+    // end to the endpoint; idle, this is at once.
     let until = Instant::now() + Duration::from_secs(3);
-    while metrics::CALLS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) > 0
+    while metrics::SIP_TASKS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) > 0
         && Instant::now() < until
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Log agents out as a person would, so the queue log and agent
+    // history are closed and the next start has nothing to repair.
+    for agent in ctx.config.agents.keys() {
+        let _ = ctx
+            .acd
+            .command(ringback_acd::Input::AgentLogout(
+                ringback_acd::AgentId::from(agent.as_str()),
+            ))
+            .await;
     }
     // Let the BYEs leave before the process exits.
     tokio::time::sleep(Duration::from_millis(100)).await;
     ctx.cdr.flush().await;
     ctx.versions.flush().await;
     drop(cdr_task);
+    tracing::info!("shutdown complete");
     Ok(())
 }
 

@@ -392,6 +392,16 @@ impl Attempt {
     }
 
     fn on_agent_media(&mut self, ev: MediaEvent) -> Option<Outcome> {
+        if ev == MediaEvent::RtpTimeout {
+            // The agent's phone vanished (no BYE, no RTP): end the attempt
+            // so nobody stays in a call no one hears.
+            tracing::warn!("no RTP from the agent's phone; ending the callback call");
+            return Some(Outcome::Result(if self.step == Step::Bridged {
+                AttemptResult::Completed
+            } else {
+                AttemptResult::AgentLost
+            }));
+        }
         if let MediaEvent::PlaybackDone { token } = ev {
             if token == self.whisper_token && self.step == Step::Whisper {
                 self.dial_customer();
@@ -408,7 +418,14 @@ impl Attempt {
     fn on_customer_media(&mut self, ev: MediaEvent) -> Option<Outcome> {
         match ev {
             MediaEvent::Digit(d) => self.on_customer_digit(d),
-            _ => None,
+            MediaEvent::RtpTimeout => {
+                tracing::warn!("no RTP from the customer; ending the callback call");
+                Some(Outcome::Result(match self.step {
+                    Step::Bridged => AttemptResult::Completed,
+                    _ => AttemptResult::CustomerNoAcceptance,
+                }))
+            }
+            MediaEvent::PlaybackDone { .. } => None,
         }
     }
 

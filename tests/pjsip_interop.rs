@@ -542,3 +542,134 @@ fn pjsip_agent_holds_and_resumes_udp() {
         srv.log()
     );
 }
+
+/// The agent's phone vanishes mid-call (killed: no BYE). The bridged call
+/// must not stay up in silence: the agent leg's RTP timeout ends it, the
+/// caller gets a BYE, the agent is not left `on-call`, and nothing stays
+/// active.
+#[test]
+fn pjsip_vanished_agent_phone_ends_the_call_by_rtp_timeout() {
+    let srv = Server::start(common::ServerOpts {
+        extra_config: common::peer::AGENT_CONFIG.into(),
+        rtp_timeout_secs: 3,
+        ..common::ServerOpts::default()
+    });
+    let agent_tone = AGENT_TONE.to_string();
+    let caller_tone = CALLER_TONE.to_string();
+    let agent = PJSUA.registered_alice(
+        &srv,
+        "udp",
+        &[
+            "--ring-delay",
+            "0.5",
+            "--play",
+            &agent_tone,
+            "--timeout",
+            "30",
+        ],
+    );
+    let c = PJSUA.caller(
+        &srv,
+        "udp",
+        "2000",
+        &[
+            "--dtmf",
+            "1@1.5",
+            "--play",
+            &caller_tone,
+            "--play-at",
+            "1",
+            "--timeout",
+            "30",
+        ],
+    );
+    let id = call_id(&c, &srv);
+    agent.expect_where(
+        "call_state",
+        |e| e["state"] == "CONFIRMED",
+        Duration::from_secs(15),
+        &srv,
+    );
+    std::thread::sleep(Duration::from_millis(1_500));
+    assert_eq!(agent_state(&srv, "alice"), "on-call");
+    drop(agent); // SIGKILL: the phone is gone without a word
+    c.expect_where(
+        "call_state",
+        |e| e["state"] == "DISCONNECTED",
+        Duration::from_secs(10),
+        &srv,
+    );
+    let cdr = srv.wait_cdr(&id, Duration::from_secs(5));
+    assert_eq!(cdr.disposition, "rtp_timeout", "{cdr:?}");
+    assert_eq!(cdr.hangup_by.as_deref(), Some("agent"), "{cdr:?}");
+    let state = agent_state(&srv, "alice");
+    assert_ne!(state, "on-call", "the agent was left on-call");
+    assert_no_active_calls(&srv);
+}
+
+/// A bridged callback whose two ends both vanish (agent and customer
+/// killed: no BYE from either) ends by RTP timeout: the callback is
+/// `completed`, the agent is not left `on-call`, nothing stays active.
+#[test]
+fn pjsip_callback_with_both_ends_vanished_ends_by_rtp_timeout() {
+    let agent_tone = AGENT_TONE.to_string();
+    let caller_tone = CALLER_TONE.to_string();
+    let customer = PJSUA.spawn(
+        "customer",
+        "customer",
+        &args(&[
+            "--ring-delay",
+            "0.5",
+            "--dtmf-base",
+            "audio",
+            "--dtmf",
+            "1@1",
+            "--play",
+            &caller_tone,
+            "--timeout",
+            "40",
+        ]),
+    );
+    let srv = common::callback_server_with_rtp_timeout(
+        &format!(
+            "[trunk]\naddress = \"127.0.0.1:{}\"\ncaller_id = \"+15550100\"\n",
+            customer.port
+        ),
+        "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+        3,
+    );
+    let agent = PJSUA.registered_alice(
+        &srv,
+        "udp",
+        &[
+            "--ring-delay",
+            "0.5",
+            "--play",
+            &agent_tone,
+            "--timeout",
+            "40",
+        ],
+    );
+    let id = request_callback(&srv, None);
+    customer.expect("dtmf_sent", Duration::from_secs(25), &srv);
+    // Wait for the bridge (state `connected`), then both phones vanish.
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
+        if common::peer::json(&body)["state"] == "connected" {
+            break;
+        }
+        assert!(std::time::Instant::now() < until, "never connected: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1_000));
+    drop(agent);
+    drop(customer);
+    assert_callback_completed(&srv, &id);
+    assert_ne!(
+        agent_state(&srv, "alice"),
+        "on-call",
+        "the agent was left on-call"
+    );
+    assert_no_active_calls(&srv);
+}

@@ -253,6 +253,8 @@ struct Call {
     bridged_at: Option<Instant>,
     /// The caller reached the queue by pressing 0 (zero-out).
     zero_out: bool,
+    /// Media events of the agent legs (their RTP timeouts).
+    leg_media: mpsc::UnboundedSender<MediaEvent>,
     /// Session timer (RFC 4028) refreshed by us: how often we send UPDATE.
     refresh_every: Option<Duration>,
     /// When our next session refresh is due.
@@ -429,6 +431,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
     );
 
     let session = Session::new(Arc::clone(&plan), ctx.config.operator_queue.clone());
+    let (leg_media_tx, mut leg_media_rx) = mpsc::unbounded_channel();
     let mut call = Call {
         ctx: Arc::clone(&ctx),
         endpoint,
@@ -461,6 +464,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         hangup_after: None,
         bridged_at: None,
         zero_out: false,
+        leg_media: leg_media_tx,
         refresh_every: timer
             .our_refresh_secs()
             .map(|s| Duration::from_secs(u64::from(s))),
@@ -473,7 +477,9 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         dialed,
         now: Utc::now(),
     }));
-    let ending = call.event_loop(&mut sip_rx, &mut media_rx).await;
+    let ending = call
+        .event_loop(&mut sip_rx, &mut media_rx, &mut leg_media_rx)
+        .await;
     call.finish(ending);
 }
 
@@ -482,6 +488,7 @@ impl Call {
         &mut self,
         sip_rx: &mut UnboundedReceiver<SipInput>,
         media_rx: &mut UnboundedReceiver<MediaEvent>,
+        leg_media_rx: &mut UnboundedReceiver<MediaEvent>,
     ) -> Ending {
         loop {
             if let Some(end) = self.drain() {
@@ -520,6 +527,11 @@ impl Call {
                 }
                 Some(ev) = media_rx.recv() => {
                     if let Some(end) = self.on_media(ev) {
+                        return end;
+                    }
+                }
+                Some(ev) = leg_media_rx.recv() => {
+                    if let Some(end) = self.on_leg_media(ev) {
                         return end;
                     }
                 }

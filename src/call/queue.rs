@@ -19,7 +19,7 @@ use ringback_sip::transaction::TransactionKey;
 use super::{number_prompts, Call, Ending, Phase};
 use crate::acd_task::{AcdCmd, QueueNotice};
 use crate::endpoint::EndpointCmd;
-use crate::media;
+use crate::media::{self, MediaEvent};
 use crate::outbound::{DialSpec, LegEvent, OutboundLeg};
 use crate::registrar::Binding;
 use crate::store::Cdr;
@@ -618,11 +618,10 @@ impl Call {
             return call_id != self.call_id;
         };
         let wanted = self.legs[i].leg.is_ringing();
-        // Agent legs' own DTMF is not interpreted (the caller's is).
-        let sink = tokio::sync::mpsc::unbounded_channel().0;
-        let event = self.legs[i]
-            .leg
-            .on_response(&self.ctx, &self.endpoint, resp, sink);
+        let event =
+            self.legs[i]
+                .leg
+                .on_response(&self.ctx, &self.endpoint, resp, self.leg_media.clone());
         let agent = self.legs[i].agent.clone();
         match event {
             // The caller keeps hearing the queue, not the agent phone's tones.
@@ -648,6 +647,32 @@ impl Call {
             }
         }
         true
+    }
+
+    /// A media event of an agent leg. Its keys are not interpreted (the
+    /// caller's are); an RTP timeout on the bridged agent means the phone
+    /// vanished without a BYE: the call ends instead of leaving the caller
+    /// in silence and the agent `on-call` forever.
+    pub(super) fn on_leg_media(&mut self, ev: MediaEvent) -> Option<Ending> {
+        if ev != MediaEvent::RtpTimeout {
+            return None;
+        }
+        let Phase::Bridged { agent } = &self.phase else {
+            return None;
+        };
+        let agent = agent.clone();
+        tracing::warn!(%agent, "no RTP from the agent's phone; ending the call");
+        self.drop_leg(&agent);
+        self.ctx.acd.input(Input::CallEnded {
+            call: CallId::from(self.call_id.as_str()),
+            agent: AgentId::from(agent.as_str()),
+            by: EndedBy::Agent,
+        });
+        Some(Ending {
+            disposition: "rtp_timeout",
+            hangup_by: "agent",
+            send_bye: true,
+        })
     }
 
     /// A client transaction timed out: if it was an agent's INVITE, the

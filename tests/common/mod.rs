@@ -797,7 +797,17 @@ queue = "operator"
 /// of `[queues.operator.callback]`), and agent `alice` (password
 /// `alice-secret`) serving it.
 pub fn callback_server(trunks: &str, callback_policy: &str) -> Server {
+    callback_server_with_rtp_timeout(trunks, callback_policy, 0)
+}
+
+/// [`callback_server`] with `rtp.timeout_secs` (0: off).
+pub fn callback_server_with_rtp_timeout(
+    trunks: &str,
+    callback_policy: &str,
+    rtp_timeout_secs: u64,
+) -> Server {
     Server::start(ServerOpts {
+        rtp_timeout_secs,
         dialplans: vec![("cb.toml".into(), QUEUE_PLAN.into())],
         extra_config: format!(
             r#"

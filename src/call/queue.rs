@@ -565,21 +565,17 @@ impl Call {
     fn drop_leg(&mut self, agent: &str) {
         if let Some(i) = self.legs.iter().position(|l| l.agent == agent) {
             if self.legs[i].leg.hang_up(&self.ctx, &self.endpoint) {
-                self.forget_leg(i, "completed");
+                self.forget_leg(i, "completed", "ringback");
             }
         }
     }
 
-    /// Remove a leg and write its call record.
-    fn forget_leg(&mut self, i: usize, disposition: &str) -> AgentLeg {
+    /// Remove a leg and write its call record; `hangup_by`: `agent` (its
+    /// phone refused or hung up) or `ringback` (ringback cancelled or ended
+    /// it: the caller left, another agent won, the ring timeout).
+    fn forget_leg(&mut self, i: usize, disposition: &str, hangup_by: &str) -> AgentLeg {
         let l = self.legs.remove(i);
-        self.end_leg_record(
-            &l.leg.call_id,
-            &l.agent,
-            l.leg.started_at,
-            l.leg.answered_at,
-            disposition,
-        );
+        self.end_leg_record(&l, disposition, hangup_by);
         l
     }
 
@@ -635,10 +631,12 @@ impl Call {
             }
             LegEvent::Answered => self.drop_leg(&agent),
             LegEvent::AnsweredTooLate => {
-                self.forget_leg(i, "completed");
+                self.forget_leg(i, "completed", "ringback");
             }
             LegEvent::Failed(code) => {
-                self.forget_leg(i, "not_answered");
+                // 487: the phone confirms our CANCEL; anything else is its answer.
+                let by = if code == 487 { "ringback" } else { "agent" };
+                self.forget_leg(i, "not_answered", by);
                 if wanted {
                     let reason = crate::outbound::offer_failure(code);
                     tracing::info!(%agent, code, "agent did not take the call");
@@ -682,7 +680,7 @@ impl Call {
             return false;
         };
         let wanted = self.legs[i].leg.is_ringing();
-        let l = self.forget_leg(i, "not_answered");
+        let l = self.forget_leg(i, "not_answered", "ringback");
         if wanted {
             self.report_failure(&l.agent, OfferFailure::NoAnswer);
         }
@@ -700,7 +698,7 @@ impl Call {
         match req.method {
             rsip::Method::Bye => {
                 self.respond(key, &req, 200);
-                let leg = self.forget_leg(i, "completed");
+                let leg = self.forget_leg(i, "completed", "agent");
                 let bridged =
                     matches!(&self.phase, Phase::Bridged { agent } if *agent == leg.agent);
                 if bridged {
@@ -735,29 +733,23 @@ impl Call {
     }
 
     /// Write the agent leg's call record.
-    fn end_leg_record(
-        &self,
-        call_id: &str,
-        agent: &str,
-        started: chrono::DateTime<Utc>,
-        answered: Option<chrono::DateTime<Utc>>,
-        disposition: &str,
-    ) {
+    fn end_leg_record(&self, l: &AgentLeg, disposition: &str, hangup_by: &str) {
+        let call_id = l.leg.call_id.as_str();
         self.ctx.cdr.write(Cdr {
             call_id: call_id.to_string(),
             leg: "agent".into(),
             caller: self.cdr.caller.clone(),
-            dialed: agent.to_string(),
+            dialed: l.agent.clone(),
             dialplan: self.cdr.dialplan.clone(),
             dialplan_version: self.cdr.dialplan_version.clone(),
-            started_at: started,
-            answered_at: answered,
+            started_at: l.leg.started_at,
+            answered_at: l.leg.answered_at,
             ended_at: Some(Utc::now()),
             path: self.context_path(),
             digits: self.context_digits(),
             vars: format!("{{\"inbound_call_id\":{:?}}}", self.call_id),
             disposition: disposition.into(),
-            hangup_by: None,
+            hangup_by: Some(hangup_by.into()),
             queue: self.queue.clone(),
             sip_code: None,
         });

@@ -86,6 +86,8 @@ pub struct CdrRow {
     pub dialed: String,
     /// Dialplan name.
     pub dialplan: Option<String>,
+    /// Content hash of the dialplan version the call ran.
+    pub dialplan_version: Option<String>,
     /// Start.
     pub started_at: String,
     /// Answer.
@@ -102,6 +104,11 @@ pub struct CdrRow {
     pub hangup_by: Option<String>,
     /// Queue.
     pub queue: Option<String>,
+    /// Dialplan variables, and for legs the call they belong to
+    /// (`inbound_call_id`, `callback_id`), as a JSON object text.
+    pub vars: String,
+    /// Final SIP status of a call or leg that was never answered.
+    pub sip_code: Option<i32>,
 }
 
 /// One agent state change.
@@ -571,8 +578,9 @@ impl Store {
 
     /// The most recent call records (newest first).
     pub async fn recent_cdrs(&self, limit: i64) -> anyhow::Result<Vec<CdrRow>> {
-        let sql = "SELECT call_id, leg, caller, dialed, dialplan, started_at, answered_at, ended_at, path, digits, \
-                   disposition, hangup_by, queue FROM calls ORDER BY id DESC LIMIT $1";
+        let sql = "SELECT call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, answered_at, \
+                   ended_at, path, digits, disposition, hangup_by, queue, vars, sip_code \
+                   FROM calls ORDER BY id DESC LIMIT $1";
         let rows = on_pool!(self, |p| sqlx::query_as::<_, CdrRow>(sql)
             .bind(limit)
             .fetch_all(p)

@@ -616,6 +616,26 @@ pub fn assert_queued_call_completed(
     assert_eq!(legs.len(), 1, "one agent leg: {legs:?}");
     assert_eq!(legs[0].dialed, agent, "{legs:?}");
     assert!(legs[0].answered_at.is_some(), "{legs:?}");
+    // The agent's own record says who ended its leg: its phone (BYE), or
+    // ringback on the caller's behalf.
+    let leg_by = match bye {
+        Bye::Agent => "agent",
+        Bye::Caller => "ringback",
+    };
+    assert_eq!(legs[0].hangup_by.as_deref(), Some(leg_by), "{legs:?}");
+    // The API returns every stored field, with the link to the call.
+    let (_, body) = srv.http_get("/api/v1/cdrs?limit=10");
+    let rows = json(&body);
+    let leg = rows["cdrs"]
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["leg"] == "agent"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no agent leg in {rows:#}"));
+    assert!(
+        leg["vars"].as_str().is_some_and(|v| v.contains(call_id)),
+        "the agent leg names its call: {leg:#}"
+    );
+    assert!(leg["dialplan_version"].is_string(), "{leg:#}");
     assert_no_active_calls(srv);
 }
 

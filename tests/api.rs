@@ -385,3 +385,50 @@ fn openapi_document_matches_live_answers() {
         "error",
     );
 }
+
+/// Every error is the documented JSON with a `code`: refusals by role, a
+/// malformed query string (axum's own rejection used to be plain text),
+/// and an empty filter is no filter.
+#[test]
+fn errors_are_json_with_a_code_and_empty_filters_are_allowed() {
+    let srv = server();
+    let (status, body) = http(&srv, "GET", "/api/v1/agents", Some(ALICE), "");
+    assert_eq!(status, 403);
+    assert_eq!(json(&body)["code"], "forbidden", "{body}");
+    let (status, body) = http(&srv, "GET", "/api/v1/agents", None, "");
+    assert_eq!(status, 401);
+    assert_eq!(json(&body)["code"], "unauthorized", "{body}");
+    for path in [
+        "/api/v1/callbacks?limit=lots",
+        "/api/v1/cdrs?limit=%ZZ",
+        "/api/v1/callbacks?limit=1&limit=2",
+    ] {
+        let (status, body) = http(&srv, "GET", path, Some(SUPER), "");
+        assert_eq!(status, 400, "{path}: {body}");
+        let v = json(&body);
+        assert_eq!(v["code"], "bad_request", "{path}: {body}");
+        assert!(
+            v["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("query string")),
+            "{path}: {body}"
+        );
+    }
+    let (status, body) = http(
+        &srv,
+        "GET",
+        "/api/v1/callbacks?state=&queue=",
+        Some(SUPER),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(
+        &srv,
+        "GET",
+        "/api/v1/callbacks?state=nonsense",
+        Some(SUPER),
+        "",
+    );
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(json(&body)["code"], "invalid", "{body}");
+}

@@ -225,7 +225,51 @@ fn json_response(status: StatusCode, body: Value) -> Response {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    json_response(status, json!({ "error": message.into() }))
+    json_response(
+        status,
+        json!({ "error": message.into(), "code": default_code(status) }),
+    )
+}
+
+/// The machine-readable `code` of an error that has no more specific one.
+fn default_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "error",
+    }
+}
+
+/// A query string, parsed like axum's `Query`, but a malformed one gets
+/// the API's JSON error (`400`, `"code":"bad_request"`) instead of a
+/// plain-text rejection.
+struct ApiQuery<T>(T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(e) => Err(error(
+                StatusCode::BAD_REQUEST,
+                format!("query string: {}", e.body_text()),
+            )),
+        }
+    }
 }
 
 /// What a request needs to be allowed.
@@ -494,7 +538,7 @@ struct TokenQuery {
 async fn events(
     State(ctx): State<Arc<ServerCtx>>,
     headers: HeaderMap,
-    Query(q): Query<TokenQuery>,
+    ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let who = match authorize(&ctx, &headers, q.token.as_deref(), Need::Any) {
@@ -546,7 +590,7 @@ struct Limit {
 async fn list_cdrs(
     State(ctx): State<Arc<ServerCtx>>,
     headers: HeaderMap,
-    Query(l): Query<Limit>,
+    ApiQuery(l): ApiQuery<Limit>,
 ) -> Response {
     if let Some(r) = check_token(&ctx, &headers) {
         return r;
@@ -607,7 +651,7 @@ async fn reload_dialplans(State(ctx): State<Arc<ServerCtx>>, headers: HeaderMap)
         ),
         Err(errors) => json_response(
             StatusCode::UNPROCESSABLE_ENTITY,
-            json!({ "ok": false, "errors": errors, "error": "dialplans are invalid; the previous version keeps serving" }),
+            json!({ "ok": false, "errors": errors, "error": "dialplans are invalid; the previous version keeps serving", "code": "invalid_dialplan" }),
         ),
     }
 }
@@ -854,11 +898,19 @@ struct CallbackFilter {
 async fn list_callbacks(
     State(ctx): State<Arc<ServerCtx>>,
     headers: HeaderMap,
-    Query(f): Query<CallbackFilter>,
+    ApiQuery(f): ApiQuery<CallbackFilter>,
 ) -> Response {
     if let Some(r) = check_token(&ctx, &headers) {
         return r;
     }
+    // An empty filter (`state=`) means no filter, as the schema allows.
+    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let f = CallbackFilter {
+        state: nonempty(f.state),
+        queue: nonempty(f.queue),
+        number: nonempty(f.number),
+        limit: f.limit,
+    };
     if let Some(s) = &f.state {
         if ringback_callback::CallbackState::parse(s).is_none() {
             return error(

@@ -243,6 +243,11 @@ pub struct Policy {
     /// Live callbacks this queue may hold; at the limit the IVR does not
     /// offer a callback and requests are refused.
     pub max_pending: usize,
+    /// A callback whose customer was already talking to an agent when
+    /// ringback stopped (crash, kill): `false` (default) records it
+    /// `completed` — the customer reached a person and is not called a
+    /// second time; `true` calls them again (the attempt not counted).
+    pub redial_interrupted: bool,
 }
 
 impl Policy {
@@ -477,6 +482,7 @@ impl Default for Policy {
             max_per_number_per_day: Self::DEFAULT_MAX_PER_NUMBER_PER_DAY,
             max_per_hour: Self::DEFAULT_MAX_PER_HOUR,
             max_pending: Self::DEFAULT_MAX_PENDING,
+            redial_interrupted: false,
         }
     }
 }
@@ -500,6 +506,7 @@ struct PolicyToml {
     max_per_number_per_day: u32,
     max_per_hour: u32,
     max_pending: usize,
+    redial_interrupted: bool,
 }
 
 impl Default for PolicyToml {
@@ -520,6 +527,7 @@ impl Default for PolicyToml {
             max_per_number_per_day: Policy::DEFAULT_MAX_PER_NUMBER_PER_DAY,
             max_per_hour: Policy::DEFAULT_MAX_PER_HOUR,
             max_pending: Policy::DEFAULT_MAX_PENDING,
+            redial_interrupted: false,
         }
     }
 }
@@ -588,6 +596,7 @@ impl TryFrom<PolicyToml> for Policy {
             max_per_number_per_day: t.max_per_number_per_day,
             max_per_hour: t.max_per_hour,
             max_pending: t.max_pending,
+            redial_interrupted: t.redial_interrupted,
         };
         p.validate()?;
         Ok(p)

@@ -560,12 +560,21 @@ impl Scheduler {
                             .to_owned(),
                     )
                 }
+                CallbackState::Connected if !policy.redial_interrupted => {
+                    // The customer had reached a person: calling again would
+                    // ring someone whose question may be answered.
+                    cb.state = CallbackState::Completed;
+                    cb.next_attempt_at = None;
+                    let reason = "interrupted while connected (restart): the customer had reached an agent; not called again (redial_interrupted = false)";
+                    out.push(transition(&cb, from, now, reason.to_owned(), None));
+                    continue;
+                }
                 CallbackState::Connected => {
                     cb.state = CallbackState::RetryWait;
                     cb.attempts = cb.attempts.saturating_sub(1);
                     cb.next_attempt_at = Some(now + policy.backoff(1));
                     Some(
-                        "interrupted while connected (restart); attempt not counted, calling again"
+                        "interrupted while connected (restart); attempt not counted, calling again (redial_interrupted = true)"
                             .to_owned(),
                     )
                 }

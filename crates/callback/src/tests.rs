@@ -731,6 +731,32 @@ fn stored(id: &str, number: &str, state: CallbackState, attempts: u32) -> Callba
 }
 
 #[test]
+fn a_connected_callback_is_not_called_again_after_a_crash_by_default() {
+    let now = t0();
+    let rows = vec![stored("conn", "+15550000002", CallbackState::Connected, 1)];
+    let mut s = sched(Policy::default());
+    let ts = s.restore(rows, now);
+    assert_eq!(ts.len(), 1);
+    assert_eq!(
+        (ts[0].from, ts[0].to, ts[0].attempt),
+        (CallbackState::Connected, CallbackState::Completed, 1)
+    );
+    assert!(
+        ts[0].reason.contains("not called again"),
+        "{}",
+        ts[0].reason
+    );
+    assert_eq!(s.live().count(), 0);
+    assert!(s.eligible(now + secs(3_600)).is_empty());
+}
+
+#[test]
+fn redial_interrupted_is_a_policy_key() {
+    assert!(!policy("").redial_interrupted);
+    assert!(policy("redial_interrupted = true").redial_interrupted);
+}
+
+#[test]
 fn restore_after_a_crash_retries_and_never_duplicates() {
     let now = t0();
     let mut retry = stored("retry", "+15550000005", CallbackState::RetryWait, 1);
@@ -749,7 +775,12 @@ fn restore_after_a_crash_retries_and_never_duplicates() {
         twin,
         stored("done", "+15550000007", CallbackState::Completed, 1),
     ];
-    let mut s = sched(Policy::default());
+    // This queue calls an interrupted conversation back.
+    let redial = Policy {
+        redial_interrupted: true,
+        ..Policy::default()
+    };
+    let mut s = sched(redial);
     let ts = s.restore(rows, now);
     let by_id: HashMap<&str, &Transition> = ts.iter().map(|t| (t.id.as_str(), t)).collect();
     let dial = by_id["dial"];

@@ -287,7 +287,7 @@ impl Attempt {
             }
             QueueNotice::CancelOffer { agent } => {
                 if let Some((a, leg)) = self.agent.as_mut() {
-                    if *a == agent && leg.hang_up(&self.ctx, &self.endpoint) {
+                    if *a == agent && leg.hang_up(&self.endpoint) {
                         self.end_agent_leg("ringback");
                     }
                 }
@@ -377,7 +377,7 @@ impl Attempt {
         let Some(dest) = trunk.address else {
             return false;
         };
-        let spec = crate::trunk::dial_spec(trunk, &self.cb.number);
+        let spec = crate::trunk::dial_spec(trunk, dest, &self.cb.number);
         match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.owner, spec) {
             Ok(leg) => {
                 tracing::info!(trunk = name, %dest, "dialing the customer");
@@ -675,14 +675,14 @@ impl Attempt {
         // challenge our BYE: it stays until that BYE has its answer.
         let mut customer_bye = None;
         if let Some(mut c) = self.customer.take() {
-            if c.hang_up(&self.ctx, &self.endpoint) && c.answered_at.is_some() {
+            if c.hang_up(&self.endpoint) && c.answered_at.is_some() {
                 customer_bye = Some(c);
             } else {
                 self.leg_record(&c, "callback-customer", &self.cb.number.clone(), "ringback");
             }
         }
         if let Some((a, mut l)) = self.agent.take() {
-            l.hang_up(&self.ctx, &self.endpoint);
+            l.hang_up(&self.endpoint);
             self.leg_record(&l, "callback-agent", &a, "ringback");
         }
         // Tell the ACD the call is over (or gone from the queue).

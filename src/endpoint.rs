@@ -771,11 +771,9 @@ impl Endpoint {
             .flat_map(|p| p.numbers.iter().map(String::as_str))
             .collect();
         let ruri_user = req.uri.auth.as_ref().map(|a| a.user.clone());
-        let to_user = req
-            .to_header()
-            .ok()
-            .and_then(|h| h.typed().ok())
-            .and_then(|t| t.uri.auth.map(|a| a.user));
+        let to_user = message::header_value(req, "To")
+            .and_then(|v| message::NameAddr::parse(&v))
+            .and_then(|n| n.user().map(str::to_string));
         let Some(chosen) = did::select(
             numbers.iter().copied(),
             ruri_user.as_deref(),

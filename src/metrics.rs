@@ -32,6 +32,7 @@ counters! {
     CALLS_REJECTED_TOTAL: "INVITEs rejected (no route, no codec, overload, no port).",
     DTMF_RFC4733_TOTAL: "Digits received as RFC 4733 telephone-events.",
     DTMF_SIP_INFO_TOTAL: "Digits received by SIP INFO.",
+    DTMF_INBAND_TOTAL: "Digits detected as tones in the audio.",
     DIALPLAN_RELOADS_TOTAL: "Successful dialplan reloads.",
     DIALPLAN_RELOAD_FAILURES_TOTAL: "Rejected dialplan reloads (the old version kept serving).",
 }
@@ -124,11 +125,6 @@ pub fn trunk_up(trunk: &str, up: bool) {
 pub fn render() -> String {
     let mut out = String::new();
     render_counters(&mut out);
-    let _ = writeln!(
-        out,
-        "# HELP ringback_dtmf_inband_total Digits detected as tones in the audio.\n# TYPE ringback_dtmf_inband_total counter\nringback_dtmf_inband_total {}",
-        crate::media::DTMF_INBAND_TOTAL.load(Relaxed)
-    );
     let trunks: Vec<(String, f64)> = TRUNK_UP
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -301,7 +301,7 @@ impl OutboundLeg {
     /// No longer wanted: CANCEL while ringing (as soon as RFC 3261 allows:
     /// after a provisional), BYE once answered. Returns true when the leg is
     /// finished from our side (BYE sent).
-    pub fn hang_up(&mut self, _ctx: &ServerCtx, endpoint: &EndpointHandle) -> bool {
+    pub fn hang_up(&mut self, endpoint: &EndpointHandle) -> bool {
         let done = self.invite.hang_up();
         self.flush(endpoint);
         if done {

@@ -10,12 +10,9 @@ use ringback_sip::transaction::TransportKind;
 use crate::config::TrunkConfig;
 use crate::outbound::{sanitize_user, DialSpec};
 
-/// The INVITE to place for `number` through `trunk`.
-pub fn dial_spec(trunk: &TrunkConfig, number: &str) -> DialSpec {
-    let dest = trunk
-        .address
-        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 5060)));
-    let domain = trunk.domain.clone().unwrap_or_else(|| dest.to_string());
+/// The INVITE to place for `number` through `trunk`, whose address is `dest`.
+pub fn dial_spec(trunk: &TrunkConfig, dest: std::net::SocketAddr, number: &str) -> DialSpec {
+    let domain = domain(trunk, dest);
     let mut headers = Vec::new();
     if trunk.asserted_identity {
         headers.push((
@@ -28,16 +25,27 @@ pub fn dial_spec(trunk: &TrunkConfig, number: &str) -> DialSpec {
         from_display: trunk.caller_name.clone(),
         target: format!("sip:{}@{domain}", format_number(trunk, number)),
         dest,
-        transport: if trunk.transport.eq_ignore_ascii_case("tcp") {
-            TransportKind::Tcp
-        } else {
-            TransportKind::Udp
-        },
+        transport: transport(trunk),
         headers,
         prefer: Codec::Pcmu,
         auth: credentials(trunk),
         inband_dtmf: trunk.dtmf == "inband",
     }
+}
+
+/// The transport the trunk is reached over (`transport`, UDP by default).
+pub fn transport(trunk: &TrunkConfig) -> TransportKind {
+    if trunk.transport.eq_ignore_ascii_case("tcp") {
+        TransportKind::Tcp
+    } else {
+        TransportKind::Udp
+    }
+}
+
+/// Host part of the Request-URI, To and the registration's AOR: `domain`,
+/// else the address `dest`.
+pub fn domain(trunk: &TrunkConfig, dest: std::net::SocketAddr) -> String {
+    trunk.domain.clone().unwrap_or_else(|| dest.to_string())
 }
 
 /// Digest credentials for the trunk, if it has any.
@@ -107,7 +115,8 @@ mod tests {
         t.asserted_identity = true;
         t.username = Some("acme".into());
         t.password = Some("pw".into());
-        let spec = dial_spec(&t, "+442079460018");
+        let dest = "198.51.100.7:5060".parse().expect("addr");
+        let spec = dial_spec(&t, dest, "+442079460018");
         assert_eq!(spec.target, "sip:+442079460018@sip.carrier.example");
         assert_eq!(spec.from_user, "+441234000000");
         assert_eq!(
@@ -120,6 +129,6 @@ mod tests {
         assert_eq!(spec.auth.map(|c| c.username), Some("acme".into()));
         assert!(!spec.inband_dtmf);
         t.username = None;
-        assert!(dial_spec(&t, "1").auth.is_none());
+        assert!(dial_spec(&t, dest, "1").auth.is_none());
     }
 }

@@ -154,12 +154,8 @@ fn registration_config(
 ) -> Option<RegistrationConfig> {
     let dest = trunk.address?;
     let user = trunk.username.clone()?;
-    let transport = if trunk.transport.eq_ignore_ascii_case("tcp") {
-        TransportKind::Tcp
-    } else {
-        TransportKind::Udp
-    };
-    let domain = trunk.domain.clone().unwrap_or_else(|| dest.to_string());
+    let transport = crate::trunk::transport(trunk);
+    let domain = crate::trunk::domain(trunk, dest);
     let ip = cfg.advertised_ip();
     let host = host_of(ip);
     let tcp_param = if transport == TransportKind::Tcp {

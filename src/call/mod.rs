@@ -168,39 +168,12 @@ fn feature_plan(code: &str, confirmation: &str) -> Option<Arc<Dialplan>> {
 /// The caller's number: the From URI's user part (or the host when a
 /// device sends none).
 /// The caller's number: the user part of the From URI (`alice.smith` of
-/// `<sip:alice.smith@example.com>`), or the host when there is no user. Read
-/// from the header text: rsip 0.4 takes a user with a dot for a host name.
+/// `<sip:alice.smith@example.com>`), or the host when there is no user.
 fn caller_number(req: &rsip::Request) -> String {
     message::header_value(req, "From")
-        .map(|v| uri_user_or_host(&v))
+        .and_then(|v| message::NameAddr::parse(&v))
+        .map(|n| n.user_or_host().to_string())
         .unwrap_or_default()
-}
-
-/// User part (else host) of the URI in a From/To header value.
-fn uri_user_or_host(value: &str) -> String {
-    let uri = match (value.find('<'), value.find('>')) {
-        (Some(a), Some(b)) if a < b => &value[a + 1..b],
-        _ => value.split(';').next().unwrap_or(value),
-    };
-    let uri = uri.trim();
-    let rest = ["sips:", "sip:", "tel:"]
-        .iter()
-        .find_map(|scheme| {
-            uri.get(..scheme.len())
-                .filter(|p| p.eq_ignore_ascii_case(scheme))
-                .map(|_| &uri[scheme.len()..])
-        })
-        .unwrap_or(uri);
-    let (user, host) = match rest.rsplit_once('@') {
-        Some((user, host)) => (Some(user), host),
-        None => (None, rest),
-    };
-    let pick = match user {
-        // A password (`user:secret@`) and user parameters are not the number.
-        Some(u) => u.split([':', ';']).next().unwrap_or(u),
-        None => host.split([';', '?']).next().unwrap_or(host),
-    };
-    pick.to_string()
 }
 
 /// Where the caller is in the call's life.
@@ -826,10 +799,8 @@ impl Call {
                 }
             }
             MediaEvent::PlaybackDone { .. } => {} // stale: superseded by a newer play
-            MediaEvent::Digit(d) => {
-                metrics::DTMF_RFC4733_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.on_digit(d);
-            }
+            // Counted by the media task, which knows the digit's source.
+            MediaEvent::Digit(d) => self.on_digit(d),
             MediaEvent::RtpTimeout => {
                 tracing::warn!("no RTP from the caller; hanging up");
                 return Some(Ending {
@@ -1123,25 +1094,6 @@ fn sipfrag_status(body: &str) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn caller_is_the_from_user_even_with_a_dot() {
-        assert_eq!(
-            uri_user_or_host("<sip:alice.smith@example.com>;tag=1"),
-            "alice.smith"
-        );
-        assert_eq!(
-            uri_user_or_host("\"Bob\" <sip:+15550123@10.0.0.1:5060;transport=udp>;tag=x"),
-            "+15550123"
-        );
-        assert_eq!(uri_user_or_host("sip:100@host;tag=2"), "100");
-        assert_eq!(uri_user_or_host("<sips:carol:pw@host>"), "carol");
-        assert_eq!(uri_user_or_host("<tel:+15550100;npdi>"), "+15550100");
-        assert_eq!(
-            uri_user_or_host("<sip:gateway.example.com>;tag=3"),
-            "gateway.example.com"
-        );
-    }
 
     #[test]
     fn sipfrag() {

@@ -564,7 +564,7 @@ impl Call {
     /// the agent paused): CANCEL, or BYE if it already answered.
     fn drop_leg(&mut self, agent: &str) {
         if let Some(i) = self.legs.iter().position(|l| l.agent == agent) {
-            if self.legs[i].leg.hang_up(&self.ctx, &self.endpoint) {
+            if self.legs[i].leg.hang_up(&self.endpoint) {
                 self.forget_leg(i, "completed", "ringback");
             }
         }

@@ -45,10 +45,6 @@ pub enum MediaEvent {
     RtpTimeout,
 }
 
-/// Digits detected in-band (tones in the received audio) since start, for
-/// metrics: they also arrive as [`MediaEvent::Digit`], like RFC 4733 ones.
-pub static DTMF_INBAND_TOTAL: AtomicU64 = AtomicU64::new(0);
-
 /// Shared media machinery: port pool and clock threads.
 pub struct MediaEngine {
     ports: Arc<PortAllocator>,
@@ -540,7 +536,7 @@ async fn receive(
                 let mut closed = false;
                 det.on_packet(codec, hdr.ssrc, hdr.ts, hdr.payload(pkt), |d| {
                     tracing::debug!(digit = %d, "DTMF (in-band)");
-                    DTMF_INBAND_TOTAL.fetch_add(1, Ordering::Relaxed);
+                    crate::metrics::DTMF_INBAND_TOTAL.fetch_add(1, Ordering::Relaxed);
                     closed |= events.send(MediaEvent::Digit(d)).is_err();
                 });
                 if closed {
@@ -557,6 +553,7 @@ async fn receive(
                 if let Ok(ev) = parse_event(payload) {
                     if let Some(d) = dtmf.on_rtp(hdr.ts, &ev, Instant::now()) {
                         tracing::debug!(digit = %d, "DTMF (RFC 4733)");
+                        crate::metrics::DTMF_RFC4733_TOTAL.fetch_add(1, Ordering::Relaxed);
                         if events.send(MediaEvent::Digit(d)).is_err() {
                             return;
                         }

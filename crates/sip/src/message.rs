@@ -1593,6 +1593,35 @@ impl NameAddr {
         })
     }
 
+    /// The URI's user part (`alice.smith` of `sip:alice.smith@example.com`,
+    /// without a password or user parameters); `None` without one. Read
+    /// from the text: rsip 0.4 takes a user containing a dot for a host name.
+    pub fn user(&self) -> Option<&str> {
+        let (user, _) = self.after_scheme().rsplit_once('@')?;
+        user.split([':', ';']).next()
+    }
+
+    /// [`NameAddr::user`], else the URI's host (a caller without a user).
+    pub fn user_or_host(&self) -> &str {
+        self.user().unwrap_or_else(|| {
+            let rest = self.after_scheme();
+            rest.split([';', '?']).next().unwrap_or(rest)
+        })
+    }
+
+    /// The URI without its `sip:`/`sips:`/`tel:` scheme.
+    fn after_scheme(&self) -> &str {
+        let uri = self.uri.trim();
+        ["sips:", "sip:", "tel:"]
+            .iter()
+            .find_map(|scheme| {
+                uri.get(..scheme.len())
+                    .filter(|p| p.eq_ignore_ascii_case(scheme))
+                    .and_then(|_| uri.get(scheme.len()..))
+            })
+            .unwrap_or(uri)
+    }
+
     /// The URI parsed by `rsip`.
     pub fn rsip_uri(&self) -> Option<rsip::Uri> {
         rsip::Uri::try_from(self.uri.as_str()).ok()

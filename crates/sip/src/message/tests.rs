@@ -732,3 +732,26 @@ fn unknown_method_and_phrases() {
     let out = build_error_response(OPTIONS.as_bytes(), 400, "a\r\nX: y", "w").unwrap();
     assert!(out.starts_with(b"SIP/2.0 400 aX: y\r\nVia:"));
 }
+
+#[test]
+fn name_addr_user_or_host_reads_the_text() {
+    let user = |v: &str| NameAddr::parse(v).map(|n| n.user_or_host().to_string());
+    assert_eq!(
+        user("<sip:alice.smith@example.com>;tag=1").as_deref(),
+        Some("alice.smith")
+    );
+    assert_eq!(
+        user("\"Bob\" <sip:+15550123@10.0.0.1:5060;transport=udp>;tag=x").as_deref(),
+        Some("+15550123")
+    );
+    assert_eq!(user("\"a <b>\" <sip:dave@host>").as_deref(), Some("dave"));
+    assert_eq!(user("sip:100@host;tag=2").as_deref(), Some("100"));
+    assert_eq!(user("<sips:carol:pw@host>").as_deref(), Some("carol"));
+    assert_eq!(user("<tel:+15550100;npdi>").as_deref(), Some("+15550100"));
+    assert_eq!(
+        user("<sip:gateway.example.com>;tag=3").as_deref(),
+        Some("gateway.example.com")
+    );
+    let only_user = NameAddr::parse("<sip:1.2.3.4>").unwrap();
+    assert_eq!(only_user.user(), None, "a host is not a user");
+}

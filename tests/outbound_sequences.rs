@@ -217,13 +217,7 @@ asserted_identity = true"#
             .hang_up(),
     )
     .spawn(srv.sip, "carrier");
-    let (status, body) = srv.http_post(
-        "/api/v1/callbacks",
-        r#"{"number":"+15551230001","queue":"operator"}"#,
-    );
-    assert_eq!(status, 201, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let id = v["id"].as_str().expect("id").to_string();
+    let id = request_callback(&srv);
     let carrier = carrier.wait();
     carrier.assert_ok("carrier (challenge, 100, 180, 200, press 1)");
     alice.wait().assert_ok("alice's phone");
@@ -241,22 +235,8 @@ asserted_identity = true"#
         "{}",
         carrier.messages
     );
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
-        let cb: serde_json::Value = serde_json::from_str(&body).expect("json");
-        if cb["state"] == "completed" {
-            assert_eq!(cb["attempts"], 1, "{cb:#}");
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "callback is {}, not completed\n{}",
-            cb["state"],
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let cb = wait_completed(&srv, &id, 10);
+    assert_eq!(cb["attempts"], 1, "{cb:#}");
 }
 
 /// A callback server with `trunks` (TOML) and alice registered from `alice_port`.
@@ -279,13 +259,14 @@ fn request_callback(srv: &Server) -> String {
     v["id"].as_str().expect("id").to_string()
 }
 
-fn wait_completed(srv: &Server, id: &str) {
-    let until = Instant::now() + Duration::from_secs(15);
+/// Wait (`secs` at most) until callback `id` is `completed`; returns it.
+fn wait_completed(srv: &Server, id: &str, secs: u64) -> serde_json::Value {
+    let until = Instant::now() + Duration::from_secs(secs);
     loop {
         let (_, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
         let cb: serde_json::Value = serde_json::from_str(&body).expect("json");
         if cb["state"] == "completed" {
-            return;
+            return cb;
         }
         assert!(
             Instant::now() < until,
@@ -343,7 +324,7 @@ caller_id = "+15550100"
     down.wait().assert_ok("first trunk: 503");
     up.wait().assert_ok("backup trunk: answered, 1 pressed");
     alice.wait().assert_ok("alice's phone");
-    wait_completed(&srv, &id);
+    wait_completed(&srv, &id, 15);
 }
 
 /// A carrier's early media (183 with SDP, here an RFC 4733 `5` it plays
@@ -401,7 +382,7 @@ fn carrier_early_media_reaches_the_waiting_agent() {
         "the agent heard the carrier's early media\n{}",
         srv.log()
     );
-    wait_completed(&srv, &id);
+    wait_completed(&srv, &id, 15);
 }
 
 /// The agent hangs up a callback; ringback's BYE to the carrier is
@@ -443,5 +424,5 @@ fn carrier_challenging_our_bye_gets_credentials() {
     carrier
         .wait()
         .assert_ok("carrier: challenged INVITE and BYE, both answered");
-    wait_completed(&srv, &id);
+    wait_completed(&srv, &id, 15);
 }

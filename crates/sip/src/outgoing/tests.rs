@@ -68,6 +68,14 @@ fn drain(o: &mut OutgoingInvite) -> Vec<Send> {
     std::iter::from_fn(|| o.poll_send()).collect()
 }
 
+/// The next thing to send, which must be a request with a transaction.
+fn next_request(o: &mut OutgoingInvite) -> Request {
+    match drain(o).remove(0) {
+        Send::Request(r) => *r,
+        other => panic!("{other:?}"),
+    }
+}
+
 fn method_of(s: &Send) -> String {
     match s {
         Send::Request(r) => r.method.to_string(),
@@ -419,10 +427,7 @@ fn second_challenge_of_the_same_nonce_fails() {
         o.on_response(&resp(&inv, 401, Some("t"), ch, "")),
         InviteEvent::Resent
     );
-    let again = match drain(&mut o).remove(0) {
-        Send::Request(r) => *r,
-        other => panic!("{other:?}"),
-    };
+    let again = next_request(&mut o);
     assert_eq!(
         o.on_response(&resp(&again, 401, Some("t"), ch, "")),
         InviteEvent::Failed(401),
@@ -439,20 +444,14 @@ fn challenged_bye_is_resent_with_credentials() {
         o.on_response(&resp(&inv, 407, Some("t"), ch, "")),
         InviteEvent::Resent
     );
-    let again = match drain(&mut o).remove(0) {
-        Send::Request(r) => *r,
-        other => panic!("{other:?}"),
-    };
+    let again = next_request(&mut o);
     assert!(matches!(
         o.on_response(&resp(&again, 200, Some("ok"), "", SDP)),
         InviteEvent::Answered { .. }
     ));
     drain(&mut o);
     assert!(o.hang_up());
-    let bye = match drain(&mut o).remove(0) {
-        Send::Request(r) => *r,
-        other => panic!("{other:?}"),
-    };
+    let bye = next_request(&mut o);
     assert!(
         message::header_value(&bye, "Proxy-Authorization").is_some(),
         "credentials sent up front with the BYE"

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use ringback_acd::{
     Acd, AgentConfig, AgentId, AgentSnapshot, CallId, Input, OfferFailure, Output, QueueConfig,
-    QueueSnapshot, StickyConfig, Strategy,
+    QueueSnapshot, StickyConfig,
 };
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
@@ -139,20 +139,7 @@ pub fn engine_config(cfg: &Config) -> (Vec<QueueConfig>, Vec<AgentConfig>) {
         .iter()
         .map(|(name, q)| {
             let mut qc = QueueConfig::new(name.as_str());
-            qc.strategy = match q.strategy.as_str() {
-                "round-robin" => Strategy::RoundRobin,
-                "fewest-calls" => Strategy::FewestCalls,
-                "ring-all" => Strategy::RingAll,
-                "random" => Strategy::Random,
-                "skills-based" => Strategy::SkillsBased {
-                    required: q
-                        .required_skills
-                        .iter()
-                        .map(|(k, v)| (k.clone(), *v))
-                        .collect(),
-                },
-                _ => Strategy::LongestIdle,
-            };
+            qc.strategy = q.strategy.clone();
             qc.ring_timeout = Duration::from_secs(q.ring_timeout_secs);
             qc.max_wait = q.max_wait_secs.map(Duration::from_secs);
             qc.max_len = q.max_len;

@@ -17,10 +17,13 @@ mod live;
 mod media;
 mod metrics;
 mod outbound;
+mod plan_loader;
+mod prompt_loader;
 mod registrar;
 mod server;
+mod snapshot;
 mod store;
-mod tcp;
+
 mod trunk;
 mod trunk_registration;
 
@@ -29,9 +32,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use ringback_dialplan::{load_dir, load_file, parse_sim_inputs, CheckContext, Severity, SimScript};
+use ringback_dialplan::{parse_sim_inputs, CheckContext, Severity, SimScript};
 
 use crate::config::Config;
+use crate::plan_loader::{load_dir, load_file};
 
 #[derive(Parser)]
 #[command(
@@ -168,11 +172,11 @@ fn config_or_default(path: &Path) -> Result<Config, String> {
 }
 
 fn check_ctx(cfg: &Config, config_exists: bool) -> Result<CheckContext, String> {
-    let (prompts, problems) = server::load_prompts(&cfg.prompts.dir).map_err(|e| e.join("\n"))?;
+    let (prompts, problems) = snapshot::load_prompts(&cfg.prompts.dir).map_err(|e| e.join("\n"))?;
     for p in problems {
         eprintln!("warning: {p}");
     }
-    let mut ctx = server::check_context(cfg, &prompts);
+    let mut ctx = snapshot::check_context(cfg, &prompts);
     if !config_exists {
         // Without a server config we cannot know the queues.
         ctx.queues = None;
@@ -198,7 +202,7 @@ fn prompt_lengths(dir: &Path) -> std::collections::HashMap<String, std::time::Du
             if path.extension().is_none_or(|x| x != "wav") {
                 return None;
             }
-            let prompt = ringback_media::prompt::load_wav(&path).ok()?;
+            let prompt = prompt_loader::load_wav(&path).ok()?;
             let name = path.file_stem()?.to_string_lossy().into_owned();
             Some((name, prompt.duration()))
         })

@@ -13,6 +13,7 @@
 //! answered (and gets BYE) or gone — never forgotten while the phone rings.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ringback_media::codec::Codec;
@@ -27,7 +28,41 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::endpoint::{EndpointCmd, EndpointHandle};
 use crate::media::ports::RtpPort;
 use crate::media::{MediaEvent, Stream};
-use crate::server::ServerCtx;
+use crate::config::Config;
+use crate::media::MediaEngine;
+
+/// What placing and running a leg needs: the advertised address (config),
+/// RTP ports and clocks, the codecs we accept. Cheap to clone.
+#[derive(Clone)]
+pub struct LegDeps {
+    /// Configuration (advertised IP, user agent).
+    pub config: Arc<Config>,
+    /// RTP ports and media clocks.
+    pub media: Arc<MediaEngine>,
+}
+
+impl LegDeps {
+    /// Codecs offered and accepted, in our order of preference.
+    pub const CODECS: [Codec; 2] = [Codec::Pcmu, Codec::Pcma];
+}
+
+/// Whatever carries [`LegDeps`] (a call's handles, the callback service's).
+pub trait LegSource {
+    /// The leg handles.
+    fn legs(&self) -> &LegDeps;
+}
+
+impl LegSource for LegDeps {
+    fn legs(&self) -> &LegDeps {
+        self
+    }
+}
+
+impl<T: LegSource + ?Sized> LegSource for Arc<T> {
+    fn legs(&self) -> &LegDeps {
+        (**self).legs()
+    }
+}
 
 /// What a response meant for the leg's owner.
 #[derive(Debug, PartialEq, Eq)]
@@ -104,13 +139,14 @@ impl OutboundLeg {
     /// Send the INVITE. `owner` is the Call-ID of the task that receives
     /// this leg's responses and in-dialog requests.
     pub fn dial(
-        ctx: &ServerCtx,
+        deps: &impl LegSource,
         endpoint: &EndpointHandle,
         owner: &str,
         spec: DialSpec,
     ) -> Result<OutboundLeg, DialError> {
-        let port = ctx.media.allocate_port().ok_or(DialError::NoPort)?;
-        let ip = ctx.config.advertised_ip();
+        let deps = deps.legs();
+        let port = deps.media.allocate_port().ok_or(DialError::NoPort)?;
+        let ip = deps.config.advertised_ip();
         let host = host_of(ip);
         let other = match spec.prefer {
             Codec::Pcmu => Codec::Pcma,
@@ -142,7 +178,7 @@ impl OutboundLeg {
             to_uri: target.clone(),
             request_uri: target,
             contact,
-            via: via(ctx, endpoint, spec.transport),
+            via: via(deps, endpoint, spec.transport),
             call_id: call_id.clone(),
             cseq: 1,
             body: Some(("application/sdp".into(), offer.into_bytes())),
@@ -163,7 +199,7 @@ impl OutboundLeg {
             owner: owner.to_string(),
             invite: OutgoingInvite::new(
                 invite,
-                via(ctx, endpoint, spec.transport),
+                via(deps, endpoint, spec.transport),
                 spec.auth.map(ClientAuth::new),
             ),
             dest: spec.dest,
@@ -196,17 +232,18 @@ impl OutboundLeg {
     /// DTMF and playback events once its stream is open.
     pub fn on_response(
         &mut self,
-        ctx: &ServerCtx,
+        deps: &impl LegSource,
         endpoint: &EndpointHandle,
         resp: &rsip::Response,
         media: UnboundedSender<MediaEvent>,
     ) -> LegEvent {
+        let deps = deps.legs();
         let event = match self.invite.on_response(resp) {
             InviteEvent::Nothing | InviteEvent::Trying | InviteEvent::Resent => LegEvent::Progress,
             InviteEvent::Ringing { sdp: None, .. } => LegEvent::Progress,
             InviteEvent::Ringing {
                 sdp: Some(body), ..
-            } => match self.use_answer(ctx, &body, media) {
+            } => match self.use_answer(deps, &body, media) {
                 Ok(true) => LegEvent::EarlyMedia,
                 Ok(false) => LegEvent::Progress,
                 Err(e) => {
@@ -224,7 +261,7 @@ impl OutboundLeg {
                         Err("no SDP answer in the 2xx".to_string())
                     }
                 } else {
-                    self.use_answer(ctx, &sdp, media)
+                    self.use_answer(deps, &sdp, media)
                 };
                 match usable {
                     Ok(_) => LegEvent::Answered,
@@ -249,19 +286,19 @@ impl OutboundLeg {
     /// first time (true), or point the open stream at the new address.
     fn use_answer(
         &mut self,
-        ctx: &ServerCtx,
+        deps: &LegDeps,
         body: &[u8],
         media: UnboundedSender<MediaEvent>,
     ) -> Result<bool, String> {
         let neg: Negotiated = sdp::parse(&String::from_utf8_lossy(body))
             .map_err(|e| e.to_string())
-            .and_then(|o| sdp::negotiate(&o, &ctx.codecs).map_err(|e| e.to_string()))?;
+            .and_then(|o| sdp::negotiate(&o, &LegDeps::CODECS).map_err(|e| e.to_string()))?;
         if let Some(stream) = &self.stream {
             stream.apply_negotiation(&neg);
             return Ok(false);
         }
         let port = self.port.take().ok_or("RTP port already used")?;
-        let stream = ctx
+        let stream = deps
             .media
             .open_stream(port, None, neg.codec, neg.pt, neg.dtmf_pt, media)
             .map_err(|e| e.to_string())?;
@@ -319,11 +356,12 @@ impl OutboundLeg {
     /// the ACK and changes nothing we send.
     pub fn on_reinvite(
         &mut self,
-        ctx: &ServerCtx,
+        deps: &impl LegSource,
         endpoint: &EndpointHandle,
         key: TransactionKey,
         req: &rsip::Request,
     ) {
+        let deps = deps.legs();
         use rsip::headers::UntypedHeader;
         let Some(stream) = &self.stream else {
             let resp = message::make_response(req, 488, None);
@@ -333,7 +371,7 @@ impl OutboundLeg {
             });
             return;
         };
-        let ip = ctx.config.advertised_ip();
+        let ip = deps.config.advertised_ip();
         let port = stream.local_addr().port();
         let body = if req.body.iter().all(u8::is_ascii_whitespace) {
             if req.method == rsip::Method::Update {
@@ -342,7 +380,7 @@ impl OutboundLeg {
             } else {
                 self.sdp_version += 1;
                 Some(Ok(sdp::build_offer(
-                    &ctx.codecs,
+                    &LegDeps::CODECS,
                     101,
                     ip,
                     port,
@@ -390,24 +428,14 @@ impl OutboundLeg {
     }
 }
 
-fn via(ctx: &ServerCtx, endpoint: &EndpointHandle, transport: TransportKind) -> ViaSpec {
+fn via(deps: &LegDeps, endpoint: &EndpointHandle, transport: TransportKind) -> ViaSpec {
     ViaSpec {
-        host: ctx.config.advertised_ip().to_string(),
+        host: deps.config.advertised_ip().to_string(),
         port: Some(endpoint.local.port()),
         transport,
     }
 }
 
-/// What a final status from an agent's phone means to the ACD.
-pub fn offer_failure(code: u16) -> ringback_acd::OfferFailure {
-    use ringback_acd::OfferFailure;
-    match code {
-        486 | 600 => OfferFailure::Busy,
-        603 => OfferFailure::Rejected,
-        408 | 480 | 487 => OfferFailure::NoAnswer,
-        _ => OfferFailure::Error,
-    }
-}
 
 /// Host part for URIs (IPv6 in brackets).
 pub fn host_of(ip: std::net::IpAddr) -> String {

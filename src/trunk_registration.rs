@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -26,7 +26,6 @@ use tokio::sync::mpsc;
 use crate::config::{Config, TrunkConfig};
 use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput};
 use crate::outbound::host_of;
-use crate::server::ServerCtx;
 
 /// How long an unregistration may take at shutdown.
 const UNREGISTER_WAIT: Duration = Duration::from_secs(2);
@@ -118,12 +117,12 @@ fn publish(name: &str, reg: &Registration, now: Instant) {
 }
 
 /// Start one registration task per trunk with `register = true`.
-pub fn spawn(ctx: Arc<ServerCtx>, endpoint: EndpointHandle) {
-    for (name, trunk) in ctx.config.all_trunks() {
+pub fn spawn(config: &Config, endpoint: EndpointHandle) {
+    for (name, trunk) in config.all_trunks() {
         if !trunk.register {
             continue;
         }
-        let Some(cfg) = registration_config(&ctx.config, trunk, endpoint.local) else {
+        let Some(cfg) = registration_config(config, trunk, endpoint.local) else {
             tracing::warn!(
                 trunk = name,
                 "trunk cannot register: address or username missing"

@@ -332,7 +332,8 @@ fn speech_and_music_sent_as_rtp_press_no_keys() {
     let mut audio = Audio::new();
     for name in ["main-menu", "hold-music", "support-menu"] {
         let path = common::repo().join(format!("prompts/{name}.wav"));
-        let p = ringback_media::prompt::load_wav(&path).expect("load prompt");
+        let bytes = std::fs::read(&path).expect("read prompt");
+        let p = ringback_media::prompt::decode_wav(&path, &bytes).expect("load prompt");
         audio = audio.samples(&p.to_pcm());
     }
     let packets = audio.packets();

@@ -1,21 +1,25 @@
-//! One inbound call: wires the SIP dialog, the media stream and the dialplan
-//! interpreter together.
+//! One inbound call's task: carries bytes and timers between the SIP dialog,
+//! the RTP stream, the agent legs and the call core.
 //!
-//! The interpreter (`ringback_dialplan::Session`) decides everything a caller
-//! experiences; this task only turns its actions into RTP and SIP, and SIP,
-//! RTP and timers back into its events. A call keeps the dialplan snapshot it
-//! started with, so a reload never changes a call in progress.
+//! Every decision (what a key means in which phase, when to announce, when
+//! a transfer has failed, how the call ended) is made by
+//! [`ringback_call::inbound::InboundCall`], a sans-IO state machine. This
+//! task answers the INVITE, then runs a loop: feed the core what arrived,
+//! carry out what it asks (play, ring, bridge, ask the ACD or the callback
+//! service and feed back the answer), sleep until its next deadline. A call
+//! keeps the dialplan snapshot it started with, so a reload never changes a
+//! call in progress.
 
-use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use ringback_dialplan::{Action, CallInfo, Dialplan, Event, Session};
-use ringback_media::dtmf::parse_sip_info;
+use chrono::Utc;
+use ringback_call::inbound::{self, InboundCall, Input, LiveUpdate, Output};
+use ringback_call::{Ending, HangupBy};
 use ringback_media::prompt::Prompt;
 use ringback_media::sdp::{self, Negotiated, RemoteSdp};
+use ringback_sansio::{Core, Now};
 use ringback_sip::dialog::Dialog;
 use ringback_sip::message::{self, ViaSpec};
 use ringback_sip::session_timer;
@@ -24,48 +28,26 @@ use rsip::prelude::*;
 use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::Instrument;
 
-mod queue;
+mod admit;
+mod legs;
+mod placer;
+mod sip;
 
-use crate::acd_task::QueueNotice;
+use admit::Admitted;
+pub use placer::{queue_settings, CallDeps, CallPlacer};
+/// Kept for the callback attempt until it uses the core's copy.
+#[allow(unused_imports)]
+pub(crate) use ringback_call::number_prompts;
+
+use crate::acd_task::{AcdCmd, QueueNotice};
 use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput, ALLOW};
-use crate::media::ports::RtpPort;
 use crate::media::{MediaEvent, Stream};
 use crate::metrics;
 use crate::outbound::contact_uri;
-use crate::server::{ServerCtx, Snapshot};
+use crate::registrar::Binding;
+use crate::snapshot::Snapshot;
 use crate::store::Cdr;
-use queue::AgentLeg;
-
-/// Why an INVITE was refused before a call existed.
-#[derive(Debug)]
-pub struct Rejection {
-    /// SIP status code.
-    pub code: u16,
-    /// Human-readable reason (sent in a Warning header and logged).
-    pub reason: String,
-    /// Metric label.
-    pub metric: &'static str,
-}
-
-/// What admission found out about an INVITE that can be answered.
-pub struct Admitted {
-    /// Dialplan snapshot the call keeps for its whole life.
-    pub snapshot: Arc<Snapshot>,
-    /// The dialplan answering the dialed number.
-    pub plan: Arc<Dialplan>,
-    /// Caller's SDP.
-    pub offer: RemoteSdp,
-    /// Codec and DTMF choice.
-    pub negotiated: Negotiated,
-    /// Reserved RTP port.
-    pub port: RtpPort,
-    /// From user.
-    pub caller: String,
-    /// Request-URI user.
-    pub dialed: String,
-    /// When the INVITE arrived.
-    pub started_at: DateTime<Utc>,
-}
+use legs::AgentLeg;
 
 /// Everything a call task starts with.
 pub struct CallSetup {
@@ -86,181 +68,36 @@ pub struct CallSetup {
     pub endpoint: EndpointHandle,
 }
 
-/// Decide whether an INVITE can become a call: a dialplan for the number,
-/// an SDP offer with a codec in common, and a free RTP port. `feature` is
-/// the confirmation prompt of an agent feature code already applied.
-pub fn admit(
-    ctx: &ServerCtx,
-    req: &rsip::Request,
-    feature: Option<&str>,
-) -> Result<Admitted, Rejection> {
-    let reject = |code, reason: String, metric| Rejection {
-        code,
-        reason,
-        metric,
-    };
-    let snapshot = ctx.snapshot();
-    let dialed = req
-        .uri
-        .auth
-        .as_ref()
-        .map(|a| a.user.clone())
-        .unwrap_or_default();
-    let plan = match feature {
-        Some(confirmation) => feature_plan(&dialed, confirmation)
-            .ok_or_else(|| reject(500, "feature code plan failed to build".into(), "internal"))?,
-        None => snapshot
-            .plans
-            .for_number(&dialed)
-            .ok_or_else(|| reject(404, format!("no dialplan answers `{dialed}`"), "no_route"))?,
-    };
-    let caller = caller_number(req);
-    let ctype = message::content_type(req).unwrap_or_default();
-    if req.body.is_empty() || !ctype.to_ascii_lowercase().starts_with("application/sdp") {
-        return Err(reject(
-            488,
-            "an SDP offer is required in the INVITE (offerless INVITE is not supported)".into(),
-            "no_sdp",
-        ));
-    }
-    let text = String::from_utf8_lossy(&req.body);
-    let offer =
-        sdp::parse(&text).map_err(|e| reject(400, format!("malformed SDP: {e}"), "bad_sdp"))?;
-    let negotiated =
-        sdp::negotiate(&offer, &ctx.codecs).map_err(|e| reject(488, format!("{e}"), "no_codec"))?;
-    let port = ctx
-        .media
-        .allocate_port()
-        .ok_or_else(|| reject(503, "no RTP port free".into(), "no_port"))?;
-    Ok(Admitted {
-        snapshot,
-        plan,
-        offer,
-        negotiated,
-        port,
-        caller,
-        dialed,
-        started_at: Utc::now(),
-    })
-}
-
-/// A one-node dialplan that confirms an agent feature code and hangs up.
-/// Built with the same loader and run by the same interpreter as any plan.
-fn feature_plan(code: &str, confirmation: &str) -> Option<Arc<Dialplan>> {
-    // `*13` toggles; its result is not known here, so it says neither word.
-    let prompt = if confirmation == "agent-paused-or-available" {
-        String::new()
-    } else {
-        format!("prompt = \"{confirmation}\"\n")
-    };
-    let text = format!(
-        "[dialplan]\nname = \"feature code {code}\"\nnumbers = [\"{code}\"]\nstart = \"done\"\noperator = \"operator\"\n\n[nodes.done]\ntype = \"hangup\"\n{prompt}"
-    );
-    ringback_dialplan::load_str(
-        std::path::Path::new("<feature code>"),
-        &text,
-        &ringback_dialplan::CheckContext::default(),
-    )
-    .ok()
-    .map(|(p, _)| Arc::new(p))
-}
-
-/// The caller's number: the From URI's user part (or the host when a
-/// device sends none).
-/// The caller's number: the user part of the From URI (`alice.smith` of
-/// `<sip:alice.smith@example.com>`), or the host when there is no user.
-fn caller_number(req: &rsip::Request) -> String {
-    message::header_value(req, "From")
-        .and_then(|v| message::NameAddr::parse(&v))
-        .map(|n| n.user_or_host().to_string())
-        .unwrap_or_default()
-}
-
-/// Where the caller is in the call's life.
-#[derive(Debug, Clone, PartialEq)]
-enum Phase {
-    /// Running the dialplan.
-    Ivr,
-    /// Waiting in a queue (music on hold, agents being rung).
-    Queued {
-        queue: String,
-        /// Token of a prompt played instead of the music (entry prompt,
-        /// position announcement); the music resumes after it.
-        interlude: Option<u64>,
-        next_announce: Option<Instant>,
-    },
-    /// Talking to an agent.
-    Bridged { agent: String },
-    /// REFER sent; waiting for its outcome.
-    Transferring {
-        refer: Option<TransactionKey>,
-        deadline: Instant,
-    },
-}
-
-/// How a call ended, for the CDR.
-struct Ending {
-    disposition: &'static str,
-    hangup_by: &'static str,
-    send_bye: bool,
-}
-
+/// The answered call, as the task holds it.
 struct Call {
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<CallDeps>,
     endpoint: EndpointHandle,
     call_id: String,
     source: SocketAddr,
     transport: TransportKind,
     snapshot: Arc<Snapshot>,
     dialog: Dialog,
-    session: Session,
+    core: InboundCall,
     stream: Stream,
     local_sdp_version: u64,
     session_id: u64,
     offer_answer: (RemoteSdp, Negotiated),
-    token: u64,
-    timer: Option<Instant>,
-    phase: Phase,
     cdr: Cdr,
-    queue: Option<String>,
-    pending: VecDeque<Event>,
-    /// Skip the rest of the interpreter's current action batch.
-    discard_batch: bool,
     /// Notices from the ACD while queued.
     queue_rx: Option<UnboundedReceiver<QueueNotice>>,
     /// Agent legs (several at once with ring-all).
     legs: Vec<AgentLeg>,
-    /// First time the caller entered a queue: their place in line.
-    entered_queue_at: Option<Instant>,
+    /// Where the agent being offered can be reached (from the ACD's notice,
+    /// used when the core says to ring).
+    offered: Option<Binding>,
     /// Calls from this number in the last 7 days (looked up once).
     repeat_calls: Option<i64>,
-    /// Token of an overflow prompt; the dialplan continues after it.
-    overflow_token: Option<u64>,
-    /// Callback offer settings of the queue node the caller is in.
-    callback_offer: Option<ringback_dialplan::CallbackOffer>,
-    /// When to (re-)offer a callback.
-    offer_at: Option<Instant>,
-    /// The caller is answering a callback question.
-    cb_flow: Option<queue::CallbackFlow>,
-    /// Work for the event loop (it needs the store): request a callback
-    /// for this number, cancel one, or look for a pending one.
-    cb_op: Option<queue::CallbackOp>,
-    /// Hang up after the playback with this token (callback confirmed).
-    hangup_after: Option<u64>,
-    /// When the caller was bridged to an agent (handle time).
-    bridged_at: Option<Instant>,
-    /// The caller reached the queue by pressing 0 (zero-out).
-    zero_out: bool,
     /// Media events of the agent legs (their RTP timeouts).
     leg_media: mpsc::UnboundedSender<MediaEvent>,
-    /// Session timer (RFC 4028) refreshed by us: how often we send UPDATE.
-    refresh_every: Option<Duration>,
-    /// When our next session refresh is due.
-    refresh_at: Option<Instant>,
 }
 
 /// Run one call to its end.
-pub async fn run(ctx: Arc<ServerCtx>, setup: CallSetup, sip_rx: UnboundedReceiver<SipInput>) {
+pub async fn run(ctx: Arc<CallDeps>, setup: CallSetup, sip_rx: UnboundedReceiver<SipInput>) {
     let span = tracing::info_span!(
         "call",
         call_id = %setup.call_id,
@@ -270,7 +107,31 @@ pub async fn run(ctx: Arc<ServerCtx>, setup: CallSetup, sip_rx: UnboundedReceive
     run_inner(ctx, setup, sip_rx).instrument(span).await
 }
 
-async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedReceiver<SipInput>) {
+/// End a call that never got answered: its record and its routing.
+fn finish_unanswered(
+    ctx: &CallDeps,
+    endpoint: &EndpointHandle,
+    mut cdr: Cdr,
+    disposition: &str,
+    code: i32,
+) {
+    cdr.ended_at = Some(Utc::now());
+    cdr.disposition = disposition.into();
+    cdr.sip_code = Some(code);
+    cdr.hangup_by = Some(HangupBy::Caller.as_str().into());
+    metrics::call_ended(disposition);
+    endpoint.send(EndpointCmd::CallEnded {
+        call_id: cdr.call_id.clone(),
+    });
+    ctx.cdr.write(cdr);
+}
+
+fn respond_code(endpoint: &EndpointHandle, key: TransactionKey, req: &rsip::Request, code: u16, tag: &str) {
+    let response = message::make_response(req, code, Some(tag));
+    endpoint.send(EndpointCmd::Respond { key, response });
+}
+
+async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedReceiver<SipInput>) {
     let CallSetup {
         admitted,
         key,
@@ -301,21 +162,10 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         vars: "{}".into(),
         ..Cdr::default()
     };
-    let finish_early = |cdr: &mut Cdr, disposition: &str, code: i32| {
-        cdr.ended_at = Some(Utc::now());
-        cdr.disposition = disposition.into();
-        cdr.sip_code = Some(code);
-        cdr.hangup_by = Some("caller".into());
-        metrics::call_ended(disposition);
-        ctx.cdr.write(cdr.clone());
-        endpoint.send(EndpointCmd::CallEnded {
-            call_id: call_id.clone(),
-        });
-    };
 
     let (media_tx, mut media_rx) = mpsc::unbounded_channel();
     // No remote address until the call is answered: no media before the 200.
-    let stream = match ctx.media.open_stream(
+    let stream = match ctx.legs.media.open_stream(
         port,
         None,
         negotiated.codec,
@@ -326,12 +176,8 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         Ok(s) => s,
         Err(e) => {
             tracing::error!(error = %e, "cannot open RTP stream");
-            let resp = message::make_response(&invite, 500, Some(&message::new_tag()));
-            endpoint.send(EndpointCmd::Respond {
-                key,
-                response: resp,
-            });
-            finish_early(&mut cdr, "failed", 500);
+            respond_code(&endpoint, key, &invite, 500, &message::new_tag());
+            finish_unanswered(&ctx, &endpoint, cdr, "failed", 500);
             return;
         }
     };
@@ -339,23 +185,18 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
     let session_id: u64 = rand::random::<u32>().into();
 
     // Ringing phase (optional): the caller may still CANCEL.
-    let delay = Duration::from_millis(ctx.config.sip.answer_delay_ms);
+    let delay = Duration::from_millis(ctx.legs.config.sip.answer_delay_ms);
     if !delay.is_zero() {
-        let ringing = message::make_response(&invite, 180, Some(&local_tag));
-        endpoint.send(EndpointCmd::Respond {
-            key: key.clone(),
-            response: ringing,
-        });
+        respond_code(&endpoint, key.clone(), &invite, 180, &local_tag);
         let answer_at = tokio::time::Instant::now() + delay;
         loop {
             tokio::select! {
                 _ = tokio::time::sleep_until(answer_at) => break,
                 input = sip_rx.recv() => match input {
                     Some(SipInput::Cancelled) | Some(SipInput::Shutdown) | None => {
-                        let resp = message::make_response(&invite, 487, Some(&local_tag));
-                        endpoint.send(EndpointCmd::Respond { key, response: resp });
+                        respond_code(&endpoint, key, &invite, 487, &local_tag);
                         tracing::info!("caller cancelled before answer");
-                        finish_early(&mut cdr, "cancelled", 487);
+                        finish_unanswered(&ctx, &endpoint, cdr, "cancelled", 487);
                         return;
                     }
                     Some(_) => {}
@@ -364,7 +205,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         }
     }
 
-    let advertised = ctx.config.advertised_ip();
+    let advertised = ctx.legs.config.advertised_ip();
     let contact_uri = contact_uri(advertised, endpoint.local.port(), transport);
     let answer = sdp::build_answer(
         &negotiated,
@@ -384,7 +225,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
             key,
             response: resp,
         });
-        finish_early(&mut cdr, "failed", 422);
+        finish_unanswered(&ctx, &endpoint, cdr, "failed", 422);
         return;
     }
     let mut ok = message::make_response(&invite, 200, Some(&local_tag));
@@ -395,7 +236,7 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         .push(rsip::headers::Contact::new(format!("<{contact_uri}>")).into());
     ok.headers.push(rsip::headers::Allow::new(ALLOW).into());
     ok.headers
-        .push(rsip::headers::Server::new(ctx.config.sip.user_agent.clone()).into());
+        .push(rsip::headers::Server::new(ctx.legs.config.sip.user_agent.clone()).into());
     ok.headers
         .push(rsip::headers::ContentType::new("application/sdp").into());
     ok.body = answer.into_bytes();
@@ -406,12 +247,8 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         Ok(d) => d,
         Err(e) => {
             tracing::warn!(error = %e, "cannot create dialog");
-            let resp = message::make_response(&invite, 400, Some(&local_tag));
-            endpoint.send(EndpointCmd::Respond {
-                key,
-                response: resp,
-            });
-            finish_early(&mut cdr, "failed", 400);
+            respond_code(&endpoint, key, &invite, 400, &local_tag);
+            finish_unanswered(&ctx, &endpoint, cdr, "failed", 400);
             return;
         }
     };
@@ -428,7 +265,21 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         "answered"
     );
 
-    let session = Session::new(Arc::clone(&plan), ctx.config.operator_queue.clone());
+    let core = InboundCall::new(
+        inbound::Setup {
+            call_id: call_id.clone(),
+            caller,
+            dialed,
+            plan,
+            operator_queue: ctx.legs.config.operator_queue.clone(),
+            queues: Arc::clone(&ctx.queue_settings),
+            extensions: Arc::clone(&snapshot) as Arc<dyn inbound::Extensions>,
+            refresh_every: timer
+                .our_refresh_secs()
+                .map(|s| Duration::from_secs(u64::from(s))),
+        },
+        Now::system(),
+    );
     let (leg_media_tx, mut leg_media_rx) = mpsc::unbounded_channel();
     let mut call = Call {
         ctx: Arc::clone(&ctx),
@@ -438,43 +289,18 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
         transport,
         snapshot,
         dialog,
-        session,
+        core,
         stream,
         local_sdp_version: 1,
         session_id,
         offer_answer: (offer, negotiated),
-        token: 0,
-        timer: None,
-        phase: Phase::Ivr,
         cdr,
-        queue: None,
-        pending: VecDeque::new(),
-        discard_batch: false,
         queue_rx: None,
         legs: Vec::new(),
-        entered_queue_at: None,
+        offered: None,
         repeat_calls: None,
-        overflow_token: None,
-        callback_offer: None,
-        offer_at: None,
-        cb_flow: None,
-        cb_op: None,
-        hangup_after: None,
-        bridged_at: None,
-        zero_out: false,
         leg_media: leg_media_tx,
-        refresh_every: timer
-            .our_refresh_secs()
-            .map(|s| Duration::from_secs(u64::from(s))),
-        refresh_at: timer
-            .our_refresh_secs()
-            .map(|s| Instant::now() + Duration::from_secs(u64::from(s))),
     };
-    call.pending.push_back(Event::Started(CallInfo {
-        caller,
-        dialed,
-        now: Utc::now(),
-    }));
     let ending = call
         .event_loop(&mut sip_rx, &mut media_rx, &mut leg_media_rx)
         .await;
@@ -482,6 +308,8 @@ async fn run_inner(ctx: Arc<ServerCtx>, setup: CallSetup, mut sip_rx: UnboundedR
 }
 
 impl Call {
+    /// The loop: carry out the core's outputs, then wait for the next input
+    /// or deadline. Returns when the core says the call has ended.
     async fn event_loop(
         &mut self,
         sip_rx: &mut UnboundedReceiver<SipInput>,
@@ -489,14 +317,10 @@ impl Call {
         leg_media_rx: &mut UnboundedReceiver<MediaEvent>,
     ) -> Ending {
         loop {
-            if let Some(end) = self.drain() {
+            if let Some(end) = self.carry_out().await {
                 return end;
             }
-            if let Some(op) = self.cb_op.take() {
-                self.run_callback_op(op).await;
-                continue;
-            }
-            let deadline = self.next_deadline();
+            let deadline = self.core.poll_timeout();
             let sleep = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d.into()).await,
@@ -510,187 +334,108 @@ impl Call {
                 }
             };
             tokio::select! {
-                Some(n) = notice => {
-                    if let Some(end) = self.on_queue_notice(n).await {
-                        return end;
-                    }
-                }
-                input = sip_rx.recv() => {
-                    let Some(input) = input else {
-                        return Ending { disposition: "shutdown", hangup_by: "ringback", send_bye: true };
-                    };
-                    if let Some(end) = self.on_sip(input) {
-                        return end;
-                    }
-                }
-                Some(ev) = media_rx.recv() => {
-                    if let Some(end) = self.on_media(ev) {
-                        return end;
-                    }
-                }
-                Some(ev) = leg_media_rx.recv() => {
-                    if let Some(end) = self.on_leg_media(ev) {
-                        return end;
-                    }
-                }
-                _ = sleep => {
-                    if let Some(end) = self.on_deadline() {
-                        return end;
-                    }
-                    self.on_queue_deadline();
-                    if self.announcement_due() {
-                        self.announce_position().await;
-                    }
-                }
+                Some(n) = notice => self.on_queue_notice(n),
+                input = sip_rx.recv() => match input {
+                    Some(input) => self.on_sip(input),
+                    // The endpoint is gone: the server is stopping.
+                    None => self.core.handle(Input::Shutdown, Now::system()),
+                },
+                Some(ev) = media_rx.recv() => self.on_media(ev),
+                Some(ev) = leg_media_rx.recv() => self.on_leg_media(ev),
+                _ = sleep => self.core.handle_timeout(Now::system()),
             }
         }
     }
 
-    fn announcement_due(&self) -> bool {
-        matches!(&self.phase, Phase::Queued { next_announce: Some(t), interlude: None, .. } if *t <= Instant::now())
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        let phase_deadline = match &self.phase {
-            // Announce only between interludes, never over one.
-            Phase::Queued {
-                next_announce,
-                interlude: None,
-                ..
-            } => [
-                *next_announce,
-                self.offer_at,
-                self.cb_flow.as_ref().and_then(|f| f.deadline()),
-            ]
-            .into_iter()
-            .flatten()
-            .min(),
-            Phase::Queued { .. } => self.cb_flow.as_ref().and_then(|f| f.deadline()),
-            Phase::Bridged { .. } | Phase::Ivr => None,
-            Phase::Transferring { deadline, .. } => Some(*deadline),
-        };
-        [self.timer, phase_deadline, self.refresh_at]
-            .into_iter()
-            .flatten()
-            .min()
-    }
-
-    /// Our session refresh (RFC 4028 §10, `refresher=uas`): an UPDATE
-    /// without a body keeps the session alive at the caller's side.
-    fn refresh_session(&mut self, now: Instant) {
-        let Some(every) = self.refresh_every else {
-            return;
-        };
-        self.refresh_at = Some(now + every);
-        let mut update = self.dialog.make_request(rsip::Method::Update, &self.via());
-        update.headers.push(message::make_header(
-            "Session-Expires",
-            &format!("{};refresher=uas", every.as_secs() * 2),
-        ));
-        tracing::debug!("session refresh (UPDATE)");
-        self.send_request(update);
-    }
-
-    fn on_deadline(&mut self) -> Option<Ending> {
-        let now = Instant::now();
-        if self.refresh_at.is_some_and(|t| t <= now) {
-            self.refresh_session(now);
-        }
-        if self.timer.is_some_and(|t| t <= now) {
-            self.timer = None;
-            self.pending.push_back(Event::Timeout);
-        }
-        match &self.phase {
-            Phase::Transferring { deadline, .. } if *deadline <= now => {
-                // REFER accepted but no final NOTIFY: the transferee is
-                // handling it; our part is done.
-                return Some(Ending {
-                    disposition: "transferred",
-                    hangup_by: "ringback",
-                    send_bye: true,
-                });
-            }
-            _ => {}
-        }
-        None
-    }
-
-    /// Feed queued events to the interpreter and carry out its actions.
-    fn drain(&mut self) -> Option<Ending> {
-        let mut actions = Vec::new();
-        let mut guard = 0;
-        while let Some(ev) = self.pending.pop_front() {
-            guard += 1;
-            if guard > 10_000 {
-                tracing::error!("dialplan event loop did not settle; hanging up");
-                return Some(Ending {
-                    disposition: "failed",
-                    hangup_by: "ringback",
-                    send_bye: true,
-                });
-            }
-            actions.clear();
-            self.session.handle(ev, &mut actions);
-            for action in actions.drain(..) {
-                if self.discard_batch {
-                    break;
+    /// Carry out everything the core asked for; questions to the ACD or the
+    /// callback service are answered into the core at once.
+    async fn carry_out(&mut self) -> Option<Ending> {
+        while let Some(output) = self.core.poll_output() {
+            let answer = match output {
+                Output::Ended(end) => return Some(end),
+                Output::Play {
+                    prompts,
+                    looped,
+                    token,
+                    hold_music,
+                } => {
+                    let mut list = self.resolve_prompts(&prompts);
+                    if list.is_empty() && hold_music {
+                        list.push(Arc::clone(&self.ctx.fallback_hold_music));
+                    }
+                    // An empty list ends at once (PlaybackDone follows).
+                    self.stream.play(list, looped, token);
+                    None
                 }
-                if let Some(end) = self.execute(action) {
-                    return Some(end);
+                Output::StopPlayback => {
+                    self.stream.stop();
+                    None
                 }
-            }
-            self.discard_batch = false;
-        }
-        None
-    }
-
-    fn execute(&mut self, action: Action) -> Option<Ending> {
-        match action {
-            Action::Play {
-                prompts,
-                barge_in: _,
-            } => {
-                let list = self.resolve_prompts(&prompts);
-                self.token += 1;
-                if list.is_empty() {
-                    self.pending.push_back(Event::PlaybackDone);
-                } else {
-                    self.stream.play(list, false, self.token);
+                Output::Enqueue(waiting) => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    self.queue_rx = Some(rx);
+                    self.ctx.acd.send(AcdCmd::Input {
+                        input: ringback_acd::Input::Enqueue(waiting),
+                        notify: Some(tx),
+                    });
+                    None
                 }
-            }
-            Action::StopPlayback => {
-                self.token += 1;
-                self.stream.stop();
-            }
-            Action::StartTimer { after } => self.timer = Some(Instant::now() + after),
-            Action::CancelTimer => self.timer = None,
-            Action::Enqueue {
-                queue,
-                max_wait,
-                priority,
-                callback,
-                zero_out,
-            } => {
-                self.zero_out = zero_out;
-                self.callback_offer = callback.filter(|c| c.offer);
-                self.enter_queue(queue, max_wait, priority);
-            }
-            Action::Callback { queue } => {
-                // A confirmation may only follow a persisted request: the
-                // interpreter's confirmation is dropped, the caller waits in
-                // the queue (keeping their place) while the request is
-                // stored, and ringback confirms (or says it could not) itself.
-                self.discard_batch = true;
-                self.enter_queue(queue, None, 0);
-                self.cb_op = Some(queue::CallbackOp::Request(self.cdr.caller.clone()));
-            }
-            Action::Transfer { target } => return self.transfer(target),
-            Action::Hangup => {
-                return Some(Ending {
-                    disposition: "completed",
-                    hangup_by: "ringback",
-                    send_bye: true,
-                })
+                Output::Acd(input) => {
+                    self.ctx.acd.input(input);
+                    None
+                }
+                Output::RingAgent { agent } => self.ring_agent(agent).await,
+                Output::DropLeg { agent } => {
+                    self.drop_leg(&agent);
+                    None
+                }
+                Output::Bridge { agent } => {
+                    self.bridge(&agent);
+                    None
+                }
+                Output::Refer { target } => {
+                    self.send_refer(&target);
+                    None
+                }
+                Output::RefreshSession { every } => {
+                    self.refresh_session(every);
+                    None
+                }
+                Output::Live(update) => {
+                    self.live(update);
+                    None
+                }
+                Output::QueryPosition => Some(Input::Position(
+                    self.ctx.acd.position(&self.call_id).await,
+                )),
+                Output::QueryQueueState => Some(self.queue_state().await),
+                Output::CheckPendingCallback { queue } => {
+                    let cb = self.ctx.callbacks.live_for(&self.cdr.caller, &queue).await;
+                    Some(Input::PendingCallback(cb.map(|c| c.id)))
+                }
+                Output::CheckCallbackCapacity { queue } => {
+                    let (pending, max) = self.ctx.callbacks.pending(&queue).await;
+                    Some(Input::CallbackCapacity { pending, max })
+                }
+                Output::RequestCallback {
+                    queue,
+                    number,
+                    entered_at,
+                } => Some(self.request_callback(queue, number, entered_at).await),
+                Output::CancelCallback { id } => {
+                    let r = self
+                        .ctx
+                        .callbacks
+                        .cancel(&id, "cancelled by the caller")
+                        .await;
+                    if let Err(e) = &r {
+                        tracing::warn!(%id, error = %e.message, "cannot cancel the callback");
+                    }
+                    Some(Input::CallbackCancelled { ok: r.is_ok() })
+                }
+            };
+            if let Some(input) = answer {
+                self.core.handle(input, Now::system());
             }
         }
         None
@@ -709,53 +454,84 @@ impl Call {
             .collect()
     }
 
-    fn transfer(&mut self, target: String) -> Option<Ending> {
-        // An extension that one of our own dialplans answers: continue there.
-        if !target.contains(':') && !target.contains('@') {
-            if let Some(plan) = self.snapshot.plans.for_number(&target) {
-                tracing::info!(%target, dialplan = %plan.name, "internal transfer");
-                self.cdr.path = self.session.path().join(" > ");
-                self.cdr.digits = self.session.digits().to_string();
-                self.session = Session::new(plan, self.ctx.config.operator_queue.clone());
-                self.pending.push_back(Event::Started(CallInfo {
+    fn live(&self, update: LiveUpdate) {
+        match update {
+            LiveUpdate::Queued => self.ctx.live.queued(
+                &self.call_id,
+                crate::live::CallContext {
                     caller: self.cdr.caller.clone(),
-                    dialed: target,
-                    now: Utc::now(),
-                }));
-                return None;
-            }
-            tracing::warn!(%target, "transfer target is not a SIP URI nor a local extension");
-            self.pending.push_back(Event::TransferFailed);
-            return None;
-        }
-        let mut refer = self.dialog.make_request(rsip::Method::Refer, &self.via());
-        refer.headers.push(rsip::Header::Other(
-            "Refer-To".into(),
-            format!("<{target}>"),
-        ));
-        refer.headers.push(rsip::Header::Other(
-            "Referred-By".into(),
-            format!(
-                "<{}>",
-                contact_uri(
-                    self.ctx.config.advertised_ip(),
-                    self.endpoint.local.port(),
-                    self.transport
-                )
+                    path: self.core.path(),
+                    digits: self.core.digits(),
+                    entered_at: self.core.entered_queue_at().unwrap_or_else(Utc::now),
+                    repeat: self.repeat_calls,
+                    callback_id: None,
+                    callback_context: None,
+                },
             ),
-        ));
-        tracing::info!(%target, "transferring with REFER");
-        self.send_request(refer);
-        self.phase = Phase::Transferring {
-            refer: None,
-            deadline: Instant::now() + Duration::from_secs(32),
+            LiveUpdate::Answered { waited_secs } => self.ctx.live.answered(waited_secs),
+            LiveUpdate::Abandoned => self.ctx.live.abandoned(),
+            LiveUpdate::Handled { talk_secs } => self.ctx.live.handled(talk_secs),
+        }
+    }
+
+    /// The estimated wait and the free agents of the caller's queue.
+    async fn queue_state(&self) -> Input {
+        let ewt = self.ctx.acd.position(&self.call_id).await.map(|(_, e)| e);
+        let (_, queues) = self.ctx.acd.snapshot().await;
+        let free_agents = self
+            .core
+            .queue()
+            .and_then(|q| queues.iter().find(|s| s.name.as_str() == q))
+            .map_or(0, |s| s.available_agents);
+        Input::QueueState { ewt, free_agents }
+    }
+
+    async fn request_callback(
+        &self,
+        queue: String,
+        number: String,
+        entered_at: chrono::DateTime<Utc>,
+    ) -> Input {
+        let req = crate::callbacks::CallbackRequest {
+            queue,
+            number,
+            entered_at,
+            preferred: None,
+            context: format!(
+                "IVR path {} | digits {}",
+                self.core.path(),
+                self.core.digits()
+            ),
+            origin: ringback_callback::Origin::Ivr,
         };
-        None
+        match self.ctx.callbacks.request(req).await {
+            Ok((cb, ahead)) => {
+                tracing::info!(id = %cb.id, ahead, "callback stored");
+                Input::CallbackStored { ahead }
+            }
+            Err(r) => {
+                tracing::info!(code = %r.code, reason = %r.message, "callback refused");
+                Input::CallbackRefused
+            }
+        }
+    }
+
+    fn on_media(&mut self, ev: MediaEvent) {
+        let input = match ev {
+            MediaEvent::PlaybackDone { token } => Input::PlaybackDone { token },
+            // Counted by the media task, which knows the digit's source.
+            MediaEvent::Digit(d) => {
+                tracing::info!(digit = %d, "digit");
+                Input::Digit(d)
+            }
+            MediaEvent::RtpTimeout => Input::RtpTimeout,
+        };
+        self.core.handle(input, Now::system());
     }
 
     fn via(&self) -> ViaSpec {
         ViaSpec {
-            host: self.ctx.config.advertised_ip().to_string(),
+            host: self.ctx.legs.config.advertised_ip().to_string(),
             port: Some(self.endpoint.local.port()),
             transport: self.transport,
         }
@@ -778,290 +554,27 @@ impl Call {
         });
     }
 
-    fn on_media(&mut self, ev: MediaEvent) -> Option<Ending> {
-        match ev {
-            MediaEvent::PlaybackDone { token } if token == self.token => {
-                if self.hangup_after == Some(token) {
-                    return Some(Ending {
-                        disposition: "callback",
-                        hangup_by: "ringback",
-                        send_bye: true,
-                    });
-                }
-                if self.overflow_token == Some(token) {
-                    self.overflow_token = None;
-                    self.pending.push_back(Event::QueueExited);
-                } else if matches!(self.phase, Phase::Queued { interlude: Some(t), .. } if t == token)
-                {
-                    self.resume_hold_music();
-                } else if self.phase == Phase::Ivr {
-                    self.pending.push_back(Event::PlaybackDone);
-                }
-            }
-            MediaEvent::PlaybackDone { .. } => {} // stale: superseded by a newer play
-            // Counted by the media task, which knows the digit's source.
-            MediaEvent::Digit(d) => self.on_digit(d),
-            MediaEvent::RtpTimeout => {
-                tracing::warn!("no RTP from the caller; hanging up");
-                return Some(Ending {
-                    disposition: "rtp_timeout",
-                    hangup_by: "ringback",
-                    send_bye: true,
-                });
-            }
-        }
-        None
-    }
-
-    fn on_digit(&mut self, d: char) {
-        tracing::info!(digit = %d, "digit");
-        match self.phase {
-            Phase::Ivr => self.pending.push_back(Event::Digit(d)),
-            Phase::Queued { .. } => self.on_queue_digit(d),
-            _ => {}
-        }
-    }
-
-    fn on_sip(&mut self, input: SipInput) -> Option<Ending> {
-        match input {
-            SipInput::Request { key, request } => return self.on_request(key, *request),
-            SipInput::Cancelled | SipInput::Ack => {}
-            SipInput::Response { key, response } => {
-                let response = *response;
-                if self.on_leg_response(&response) {
-                    return None;
-                }
-                if let Phase::Transferring { refer, deadline } = &mut self.phase {
-                    let code = response.status_code.code();
-                    let is_refer =
-                        message::cseq(&response).is_some_and(|(_, m)| m == rsip::Method::Refer);
-                    if is_refer && (200..300).contains(&code) {
-                        *refer = Some(key);
-                        *deadline = Instant::now() + Duration::from_secs(32);
-                    } else if is_refer && code >= 300 {
-                        tracing::info!(code, "transfer refused");
-                        self.phase = Phase::Ivr;
-                        self.pending.push_back(Event::TransferFailed);
-                    }
-                }
-            }
-            SipInput::Timeout { key } if self.on_leg_timeout(&key) => {}
-            SipInput::Timeout { .. } => {
-                if matches!(self.phase, Phase::Transferring { refer: None, .. }) {
-                    self.phase = Phase::Ivr;
-                    self.pending.push_back(Event::TransferFailed);
-                }
-            }
-            SipInput::AckTimeout => {
-                tracing::warn!("no ACK for our 200 OK; hanging up");
-                return Some(Ending {
-                    disposition: "failed",
-                    hangup_by: "ringback",
-                    send_bye: true,
-                });
-            }
-            SipInput::Shutdown => {
-                return Some(Ending {
-                    disposition: "shutdown",
-                    hangup_by: "ringback",
-                    send_bye: true,
-                })
-            }
-        }
-        None
-    }
-
-    fn on_request(&mut self, key: TransactionKey, req: rsip::Request) -> Option<Ending> {
-        if message::call_id(&req).as_deref() != Some(self.call_id.as_str()) {
-            return match self.on_leg_request(key.clone(), req.clone()) {
-                Some(end) => end,
-                None => {
-                    self.respond(key, &req, 481);
-                    None
-                }
-            };
-        }
-        if let Err(e) = self.dialog.on_remote_request(&req) {
-            tracing::debug!(error = %e, "in-dialog request refused");
-            self.respond(key, &req, 500);
-            return None;
-        }
-        match req.method {
-            rsip::Method::Bye => {
-                self.respond(key, &req, 200);
-                self.pending.push_back(Event::Hangup);
-                let _ = self.drain();
-                let disposition =
-                    if self.queue.is_some() && matches!(self.phase, Phase::Queued { .. }) {
-                        "abandoned"
-                    } else {
-                        "completed"
-                    };
-                return Some(Ending {
-                    disposition,
-                    hangup_by: "caller",
-                    send_bye: false,
-                });
-            }
-            rsip::Method::Info => {
-                let ctype = message::content_type(&req).unwrap_or_default();
-                let lower = ctype.to_ascii_lowercase();
-                if !lower.starts_with("application/dtmf") {
-                    self.respond(key, &req, 415);
-                    return None;
-                }
-                match parse_sip_info(&ctype, &req.body) {
-                    Some(d) => {
-                        self.respond(key, &req, 200);
-                        metrics::DTMF_SIP_INFO_TOTAL
-                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        self.on_digit(d);
-                    }
-                    None => self.respond(key, &req, 400),
-                }
-            }
-            rsip::Method::Invite => self.on_reinvite(key, req),
-            rsip::Method::Notify => {
-                self.respond(key, &req, 200);
-                if let Phase::Transferring { .. } = self.phase {
-                    let body = String::from_utf8_lossy(&req.body);
-                    if let Some(code) = sipfrag_status(&body) {
-                        if (200..300).contains(&code) {
-                            return Some(Ending {
-                                disposition: "transferred",
-                                hangup_by: "ringback",
-                                send_bye: true,
-                            });
-                        } else if code >= 300 {
-                            tracing::info!(code, "transfer failed at the target");
-                            self.phase = Phase::Ivr;
-                            self.pending.push_back(Event::TransferFailed);
-                        }
-                    }
-                }
-            }
-            // An UPDATE with an offer (RFC 3311) changes the session like a
-            // re-INVITE; one without is a session-timer refresh (RFC 4028).
-            rsip::Method::Update if !req.body.iter().all(u8::is_ascii_whitespace) => {
-                self.on_reinvite(key, req)
-            }
-            rsip::Method::Update => {
-                let mut ok = message::make_response(&req, 200, None);
-                // A refresh: confirm the interval it asked for.
-                for (name, value) in session_timer::answer(&req, session_timer::MIN_SE).headers() {
-                    ok.headers.push(message::make_header(name, &value));
-                }
-                self.endpoint
-                    .send(EndpointCmd::Respond { key, response: ok });
-            }
-            rsip::Method::Options => self.respond(key, &req, 200),
-            _ => {
-                let mut resp = message::make_response(&req, 405, None);
-                resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
-                self.endpoint.send(EndpointCmd::Respond {
-                    key,
-                    response: resp,
-                });
-            }
-        }
-        None
-    }
-
-    /// re-INVITE: hold/resume or a new address. The codec stays as
-    /// negotiated unless the new offer no longer contains it.
-    fn on_reinvite(&mut self, key: TransactionKey, req: rsip::Request) {
-        let text = String::from_utf8_lossy(&req.body).to_string();
-        let result = if text.trim().is_empty() {
-            Ok((self.offer_answer.0.clone(), self.offer_answer.1.clone()))
-        } else {
-            sdp::parse(&text).map_err(|e| e.to_string()).and_then(|o| {
-                crate::media::renegotiate(&o, self.stream.codec())
-                    .map(|n| (o, n))
-                    .map_err(|e| e.to_string())
-            })
-        };
-        match result {
-            Ok((offer, neg)) => {
-                tracing::info!(hold = neg.is_hold(), "re-INVITE");
-                self.stream.apply_negotiation(&neg);
-                self.local_sdp_version += 1;
-                let answer = sdp::build_answer(
-                    &neg,
-                    &offer,
-                    self.ctx.config.advertised_ip(),
-                    self.stream.local_addr().port(),
-                    self.session_id,
-                    self.local_sdp_version,
-                );
-                self.offer_answer = (offer, neg);
-                let mut ok = message::make_response(&req, 200, None);
-                for (name, value) in session_timer::answer(&req, session_timer::MIN_SE).headers() {
-                    ok.headers.push(message::make_header(name, &value));
-                }
-                ok.headers.push(
-                    rsip::headers::Contact::new(format!(
-                        "<{}>",
-                        contact_uri(
-                            self.ctx.config.advertised_ip(),
-                            self.endpoint.local.port(),
-                            self.transport
-                        )
-                    ))
-                    .into(),
-                );
-                ok.headers
-                    .push(rsip::headers::ContentType::new("application/sdp").into());
-                ok.body = answer.into_bytes();
-                self.endpoint
-                    .send(EndpointCmd::Respond { key, response: ok });
-            }
-            Err(e) => {
-                tracing::info!(error = %e, "re-INVITE refused");
-                self.respond(key, &req, 488);
-            }
-        }
-    }
-
+    /// The call is over: legs down, BYE if ours to send, the record written.
     fn finish(mut self, end: Ending) {
-        use ringback_acd::{AgentId, CallId, EndedBy, Input};
-        let me = CallId::from(self.call_id.as_str());
-        match &self.phase {
-            Phase::Queued { .. } => self.ctx.live.abandoned(),
-            Phase::Bridged { .. } => self
-                .ctx
-                .live
-                .handled(self.bridged_at.map_or(0, |t| t.elapsed().as_secs())),
-            _ => {}
-        }
         self.ctx.live.gone(&self.call_id);
-        match &self.phase {
-            Phase::Queued { .. } => self.ctx.acd.input(Input::Abandon(me)),
-            Phase::Bridged { agent } if end.hangup_by != "agent" => {
-                self.ctx.acd.input(Input::CallEnded {
-                    call: me,
-                    agent: AgentId::from(agent.as_str()),
-                    by: EndedBy::Caller,
-                })
-            }
-            _ => {}
-        }
         self.drop_all_legs();
         self.stream.unbridge();
         if end.send_bye {
             let bye = self.dialog.make_request(rsip::Method::Bye, &self.via());
             self.send_request(bye);
         }
-        let vars: BTreeMap<String, String> = self.session.vars().clone();
-        self.cdr.path = self.context_path();
-        self.cdr.digits = self.context_digits();
-        self.cdr.vars = serde_json::to_string(&vars).unwrap_or_else(|_| "{}".into());
+        let disposition = end.disposition.as_str();
+        let hangup_by = end.hangup_by.as_str();
+        self.cdr.path = self.core.path();
+        self.cdr.digits = self.core.digits();
+        self.cdr.vars = serde_json::to_string(self.core.vars()).unwrap_or_else(|_| "{}".into());
         self.cdr.ended_at = Some(Utc::now());
-        self.cdr.disposition = end.disposition.into();
-        self.cdr.hangup_by = Some(end.hangup_by.into());
-        self.cdr.queue = self.queue.clone();
+        self.cdr.disposition = disposition.into();
+        self.cdr.hangup_by = Some(hangup_by.into());
+        self.cdr.queue = self.core.queue().map(str::to_string);
         tracing::info!(
-            disposition = end.disposition,
-            hangup_by = end.hangup_by,
+            disposition,
+            hangup_by,
             path = %self.cdr.path,
             digits = %self.cdr.digits,
             rtp_sent = self.stream.packets_sent(),
@@ -1069,36 +582,9 @@ impl Call {
             "call ended"
         );
         self.ctx.cdr.write(self.cdr.clone());
-        metrics::call_ended(end.disposition);
+        metrics::call_ended(disposition);
         self.endpoint.send(EndpointCmd::CallEnded {
             call_id: self.call_id.clone(),
         });
-    }
-}
-
-/// Prompt names that say a number digit by digit ("1", "2" → digit-1, digit-2).
-pub(crate) fn number_prompts(n: u64) -> Vec<String> {
-    n.to_string()
-        .chars()
-        .map(|c| format!("digit-{c}"))
-        .collect()
-}
-
-/// Status code of a `message/sipfrag` NOTIFY body (`SIP/2.0 200 OK`).
-fn sipfrag_status(body: &str) -> Option<u16> {
-    let line = body.lines().next()?.trim();
-    let rest = line.strip_prefix("SIP/2.0 ")?;
-    rest.split_whitespace().next()?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sipfrag() {
-        assert_eq!(sipfrag_status("SIP/2.0 200 OK\r\n"), Some(200));
-        assert_eq!(sipfrag_status("SIP/2.0 100 Trying"), Some(100));
-        assert_eq!(sipfrag_status("garbage"), None);
     }
 }

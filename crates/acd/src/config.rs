@@ -57,6 +57,37 @@ impl Strategy {
     }
 }
 
+/// The configuration names, for [`Strategy`]'s `Deserialize`.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+enum StrategyName {
+    LongestIdle,
+    RoundRobin,
+    FewestCalls,
+    RingAll,
+    Random,
+    SkillsBased,
+}
+
+/// From its configuration name (`strategy = "ring-all"`); anything else is
+/// an error listing the accepted names. `skills-based` comes with no
+/// required skills: the queue's own (`required_skills`) are a separate key
+/// the shell adds.
+impl<'de> serde::Deserialize<'de> for Strategy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match StrategyName::deserialize(d)? {
+            StrategyName::LongestIdle => Strategy::LongestIdle,
+            StrategyName::RoundRobin => Strategy::RoundRobin,
+            StrategyName::FewestCalls => Strategy::FewestCalls,
+            StrategyName::RingAll => Strategy::RingAll,
+            StrategyName::Random => Strategy::Random,
+            StrategyName::SkillsBased => Strategy::SkillsBased {
+                required: Vec::new(),
+            },
+        })
+    }
+}
+
 /// Sticky-agent routing for repeat callers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StickyConfig {
@@ -278,4 +309,45 @@ pub enum ConfigError {
         /// What is wrong.
         problem: &'static str,
     },
+}
+
+#[cfg(test)]
+mod strategy_tests {
+    use serde::de::value::{Error, StrDeserializer};
+    use serde::de::IntoDeserializer;
+    use serde::Deserialize;
+
+    use super::Strategy;
+
+    fn parse(name: &str) -> Result<Strategy, Error> {
+        let d: StrDeserializer<'_, Error> = name.into_deserializer();
+        Strategy::deserialize(d)
+    }
+
+    #[test]
+    fn every_strategy_deserializes_from_its_name() {
+        let all = [
+            Strategy::LongestIdle,
+            Strategy::RoundRobin,
+            Strategy::FewestCalls,
+            Strategy::RingAll,
+            Strategy::Random,
+            Strategy::SkillsBased {
+                required: Vec::new(),
+            },
+        ];
+        for s in all {
+            assert_eq!(parse(s.name()).unwrap(), s);
+        }
+    }
+
+    #[test]
+    fn a_typo_names_the_accepted_strategies() {
+        let e = parse("longest-idel").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "unknown variant `longest-idel`, expected one of `longest-idle`, `round-robin`, \
+             `fewest-calls`, `ring-all`, `random`, `skills-based`"
+        );
+    }
 }

@@ -1925,6 +1925,8 @@ impl Acd {
 }
 
 #[cfg(test)]
+// Test code drives the core with the real clock as its base time (issue 12).
+#[allow(clippy::disallowed_methods)]
 mod index_tests {
     use super::*;
     use crate::{AgentConfig, QueueConfig};

@@ -104,6 +104,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod errors;
 mod model;
 mod number;
 mod policy;
@@ -112,9 +113,10 @@ mod scheduler;
 #[cfg(test)]
 mod tests;
 
+pub use errors::{CallbackError, RateLimit, Refusal};
 pub use model::{
     AttemptResult, Callback, CallbackState, NewCallback, Origin, Transition, UnknownName,
 };
 pub use number::{normalize_number, pattern_matches, validate_pattern, MAX_DIGITS, MIN_DIGITS};
 pub use policy::{Days, DialingWindow, Policy, PolicyError, DEFAULT_DENY};
-pub use scheduler::{CallbackError, RateLimit, Refusal, Scheduler, MAX_RATE_HISTORY};
+pub use scheduler::{Scheduler, MAX_RATE_HISTORY};

@@ -8,7 +8,7 @@
 //! `+15551234567` and `5551234567` stay different strings, which is why the
 //! deny list carries both the E.164 and the national form of a range.
 
-use crate::scheduler::Refusal;
+use crate::errors::Refusal;
 
 /// Fewest digits a callable number may have. Shorter strings are service or
 /// emergency codes (`911`, `112`, `999`), which must never be dialed back

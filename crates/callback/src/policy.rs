@@ -6,15 +6,20 @@
 //! node (`days = "mon-fri"`, `from = "09:00"`, `to = "18:00"`, overnight
 //! ranges, `24:00` as an end, holidays closing their whole local date) and
 //! are compared on the local wall clock of the queue's `timezone`, so
-//! "09:00" stays 09:00 across daylight-saving changes. The dialplan crate
-//! only answers "open now?", and the scheduler also needs "when does it
-//! next open / close?" to sleep until then, so the evaluator lives here.
+//! "09:00" stays 09:00 across daylight-saving changes. Parsing and the
+//! arithmetic ("open at `t`?", "when does it next open / close?", which the
+//! scheduler needs to sleep until then) are `ringback-calendar`'s, shared
+//! with the dialplan; this module adds the callback-specific parts (an
+//! empty window means any time, error wording, the TOML shape).
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeDelta, TimeZone, Timelike, Utc};
-use chrono::{NaiveTime, Weekday};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+// `Utc.with_ymd_and_hms` in the unit tests (which `use super::*`).
+#[cfg(test)]
+use chrono::TimeZone;
 use chrono_tz::Tz;
+use ringback_calendar::{parse_holiday, parse_timezone, Calendar, CalendarError, OpenRange};
 use serde::Deserialize;
 
 use crate::number::{pattern_matches, validate_pattern};
@@ -54,136 +59,34 @@ pub const DEFAULT_DENY: &[&str] = &[
     "+883*",
 ];
 
-/// A set of weekdays (bit 0 = Monday … bit 6 = Sunday).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Days(pub u8);
+/// A set of weekdays (bit 0 = Monday … bit 6 = Sunday); parses the same
+/// day specifications as the dialplan (`"mon-fri"`, `"sat,sun"`,
+/// `"daily"`, …).
+pub use ringback_calendar::Days;
 
-impl Days {
-    /// Every day.
-    pub const ALL: Days = Days(0x7f);
-
-    /// Whether `day` is in the set.
-    pub fn contains(self, day: Weekday) -> bool {
-        self.0 & (1 << day.num_days_from_monday()) != 0
-    }
-
-    /// Adds `day`.
-    pub fn insert(&mut self, day: Weekday) {
-        self.0 |= 1 << day.num_days_from_monday();
-    }
-
-    /// Parses a day specification as the dialplan does: a comma-separated
-    /// list of days (`mon`, `monday`) and ranges (`mon-fri`; wrapping
-    /// ranges like `fri-mon` allowed), or `daily`, `weekdays`, `weekends`.
-    /// Case-insensitive.
-    pub fn parse(spec: &str) -> Result<Days, PolicyError> {
-        const ALLOWED: &str =
-            "expected days like \"mon-fri\", \"sat,sun\", \"daily\", \"weekdays\" or \"weekends\"";
-        let lower = spec.trim().to_ascii_lowercase();
-        match lower.as_str() {
-            "daily" | "everyday" | "all" => return Ok(Days::ALL),
-            "weekdays" => return Days::parse("mon-fri"),
-            "weekends" => return Days::parse("sat,sun"),
-            _ => {}
-        }
-        let mut days = Days::default();
-        for item in lower.split(',') {
-            let item = item.trim();
-            let bad = || PolicyError(format!("invalid day `{item}` in \"{spec}\": {ALLOWED}"));
-            match item.split_once('-') {
-                Some((a, b)) => {
-                    let a = weekday(a.trim()).ok_or_else(bad)?;
-                    let b = weekday(b.trim()).ok_or_else(bad)?;
-                    let mut d = a;
-                    loop {
-                        days.insert(d);
-                        if d == b {
-                            break;
-                        }
-                        d = d.succ();
-                    }
-                }
-                None => days.insert(weekday(item).ok_or_else(bad)?),
-            }
-        }
-        Ok(days)
-    }
-}
-
-fn weekday(name: &str) -> Option<Weekday> {
-    Some(match name {
-        "mon" | "monday" => Weekday::Mon,
-        "tue" | "tues" | "tuesday" => Weekday::Tue,
-        "wed" | "wednesday" => Weekday::Wed,
-        "thu" | "thur" | "thurs" | "thursday" => Weekday::Thu,
-        "fri" | "friday" => Weekday::Fri,
-        "sat" | "saturday" => Weekday::Sat,
-        "sun" | "sunday" => Weekday::Sun,
-        _ => return None,
-    })
-}
-
-/// Parses `HH:MM` (24-hour clock) into minutes since midnight; `24:00` only
-/// when `allow_24` (as the end of a range).
-fn parse_hhmm(s: &str, allow_24: bool) -> Result<u32, PolicyError> {
-    let err = || {
-        PolicyError(format!(
-            "invalid time \"{s}\": expected \"HH:MM\" on a 24-hour clock (00:00-23:59{})",
-            if allow_24 { ", or 24:00" } else { "" }
-        ))
-    };
-    let (h, m) = s.split_once(':').ok_or_else(err)?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
-        return Err(err());
-    }
-    if !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
-        return Err(err());
-    }
-    let h: u32 = h.parse().map_err(|_| err())?;
-    let m: u32 = m.parse().map_err(|_| err())?;
-    if m > 59 || h > 24 || (h == 24 && (m != 0 || !allow_24)) {
-        return Err(err());
-    }
-    Ok(h * 60 + m)
-}
-
-/// One range of the dialing window, on the queue's local clock.
-///
-/// `from < to`: that part of each listed day. `from > to`: overnight, from
-/// `from` on a listed day to `to` the next morning (the shift belongs to
-/// the day it starts on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DialingWindow {
-    /// Days the range starts on.
-    pub days: Days,
-    /// Start, minutes after local midnight (0–1439).
-    pub from: u32,
-    /// End (exclusive), minutes after local midnight (1–1440).
-    pub to: u32,
-}
-
-impl DialingWindow {
-    /// Builds a range from its TOML strings, e.g. `("mon-fri", "09:00",
-    /// "18:00")`.
-    pub fn parse(days: &str, from: &str, to: &str) -> Result<Self, PolicyError> {
-        let w = DialingWindow {
-            days: Days::parse(days)?,
-            from: parse_hhmm(from, false)?,
-            to: parse_hhmm(to, true)?,
-        };
-        if w.from == w.to {
-            return Err(PolicyError(format!(
-                "dialing window {from}-{to} is empty: for a whole day use from = \"00:00\", to = \"24:00\""
-            )));
-        }
-        Ok(w)
-    }
-}
+/// One range of the dialing window, on the queue's local clock: `from <
+/// to` is that part of each listed day, `from > to` is overnight (the
+/// shift belongs to the day it starts on). Built from its TOML strings
+/// with `DialingWindow::parse("mon-fri", "09:00", "18:00")`.
+pub use ringback_calendar::OpenRange as DialingWindow;
 
 /// A policy that cannot be used; the text names the key and the fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("callback policy: {0}")]
 pub struct PolicyError(pub String);
+
+impl From<CalendarError> for PolicyError {
+    /// The calendar's text, except that an empty range is called a
+    /// dialing window, as operators know it from `ringback.toml`.
+    fn from(e: CalendarError) -> Self {
+        match e {
+            CalendarError::EmptyRange { from, to } => PolicyError(format!(
+                "dialing window {from}-{to} is empty: for a whole day use from = \"00:00\", to = \"24:00\""
+            )),
+            other => PolicyError(other.to_string()),
+        }
+    }
+}
 
 /// How one queue's callbacks are guarded, retried and timed.
 ///
@@ -300,8 +203,7 @@ impl Policy {
             return err("accept_timeout_secs must be at least 1".into());
         }
         for w in &self.window {
-            if w.from >= 1440 || w.to == 0 || w.to > 1440 || w.from == w.to || w.days.0 & !0x7f != 0
-            {
+            if !w.is_valid() {
                 return err(format!("invalid dialing window {w:?}"));
             }
         }
@@ -342,127 +244,41 @@ impl Policy {
         self.allow.is_empty() || self.allow.iter().any(|p| pattern_matches(p, number))
     }
 
-    fn ranges(&self) -> &[DialingWindow] {
-        const ANY_TIME: &[DialingWindow] = &[DialingWindow {
-            days: Days::ALL,
-            from: 0,
-            to: 1440,
-        }];
-        if self.window.is_empty() {
+    /// The dialing window and holidays as a calendar in the queue's zone
+    /// (no window configured: any time, holidays still closed).
+    pub fn calendar(&self) -> Calendar<'_> {
+        const ANY_TIME: &[OpenRange] = &[OpenRange::ALL_DAY];
+        let open = if self.window.is_empty() {
             ANY_TIME
         } else {
             &self.window
-        }
+        };
+        Calendar::new(self.timezone, open, &self.holidays)
     }
 
     /// Whether the dialing window is open at `t` (holidays closed).
     pub fn window_open(&self, t: DateTime<Utc>) -> bool {
-        let local = t.with_timezone(&self.timezone).naive_local();
-        let date = local.date();
-        if self.holidays.contains(&date) {
-            return false;
-        }
-        let mins = local.hour() * 60 + local.minute();
-        let today = date.weekday();
-        let yesterday_holiday = date.pred_opt().is_some_and(|d| self.holidays.contains(&d));
-        self.ranges().iter().any(|r| {
-            if r.from < r.to {
-                r.days.contains(today) && mins >= r.from && mins < r.to
-            } else {
-                (r.days.contains(today) && mins >= r.from)
-                    || (r.days.contains(today.pred()) && mins < r.to && !yesterday_holiday)
-            }
-        })
+        self.calendar().is_open(t)
     }
 
     /// The earliest instant in `[from, until)` at which
     /// [`window_open`](Self::window_open) is `want_open`, or `None`.
     ///
-    /// The window can only change at a range's start or end, or at local
-    /// midnight (holidays), so those instants are the candidates, visited
-    /// in time order. A local time that does not exist (spring-forward gap)
-    /// maps to the first instant after the gap; one that exists twice
-    /// (fall-back) to its first occurrence — a range boundary *inside* the
-    /// repeated hour is therefore seen once, at its first occurrence, by
-    /// this search (the open/closed test itself follows the wall clock).
-    /// Looks at most [`MAX_SCAN_DAYS`](Self::MAX_SCAN_DAYS) ahead.
+    /// See [`Calendar::next_change`] for how daylight-saving gaps and
+    /// overlaps are handled. Looks at most
+    /// [`MAX_SCAN_DAYS`](Self::MAX_SCAN_DAYS) ahead.
     pub fn next_window_change(
         &self,
         from: DateTime<Utc>,
         want_open: bool,
         until: DateTime<Utc>,
     ) -> Option<DateTime<Utc>> {
-        if from >= until {
-            return None;
-        }
-        if self.window_open(from) == want_open {
-            return Some(from);
-        }
-        let tz = self.timezone;
-        let first = from.with_timezone(&tz).date_naive().pred_opt()?;
-        let mut pending: Vec<DateTime<Utc>> = Vec::new();
-        let mut date = first;
-        for _ in 0..Self::MAX_SCAN_DAYS {
-            let next_date = date.succ_opt()?;
-            pending.push(resolve(tz, date.and_time(NaiveTime::MIN)));
-            for r in self.ranges() {
-                if !r.days.contains(date.weekday()) {
-                    continue;
-                }
-                pending.push(resolve(tz, at_minute(date, r.from)));
-                let end_day = if r.to <= r.from { next_date } else { date };
-                pending.push(resolve(tz, at_minute(end_day, r.to)));
-            }
-            // Later dates only produce candidates from their own midnight on.
-            let horizon = resolve(tz, next_date.and_time(NaiveTime::MIN));
-            pending.sort_unstable();
-            pending.dedup();
-            let ready = pending.partition_point(|c| *c < horizon);
-            for &c in &pending[..ready] {
-                if c >= until {
-                    return None;
-                }
-                if c > from && self.window_open(c) == want_open {
-                    return Some(c);
-                }
-            }
-            pending.drain(..ready);
-            if horizon >= until {
-                // Candidates past `horizon` are past `until` too.
-                return None;
-            }
-            date = next_date;
-        }
-        None
+        self.calendar().next_change(from, want_open, until)
     }
 
     /// How far [`next_window_change`](Self::next_window_change) looks:
     /// 400 days (a year of holidays and then some).
-    pub const MAX_SCAN_DAYS: usize = 400;
-}
-
-fn at_minute(date: NaiveDate, minute: u32) -> NaiveDateTime {
-    if minute >= 1440 {
-        let next = date.succ_opt().unwrap_or(date);
-        next.and_time(NaiveTime::MIN)
-    } else {
-        let t = NaiveTime::from_hms_opt(minute / 60, minute % 60, 0).unwrap_or(NaiveTime::MIN);
-        date.and_time(t)
-    }
-}
-
-/// Local wall time → instant: the earliest of an ambiguous pair, the first
-/// valid minute after a gap.
-fn resolve(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
-    let mut t = local;
-    // Gaps are at most a day long (Samoa skipped 2011-12-30).
-    for _ in 0..=(26 * 60) {
-        if let Some(dt) = tz.from_local_datetime(&t).earliest() {
-            return dt.with_timezone(&Utc);
-        }
-        t += TimeDelta::minutes(1);
-    }
-    Utc.from_utc_datetime(&local)
+    pub const MAX_SCAN_DAYS: usize = ringback_calendar::MAX_SCAN_DAYS;
 }
 
 impl Default for Policy {
@@ -549,12 +365,7 @@ impl TryFrom<PolicyToml> for Policy {
     type Error = PolicyError;
 
     fn try_from(t: PolicyToml) -> Result<Self, Self::Error> {
-        let timezone: Tz = t.timezone.parse().map_err(|_| {
-            PolicyError(format!(
-                "unknown timezone `{}`: expected an IANA name such as \"America/New_York\", \"Europe/Berlin\" or \"UTC\"",
-                t.timezone
-            ))
-        })?;
+        let timezone = parse_timezone(&t.timezone)?;
         let window = t
             .window
             .iter()
@@ -563,13 +374,7 @@ impl TryFrom<PolicyToml> for Policy {
         let holidays = t
             .holidays
             .iter()
-            .map(|d| {
-                NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
-                    PolicyError(format!(
-                        "invalid holiday \"{d}\": expected a date \"YYYY-MM-DD\" (local to the timezone)"
-                    ))
-                })
-            })
+            .map(|d| parse_holiday(d))
             .collect::<Result<BTreeSet<_>, _>>()?;
         let mut deny: Vec<String> = if t.builtin_deny {
             DEFAULT_DENY.iter().map(|s| (*s).to_owned()).collect()

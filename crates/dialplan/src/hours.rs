@@ -1,30 +1,35 @@
-//! Business-hours evaluation and the small parsers for `days` and `HH:MM`.
+//! Business-hours evaluation of `hours` nodes, and the `days` and `HH:MM`
+//! parsers the loader uses for them.
 //!
-//! Hours are compared on the local wall clock of the node's time zone
-//! (converted with chrono-tz), which is what makes them correct across
-//! daylight-saving changes: "08:00" means 08:00 on the office clock whether
-//! that is UTC-5 or UTC-4 that day.
+//! The syntax and the rules (overnight ranges, holidays, wall-clock time
+//! across daylight-saving changes) live in `ringback-calendar`, shared with
+//! callback dialing windows; this module only picks the node's zone.
 
-use chrono::{DateTime, Datelike, NaiveDateTime, Timelike, Utc, Weekday};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
+use ringback_calendar::{Calendar, CalendarError, Days};
 
-use crate::model::{Days, Hours};
+use crate::model::Hours;
 
 /// The result of evaluating an [`Hours`] node, kept for traces and logs so
 /// an operator can see *why* a call went to the closed branch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HoursVerdict {
-    /// The zone used (node override or plan default).
-    pub timezone: Tz,
-    /// The local date and time the decision was made at.
-    pub local: NaiveDateTime,
-    /// Whether the local date is a holiday (which forces `open == false`).
-    pub holiday: bool,
-    /// Open or closed.
-    pub open: bool,
-}
+pub use ringback_calendar::Verdict as HoursVerdict;
+
+/// `HH:MM` into minutes since midnight; `24:00` only when `allow_24` (as
+/// the end of a range).
+pub(crate) use ringback_calendar::parse_hhmm;
 
 impl Hours {
+    /// This node's opening hours as a calendar, in its own zone or
+    /// `default_tz` (the plan's), e.g. to find the next opening.
+    pub fn calendar(&self, default_tz: Tz) -> Calendar<'_> {
+        Calendar::new(
+            self.timezone.unwrap_or(default_tz),
+            &self.open,
+            &self.holidays,
+        )
+    }
+
     /// Decides open/closed at `now` (UTC), in this node's zone or
     /// `default_tz`.
     ///
@@ -32,104 +37,14 @@ impl Hours {
     /// overnight range that started the day before; an overnight range that
     /// starts on a holiday is closed too (the shift belongs to its first day).
     pub fn evaluate(&self, now: DateTime<Utc>, default_tz: Tz) -> HoursVerdict {
-        let tz = self.timezone.unwrap_or(default_tz);
-        let local = now.with_timezone(&tz).naive_local();
-        let date = local.date();
-        let mins = local.hour() * 60 + local.minute();
-        let holiday = self.holidays.contains(&date);
-        let yesterday = date.pred_opt();
-        let yesterday_holiday = yesterday.is_some_and(|d| self.holidays.contains(&d));
-        let today = date.weekday();
-        let prev = today.pred();
-        let open = !holiday
-            && self.open.iter().any(|r| {
-                if r.from < r.to {
-                    r.days.contains(today) && mins >= r.from && mins < r.to
-                } else {
-                    (r.days.contains(today) && mins >= r.from)
-                        || (r.days.contains(prev) && mins < r.to && !yesterday_holiday)
-                }
-            });
-        HoursVerdict {
-            timezone: tz,
-            local,
-            holiday,
-            open,
-        }
+        self.calendar(default_tz).verdict(now)
     }
 }
 
-fn weekday(name: &str) -> Option<Weekday> {
-    Some(match name {
-        "mon" | "monday" => Weekday::Mon,
-        "tue" | "tues" | "tuesday" => Weekday::Tue,
-        "wed" | "wednesday" => Weekday::Wed,
-        "thu" | "thur" | "thurs" | "thursday" => Weekday::Thu,
-        "fri" | "friday" => Weekday::Fri,
-        "sat" | "saturday" => Weekday::Sat,
-        "sun" | "sunday" => Weekday::Sun,
-        _ => return None,
-    })
-}
-
-/// Parses a day specification: a comma-separated list of days (`mon`,
-/// `monday`) and ranges (`mon-fri`, wrapping ranges like `fri-mon` allowed),
-/// or one of `daily`, `weekdays`, `weekends`. Case-insensitive.
-pub(crate) fn parse_days(spec: &str) -> Result<Days, String> {
-    const ALLOWED: &str =
-        "expected days like \"mon-fri\", \"sat,sun\", \"daily\", \"weekdays\" or \"weekends\"";
-    let lower = spec.trim().to_ascii_lowercase();
-    match lower.as_str() {
-        "daily" | "everyday" | "all" => return Ok(Days::ALL),
-        "weekdays" => return parse_days("mon-fri"),
-        "weekends" => return parse_days("sat,sun"),
-        _ => {}
-    }
-    let mut days = Days::default();
-    for item in lower.split(',') {
-        let item = item.trim();
-        let bad = || format!("invalid day `{item}` in \"{spec}\": {ALLOWED}");
-        match item.split_once('-') {
-            Some((a, b)) => {
-                let a = weekday(a.trim()).ok_or_else(bad)?;
-                let b = weekday(b.trim()).ok_or_else(bad)?;
-                let mut d = a;
-                loop {
-                    days.insert(d);
-                    if d == b {
-                        break;
-                    }
-                    d = d.succ();
-                }
-            }
-            None => days.insert(weekday(item).ok_or_else(bad)?),
-        }
-    }
-    Ok(days)
-}
-
-/// Parses `HH:MM` (24-hour clock) into minutes since midnight. `24:00` is
-/// accepted only when `allow_24` (as the end of a range).
-pub(crate) fn parse_hhmm(s: &str, allow_24: bool) -> Result<u32, String> {
-    let err = || {
-        format!(
-            "invalid time \"{s}\": expected \"HH:MM\" on a 24-hour clock (00:00-23:59{})",
-            if allow_24 { ", or 24:00" } else { "" }
-        )
-    };
-    let (h, m) = s.split_once(':').ok_or_else(err)?;
-    if h.is_empty() || h.len() > 2 || m.len() != 2 {
-        return Err(err());
-    }
-    if !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
-        return Err(err());
-    }
-    let h: u32 = h.parse().map_err(|_| err())?;
-    let m: u32 = m.parse().map_err(|_| err())?;
-    if m > 59 || h > 24 || (h == 24 && (m != 0 || !allow_24)) {
-        return Err(err());
-    }
-    Ok(h * 60 + m)
+/// Parses a day specification (`"mon-fri"`, `"sat,sun"`, `"daily"`, …); see
+/// [`Days::parse`].
+pub(crate) fn parse_days(spec: &str) -> Result<Days, CalendarError> {
+    Days::parse(spec)
 }
 
 #[cfg(test)]

@@ -1,11 +1,14 @@
 //! ringback dialplans: schema, loader with `file:line:col` diagnostics,
 //! validator and a pure interpreter.
 //!
-//! A dialplan is one TOML file per entry point. The loader ([`load_file`],
-//! [`load_dir`], [`load_str`]) turns files into checked [`Dialplan`]s or into
-//! a complete list of [`Diagnostic`]s; a [`Session`] runs one call through a
-//! plan as a state machine without any I/O; [`simulate()`] drives a session with
-//! scripted key presses and prints the path a caller would take.
+//! A dialplan is one TOML file per entry point. The loader ([`load_str`],
+//! [`load_sources`], [`load_sources_cached`]) turns file texts into checked
+//! [`Dialplan`]s or into a complete list of [`Diagnostic`]s; a [`Session`]
+//! runs one call through a plan as a state machine without any I/O;
+//! [`simulate()`] drives a session with scripted key presses and prints the
+//! path a caller would take. The crate reads no files, spawns no threads and
+//! reads no clock: the server (`src/plan_loader.rs`) reads the files and
+//! passes the time in (`crates/clippy.toml` enforces it).
 //!
 //! # Schema
 //!
@@ -66,8 +69,8 @@ mod suggest;
 pub use diag::{sort_diagnostics, Diagnostic, Severity};
 pub use hours::HoursVerdict;
 pub use loader::{
-    content_version, load_dir, load_dir_cached, load_file, load_str, Diagnostics, DialplanSet,
-    LoadCache,
+    check_in_order, content_version, load_sources, load_sources_cached, load_str, read_error,
+    CheckJob, CheckedFile, Diagnostics, DialplanSet, LoadCache, SourceFile,
 };
 pub use model::{
     CallbackNode, CallbackOffer, CheckContext, Days, Dialplan, Gather, Goto, Hangup, Hours, Menu,

@@ -1,7 +1,9 @@
-//! Loading dialplan files and directories into checked, shareable plans.
+//! Turning dialplan texts into checked, shareable plans.
 //!
-//! This is the only module that touches the file system: the interpreter gets
-//! a finished [`Dialplan`] and never reads anything itself. Loading is
+//! Nothing here touches the file system, spawns a thread or reads the clock:
+//! the server's `plan_loader` (the shell) lists and reads the files and hands
+//! their texts to [`load_str`] / [`load_sources_cached`], and may run the
+//! per-file checks ([`CheckJob`]) on its own threads. Loading is
 //! all-or-nothing per directory so hot reload can keep serving the previous
 //! [`DialplanSet`] when any file is broken.
 
@@ -84,31 +86,45 @@ pub fn load_str(
     split(l.plan, l.diags)
 }
 
-fn read(path: &Path) -> Result<String, Diagnostic> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Diagnostic::file_error(path, format!("cannot read dialplan: {e}")))
+/// The diagnostic for a dialplan file the caller could not read.
+pub fn read_error(path: &Path, error: &std::io::Error) -> Diagnostic {
+    Diagnostic::file_error(path, format!("cannot read dialplan: {error}"))
 }
 
-/// Reads and checks one dialplan file (see [`load_str`]).
-pub fn load_file(
-    path: &Path,
-    ctx: &CheckContext,
-) -> Result<(Dialplan, Vec<Diagnostic>), Diagnostics> {
-    let source = read(path).map_err(|d| vec![d])?;
-    load_str(path, &source, ctx)
+/// A dialplan file as the caller read it: its path and text, or why it
+/// could not be read. The crate never reads files itself; the server's
+/// `plan_loader` lists the directory and reads them.
+#[derive(Debug)]
+pub struct SourceFile {
+    /// The file (for messages, [`Dialplan::file`] and the cache).
+    pub path: PathBuf,
+    /// Its contents, or the error reading it.
+    pub text: std::io::Result<String>,
 }
 
-/// Loads every `*.toml` file of a directory (not recursive) into a
-/// [`DialplanSet`].
+impl SourceFile {
+    /// A file read successfully.
+    pub fn new(path: impl Into<PathBuf>, text: impl Into<String>) -> Self {
+        SourceFile {
+            path: path.into(),
+            text: Ok(text.into()),
+        }
+    }
+}
+
+/// Loads the `*.toml` files of a directory, as read by the caller, into a
+/// [`DialplanSet`]; `dir` is only used for messages. Pure (no I/O).
 ///
 /// All errors of all files are collected (not just the first file's), plus
 /// cross-file errors: a number claimed by two files is reported at both
-/// places. `Ok` carries the set and all warnings.
-pub fn load_dir(
+/// places. A file that could not be read is an error; no file at all is an
+/// error. `Ok` carries the set and all warnings.
+pub fn load_sources(
     dir: &Path,
+    files: Vec<SourceFile>,
     ctx: &CheckContext,
 ) -> Result<(DialplanSet, Vec<Diagnostic>), Diagnostics> {
-    load_dir_cached(dir, ctx, &mut LoadCache::default())
+    load_sources_cached(dir, files, ctx, &mut LoadCache::default(), check_in_order)
 }
 
 /// What one file gave the last time it was loaded.
@@ -120,8 +136,8 @@ struct CachedFile {
     numbers: Vec<(String, usize, usize)>,
 }
 
-/// Results of earlier loads, for [`load_dir_cached`]: a file whose text and
-/// check context are unchanged is not parsed and checked again, and its
+/// Results of earlier loads, for [`load_sources_cached`]: a file whose text
+/// and check context are unchanged is not parsed and checked again, and its
 /// [`Dialplan`] is shared (`Arc`) with the previous set.
 #[derive(Debug, Clone, Default)]
 pub struct LoadCache {
@@ -137,107 +153,143 @@ impl LoadCache {
     }
 }
 
-/// [`load_dir`] with a cache: every file is read, but one whose text is the
-/// same as at the previous load (with the same [`CheckContext`]) reuses that
-/// load's result, plan and diagnostics, instead of being parsed and checked
-/// again. Changed and new files are parsed and checked in parallel (one
-/// thread per core). Cross-file checks always run over all files, so the
-/// result is exactly what [`load_dir`] would return. The cache is updated
-/// whether or not the load succeeds.
-pub fn load_dir_cached(
+/// One changed or new file that [`load_sources_cached`] needs parsed and
+/// checked. The caller decides where [`run`](Self::run) happens: in order
+/// ([`check_in_order`]) or on worker threads (the server uses one per core).
+#[derive(Debug)]
+pub struct CheckJob<'a> {
+    slot: usize,
+    file: &'a Path,
+    source: &'a str,
+    ctx: &'a CheckContext,
+}
+
+impl CheckJob<'_> {
+    /// The file this job checks.
+    pub fn file(&self) -> &Path {
+        self.file
+    }
+
+    /// Parses and checks the file (pure, CPU only).
+    pub fn run(self) -> CheckedFile {
+        CheckedFile {
+            slot: self.slot,
+            loaded: load_source(self.file, self.source, self.ctx),
+        }
+    }
+}
+
+/// The result of one [`CheckJob`], to be handed back to
+/// [`load_sources_cached`].
+pub struct CheckedFile {
+    slot: usize,
+    loaded: Loaded,
+}
+
+impl std::fmt::Debug for CheckedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CheckedFile")
+            .field("slot", &self.slot)
+            .field("plan", &self.loaded.plan.as_ref().map(|p| &p.name))
+            .field("diags", &self.loaded.diags.len())
+            .finish()
+    }
+}
+
+/// Runs every job on the calling thread, in order.
+pub fn check_in_order(jobs: Vec<CheckJob<'_>>) -> Vec<CheckedFile> {
+    jobs.into_iter().map(CheckJob::run).collect()
+}
+
+/// [`load_sources`] with a cache: a file whose text is the same as at the
+/// previous load (with the same [`CheckContext`]) reuses that load's
+/// result, plan and diagnostics, instead of being parsed and checked again.
+/// Changed and new files become [`CheckJob`]s handed to `check_all`, which
+/// returns their results in any order (the server runs them in parallel). A
+/// job `check_all` drops is run here. Cross-file checks always run over all
+/// files, so the result is exactly what [`load_sources`] would return. The
+/// cache is updated whether or not the load succeeds.
+pub fn load_sources_cached<F>(
     dir: &Path,
+    mut files: Vec<SourceFile>,
     ctx: &CheckContext,
     cache: &mut LoadCache,
-) -> Result<(DialplanSet, Vec<Diagnostic>), Diagnostics> {
+    check_all: F,
+) -> Result<(DialplanSet, Vec<Diagnostic>), Diagnostics>
+where
+    F: FnOnce(Vec<CheckJob<'_>>) -> Vec<CheckedFile>,
+{
     if cache.ctx.as_ref() != Some(ctx) {
         cache.files.clear();
         cache.ctx = Some(ctx.clone());
     }
     let mut previous = std::mem::take(&mut cache.files);
     cache.checked = 0;
-    let entries = std::fs::read_dir(dir).map_err(|e| {
-        vec![Diagnostic::file_error(
-            dir,
-            format!("cannot read dialplan directory: {e}"),
-        )]
-    })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-        .collect();
-    files.sort();
     if files.is_empty() {
         return Err(vec![Diagnostic::file_error(
             dir,
             "no dialplans: the directory has no *.toml files",
         )]);
     }
-    // Read everything; keep what is unchanged, collect what must be checked.
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    // Keep what is unchanged, collect what must be checked.
     let mut slots: Vec<Result<Option<CachedFile>, Diagnostic>> = Vec::with_capacity(files.len());
-    let mut todo: Vec<(usize, String)> = Vec::new();
-    for (i, file) in files.iter().enumerate() {
-        match read(file) {
-            Err(d) => slots.push(Err(d)),
-            Ok(source) => match previous.remove(file) {
-                Some(c) if c.source == source => slots.push(Ok(Some(c))),
+    let mut sources: Vec<Option<String>> = Vec::with_capacity(files.len());
+    for file in &mut files {
+        let text = std::mem::replace(&mut file.text, Ok(String::new()));
+        match text {
+            Err(e) => {
+                slots.push(Err(read_error(&file.path, &e)));
+                sources.push(None);
+            }
+            Ok(source) => match previous.remove(&file.path) {
+                Some(c) if c.source == source => {
+                    slots.push(Ok(Some(c)));
+                    sources.push(None);
+                }
                 _ => {
                     slots.push(Ok(None));
-                    todo.push((i, source));
+                    sources.push(Some(source));
                 }
             },
         }
     }
-    cache.checked = todo.len();
-    let check_one = |i: usize, source: String| {
-        let file = &files[i];
-        let l = load_source(file, &source, ctx);
-        CachedFile {
+    let jobs: Vec<CheckJob<'_>> = sources
+        .iter()
+        .enumerate()
+        .filter_map(|(slot, s)| {
+            Some(CheckJob {
+                slot,
+                file: &files[slot].path,
+                source: s.as_deref()?,
+                ctx,
+            })
+        })
+        .collect();
+    cache.checked = jobs.len();
+    let mut checked: Vec<Option<Loaded>> = (0..files.len()).map(|_| None).collect();
+    for c in check_all(jobs) {
+        if let Some(place) = checked.get_mut(c.slot) {
+            *place = Some(c.loaded);
+        }
+    }
+    for (slot, source) in sources.into_iter().enumerate() {
+        let Some(source) = source else { continue };
+        let file = &files[slot].path;
+        let l = checked[slot]
+            .take()
+            .unwrap_or_else(|| load_source(file, &source, ctx));
+        slots[slot] = Ok(Some(CachedFile {
             source,
             plan: l.plan.map(Arc::new),
             diags: l.diags,
             numbers: l.numbers,
-        }
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(todo.len());
-    if threads <= 1 {
-        for (i, source) in todo {
-            slots[i] = Ok(Some(check_one(i, source)));
-        }
-    } else {
-        let queue = std::sync::Mutex::new(todo.into_iter());
-        let done: Vec<(usize, CachedFile)> = std::thread::scope(|s| {
-            let workers: Vec<_> = (0..threads)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut out = Vec::new();
-                        loop {
-                            let next = match queue.lock() {
-                                Ok(mut q) => q.next(),
-                                Err(p) => p.into_inner().next(),
-                            };
-                            let Some((i, source)) = next else { break };
-                            out.push((i, check_one(i, source)));
-                        }
-                        out
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        });
-        for (i, c) in done {
-            slots[i] = Ok(Some(c));
-        }
+        }));
     }
     let mut diags = Vec::new();
     let mut plans = Vec::new();
     let mut claims: HashMap<String, Vec<(PathBuf, usize, usize)>> = HashMap::new();
-    for (file, slot) in files.iter().zip(slots) {
+    for (file, slot) in files.iter().map(|f| &f.path).zip(slots) {
         let c = match slot {
             Err(d) => {
                 diags.push(d);
@@ -306,7 +358,7 @@ pub struct DialplanSet {
 
 impl DialplanSet {
     /// Builds a set from already-checked plans. When two plans claim the same
-    /// number the first wins (`load_dir` rejects that case before).
+    /// number the first wins (`load_sources` rejects that case before).
     pub fn new(plans: Vec<Dialplan>) -> Self {
         Self::from_shared(plans.into_iter().map(Arc::new).collect())
     }
@@ -348,7 +400,7 @@ impl DialplanSet {
         self.plans.len()
     }
 
-    /// True when the set has no plans (only for `Default`; `load_dir` never
+    /// True when the set has no plans (only for `Default`; `load_sources` never
     /// returns an empty set).
     pub fn is_empty(&self) -> bool {
         self.plans.is_empty()

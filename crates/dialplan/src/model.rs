@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use chrono::{NaiveDate, Weekday};
+use chrono::NaiveDate;
 use chrono_tz::Tz;
 
 /// Operator queue name used at run time when neither the dialplan nor the
@@ -209,39 +209,14 @@ pub struct Goto {
     pub target: String,
 }
 
-/// A set of weekdays, as written in `days = "mon-fri"`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct Days(pub u8);
+/// A set of weekdays, as written in `days = "mon-fri"` (`"sat,sun"`,
+/// `"daily"`, `"weekdays"`, `"weekends"`).
+pub use ringback_calendar::Days;
 
-impl Days {
-    /// Every day of the week (`days = "daily"`).
-    pub const ALL: Days = Days(0x7f);
-
-    /// Whether `day` is in the set.
-    pub fn contains(self, day: Weekday) -> bool {
-        self.0 & (1 << day.num_days_from_monday()) != 0
-    }
-
-    /// Adds `day` to the set.
-    pub fn insert(&mut self, day: Weekday) {
-        self.0 |= 1 << day.num_days_from_monday();
-    }
-}
-
-/// One `open = [{ days, from, to }]` entry.
-///
-/// Times are minutes since local midnight. `from > to` is an overnight range
-/// that belongs to the day it starts on (Fri 22:00–02:00 covers Saturday
-/// 01:00); `to` may be 24:00 (1440).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OpenRange {
-    /// `days`: `"mon-fri"`, `"sat,sun"`, `"daily"`, `"weekdays"`, `"weekends"`.
-    pub days: Days,
-    /// `from` (`"HH:MM"`), minutes since midnight, 0..1440.
-    pub from: u32,
-    /// `to` (`"HH:MM"`, up to `"24:00"`), minutes since midnight, 1..=1440.
-    pub to: u32,
-}
+/// One `open = [{ days, from, to }]` entry of an `hours` node: `days` as
+/// above, `from` (`"HH:MM"`) and `to` (`"HH:MM"`, up to `"24:00"`) as
+/// minutes since local midnight.
+pub use ringback_calendar::OpenRange;
 
 /// `type = "hours"`.
 #[derive(Debug, Clone, PartialEq)]

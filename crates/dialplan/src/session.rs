@@ -591,6 +591,13 @@ impl Session {
         &self.vars
     }
 
+    /// Start with variables an earlier plan gathered (an internal transfer):
+    /// variables travel with the call, and this plan may read or overwrite
+    /// them. Call before `Started`.
+    pub fn carry_vars(&mut self, vars: BTreeMap<String, String>) {
+        self.vars.extend(vars);
+    }
+
     /// The node the call is at (the last one entered); `None` before start.
     pub fn current_node(&self) -> Option<&str> {
         self.path.last().map(String::as_str)

@@ -1,8 +1,13 @@
-//! Loader API: files, directories, results, versions and message format.
+//! Loader API: texts, sets of files, results, versions and message format.
+//! (Listing and reading the directory is the server's: src/plan_loader.rs.)
+
+// Tests play the shell: one reads the shipped demo.
+#![allow(clippy::disallowed_methods)]
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::collections::BTreeMap;
+use std::path::Path;
 
 use ringback_dialplan::*;
 
@@ -25,12 +30,32 @@ prompt = "goodbye"
 type = "hangup"
 "#;
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("dialplan-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+/// A dialplan directory in memory: file name → text, as the server would
+/// read it.
+#[derive(Default)]
+struct Dir(BTreeMap<String, String>);
+
+impl Dir {
+    fn path(&self) -> &'static Path {
+        Path::new("plans")
+    }
+
+    fn write(&mut self, name: &str, text: impl Into<String>) {
+        self.0.insert(name.to_string(), text.into());
+    }
+
+    fn remove(&mut self, name: &str) {
+        self.0.remove(name);
+    }
+
+    /// The files, in reverse name order (the loader must sort them).
+    fn files(&self) -> Vec<SourceFile> {
+        self.0
+            .iter()
+            .rev()
+            .map(|(name, text)| SourceFile::new(self.path().join(name), text.clone()))
+            .collect()
+    }
 }
 
 #[test]
@@ -122,17 +147,34 @@ fn context_sets_are_only_checked_when_known() {
 }
 
 #[test]
-fn unreadable_files_and_empty_directories_are_reported_not_panicked() {
-    let dir = scratch("empty");
+fn unreadable_files_and_empty_sets_are_reported_not_panicked() {
+    let dir = Path::new("plans");
     let missing = dir.join("nope.toml");
-    let errs = load_file(&missing, &CheckContext::default()).expect_err("missing");
-    assert_eq!(errs.len(), 1);
-    assert_eq!(errs[0].line, 0);
-    assert!(errs[0].to_string().starts_with(&format!(
-        "{}: error: cannot read dialplan:",
-        missing.display()
-    )));
-    let errs = load_dir(&dir, &CheckContext::default()).expect_err("empty");
+    let gone = || std::io::Error::new(std::io::ErrorKind::NotFound, "gone");
+    let d = read_error(&missing, &gone());
+    assert_eq!(d.line, 0);
+    assert!(d.is_error());
+    assert_eq!(
+        d.to_string(),
+        format!("{}: error: cannot read dialplan: gone", missing.display())
+    );
+    // In a set, an unreadable file is one more error beside the others'.
+    let files = vec![
+        SourceFile::new(dir.join("a.toml"), OK),
+        SourceFile {
+            path: missing.clone(),
+            text: Err(gone()),
+        },
+    ];
+    let errs = load_sources(dir, files, &CheckContext::default()).expect_err("unreadable");
+    assert_eq!(
+        errs.iter()
+            .filter(|d| d.is_error())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>(),
+        [d.to_string()]
+    );
+    let errs = load_sources(dir, Vec::new(), &CheckContext::default()).expect_err("empty");
     assert_eq!(
         errs[0].to_string(),
         format!(
@@ -140,25 +182,20 @@ fn unreadable_files_and_empty_directories_are_reported_not_panicked() {
             dir.display()
         )
     );
-    let errs = load_dir(&dir.join("absent"), &CheckContext::default()).expect_err("absent");
-    assert!(errs[0]
-        .message
-        .starts_with("cannot read dialplan directory"));
 }
 
 #[test]
-fn load_dir_collects_every_file_and_ignores_other_files() {
-    let dir = scratch("multi");
-    std::fs::write(dir.join("a.toml"), OK).unwrap();
-    std::fs::write(dir.join("notes.txt"), "not a dialplan").unwrap();
-    std::fs::write(
-        dir.join("b.toml"),
+fn load_sources_collects_every_file() {
+    let mut dir = Dir::default();
+    dir.write("a.toml", OK);
+    dir.write(
+        "b.toml",
         OK.replace("\"1000\"", "\"2000\"")
             .replace("start = \"main\"", "start = \"mian\""),
-    )
-    .unwrap();
-    std::fs::write(dir.join("c.toml"), "[dialplan\n").unwrap();
-    let errs = load_dir(&dir, &CheckContext::default()).expect_err("b and c are broken");
+    );
+    dir.write("c.toml", "[dialplan\n");
+    let errs = load_sources(dir.path(), dir.files(), &CheckContext::default())
+        .expect_err("b and c are broken");
     let shown: Vec<String> = errs
         .iter()
         .map(|d| {
@@ -180,14 +217,21 @@ fn load_dir_collects_every_file_and_ignores_other_files() {
         ]
     );
     // fixed: the set loads, routing by number, warnings returned
-    std::fs::write(dir.join("b.toml"), OK.replace("\"1000\"", "\"2000\"")).unwrap();
-    std::fs::remove_file(dir.join("c.toml")).unwrap();
-    let (set, warnings) = load_dir(&dir, &CheckContext::default()).expect("clean");
+    dir.write("b.toml", OK.replace("\"1000\"", "\"2000\""));
+    dir.remove("c.toml");
+    let (set, warnings) =
+        load_sources(dir.path(), dir.files(), &CheckContext::default()).expect("clean");
     assert_eq!(set.len(), 2);
     assert_eq!(warnings.len(), 2);
     assert!(set.for_number("1000").unwrap().file.ends_with("a.toml"));
     assert!(set.for_number("2000").unwrap().file.ends_with("b.toml"));
     assert!(set.for_number("3000").is_none(), "no catch-all");
+    let files: Vec<&Path> = set.plans().map(|p| p.file.as_path()).collect();
+    assert_eq!(
+        files,
+        [Path::new("plans/a.toml"), Path::new("plans/b.toml")],
+        "in file-name order"
+    );
 }
 
 #[test]
@@ -250,10 +294,31 @@ fn every_truncation_of_the_demo_loads_without_panicking() {
     assert!(load_str(&path, &src, &CheckContext::default()).is_ok());
 }
 
-/// The same result as `load_dir`, with the same warnings and errors.
-fn same_as_uncached(dir: &Path, ctx: &CheckContext, cache: &mut LoadCache) -> DialplanSet {
-    let cached = load_dir_cached(dir, ctx, cache);
-    let plain = load_dir(dir, ctx);
+/// Runs the jobs last to first on the calling thread: results may come back
+/// in any order.
+fn reversed(jobs: Vec<CheckJob<'_>>) -> Vec<CheckedFile> {
+    jobs.into_iter().rev().map(CheckJob::run).collect()
+}
+
+/// Runs nothing: the loader checks what the caller dropped itself.
+fn dropped(_: Vec<CheckJob<'_>>) -> Vec<CheckedFile> {
+    Vec::new()
+}
+
+/// The cached load of `dir`, checked to give the same result as
+/// `load_sources`, with the same warnings and errors.
+fn load_cached(
+    dir: &Dir,
+    ctx: &CheckContext,
+    cache: &mut LoadCache,
+) -> Result<(DialplanSet, Vec<Diagnostic>), Diagnostics> {
+    load_sources_cached(dir.path(), dir.files(), ctx, cache, reversed)
+}
+
+/// The same result as `load_sources`, with the same warnings and errors.
+fn same_as_uncached(dir: &Dir, ctx: &CheckContext, cache: &mut LoadCache) -> DialplanSet {
+    let cached = load_cached(dir, ctx, cache);
+    let plain = load_sources(dir.path(), dir.files(), ctx);
     match (cached, plain) {
         (Ok((set, w)), Ok((plain_set, plain_w))) => {
             assert_eq!(w, plain_w);
@@ -272,11 +337,11 @@ fn same_as_uncached(dir: &Path, ctx: &CheckContext, cache: &mut LoadCache) -> Di
 
 #[test]
 fn cached_load_reuses_unchanged_files_and_sees_every_change() {
-    let dir = scratch("cached");
+    let mut dir = Dir::default();
     let ctx = CheckContext::default();
     let mut cache = LoadCache::default();
-    std::fs::write(dir.join("a.toml"), OK).unwrap();
-    std::fs::write(dir.join("b.toml"), OK.replace("\"1000\"", "\"2000\"")).unwrap();
+    dir.write("a.toml", OK);
+    dir.write("b.toml", OK.replace("\"1000\"", "\"2000\""));
     let first = same_as_uncached(&dir, &ctx, &mut cache);
     assert_eq!((first.len(), cache.checked()), (2, 2));
 
@@ -288,12 +353,11 @@ fn cached_load_reuses_unchanged_files_and_sees_every_change() {
     }
 
     // Changed: only that file is checked, and the new text is what serves.
-    std::fs::write(
-        dir.join("b.toml"),
+    dir.write(
+        "b.toml",
         OK.replace("\"1000\"", "\"2000\"")
             .replace("\"1\" = \"bye\"", "\"2\" = \"bye\""),
-    )
-    .unwrap();
+    );
     let third = same_as_uncached(&dir, &ctx, &mut cache);
     assert_eq!(cache.checked(), 1);
     let b = third.for_number("2000").unwrap();
@@ -304,24 +368,23 @@ fn cached_load_reuses_unchanged_files_and_sees_every_change() {
     ));
 
     // Added and removed files.
-    std::fs::write(dir.join("c.toml"), OK.replace("\"1000\"", "\"3000\"")).unwrap();
+    dir.write("c.toml", OK.replace("\"1000\"", "\"3000\""));
     let fourth = same_as_uncached(&dir, &ctx, &mut cache);
     assert_eq!((fourth.len(), cache.checked()), (3, 1));
-    std::fs::remove_file(dir.join("a.toml")).unwrap();
+    dir.remove("a.toml");
     let fifth = same_as_uncached(&dir, &ctx, &mut cache);
     assert_eq!((fifth.len(), cache.checked()), (2, 0));
     assert!(fifth.for_number("1000").is_none());
 
     // An invalid edit: the same file:line:col errors as without a cache; a
     // second file claiming a reused file's number is still a cross-file error.
-    std::fs::write(
-        dir.join("b.toml"),
+    dir.write(
+        "b.toml",
         OK.replace("\"1000\"", "\"2000\"")
             .replace("start = \"main\"", "start = \"mian\""),
-    )
-    .unwrap();
-    std::fs::write(dir.join("d.toml"), OK.replace("\"1000\"", "\"3000\"")).unwrap();
-    let errs = load_dir_cached(&dir, &ctx, &mut cache).expect_err("b broken, 3000 twice");
+    );
+    dir.write("d.toml", OK.replace("\"1000\"", "\"3000\""));
+    let errs = load_cached(&dir, &ctx, &mut cache).expect_err("b broken, 3000 twice");
     assert!(errs
         .iter()
         .any(|d| d.file.ends_with("b.toml") && d.line == 4));
@@ -329,8 +392,8 @@ fn cached_load_reuses_unchanged_files_and_sees_every_change() {
         .iter()
         .any(|d| d.file.ends_with("c.toml") && d.message.contains("3000")));
     same_as_uncached(&dir, &ctx, &mut cache);
-    std::fs::remove_file(dir.join("d.toml")).unwrap();
-    std::fs::write(dir.join("b.toml"), OK.replace("\"1000\"", "\"2000\"")).unwrap();
+    dir.remove("d.toml");
+    dir.write("b.toml", OK.replace("\"1000\"", "\"2000\""));
     let fixed = same_as_uncached(&dir, &ctx, &mut cache);
     assert_eq!(fixed.len(), 2);
 
@@ -339,8 +402,16 @@ fn cached_load_reuses_unchanged_files_and_sees_every_change() {
         prompts: Some(["goodbye".to_string()].into_iter().collect()),
         ..CheckContext::default()
     };
-    let errs = load_dir_cached(&dir, &ctx2, &mut cache).expect_err("main-menu missing");
+    let errs = load_cached(&dir, &ctx2, &mut cache).expect_err("main-menu missing");
     assert_eq!(cache.checked(), 2);
     assert!(errs.iter().any(|d| d.message.contains("main-menu")));
     same_as_uncached(&dir, &ctx2, &mut cache);
+
+    // A caller that runs none of the jobs still gets the full result.
+    dir.write("b.toml", OK.replace("\"1000\"", "\"2001\""));
+    let (set, _) =
+        load_sources_cached(dir.path(), dir.files(), &ctx, &mut cache, dropped).expect("clean");
+    assert_eq!(cache.checked(), 2);
+    assert_eq!(set.len(), 2);
+    assert!(set.for_number("2001").is_some() && set.for_number("3000").is_some());
 }

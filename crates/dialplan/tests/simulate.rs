@@ -10,7 +10,7 @@ use ringback_dialplan::*;
 
 fn demo(file: &str) -> Arc<Dialplan> {
     let path = common::repo().join("dialplans").join(file);
-    match load_file(&path, &CheckContext::default()) {
+    match common::load_file(&path, &CheckContext::default()) {
         Ok((p, _)) => Arc::new(p),
         Err(e) => panic!("{e:?}"),
     }

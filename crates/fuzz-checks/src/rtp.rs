@@ -38,6 +38,10 @@ pub fn rtp_dtmf(data: &[u8]) {
 
     let mut receiver = DtmfReceiver::default();
     let mut seen: HashSet<(u32, u8)> = HashSet::new();
+    // TODO(issue 12): the harness only needs an arbitrary base instant (every later
+    // time is derived from the input); it plays the shell here. Take it from
+    // ringback_sansio::Now once fuzz-checks depends on that crate.
+    #[allow(clippy::disallowed_methods)]
     let mut now = Instant::now();
     let mut input = rest;
     while let [len, gap, tail @ ..] = input {

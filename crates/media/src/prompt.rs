@@ -3,15 +3,19 @@
 //!
 //! Why: 10,000 concurrent calls cannot afford to decode, resample or encode audio per
 //! call. A [`Prompt`] is immutable and reference-counted; playing it is copying a
-//! 160-byte slice into an RTP packet. Loading accepts whatever rate/format a prompt was
+//! 160-byte slice into an RTP packet. Decoding accepts whatever rate/format a prompt was
 //! produced in (espeak-ng writes 22.05 kHz, studios 44.1/48 kHz, telephony packs 8 kHz
 //! G.711 WAV) and resamples with a band-limited FFT resampler (`rubato`), because naive
 //! decimation would fold everything above 4 kHz back into the voice band.
+//!
+//! This module only decodes bytes it is handed ([`decode_wav`]): listing the prompt
+//! directory, reading and stat'ing files, the reload cache keyed by file stamp and the
+//! decoding threads belong to the server (`src/prompt_loader.rs`), like every other
+//! clock and file access of ringback.
 
 use crate::codec::Codec;
 use crate::g711;
 use rubato::{FftFixedIn, Resampler};
-use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -205,7 +209,7 @@ pub fn dtmf_tone(digit: char, ms: u32) -> Option<Prompt> {
 
 /// Largest WAV file we read (a 1-hour 48 kHz stereo 32-bit file is ~1.4 GB; prompts are
 /// much smaller, and this keeps a misplaced file from taking the server down).
-const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
+pub const MAX_FILE_BYTES: u64 = 512 * 1024 * 1024;
 
 /// What a minimal RIFF walk found: enough to decode G.711 WAVs (which `hound` does not
 /// support) and to explain unsupported formats by name.
@@ -280,14 +284,38 @@ fn tag_name(tag: u16) -> String {
     format!("{name} (format tag 0x{tag:04x})")
 }
 
-/// Loads a WAV file as a prompt named after the file stem: any sample rate, mono or
-/// multi-channel (averaged to mono), 8/16/24/32-bit integer PCM, 32-bit float, or
-/// 8-bit A-law/µ-law; resampled to 8 kHz with anti-aliasing and pre-encoded.
-pub fn load_wav(path: &Path) -> Result<Prompt, PromptError> {
-    let io = |error| PromptError::Io {
-        path: path.to_path_buf(),
-        error,
-    };
+/// The prompt name of a file: its stem, which must be valid UTF-8 (dialplans refer to
+/// prompts by name). The shell checks it before reading the file, so a badly named file
+/// is reported as such rather than by an I/O error.
+pub fn prompt_name(path: &Path) -> Result<String, PromptError> {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .map(str::to_string)
+        .ok_or_else(|| PromptError::Invalid {
+            path: path.to_path_buf(),
+            reason: "file name is not valid UTF-8".into(),
+        })
+}
+
+/// Refuses a prompt file of `size` bytes when it is larger than [`MAX_FILE_BYTES`]. The
+/// shell calls this with the size it stat'ed before reading the file;
+/// [`decode_wav`] checks the bytes it is given again.
+pub fn check_size(path: &Path, size: u64) -> Result<(), PromptError> {
+    if size > MAX_FILE_BYTES {
+        return Err(PromptError::Unsupported {
+            path: path.to_path_buf(),
+            reason: format!("file is {size} bytes, limit {MAX_FILE_BYTES}"),
+        });
+    }
+    Ok(())
+}
+
+/// Decodes the contents of a WAV file, already read by the caller, as a prompt named
+/// after the file stem of `path`: any sample rate, mono or multi-channel (averaged to
+/// mono), 8/16/24/32-bit integer PCM, 32-bit float, or 8-bit A-law/µ-law; resampled to
+/// 8 kHz with anti-aliasing and pre-encoded. `path` is only used for the name and for
+/// error messages; nothing is read here (the server's `prompt_loader` reads the files).
+pub fn decode_wav(path: &Path, bytes: &[u8]) -> Result<Prompt, PromptError> {
     let invalid = |reason: String| PromptError::Invalid {
         path: path.to_path_buf(),
         reason,
@@ -296,19 +324,9 @@ pub fn load_wav(path: &Path) -> Result<Prompt, PromptError> {
         path: path.to_path_buf(),
         reason,
     };
-    let name = path
-        .file_stem()
-        .and_then(|s| s.to_str())
-        .ok_or_else(|| invalid("file name is not valid UTF-8".into()))?
-        .to_string();
-    let size = std::fs::metadata(path).map_err(io)?.len();
-    if size > MAX_FILE_BYTES {
-        return Err(unsupported(format!(
-            "file is {size} bytes, limit {MAX_FILE_BYTES}"
-        )));
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
-    let info = riff_info(&bytes);
+    let name = prompt_name(path)?;
+    check_size(path, bytes.len() as u64)?;
+    let info = riff_info(bytes);
 
     let (mono, rate) = match &info {
         Some(i) if i.tag == 0x0006 || i.tag == 0x0007 => {
@@ -339,7 +357,7 @@ pub fn load_wav(path: &Path) -> Result<Prompt, PromptError> {
                 .collect();
             (mono, i.rate)
         }
-        _ => decode_with_hound(&bytes, info.as_ref(), &invalid, &unsupported)?,
+        _ => decode_with_hound(bytes, info.as_ref(), &invalid, &unsupported)?,
     };
     if rate == 0 || rate > 768_000 {
         return Err(unsupported(format!("sample rate {rate} Hz")));
@@ -468,279 +486,10 @@ pub fn resample_to_8k(input: &[f32], rate: u32) -> Result<Vec<f32>, String> {
     Ok(out)
 }
 
-/// What identifies one version of a prompt file without reading it: size,
-/// modification time and (on Unix) inode and status-change time. Taken
-/// *before* the file is read, so a write that lands after the read changes the
-/// stamp and the next reload decodes the file again. A rename over the file
-/// (what editors and `cp` to a temp name + `mv` do) changes the inode; `touch`
-/// or an in-place write changes the mtime and ctime.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FileStamp {
-    len: u64,
-    mtime: Option<std::time::SystemTime>,
-    #[cfg(unix)]
-    ino: u64,
-    #[cfg(unix)]
-    ctime: (i64, i64),
-}
-
-/// One file's load: its stamp and prompt, or why it failed.
-type Loaded = Result<(FileStamp, Arc<Prompt>), PromptError>;
-
-/// Files changed this recently before a load are not reused by the next reload.
-const RACY_WINDOW: Duration = Duration::from_secs(2);
-
-impl FileStamp {
-    /// Whether the file changed (mtime or, on Unix, ctime) less than `window` ago, or
-    /// its times are unknown or in the future.
-    fn is_recent(&self, window: Duration) -> bool {
-        let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) else {
-            return true;
-        };
-        let Some(mtime) = self
-            .mtime
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        else {
-            return true;
-        };
-        #[cfg(unix)]
-        let changed = mtime.max(Duration::new(
-            self.ctime.0.max(0) as u64,
-            self.ctime.1.clamp(0, 999_999_999) as u32,
-        ));
-        #[cfg(not(unix))]
-        let changed = mtime;
-        changed + window > now
-    }
-
-    /// The stamp of `path` now.
-    pub fn of(path: &Path) -> std::io::Result<FileStamp> {
-        let m = std::fs::metadata(path)?;
-        #[cfg(unix)]
-        use std::os::unix::fs::MetadataExt;
-        Ok(FileStamp {
-            len: m.len(),
-            mtime: m.modified().ok(),
-            #[cfg(unix)]
-            ino: m.ino(),
-            #[cfg(unix)]
-            ctime: (m.ctime(), m.ctime_nsec()),
-        })
-    }
-}
-
-/// All prompts of a directory, loaded once at start-up (and on reload) and shared by
-/// every call through `Arc`.
-#[derive(Debug, Clone, Default)]
-pub struct PromptCache {
-    map: HashMap<String, Arc<Prompt>>,
-    /// Where each loaded prompt came from, so a reload can reuse the decoded
-    /// prompt of a file that has not changed (see [`PromptCache::reload_dir`]).
-    sources: HashMap<PathBuf, (FileStamp, Arc<Prompt>)>,
-    /// Files decoded (not reused) by the load that built this cache.
-    decoded: usize,
-}
-
-impl PromptCache {
-    /// An empty cache.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Loads every `*.wav` (any case) directly in `dir`, keyed by file stem. A bad file
-    /// does not stop the others: its error is returned in the list so `check` can report
-    /// all of them at once. Only an unreadable directory is a hard error. Files are
-    /// decoded in parallel, one thread per core.
-    pub fn load_dir(dir: &Path) -> Result<(PromptCache, Vec<PromptError>), PromptError> {
-        Self::reload_dir(dir, &PromptCache::new())
-    }
-
-    /// Like [`load_dir`](Self::load_dir), but a file whose [`FileStamp`] (size, mtime,
-    /// inode, ctime) is the same as when `previous` loaded it is not read again: its
-    /// decoded prompt is shared. Changed and new files are decoded; removed files are
-    /// dropped. Files that failed before are tried again.
-    ///
-    /// File times are only as fine as the kernel's clock tick (a few ms), so a file
-    /// changed within 2 s before it was loaded is decoded again at the next reload
-    /// rather than trusted (git's "racily clean" rule): a second same-size write within
-    /// one tick of the load cannot be missed.
-    pub fn reload_dir(
-        dir: &Path,
-        previous: &PromptCache,
-    ) -> Result<(PromptCache, Vec<PromptError>), PromptError> {
-        Self::reload_dir_racy(dir, previous, RACY_WINDOW)
-    }
-
-    fn reload_dir_racy(
-        dir: &Path,
-        previous: &PromptCache,
-        racy: Duration,
-    ) -> Result<(PromptCache, Vec<PromptError>), PromptError> {
-        let io = |error| PromptError::Io {
-            path: dir.to_path_buf(),
-            error,
-        };
-        let mut paths = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io)? {
-            let p = entry.map_err(io)?.path();
-            let is_wav = p
-                .extension()
-                .and_then(|e| e.to_str())
-                .is_some_and(|e| e.eq_ignore_ascii_case("wav"));
-            if is_wav && p.is_file() {
-                paths.push(p);
-            }
-        }
-        paths.sort();
-        // Stamp first (before any read), then reuse or decode.
-        let mut results: Vec<Option<Loaded>> = paths
-            .iter()
-            .map(|p| match FileStamp::of(p) {
-                Err(error) => Some(Err(PromptError::Io {
-                    path: p.clone(),
-                    error,
-                })),
-                Ok(stamp) => previous
-                    .sources
-                    .get(p)
-                    .filter(|(s, _)| *s == stamp)
-                    .map(|(s, prompt)| Ok((*s, Arc::clone(prompt)))),
-            })
-            .collect();
-        let todo: Vec<usize> = (0..paths.len()).filter(|&i| results[i].is_none()).collect();
-        let decoded = todo.len();
-        let load = |i: usize| {
-            let p = &paths[i];
-            let stamp = FileStamp::of(p).map_err(|error| PromptError::Io {
-                path: p.clone(),
-                error,
-            })?;
-            load_wav(p).map(|prompt| (stamp, Arc::new(prompt)))
-        };
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(todo.len());
-        if threads <= 1 {
-            for &i in &todo {
-                results[i] = Some(load(i));
-            }
-        } else {
-            // Work-stealing over the files to decode: prompts differ a lot in
-            // length, so a static split would leave one core idle.
-            let next = std::sync::atomic::AtomicUsize::new(0);
-            let done: Vec<(usize, Loaded)> = std::thread::scope(|s| {
-                let workers: Vec<_> = (0..threads)
-                    .map(|_| {
-                        s.spawn(|| {
-                            let mut out = Vec::new();
-                            loop {
-                                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                                let Some(&i) = todo.get(k) else { break };
-                                out.push((i, load(i)));
-                            }
-                            out
-                        })
-                    })
-                    .collect();
-                workers
-                    .into_iter()
-                    .flat_map(|w| w.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                    .collect()
-            });
-            for (i, r) in done {
-                results[i] = Some(r);
-            }
-        }
-        let mut cache = PromptCache {
-            decoded,
-            ..PromptCache::default()
-        };
-        let mut errors = Vec::new();
-        for (p, r) in paths.into_iter().zip(results) {
-            match r {
-                Some(Ok((_, prompt))) if cache.map.contains_key(&prompt.name) => {
-                    errors.push(PromptError::Invalid {
-                        reason: format!("duplicate prompt name {:?}", prompt.name),
-                        path: p,
-                    });
-                }
-                Some(Ok((stamp, prompt))) => {
-                    cache.map.insert(prompt.name.clone(), Arc::clone(&prompt));
-                    if !stamp.is_recent(racy) {
-                        cache.sources.insert(p, (stamp, prompt));
-                    }
-                }
-                Some(Err(e)) => errors.push(e),
-                None => unreachable!("every file is reused or decoded"),
-            }
-        }
-        Ok((cache, errors))
-    }
-
-    /// How many files the load that built this cache decoded (the others were
-    /// reused from the previous cache).
-    pub fn decoded(&self) -> usize {
-        self.decoded
-    }
-
-    /// The prompt called `name`, shared.
-    pub fn get(&self, name: &str) -> Option<Arc<Prompt>> {
-        self.map.get(name).cloned()
-    }
-
-    /// Whether a prompt exists (for dialplan validation).
-    pub fn contains(&self, name: &str) -> bool {
-        self.map.contains_key(name)
-    }
-
-    /// Prompt names in sorted order (deterministic output for `check` and the API).
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        let mut v: Vec<&str> = self.map.keys().map(String::as_str).collect();
-        v.sort_unstable();
-        v.into_iter()
-    }
-
-    /// Adds or replaces a prompt (built-in tones, tests).
-    pub fn insert(&mut self, p: Prompt) {
-        self.map.insert(p.name.clone(), Arc::new(p));
-    }
-
-    /// Number of prompts.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::goertzel;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    struct TempDir(PathBuf);
-    impl TempDir {
-        fn new(tag: &str) -> Self {
-            static N: AtomicUsize = AtomicUsize::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "ringback-media-{}-{}-{tag}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = std::fs::remove_dir_all(&p);
-            std::fs::create_dir_all(&p).unwrap();
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
 
     fn sine(freq: f64, rate: u32, secs: f64, amp: f64) -> Vec<f64> {
         let n = (rate as f64 * secs) as usize;
@@ -749,8 +498,9 @@ mod tests {
             .collect()
     }
 
-    /// Writes `mono` (−1..1) as a WAV with the given layout; every channel gets the signal.
-    fn write_wav(path: &Path, mono: &[f64], rate: u32, channels: u16, bits: u16, float: bool) {
+    /// `mono` (−1..1) as the bytes of a WAV file with the given layout; every channel
+    /// gets the signal.
+    fn wav(mono: &[f64], rate: u32, channels: u16, bits: u16, float: bool) -> Vec<u8> {
         let spec = hound::WavSpec {
             channels,
             sample_rate: rate,
@@ -761,7 +511,8 @@ mod tests {
                 hound::SampleFormat::Int
             },
         };
-        let mut w = hound::WavWriter::create(path, spec).unwrap();
+        let mut out = Cursor::new(Vec::new());
+        let mut w = hound::WavWriter::new(&mut out, spec).unwrap();
         for &x in mono {
             for _ in 0..channels {
                 if float {
@@ -773,6 +524,12 @@ mod tests {
             }
         }
         w.finalize().unwrap();
+        out.into_inner()
+    }
+
+    /// Decodes `bytes` as the file `name` would be.
+    fn decode(name: &str, bytes: &[u8]) -> Result<Prompt, PromptError> {
+        decode_wav(Path::new(name), bytes)
     }
 
     fn zero_crossings(s: &[i16]) -> usize {
@@ -781,7 +538,6 @@ mod tests {
 
     #[test]
     fn loads_all_layouts_and_preserves_duration() {
-        let dir = TempDir::new("layouts");
         let cases: &[(u32, u16, u16, bool)] = &[
             (8000, 1, 16, false),
             (11025, 1, 16, false),
@@ -795,10 +551,9 @@ mod tests {
             (44100, 1, 32, true),
         ];
         for (i, &(rate, ch, bits, float)) in cases.iter().enumerate() {
-            let path = dir.0.join(format!("p{i}.wav"));
             let secs = 0.73;
-            write_wav(&path, &sine(440.0, rate, secs, 0.5), rate, ch, bits, float);
-            let p = load_wav(&path).unwrap_or_else(|e| panic!("{e}"));
+            let bytes = wav(&sine(440.0, rate, secs, 0.5), rate, ch, bits, float);
+            let p = decode(&format!("prompts/p{i}.wav"), &bytes).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(p.name, format!("p{i}"));
             let want = (secs * 8000.0) as i64;
             assert!(
@@ -822,10 +577,8 @@ mod tests {
 
     #[test]
     fn one_khz_at_22050_stays_one_khz() {
-        let dir = TempDir::new("1k");
-        let path = dir.0.join("beep.wav");
-        write_wav(&path, &sine(1000.0, 22050, 1.0, 0.5), 22050, 1, 16, false);
-        let p = load_wav(&path).unwrap();
+        let bytes = wav(&sine(1000.0, 22050, 1.0, 0.5), 22050, 1, 16, false);
+        let p = decode("beep.wav", &bytes).unwrap();
         let pcm = p.to_pcm();
         assert_eq!(pcm.len(), 8000);
         // 1 kHz for 1 s → ~2000 zero crossings.
@@ -838,11 +591,8 @@ mod tests {
 
     #[test]
     fn six_khz_at_48k_is_filtered_not_aliased() {
-        let dir = TempDir::new("alias");
-        let path = dir.0.join("hiss.wav");
         let input = sine(6000.0, 48000, 1.0, 0.5);
-        write_wav(&path, &input, 48000, 1, 16, false);
-        let p = load_wav(&path).unwrap();
+        let p = decode("hiss.wav", &wav(&input, 48000, 1, 16, false)).unwrap();
         let pcm = p.to_pcm();
         let in_power = (0.5f64 * 32767.0).powi(2) / 2.0;
         // Naive decimation (every 6th sample) would put a full-level 2 kHz alias here.
@@ -867,13 +617,12 @@ mod tests {
 
     #[test]
     fn passband_is_flat_and_timing_is_aligned() {
-        let dir = TempDir::new("pass");
         // 0.5 s silence, then a 3 kHz tone (near the top of the telephone band).
         let mut sig = vec![0.0; 22050];
         sig.extend(sine(3000.0, 44100, 0.5, 0.5));
-        let path = dir.0.join("edge.wav");
-        write_wav(&path, &sig, 44100, 1, 16, false);
-        let pcm = load_wav(&path).unwrap().to_pcm();
+        let pcm = decode("edge.wav", &wav(&sig, 44100, 1, 16, false))
+            .unwrap()
+            .to_pcm();
         assert_eq!(pcm.len(), 8000);
         let expect = (0.5f64 * 32767.0).powi(2) / 2.0;
         let p = goertzel::tone_power(&pcm[4400..7600], 3000.0);
@@ -964,37 +713,29 @@ mod tests {
 
     #[test]
     fn g711_wav_files_load_bit_exact() {
-        let dir = TempDir::new("g711");
         let pcm: Vec<i16> = sine(700.0, 8000, 0.5, 0.4)
             .iter()
             .map(|x| (x * 32767.0) as i16)
             .collect();
         let ulaw: Vec<u8> = pcm.iter().map(|&s| g711::ulaw_encode(s)).collect();
         let alaw: Vec<u8> = pcm.iter().map(|&s| g711::alaw_encode(s)).collect();
-        std::fs::write(dir.0.join("u.wav"), g711_wav(7, &ulaw)).unwrap();
-        std::fs::write(dir.0.join("a.wav"), g711_wav(6, &alaw)).unwrap();
-        let u = load_wav(&dir.0.join("u.wav")).unwrap();
+        let u = decode("u.wav", &g711_wav(7, &ulaw)).unwrap();
         assert_eq!(
             &u.data(Codec::Pcmu)[..ulaw.len()],
             &ulaw[..],
             "µ-law passes through unchanged"
         );
-        let a = load_wav(&dir.0.join("a.wav")).unwrap();
+        let a = decode("a.wav", &g711_wav(6, &alaw)).unwrap();
         assert_eq!(&a.data(Codec::Pcma)[..alaw.len()], &alaw[..]);
         assert_eq!(a.samples, 4000);
     }
 
     #[test]
     fn bad_files_give_clear_errors() {
-        let dir = TempDir::new("bad");
-        let missing = dir.0.join("missing.wav");
-        let e = load_wav(&missing).unwrap_err();
-        assert!(matches!(e, PromptError::Io { .. }));
-        assert_eq!(e.path(), missing);
-
-        let garbage = dir.0.join("garbage.wav");
-        std::fs::write(&garbage, b"this is not a wav file at all, just text").unwrap();
-        let e = load_wav(&garbage).unwrap_err();
+        // (An unreadable file is the shell's error: see src/prompt_loader.rs.)
+        let garbage = Path::new("prompts/garbage.wav");
+        let e = decode_wav(garbage, b"this is not a wav file at all, just text").unwrap_err();
+        assert_eq!(e.path(), garbage);
         let msg = e.to_string();
         assert!(msg.starts_with(&garbage.display().to_string()), "{msg}");
         assert!(
@@ -1006,31 +747,51 @@ mod tests {
         );
 
         // Valid header, truncated samples.
-        let good = dir.0.join("good.wav");
-        write_wav(&good, &sine(440.0, 16000, 0.5, 0.5), 16000, 1, 16, false);
-        let bytes = std::fs::read(&good).unwrap();
-        let cut = dir.0.join("cut.wav");
-        std::fs::write(&cut, &bytes[..30]).unwrap();
-        assert!(load_wav(&cut).is_err());
-        let cut2 = dir.0.join("cut2.wav");
-        std::fs::write(&cut2, &bytes[..bytes.len() - 1001]).unwrap();
-        assert!(load_wav(&cut2).is_err());
+        let bytes = wav(&sine(440.0, 16000, 0.5, 0.5), 16000, 1, 16, false);
+        assert!(decode("cut.wav", &bytes[..30]).is_err());
+        assert!(decode("cut2.wav", &bytes[..bytes.len() - 1001]).is_err());
 
         // MP3-in-WAV: named in the message.
-        let mp3 = dir.0.join("mp3.wav");
-        std::fs::write(&mp3, g711_wav(0x0055, &[0u8; 100])).unwrap();
-        let msg = load_wav(&mp3).unwrap_err().to_string();
+        let msg = decode("mp3.wav", &g711_wav(0x0055, &[0u8; 100]))
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("unsupported WAV format: MP3"), "{msg}");
         // 16-bit µ-law is not a thing.
         let mut odd = g711_wav(7, &[0u8; 100]);
         odd[34] = 16;
-        std::fs::write(&mp3, odd).unwrap();
-        let msg = load_wav(&mp3).unwrap_err().to_string();
+        let msg = decode("mp3.wav", &odd).unwrap_err().to_string();
         assert!(msg.contains("unsupported WAV format: µ-law"), "{msg}");
+
+        // Too large, whether stat'ed by the shell or handed over.
+        let big = Path::new("big.wav");
+        let msg = check_size(big, MAX_FILE_BYTES + 1).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            format!(
+                "big.wav: unsupported WAV format: file is {} bytes, limit {MAX_FILE_BYTES}",
+                MAX_FILE_BYTES + 1
+            )
+        );
+        assert!(check_size(big, MAX_FILE_BYTES).is_ok());
+
+        // A name a dialplan cannot refer to.
+        #[cfg(unix)]
+        {
+            use std::os::unix::ffi::OsStrExt;
+            let bad = Path::new(std::ffi::OsStr::from_bytes(b"caf\xe9.wav"));
+            let e = decode_wav(bad, &bytes).unwrap_err();
+            assert!(matches!(e, PromptError::Invalid { .. }), "{e}");
+            assert!(
+                e.to_string().ends_with("file name is not valid UTF-8"),
+                "{e}"
+            );
+            assert!(prompt_name(bad).is_err());
+        }
+        assert_eq!(prompt_name(Path::new("dir/menu.WAV")).unwrap(), "menu");
 
         // Random mutations of a valid file never panic.
         let mut state: u64 = 99;
-        for i in 0..200 {
+        for _ in 0..200 {
             let mut b = bytes.clone();
             for _ in 0..8 {
                 state ^= state << 13;
@@ -1039,179 +800,8 @@ mod tests {
                 let at = (state % 64) as usize;
                 b[at] = (state >> 32) as u8;
             }
-            let f = dir.0.join(format!("fuzz{i}.wav"));
-            std::fs::write(&f, &b).unwrap();
-            let _ = load_wav(&f);
+            let _ = decode("fuzz.wav", &b);
         }
-    }
-
-    #[test]
-    fn cache_loads_directory_and_collects_errors() {
-        let dir = TempDir::new("cache");
-        write_wav(
-            &dir.0.join("welcome.wav"),
-            &sine(440.0, 22050, 0.3, 0.5),
-            22050,
-            1,
-            16,
-            false,
-        );
-        write_wav(
-            &dir.0.join("menu.WAV"),
-            &sine(440.0, 8000, 0.2, 0.5),
-            8000,
-            1,
-            16,
-            false,
-        );
-        std::fs::write(dir.0.join("broken.wav"), b"RIFF....WAVE").unwrap();
-        std::fs::write(dir.0.join("readme.txt"), b"not a prompt").unwrap();
-        let (mut cache, errors) = PromptCache::load_dir(&dir.0).unwrap();
-        assert_eq!(cache.names().collect::<Vec<_>>(), vec!["menu", "welcome"]);
-        assert_eq!(errors.len(), 1);
-        assert!(errors[0].path().ends_with("broken.wav"));
-        let w = cache.get("welcome").unwrap();
-        assert!((w.duration().as_secs_f64() - 0.3).abs() < 0.02);
-        assert!(cache.get("nope").is_none());
-        cache.insert(tone(440.0, 100, 0.5));
-        assert_eq!(cache.len(), 3);
-        assert!(cache.contains("tone-440hz-100ms"));
-        assert!(!cache.is_empty());
-        // Sharing: the same Arc, no copy.
-        assert!(Arc::ptr_eq(
-            &cache.get("menu").unwrap(),
-            &cache.get("menu").unwrap()
-        ));
-        assert!(matches!(
-            PromptCache::load_dir(&dir.0.join("nope")),
-            Err(PromptError::Io { .. })
-        ));
-    }
-
-    /// Sets a file's mtime `secs_ago` seconds into the past (ctime still moves).
-    fn age(path: &Path, secs_ago: u64) {
-        let f = std::fs::File::options().write(true).open(path).unwrap();
-        f.set_modified(std::time::SystemTime::now() - Duration::from_secs(secs_ago))
-            .unwrap();
-    }
-
-    fn two_prompts(tag: &str) -> TempDir {
-        let dir = TempDir::new(tag);
-        for (name, freq) in [("a", 440.0), ("b", 660.0)] {
-            let p = dir.0.join(format!("{name}.wav"));
-            write_wav(&p, &sine(freq, 22050, 0.3, 0.5), 22050, 1, 16, false);
-            age(&p, 3600);
-        }
-        dir
-    }
-
-    #[test]
-    fn reload_reuses_unchanged_prompts() {
-        let dir = two_prompts("reuse");
-        let (first, errors) =
-            PromptCache::reload_dir_racy(&dir.0, &PromptCache::new(), Duration::ZERO).unwrap();
-        assert!(errors.is_empty());
-        assert_eq!(first.decoded(), 2);
-        let (second, errors) =
-            PromptCache::reload_dir_racy(&dir.0, &first, Duration::ZERO).unwrap();
-        assert!(errors.is_empty());
-        assert_eq!(second.decoded(), 0, "nothing changed, nothing decoded");
-        assert_eq!(second.names().collect::<Vec<_>>(), vec!["a", "b"]);
-        for n in ["a", "b"] {
-            assert!(Arc::ptr_eq(&first.get(n).unwrap(), &second.get(n).unwrap()));
-        }
-    }
-
-    #[test]
-    fn reload_picks_up_a_changed_prompt() {
-        let dir = two_prompts("changed");
-        let (first, _) =
-            PromptCache::reload_dir_racy(&dir.0, &PromptCache::new(), Duration::ZERO).unwrap();
-        // Same size, same inode, new content and mtime (an in-place rewrite).
-        let a = dir.0.join("a.wav");
-        let len = std::fs::metadata(&a).unwrap().len();
-        let mut f = std::fs::File::options().write(true).open(&a).unwrap();
-        let mut w = hound::WavWriter::new(
-            &mut f,
-            hound::WavSpec {
-                channels: 1,
-                sample_rate: 22050,
-                bits_per_sample: 16,
-                sample_format: hound::SampleFormat::Int,
-            },
-        )
-        .unwrap();
-        for x in sine(1000.0, 22050, 0.3, 0.5) {
-            w.write_sample((x * 32767.0) as i16).unwrap();
-        }
-        w.finalize().unwrap();
-        drop(f);
-        assert_eq!(std::fs::metadata(&a).unwrap().len(), len, "test premise");
-        age(&a, 60);
-        let (second, _) = PromptCache::reload_dir_racy(&dir.0, &first, Duration::ZERO).unwrap();
-        assert_eq!(second.decoded(), 1);
-        let new_a = second.get("a").unwrap().to_pcm();
-        assert!(goertzel::tone_power(&new_a, 1000.0) > 0.9 * goertzel::mean_power(&new_a));
-        assert!(!Arc::ptr_eq(
-            &first.get("a").unwrap(),
-            &second.get("a").unwrap()
-        ));
-        assert!(Arc::ptr_eq(
-            &first.get("b").unwrap(),
-            &second.get("b").unwrap()
-        ));
-    }
-
-    #[test]
-    fn reload_picks_up_added_and_removed_prompts() {
-        let dir = two_prompts("add-remove");
-        let (first, _) =
-            PromptCache::reload_dir_racy(&dir.0, &PromptCache::new(), Duration::ZERO).unwrap();
-        let c = dir.0.join("c.wav");
-        write_wav(&c, &sine(880.0, 8000, 0.2, 0.5), 8000, 1, 16, false);
-        std::fs::remove_file(dir.0.join("a.wav")).unwrap();
-        let (second, errors) =
-            PromptCache::reload_dir_racy(&dir.0, &first, Duration::ZERO).unwrap();
-        assert!(errors.is_empty());
-        assert_eq!(second.names().collect::<Vec<_>>(), vec!["b", "c"]);
-        assert_eq!(second.decoded(), 1);
-        assert!(Arc::ptr_eq(
-            &first.get("b").unwrap(),
-            &second.get("b").unwrap()
-        ));
-        // A file that was broken is tried again, and counts once it is fixed.
-        std::fs::write(dir.0.join("d.wav"), b"RIFF....WAVE").unwrap();
-        let (third, errors) =
-            PromptCache::reload_dir_racy(&dir.0, &second, Duration::ZERO).unwrap();
-        assert_eq!(errors.len(), 1);
-        assert!(!third.contains("d"));
-        write_wav(
-            &dir.0.join("d.wav"),
-            &sine(500.0, 8000, 0.2, 0.5),
-            8000,
-            1,
-            16,
-            false,
-        );
-        let (fourth, errors) =
-            PromptCache::reload_dir_racy(&dir.0, &third, Duration::ZERO).unwrap();
-        assert!(errors.is_empty());
-        assert!(fourth.contains("d"));
-    }
-
-    #[test]
-    fn recently_changed_prompts_are_decoded_again() {
-        let dir = TempDir::new("racy");
-        let p = dir.0.join("fresh.wav");
-        write_wav(&p, &sine(440.0, 8000, 0.2, 0.5), 8000, 1, 16, false);
-        // Just written: its ctime is now, so the next reload does not trust the stamp.
-        let (first, _) = PromptCache::reload_dir(&dir.0, &PromptCache::new()).unwrap();
-        let (second, _) = PromptCache::reload_dir(&dir.0, &first).unwrap();
-        assert_eq!(second.decoded(), 1);
-        assert!(!Arc::ptr_eq(
-            &first.get("fresh").unwrap(),
-            &second.get("fresh").unwrap()
-        ));
     }
 
     #[test]

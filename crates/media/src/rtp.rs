@@ -420,6 +420,8 @@ impl RtpStats {
 }
 
 #[cfg(test)]
+// Tests are a shell: they may read the clock (issue 12).
+#[allow(clippy::disallowed_methods)]
 mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
@@ -758,6 +760,8 @@ mod tests {
 }
 
 #[cfg(test)]
+// Tests are a shell: they may read the clock (issue 12).
+#[allow(clippy::disallowed_methods)]
 mod bench {
     use super::*;
 

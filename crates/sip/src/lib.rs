@@ -23,6 +23,7 @@ pub mod client_auth;
 pub mod dialog;
 pub mod message;
 pub mod outgoing;
+pub mod registrar;
 pub mod registration;
 pub mod session_timer;
 pub mod transaction;

@@ -1,3 +1,6 @@
+// Test code drives the core with the real clock as its base time (issue 12).
+#![allow(clippy::disallowed_methods)]
+
 use super::*;
 use crate::message::{parse, request_to_bytes, to_bytes};
 

@@ -12,7 +12,30 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, UnboundedSender};
 
-use crate::endpoint::TcpEvent;
+/// TCP connection events from the connection tasks.
+#[derive(Debug)]
+pub enum TcpEvent {
+    /// A connection opened; `writer` sends bytes on it.
+    Opened {
+        /// Peer address.
+        peer: SocketAddr,
+        /// Writer channel.
+        writer: UnboundedSender<Vec<u8>>,
+    },
+    /// A complete SIP message arrived.
+    Message {
+        /// Peer address.
+        peer: SocketAddr,
+        /// The message bytes.
+        bytes: Vec<u8>,
+    },
+    /// The connection closed.
+    Closed {
+        /// Peer address.
+        peer: SocketAddr,
+    },
+}
+
 
 /// Limits on SIP TCP connections (from `[limits]` and `[sip]`).
 #[derive(Debug, Clone, Copy)]

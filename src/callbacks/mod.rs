@@ -10,8 +10,10 @@
 //! a slow sync (every few seconds) only picks up callbacks that other nodes
 //! sharing the database created.
 
+mod refusal;
+mod rows;
+
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,8 +25,12 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use crate::server::ServerCtx;
-use crate::store::callbacks::{CallbackEventRow, CallbackRow, InsertError};
+use crate::store::callbacks::InsertError;
 use crate::store::{ts, Store};
+
+pub use refusal::{CallbackRefusal, CallbackRefused};
+pub use rows::parse_time;
+use rows::{event_row, from_row, new_id, to_row};
 
 /// A request for a callback (from the IVR or the API).
 #[derive(Debug, Clone)]
@@ -41,15 +47,6 @@ pub struct CallbackRequest {
     pub context: String,
     /// IVR or web.
     pub origin: Origin,
-}
-
-/// Why a request or command was refused (shown to API users, logged).
-#[derive(Debug, Clone)]
-pub struct CallbackRefused {
-    /// Machine-readable code (`duplicate`, `denied`, `rate_limited`, …).
-    pub code: String,
-    /// Human-readable reason.
-    pub message: String,
 }
 
 enum Cmd {
@@ -98,21 +95,21 @@ impl CallbackHandle {
     ) -> Result<(Callback, usize), CallbackRefused> {
         self.ask(|r| Cmd::Request(req, r))
             .await
-            .unwrap_or_else(|| Err(unavailable()))
+            .unwrap_or_else(|| Err(CallbackRefusal::Unavailable.into()))
     }
 
     /// Cancel a live callback (committed when this returns `Ok`).
     pub async fn cancel(&self, id: &str, reason: &str) -> Result<(), CallbackRefused> {
         self.ask(|r| Cmd::Cancel(id.into(), reason.into(), r))
             .await
-            .unwrap_or_else(|| Err(unavailable()))
+            .unwrap_or_else(|| Err(CallbackRefusal::Unavailable.into()))
     }
 
     /// Move a callback's next attempt (committed when this returns `Ok`).
     pub async fn reschedule(&self, id: &str, at: DateTime<Utc>) -> Result<(), CallbackRefused> {
         self.ask(|r| Cmd::Reschedule(id.into(), at, r))
             .await
-            .unwrap_or_else(|| Err(unavailable()))
+            .unwrap_or_else(|| Err(CallbackRefusal::Unavailable.into()))
     }
 
     /// The live callback of this number in this queue, if any.
@@ -127,20 +124,6 @@ impl CallbackHandle {
         self.ask(|r| Cmd::Pending(queue.into(), r))
             .await
             .unwrap_or((usize::MAX, 0))
-    }
-}
-
-fn unavailable() -> CallbackRefused {
-    CallbackRefused {
-        code: "unavailable".into(),
-        message: "the callback service is not running".into(),
-    }
-}
-
-fn refused(code: &str, message: impl ToString) -> CallbackRefused {
-    CallbackRefused {
-        code: code.into(),
-        message: message.to_string(),
     }
 }
 
@@ -340,7 +323,7 @@ impl Service {
                     now,
                 );
                 let answer = match result {
-                    Err(r) => Err(refused(r.code(), &r)),
+                    Err(r) => Err(r.into()),
                     Ok((cb, transitions)) => {
                         // Committed before anybody hears "we will call you back".
                         let row = to_row(&cb);
@@ -356,18 +339,12 @@ impl Service {
                             }
                             Err(InsertError::Duplicate) => {
                                 self.scheduler.forget(&id);
-                                Err(refused(
-                                    "duplicate",
-                                    "a callback for this number is already pending in this queue",
-                                ))
+                                Err(CallbackRefusal::StoredElsewhere.into())
                             }
                             Err(InsertError::Other(e)) => {
                                 self.scheduler.forget(&id);
                                 tracing::error!(error = %e, "cannot store a callback request");
-                                Err(refused(
-                                    "store",
-                                    "the callback could not be stored; nothing was promised",
-                                ))
+                                Err(CallbackRefusal::Store.into())
                             }
                         }
                     }
@@ -380,10 +357,7 @@ impl Service {
                         self.persist(&[t]).await;
                         Ok(())
                     }
-                    Err(e @ ringback_callback::CallbackError::Unknown(_)) => {
-                        Err(refused("unknown", e))
-                    }
-                    Err(e) => Err(refused("conflict", e)),
+                    Err(e) => Err(e.into()),
                 };
                 let _ = reply.send(r);
             }
@@ -394,10 +368,7 @@ impl Service {
                         self.persist(&[t]).await;
                         Ok(())
                     }
-                    Err(e @ ringback_callback::CallbackError::Unknown(_)) => {
-                        Err(refused("unknown", e))
-                    }
-                    Err(e) => Err(refused("conflict", e)),
+                    Err(e) => Err(e.into()),
                 };
                 let _ = reply.send(r);
             }
@@ -552,79 +523,4 @@ impl CallbackHandle {
     pub fn lost(&self, id: &str) {
         let _ = self.tx.send(Cmd::Lost(id.into()));
     }
-}
-
-fn new_id() -> String {
-    let r: u64 = rand::random();
-    format!("cb{:x}{:08x}", Utc::now().timestamp_millis(), r as u32)
-}
-
-fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn to_row(cb: &Callback) -> CallbackRow {
-    CallbackRow {
-        id: cb.id.clone(),
-        queue: cb.queue.clone(),
-        number: cb.number.clone(),
-        state: cb.state.as_str().into(),
-        entered_at: ts(cb.entered_at),
-        created_at: ts(cb.created_at),
-        updated_at: ts(Utc::now()),
-        attempts: i64::from(cb.attempts),
-        next_attempt_at: cb.next_attempt_at.map(ts),
-        preferred_start: cb.preferred.map(|p| ts(p.0)),
-        preferred_end: cb.preferred.map(|p| ts(p.1)),
-        expires_at: ts(cb.expires_at),
-        context: cb.context.clone(),
-        origin: cb.origin.as_str().into(),
-        last_result: cb.last_result.as_ref().map(ToString::to_string),
-        // Not written by updates (see `Store::update_callback`); a new row
-        // starts unclaimed.
-        claimed_by: None,
-        lease_until: None,
-    }
-}
-
-fn from_row(r: &CallbackRow) -> Option<Callback> {
-    Some(Callback {
-        id: r.id.clone(),
-        queue: r.queue.clone(),
-        number: r.number.clone(),
-        state: CallbackState::parse(&r.state)?,
-        entered_at: parse_ts(&r.entered_at)?,
-        created_at: parse_ts(&r.created_at)?,
-        attempts: u32::try_from(r.attempts).ok()?,
-        next_attempt_at: r.next_attempt_at.as_deref().and_then(parse_ts),
-        preferred: match (r.preferred_start.as_deref(), r.preferred_end.as_deref()) {
-            (Some(a), Some(b)) => Some((parse_ts(a)?, parse_ts(b)?)),
-            _ => None,
-        },
-        expires_at: parse_ts(&r.expires_at)?,
-        context: r.context.clone(),
-        origin: Origin::parse(&r.origin).unwrap_or(Origin::Web),
-        last_result: r.last_result.as_deref().and_then(AttemptResult::parse),
-    })
-}
-
-fn event_row(t: &Transition, node: &str) -> CallbackEventRow {
-    CallbackEventRow {
-        callback_id: t.id.clone(),
-        at: ts(t.at),
-        from_state: t.from.as_str().into(),
-        to_state: t.to.as_str().into(),
-        reason: t.reason.clone(),
-        attempt: i64::from(t.attempt),
-        node: node.to_string(),
-    }
-}
-
-/// Parse an RFC 3339 time from an API body.
-pub fn parse_time(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::<chrono::FixedOffset>::from_str(s)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
 }

@@ -1,0 +1,219 @@
+//! Error responses: every error is `{"error": message, "code": code}` with
+//! a status, and the callback service's refusals map to statuses here, in
+//! one place.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ringback_callback::{CallbackError, Refusal};
+use serde_json::{json, Value};
+
+use crate::callbacks::CallbackRefusal;
+
+pub(super) fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    json_response(
+        status,
+        json!({ "error": message.into(), "code": default_code(status) }),
+    )
+}
+
+/// The machine-readable `code` of an error that has no more specific one.
+pub(super) fn default_code(status: StatusCode) -> &'static str {
+    match status {
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::UNAUTHORIZED => "unauthorized",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::UNPROCESSABLE_ENTITY => "invalid",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        _ => "error",
+    }
+}
+
+/// A request error: status and a message naming the offending field.
+pub(super) struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl ApiError {
+    pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        error(self.status, self.message)
+    }
+}
+
+impl CallbackRefusal {
+    /// The HTTP status of a refused callback request or command: the one
+    /// place refusals become statuses.
+    pub(super) fn status(&self) -> StatusCode {
+        match self {
+            CallbackRefusal::Request(r) => match r {
+                Refusal::Duplicate { .. } => StatusCode::CONFLICT,
+                Refusal::Denied { .. } | Refusal::NotAllowed => StatusCode::FORBIDDEN,
+                Refusal::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+                Refusal::QueueFull { .. } => StatusCode::SERVICE_UNAVAILABLE,
+                Refusal::InvalidNumber(_)
+                | Refusal::NoDialingTime { .. }
+                | Refusal::InvalidWindow(_)
+                | Refusal::IdInUse(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            },
+            CallbackRefusal::StoredElsewhere => StatusCode::CONFLICT,
+            CallbackRefusal::Store | CallbackRefusal::Unavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            CallbackRefusal::Command(e) => match e {
+                CallbackError::Unknown(_) => StatusCode::NOT_FOUND,
+                CallbackError::IllegalTransition { .. }
+                | CallbackError::NotHandedOut(_)
+                | CallbackError::OutsideWindow { .. }
+                | CallbackError::NoDialingTime { .. } => StatusCode::CONFLICT,
+            },
+        }
+    }
+}
+
+impl IntoResponse for CallbackRefusal {
+    fn into_response(self) -> Response {
+        json_response(
+            self.status(),
+            json!({ "error": self.to_string(), "code": self.code() }),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+    use ringback_callback::{CallbackState, RateLimit};
+
+    /// The mapping the API had when refusals were strings; statuses must
+    /// not change.
+    fn status_by_code(code: &str) -> StatusCode {
+        match code {
+            "duplicate" => StatusCode::CONFLICT,
+            "denied" | "not_allowed" => StatusCode::FORBIDDEN,
+            "rate_limited" => StatusCode::TOO_MANY_REQUESTS,
+            "queue_full" | "store" | "unavailable" => StatusCode::SERVICE_UNAVAILABLE,
+            "unknown" => StatusCode::NOT_FOUND,
+            "conflict" => StatusCode::CONFLICT,
+            _ => StatusCode::UNPROCESSABLE_ENTITY,
+        }
+    }
+
+    #[test]
+    fn every_refusal_keeps_its_status_and_code() {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let all: Vec<(CallbackRefusal, &str)> = vec![
+            (Refusal::InvalidNumber("x".into()).into(), "invalid_number"),
+            (
+                Refusal::Duplicate {
+                    existing_id: "cb1".into(),
+                }
+                .into(),
+                "duplicate",
+            ),
+            (
+                Refusal::Denied {
+                    pattern: "+900*".into(),
+                }
+                .into(),
+                "denied",
+            ),
+            (Refusal::NotAllowed.into(), "not_allowed"),
+            (
+                Refusal::RateLimited {
+                    limit: RateLimit::PerNumberPerDay,
+                    max: 3,
+                    until: t,
+                }
+                .into(),
+                "rate_limited",
+            ),
+            (
+                Refusal::QueueFull {
+                    queue: "sales".into(),
+                    max: 10,
+                }
+                .into(),
+                "queue_full",
+            ),
+            (
+                Refusal::NoDialingTime { expires_at: t }.into(),
+                "no_dialing_time",
+            ),
+            (
+                Refusal::InvalidWindow("over".into()).into(),
+                "invalid_window",
+            ),
+            (Refusal::IdInUse("cb1".into()).into(), "id_in_use"),
+            (CallbackRefusal::StoredElsewhere, "duplicate"),
+            (CallbackRefusal::Store, "store"),
+            (CallbackError::Unknown("cb1".into()).into(), "unknown"),
+            (
+                CallbackError::IllegalTransition {
+                    id: "cb1".into(),
+                    state: CallbackState::Completed,
+                    action: "cancel",
+                }
+                .into(),
+                "conflict",
+            ),
+            (CallbackError::NotHandedOut("cb1".into()).into(), "conflict"),
+            (
+                CallbackError::OutsideWindow {
+                    id: "cb1".into(),
+                    next: None,
+                }
+                .into(),
+                "conflict",
+            ),
+            (
+                CallbackError::NoDialingTime {
+                    id: "cb1".into(),
+                    expires_at: t,
+                }
+                .into(),
+                "conflict",
+            ),
+            (CallbackRefusal::Unavailable, "unavailable"),
+        ];
+        for (r, code) in all {
+            assert_eq!(r.code(), code, "{r:?}");
+            assert_eq!(r.status(), status_by_code(code), "{r:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_the_json_error_body() {
+        let r = CallbackRefusal::Request(Refusal::NotAllowed);
+        let message = r.to_string();
+        let resp = r.into_response();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v, json!({ "error": message, "code": "not_allowed" }));
+    }
+}

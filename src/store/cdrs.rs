@@ -1,0 +1,171 @@
+//! Call detail records: one row per call leg, written through the
+//! [`CdrWriter`](super::CdrWriter) and read back for the API and for
+//! agents' context.
+
+use chrono::{DateTime, Utc};
+
+use super::{ts, Store};
+
+/// A call detail record.
+#[derive(Debug, Clone, Default)]
+pub struct Cdr {
+    /// SIP Call-ID of the leg.
+    pub call_id: String,
+    /// `inbound` for callers; later issues add agent/callback legs.
+    pub leg: String,
+    /// Caller's number (From user).
+    pub caller: String,
+    /// Dialed number (Request-URI user).
+    pub dialed: String,
+    /// Dialplan name that handled the call.
+    pub dialplan: Option<String>,
+    /// Content hash of that dialplan's file.
+    pub dialplan_version: Option<String>,
+    /// INVITE received.
+    pub started_at: DateTime<Utc>,
+    /// 200 OK sent.
+    pub answered_at: Option<DateTime<Utc>>,
+    /// Hang-up.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Nodes visited, joined with ` > `.
+    pub path: String,
+    /// Digits entered, in order.
+    pub digits: String,
+    /// Dialplan variables as JSON.
+    pub vars: String,
+    /// How the call ended (`completed`, `abandoned`, `queued`, `transferred`, `rejected`, …).
+    pub disposition: String,
+    /// `caller`, `ringback`, or the reason the call ended without either side hanging up.
+    pub hangup_by: Option<String>,
+    /// Queue the call was placed in, if any.
+    pub queue: Option<String>,
+    /// Final SIP status for calls that were never answered.
+    pub sip_code: Option<i32>,
+}
+
+/// A call record as read back for the API.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct CdrRow {
+    /// SIP Call-ID.
+    pub call_id: String,
+    /// `inbound`, `agent`, `callback-agent`, `callback-customer`.
+    pub leg: String,
+    /// Caller.
+    pub caller: String,
+    /// Dialed number (or agent).
+    pub dialed: String,
+    /// Dialplan name.
+    pub dialplan: Option<String>,
+    /// Content hash of the dialplan version the call ran.
+    pub dialplan_version: Option<String>,
+    /// Start.
+    pub started_at: String,
+    /// Answer.
+    pub answered_at: Option<String>,
+    /// End.
+    pub ended_at: Option<String>,
+    /// Menu path.
+    pub path: String,
+    /// Digits.
+    pub digits: String,
+    /// Disposition.
+    pub disposition: String,
+    /// Who hung up.
+    pub hangup_by: Option<String>,
+    /// Queue.
+    pub queue: Option<String>,
+    /// Dialplan variables, and for legs the call they belong to
+    /// (`inbound_call_id`, `callback_id`), as a JSON object text.
+    pub vars: String,
+    /// Final SIP status of a call or leg that was never answered.
+    pub sip_code: Option<i32>,
+}
+
+impl Store {
+    /// Calls from `caller` that started after `since` (repeat-caller context
+    /// for agents).
+    pub async fn count_calls_since(
+        &self,
+        caller: &str,
+        since: DateTime<Utc>,
+    ) -> anyhow::Result<i64> {
+        let sql =
+            "SELECT COUNT(*) FROM calls WHERE caller = $1 AND started_at >= $2 AND leg = 'inbound'";
+        let n: i64 = on_pool!(self, |p| sqlx::query_scalar(sql)
+            .bind(caller)
+            .bind(ts(since))
+            .fetch_one(p)
+            .await?);
+        Ok(n)
+    }
+
+    /// The most recent call records (newest first).
+    pub async fn recent_cdrs(&self, limit: i64) -> anyhow::Result<Vec<CdrRow>> {
+        let sql = "SELECT call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, answered_at, \
+                   ended_at, path, digits, disposition, hangup_by, queue, vars, sip_code \
+                   FROM calls ORDER BY id DESC LIMIT $1";
+        let rows = on_pool!(self, |p| sqlx::query_as::<_, CdrRow>(sql)
+            .bind(limit)
+            .fetch_all(p)
+            .await?);
+        Ok(rows)
+    }
+
+    /// Share of today's inbound calls whose caller also called in the
+    /// previous 7 days (a dissatisfaction signal: they had to call again).
+    pub async fn repeat_call_rate(&self, day_start: DateTime<Utc>) -> anyhow::Result<Option<f64>> {
+        let week = ts(day_start - chrono::Duration::days(7));
+        let day = ts(day_start);
+        let total = "SELECT COUNT(*) FROM calls WHERE leg = 'inbound' AND started_at >= $1";
+        let repeat = "SELECT COUNT(*) FROM calls c WHERE c.leg = 'inbound' AND c.started_at >= $1 AND EXISTS \
+                      (SELECT 1 FROM calls p WHERE p.leg = 'inbound' AND p.caller = c.caller \
+                       AND p.started_at < c.started_at AND p.started_at >= $2)";
+        let (t, r): (i64, i64) = on_pool!(self, |p| (
+            sqlx::query_scalar(total).bind(&day).fetch_one(p).await?,
+            sqlx::query_scalar(repeat)
+                .bind(&day)
+                .bind(&week)
+                .fetch_one(p)
+                .await?
+        ));
+        Ok((t > 0).then(|| (r as f64 * 1000.0 / t as f64).round() / 10.0))
+    }
+
+    /// Insert or complete CDRs in one transaction.
+    pub(super) async fn write_cdrs(&self, batch: &[Cdr]) -> anyhow::Result<()> {
+        let sql = "INSERT INTO calls (call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
+                   answered_at, ended_at, path, digits, vars, disposition, hangup_by, queue, sip_code) \
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) \
+                   ON CONFLICT (call_id, leg) DO UPDATE SET dialplan = excluded.dialplan, \
+                   dialplan_version = excluded.dialplan_version, answered_at = excluded.answered_at, \
+                   ended_at = excluded.ended_at, path = excluded.path, digits = excluded.digits, \
+                   vars = excluded.vars, disposition = excluded.disposition, hangup_by = excluded.hangup_by, \
+                   queue = excluded.queue, sip_code = excluded.sip_code";
+        on_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            for c in batch {
+                sqlx::query(sql)
+                    .bind(&c.call_id)
+                    .bind(&c.leg)
+                    .bind(&c.caller)
+                    .bind(&c.dialed)
+                    .bind(&c.dialplan)
+                    .bind(&c.dialplan_version)
+                    .bind(ts(c.started_at))
+                    .bind(c.answered_at.map(ts))
+                    .bind(c.ended_at.map(ts))
+                    .bind(&c.path)
+                    .bind(&c.digits)
+                    .bind(&c.vars)
+                    .bind(&c.disposition)
+                    .bind(&c.hangup_by)
+                    .bind(&c.queue)
+                    .bind(c.sip_code)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}

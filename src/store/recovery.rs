@@ -1,0 +1,444 @@
+//! Start-up recovery: closing the calls, queue entries, agent legs and
+//! agent sessions that a killed process left open.
+
+use chrono::{DateTime, Utc};
+
+use super::{parse_ts, ts, Store};
+
+/// What [`Store::recover_after_restart`] closed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// Callers left waiting or talking in the queue log (now `INTERRUPTED`).
+    pub queue_calls: u64,
+    /// Talking agent legs given a call record from the queue log.
+    pub agent_legs: u64,
+    /// Agent sessions logged off in the queue log.
+    pub agent_sessions: u64,
+    /// Agents whose stored state was moved to `logged-out`.
+    pub agent_states: u64,
+}
+
+/// Reason stored for states and legs closed at start-up.
+const RESTART_REASON: &str = "restart: the previous process ended without closing it";
+
+/// A queue-log call whose last event left it waiting or talking.
+#[derive(Debug, sqlx::FromRow)]
+struct DanglingCall {
+    call_id: String,
+    queue: Option<String>,
+    agent: Option<String>,
+    event: String,
+    at: String,
+    data: String,
+    enter_data: Option<String>,
+}
+
+/// What a recovered agent leg copies from its caller's record.
+#[derive(Debug, Default, sqlx::FromRow)]
+struct InboundRow {
+    caller: String,
+    dialplan: Option<String>,
+    dialplan_version: Option<String>,
+    path: String,
+    digits: String,
+}
+
+/// Write the call record of an agent leg that was talking when the process
+/// died (see [`Store::recover_after_restart`]). False if it already has one.
+async fn insert_recovered_leg(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    d: &DanglingCall,
+    agent: &str,
+    now: DateTime<Utc>,
+) -> anyhow::Result<bool> {
+    // `cb-<callback id>-<suffix>` is a callback attempt; anything else is a
+    // caller's SIP Call-ID.
+    let callback_id = d
+        .call_id
+        .strip_prefix("cb-")
+        .and_then(|rest| rest.rsplit_once('-'))
+        .map(|(id, _)| id.to_string());
+    let (leg, key, link) = match &callback_id {
+        Some(id) => ("callback-agent", "callback_id", id.clone()),
+        None => ("agent", "inbound_call_id", d.call_id.clone()),
+    };
+    let link_json = serde_json::to_string(&link)?;
+    // A record written by the call itself (if it ever writes one while
+    // talking) wins over this reconstruction.
+    let exists: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM calls WHERE leg = $1 AND dialed = $2 AND answered_at IS NOT NULL \
+         AND instr(vars, $3) > 0",
+    )
+    .bind(leg)
+    .bind(agent)
+    .bind(&link_json)
+    .fetch_one(&mut **tx)
+    .await?;
+    if exists > 0 {
+        return Ok(false);
+    }
+    let answered = parse_ts(&d.at).unwrap_or(now);
+    // CONNECT data: holdtime||ringtime|waited.
+    let ring_secs: i64 = d
+        .data
+        .split('|')
+        .nth(2)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let started = answered - chrono::Duration::seconds(ring_secs);
+    // ENTERQUEUE data: |caller|position.
+    let entered_caller = d
+        .enter_data
+        .as_deref()
+        .and_then(|e| e.split('|').nth(1))
+        .unwrap_or_default()
+        .to_string();
+    // The caller's own record knows the dialplan; callback attempts have none.
+    let inbound: Option<InboundRow> = if callback_id.is_none() {
+        sqlx::query_as(
+            "SELECT caller, dialplan, dialplan_version, path, digits FROM calls \
+             WHERE call_id = $1 AND leg = 'inbound'",
+        )
+        .bind(&d.call_id)
+        .fetch_optional(&mut **tx)
+        .await?
+    } else {
+        None
+    };
+    let InboundRow {
+        caller,
+        dialplan,
+        dialplan_version: version,
+        path,
+        digits,
+    } = inbound.unwrap_or(InboundRow {
+        caller: entered_caller,
+        ..InboundRow::default()
+    });
+    let vars = serde_json::json!({ key: link, "recovered_from": "queue_log" }).to_string();
+    let n = sqlx::query(
+        "INSERT INTO calls (call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
+         answered_at, ended_at, path, digits, vars, disposition, hangup_by, queue) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,'interrupted','restart',$13) \
+         ON CONFLICT (call_id, leg) DO NOTHING",
+    )
+    .bind(&d.call_id)
+    .bind(leg)
+    .bind(&caller)
+    .bind(agent)
+    .bind(&dialplan)
+    .bind(&version)
+    .bind(ts(started))
+    .bind(ts(answered))
+    .bind(ts(now))
+    .bind(&path)
+    .bind(&digits)
+    .bind(&vars)
+    .bind(&d.queue)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+impl Store {
+    /// Close calls that a previous process left open (it crashed or was
+    /// killed): they end now with disposition `interrupted`.
+    pub async fn close_orphaned_calls(&self) -> anyhow::Result<u64> {
+        let now = ts(Utc::now());
+        let sql =
+            "UPDATE calls SET ended_at = $1, disposition = 'interrupted', hangup_by = 'restart' \
+                   WHERE disposition = 'in_progress'";
+        let n = on_pool!(self, |p| sqlx::query(sql)
+            .bind(&now)
+            .execute(p)
+            .await?
+            .rows_affected());
+        Ok(n)
+    }
+
+    /// Start-up recovery of what a killed process left open in the queue
+    /// log and the agent history, in one transaction (a crash during
+    /// recovery simply repeats it at the next start):
+    ///
+    /// - a caller whose last queue event is `ENTERQUEUE` (waiting) or
+    ///   `CONNECT` (talking) gets an `INTERRUPTED` event (data
+    ///   `restart|waiting` or `restart|connected`), and its call record,
+    ///   closed by [`Store::close_orphaned_calls`], gets the queue;
+    /// - an agent leg that was talking (`CONNECT` without `COMPLETE*`) has no
+    ///   call record yet (legs are written when they end), so one is written
+    ///   from the queue log: leg `agent` (or `callback-agent`), the queue
+    ///   log's call id, answered at the `CONNECT`, disposition
+    ///   `interrupted`, `hangup_by = 'restart'`, `vars.recovered_from =
+    ///   "queue_log"`;
+    /// - an agent session without `AGENTLOGOFF` is logged off;
+    /// - an agent whose last `agent_events` state is not `logged-out` gets a
+    ///   `… → logged-out` row (reason `restart`): agents start logged out
+    ///   and log in again when their phones register with the new process;
+    /// - finally a `QUEUESTART` marker (as Asterisk writes at start) bounds
+    ///   the next recovery to what the new process logs.
+    ///
+    /// Only for SQLite, which one node owns. PostgreSQL may be shared by
+    /// live nodes whose calls and agents must not be touched; there only
+    /// the marker is written.
+    pub async fn recover_after_restart(&self) -> anyhow::Result<Recovery> {
+        let now = Utc::now();
+        let now_s = ts(now);
+        let marker = "INSERT INTO queue_log (at, queue, call_id, agent, event, data) \
+                      VALUES ($1, NULL, NULL, NULL, 'QUEUESTART', '')";
+        let p = match self {
+            Store::Sqlite(p) => p,
+            Store::Postgres(p) => {
+                sqlx::query(marker).bind(&now_s).execute(p).await?;
+                return Ok(Recovery::default());
+            }
+        };
+        let mut rec = Recovery::default();
+        let mut tx = p.begin().await?;
+        let since: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(MAX(id), 0) FROM queue_log WHERE event = 'QUEUESTART'",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+
+        // Callers left waiting or talking.
+        let dangling: Vec<DanglingCall> = sqlx::query_as(
+            "SELECT q.call_id, q.queue, q.agent, q.event, q.at, q.data, \
+             (SELECT e.data FROM queue_log e WHERE e.call_id = q.call_id AND e.event = 'ENTERQUEUE' \
+              AND e.id > $1 ORDER BY e.id DESC LIMIT 1) AS enter_data \
+             FROM queue_log q WHERE q.id IN (SELECT MAX(id) FROM queue_log WHERE id > $1 \
+             AND call_id IS NOT NULL AND event IN ('ENTERQUEUE','CONNECT','ABANDON','EXITWITHTIMEOUT', \
+             'EXITEMPTY','EXITWITHKEY','COMPLETECALLER','COMPLETEAGENT','TRANSFER','INTERRUPTED') \
+             GROUP BY call_id) AND q.event IN ('ENTERQUEUE','CONNECT') ORDER BY q.id",
+        )
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+        // Set-based, not per caller: with 10,000 callbacks waiting in a
+        // queue there are 10,000 dangling callers, and two statements per
+        // caller took most of a second.
+        let first_new: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM queue_log")
+            .fetch_one(&mut *tx)
+            .await?;
+        // SQLite allows 32,766 bound parameters; 5 per row.
+        for chunk in dangling.chunks(1000) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO queue_log (at, queue, call_id, agent, event, data) ",
+            );
+            q.push_values(chunk, |mut b, d| {
+                b.push_bind(&now_s)
+                    .push_bind(&d.queue)
+                    .push_bind(&d.call_id)
+                    .push_bind(&d.agent)
+                    .push("'INTERRUPTED'")
+                    .push_bind(if d.event == "CONNECT" {
+                        "restart|connected"
+                    } else {
+                        "restart|waiting"
+                    });
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        rec.queue_calls = dangling.len() as u64;
+        // The callers' records were written at answer, before any queue.
+        if !dangling.is_empty() {
+            sqlx::query(
+                "UPDATE calls SET queue = (SELECT q.queue FROM queue_log q WHERE q.call_id = calls.call_id \
+                 AND q.event = 'INTERRUPTED' AND q.id > $1 ORDER BY q.id DESC LIMIT 1) \
+                 WHERE leg = 'inbound' AND queue IS NULL AND disposition = 'interrupted' \
+                 AND call_id IN (SELECT call_id FROM queue_log WHERE event = 'INTERRUPTED' AND id > $1 \
+                 AND queue IS NOT NULL)",
+            )
+            .bind(first_new)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for d in dangling.iter().filter(|d| d.event == "CONNECT") {
+            if let Some(agent) = d.agent.as_deref() {
+                if insert_recovered_leg(&mut tx, d, agent, now).await? {
+                    rec.agent_legs += 1;
+                }
+            }
+        }
+
+        // Agent sessions in the queue log.
+        let sessions: Vec<(String, String)> = sqlx::query_as(
+            "SELECT agent, at FROM queue_log WHERE id IN (SELECT MAX(id) FROM queue_log \
+             WHERE id > $1 AND agent IS NOT NULL AND event IN ('AGENTLOGIN','AGENTLOGOFF') \
+             GROUP BY agent) AND event = 'AGENTLOGIN' ORDER BY id",
+        )
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?;
+        for (agent, at) in &sessions {
+            let session = parse_ts(at).map_or(0, |t| (now - t).num_seconds().max(0));
+            sqlx::query(
+                "INSERT INTO queue_log (at, queue, call_id, agent, event, data) \
+                 VALUES ($1, NULL, NULL, $2, 'AGENTLOGOFF', $3)",
+            )
+            .bind(&now_s)
+            .bind(agent)
+            .bind(format!("|{session}"))
+            .execute(&mut *tx)
+            .await?;
+            rec.agent_sessions += 1;
+        }
+
+        // Agent state history.
+        let states: Vec<(String, String)> = sqlx::query_as(
+            "SELECT agent, to_state FROM agent_events WHERE id IN \
+             (SELECT MAX(id) FROM agent_events GROUP BY agent) AND to_state <> 'logged-out' ORDER BY id",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
+        for (agent, state) in &states {
+            sqlx::query(
+                "INSERT INTO agent_events (agent, at, from_state, to_state, reason) \
+                 VALUES ($1, $2, $3, 'logged-out', $4)",
+            )
+            .bind(agent)
+            .bind(&now_s)
+            .bind(state)
+            .bind(RESTART_REASON)
+            .execute(&mut *tx)
+            .await?;
+            rec.agent_states += 1;
+        }
+
+        sqlx::query(marker).bind(&now_s).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{AgentEvent, QueueLogRow};
+
+    async fn rows(s: &Store, sql: &str) -> Vec<(String, String)> {
+        let Store::Sqlite(p) = s else { unreachable!() };
+        sqlx::query_as(sqlx::AssertSqlSafe(sql.to_string()))
+            .fetch_all(p)
+            .await
+            .expect("query")
+    }
+
+    fn ql(
+        at: DateTime<Utc>,
+        queue: &str,
+        call: &str,
+        agent: Option<&str>,
+        ev: &str,
+        data: &str,
+    ) -> QueueLogRow {
+        QueueLogRow {
+            at,
+            queue: Some(queue.into()),
+            call_id: Some(call.into()),
+            agent: agent.map(Into::into),
+            event: ev.into(),
+            data: data.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn restart_recovery_closes_what_a_killed_process_left_open_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        let t = Utc::now() - chrono::Duration::seconds(60);
+        let agent = |who: &str, from: &str, to: &str| AgentEvent {
+            agent: who.into(),
+            at: t,
+            from_state: from.into(),
+            to_state: to.into(),
+            reason: String::new(),
+        };
+        let login = |who: &str| QueueLogRow {
+            at: t,
+            queue: None,
+            call_id: None,
+            agent: Some(who.into()),
+            event: "AGENTLOGIN".into(),
+            data: String::new(),
+        };
+        store
+            .record_logs(
+                &[
+                    agent("alice", "logged-out", "available"),
+                    agent("alice", "available", "on-call"),
+                    agent("bob", "logged-out", "available"),
+                    agent("bob", "available", "logged-out"),
+                ],
+                &[
+                    login("alice"),
+                    ql(t, "q", "done", None, "ENTERQUEUE", "|+1555|1"),
+                    ql(t, "q", "done", Some("alice"), "CONNECT", "1||2|1"),
+                    ql(t, "q", "done", Some("alice"), "COMPLETECALLER", "1|9"),
+                    ql(t, "q", "talking", None, "ENTERQUEUE", "|+1666|1"),
+                    ql(
+                        t,
+                        "q",
+                        "talking",
+                        Some("alice"),
+                        "RINGNOANSWER",
+                        "3|no_answer",
+                    ),
+                    ql(t, "q", "talking", Some("alice"), "CONNECT", "4||2|4"),
+                    ql(t, "q", "cb-cbX1-0a0b", None, "ENTERQUEUE", "|+1777|2"),
+                ],
+            )
+            .await
+            .expect("log");
+        let rec = store.recover_after_restart().await.expect("recover");
+        assert_eq!(
+            rec,
+            Recovery {
+                queue_calls: 2,
+                agent_legs: 1,
+                agent_sessions: 1,
+                agent_states: 1,
+            }
+        );
+        let legs = rows(
+            &store,
+            "SELECT call_id, disposition FROM calls WHERE leg = 'agent'",
+        )
+        .await;
+        assert_eq!(
+            legs,
+            vec![("talking".to_string(), "interrupted".to_string())]
+        );
+        let closed = rows(
+            &store,
+            "SELECT call_id, data FROM queue_log WHERE event = 'INTERRUPTED' ORDER BY id",
+        )
+        .await;
+        assert_eq!(
+            closed,
+            vec![
+                ("talking".into(), "restart|connected".into()),
+                ("cb-cbX1-0a0b".into(), "restart|waiting".into())
+            ]
+        );
+        let last = rows(
+            &store,
+            "SELECT agent, to_state FROM agent_events WHERE id IN \
+             (SELECT MAX(id) FROM agent_events GROUP BY agent) ORDER BY agent",
+        )
+        .await;
+        assert_eq!(
+            last,
+            vec![
+                ("alice".into(), "logged-out".into()),
+                ("bob".into(), "logged-out".into())
+            ]
+        );
+        // A second start finds nothing left to close.
+        assert_eq!(
+            store.recover_after_restart().await.expect("again"),
+            Recovery::default()
+        );
+    }
+}

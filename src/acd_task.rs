@@ -3,16 +3,20 @@
 //! outputs to call tasks and the store.
 //!
 //! Every routing decision is made in the sans-IO engine; this task only
-//! knows where each call task and each agent's phone can be reached.
+//! knows where each call task and each agent's phone can be reached. It
+//! drives the engine like every core ([`ringback_sansio::Core`]): both
+//! clocks are read once per event ([`Now::system`]), the event goes to
+//! `handle` (or `handle_timeout` when `poll_timeout` passes), and what the
+//! engine queued is drained and carried out at once.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use chrono::Utc;
 use ringback_acd::{
-    Acd, AgentConfig, AgentId, AgentSnapshot, CallId, Input, OfferFailure, Output, QueueConfig,
-    QueueSnapshot, StickyConfig,
+    Acd, AcdError, AgentConfig, AgentId, AgentSnapshot, CallId, Input, OfferFailure, Output,
+    QueueConfig, QueueSnapshot, StickyConfig,
 };
+use ringback_sansio::{Core, Now};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
@@ -193,7 +197,6 @@ pub fn spawn(cfg: &Config, store: Store) -> anyhow::Result<AcdHandle> {
         calls: HashMap::new(),
         bindings: HashMap::new(),
         auto_login,
-        epoch: (Instant::now(), Utc::now()),
     };
     tokio::spawn(task.run(rx));
     Ok(AcdHandle { tx })
@@ -242,14 +245,11 @@ struct AcdTask {
     calls: HashMap<String, UnboundedSender<QueueNotice>>,
     bindings: HashMap<String, Binding>,
     auto_login: std::collections::HashSet<String>,
-    /// Maps engine instants to wall-clock time for the store.
-    epoch: (Instant, chrono::DateTime<Utc>),
 }
 
 impl AcdTask {
     async fn run(mut self, mut rx: UnboundedReceiver<AcdCmd>) {
-        let mut midnight =
-            tokio::time::Instant::now() + until_next_midnight(chrono::Local::now().naive_local());
+        let mut midnight = next_midnight(Now::system());
         loop {
             let deadline = self.acd.poll_timeout();
             let sleep = async {
@@ -260,36 +260,35 @@ impl AcdTask {
             };
             tokio::select! {
                 cmd = rx.recv() => match cmd {
-                    Some(cmd) => self.on_cmd(cmd),
+                    Some(cmd) => self.on_cmd(cmd, Now::system()),
                     None => return,
                 },
                 _ = sleep => {
-                    let out = self.acd.handle_timeout(Instant::now());
-                    self.dispatch(out);
+                    let now = Now::system();
+                    self.acd.handle_timeout(now);
+                    // Only an input can be refused.
+                    let _ = self.drain(now);
                 }
                 // "Calls today" (fewest-calls routing) start again at local
                 // midnight, and sticky history past every window is dropped.
                 _ = tokio::time::sleep_until(midnight) => {
+                    let now = Now::system();
                     tracing::info!("midnight: daily ACD counters reset");
-                    let _ = self.feed(Input::ResetDailyCounters);
-                    midnight = tokio::time::Instant::now()
-                        + until_next_midnight(chrono::Local::now().naive_local());
+                    let _ = self.feed(Input::ResetDailyCounters, now);
+                    midnight = next_midnight(now);
                 }
             }
         }
     }
 
-    fn feed(&mut self, input: Input) -> Result<(), String> {
-        match self.acd.handle(input, Instant::now()) {
-            Ok(out) => {
-                self.dispatch(out);
-                Ok(())
-            }
-            Err(e) => Err(e.to_string()),
-        }
+    /// Hands one input to the engine at `now` and carries out what it
+    /// queued. `Err` when the engine refused it ([`Output::Refused`]).
+    fn feed(&mut self, input: Input, now: Now) -> Result<(), AcdError> {
+        self.acd.handle(input, now);
+        self.drain(now)
     }
 
-    fn on_cmd(&mut self, cmd: AcdCmd) {
+    fn on_cmd(&mut self, cmd: AcdCmd, now: Now) {
         match cmd {
             AcdCmd::Input { input, notify } => {
                 if let (Input::Enqueue(w), Some(tx)) = (&input, notify) {
@@ -306,7 +305,7 @@ impl AcdTask {
                     Input::OfferAnswered { call, agent } => Some((call.clone(), agent.clone())),
                     _ => None,
                 };
-                if let Err(e) = self.feed(input) {
+                if let Err(e) = self.feed(input, now) {
                     tracing::debug!(error = %e, "ACD input refused");
                     // An answer for an offer the engine already withdrew:
                     // that agent leg must be hung up, never left open.
@@ -333,16 +332,16 @@ impl AcdTask {
                         self.bindings.remove(&r.agent);
                     }
                 }
-                let _ = self.feed(Input::AgentReachable(
-                    AgentId::from(r.agent.as_str()),
-                    reachable,
-                ));
+                let _ = self.feed(
+                    Input::AgentReachable(AgentId::from(r.agent.as_str()), reachable),
+                    now,
+                );
                 let logged_out = self
                     .acd
                     .agent_state(&r.agent)
                     .is_some_and(|s| s.name() == "logged-out");
                 if reachable && logged_out && self.auto_login.contains(&r.agent) {
-                    let _ = self.feed(Input::AgentLogin(AgentId::from(r.agent.as_str())));
+                    let _ = self.feed(Input::AgentLogin(AgentId::from(r.agent.as_str())), now);
                 }
             }
             AcdCmd::Position { call, reply } => {
@@ -351,7 +350,6 @@ impl AcdTask {
                 let _ = reply.send(pos.map(|p| (p, ewt.unwrap_or_default())));
             }
             AcdCmd::Snapshot { reply } => {
-                let now = Instant::now();
                 let agents = self
                     .acd
                     .agent_ids()
@@ -380,22 +378,14 @@ impl AcdTask {
                         reason: "feature code *13".into(),
                     }
                 };
-                if let Err(e) = self.feed(input) {
+                if let Err(e) = self.feed(input, now) {
                     tracing::info!(%agent, error = %e, "*13 refused");
                 }
             }
             AcdCmd::Command { input, reply } => {
-                let r = self.feed(input);
+                let r = self.feed(input, now).map_err(|e| e.to_string());
                 let _ = reply.send(r);
             }
-        }
-    }
-
-    fn wall(&self, at: Instant) -> chrono::DateTime<Utc> {
-        let (i0, w0) = self.epoch;
-        match at.checked_duration_since(i0) {
-            Some(d) => w0 + chrono::Duration::from_std(d).unwrap_or_default(),
-            None => w0,
         }
     }
 
@@ -412,9 +402,13 @@ impl AcdTask {
         }
     }
 
-    fn dispatch(&mut self, outputs: Vec<Output>) {
+    /// Carries out everything the engine queued, in order. Returns the
+    /// refusal of the input just handled, if it was refused (then that is
+    /// all it queued).
+    fn drain(&mut self, now: Now) -> Result<(), AcdError> {
+        let mut refused = Ok(());
         let mut follow_up = Vec::new();
-        for out in outputs {
+        while let Some(out) = self.acd.poll_output() {
             match out {
                 Output::Offer { call, agent, .. } => {
                     match self.bindings.get(agent.as_str()).cloned() {
@@ -469,7 +463,7 @@ impl AcdTask {
                     tracing::info!(agent = %sc.agent, from = sc.from.name(), to = sc.to.name(), "agent state");
                     let row = AgentEvent {
                         agent: sc.agent.as_str().to_string(),
-                        at: self.wall(sc.at),
+                        at: sc.at.wall,
                         from_state: sc.from.name().to_string(),
                         to_state: sc.to.name().to_string(),
                         reason: sc.reason.to_string(),
@@ -478,7 +472,7 @@ impl AcdTask {
                 }
                 Output::QueueLog(ev) => {
                     let row = QueueLogRow {
-                        at: self.wall(ev.at),
+                        at: ev.at.wall,
                         queue: ev.queue.map(|q| q.as_str().to_string()),
                         call_id: ev.call.map(|c| c.as_str().to_string()),
                         agent: ev.agent.map(|a| a.as_str().to_string()),
@@ -487,11 +481,13 @@ impl AcdTask {
                     };
                     let _ = self.log.send(LogRow::Queue(row));
                 }
+                Output::Refused(e) => refused = Err(e),
             }
         }
         for input in follow_up {
-            let _ = self.feed(input);
+            let _ = self.feed(input, now);
         }
+        refused
     }
 }
 
@@ -510,7 +506,6 @@ mod tests {
             calls: HashMap::new(),
             bindings: HashMap::new(),
             auto_login: Default::default(),
-            epoch: (Instant::now(), Utc::now()),
         };
         (task, log_rx)
     }
@@ -521,19 +516,34 @@ mod tests {
         for i in 0..100 {
             let id = format!("call-{i}");
             let (tx, _rx) = mpsc::unbounded_channel();
-            let w =
-                ringback_acd::WaitingCall::new(id.as_str(), "support", "+15550100", Instant::now());
-            t.on_cmd(AcdCmd::Input {
-                input: Input::Enqueue(w),
-                notify: Some(tx),
-            });
-            t.on_cmd(AcdCmd::Input {
-                input: Input::Abandon(CallId::from(id.as_str())),
-                notify: None,
-            });
+            let now = Now::system();
+            let w = ringback_acd::WaitingCall::new(id.as_str(), "support", "+15550100", now.mono);
+            t.on_cmd(
+                AcdCmd::Input {
+                    input: Input::Enqueue(w),
+                    notify: Some(tx),
+                },
+                now,
+            );
+            t.on_cmd(
+                AcdCmd::Input {
+                    input: Input::Abandon(CallId::from(id.as_str())),
+                    notify: None,
+                },
+                now,
+            );
         }
         assert!(t.calls.is_empty(), "{} subscriptions left", t.calls.len());
     }
+}
+
+/// When the timer for the next local midnight fires: the wall clock decides
+/// the day (in the local time zone, which only the shell knows), and the
+/// distance to its end is slept on the monotonic clock, both from the one
+/// `now`.
+fn next_midnight(now: Now) -> tokio::time::Instant {
+    let local = now.wall.with_timezone(&chrono::Local).naive_local();
+    tokio::time::Instant::from_std(now.mono) + until_next_midnight(local)
 }
 
 /// Time from `now` (local wall time) to the next local midnight, at least

@@ -8,66 +8,15 @@ use std::time::{Duration, Instant};
 use ringback_media::prompt;
 
 use crate::call::{CallDeps, CallPlacer};
+use crate::callback_attempt::{AttemptDeps, AttemptPlacer};
+use crate::callbacks::CallbackDeps;
 use crate::config::Config;
 use crate::endpoint::{self, EndpointCmd, EndpointDeps};
 use crate::media::MediaEngine;
 use crate::metrics;
-use crate::outbound::{LegDeps, LegSource};
-use crate::snapshot::{load_snapshot_cached, Dialplans, ReloadCache, ReloadReport, Snapshot};
+use crate::outbound::LegDeps;
+use crate::snapshot::{load_snapshot_cached, Dialplans, ReloadCache};
 use crate::store::{CdrWriter, Store};
-
-/// The services the callback attempts and the API still share (being
-/// narrowed: calls and the endpoint already get their own handles).
-pub struct ServerCtx {
-    /// Configuration (fixed for the process lifetime).
-    pub config: Arc<Config>,
-    /// RTP ports and media clocks.
-    pub media: Arc<MediaEngine>,
-    /// The store.
-    pub store: Store,
-    /// Background CDR writer.
-    pub cdr: CdrWriter,
-    /// The ACD (agents and queues).
-    pub acd: crate::acd_task::AcdHandle,
-    /// The callback service.
-    pub callbacks: crate::callbacks::CallbackHandle,
-    /// Live call contexts and today's counters.
-    pub live: Arc<crate::live::Live>,
-    /// The SIP endpoint (set once it runs; tasks that place calls need it).
-    pub endpoint: std::sync::OnceLock<crate::endpoint::EndpointHandle>,
-    /// What placing a leg needs.
-    pub legs: LegDeps,
-    /// The dialplans and prompts in force, and their reload.
-    pub dialplans: Arc<Dialplans>,
-}
-
-impl LegSource for ServerCtx {
-    fn legs(&self) -> &LegDeps {
-        &self.legs
-    }
-}
-
-impl ServerCtx {
-    /// The snapshot new calls start with.
-    pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.dialplans.current()
-    }
-
-    /// Reload dialplans and prompts (see [`Dialplans::reload`]).
-    pub async fn reload(&self, why: &str) -> Result<ReloadReport, Vec<String>> {
-        self.dialplans.reload(why).await
-    }
-
-    /// The callback policy of a queue (its own, or the defaults).
-    pub fn callback_policy(&self, queue: &str) -> ringback_callback::Policy {
-        self.config
-            .queues
-            .get(queue)
-            .and_then(|q| q.callback.clone())
-            .unwrap_or_default()
-    }
-
-}
 
 /// Run the server until SIGINT/SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -128,8 +77,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let media = Arc::new(media);
     let acd = crate::acd_task::spawn(&config, store.clone())?;
-    let ctx_cell = Arc::new(tokio::sync::OnceCell::new());
-    let callbacks = crate::callbacks::spawn(Arc::clone(&ctx_cell), &config, store.clone()).await?;
+    let live = Arc::new(crate::live::Live::default());
     let plans = snap.plans.len();
     let prompts = snap.prompts.names().count();
     let dialplans = Arc::new(Dialplans::new(
@@ -142,9 +90,29 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         config: Arc::clone(&config),
         media: Arc::clone(&media),
     };
-    let live = Arc::new(crate::live::Live::default());
-    let calls = CallPlacer::new(CallDeps {
+    // Every task gets the handles it uses and nothing else; the endpoint's
+    // handle exists before its task, so nothing waits for a second phase.
+    let attempts = AttemptPlacer::new(AttemptDeps {
         legs: legs.clone(),
+        store: store.clone(),
+        cdr: cdr.clone(),
+        acd: acd.clone(),
+        live: Arc::clone(&live),
+        dialplans: Arc::clone(&dialplans),
+        endpoint: ep.clone(),
+    });
+    let callbacks = crate::callbacks::spawn(
+        CallbackDeps {
+            acd: acd.clone(),
+            live: Arc::clone(&live),
+            attempts: Arc::new(attempts),
+        },
+        &config,
+        store.clone(),
+    )
+    .await?;
+    let calls = CallPlacer::new(CallDeps {
+        legs,
         store: store.clone(),
         cdr: cdr.clone(),
         acd: acd.clone(),
@@ -154,24 +122,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         queue_settings: Arc::new(crate::call::queue_settings(&config)),
         fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
     });
-    let ctx = Arc::new(ServerCtx {
-        config: Arc::clone(&config),
-        media: Arc::clone(&media),
-        store,
-        cdr,
-        acd: acd.clone(),
-        callbacks,
-        live,
-        endpoint: std::sync::OnceLock::new(),
-        legs,
-        dialplans,
-    });
-    let _ = ctx.endpoint.set(ep.clone());
     let _ep_task = endpoint::spawn(
         EndpointDeps {
             config: Arc::clone(&config),
-            acd,
-            media,
+            acd: acd.clone(),
+            media: Arc::clone(&media),
             calls: Arc::new(calls),
         },
         udp,
@@ -179,38 +134,37 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ep.clone(),
         ep_inbox,
     )?;
-    let _ = ctx_cell.set(Arc::clone(&ctx));
     crate::trunk_registration::spawn(&config, ep.clone());
-    let api_addr = if ctx.config.api.enabled {
-        let listener = tokio::net::TcpListener::bind(ctx.config.api.listen)
+    let api_addr = if config.api.enabled {
+        let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", ctx.config.api.listen))?;
+            .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.api.listen))?;
         let addr = listener.local_addr()?;
         tokio::spawn(crate::api::serve(
             listener,
             Arc::new(crate::api::ApiState {
-                config: Arc::clone(&ctx.config),
-                store: ctx.store.clone(),
-                acd: ctx.acd.clone(),
-                callbacks: ctx.callbacks.clone(),
-                live: Arc::clone(&ctx.live),
-                dialplans: Arc::clone(&ctx.dialplans),
-                media: Arc::clone(&ctx.media),
+                config: Arc::clone(&config),
+                store: store.clone(),
+                acd: acd.clone(),
+                callbacks,
+                live,
+                dialplans: Arc::clone(&dialplans),
+                media,
             }),
         ));
         addr.to_string()
     } else {
         "off".to_string()
     };
-    spawn_reload_triggers(Arc::clone(&ctx))?;
-    let transports = if ctx.config.sip.tcp { "udp+tcp" } else { "udp" };
+    spawn_reload_triggers(&config, Arc::clone(&dialplans))?;
+    let transports = if config.sip.tcp { "udp+tcp" } else { "udp" };
     // The first line on stdout is machine-readable for scripts and tests.
     println!(
         "ringback ready sip={} ({transports}) api={api_addr} rtp={}:{}-{} dialplans={plans} prompts={prompts} startup_ms={:.1}",
         ep.local,
-        ctx.config.rtp.ip,
-        ctx.config.rtp.port_min,
-        ctx.config.rtp.port_max,
+        config.rtp.ip,
+        config.rtp.port_min,
+        config.rtp.port_max,
         t0.elapsed().as_secs_f64() * 1000.0
     );
     tracing::info!(sip = %ep.local, "ringback ready");
@@ -228,9 +182,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // Log agents out as a person would, so the queue log and agent
     // history are closed and the next start has nothing to repair.
-    for agent in ctx.config.agents.keys() {
-        let _ = ctx
-            .acd
+    for agent in config.agents.keys() {
+        let _ = acd
             .command(ringback_acd::Input::AgentLogout(
                 ringback_acd::AgentId::from(agent.as_str()),
             ))
@@ -238,8 +191,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     }
     // Let the BYEs leave before the process exits.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    ctx.cdr.flush().await;
-    ctx.dialplans.flush().await;
+    cdr.flush().await;
+    dialplans.flush().await;
     drop(cdr_task);
     tracing::info!("shutdown complete");
     Ok(())
@@ -263,33 +216,35 @@ async fn shutdown_signal() {
 /// SIGHUP and (if enabled) file changes in the dialplan and prompt
 /// directories trigger a reload. File events are debounced: an editor's save
 /// is several events, and a half-written file must not be loaded.
-fn spawn_reload_triggers(ctx: Arc<ServerCtx>) -> anyhow::Result<()> {
+fn spawn_reload_triggers(config: &Config, dialplans: Arc<Dialplans>) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hup = signal(SignalKind::hangup())?;
-    let c = Arc::clone(&ctx);
+    let c = Arc::clone(&dialplans);
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             let _ = c.reload("SIGHUP").await;
         }
     });
-    if !ctx.config.dialplans.watch {
+    if !config.dialplans.watch {
         return Ok(());
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    // One pending event is enough: a full channel means a reload is due
+    // already, and the debounce below coalesces the rest.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<()>(1);
     let mut watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         if let Ok(ev) = res {
             if !ev.kind.is_access() {
-                let _ = tx.send(());
+                let _ = tx.try_send(());
             }
         }
     })?;
     use notify::Watcher;
     watcher.watch(
-        &ctx.config.dialplans.dir,
+        &config.dialplans.dir,
         notify::RecursiveMode::NonRecursive,
     )?;
-    if ctx.config.prompts.dir.is_dir() {
-        watcher.watch(&ctx.config.prompts.dir, notify::RecursiveMode::NonRecursive)?;
+    if config.prompts.dir.is_dir() {
+        watcher.watch(&config.prompts.dir, notify::RecursiveMode::NonRecursive)?;
     }
     tokio::spawn(async move {
         let _watcher = watcher; // keep it alive as long as this task
@@ -302,7 +257,7 @@ fn spawn_reload_triggers(ctx: Arc<ServerCtx>) -> anyhow::Result<()> {
                     Err(_) => break,
                 }
             }
-            let _ = ctx.reload("file change").await;
+            let _ = dialplans.reload("file change").await;
         }
     });
     Ok(())

@@ -54,8 +54,6 @@ use self::queues::list_queues;
 use self::trunks::list_trunks;
 
 
-/// Build the router.
-
 /// What the API reads and changes, handed over by the server at start-up.
 pub struct ApiState {
     /// Configuration (tokens, queues, trunks).
@@ -74,6 +72,7 @@ pub struct ApiState {
     pub media: Arc<MediaEngine>,
 }
 
+/// Build the router.
 pub fn router(ctx: Arc<ApiState>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))

@@ -24,7 +24,8 @@ use ringback_callback::{
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
-use crate::server::ServerCtx;
+use crate::acd_task::AcdHandle;
+use crate::live::Live;
 use crate::store::callbacks::InsertError;
 use crate::store::{ts, Store};
 
@@ -135,9 +136,28 @@ pub fn policies(cfg: &crate::config::Config) -> HashMap<String, Policy> {
         .collect()
 }
 
+/// Starts the attempt for a callback the scheduler says may be dialed now.
+/// Injected at start-up (the callback attempt module implements it), so
+/// the service decides *when* without depending on *how* a call is placed.
+pub trait AttemptStarter: Send + Sync {
+    /// Start an attempt for `cb` under a lease of `lease`; it reports back
+    /// through `svc` and leaves the queue when `stop` fires.
+    fn start(&self, svc: CallbackHandle, cb: Callback, lease: Duration, stop: oneshot::Receiver<()>);
+}
+
+/// What the callback service needs from the rest of the server.
+pub struct CallbackDeps {
+    /// Live callers ahead of a callback (its announced position).
+    pub acd: AcdHandle,
+    /// Today's callback counters.
+    pub live: Arc<Live>,
+    /// Places attempts.
+    pub attempts: Arc<dyn AttemptStarter>,
+}
+
 /// Start the service: load and restore live callbacks, then run.
 pub async fn spawn(
-    ctx_cell: Arc<tokio::sync::OnceCell<Arc<ServerCtx>>>,
+    deps: CallbackDeps,
     cfg: &crate::config::Config,
     store: Store,
 ) -> anyhow::Result<CallbackHandle> {
@@ -175,7 +195,7 @@ pub async fn spawn(
         store,
         node,
         handle: handle.clone(),
-        ctx_cell,
+        deps,
         lease: Duration::from_secs(cfg.callbacks.lease_secs.max(5)),
         sync_every: Duration::from_secs(cfg.callbacks.sync_secs.max(1)),
         attempts: HashMap::new(),
@@ -200,7 +220,7 @@ struct Service {
     store: Store,
     node: String,
     handle: CallbackHandle,
-    ctx_cell: Arc<tokio::sync::OnceCell<Arc<ServerCtx>>>,
+    deps: CallbackDeps,
     lease: Duration,
     sync_every: Duration,
     /// Stop switches of running attempts (a withdrawn, cancelled or
@@ -251,20 +271,13 @@ impl Service {
             self.stop_attempt(&id);
         }
         self.attempts.retain(|_, stop| !stop.is_closed());
-        let Some(ctx) = self.ctx_cell.get().cloned() else {
-            return; // the server is still starting
-        };
         for cb in self.scheduler.eligible(now) {
             tracing::info!(id = %cb.id, queue = %cb.queue, "callback enters the queue");
             let (stop, stopped) = oneshot::channel();
             self.attempts.insert(cb.id.clone(), stop);
-            tokio::spawn(crate::callback_attempt::run(
-                Arc::clone(&ctx),
-                self.handle.clone(),
-                cb,
-                self.lease,
-                stopped,
-            ));
+            self.deps
+                .attempts
+                .start(self.handle.clone(), cb, self.lease, stopped);
         }
     }
 
@@ -428,18 +441,15 @@ impl Service {
     /// Callers and callbacks ahead of this one in its queue.
     async fn position(&self, cb: &Callback) -> usize {
         let ahead_callbacks = self.scheduler.callbacks_ahead(&cb.queue, cb.entered_at);
-        let live_ahead = match self.ctx_cell.get() {
-            Some(ctx) => {
-                let (_, queues) = ctx.acd.snapshot().await;
-                let age = (Utc::now() - cb.entered_at).to_std().unwrap_or_default();
-                queues
-                    .iter()
-                    .filter(|q| q.name.as_str() == cb.queue)
-                    .flat_map(|q| q.waiting.iter())
-                    .filter(|w| !w.call.as_str().starts_with("cb-") && w.waited > age)
-                    .count()
-            }
-            None => 0,
+        let live_ahead = {
+            let (_, queues) = self.deps.acd.snapshot().await;
+            let age = (Utc::now() - cb.entered_at).to_std().unwrap_or_default();
+            queues
+                .iter()
+                .filter(|q| q.name.as_str() == cb.queue)
+                .flat_map(|q| q.waiting.iter())
+                .filter(|w| !w.call.as_str().starts_with("cb-") && w.waited > age)
+                .count()
         };
         ahead_callbacks + live_ahead
     }
@@ -476,14 +486,12 @@ impl Service {
             }
             for t in &ts_ {
                 tracing::info!(%id, from = t.from.as_str(), to = t.to.as_str(), reason = %t.reason, "callback");
-                if let Some(ctx) = self.ctx_cell.get() {
-                    match t.to {
-                        CallbackState::Completed => ctx.live.callback_ended(true),
-                        CallbackState::Failed | CallbackState::Expired => {
-                            ctx.live.callback_ended(false)
-                        }
-                        _ => {}
+                match t.to {
+                    CallbackState::Completed => self.deps.live.callback_ended(true),
+                    CallbackState::Failed | CallbackState::Expired => {
+                        self.deps.live.callback_ended(false)
                     }
+                    _ => {}
                 }
             }
             if self

@@ -198,6 +198,16 @@ pub(super) fn validate_agents(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
+impl super::Config {
+    /// The callback policy of a queue (its own, or the defaults).
+    pub fn callback_policy(&self, queue: &str) -> ringback_callback::Policy {
+        self.queues
+            .get(queue)
+            .and_then(|q| q.callback.clone())
+            .unwrap_or_default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::Path;

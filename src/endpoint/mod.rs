@@ -83,7 +83,7 @@ pub fn spawn(
     handle: EndpointHandle,
     inbox: EndpointInbox,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let (tcp_tx, tcp_rx) = mpsc::unbounded_channel();
+    let (tcp_tx, tcp_rx) = mpsc::channel(tcp::EVENT_QUEUE);
     let config = Arc::clone(&deps.config);
     let tcp_limits = tcp::TcpLimits::from_config(&config);
     if let Some(listener) = tcp_listener {
@@ -144,9 +144,9 @@ struct Endpoint {
     inbound: InboundCalls,
     /// Client transactions by owner Call-ID.
     owners: HashMap<TransactionKey, String>,
-    tcp_conns: HashMap<SocketAddr, UnboundedSender<Vec<u8>>>,
+    tcp_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
     /// Where connections we open report, like accepted ones.
-    tcp_events: UnboundedSender<TcpEvent>,
+    tcp_events: mpsc::Sender<TcpEvent>,
     tcp_limits: tcp::TcpLimits,
     shutting_down: bool,
     registrar: Registrar,
@@ -161,7 +161,7 @@ impl Endpoint {
     async fn run(
         mut self,
         mut cmds: UnboundedReceiver<EndpointCmd>,
-        mut tcp_rx: UnboundedReceiver<TcpEvent>,
+        mut tcp_rx: mpsc::Receiver<TcpEvent>,
     ) {
         let mut buf = vec![0u8; 65_536];
         let mut housekeeping = tokio::time::interval(std::time::Duration::from_secs(1));
@@ -377,17 +377,25 @@ impl Endpoint {
                 }
             }
             TransportKind::Tcp => match self.tcp_conns.get(&dest) {
-                Some(w) => {
-                    if w.send(bytes).is_err() {
+                Some(w) => match w.try_send(bytes) {
+                    Ok(()) => {}
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // The peer does not read what we send: give the
+                        // connection up rather than buffer without bound.
+                        tracing::warn!(%dest, "SIP TCP peer not reading; connection given up");
+                        crate::metrics::refused("tcp_write_queue_full");
                         self.tcp_conns.remove(&dest);
                     }
-                }
+                    Err(mpsc::error::TrySendError::Closed(_)) => {
+                        self.tcp_conns.remove(&dest);
+                    }
+                },
                 None => {
                     // No connection to this peer yet (a trunk, or a phone
                     // whose connection closed): open one (RFC 3261 §18.1.1);
                     // what is sent meanwhile waits in its queue.
                     let writer = tcp::connect(dest, self.tcp_events.clone(), self.tcp_limits);
-                    if writer.send(bytes).is_ok() {
+                    if writer.try_send(bytes).is_ok() {
                         self.tcp_conns.insert(dest, writer);
                     }
                 }

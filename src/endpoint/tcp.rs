@@ -10,7 +10,17 @@ use std::time::Duration;
 use ringback_sip::message::{frame_stream, Frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc::{self, UnboundedSender};
+use tokio::sync::mpsc::{self, Receiver, Sender};
+
+/// Messages queued for one connection's writer. A peer that lets this many
+/// of our messages pile up is not reading: its connection is given up
+/// (the transactions on it time out) instead of buffering without bound.
+pub const WRITE_QUEUE: usize = 256;
+
+/// Messages from all connections waiting for the endpoint. When full, the
+/// connection tasks stop reading (TCP pushes back on the senders) instead
+/// of queueing without bound.
+pub const EVENT_QUEUE: usize = 1024;
 
 /// TCP connection events from the connection tasks.
 #[derive(Debug)]
@@ -20,7 +30,7 @@ pub enum TcpEvent {
         /// Peer address.
         peer: SocketAddr,
         /// Writer channel.
-        writer: UnboundedSender<Vec<u8>>,
+        writer: Sender<Vec<u8>>,
     },
     /// A complete SIP message arrived.
     Message {
@@ -128,7 +138,7 @@ fn take_seat(census: &Arc<Mutex<Census>>, ip: IpAddr, limits: &TcpLimits) -> Opt
 /// Accept connections until the listener fails.
 pub async fn accept_loop(
     listener: TcpListener,
-    events: UnboundedSender<TcpEvent>,
+    events: Sender<TcpEvent>,
     limits: TcpLimits,
 ) {
     let census = Arc::new(Mutex::new(Census::default()));
@@ -168,10 +178,10 @@ pub async fn accept_loop(
 /// `Closed` is reported and the transactions time out.
 pub fn connect(
     peer: SocketAddr,
-    events: UnboundedSender<TcpEvent>,
+    events: Sender<TcpEvent>,
     limits: TcpLimits,
-) -> UnboundedSender<Vec<u8>> {
-    let (wtx, wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+) -> Sender<Vec<u8>> {
+    let (wtx, wrx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
     let writer = wtx.clone();
     tokio::spawn(async move {
         let connecting = tokio::time::timeout(limits.message, TcpStream::connect(peer)).await;
@@ -183,11 +193,11 @@ pub fn connect(
             }
             Ok(Err(e)) => {
                 tracing::warn!(%peer, error = %e, "cannot open SIP TCP connection");
-                let _ = events.send(TcpEvent::Closed { peer });
+                let _ = events.send(TcpEvent::Closed { peer }).await;
             }
             Err(_) => {
                 tracing::warn!(%peer, "SIP TCP connection timed out");
-                let _ = events.send(TcpEvent::Closed { peer });
+                let _ = events.send(TcpEvent::Closed { peer }).await;
             }
         }
     });
@@ -197,20 +207,20 @@ pub fn connect(
 async fn connection(
     stream: TcpStream,
     peer: SocketAddr,
-    events: UnboundedSender<TcpEvent>,
+    events: Sender<TcpEvent>,
     limits: TcpLimits,
 ) {
-    let (wtx, wrx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let (wtx, wrx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
     connection_with(stream, peer, events, limits, wtx, wrx).await;
 }
 
 async fn connection_with(
     stream: TcpStream,
     peer: SocketAddr,
-    events: UnboundedSender<TcpEvent>,
+    events: Sender<TcpEvent>,
     limits: TcpLimits,
-    wtx: UnboundedSender<Vec<u8>>,
-    mut wrx: mpsc::UnboundedReceiver<Vec<u8>>,
+    wtx: Sender<Vec<u8>>,
+    mut wrx: Receiver<Vec<u8>>,
 ) {
     let max_message = limits.max_message;
     let (mut rd, mut wr) = stream.into_split();
@@ -219,6 +229,7 @@ async fn connection_with(
             peer,
             writer: wtx.clone(),
         })
+        .await
         .is_err()
     {
         return;
@@ -258,14 +269,14 @@ async fn connection_with(
                 Frame::Message(len) => {
                     partial_since = None;
                     let bytes: Vec<u8> = buf.drain(..len.min(buf.len())).collect();
-                    if events.send(TcpEvent::Message { peer, bytes }).is_err() {
+                    if events.send(TcpEvent::Message { peer, bytes }).await.is_err() {
                         break 'read;
                     }
                 }
                 Frame::KeepAlive(len, pong) => {
                     buf.drain(..len.min(buf.len()));
                     if pong {
-                        let _ = wtx.send(b"\r\n".to_vec());
+                        let _ = wtx.try_send(b"\r\n".to_vec());
                     }
                 }
                 Frame::NeedMore => {
@@ -281,14 +292,14 @@ async fn connection_with(
                     tracing::warn!(%peer, %reason, "closing TCP connection: bad framing");
                     crate::metrics::malformed();
                     if let Some(resp) = ringback_sip::message::bad_request(&buf, &reason) {
-                        let _ = wtx.send(resp);
+                        let _ = wtx.try_send(resp);
                     }
                     break 'read;
                 }
             }
         }
     }
-    let _ = events.send(TcpEvent::Closed { peer });
+    let _ = events.send(TcpEvent::Closed { peer }).await;
     drop(wtx);
     let _ = writer.await;
 }

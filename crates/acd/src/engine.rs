@@ -1,12 +1,13 @@
 //! The engine: [`Acd`]. See the crate docs for the rules it implements.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use ringback_sansio::{Core, Now};
 
 use crate::config::{AgentConfig, ConfigError, QueueConfig, Strategy};
 use crate::ewt::{ema, estimate_wait};
@@ -168,7 +169,8 @@ struct Cand {
     score: u32,
 }
 
-/// The ACD decision core: feed it inputs and time, act on its outputs.
+/// The ACD decision core: feed it inputs and time, act on its outputs. It
+/// is driven through [`Core`] (see the impl for how refusals come out).
 ///
 /// Deterministic: the same configuration, seed, inputs and instants give the
 /// same outputs (all internal maps are ordered; the only randomness is the
@@ -190,17 +192,19 @@ pub struct Acd {
     timers: BTreeSet<(Instant, Timer)>,
     rng: SmallRng,
     seq: u64,
+    /// Outputs not yet taken by [`Core::poll_output`], in order.
+    out: VecDeque<Output>,
 }
 
 fn log(
-    out: &mut Vec<Output>,
-    at: Instant,
+    out: &mut VecDeque<Output>,
+    at: Now,
     queue: Option<&QueueName>,
     call: Option<&CallId>,
     agent: Option<&AgentId>,
     kind: QueueEventKind,
 ) {
-    out.push(Output::QueueLog(QueueEvent {
+    out.push_back(Output::QueueLog(QueueEvent {
         at,
         queue: queue.cloned(),
         call: call.cloned(),
@@ -378,74 +382,53 @@ impl Acd {
             timers: BTreeSet::new(),
             rng: SmallRng::seed_from_u64(seed),
             seq: 0,
+            out: VecDeque::new(),
         })
     }
 
     /// Applies one input at `now`, then routes whatever can be routed.
-    ///
-    /// On `Err` nothing changed and nothing must be done, except after a late
-    /// [`Input::OfferAnswered`]: the shell must hang up that agent leg.
-    pub fn handle(&mut self, input: Input, now: Instant) -> Result<Vec<Output>, AcdError> {
-        let mut out = Vec::new();
+    /// `Err` when the input is refused; then nothing changed and nothing
+    /// was pushed to `out` (every handler checks before it acts).
+    fn apply(
+        &mut self,
+        input: Input,
+        now: Now,
+        out: &mut VecDeque<Output>,
+    ) -> Result<(), AcdError> {
         match input {
-            Input::AgentLogin(a) => self.login(&a, now, &mut out)?,
-            Input::AgentLogout(a) => self.logout(&a, now, &mut out)?,
-            Input::AgentPause { agent, reason } => self.pause(&agent, reason, now, &mut out)?,
-            Input::AgentUnpause(a) => self.unpause(&a, now, &mut out)?,
-            Input::WrapUpDone(a) => self.wrapup_done(&a, now, &mut out)?,
-            Input::AgentReachable(a, r) => self.reachable(&a, r, now, &mut out)?,
-            Input::Enqueue(call) => self.enqueue(call, now, &mut out)?,
-            Input::Abandon(call) => self.abandon(&call, now, &mut out)?,
-            Input::OfferAnswered { call, agent } => self.answered(&call, &agent, now, &mut out)?,
+            Input::AgentLogin(a) => self.login(&a, now, out)?,
+            Input::AgentLogout(a) => self.logout(&a, now, out)?,
+            Input::AgentPause { agent, reason } => self.pause(&agent, reason, now, out)?,
+            Input::AgentUnpause(a) => self.unpause(&a, now, out)?,
+            Input::WrapUpDone(a) => self.wrapup_done(&a, now, out)?,
+            Input::AgentReachable(a, r) => self.reachable(&a, r, now, out)?,
+            Input::Enqueue(call) => self.enqueue(call, now, out)?,
+            Input::Abandon(call) => self.abandon(&call, now, out)?,
+            Input::OfferAnswered { call, agent } => self.answered(&call, &agent, now, out)?,
             Input::OfferFailed {
                 call,
                 agent,
                 reason,
             } => {
                 self.check_offer(&call, &agent)?;
-                self.fail_offer(&call, &agent, reason, false, now, &mut out);
+                self.fail_offer(&call, &agent, reason, false, now, out);
             }
-            Input::CallEnded { call, agent, by } => {
-                self.call_ended(&call, &agent, by, now, &mut out)?
-            }
+            Input::CallEnded { call, agent, by } => self.call_ended(&call, &agent, by, now, out)?,
             Input::SetHistory { caller, agent, at } => {
                 if !self.agents.contains_key(&agent) {
                     return Err(AcdError::UnknownAgent(agent));
                 }
-                self.remember(caller, agent, at);
+                // A stored (wall-clock) time placed on the monotonic clock
+                // the windows are measured on.
+                self.remember(caller, agent, now.mono_at(at));
             }
-            Input::ResetDailyCounters => self.reset_daily(now),
+            Input::ResetDailyCounters => self.reset_daily(now.mono),
         }
-        self.dispatch(now, &mut out);
-        Ok(out)
+        self.dispatch(now, out);
+        Ok(())
     }
 
-    /// The earliest instant at which [`Acd::handle_timeout`] has work (ring
-    /// timeouts, wrap-up ends, sticky holds, maximum waits, re-offer
-    /// cool-downs). May be slightly early (a wake-up finding nothing to do
-    /// is harmless); never late.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.timers.first().map(|(t, _)| *t)
-    }
-
-    /// Runs every deadline due at `now`, then routes.
-    pub fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
-        let mut out = Vec::new();
-        loop {
-            match self.timers.first() {
-                Some((t, _)) if *t <= now => {}
-                _ => break,
-            }
-            let Some((t, timer)) = self.timers.pop_first() else {
-                break;
-            };
-            self.fire(t, timer, now, &mut out);
-        }
-        self.dispatch(now, &mut out);
-        out
-    }
-
-    fn fire(&mut self, t: Instant, timer: Timer, now: Instant, out: &mut Vec<Output>) {
+    fn fire(&mut self, t: Instant, timer: Timer, now: Now, out: &mut VecDeque<Output>) {
         match timer {
             Timer::Ring { call, agent } => {
                 let due = self
@@ -476,7 +459,7 @@ impl Acd {
                         self.remove_waiting(&call, CancelReason::MaxWait, now, out)
                     {
                         let overflow = self.overflow(&w.call.queue);
-                        out.push(Output::MaxWaitReached {
+                        out.push_back(Output::MaxWaitReached {
                             call: call.clone(),
                             overflow,
                         });
@@ -489,7 +472,7 @@ impl Acd {
                             QueueEventKind::ExitWithTimeout {
                                 position,
                                 orig_position: w.orig_position,
-                                wait: now.saturating_duration_since(w.enqueued_at),
+                                wait: now.mono.saturating_duration_since(w.enqueued_at),
                             },
                         );
                     }
@@ -516,14 +499,19 @@ impl Acd {
             .ok_or_else(|| AcdError::UnknownAgent(id.clone()))
     }
 
-    fn login(&mut self, id: &AgentId, now: Instant, out: &mut Vec<Output>) -> Result<(), AcdError> {
+    fn login(
+        &mut self,
+        id: &AgentId,
+        now: Now,
+        out: &mut VecDeque<Output>,
+    ) -> Result<(), AcdError> {
         let a = self.agent_ref(id)?;
         if a.state != AgentState::LoggedOut {
             return Err(illegal(id, &a.state, "log in"));
         }
         if let Some(a) = self.agents.get_mut(id) {
             a.misses = 0;
-            a.logged_in_at = Some(now);
+            a.logged_in_at = Some(now.mono);
             a.pending_pause = None;
         }
         self.set_state(id, AgentState::Available, TransitionReason::Login, now, out);
@@ -535,8 +523,8 @@ impl Acd {
     fn logout(
         &mut self,
         id: &AgentId,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         let a = self.agent_ref(id)?;
         match a.state.clone() {
@@ -546,7 +534,7 @@ impl Acd {
             AgentState::Ringing { call } => {
                 self.cancel_offer(&call, id, CancelReason::AgentUnavailable, now, out)
             }
-            AgentState::WrapUp { until } => self.stop_wrapup(id, until, now),
+            AgentState::WrapUp { until } => self.stop_wrapup(id, until, now.mono),
             AgentState::Available | AgentState::Paused { .. } => {}
         }
         let mut session = Duration::ZERO;
@@ -554,7 +542,7 @@ impl Acd {
             session = a
                 .logged_in_at
                 .take()
-                .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+                .map_or(Duration::ZERO, |t| now.mono.saturating_duration_since(t));
             a.pending_pause = None;
         }
         self.set_state(
@@ -580,8 +568,8 @@ impl Acd {
         &mut self,
         id: &AgentId,
         reason: String,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         let a = self.agent_ref(id)?;
         match a.state.clone() {
@@ -597,7 +585,7 @@ impl Acd {
             AgentState::Ringing { call } => {
                 self.cancel_offer(&call, id, CancelReason::AgentUnavailable, now, out)
             }
-            AgentState::WrapUp { until } => self.stop_wrapup(id, until, now),
+            AgentState::WrapUp { until } => self.stop_wrapup(id, until, now.mono),
             AgentState::Available => {}
         }
         // A pause asked for during the call is superseded by this one.
@@ -627,8 +615,8 @@ impl Acd {
     fn unpause(
         &mut self,
         id: &AgentId,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         let a = self.agent_ref(id)?;
         match &a.state {
@@ -659,8 +647,8 @@ impl Acd {
     fn wrapup_done(
         &mut self,
         id: &AgentId,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         let a = self.agent_ref(id)?;
         let AgentState::WrapUp { until } = a.state else {
@@ -675,8 +663,8 @@ impl Acd {
         &mut self,
         id: &AgentId,
         reachable: bool,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         let a = self.agent_ref(id)?;
         if a.reachable == reachable {
@@ -709,8 +697,8 @@ impl Acd {
     fn enqueue(
         &mut self,
         call: WaitingCall,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         if self.waiting.contains_key(&call.id) || self.active.contains_key(&call.id) {
             return Err(AcdError::DuplicateCall(call.id));
@@ -733,7 +721,7 @@ impl Acd {
                 None,
                 QueueEventKind::JoinEmpty,
             );
-            out.push(Output::NoAgents {
+            out.push_back(Output::NoAgents {
                 call: call.id,
                 overflow,
             });
@@ -748,7 +736,7 @@ impl Acd {
                 None,
                 QueueEventKind::Full,
             );
-            out.push(Output::Rejected {
+            out.push_back(Output::Rejected {
                 call: call.id,
                 reason: RejectReason::QueueFull,
                 overflow,
@@ -758,8 +746,8 @@ impl Acd {
         let max_wait_at = call
             .max_wait
             .or(q.cfg.max_wait)
-            .and_then(|d| now.checked_add(d));
-        let sticky = self.sticky_for(&call, now);
+            .and_then(|d| now.mono.checked_add(d));
+        let sticky = self.sticky_for(&call, now.mono);
         self.seq += 1;
         let key = (Reverse(call.priority), call.entered_at, self.seq);
         let Some(q) = self.queues.get_mut(&call.queue) else {
@@ -797,7 +785,7 @@ impl Acd {
             WaitingRt {
                 call,
                 key,
-                enqueued_at: now,
+                enqueued_at: now.mono,
                 orig_position: position,
                 max_wait_at,
                 offers: BTreeMap::new(),
@@ -856,8 +844,8 @@ impl Acd {
     fn abandon(
         &mut self,
         call: &CallId,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         if self.waiting.contains_key(call) {
             if let Some((w, position)) =
@@ -872,7 +860,7 @@ impl Acd {
                     QueueEventKind::Abandon {
                         position,
                         orig_position: w.orig_position,
-                        wait: now.saturating_duration_since(w.enqueued_at),
+                        wait: now.mono.saturating_duration_since(w.enqueued_at),
                     },
                 );
             }
@@ -907,13 +895,13 @@ impl Acd {
         &mut self,
         call: &CallId,
         agent: &AgentId,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         self.check_offer(call, agent)?;
         let ring_time = self
             .withdraw_offer(call, agent)
-            .map_or(Duration::ZERO, |o| now.saturating_duration_since(o.at));
+            .map_or(Duration::ZERO, |o| now.mono.saturating_duration_since(o.at));
         let Some((w, _)) = self.remove_waiting(call, CancelReason::AnsweredElsewhere, now, out)
         else {
             return Ok(());
@@ -922,7 +910,7 @@ impl Acd {
             a.misses = 0;
             a.answered_today = a.answered_today.saturating_add(1);
             a.answered_total = a.answered_total.saturating_add(1);
-            a.handling = Some((w.call.queue.clone(), now));
+            a.handling = Some((w.call.queue.clone(), now.mono));
         }
         self.set_state(
             agent,
@@ -931,8 +919,8 @@ impl Acd {
             now,
             out,
         );
-        self.remember(w.call.caller.clone(), agent.clone(), now);
-        out.push(Output::Connected {
+        self.remember(w.call.caller.clone(), agent.clone(), now.mono);
+        out.push_back(Output::Connected {
             call: call.clone(),
             agent: agent.clone(),
         });
@@ -943,8 +931,8 @@ impl Acd {
             Some(call),
             Some(agent),
             QueueEventKind::Connect {
-                hold_time: now.saturating_duration_since(w.enqueued_at),
-                waited: now.saturating_duration_since(w.call.entered_at),
+                hold_time: now.mono.saturating_duration_since(w.enqueued_at),
+                waited: now.mono.saturating_duration_since(w.call.entered_at),
                 ring_time,
             },
         );
@@ -955,7 +943,7 @@ impl Acd {
                 queue: w.call.queue,
                 caller: w.call.caller,
                 enqueued_at: w.enqueued_at,
-                connected_at: now,
+                connected_at: now.mono,
             },
         );
         Ok(())
@@ -966,8 +954,8 @@ impl Acd {
         call: &CallId,
         agent: &AgentId,
         by: EndedBy,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Result<(), AcdError> {
         if self.active.get(call).is_none_or(|a| &a.agent != agent) {
             return Err(AcdError::NotConnected {
@@ -979,7 +967,7 @@ impl Acd {
             return Ok(());
         };
         let hold_time = act.connected_at.saturating_duration_since(act.enqueued_at);
-        let talk_time = now.saturating_duration_since(act.connected_at);
+        let talk_time = now.mono.saturating_duration_since(act.connected_at);
         let kind = match by {
             EndedBy::Caller => QueueEventKind::CompleteCaller {
                 hold_time,
@@ -991,17 +979,17 @@ impl Acd {
             },
         };
         log(out, now, Some(&act.queue), Some(call), Some(agent), kind);
-        self.remember(act.caller.clone(), agent.clone(), now);
+        self.remember(act.caller.clone(), agent.clone(), now.mono);
         let queue_wrap = self
             .queues
             .get(&act.queue)
             .map_or(Duration::ZERO, |q| q.cfg.wrapup);
         let mut wrap = queue_wrap;
         if let Some(a) = self.agents.get_mut(agent) {
-            a.last_call_end = Some(now);
+            a.last_call_end = Some(now.mono);
             wrap = a.cfg.wrapup.unwrap_or(queue_wrap);
         }
-        match now.checked_add(wrap) {
+        match now.mono.checked_add(wrap) {
             Some(until) if !wrap.is_zero() => {
                 self.set_state(
                     agent,
@@ -1076,15 +1064,15 @@ impl Acd {
         agent: &AgentId,
         to: AgentState,
         reason: TransitionReason,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) {
         let Some(a) = self.agents.get_mut(agent) else {
             return;
         };
         let from = std::mem::replace(&mut a.state, to.clone());
-        a.since = Some(now);
-        out.push(Output::StateChanged(StateChange {
+        a.since = Some(now.mono);
+        out.push_back(Output::StateChanged(StateChange {
             agent: agent.clone(),
             from,
             to,
@@ -1138,14 +1126,14 @@ impl Acd {
         call: &CallId,
         agent: &AgentId,
         reason: CancelReason,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) {
         let Some(rec) = self.withdraw_offer(call, agent) else {
             return;
         };
         let queue = self.waiting.get(call).map(|w| w.call.queue.clone());
-        out.push(Output::CancelOffer {
+        out.push_back(Output::CancelOffer {
             call: call.clone(),
             agent: agent.clone(),
         });
@@ -1156,7 +1144,7 @@ impl Acd {
             Some(call),
             Some(agent),
             QueueEventKind::RingCanceled {
-                ring_time: now.saturating_duration_since(rec.at),
+                ring_time: now.mono.saturating_duration_since(rec.at),
                 reason,
             },
         );
@@ -1170,8 +1158,8 @@ impl Acd {
         agent: &AgentId,
         reason: OfferFailure,
         timed_out: bool,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) {
         let Some(rec) = self.withdraw_offer(call, agent) else {
             return;
@@ -1179,11 +1167,11 @@ impl Acd {
         let Some(w) = self.waiting.get_mut(call) else {
             return;
         };
-        let skip = w
-            .skipped
-            .entry(agent.clone())
-            .or_insert(Skip { at: now, count: 0 });
-        skip.at = now;
+        let skip = w.skipped.entry(agent.clone()).or_insert(Skip {
+            at: now.mono,
+            count: 0,
+        });
+        skip.at = now.mono;
         skip.count = skip.count.saturating_add(1);
         let count = skip.count;
         let queue = w.call.queue.clone();
@@ -1199,7 +1187,7 @@ impl Acd {
             None => (None, None, 0),
         };
         if timed_out {
-            out.push(Output::CancelOffer {
+            out.push_back(Output::CancelOffer {
                 call: call.clone(),
                 agent: agent.clone(),
             });
@@ -1211,7 +1199,7 @@ impl Acd {
             Some(call),
             Some(agent),
             QueueEventKind::RingNoAnswer {
-                ring_time: now.saturating_duration_since(rec.at),
+                ring_time: now.mono.saturating_duration_since(rec.at),
                 reason,
             },
         );
@@ -1246,7 +1234,7 @@ impl Acd {
             self.set_state(agent, AgentState::Available, why, now, out);
         }
         if count < max_offers {
-            if let Some(t) = reoffer_after.and_then(|d| now.checked_add(d)) {
+            if let Some(t) = reoffer_after.and_then(|d| now.mono.checked_add(d)) {
                 self.timers.insert((t, Timer::Reoffer(call.clone())));
             }
         }
@@ -1258,8 +1246,8 @@ impl Acd {
         &mut self,
         call: &CallId,
         reason: CancelReason,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) -> Option<(WaitingRt, usize)> {
         let w = self.waiting.get(call)?;
         let key = w.key;
@@ -1327,10 +1315,10 @@ impl Acd {
         &mut self,
         agent: &AgentId,
         reason: TransitionReason,
-        now: Instant,
-        out: &mut Vec<Output>,
+        now: Now,
+        out: &mut VecDeque<Output>,
     ) {
-        self.record_handle(agent, now);
+        self.record_handle(agent, now.mono);
         let pending = self
             .agents
             .get_mut(agent)
@@ -1362,7 +1350,7 @@ impl Acd {
 
     /// `leave_when_empty`: if `agent` was the last present member of one of
     /// its queues, send that queue's callers to the overflow.
-    fn empty_check(&mut self, agent: &AgentId, now: Instant, out: &mut Vec<Output>) {
+    fn empty_check(&mut self, agent: &AgentId, now: Now, out: &mut VecDeque<Output>) {
         let Some(a) = self.agents.get(agent) else {
             return;
         };
@@ -1384,7 +1372,7 @@ impl Acd {
                 if let Some((w, position)) =
                     self.remove_waiting(&call, CancelReason::QueueEmpty, now, out)
                 {
-                    out.push(Output::NoAgents {
+                    out.push_back(Output::NoAgents {
                         call: call.clone(),
                         overflow: overflow.clone(),
                     });
@@ -1397,7 +1385,7 @@ impl Acd {
                         QueueEventKind::ExitEmpty {
                             position,
                             orig_position: w.orig_position,
-                            wait: now.saturating_duration_since(w.enqueued_at),
+                            wait: now.mono.saturating_duration_since(w.enqueued_at),
                         },
                     );
                 }
@@ -1405,19 +1393,24 @@ impl Acd {
         }
     }
 
-    fn offer(&mut self, call: &CallId, agent: &AgentId, now: Instant, out: &mut Vec<Output>) {
+    fn offer(&mut self, call: &CallId, agent: &AgentId, now: Now, out: &mut VecDeque<Output>) {
         let Some(w) = self.waiting.get_mut(call) else {
             return;
         };
         let Some(q) = self.queues.get_mut(&w.call.queue) else {
             return;
         };
-        let deadline = now.checked_add(q.cfg.ring_timeout).unwrap_or(now);
+        let deadline = now.mono.checked_add(q.cfg.ring_timeout).unwrap_or(now.mono);
         if w.offers.is_empty() {
             q.idle.remove(&w.key);
         }
-        w.offers
-            .insert(agent.clone(), OfferRt { at: now, deadline });
+        w.offers.insert(
+            agent.clone(),
+            OfferRt {
+                at: now.mono,
+                deadline,
+            },
+        );
         if let Some(a) = self.agents.get(agent) {
             q.rr_last = Some(a.order);
         }
@@ -1435,7 +1428,7 @@ impl Acd {
             now,
             out,
         );
-        out.push(Output::Offer {
+        out.push_back(Output::Offer {
             call: call.clone(),
             agent: agent.clone(),
             deadline,
@@ -1461,7 +1454,7 @@ impl Acd {
     /// What is still linear: free agents that are members of a queue but may
     /// take none of its calls (required skills, skip lists), and many sticky
     /// calls; each such call is visited and costs one strategy evaluation.
-    fn dispatch(&mut self, now: Instant, out: &mut Vec<Output>) {
+    fn dispatch(&mut self, now: Now, out: &mut VecDeque<Output>) {
         let mut free = self.agents.values().filter(|a| a.offerable()).count();
         if free == 0 || self.waiting.is_empty() {
             return;
@@ -1484,7 +1477,7 @@ impl Acd {
             };
             let target = st.agent.clone();
             let ok = match (self.queues.get(&w.call.queue), self.agents.get(&target)) {
-                (Some(q), Some(a)) => eligible(w, q, a, now).is_some(),
+                (Some(q), Some(a)) => eligible(w, q, a, now.mono).is_some(),
                 _ => false,
             };
             if ok {
@@ -1532,12 +1525,12 @@ impl Acd {
                                 | AgentState::WrapUp { .. }
                         )
                 });
-                if may_free && st.hold_until.is_some_and(|t| t > now) {
+                if may_free && st.hold_until.is_some_and(|t| t > now.mono) {
                     continue;
                 }
                 self.release_sticky(&id);
             }
-            let picked = self.pick(&id, now);
+            let picked = self.pick(&id, now.mono);
             if picked.is_empty() {
                 continue;
             }
@@ -1693,8 +1686,8 @@ impl Acd {
         (present, serving, free)
     }
 
-    /// Dashboard / API view of a queue at `now`.
-    pub fn queue_snapshot(&self, queue: &str, now: Instant) -> Option<QueueSnapshot> {
+    /// Dashboard / API view of a queue at `now` (waits on `now.mono`).
+    pub fn queue_snapshot(&self, queue: &str, now: Now) -> Option<QueueSnapshot> {
         let q = self.queues.get(queue)?;
         let (present, serving, free) = self.counts(q);
         let waiting: Vec<WaitingSnapshot> = q
@@ -1708,8 +1701,8 @@ impl Acd {
                     caller: w.call.caller.clone(),
                     priority: w.call.priority,
                     position: i + 1,
-                    waited: now.saturating_duration_since(w.call.entered_at),
-                    in_queue: now.saturating_duration_since(w.enqueued_at),
+                    waited: now.mono.saturating_duration_since(w.call.entered_at),
+                    in_queue: now.mono.saturating_duration_since(w.enqueued_at),
                     ringing: w.offers.keys().cloned().collect(),
                     held_for: w
                         .sticky
@@ -1924,25 +1917,97 @@ impl Acd {
     }
 }
 
+/// The one core shape (issue 12): inputs and the time go in through
+/// [`Core::handle`] and [`Core::handle_timeout`], everything the engine
+/// wants done comes out of [`Core::poll_output`], in order.
+///
+/// # Refusals
+///
+/// An input the engine cannot take (an unknown agent, a login while logged
+/// in, an answer for an offer already withdrawn …) changes nothing and
+/// queues exactly one output, [`Output::Refused`] with the [`AcdError`].
+/// Refusals are outputs rather than a `Result` from a second entry point
+/// because:
+///
+/// * one way in: the shell never has to choose, per input, between
+///   `handle` and a checked variant, and no input can slip past the
+///   checked path (the late 200 OK that must be hung up arrives as an
+///   ordinary report from a call, not as a command);
+/// * what a refusal asks of the shell is work like any other output — hang
+///   up a late-answering agent leg, answer the API — so it is carried out
+///   where the other outputs are, in order;
+/// * the callers that need the error still get it at once: the shell
+///   drains right after `handle`, and a refused input's only output is its
+///   `Refused`, so `acd_task`'s `command()` replies with exactly that
+///   error (or `Ok` when there is none).
+impl Core for Acd {
+    type Input = Input;
+    type Output = Output;
+
+    /// Applies one input at `now`, then routes whatever can be routed; on
+    /// refusal queues [`Output::Refused`] alone.
+    fn handle(&mut self, input: Input, now: Now) {
+        let mut out = std::mem::take(&mut self.out);
+        let queued = out.len();
+        if let Err(e) = self.apply(input, now, &mut out) {
+            // Handlers check before they act, so nothing was pushed; the
+            // truncate only makes "nothing else" hold by construction.
+            out.truncate(queued);
+            out.push_back(Output::Refused(e));
+        }
+        self.out = out;
+    }
+
+    /// Runs every deadline due at `now.mono`, then routes.
+    fn handle_timeout(&mut self, now: Now) {
+        let mut out = std::mem::take(&mut self.out);
+        loop {
+            match self.timers.first() {
+                Some((t, _)) if *t <= now.mono => {}
+                _ => break,
+            }
+            let Some((t, timer)) = self.timers.pop_first() else {
+                break;
+            };
+            self.fire(t, timer, now, &mut out);
+        }
+        self.dispatch(now, &mut out);
+        self.out = out;
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The earliest instant at which [`Core::handle_timeout`] has work
+    /// (ring timeouts, wrap-up ends, sticky holds, maximum waits, re-offer
+    /// cool-downs). May be slightly early (a wake-up finding nothing to do
+    /// is harmless); never late.
+    fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.first().map(|(t, _)| *t)
+    }
+}
+
 #[cfg(test)]
 // Test code drives the core with the real clock as its base time (issue 12).
 #[allow(clippy::disallowed_methods)]
 mod index_tests {
     use super::*;
+    use crate::tests::run;
     use crate::{AgentConfig, QueueConfig};
 
-    fn engine() -> (Acd, Instant) {
+    fn engine() -> (Acd, Now) {
         let mut acd = Acd::new(
             vec![QueueConfig::new("q")],
             vec![AgentConfig::new("x").member_of("q")],
             1,
         )
         .expect("config");
-        let now = Instant::now();
-        acd.handle(Input::AgentLogin("x".into()), now).unwrap();
-        acd.handle(Input::AgentReachable("x".into(), true), now)
-            .unwrap();
-        acd.handle(
+        let now = Now::system();
+        run(&mut acd, Input::AgentLogin("x".into()), now).unwrap();
+        run(&mut acd, Input::AgentReachable("x".into(), true), now).unwrap();
+        run(
+            &mut acd,
             Input::AgentPause {
                 agent: "x".into(),
                 reason: "p".into(),
@@ -1951,11 +2016,12 @@ mod index_tests {
         )
         .unwrap();
         for c in ["a", "b"] {
-            acd.handle(Input::Enqueue(WaitingCall::new(c, "q", "", now)), now)
-                .unwrap();
+            let call = WaitingCall::new(c, "q", "", now.mono);
+            run(&mut acd, Input::Enqueue(call), now).unwrap();
         }
-        acd.handle(Input::AgentUnpause("x".into()), now).unwrap();
-        acd.handle(
+        run(&mut acd, Input::AgentUnpause("x".into()), now).unwrap();
+        run(
+            &mut acd,
             Input::OfferFailed {
                 call: "a".into(),
                 agent: "x".into(),

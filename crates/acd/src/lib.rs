@@ -3,10 +3,14 @@
 //! Which agent gets which caller, when an offer gives up, when an agent is
 //! paused for missing calls, how long a caller will wait: all of it is
 //! decided here, and nothing here opens a socket, spawns a task or reads a
-//! clock. The shell feeds [`Input`]s and the current [`std::time::Instant`]
-//! to [`Acd::handle`], sleeps until [`Acd::poll_timeout`] and calls
-//! [`Acd::handle_timeout`], and carries out the [`Output`]s (INVITE or
-//! CANCEL an agent leg, bridge, run an overflow, persist a row). That makes
+//! clock. [`Acd`] has the shape of every ringback core
+//! ([`ringback_sansio::Core`]): the shell feeds [`Input`]s and the current
+//! time ([`ringback_sansio::Now`], both clocks read once per event) to
+//! `handle`, sleeps until `poll_timeout` and calls `handle_timeout`, and
+//! after either drains `poll_output` and carries out the [`Output`]s
+//! (INVITE or CANCEL an agent leg, bridge, run an overflow, persist a row).
+//! Timers and durations run on `now.mono`; what is stored carries `now`
+//! itself, so the shell takes its wall time from there. That makes
 //! every rule below a unit test with a synthetic clock, makes a run
 //! reproducible from its inputs and seed, and keeps the failure modes peers
 //! are known for (agents rung in a loop, callers stuck behind a rejecting
@@ -73,8 +77,9 @@
 //! **Estimated wait.** See [`estimate_wait`] and [`announce_minutes`].
 //!
 //! **Determinism.** Same configuration, seed, inputs and instants → same
-//! outputs. Illegal inputs return [`AcdError`] and change nothing; the
-//! engine never panics on input.
+//! outputs. An illegal input changes nothing and queues one
+//! [`Output::Refused`] with the [`AcdError`] (see the `Core` impl of
+//! [`Acd`] for why refusals are outputs); the engine never panics on input.
 //!
 //! # Wiring
 //!
@@ -82,13 +87,16 @@
 //!   headers); report 200 → [`Input::OfferAnswered`], 486/600 →
 //!   `OfferFailed(Busy)`, 603 → `Rejected`, 408/480 → `NoAnswer`, other →
 //!   `Error`. [`Output::CancelOffer`]: CANCEL that leg (BYE if it raced to
-//!   200), and do not report it back. An `Err` on `OfferAnswered` means the
-//!   offer is gone: BYE the agent leg.
+//!   200), and do not report it back. [`Output::Refused`] after an
+//!   `OfferAnswered` means the offer is gone: BYE the agent leg.
+//! * [`Output::Refused`] after an agent command (login, pause …): tell
+//!   whoever asked (the API answers with the error).
 //! * [`Output::StateChanged`] and [`Output::QueueLog`] are rows for the
-//!   store; their `Instant`s convert to wall time through the shell's own
-//!   `(Instant, SystemTime)` anchor.
+//!   store; they carry the `now` they happened at, and the row's time is
+//!   its `wall` (no conversion in the shell).
 //! * At start-up, replay agent sessions (login, pause) and seed sticky
-//!   routing with [`Input::SetHistory`]; at local midnight send
+//!   routing with [`Input::SetHistory`] (stored wall times; the engine
+//!   places them on its monotonic clock); at local midnight send
 //!   [`Input::ResetDailyCounters`].
 
 #![forbid(unsafe_code)]

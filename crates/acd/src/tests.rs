@@ -1,12 +1,37 @@
 //! Unit tests of every rule in the crate docs. Each test drives the engine
-//! through `handle`/`handle_timeout` with a synthetic clock.
+//! through `handle`/`handle_timeout` (draining `poll_output`) with a
+//! synthetic clock.
 
 // Test code drives the core with the real clock as its base time (issue 12).
 #![allow(clippy::disallowed_methods)]
 
 use std::time::{Duration, Instant};
 
+use ringback_sansio::{Core, Now};
+
 use crate::*;
+
+/// Handles one input at `now` and drains what it queued: `Err` when the
+/// engine refused it (a refusal is always the input's only output).
+pub(crate) fn run(acd: &mut Acd, input: Input, now: Now) -> Result<Vec<Output>, AcdError> {
+    acd.handle(input, now);
+    let out = drain(acd);
+    match out.as_slice() {
+        [Output::Refused(e)] => Err(e.clone()),
+        _ => {
+            assert!(
+                !out.iter().any(|o| matches!(o, Output::Refused(_))),
+                "a refusal among other outputs: {out:?}"
+            );
+            Ok(out)
+        }
+    }
+}
+
+/// Everything queued, in order.
+pub(crate) fn drain(acd: &mut Acd) -> Vec<Output> {
+    std::iter::from_fn(|| acd.poll_output()).collect()
+}
 
 fn s(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -24,6 +49,9 @@ fn agent(id: &str, queues: &[&str]) -> AgentConfig {
 
 struct H {
     acd: Acd,
+    /// The fake clock's start on both clocks; `now` only moves forward
+    /// from it, and [`H::clock`] moves the wall clock along.
+    base: Now,
     now: Instant,
 }
 
@@ -33,15 +61,23 @@ impl H {
     }
 
     fn seeded(queues: Vec<QueueConfig>, agents: Vec<AgentConfig>, seed: u64) -> H {
+        // Far enough from "now" that earlier entry times are representable.
+        let base = Now::system().plus(s(10_000));
         H {
             acd: Acd::new(queues, agents, seed).expect("config"),
-            // Far enough from "now" that earlier entry times are representable.
-            now: Instant::now() + s(10_000),
+            base,
+            now: base.mono,
         }
     }
 
+    /// `now` on both clocks.
+    fn clock(&self) -> Now {
+        self.base.plus(self.now - self.base.mono)
+    }
+
     fn try_go(&mut self, input: Input) -> Result<Vec<Output>, AcdError> {
-        let r = self.acd.handle(input, self.now);
+        let now = self.clock();
+        let r = run(&mut self.acd, input, now);
         self.acd.check_invariants().expect("invariants");
         r
     }
@@ -61,7 +97,8 @@ impl H {
                 break;
             }
             self.now = self.now.max(t);
-            out.extend(self.acd.handle_timeout(self.now));
+            self.acd.handle_timeout(self.clock());
+            out.extend(drain(&mut self.acd));
             self.acd.check_invariants().expect("invariants");
         }
         self.now = target;
@@ -175,7 +212,7 @@ fn agent_transitions_are_recorded_and_illegal_ones_refused() {
     assert_eq!(c[0].from, AgentState::LoggedOut);
     assert_eq!(c[0].to, AgentState::Available);
     assert_eq!(c[0].reason, TransitionReason::Login);
-    assert_eq!(c[0].at, h.now);
+    assert_eq!(c[0].at, h.clock());
     assert_eq!(verbs(&out), ["AGENTLOGIN"]);
 
     assert!(matches!(
@@ -255,7 +292,7 @@ fn refused_inputs_change_nothing() {
         Input::SetHistory {
             caller: "1".into(),
             agent: "ghost".into(),
-            at: h.now,
+            at: h.clock().wall,
         },
     ];
     for input in bad {
@@ -294,7 +331,7 @@ fn service_order_is_priority_then_original_entry_time() {
     assert_eq!(h.acd.position("b"), Some(2));
     assert_eq!(h.acd.position("a"), Some(3));
     assert_eq!(h.acd.position("d"), Some(4));
-    let snap = h.acd.queue_snapshot("q", h.now).unwrap();
+    let snap = h.acd.queue_snapshot("q", h.clock()).unwrap();
     let ids: Vec<&str> = snap.waiting.iter().map(|w| w.call.as_str()).collect();
     assert_eq!(ids, ["c", "b", "a", "d"]);
     assert_eq!(snap.longest_wait, Some(s(502)));
@@ -364,7 +401,7 @@ fn routing_order_across_queues_survives_cancels_skips_and_ties() {
     expected.sort_by_key(|c| (std::cmp::Reverse(c.2), std::cmp::Reverse(c.3), c.4));
     let expected: Vec<&str> = expected.iter().map(|c| c.0.as_str()).collect();
     for queue in ["q1", "q2", "q3"] {
-        let snap = h.acd.queue_snapshot(queue, h.now).unwrap();
+        let snap = h.acd.queue_snapshot(queue, h.clock()).unwrap();
         let got: Vec<&str> = snap.waiting.iter().map(|w| w.call.as_str()).collect();
         let mut want: Vec<_> = calls.iter().filter(|c| c.1 == queue).collect();
         want.sort_by_key(|c| (std::cmp::Reverse(c.2), std::cmp::Reverse(c.3), c.4));
@@ -1102,7 +1139,7 @@ fn sticky_setup(wait: u64) -> H {
 #[test]
 fn sticky_agent_available_is_offered_first() {
     let mut h = sticky_setup(30);
-    let at = h.now;
+    let at = h.clock().wall;
     h.go(Input::SetHistory {
         caller: "555".into(),
         agent: "b".into(),
@@ -1116,7 +1153,7 @@ fn sticky_agent_available_is_offered_first() {
 #[test]
 fn sticky_history_outside_the_window_is_ignored() {
     let mut h = sticky_setup(30);
-    let at = h.now;
+    let at = h.clock().wall;
     h.go(Input::SetHistory {
         caller: "555".into(),
         agent: "b".into(),
@@ -1148,7 +1185,7 @@ fn sticky_holds_for_a_busy_agent_without_blocking_others() {
     h.advance(s(5));
     let out = h.end("2", "a");
     assert_eq!(offers(&out), offer_pair("5", "a"));
-    let snap = h.acd.queue_snapshot("q", h.now).unwrap();
+    let snap = h.acd.queue_snapshot("q", h.clock()).unwrap();
     assert_eq!(snap.waiting[0].held_for, Some(AgentId::from("b")));
     // b frees within the hold and gets 4.
     h.advance(s(5));
@@ -1161,7 +1198,7 @@ fn sticky_hold_expires_then_strategy_applies() {
     h.go(Input::SetHistory {
         caller: "555".into(),
         agent: "b".into(),
-        at: h.now,
+        at: h.clock().wall,
     });
     h.go(Input::AgentPause {
         agent: "a".into(),
@@ -1181,7 +1218,7 @@ fn sticky_hold_ends_when_the_agent_pauses() {
     h.go(Input::SetHistory {
         caller: "555".into(),
         agent: "b".into(),
-        at: h.now,
+        at: h.clock().wall,
     });
     h.go(Input::AgentPause {
         agent: "a".into(),
@@ -1206,7 +1243,7 @@ fn sticky_does_not_hold_for_a_paused_agent() {
     h.go(Input::SetHistory {
         caller: "555".into(),
         agent: "b".into(),
-        at: h.now,
+        at: h.clock().wall,
     });
     h.go(Input::AgentPause {
         agent: "b".into(),
@@ -1261,7 +1298,7 @@ fn ewt_follows_staffing_and_handle_times() {
     h.advance(s(60));
     h.end("1", "a");
     // 180 + (60 - 180) / 5
-    let snap = h.acd.queue_snapshot("q", h.now).unwrap();
+    let snap = h.acd.queue_snapshot("q", h.clock()).unwrap();
     assert_eq!(snap.avg_handle, s(156));
     h.go(Input::AgentPause {
         agent: "a".into(),
@@ -1274,7 +1311,7 @@ fn ewt_follows_staffing_and_handle_times() {
     h.enqueue("2", "q", "");
     h.enqueue("3", "q", "");
     assert_eq!(h.acd.call_ewt("3"), Some(s(312)));
-    let snap = h.acd.queue_snapshot("q", h.now).unwrap();
+    let snap = h.acd.queue_snapshot("q", h.clock()).unwrap();
     assert_eq!(snap.serving_agents, 0);
     assert_eq!(snap.present_agents, 2);
     assert_eq!(snap.waiting[1].ewt, s(312));
@@ -1367,21 +1404,23 @@ fn config_errors_are_reported() {
 
 #[test]
 fn join_empty_lets_callers_wait_until_an_agent_logs_in() {
-    let t0 = Instant::now();
+    let t0 = Now::system();
     let mut q = QueueConfig::new("q");
     q.join_empty = true;
     let mut acd = Acd::new(vec![q], vec![AgentConfig::new("a").member_of("q")], 1).unwrap();
-    let out = acd
-        .handle(Input::Enqueue(WaitingCall::new("c1", "q", "+1555", t0)), t0)
-        .unwrap();
+    let out = run(
+        &mut acd,
+        Input::Enqueue(WaitingCall::new("c1", "q", "+1555", t0.mono)),
+        t0,
+    )
+    .unwrap();
     assert!(
         !out.iter().any(|o| matches!(o, Output::NoAgents { .. })),
         "join_empty: no overflow while nobody is logged in: {out:?}"
     );
     assert_eq!(acd.position("c1"), Some(1));
-    acd.handle(Input::AgentReachable("a".into(), true), t0)
-        .unwrap();
-    let out = acd.handle(Input::AgentLogin("a".into()), t0).unwrap();
+    run(&mut acd, Input::AgentReachable("a".into(), true), t0).unwrap();
+    let out = run(&mut acd, Input::AgentLogin("a".into()), t0).unwrap();
     assert!(
         out.iter()
             .any(|o| matches!(o, Output::Offer { call, .. } if call.as_str() == "c1")),
@@ -1414,7 +1453,7 @@ fn sticky_history_is_bounded_and_keeps_the_recent_callers() {
         h.go(Input::SetHistory {
             caller: format!("+1555{i:07}"),
             agent: "b".into(),
-            at: h.now,
+            at: h.clock().wall,
         });
         h.advance(Duration::from_millis(10));
     }
@@ -1434,7 +1473,7 @@ fn sticky_history_is_bounded_and_keeps_the_recent_callers() {
 #[test]
 fn daily_reset_forgets_history_outside_every_window() {
     let mut h = sticky_setup(30);
-    let at = h.now;
+    let at = h.clock().wall;
     for caller in ["+1", "+2"] {
         h.go(Input::SetHistory {
             caller: caller.into(),

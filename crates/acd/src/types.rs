@@ -4,6 +4,9 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use ringback_sansio::Now;
+
 use crate::config::Strategy;
 use crate::ids::{AgentId, CallId, QueueName};
 
@@ -168,8 +171,9 @@ pub struct StateChange {
     pub from: AgentState,
     /// New state.
     pub to: AgentState,
-    /// When (the `now` of the call that caused it).
-    pub at: Instant,
+    /// When, on both clocks (the `now` of the call that caused it): the
+    /// store keeps `at.wall`.
+    pub at: Now,
     /// Why.
     pub reason: TransitionReason,
 }
@@ -249,7 +253,7 @@ impl WaitingCall {
     }
 }
 
-/// An event fed to [`Acd::handle`](crate::Acd::handle).
+/// An event fed to the engine ([`Core::handle`](ringback_sansio::Core::handle)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Input {
     /// API / dashboard / feature code: logged-out → available.
@@ -310,8 +314,9 @@ pub enum Input {
         caller: String,
         /// The agent.
         agent: AgentId,
-        /// When.
-        at: Instant,
+        /// When, as stored (wall clock); the engine places it on its
+        /// monotonic clock with the `now` it is handed.
+        at: DateTime<Utc>,
     },
     /// Start a new day for [`Strategy::FewestCalls`] counters (and prune
     /// sticky history older than every queue's window).
@@ -374,13 +379,21 @@ pub enum Output {
     StateChanged(StateChange),
     /// Persist: one queue-log row.
     QueueLog(QueueEvent),
+    /// The input just handled was refused: it changed nothing and this is
+    /// the only output it queued. Whoever sent it may need to know: an
+    /// agent command from the API answers with the error, and an
+    /// [`Input::OfferAnswered`] refused as [`AcdError::NoSuchOffer`] came
+    /// too late — that agent leg must be hung up. Any other refusal is a
+    /// report that raced a change (a caller and an offer timing out at
+    /// once) and needs nothing.
+    Refused(AcdError),
 }
 
 /// One Asterisk-like queue-log row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueEvent {
-    /// When.
-    pub at: Instant,
+    /// When, on both clocks: the store keeps `at.wall`.
+    pub at: Now,
     /// The queue (`None` for agent events, which are not per queue).
     pub queue: Option<QueueName>,
     /// The call, if any.
@@ -569,7 +582,8 @@ impl QueueEventKind {
     }
 }
 
-/// An input the engine refused. The engine's state is unchanged.
+/// Why the engine refused an input ([`Output::Refused`]). The engine's
+/// state is unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AcdError {
     /// No such agent in the configuration.

@@ -15,6 +15,17 @@
 use std::time::{Duration, Instant};
 
 use ringback_acd::*;
+use ringback_sansio::{Core, Now};
+
+/// Handles one input and drains what it queued; `what` names it if refused.
+fn run(acd: &mut Acd, input: Input, now: Now, what: &str) -> Vec<Output> {
+    acd.handle(input, now);
+    let out: Vec<Output> = std::iter::from_fn(|| acd.poll_output()).collect();
+    if let Some(Output::Refused(e)) = out.first() {
+        panic!("{what}: {e}");
+    }
+    out
+}
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
@@ -41,25 +52,35 @@ fn one(waiting: usize, samples: usize) {
         AgentConfig::new("bob").member_of("other"),
     ];
     let mut acd = Acd::new(vec![qc, QueueConfig::new("other")], agents, 1).expect("config");
-    let t0 = Instant::now() + Duration::from_secs(1_000_000);
-    let mut now = t0;
+    let mut now = Now::system().plus(Duration::from_secs(1_000_000));
+    let ms = Duration::from_millis(1);
     for a in ["alice", "bob"] {
-        acd.handle(Input::AgentLogin(a.into()), now).expect("login");
-        acd.handle(Input::AgentReachable(a.into(), true), now)
-            .expect("reachable");
+        run(&mut acd, Input::AgentLogin(a.into()), now, "login");
+        run(
+            &mut acd,
+            Input::AgentReachable(a.into(), true),
+            now,
+            "reachable",
+        );
     }
-    acd.handle(
+    run(
+        &mut acd,
         Input::AgentPause {
             agent: "alice".into(),
             reason: "fill".into(),
         },
         now,
-    )
-    .expect("pause");
+        "pause",
+    );
     for i in 0..waiting {
-        now += Duration::from_millis(1);
-        let c = WaitingCall::new(format!("cb-{i:08}-0123456789abcdef"), "operator", "", now);
-        acd.handle(Input::Enqueue(c), now).expect("enqueue");
+        now = now.plus(ms);
+        let c = WaitingCall::new(
+            format!("cb-{i:08}-0123456789abcdef"),
+            "operator",
+            "",
+            now.mono,
+        );
+        run(&mut acd, Input::Enqueue(c), now, "enqueue");
     }
 
     let mut dispatch = Vec::with_capacity(samples);
@@ -67,39 +88,42 @@ fn one(waiting: usize, samples: usize) {
     let mut noop = Vec::with_capacity(samples);
     let mut enqueue = Vec::with_capacity(samples);
     for i in 0..samples {
-        now += Duration::from_millis(1);
+        now = now.plus(ms);
         let t = Instant::now();
-        let out = acd
-            .handle(Input::AgentUnpause("alice".into()), now)
-            .expect("unpause");
+        let out = run(
+            &mut acd,
+            Input::AgentUnpause("alice".into()),
+            now,
+            "unpause",
+        );
         dispatch.push(t.elapsed());
         assert!(
             out.iter().any(|o| matches!(o, Output::Offer { .. })),
             "no offer"
         );
         let t = Instant::now();
-        acd.handle(
+        run(
+            &mut acd,
             Input::AgentPause {
                 agent: "alice".into(),
                 reason: "again".into(),
             },
             now,
-        )
-        .expect("pause");
+            "pause",
+        );
         cancel.push(t.elapsed());
         // An input while bob (free, but in no queue with calls) is the only
         // available agent: routing runs and finds nothing.
         let t = Instant::now();
-        acd.handle(Input::ResetDailyCounters, now).expect("reset");
+        run(&mut acd, Input::ResetDailyCounters, now, "reset");
         noop.push(t.elapsed());
         // One more call at the end of the queue, then it leaves again.
         let id = format!("extra-{i}");
-        let c = WaitingCall::new(id.as_str(), "operator", "", now);
+        let c = WaitingCall::new(id.as_str(), "operator", "", now.mono);
         let t = Instant::now();
-        acd.handle(Input::Enqueue(c), now).expect("enqueue");
+        run(&mut acd, Input::Enqueue(c), now, "enqueue");
         enqueue.push(t.elapsed());
-        acd.handle(Input::Abandon(id.as_str().into()), now)
-            .expect("abandon");
+        run(&mut acd, Input::Abandon(id.as_str().into()), now, "abandon");
     }
     println!(
         "waiting {waiting:>6}  unpause→offer   {}",

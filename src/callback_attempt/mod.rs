@@ -33,21 +33,21 @@ use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput};
 use crate::media::{self, MediaEvent, Stream};
 use crate::outbound::{self, DialSpec, OutboundLeg};
 use crate::registrar::Binding;
-use crate::server::ServerCtx;
 use crate::store::Cdr;
 
+mod placer;
+
+pub use placer::{AttemptDeps, AttemptPlacer};
+
 /// Run one attempt to its end.
-pub async fn run(
-    ctx: Arc<ServerCtx>,
+async fn run(
+    ctx: Arc<AttemptDeps>,
     svc: CallbackHandle,
     cb: Callback,
     lease: Duration,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
-    let Some(endpoint) = ctx.endpoint.get().cloned() else {
-        svc.lost(&cb.id);
-        return;
-    };
+    let endpoint = ctx.endpoint.clone();
     let owner = format!("cb-{}-{:08x}", cb.id, rand::random::<u32>());
     let span = tracing::info_span!("callback", id = %cb.id, number = %cb.number, queue = %cb.queue);
     let (sip_tx, sip_rx) = mpsc::unbounded_channel();
@@ -74,9 +74,13 @@ pub async fn run(
         entered_at: cb.entered_at,
         lease,
         accept_timeout: Duration::from_secs(
-            ctx.callback_policy(&cb.queue).accept_timeout_secs.into(),
+            ctx.legs
+                .config
+                .callback_policy(&cb.queue)
+                .accept_timeout_secs
+                .into(),
         ),
-        trunks: ctx.config.all_trunks().len(),
+        trunks: ctx.legs.config.all_trunks().len(),
     };
     let (notice_tx, notices) = mpsc::unbounded_channel();
     let (agent_media, agent_rx) = mpsc::unbounded_channel();
@@ -114,7 +118,7 @@ struct Receivers {
 
 struct Shell {
     core: CallbackAttempt,
-    ctx: Arc<ServerCtx>,
+    ctx: Arc<AttemptDeps>,
     svc: CallbackHandle,
     endpoint: EndpointHandle,
     cb: Callback,
@@ -372,7 +376,7 @@ impl Shell {
     /// Dial the customer through trunk number `index`. False if it cannot
     /// even be tried.
     fn dial_customer(&mut self, index: usize) -> bool {
-        let trunks = self.ctx.config.all_trunks();
+        let trunks = self.ctx.legs.config.all_trunks();
         let Some((name, trunk)) = trunks.get(index).copied() else {
             tracing::error!("no trunk configured ([trunk] address): cannot call customers back");
             return false;
@@ -420,7 +424,7 @@ impl Shell {
     }
 
     fn prompts(&self, names: &[String]) -> Vec<Arc<ringback_media::prompt::Prompt>> {
-        let snap = self.ctx.snapshot();
+        let snap = self.ctx.dialplans.current();
         names.iter().filter_map(|n| snap.prompts.get(n)).collect()
     }
 

@@ -21,15 +21,16 @@ use ringback_media::sdp::{self, Negotiated};
 use ringback_sip::client_auth::{ClientAuth, ClientCredentials};
 use ringback_sip::message::{self, ViaSpec};
 use ringback_sip::outgoing::{InviteEvent, OutgoingInvite, Send};
+use ringback_sip::session_timer;
 use ringback_sip::transaction::{TransactionKey, TransportKind};
 use ringback_sip::uac::{make_invite, InviteSpec};
 use tokio::sync::mpsc::UnboundedSender;
 
+use crate::config::Config;
 use crate::endpoint::{EndpointCmd, EndpointHandle};
 use crate::media::ports::RtpPort;
-use crate::media::{MediaEvent, Stream};
-use crate::config::Config;
 use crate::media::MediaEngine;
+use crate::media::{MediaEvent, Stream};
 
 /// What placing and running a leg needs: the advertised address (config),
 /// RTP ports and clocks, the codecs we accept. Cheap to clone.
@@ -362,7 +363,6 @@ impl OutboundLeg {
         req: &rsip::Request,
     ) {
         let deps = deps.legs();
-        use rsip::headers::UntypedHeader;
         let Some(stream) = &self.stream else {
             let resp = message::make_response(req, 488, None);
             endpoint.send(EndpointCmd::Respond {
@@ -389,36 +389,21 @@ impl OutboundLeg {
                 )))
             }
         } else {
-            let answer = sdp::parse(&String::from_utf8_lossy(&req.body))
-                .map_err(|e| e.sip_status())
-                .and_then(|offer| {
-                    let neg = crate::media::renegotiate(&offer, stream.codec())
-                        .map_err(|e| e.sip_status())?;
-                    stream.apply_negotiation(&neg);
-                    Ok((neg, offer))
-                });
-            Some(answer.map(|(neg, offer)| {
-                self.sdp_version += 1;
-                tracing::info!(hold = neg.is_hold(), method = %req.method, "leg renegotiated");
-                sdp::build_answer(&neg, &offer, ip, port, self.sdp_session, self.sdp_version)
-            }))
+            Some(
+                crate::media::apply_reoffer(stream, &req.body).map(|(offer, neg)| {
+                    self.sdp_version += 1;
+                    tracing::info!(hold = neg.is_hold(), method = %req.method, "leg renegotiated");
+                    sdp::build_answer(&neg, &offer, ip, port, self.sdp_session, self.sdp_version)
+                }),
+            )
         };
         let reply = match body {
             Some(Err(code)) => message::make_response(req, code, None),
-            Some(Ok(sdp)) => {
-                let mut ok = message::make_response(req, 200, None);
-                ok.headers.push(
-                    rsip::headers::Contact::new(format!(
-                        "<{}>",
-                        contact_uri(ip, endpoint.local.port(), self.transport)
-                    ))
-                    .into(),
-                );
-                ok.headers
-                    .push(rsip::headers::ContentType::new("application/sdp").into());
-                ok.body = sdp.into_bytes();
-                ok
-            }
+            Some(Ok(sdp)) => session_timer::sdp_answer_ok(
+                req,
+                sdp,
+                &contact_uri(ip, endpoint.local.port(), self.transport),
+            ),
             None => message::make_response(req, 200, None),
         };
         endpoint.send(EndpointCmd::Respond {
@@ -435,7 +420,6 @@ fn via(deps: &LegDeps, endpoint: &EndpointHandle, transport: TransportKind) -> V
         transport,
     }
 }
-
 
 /// Host part for URIs (IPv6 in brackets).
 pub fn host_of(ip: std::net::IpAddr) -> String {

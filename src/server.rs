@@ -239,10 +239,7 @@ fn spawn_reload_triggers(config: &Config, dialplans: Arc<Dialplans>) -> anyhow::
         }
     })?;
     use notify::Watcher;
-    watcher.watch(
-        &config.dialplans.dir,
-        notify::RecursiveMode::NonRecursive,
-    )?;
+    watcher.watch(&config.dialplans.dir, notify::RecursiveMode::NonRecursive)?;
     if config.prompts.dir.is_dir() {
         watcher.watch(&config.prompts.dir, notify::RecursiveMode::NonRecursive)?;
     }

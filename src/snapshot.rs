@@ -279,4 +279,3 @@ pub fn load_prompts(dir: &Path) -> Result<(PromptCache, Vec<String>), Vec<String
         .map(|(cache, errs)| (cache, errs.iter().map(|e| e.to_string()).collect()))
         .map_err(|e| vec![e.to_string()])
 }
-

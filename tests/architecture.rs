@@ -183,7 +183,10 @@ fn the_cycle_finder_finds_a_loop_and_passes_a_tree() {
 #[test]
 fn src_modules_import_each_other_without_loops() {
     let graph = module_graph();
-    assert!(graph.len() > 10, "expected the shell's modules, saw {graph:?}");
+    assert!(
+        graph.len() > 10,
+        "expected the shell's modules, saw {graph:?}"
+    );
     if let Some(cycle) = find_cycle(&graph) {
         panic!(
             "import loop in src/: {} (inject a handle or move the shared type down a layer; see ARCHITECTURE.md)",

@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::errors::{json_response, ApiError};
-use crate::config::Role;
 use super::ApiState;
+use crate::config::Role;
 
 /// What a request needs to be allowed.
 #[derive(Clone, Copy)]

@@ -11,8 +11,8 @@ use serde_json::{json, Value};
 use super::auth::check_token;
 use super::errors::{error, json_response};
 use super::request::ApiQuery;
-use crate::metrics;
 use super::ApiState;
+use crate::metrics;
 
 pub(super) async fn stats_json(ctx: &ApiState) -> Value {
     let mut st = ctx.live.stats();

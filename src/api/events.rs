@@ -13,8 +13,8 @@ use super::auth::{authorize, Need, Principal};
 use super::calls::stats_json;
 use super::queues::queues_json;
 use super::request::ApiQuery;
-use crate::config::Role;
 use super::ApiState;
+use crate::config::Role;
 
 /// Everything the dashboard shows, as one JSON document.
 pub(super) async fn snapshot_json(ctx: &ApiState, who: &Principal) -> Value {

@@ -53,7 +53,6 @@ use self::prometheus::metrics_handler;
 use self::queues::list_queues;
 use self::trunks::list_trunks;
 
-
 /// What the API reads and changes, handed over by the server at start-up.
 pub struct ApiState {
     /// Configuration (tokens, queues, trunks).

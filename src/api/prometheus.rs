@@ -9,8 +9,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::metrics;
 use super::ApiState;
+use crate::metrics;
 
 pub(super) async fn metrics_handler(State(ctx): State<Arc<ApiState>>) -> impl IntoResponse {
     let mut out = metrics::render();

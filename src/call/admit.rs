@@ -9,8 +9,8 @@ use ringback_dialplan::Dialplan;
 use ringback_media::sdp::{self, Negotiated, RemoteSdp};
 use ringback_sip::message;
 
-use crate::media::ports::RtpPort;
 use super::CallDeps;
+use crate::media::ports::RtpPort;
 use crate::outbound::LegDeps;
 use crate::snapshot::Snapshot;
 
@@ -85,8 +85,8 @@ pub fn admit(
     let text = String::from_utf8_lossy(&req.body);
     let offer =
         sdp::parse(&text).map_err(|e| reject(400, format!("malformed SDP: {e}"), "bad_sdp"))?;
-    let negotiated =
-        sdp::negotiate(&offer, &LegDeps::CODECS).map_err(|e| reject(488, format!("{e}"), "no_codec"))?;
+    let negotiated = sdp::negotiate(&offer, &LegDeps::CODECS)
+        .map_err(|e| reject(488, format!("{e}"), "no_codec"))?;
     let port = ctx
         .legs
         .media
@@ -133,4 +133,3 @@ fn caller_number(req: &rsip::Request) -> String {
         .map(|n| n.user_or_host().to_string())
         .unwrap_or_default()
 }
-

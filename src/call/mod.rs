@@ -126,7 +126,13 @@ fn finish_unanswered(
     ctx.cdr.write(cdr);
 }
 
-fn respond_code(endpoint: &EndpointHandle, key: TransactionKey, req: &rsip::Request, code: u16, tag: &str) {
+fn respond_code(
+    endpoint: &EndpointHandle,
+    key: TransactionKey,
+    req: &rsip::Request,
+    code: u16,
+    tag: &str,
+) {
     let response = message::make_response(req, code, Some(tag));
     endpoint.send(EndpointCmd::Respond { key, response });
 }
@@ -405,9 +411,9 @@ impl Call {
                     self.live(update);
                     None
                 }
-                Output::QueryPosition => Some(Input::Position(
-                    self.ctx.acd.position(&self.call_id).await,
-                )),
+                Output::QueryPosition => {
+                    Some(Input::Position(self.ctx.acd.position(&self.call_id).await))
+                }
                 Output::QueryQueueState => Some(self.queue_state().await),
                 Output::CheckPendingCallback { queue } => {
                     let cb = self.ctx.callbacks.live_for(&self.cdr.caller, &queue).await;

@@ -122,4 +122,3 @@ pub fn queue_settings(config: &crate::config::Config) -> BTreeMap<String, inboun
         })
         .collect()
 }
-

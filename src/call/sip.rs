@@ -141,22 +141,17 @@ impl Call {
     }
 
     /// re-INVITE: hold/resume or a new address. The codec stays as
-    /// negotiated unless the new offer no longer contains it.
+    /// negotiated unless the new offer no longer contains it. An offerless
+    /// re-INVITE gets the current session again.
     fn on_reinvite(&mut self, key: TransactionKey, req: rsip::Request) {
-        let text = String::from_utf8_lossy(&req.body).to_string();
-        let result = if text.trim().is_empty() {
+        let result = if req.body.iter().all(u8::is_ascii_whitespace) {
             Ok((self.offer_answer.0.clone(), self.offer_answer.1.clone()))
         } else {
-            sdp::parse(&text).map_err(|e| e.to_string()).and_then(|o| {
-                crate::media::renegotiate(&o, self.stream.codec())
-                    .map(|n| (o, n))
-                    .map_err(|e| e.to_string())
-            })
+            crate::media::apply_reoffer(&self.stream, &req.body)
         };
         match result {
             Ok((offer, neg)) => {
                 tracing::info!(hold = neg.is_hold(), "re-INVITE");
-                self.stream.apply_negotiation(&neg);
                 self.local_sdp_version += 1;
                 let answer = sdp::build_answer(
                     &neg,
@@ -167,21 +162,13 @@ impl Call {
                     self.local_sdp_version,
                 );
                 self.offer_answer = (offer, neg);
-                let mut ok = message::make_response(&req, 200, None);
-                for (name, value) in session_timer::answer(&req, session_timer::MIN_SE).headers() {
-                    ok.headers.push(message::make_header(name, &value));
-                }
-                ok.headers
-                    .push(rsip::headers::Contact::new(format!("<{}>", self.our_contact())).into());
-                ok.headers
-                    .push(rsip::headers::ContentType::new("application/sdp").into());
-                ok.body = answer.into_bytes();
+                let ok = session_timer::sdp_answer_ok(&req, answer, &self.our_contact());
                 self.endpoint
                     .send(EndpointCmd::Respond { key, response: ok });
             }
-            Err(e) => {
-                tracing::info!(error = %e, "re-INVITE refused");
-                self.respond(key, &req, 488);
+            Err(code) => {
+                tracing::info!(code, "re-INVITE refused");
+                self.respond(key, &req, code);
             }
         }
     }
@@ -189,9 +176,10 @@ impl Call {
     /// Blind transfer: REFER to the caller's device.
     pub(super) fn send_refer(&mut self, target: &str) {
         let mut refer = self.dialog.make_request(rsip::Method::Refer, &self.via());
-        refer
-            .headers
-            .push(rsip::Header::Other("Refer-To".into(), format!("<{target}>")));
+        refer.headers.push(rsip::Header::Other(
+            "Refer-To".into(),
+            format!("<{target}>"),
+        ));
         refer.headers.push(rsip::Header::Other(
             "Referred-By".into(),
             format!("<{}>", self.our_contact()),

@@ -65,4 +65,3 @@ impl AttemptStarter for AttemptPlacer {
         tokio::spawn(run(Arc::clone(&self.deps), svc, cb, lease, stop));
     }
 }
-

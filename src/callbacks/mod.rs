@@ -142,7 +142,13 @@ pub fn policies(cfg: &crate::config::Config) -> HashMap<String, Policy> {
 pub trait AttemptStarter: Send + Sync {
     /// Start an attempt for `cb` under a lease of `lease`; it reports back
     /// through `svc` and leaves the queue when `stop` fires.
-    fn start(&self, svc: CallbackHandle, cb: Callback, lease: Duration, stop: oneshot::Receiver<()>);
+    fn start(
+        &self,
+        svc: CallbackHandle,
+        cb: Callback,
+        lease: Duration,
+        stop: oneshot::Receiver<()>,
+    );
 }
 
 /// What the callback service needs from the rest of the server.

@@ -116,4 +116,3 @@ impl EndpointHandle {
         let _ = self.tx.send(cmd);
     }
 }
-

@@ -54,8 +54,11 @@ pub trait CallStarter: Send + Sync {
     /// The dialplans new calls start with (DID selection reads their numbers).
     fn snapshot(&self) -> Arc<Snapshot>;
     /// Admit `call` and start its task reading `sip`, or say why not.
-    fn start(&self, call: NewCall, sip: UnboundedReceiver<SipInput>)
-        -> Result<(), Box<CallRefused>>;
+    fn start(
+        &self,
+        call: NewCall,
+        sip: UnboundedReceiver<SipInput>,
+    ) -> Result<(), Box<CallRefused>>;
 }
 
 /// The routing table's inbound calls (not legs, not other tasks).
@@ -83,7 +86,11 @@ impl Endpoint {
     /// own registered phone: apply it and return the confirmation prompt.
     /// The caller must be the agent (From user) *and* come from the address
     /// its REGISTER came from, so nobody else can change an agent's state.
-    pub(super) fn feature_code(&self, req: &rsip::Request, source: SocketAddr) -> Option<&'static str> {
+    pub(super) fn feature_code(
+        &self,
+        req: &rsip::Request,
+        source: SocketAddr,
+    ) -> Option<&'static str> {
         use ringback_acd::{AgentId, Input};
         let dialed = req.uri.auth.as_ref().map(|a| a.user.as_str())?;
         if !matches!(dialed, "*11" | "*12" | "*13") {

@@ -29,15 +29,15 @@ use crate::registrar::Registrar;
 
 mod did;
 mod handle;
-mod setup;
 mod invite;
+mod setup;
 mod tcp;
 
 pub use handle::{EndpointCmd, EndpointHandle, SipInput, ALLOW};
+use invite::InboundCalls;
 pub use invite::{CallRefused, CallStarter, NewCall};
 pub use setup::bind;
 use setup::{agent_algorithms, agent_secrets, queued_for};
-use invite::InboundCalls;
 use tcp::TcpEvent;
 
 /// What the endpoint needs from the rest of the server, handed over at

@@ -85,4 +85,3 @@ pub(super) fn agent_secrets(cfg: &crate::config::Config) -> HashMap<String, Secr
         })
         .collect()
 }
-

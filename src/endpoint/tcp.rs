@@ -46,7 +46,6 @@ pub enum TcpEvent {
     },
 }
 
-
 /// Limits on SIP TCP connections (from `[limits]` and `[sip]`).
 #[derive(Debug, Clone, Copy)]
 pub struct TcpLimits {
@@ -136,11 +135,7 @@ fn take_seat(census: &Arc<Mutex<Census>>, ip: IpAddr, limits: &TcpLimits) -> Opt
 }
 
 /// Accept connections until the listener fails.
-pub async fn accept_loop(
-    listener: TcpListener,
-    events: Sender<TcpEvent>,
-    limits: TcpLimits,
-) {
+pub async fn accept_loop(listener: TcpListener, events: Sender<TcpEvent>, limits: TcpLimits) {
     let census = Arc::new(Mutex::new(Census::default()));
     loop {
         match listener.accept().await {
@@ -176,11 +171,7 @@ pub async fn accept_loop(
 /// is up and are then sent in order. The connection then behaves like an
 /// accepted one (same framing, limits and events); if it cannot be opened,
 /// `Closed` is reported and the transactions time out.
-pub fn connect(
-    peer: SocketAddr,
-    events: Sender<TcpEvent>,
-    limits: TcpLimits,
-) -> Sender<Vec<u8>> {
+pub fn connect(peer: SocketAddr, events: Sender<TcpEvent>, limits: TcpLimits) -> Sender<Vec<u8>> {
     let (wtx, wrx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
     let writer = wtx.clone();
     tokio::spawn(async move {
@@ -269,7 +260,11 @@ async fn connection_with(
                 Frame::Message(len) => {
                     partial_since = None;
                     let bytes: Vec<u8> = buf.drain(..len.min(buf.len())).collect();
-                    if events.send(TcpEvent::Message { peer, bytes }).await.is_err() {
+                    if events
+                        .send(TcpEvent::Message { peer, bytes })
+                        .await
+                        .is_err()
+                    {
                         break 'read;
                     }
                 }

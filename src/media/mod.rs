@@ -379,6 +379,28 @@ pub fn renegotiate(
     ringback_media::sdp::negotiate(offer, &[current])
 }
 
+/// A re-offer (re-INVITE or UPDATE with SDP) on `stream`: parsed, checked
+/// against the codec the stream runs (see [`renegotiate`]) and applied
+/// (hold, resume, a new address). Returns the offer and its negotiation for
+/// the answer, or the status to refuse it with (the session goes on
+/// unchanged).
+pub fn apply_reoffer(
+    stream: &Stream,
+    body: &[u8],
+) -> Result<
+    (
+        ringback_media::sdp::RemoteSdp,
+        ringback_media::sdp::Negotiated,
+    ),
+    u16,
+> {
+    let offer =
+        ringback_media::sdp::parse(&String::from_utf8_lossy(body)).map_err(|e| e.sip_status())?;
+    let neg = renegotiate(&offer, stream.codec()).map_err(|e| e.sip_status())?;
+    stream.apply_negotiation(&neg);
+    Ok((offer, neg))
+}
+
 /// Connect two legs: what one receives, the other sends (B2BUA media
 /// anchored in ringback). Prompts and silence stop on both legs.
 pub fn bridge(a: &Stream, b: &Stream) {

@@ -707,20 +707,15 @@ impl CallbackAttempt {
                     self.end_leg(Leg::Agent, HangupBy::Ringback);
                 }
             }
-            LegEvent::Bye => {
-                // The leg is over: its record ends here (no BYE back).
-                self.end_leg(Leg::Agent, HangupBy::Agent);
-                // Before the customer answered: back to the head of the line.
-                let r = if self.bridged() {
-                    AttemptResult::Completed
-                } else {
-                    AttemptResult::AgentLost
-                };
-                self.finish(Outcome::Result(r));
-            }
-            LegEvent::RtpTimeout => {
-                // The agent's phone vanished (no BYE, no RTP): end the
-                // attempt so nobody stays in a call no one hears.
+            LegEvent::Bye | LegEvent::RtpTimeout => {
+                if event == LegEvent::Bye {
+                    // The leg is over: its record ends here (no BYE back).
+                    self.end_leg(Leg::Agent, HangupBy::Agent);
+                }
+                // A BYE, or a phone that vanished (no RTP): the attempt
+                // ends so nobody stays in a call no one hears; before the
+                // customer answered, the callback goes back to the head of
+                // the line.
                 let r = if self.bridged() {
                     AttemptResult::Completed
                 } else {
@@ -813,16 +808,10 @@ impl CallbackAttempt {
                     self.next_trunk(AttemptResult::CustomerNoAnswer);
                 }
             }
-            LegEvent::Bye => {
-                self.end_leg(Leg::Customer, HangupBy::Customer);
-                let r = if self.bridged() {
-                    AttemptResult::Completed
-                } else {
-                    AttemptResult::CustomerNoAcceptance
-                };
-                self.finish(Outcome::Result(r));
-            }
-            LegEvent::RtpTimeout => {
+            LegEvent::Bye | LegEvent::RtpTimeout => {
+                if event == LegEvent::Bye {
+                    self.end_leg(Leg::Customer, HangupBy::Customer);
+                }
                 let r = if self.bridged() {
                     AttemptResult::Completed
                 } else {

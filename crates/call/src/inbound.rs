@@ -487,8 +487,9 @@ impl InboundCall {
 
     /// How long the caller has been in line (0 before any queue).
     pub fn waited(&self, now: Now) -> Duration {
-        self.entered_queue
-            .map_or(Duration::ZERO, |t| now.mono.saturating_duration_since(t.mono))
+        self.entered_queue.map_or(Duration::ZERO, |t| {
+            now.mono.saturating_duration_since(t.mono)
+        })
     }
 
     /// When the caller first entered a queue (wall clock).
@@ -789,7 +790,10 @@ impl InboundCall {
             return;
         };
         match q.question.take() {
-            Some(Question::Number { mut digits, deadline }) => {
+            Some(Question::Number {
+                mut digits,
+                deadline,
+            }) => {
                 if digits.is_empty() && d == '1' {
                     self.request_callback(caller, now);
                 } else if d == '#' && digits.len() >= MIN_CALLBACK_DIGITS {
@@ -1168,7 +1172,10 @@ impl InboundCall {
 
     /// Queue timers: announcements, the callback offer, questions expiring.
     fn on_queue_timeout(&mut self, now: Now) {
-        let reoffer = self.callback_offer.as_ref().map(|o| o.after.max(MIN_REOFFER));
+        let reoffer = self
+            .callback_offer
+            .as_ref()
+            .map(|o| o.after.max(MIN_REOFFER));
         let caller_typed = |q: &mut Queued| -> Option<String> {
             match q.question.take() {
                 Some(Question::Number { digits, .. }) if digits.len() >= MIN_CALLBACK_DIGITS => {
@@ -1184,7 +1191,10 @@ impl InboundCall {
             return;
         };
         let mut typed = None;
-        if q.question.as_ref().is_some_and(|f| f.deadline() <= now.mono) {
+        if q.question
+            .as_ref()
+            .is_some_and(|f| f.deadline() <= now.mono)
+        {
             typed = caller_typed(q);
         }
         let idle = q.interlude.is_none();

@@ -130,6 +130,25 @@ pub fn answer(invite: &Request, min_se: u32) -> TimerAnswer {
     }
 }
 
+/// The 200 OK to a re-INVITE or UPDATE that changed the session: our SDP
+/// answer, our Contact, and the session-timer headers answering the
+/// request's (RFC 4028 §9: a UAS that supports timers confirms them in
+/// every 2xx to a refresh). One builder for the caller's dialog and for the
+/// legs ringback places, so both answer a re-offer alike.
+pub fn sdp_answer_ok(req: &rsip::Request, sdp: String, contact: &str) -> rsip::Response {
+    use rsip::headers::UntypedHeader;
+    let mut ok = crate::message::make_response(req, 200, None);
+    for (name, value) in answer(req, MIN_SE).headers() {
+        ok.headers.push(crate::message::make_header(name, &value));
+    }
+    ok.headers
+        .push(rsip::headers::Contact::new(format!("<{contact}>")).into());
+    ok.headers
+        .push(rsip::headers::ContentType::new("application/sdp").into());
+    ok.body = sdp.into_bytes();
+    ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,15 +2,21 @@
 //! for or talking to an agent, and today's counters (service level, abandon
 //! rate, handle time, callbacks, 15-minute intervals).
 //!
-//! Counters live in memory and start from zero at midnight UTC and at a
-//! restart; the durable record is the store (CDRs, queue log, callback
-//! history), from which the repeat-call rate is computed.
+//! "Today" is the local day of the configured zone (`stats.timezone`, UTC
+//! by default): the counters start from zero at that zone's midnight. They
+//! live in memory, counted as things happen; the durable record is the
+//! store (queue log, callback history, call records), from which they are
+//! rebuilt at start-up ([`Live::rebuild`]) and the repeat-call rate is
+//! computed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
-use chrono::{DateTime, NaiveDate, Timelike, Utc};
+use chrono::{DateTime, Days, NaiveDate, Timelike, Utc};
+use chrono_tz::Tz;
 use serde::Serialize;
+
+use crate::store::{DayRecord, Store};
 
 /// Calls answered within this many seconds count toward the service level.
 pub const SERVICE_LEVEL_SECS: u64 = 20;
@@ -51,16 +57,39 @@ struct Day {
 }
 
 /// Shared live state.
-#[derive(Default)]
 pub struct Live {
     contexts: Mutex<HashMap<String, CallContext>>,
     day: Mutex<Day>,
+    /// Whose midnight starts "today".
+    tz: Tz,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live::new(Tz::UTC)
+    }
+}
+
+/// The local day of `tz` that contains `t`, and its bounds as instants:
+/// `[start, end)`, local midnight to the next local midnight (23 or 25
+/// hours across a daylight-saving change; a midnight that does not exist
+/// starts the day at the first minute that does).
+pub fn local_day(tz: Tz, t: DateTime<Utc>) -> (NaiveDate, DateTime<Utc>, DateTime<Utc>) {
+    let day = t.with_timezone(&tz).date_naive();
+    let start = ringback_calendar::resolve(tz, day.and_time(chrono::NaiveTime::MIN));
+    let end = day
+        .checked_add_days(Days::new(1))
+        .map_or(start + chrono::Duration::days(1), |next| {
+            ringback_calendar::resolve(tz, next.and_time(chrono::NaiveTime::MIN))
+        });
+    (day, start, end)
 }
 
 /// Today's figures, as the dashboard shows them.
 #[derive(Debug, Clone, Serialize)]
 pub struct DayStats {
-    /// Calls that entered a queue today.
+    /// Calls that entered a queue today: each caller once (however many
+    /// queues), each callback attempt once.
     pub calls_today: u32,
     /// Answered within [`SERVICE_LEVEL_SECS`], of answered + abandoned.
     pub service_level_pct: Option<f64>,
@@ -106,9 +135,24 @@ fn bucket(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 impl Live {
-    fn today(&self) -> std::sync::MutexGuard<'_, Day> {
+    /// Live state whose "today" is the local day of `tz`.
+    pub fn new(tz: Tz) -> Live {
+        Live {
+            contexts: Mutex::default(),
+            day: Mutex::default(),
+            tz,
+        }
+    }
+
+    /// When today began (local midnight of the configured zone, as UTC).
+    pub fn day_start(&self) -> DateTime<Utc> {
+        local_day(self.tz, Utc::now()).1
+    }
+
+    /// The counters of the day containing `now`: a new day starts from zero.
+    fn day_at(&self, now: DateTime<Utc>) -> std::sync::MutexGuard<'_, Day> {
         let mut d = self.day.lock().unwrap_or_else(|p| p.into_inner());
-        let today = Utc::now().date_naive();
+        let today = now.with_timezone(&self.tz).date_naive();
         if d.day != Some(today) {
             *d = Day {
                 day: Some(today),
@@ -118,13 +162,82 @@ impl Live {
         d
     }
 
+    /// Today's counters from the store: what happened since local midnight,
+    /// replayed as if counted live. Called at start-up, before any call or
+    /// callback can count anything.
+    pub async fn rebuild(&self, store: &Store) -> anyhow::Result<DayStats> {
+        self.rebuild_at(store, Utc::now()).await
+    }
+
+    async fn rebuild_at(&self, store: &Store, now: DateTime<Utc>) -> anyhow::Result<DayStats> {
+        let (_, start, end) = local_day(self.tz, now);
+        let record = store.day_record(start, end).await?;
+        self.restore(now, &record);
+        Ok(self.stats_at(now))
+    }
+
+    /// Replace the counters of the day containing `now` by `record` (whose
+    /// events all lie in that day).
+    fn restore(&self, now: DateTime<Utc>, record: &DayRecord) {
+        {
+            let mut d = self.day_at(now);
+            *d = Day {
+                day: d.day,
+                ..Day::default()
+            };
+        }
+        for t in &record.queued {
+            self.count_queued(*t);
+        }
+        for (t, waited) in &record.answered {
+            self.count_answered(*t, *waited);
+        }
+        for t in &record.abandoned {
+            self.day_at(*t).abandoned += 1;
+        }
+        for (t, talk) in &record.handled {
+            self.count_handled(*t, *talk);
+        }
+        for (t, completed) in &record.callbacks_ended {
+            self.count_callback_ended(*t, *completed);
+        }
+    }
+
+    fn count_queued(&self, now: DateTime<Utc>) {
+        let mut d = self.day_at(now);
+        d.queued += 1;
+        d.intervals.entry(bucket(now)).or_default().0 += 1;
+    }
+
+    fn count_answered(&self, now: DateTime<Utc>, waited_secs: u64) {
+        let mut d = self.day_at(now);
+        d.answered += 1;
+        if waited_secs <= SERVICE_LEVEL_SECS {
+            d.answered_in_sl += 1;
+        }
+        let e = d.intervals.entry(bucket(now)).or_default();
+        e.1 += waited_secs;
+        e.2 += 1;
+    }
+
+    fn count_handled(&self, now: DateTime<Utc>, talk_secs: u64) {
+        let mut d = self.day_at(now);
+        d.handled += 1;
+        d.handle_secs += talk_secs;
+    }
+
+    fn count_callback_ended(&self, now: DateTime<Utc>, completed: bool) {
+        let mut d = self.day_at(now);
+        if completed {
+            d.callbacks_completed += 1;
+        } else {
+            d.callbacks_failed += 1;
+        }
+    }
+
     /// A call is waiting for an agent (or a callback attempt started).
     pub fn queued(&self, call_id: &str, ctx: CallContext) {
-        {
-            let mut d = self.today();
-            d.queued += 1;
-            d.intervals.entry(bucket(Utc::now())).or_default().0 += 1;
-        }
+        self.count_queued(Utc::now());
         self.contexts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -145,36 +258,22 @@ impl Live {
 
     /// An agent took the call after `waited` seconds.
     pub fn answered(&self, waited_secs: u64) {
-        let mut d = self.today();
-        d.answered += 1;
-        if waited_secs <= SERVICE_LEVEL_SECS {
-            d.answered_in_sl += 1;
-        }
-        let e = d.intervals.entry(bucket(Utc::now())).or_default();
-        e.1 += waited_secs;
-        e.2 += 1;
+        self.count_answered(Utc::now(), waited_secs);
     }
 
     /// The caller hung up while waiting.
     pub fn abandoned(&self) {
-        self.today().abandoned += 1;
+        self.day_at(Utc::now()).abandoned += 1;
     }
 
     /// An agent call ended after `talk_secs`.
     pub fn handled(&self, talk_secs: u64) {
-        let mut d = self.today();
-        d.handled += 1;
-        d.handle_secs += talk_secs;
+        self.count_handled(Utc::now(), talk_secs);
     }
 
     /// A callback ended for good (completed or not).
     pub fn callback_ended(&self, completed: bool) {
-        let mut d = self.today();
-        if completed {
-            d.callbacks_completed += 1;
-        } else {
-            d.callbacks_failed += 1;
-        }
+        self.count_callback_ended(Utc::now(), completed);
     }
 
     /// The call is over: forget its context.
@@ -209,7 +308,12 @@ impl Live {
 
     /// Today's figures.
     pub fn stats(&self) -> DayStats {
-        let d = self.today().clone();
+        self.stats_at(Utc::now())
+    }
+
+    /// The figures of the day containing `now`.
+    fn stats_at(&self, now: DateTime<Utc>) -> DayStats {
+        let d = self.day_at(now).clone();
         let finished = d.answered + d.abandoned;
         DayStats {
             calls_today: d.queued,
@@ -271,6 +375,114 @@ mod tests {
         live.handled(100);
         live.handled(200);
         assert_eq!(live.stats().avg_handle_secs, Some(150));
+    }
+
+    fn utc(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+        use chrono::TimeZone;
+        Utc.with_ymd_and_hms(2026, 1, d, h, m, 0)
+            .single()
+            .expect("time")
+    }
+
+    #[test]
+    fn the_day_is_the_local_day_of_the_zone() {
+        use chrono_tz::Europe::Berlin;
+        let date = |d| NaiveDate::from_ymd_opt(2026, 1, d).expect("date");
+        // 23:30 UTC is 00:30 the next day in Berlin (UTC+1 in winter).
+        assert_eq!(
+            local_day(Berlin, utc(14, 23, 30)),
+            (date(15), utc(14, 23, 0), utc(15, 23, 0))
+        );
+        assert_eq!(
+            local_day(Tz::UTC, utc(14, 23, 30)),
+            (date(14), utc(14, 0, 0), utc(15, 0, 0))
+        );
+        // Spring forward: Berlin's 2026-03-29 has 23 hours.
+        let t = utc(1, 12, 0) + chrono::Duration::days(87);
+        let (day, start, end) = local_day(Berlin, t);
+        assert_eq!(day, NaiveDate::from_ymd_opt(2026, 3, 29).expect("date"));
+        assert_eq!(end - start, chrono::Duration::hours(23));
+        assert_eq!(start.to_rfc3339(), "2026-03-28T23:00:00+00:00");
+    }
+
+    #[test]
+    fn counters_roll_over_at_local_midnight() {
+        let berlin = Live::new(chrono_tz::Europe::Berlin);
+        let utc_live = Live::default();
+        for live in [&berlin, &utc_live] {
+            live.count_queued(utc(14, 22, 30));
+            live.count_callback_ended(utc(14, 22, 40), true);
+            live.count_queued(utc(14, 23, 30));
+        }
+        // In Berlin 23:30 UTC is already the 15th: a new day, from zero.
+        let s = berlin.stats_at(utc(14, 23, 31));
+        assert_eq!(
+            (s.calls_today, s.callbacks_completed_today),
+            (1, 0),
+            "{s:?}"
+        );
+        // In UTC all three are on the 14th.
+        let s = utc_live.stats_at(utc(14, 23, 31));
+        assert_eq!((s.calls_today, s.callbacks_completed_today), (2, 1));
+        assert_eq!(utc_live.stats_at(utc(15, 0, 0)).calls_today, 0);
+    }
+
+    /// A call queued at 23:30 UTC belongs to the next day in Berlin, in the
+    /// figures rebuilt from the store as in those counted live.
+    #[tokio::test]
+    async fn rebuild_takes_the_local_day_from_the_store() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        let row = |t, call: &str, event: &str, data: &str| crate::store::QueueLogRow {
+            at: t,
+            queue: Some("operator".into()),
+            call_id: Some(call.into()),
+            agent: None,
+            event: event.into(),
+            data: data.into(),
+        };
+        store
+            .record_logs(
+                &[],
+                &[
+                    row(utc(14, 22, 0), "early", "ENTERQUEUE", "|+1|1"),
+                    row(utc(14, 22, 1), "early", "ABANDON", "1|1|60"),
+                    row(utc(14, 23, 30), "late", "ENTERQUEUE", "|+2|1"),
+                    row(utc(14, 23, 30), "late", "CONNECT", "5||2|5"),
+                    row(utc(14, 23, 40), "late", "COMPLETECALLER", "5|600"),
+                ],
+            )
+            .await
+            .expect("queue log");
+        let berlin = Live::new(chrono_tz::Europe::Berlin);
+        let s = berlin
+            .rebuild_at(&store, utc(15, 8, 0))
+            .await
+            .expect("rebuild");
+        assert_eq!(s.calls_today, 1, "only the 23:30 UTC call is on the 15th");
+        assert_eq!(s.abandon_rate_pct, Some(0.0));
+        assert_eq!(s.service_level_pct, Some(100.0));
+        assert_eq!(s.avg_handle_secs, Some(600));
+        assert_eq!(s.intervals.len(), 1);
+        assert_eq!(s.intervals[0].start, "2026-01-14T23:30:00Z");
+        assert_eq!(s.intervals[0].avg_wait_secs, Some(5));
+        // Counting goes on from the rebuilt figures.
+        berlin.count_queued(utc(15, 8, 1));
+        assert_eq!(berlin.stats_at(utc(15, 8, 2)).calls_today, 2);
+
+        let in_utc = Live::default();
+        let s = in_utc
+            .rebuild_at(&store, utc(15, 8, 0))
+            .await
+            .expect("rebuild");
+        assert_eq!(s.calls_today, 0, "in UTC both calls were yesterday");
+        let s = in_utc
+            .rebuild_at(&store, utc(14, 23, 59))
+            .await
+            .expect("rebuild");
+        assert_eq!(s.calls_today, 2);
+        assert_eq!(s.abandon_rate_pct, Some(50.0));
     }
 
     #[test]

@@ -26,6 +26,7 @@ mod store;
 
 mod trunk;
 mod trunk_registration;
+mod watchdog;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

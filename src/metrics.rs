@@ -86,6 +86,12 @@ pub fn call_ended(disposition: &str) {
     bump("calls_total", format!("disposition=\"{disposition}\""));
 }
 
+/// Count an agent state the watchdog repaired (its call was gone), by the
+/// state it was stuck in.
+pub fn watchdog_repair(state: &str) {
+    bump("watchdog_repairs_total", format!("state=\"{state}\""));
+}
+
 /// Count an unparseable message.
 pub fn malformed() {
     SIP_MALFORMED_TOTAL.fetch_add(1, Relaxed);
@@ -152,6 +158,9 @@ pub fn render() -> String {
                 "sip_messages_total" => "SIP messages by direction, method and status.",
                 "refusals_total" => {
                     "Requests refused, by reason (routing, codec, admission control: max_calls, max_call_rate, media_load, media_lag, max_transactions, register_rate, tcp_connections)."
+                }
+                "watchdog_repairs_total" => {
+                    "Agents the watchdog found ringing or on a call that no longer exists, and freed."
                 }
                 _ => "Finished calls by disposition.",
             };

@@ -40,18 +40,28 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("{w}");
     }
     let store = store?;
+    // This node's identity, once: on every call record, callback lease and
+    // callback event it writes, and what recovery goes by.
+    let node = config.node_id();
+    if config.callbacks.node_id.is_none() && matches!(store, Store::Postgres(_)) {
+        tracing::warn!(
+            %node,
+            "no [callbacks] node_id: this node's id changes with every process, so after a crash \
+             its open call records are not recognised as its own (set a stable, unique node_id)"
+        );
+    }
     // Start-up recovery, before anything writes: close what a killed
-    // previous process left open (call records, the queue log, agent
-    // sessions and states). Agents start logged out; callbacks are
+    // previous process of this node left open (call records, the queue log,
+    // agent sessions and states). Agents start logged out; callbacks are
     // restored by the callback service below.
-    let orphans = store.close_orphaned_calls().await?;
+    let orphans = store.close_orphaned_calls(&node).await?;
     if orphans > 0 {
         tracing::warn!(
             calls = orphans,
             "closed call records left open by a previous run"
         );
     }
-    let rec = store.recover_after_restart().await?;
+    let rec = store.recover_after_restart(&node).await?;
     if rec != crate::store::Recovery::default() {
         tracing::warn!(
             queue_calls = rec.queue_calls,
@@ -61,7 +71,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             "closed queue log entries, agent legs and agent states left open by a previous run"
         );
     }
-    let (cdr, cdr_task) = CdrWriter::spawn(store.clone());
+    let (cdr, cdr_task) = CdrWriter::spawn(store.clone(), node.clone());
     let timeout =
         (config.rtp.timeout_secs > 0).then(|| Duration::from_secs(config.rtp.timeout_secs));
     let media = MediaEngine::start(
@@ -77,7 +87,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let config = Arc::new(config);
     let media = Arc::new(media);
     let acd = crate::acd_task::spawn(&config, store.clone())?;
-    let live = Arc::new(crate::live::Live::default());
+    // Today's figures from the store, before anything can count (the
+    // callback service below may already end a callback).
+    let live = Arc::new(crate::live::Live::new(config.stats.timezone));
+    match live.rebuild(&store).await {
+        Ok(s) => tracing::info!(
+            timezone = %config.stats.timezone,
+            calls = s.calls_today,
+            callbacks_completed = s.callbacks_completed_today,
+            callbacks_failed = s.callbacks_failed_today,
+            "today's figures rebuilt from the store"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot rebuild today's figures; they start from zero")
+        }
+    }
     let plans = snap.plans.len();
     let prompts = snap.prompts.names().count();
     let dialplans = Arc::new(Dialplans::new(
@@ -106,6 +130,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             acd: acd.clone(),
             live: Arc::clone(&live),
             attempts: Arc::new(attempts),
+            node,
         },
         &config,
         store.clone(),
@@ -135,6 +160,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         ep_inbox,
     )?;
     crate::trunk_registration::spawn(&config, ep.clone());
+    tokio::spawn(crate::watchdog::run(acd.clone(), ep.clone()));
     let api_addr = if config.api.enabled {
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await

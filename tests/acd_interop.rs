@@ -205,6 +205,58 @@ fn zero_out_from_depth_three_reaches_agent_with_context_and_media() {
         .expect("agent leg CDR");
     assert_eq!(agent_leg.dialed, "alice");
     assert!(agent_leg.answered_at.is_some());
+    // The agent leg points to its caller's call, and both records carry
+    // the node that handled them.
+    assert_eq!(
+        agent_leg.parent_call_id.as_deref(),
+        Some(cdr.call_id.as_str()),
+        "{agent_leg:#?}"
+    );
+    assert_eq!(cdr.parent_call_id, None, "{cdr:#?}");
+    assert!(cdr.node_id.is_some(), "{cdr:#?}");
+    assert_eq!(agent_leg.node_id, cdr.node_id, "{agent_leg:#?}");
+    // The API returns every stored column, with the stored values.
+    let mut stored: Vec<String> = srv
+        .query_text("SELECT name FROM pragma_table_info('calls') ORDER BY cid")
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let (status, body) = srv.http_get("/api/v1/cdrs");
+    assert_eq!(status, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    let api_leg = v["cdrs"]
+        .as_array()
+        .and_then(|rows| rows.iter().find(|r| r["leg"] == "agent"))
+        .unwrap_or_else(|| panic!("no agent leg in {v:#}"));
+    let mut returned: Vec<String> = api_leg
+        .as_object()
+        .expect("object")
+        .keys()
+        .cloned()
+        .collect();
+    returned.sort();
+    stored.sort();
+    assert_eq!(returned, stored, "every stored column, nothing else");
+    // …each documented in the OpenAPI schema with its type.
+    let (_, doc) = srv.http_get("/api/openapi.json");
+    let doc: serde_json::Value = serde_json::from_str(&doc).expect("OpenAPI JSON");
+    let props = &doc["components"]["schemas"]["Cdr"]["properties"];
+    for (k, value) in api_leg.as_object().expect("object") {
+        let ty = props[k]["type"]
+            .as_str()
+            .unwrap_or_else(|| panic!("`{k}` is not in the OpenAPI Cdr schema"));
+        let ok = match ty {
+            "integer" => value.is_i64(),
+            "string" => value.is_string(),
+            _ => true,
+        } || (value.is_null() && props[k]["nullable"] == true);
+        assert!(ok, "`{k}` = {value} does not match the OpenAPI type {ty}");
+    }
+    assert_eq!(api_leg["parent_call_id"], cdr.call_id.as_str());
+    assert_eq!(
+        api_leg["node_id"],
+        agent_leg.node_id.as_deref().expect("node")
+    );
 }
 
 #[test]

@@ -532,6 +532,11 @@ fn sigkill_under_load_then_restart_is_consistent() {
     assert_eq!(alice_leg.disposition, "interrupted", "{alice_leg:#?}");
     assert!(alice_leg.answered_at.is_some() && alice_leg.ended_at.is_some());
     assert_eq!(alice_leg.caller, scenario::CALLER);
+    assert_eq!(
+        alice_leg.parent_call_id.as_deref(),
+        Some(bridged_call.as_str()),
+        "{alice_leg:#?}"
+    );
     // …and bob's callback leg.
     let bob_leg = cdrs
         .iter()
@@ -539,6 +544,13 @@ fn sigkill_under_load_then_restart_is_consistent() {
         .unwrap_or_else(|| panic!("no record of bob's interrupted callback call: {cdrs:#?}"));
     assert_eq!(bob_leg.disposition, "interrupted", "{bob_leg:#?}");
     assert_eq!(bob_leg.caller, DIALED_NUMBER);
+    assert!(
+        bob_leg
+            .parent_call_id
+            .as_deref()
+            .is_some_and(|p| p.starts_with(&format!("cb-{dialing_id}-"))),
+        "{bob_leg:#?}"
+    );
 
     // Callbacks: all three are there, once each, and waiting again; the one
     // being dialed was put back without counting the attempt.

@@ -1,13 +1,16 @@
 //! Two ringback nodes sharing one callback queue in the machine's real
 //! PostgreSQL (127.0.0.1:5432, trust auth): a callback is dialed by exactly
-//! one node, and a killed node's callback is taken over when its lease runs
-//! out. Each test creates (and drops) its own database.
+//! one node, a killed node's callback is taken over when its lease runs
+//! out, and a node's restart recovers only its own rows (call records,
+//! leases), never those of the node still working beside it. Each test
+//! creates (and drops) its own database.
 
 mod common;
 
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use common::scenario::{self, AgentPhone};
+use common::scenario::{self, AgentPhone, Uac};
 use common::{free_udp_port, Server, ServerOpts, Sipp};
 use serde_json::Value;
 
@@ -46,6 +49,29 @@ impl PgDb {
 
     fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
+    }
+
+    /// Run one statement; every column must be text or NULL (CAST the rest).
+    fn rows(&self, sql: &str) -> Vec<Vec<Option<String>>> {
+        use sqlx::Row;
+        let url = self.url();
+        rt().block_on(async {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            let rows = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("query failed ({e}): {sql}"));
+            let out = rows
+                .iter()
+                .map(|r| {
+                    (0..r.len())
+                        .map(|i| r.try_get::<Option<String>, _>(i).expect("text column"))
+                        .collect()
+                })
+                .collect();
+            pool.close().await;
+            out
+        })
     }
 }
 
@@ -270,4 +296,270 @@ fn a_killed_nodes_callback_is_taken_over() {
         killed_at.elapsed() >= Duration::from_secs(2),
         "B waited for A's lease"
     );
+}
+
+/// (state, claimed_by) of a callback, as stored.
+fn stored_lease(db: &PgDb, id: &str) -> (String, Option<String>) {
+    let rows = db.rows(&format!(
+        "SELECT state, claimed_by FROM callbacks WHERE id = '{id}'"
+    ));
+    let row = rows.first().expect("the callback row");
+    (row[0].clone().unwrap_or_default(), row[1].clone())
+}
+
+/// Distinct Call-IDs of the INVITEs a SIPp phone received.
+fn invites_received(messages: &str) -> BTreeSet<String> {
+    messages
+        .split("message received")
+        .skip(1)
+        .filter_map(|m| {
+            let mut lines = m.lines().map(str::trim).filter(|l| !l.is_empty());
+            lines.next()?; // "[n] bytes :"
+            let first = lines.next()?;
+            if !first.starts_with("INVITE ") {
+                return None;
+            }
+            lines.find_map(|l| {
+                l.strip_prefix("Call-ID:")
+                    .or_else(|| l.strip_prefix("i:"))
+                    .map(|v| v.trim().to_string())
+            })
+        })
+        .collect()
+}
+
+/// Node B is dialing a callback (its agent answered, the customer's phone
+/// rings) when node A is killed and started again. A's start-up recovery
+/// must leave B's callback alone: still `dialing` under B's lease, not put
+/// back in line; B completes it, and the customer is called exactly once
+/// although A has an agent ready after its restart.
+#[test]
+fn restarting_one_node_leaves_the_callback_another_node_is_dialing_alone() {
+    let db = PgDb::create();
+    let customer_port = free_udp_port();
+    let a = node(&db, "node-a", customer_port, 20);
+    let b = node(&db, "node-b", customer_port, 20);
+    let bob_port = free_udp_port();
+    register(&b, "bob", bob_port);
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let media = rtp.local_addr().expect("addr").port();
+    let bob = common::phone(
+        bob_port,
+        &AgentPhone::new(20_000)
+            .ring()
+            .answer(media)
+            .expect_bye(60_000),
+    )
+    .spawn(b.sip, "bob");
+    // The customer's phone rings long enough for A to restart meanwhile.
+    let customer = common::phone(
+        customer_port,
+        &AgentPhone::new(30_000)
+            .ring()
+            .pause(12_000)
+            .answer_own_media()
+            .pause(1_500)
+            .press('1')
+            .pause(1_000)
+            .hang_up(),
+    )
+    .arg("-timeout")
+    .arg("50s")
+    .spawn(b.sip, "x");
+    let id = request(&b);
+    let until = Instant::now() + Duration::from_secs(20);
+    while stored_lease(&db, &id) != ("dialing".into(), Some("node-b".into())) {
+        assert!(
+            Instant::now() < until,
+            "node B never dialed: {:?}\n{}",
+            stored_lease(&db, &id),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let a = a.restart();
+    // Recovery is over when the node is ready; give its sync a few rounds.
+    let alice_port = free_udp_port();
+    register(&a, "alice", alice_port);
+    let alice = common::phone(
+        alice_port,
+        &AgentPhone::new(20_000)
+            .ring()
+            .answer(media)
+            .expect_bye(30_000),
+    )
+    .arg("-timeout")
+    .arg("25s")
+    .spawn(a.sip, "alice");
+    std::thread::sleep(Duration::from_millis(2_500));
+    assert_eq!(
+        stored_lease(&db, &id),
+        ("dialing".into(), Some("node-b".into())),
+        "A's restart touched B's callback\nA:\n{}",
+        a.log()
+    );
+    let by_a = db.rows(&format!(
+        "SELECT to_state, reason FROM callback_events WHERE callback_id = '{id}' AND node = 'node-a'"
+    ));
+    assert!(by_a.is_empty(), "A changed B's callback: {by_a:?}");
+
+    let customer = customer.wait();
+    customer.assert_ok("customer, called back by node B");
+    bob.wait().assert_ok("bob on node B");
+    let cb = wait_completed(&b, &id, Duration::from_secs(20));
+    assert_eq!(dialing_nodes(&cb), vec!["node-b".to_string()], "{cb:#}");
+    assert_eq!(
+        invites_received(&customer.messages).len(),
+        1,
+        "the customer was called exactly once:\n{}",
+        customer.messages
+    );
+    // The legs' records are written as the attempt ends.
+    let legs_sql = format!(
+        "SELECT leg, node_id, parent_call_id FROM calls WHERE parent_call_id LIKE 'cb-{id}-%' \
+         OR vars LIKE '%{id}%' ORDER BY leg"
+    );
+    let until = Instant::now() + Duration::from_secs(5);
+    let mut legs = db.rows(&legs_sql);
+    while legs.len() < 2 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+        legs = db.rows(&legs_sql);
+    }
+    let legs: Vec<(String, String)> = legs
+        .iter()
+        .map(|r| {
+            assert!(
+                r[2].as_deref()
+                    .is_some_and(|p| p.starts_with(&format!("cb-{id}-"))),
+                "{r:?}"
+            );
+            (
+                r[0].clone().unwrap_or_default(),
+                r[1].clone().unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        legs,
+        vec![
+            ("callback-agent".to_string(), "node-b".to_string()),
+            ("callback-customer".to_string(), "node-b".to_string())
+        ],
+        "one agent leg and one customer leg, both B's"
+    );
+    assert!(
+        !a.log().contains("ringing agent for a callback"),
+        "A rang its agent for B's callback:\n{}",
+        a.log()
+    );
+    drop(alice);
+}
+
+/// Node A is killed with a call up and started again while node B has a
+/// live call: A closes its own open record, B's stays open until B's
+/// caller hangs up. Records written before node ids existed are closed by
+/// a restart only once they are a day old.
+#[test]
+fn restarting_one_node_closes_only_its_own_open_call_records() {
+    let db = PgDb::create();
+    let customer_port = free_udp_port();
+    let a = node(&db, "node-a", customer_port, 20);
+    let b = node(&db, "node-b", customer_port, 20);
+    // Both callers wait in the operator queue (no agent is logged in).
+    let caller_b =
+        Sipp::from_xml(&Uac::new().invite().pause(15_000).bye().xml()).spawn(b.sip, "500");
+    let caller_a =
+        Sipp::from_xml(&Uac::new().invite().pause(60_000).bye().xml()).spawn(a.sip, "501");
+    let open = |node: &str| {
+        db.rows(&format!(
+            "SELECT call_id FROM calls WHERE leg = 'inbound' AND node_id = '{node}' \
+             AND disposition = 'in_progress'"
+        ))
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while open("node-a").is_empty() || open("node-b").is_empty() {
+        assert!(
+            Instant::now() < until,
+            "calls not answered:\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (a_call, b_call) = (open("node-a")[0][0].clone(), open("node-b")[0][0].clone());
+    // Rows from before node ids: one left by a process long gone, one
+    // possibly of a node still running the previous version; and a row of
+    // another node (dead or alive: not A's to judge).
+    let day_ago = chrono::Utc::now() - chrono::Duration::hours(25);
+    let recent = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let ts =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    db.rows(&format!(
+        "INSERT INTO calls (call_id, leg, caller, dialed, started_at, answered_at, node_id) VALUES \
+         ('legacy-old', 'inbound', '1', '2', '{old}', '{old}', NULL), \
+         ('legacy-new', 'inbound', '1', '2', '{new}', '{new}', NULL), \
+         ('other-node', 'inbound', '1', '2', '{new}', '{new}', 'node-z')",
+        old = ts(day_ago),
+        new = ts(recent),
+    ));
+
+    let a = a.restart();
+    drop(caller_a);
+    let state = |call_id: &str| {
+        db.rows(&format!(
+            "SELECT disposition, hangup_by, node_id FROM calls WHERE call_id = '{call_id}' AND leg = 'inbound'"
+        ))
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| panic!("no record of {call_id}"))
+    };
+    let restart = |node: &str| {
+        vec![
+            Some("interrupted".into()),
+            Some("restart".into()),
+            Some(node.to_string()),
+        ]
+    };
+    assert_eq!(
+        state(a_call.as_deref().expect("id")),
+        restart("node-a"),
+        "A's own call is closed"
+    );
+    assert_eq!(
+        state(b_call.as_deref().expect("id")),
+        vec![Some("in_progress".into()), None, Some("node-b".into())],
+        "B's live call is left alone\nA:\n{}",
+        a.log()
+    );
+    assert_eq!(
+        state("legacy-old")[..2],
+        restart("x")[..2],
+        "a day-old record without a node id is closed"
+    );
+    assert_eq!(state("legacy-new")[0].as_deref(), Some("in_progress"));
+    assert_eq!(state("other-node")[0].as_deref(), Some("in_progress"));
+    assert!(
+        a.log()
+            .contains("closed call records left open by a previous run"),
+        "{}",
+        a.log()
+    );
+
+    caller_b.wait().assert_ok("B's caller");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = state(b_call.as_deref().expect("id"));
+        if s[0].as_deref() != Some("in_progress") {
+            assert_eq!(s[1].as_deref(), Some("caller"), "{s:?}");
+            assert_eq!(s[2].as_deref(), Some("node-b"), "{s:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "B's call never ended: {s:?}\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -16,11 +16,8 @@ use crate::metrics;
 
 pub(super) async fn stats_json(ctx: &ApiState) -> Value {
     let mut st = ctx.live.stats();
-    let midnight = chrono::Utc::now()
-        .date_naive()
-        .and_hms_opt(0, 0, 0)
-        .map(|t| t.and_utc())
-        .unwrap_or_else(chrono::Utc::now);
+    // Today as the counters see it: since local midnight of `stats.timezone`.
+    let midnight = ctx.live.day_start();
     st.repeat_call_rate_pct = ctx.store.repeat_call_rate(midnight).await.ok().flatten();
     serde_json::to_value(st).unwrap_or(Value::Null)
 }

@@ -251,6 +251,7 @@ impl Call {
             hangup_by: Some(hangup_by.as_str().into()),
             queue: self.core.queue().map(str::to_string),
             sip_code: None,
+            parent_call_id: Some(self.call_id.clone()),
         });
         self.endpoint.send(EndpointCmd::CallEnded {
             call_id: call_id.to_string(),

@@ -569,6 +569,9 @@ impl Shell {
             disposition: disposition.as_str().into(),
             hangup_by: Some(by.as_str().into()),
             queue: Some(self.cb.queue.clone()),
+            // Both legs of one attempt belong to it: the attempt's call id
+            // in the queue log (`cb-<callback id>-<suffix>`).
+            parent_call_id: Some(self.owner.clone()),
             ..Cdr::default()
         });
         self.endpoint.send(EndpointCmd::CallEnded {

@@ -159,6 +159,8 @@ pub struct CallbackDeps {
     pub live: Arc<Live>,
     /// Places attempts.
     pub attempts: Arc<dyn AttemptStarter>,
+    /// This node's id (`Config::node_id`): on leases and event rows.
+    pub node: String,
 }
 
 /// Start the service: load and restore live callbacks, then run.
@@ -167,14 +169,10 @@ pub async fn spawn(
     cfg: &crate::config::Config,
     store: Store,
 ) -> anyhow::Result<CallbackHandle> {
-    let node = cfg
-        .callbacks
-        .node_id
-        .clone()
-        .unwrap_or_else(default_node_id);
+    let node = deps.node.clone();
     let mut scheduler = Scheduler::new(policies(cfg), Policy::default());
     let now = Utc::now();
-    let released = store.release_stale_leases().await?;
+    let released = store.release_stale_leases(&node, now).await?;
     if released > 0 {
         tracing::info!(
             callbacks = released,
@@ -183,7 +181,11 @@ pub async fn spawn(
     }
     let rows = store.live_callbacks().await?;
     let mut restored = Vec::new();
-    for r in &rows {
+    // What another node is dialing under its running lease stays its own:
+    // restoring it here would put it back in line (or end it) under that
+    // node's feet. The periodic sync adopts it if that lease runs out.
+    let now_s = ts(now);
+    for r in rows.iter().filter(|r| !dialed_elsewhere(r, &now_s)) {
         match from_row(r) {
             Some(cb) => restored.push(cb),
             None => tracing::error!(id = %r.id, "unreadable callback row left untouched"),
@@ -214,11 +216,11 @@ pub async fn spawn(
     Ok(handle)
 }
 
-fn default_node_id() -> String {
-    let host = std::fs::read_to_string("/etc/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "node".into());
-    format!("{host}-{}", std::process::id())
+/// Being dialed (or talked to) under a lease that has not run out: after
+/// the start-up release, only another live node holds such a lease.
+fn dialed_elsewhere(r: &crate::store::callbacks::CallbackRow, now: &str) -> bool {
+    let busy = matches!(r.state.as_str(), "dialing" | "connected");
+    busy && r.lease_until.as_deref().is_some_and(|l| l > now)
 }
 
 struct Service {
@@ -311,11 +313,7 @@ impl Service {
         let unknown: Vec<Callback> = rows
             .iter()
             .filter(|r| self.scheduler.get(&r.id).is_none())
-            .filter(|r| {
-                let busy = matches!(r.state.as_str(), "dialing" | "connected");
-                let leased = r.lease_until.as_deref().is_some_and(|l| l > now_s.as_str());
-                !(busy && leased)
-            })
+            .filter(|r| !dialed_elsewhere(r, &now_s))
             .filter_map(from_row)
             .collect();
         if !unknown.is_empty() {

@@ -9,15 +9,16 @@
 //! One module per part of the file: `network` (`[sip]`, `[rtp]`,
 //! `[limits]`), `files` (`[dialplans]`, `[prompts]`, `[database]`), `api`
 //! (`[api]` and its tokens), `queues` (`[queues.*]`, `[agents.*]`,
-//! `[callbacks]`) and `trunks` (`[trunk]`, `[trunks.*]`). Each type
-//! deserialises itself, so a wrong value is reported at its line and column;
-//! what needs the whole file (cross-references, combinations) is checked by
-//! `Config::parse` afterwards.
+//! `[callbacks]`), `trunks` (`[trunk]`, `[trunks.*]`) and `stats`
+//! (`[stats]`). Each type deserialises itself, so a wrong value is reported
+//! at its line and column; what needs the whole file (cross-references,
+//! combinations) is checked by `Config::parse` afterwards.
 
 mod api;
 mod files;
 mod network;
 mod queues;
+mod stats;
 mod trunks;
 
 use std::collections::BTreeMap;
@@ -30,6 +31,7 @@ pub use self::api::{ApiConfig, ApiToken, Role};
 pub use self::files::{DatabaseConfig, DialplansConfig, PromptsConfig};
 pub use self::network::{LimitsConfig, RtpConfig, SipConfig};
 pub use self::queues::{AgentConfig, CallbacksConfig, QueueConfig};
+pub use self::stats::StatsConfig;
 pub use self::trunks::TrunkConfig;
 
 /// The whole configuration file.
@@ -62,6 +64,8 @@ pub struct Config {
     pub trunks: BTreeMap<String, TrunkConfig>,
     /// Callback service settings.
     pub callbacks: CallbacksConfig,
+    /// What "today" means for the live figures.
+    pub stats: StatsConfig,
 }
 
 /// A configuration error, already formatted as `file:line:col: message`.
@@ -76,6 +80,19 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| ConfigError(format!("{}: cannot read: {e}", path.display())))?;
         Self::parse(path, &text)
+    }
+
+    /// This node's identity (`[callbacks] node_id`, default
+    /// `<hostname>-<pid>`): on its call records, callback leases and
+    /// callback history, and what start-up recovery goes by. Computed once
+    /// by the server at start-up (the default changes with every process).
+    pub fn node_id(&self) -> String {
+        self.callbacks.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/etc/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "node".into());
+            format!("{host}-{}", std::process::id())
+        })
     }
 
     /// Parse configuration text; `path` is used in messages and to resolve

@@ -109,7 +109,10 @@ pub struct AgentConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CallbacksConfig {
-    /// This node's name in leases and history (default: hostname-pid).
+    /// This node's identity (default: hostname-pid): on its call records,
+    /// leases and callback history; start-up recovery closes only its own
+    /// node's rows on PostgreSQL, so give each node a stable, unique name
+    /// there (see `Config::node_id`).
     pub node_id: Option<String>,
     /// How long a node holds a callback it is dialing before another node
     /// may take it over.

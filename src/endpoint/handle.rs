@@ -99,6 +99,14 @@ pub enum EndpointCmd {
     },
     /// Hang up every call (graceful shutdown).
     HangupAll,
+    /// Which of these Call-IDs are still routed to a live task (the
+    /// watchdog's question).
+    Routed {
+        /// Call-IDs to look up.
+        call_ids: Vec<String>,
+        /// One answer per Call-ID, in order.
+        reply: tokio::sync::oneshot::Sender<Vec<bool>>,
+    },
 }
 
 /// Cheap handle for call tasks.

@@ -333,6 +333,14 @@ impl Endpoint {
                     let _ = tx.send(SipInput::Shutdown);
                 }
             }
+            EndpointCmd::Routed { call_ids, reply } => {
+                let _ = reply.send(
+                    call_ids
+                        .iter()
+                        .map(|c| self.calls.get(c).is_some_and(|tx| !tx.is_closed()))
+                        .collect(),
+                );
+            }
         }
     }
 

@@ -343,18 +343,36 @@ impl Store {
         Ok(claimed)
     }
 
-    /// At start-up of a single-node (SQLite) store: no other node can hold a
-    /// lease, so leases left by this node's previous process are released
-    /// at once instead of waiting for them to run out.
-    pub async fn release_stale_leases(&self) -> anyhow::Result<u64> {
-        match self {
-            Store::Sqlite(p) => Ok(sqlx::query("UPDATE callbacks SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL")
-                .execute(p)
-                .await?
-                .rows_affected()),
-            // Other nodes may be alive: their leases must run out.
-            Store::Postgres(_) => Ok(0),
-        }
+    /// At start-up: hand back the leases nobody alive holds, so their
+    /// callbacks can be restored and dialed at once. SQLite (one node owns
+    /// the file): every lease, whoever's id is on it. PostgreSQL (other
+    /// nodes may be dialing): only leases of this `node` (its previous
+    /// process) and leases that ran out before `now`; another node's
+    /// running lease is left alone.
+    pub async fn release_stale_leases(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+    ) -> anyhow::Result<u64> {
+        let released = match self {
+            Store::Sqlite(p) => sqlx::query(
+                "UPDATE callbacks SET claimed_by = NULL, lease_until = NULL WHERE claimed_by IS NOT NULL",
+            )
+            .execute(p)
+            .await?
+            .rows_affected(),
+            Store::Postgres(p) => sqlx::query(
+                "UPDATE callbacks SET claimed_by = NULL, lease_until = NULL \
+                 WHERE claimed_by IS NOT NULL \
+                 AND (claimed_by = $1 OR lease_until IS NULL OR lease_until < $2)",
+            )
+            .bind(node)
+            .bind(ts(now))
+            .execute(p)
+            .await?
+            .rows_affected(),
+        };
+        Ok(released)
     }
 
     /// Give a lease back early (the attempt is over).

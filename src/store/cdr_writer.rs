@@ -1,6 +1,7 @@
 //! The background writer of call records: it batches rows into one
 //! transaction, so a burst of calls costs one fsync, not one per call, and
-//! no call task ever waits on the disk.
+//! no call task ever waits on the disk. Every row it writes carries its
+//! node's id (`calls.node_id`), which start-up recovery goes by.
 
 use std::time::Duration;
 
@@ -23,8 +24,9 @@ enum WriterMsg {
 impl CdrWriter {
     /// Start the writer task. It ends (after flushing) when every
     /// `CdrWriter` clone has been dropped; await the handle to be sure the
-    /// last rows are on disk.
-    pub fn spawn(store: Store) -> (CdrWriter, tokio::task::JoinHandle<()>) {
+    /// last rows are on disk. `node` is this node's id, stored on every
+    /// row it inserts.
+    pub fn spawn(store: Store, node: String) -> (CdrWriter, tokio::task::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<WriterMsg>();
         let handle = tokio::spawn(async move {
             let mut msgs = Vec::with_capacity(256);
@@ -52,7 +54,7 @@ impl CdrWriter {
                     if rows.is_empty() {
                         break;
                     }
-                    match store.write_cdrs(&rows).await {
+                    match store.write_cdrs(&rows, &node).await {
                         Ok(()) => break,
                         Err(e) => {
                             tracing::error!(error = %e, rows = rows.len(), attempt, "writing CDRs failed");

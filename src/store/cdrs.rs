@@ -41,11 +41,18 @@ pub struct Cdr {
     pub queue: Option<String>,
     /// Final SIP status for calls that were never answered.
     pub sip_code: Option<i32>,
+    /// The call this leg belongs to: an agent leg's caller (their SIP
+    /// Call-ID), a callback leg's attempt (`cb-<callback id>-<suffix>`).
+    /// `None` for an inbound call. The node id is not here: the
+    /// [`CdrWriter`](super::CdrWriter) stamps its node's on every row.
+    pub parent_call_id: Option<String>,
 }
 
-/// A call record as read back for the API.
+/// A call record as read back for the API: every stored column.
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct CdrRow {
+    /// Row id (grows with insertion order).
+    pub id: i64,
     /// SIP Call-ID.
     pub call_id: String,
     /// `inbound`, `agent`, `callback-agent`, `callback-customer`.
@@ -75,10 +82,15 @@ pub struct CdrRow {
     /// Queue.
     pub queue: Option<String>,
     /// Dialplan variables, and for legs the call they belong to
-    /// (`inbound_call_id`, `callback_id`), as a JSON object text.
+    /// (`inbound_call_id`, `callback_id`; kept for compatibility beside
+    /// `parent_call_id`), as a JSON object text.
     pub vars: String,
     /// Final SIP status of a call or leg that was never answered.
     pub sip_code: Option<i32>,
+    /// Node that wrote the row (`None`: written before node ids existed).
+    pub node_id: Option<String>,
+    /// The call a leg belongs to (see [`Cdr::parent_call_id`]).
+    pub parent_call_id: Option<String>,
 }
 
 impl Store {
@@ -101,9 +113,9 @@ impl Store {
 
     /// The most recent call records (newest first).
     pub async fn recent_cdrs(&self, limit: i64) -> anyhow::Result<Vec<CdrRow>> {
-        let sql = "SELECT call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, answered_at, \
-                   ended_at, path, digits, disposition, hangup_by, queue, vars, sip_code \
-                   FROM calls ORDER BY id DESC LIMIT $1";
+        let sql = "SELECT id, call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
+                   answered_at, ended_at, path, digits, disposition, hangup_by, queue, vars, sip_code, \
+                   node_id, parent_call_id FROM calls ORDER BY id DESC LIMIT $1";
         let rows = on_pool!(self, |p| sqlx::query_as::<_, CdrRow>(sql)
             .bind(limit)
             .fetch_all(p)
@@ -131,16 +143,19 @@ impl Store {
         Ok((t > 0).then(|| (r as f64 * 1000.0 / t as f64).round() / 10.0))
     }
 
-    /// Insert or complete CDRs in one transaction.
-    pub(super) async fn write_cdrs(&self, batch: &[Cdr]) -> anyhow::Result<()> {
+    /// Insert or complete CDRs in one transaction, as written by `node`
+    /// (kept from the insert: the node that answered a call owns its row).
+    pub(super) async fn write_cdrs(&self, batch: &[Cdr], node: &str) -> anyhow::Result<()> {
         let sql = "INSERT INTO calls (call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
-                   answered_at, ended_at, path, digits, vars, disposition, hangup_by, queue, sip_code) \
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16) \
+                   answered_at, ended_at, path, digits, vars, disposition, hangup_by, queue, sip_code, \
+                   parent_call_id, node_id) \
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) \
                    ON CONFLICT (call_id, leg) DO UPDATE SET dialplan = excluded.dialplan, \
                    dialplan_version = excluded.dialplan_version, answered_at = excluded.answered_at, \
                    ended_at = excluded.ended_at, path = excluded.path, digits = excluded.digits, \
                    vars = excluded.vars, disposition = excluded.disposition, hangup_by = excluded.hangup_by, \
-                   queue = excluded.queue, sip_code = excluded.sip_code";
+                   queue = excluded.queue, sip_code = excluded.sip_code, \
+                   parent_call_id = COALESCE(excluded.parent_call_id, calls.parent_call_id)";
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for c in batch {
@@ -161,6 +176,8 @@ impl Store {
                     .bind(&c.hangup_by)
                     .bind(&c.queue)
                     .bind(c.sip_code)
+                    .bind(&c.parent_call_id)
+                    .bind(node)
                     .execute(&mut *tx)
                     .await?;
             }

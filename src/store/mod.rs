@@ -13,7 +13,8 @@
 //! - [`logs`]: the agent state history and the queue log;
 //! - [`dialplan_versions`]: which dialplan versions were loaded when;
 //! - [`recovery`]: closing what a killed process left open, at start-up;
-//! - [`callbacks`]: callback requests, their history and leases.
+//! - [`callbacks`]: callback requests, their history and leases;
+//! - [`today`]: one day's events, to rebuild today's live figures.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::postgres::PgPool;
@@ -59,6 +60,7 @@ pub mod connect;
 pub mod dialplan_versions;
 pub mod logs;
 pub mod recovery;
+pub mod today;
 
 pub use cdr_writer::CdrWriter;
 pub use cdrs::Cdr;
@@ -68,3 +70,4 @@ pub use cdrs::Cdr;
 pub use cdrs::CdrRow;
 pub use logs::{AgentEvent, QueueLogRow};
 pub use recovery::Recovery;
+pub use today::DayRecord;

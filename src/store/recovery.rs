@@ -1,5 +1,12 @@
 //! Start-up recovery: closing the calls, queue entries, agent legs and
 //! agent sessions that a killed process left open.
+//!
+//! Node-scoped: a SQLite file belongs to one process at a time, so every
+//! open row there is the previous process's. A PostgreSQL database may be
+//! shared with live nodes: there a node closes only the call records it
+//! wrote itself (`calls.node_id` = its id) and, of the rows written before
+//! node ids existed (`node_id IS NULL`), only those that started more than
+//! [`LEGACY_ORPHAN_HOURS`] ago.
 
 use chrono::{DateTime, Utc};
 
@@ -17,6 +24,12 @@ pub struct Recovery {
     /// Agents whose stored state was moved to `logged-out`.
     pub agent_states: u64,
 }
+
+/// On PostgreSQL, an open call record without a node id (written before
+/// node ids existed, possibly by a node still running an older version) is
+/// closed at start-up only when it started this many hours ago: no call
+/// lasts that long, so it was left by a process that is gone.
+pub const LEGACY_ORPHAN_HOURS: i64 = 24;
 
 /// Reason stored for states and legs closed at start-up.
 const RESTART_REASON: &str = "restart: the previous process ended without closing it";
@@ -49,6 +62,7 @@ async fn insert_recovered_leg(
     tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
     d: &DanglingCall,
     agent: &str,
+    node: &str,
     now: DateTime<Utc>,
 ) -> anyhow::Result<bool> {
     // `cb-<callback id>-<suffix>` is a callback attempt; anything else is a
@@ -116,10 +130,14 @@ async fn insert_recovered_leg(
         ..InboundRow::default()
     });
     let vars = serde_json::json!({ key: link, "recovered_from": "queue_log" }).to_string();
+    // The leg's own Call-ID died with the process: the record is keyed by
+    // the queue log's call id, which is also what the leg belongs to (the
+    // caller's Call-ID, or the callback attempt).
     let n = sqlx::query(
         "INSERT INTO calls (call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
-         answered_at, ended_at, path, digits, vars, disposition, hangup_by, queue) \
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,'interrupted','restart',$13) \
+         answered_at, ended_at, path, digits, vars, disposition, hangup_by, queue, parent_call_id, \
+         node_id) \
+         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,'interrupted','restart',$13,$1,$14) \
          ON CONFLICT (call_id, leg) DO NOTHING",
     )
     .bind(&d.call_id)
@@ -135,6 +153,7 @@ async fn insert_recovered_leg(
     .bind(&digits)
     .bind(&vars)
     .bind(&d.queue)
+    .bind(node)
     .execute(&mut **tx)
     .await?
     .rows_affected();
@@ -142,18 +161,36 @@ async fn insert_recovered_leg(
 }
 
 impl Store {
-    /// Close calls that a previous process left open (it crashed or was
-    /// killed): they end now with disposition `interrupted`.
-    pub async fn close_orphaned_calls(&self) -> anyhow::Result<u64> {
-        let now = ts(Utc::now());
-        let sql =
-            "UPDATE calls SET ended_at = $1, disposition = 'interrupted', hangup_by = 'restart' \
-                   WHERE disposition = 'in_progress'";
-        let n = on_pool!(self, |p| sqlx::query(sql)
-            .bind(&now)
+    /// Close calls that a previous process of this node left open (it
+    /// crashed or was killed): they end now with disposition `interrupted`.
+    ///
+    /// SQLite: every open row (one process owns the file; the default node
+    /// id changes with the pid). PostgreSQL: the rows of `node`, and rows
+    /// without a node id that started more than [`LEGACY_ORPHAN_HOURS`]
+    /// ago; another node's calls are left alone, whether it is alive or not.
+    pub async fn close_orphaned_calls(&self, node: &str) -> anyhow::Result<u64> {
+        let now = Utc::now();
+        let n = match self {
+            Store::Sqlite(p) => sqlx::query(
+                "UPDATE calls SET ended_at = $1, disposition = 'interrupted', hangup_by = 'restart' \
+                 WHERE disposition = 'in_progress'",
+            )
+            .bind(ts(now))
             .execute(p)
             .await?
-            .rows_affected());
+            .rows_affected(),
+            Store::Postgres(p) => sqlx::query(
+                "UPDATE calls SET ended_at = $1, disposition = 'interrupted', hangup_by = 'restart' \
+                 WHERE disposition = 'in_progress' \
+                 AND (node_id = $2 OR (node_id IS NULL AND started_at < $3))",
+            )
+            .bind(ts(now))
+            .bind(node)
+            .bind(ts(now - chrono::Duration::hours(LEGACY_ORPHAN_HOURS)))
+            .execute(p)
+            .await?
+            .rows_affected(),
+        };
         Ok(n)
     }
 
@@ -178,10 +215,14 @@ impl Store {
     /// - finally a `QUEUESTART` marker (as Asterisk writes at start) bounds
     ///   the next recovery to what the new process logs.
     ///
+    /// Recovered legs carry `node` as their node id and the queue log's
+    /// call id as their `parent_call_id`.
+    ///
     /// Only for SQLite, which one node owns. PostgreSQL may be shared by
-    /// live nodes whose calls and agents must not be touched; there only
-    /// the marker is written.
-    pub async fn recover_after_restart(&self) -> anyhow::Result<Recovery> {
+    /// live nodes whose queue entries and agents must not be touched (queue
+    /// log and agent rows carry no node id); there only the marker is
+    /// written.
+    pub async fn recover_after_restart(&self, node: &str) -> anyhow::Result<Recovery> {
         let now = Utc::now();
         let now_s = ts(now);
         let marker = "INSERT INTO queue_log (at, queue, call_id, agent, event, data) \
@@ -255,7 +296,7 @@ impl Store {
         }
         for d in dangling.iter().filter(|d| d.event == "CONNECT") {
             if let Some(agent) = d.agent.as_deref() {
-                if insert_recovered_leg(&mut tx, d, agent, now).await? {
+                if insert_recovered_leg(&mut tx, d, agent, node, now).await? {
                     rec.agent_legs += 1;
                 }
             }
@@ -391,7 +432,10 @@ mod tests {
             )
             .await
             .expect("log");
-        let rec = store.recover_after_restart().await.expect("recover");
+        let rec = store
+            .recover_after_restart("node-1")
+            .await
+            .expect("recover");
         assert_eq!(
             rec,
             Recovery {
@@ -410,6 +454,13 @@ mod tests {
             legs,
             vec![("talking".to_string(), "interrupted".to_string())]
         );
+        // The recovered leg belongs to its caller and to this node.
+        let links = rows(
+            &store,
+            "SELECT parent_call_id, node_id FROM calls WHERE leg = 'agent'",
+        )
+        .await;
+        assert_eq!(links, vec![("talking".to_string(), "node-1".to_string())]);
         let closed = rows(
             &store,
             "SELECT call_id, data FROM queue_log WHERE event = 'INTERRUPTED' ORDER BY id",
@@ -437,8 +488,54 @@ mod tests {
         );
         // A second start finds nothing left to close.
         assert_eq!(
-            store.recover_after_restart().await.expect("again"),
+            store.recover_after_restart("node-1").await.expect("again"),
             Recovery::default()
         );
+    }
+
+    /// A SQLite file belongs to one process at a time: every open record is
+    /// the previous process's, whatever node id it was written under (the
+    /// default id changes with the pid) and also without one.
+    #[tokio::test]
+    async fn sqlite_closes_every_open_record_whatever_its_node() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        let open = |id: &str| crate::store::Cdr {
+            call_id: id.into(),
+            leg: "inbound".into(),
+            started_at: Utc::now(),
+            vars: "{}".into(),
+            disposition: "in_progress".into(),
+            ..Default::default()
+        };
+        store
+            .write_cdrs(&[open("old-pid")], "host-1234")
+            .await
+            .expect("write");
+        store
+            .write_cdrs(&[open("same-node")], "node-1")
+            .await
+            .expect("write");
+        let Store::Sqlite(p) = &store else {
+            unreachable!()
+        };
+        sqlx::query(
+            "INSERT INTO calls (call_id, leg, caller, dialed, started_at) \
+             VALUES ('legacy', 'inbound', '', '', '2020-01-01T00:00:00.000Z')",
+        )
+        .execute(p)
+        .await
+        .expect("legacy row");
+        assert_eq!(
+            store.close_orphaned_calls("node-1").await.expect("close"),
+            3
+        );
+        let left = rows(
+            &store,
+            "SELECT call_id, disposition FROM calls WHERE disposition <> 'interrupted'",
+        )
+        .await;
+        assert!(left.is_empty(), "{left:?}");
     }
 }

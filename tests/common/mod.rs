@@ -417,6 +417,8 @@ pub struct Cdr {
     pub hangup_by: Option<String>,
     pub queue: Option<String>,
     pub sip_code: Option<i32>,
+    pub node_id: Option<String>,
+    pub parent_call_id: Option<String>,
 }
 
 fn rt() -> tokio::runtime::Runtime {
@@ -447,7 +449,8 @@ pub fn query_cdrs(db: &Path) -> Vec<Cdr> {
         };
         let rows = sqlx::query_as::<_, Cdr>(
             "SELECT call_id, leg, caller, dialed, dialplan, dialplan_version, answered_at, ended_at, path, \
-             digits, vars, disposition, hangup_by, queue, sip_code FROM calls ORDER BY id",
+             digits, vars, disposition, hangup_by, queue, sip_code, node_id, parent_call_id \
+             FROM calls ORDER BY id",
         )
         .fetch_all(&pool)
         .await

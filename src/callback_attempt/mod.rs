@@ -18,7 +18,7 @@ use chrono::{DateTime, Utc};
 use ringback_call::attempt::{
     CallbackAttempt, Input, LeaseAnswer, Leg, LegEvent, Outcome, Output, Setup,
 };
-use ringback_call::{Disposition, HangupBy};
+use ringback_call::HangupBy;
 use ringback_callback::Callback;
 use ringback_media::codec::Codec;
 use ringback_media::dtmf::parse_sip_info;
@@ -33,11 +33,12 @@ use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput};
 use crate::media::{self, MediaEvent, Stream};
 use crate::outbound::{self, DialSpec, OutboundLeg};
 use crate::registrar::Binding;
-use crate::store::Cdr;
 
 mod placer;
+mod record;
 
 pub use placer::{AttemptDeps, AttemptPlacer};
+use record::{leg_cdr, LegFacts};
 
 /// Run one attempt to its end.
 async fn run(
@@ -447,6 +448,9 @@ impl Shell {
                     outbound::LegEvent::AnsweredTooLate => LegEvent::AnsweredTooLate,
                     outbound::LegEvent::Failed(code) => LegEvent::Failed(code),
                 };
+                if (leg, &event) == (Leg::Customer, &LegEvent::Answered) {
+                    self.customer_answered();
+                }
                 Some(Input::on(leg, event))
             }
             SipInput::Timeout { key } => [Leg::Customer, Leg::Agent]
@@ -550,30 +554,23 @@ impl Shell {
         }
     }
 
+    /// The customer answered: their leg is on record (`in_progress`) from
+    /// now on, so a crash cannot lose the trunk call they took.
+    fn customer_answered(&self) {
+        if let Some(l) = &self.customer {
+            let facts = LegFacts::of(l, "callback-customer", &self.cb.number);
+            let open = leg_cdr(&self.cb, &self.owner, &facts, None);
+            self.ctx.cdr.write(open);
+        }
+    }
+
     /// Write a leg's call record and stop routing its Call-ID.
     fn leg_record(&self, l: &OutboundLeg, kind: &str, dialed: &str, by: HangupBy) {
-        let disposition = if l.answered_at.is_some() {
-            Disposition::Completed
-        } else {
-            Disposition::NotAnswered
-        };
-        self.ctx.cdr.write(Cdr {
-            call_id: l.call_id.clone(),
-            leg: kind.into(),
-            caller: self.cb.number.clone(),
-            dialed: dialed.into(),
-            started_at: l.started_at,
-            answered_at: l.answered_at,
-            ended_at: Some(Utc::now()),
-            vars: format!("{{\"callback_id\":{:?}}}", self.cb.id),
-            disposition: disposition.as_str().into(),
-            hangup_by: Some(by.as_str().into()),
-            queue: Some(self.cb.queue.clone()),
-            // Both legs of one attempt belong to it: the attempt's call id
-            // in the queue log (`cb-<callback id>-<suffix>`).
-            parent_call_id: Some(self.owner.clone()),
-            ..Cdr::default()
-        });
+        let facts = LegFacts::of(l, kind, dialed);
+        let end = Some((by, Utc::now()));
+        self.ctx
+            .cdr
+            .write(leg_cdr(&self.cb, &self.owner, &facts, end));
         self.endpoint.send(EndpointCmd::CallEnded {
             call_id: l.call_id.clone(),
         });

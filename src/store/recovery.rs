@@ -200,8 +200,10 @@ impl Store {
     ///
     /// - a caller whose last queue event is `ENTERQUEUE` (waiting) or
     ///   `CONNECT` (talking) gets an `INTERRUPTED` event (data
-    ///   `restart|waiting` or `restart|connected`), and its call record,
-    ///   closed by [`Store::close_orphaned_calls`], gets the queue;
+    ///   `restart|waiting` or `restart|connected`);
+    /// - a caller's call record closed by [`Store::close_orphaned_calls`]
+    ///   gets the queue the caller was last in, also when they had left it
+    ///   already (a callback taken, the confirmation playing);
     /// - an agent leg that was talking (`CONNECT` without `COMPLETE*`) has no
     ///   call record yet (legs are written when they end), so one is written
     ///   from the queue log: leg `agent` (or `callback-agent`), the queue
@@ -258,9 +260,6 @@ impl Store {
         // Set-based, not per caller: with 10,000 callbacks waiting in a
         // queue there are 10,000 dangling callers, and two statements per
         // caller took most of a second.
-        let first_new: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM queue_log")
-            .fetch_one(&mut *tx)
-            .await?;
         // SQLite allows 32,766 bound parameters; 5 per row.
         for chunk in dangling.chunks(1000) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
@@ -281,19 +280,20 @@ impl Store {
             q.build().execute(&mut *tx).await?;
         }
         rec.queue_calls = dangling.len() as u64;
-        // The callers' records were written at answer, before any queue.
-        if !dangling.is_empty() {
-            sqlx::query(
-                "UPDATE calls SET queue = (SELECT q.queue FROM queue_log q WHERE q.call_id = calls.call_id \
-                 AND q.event = 'INTERRUPTED' AND q.id > $1 ORDER BY q.id DESC LIMIT 1) \
-                 WHERE leg = 'inbound' AND queue IS NULL AND disposition = 'interrupted' \
-                 AND call_id IN (SELECT call_id FROM queue_log WHERE event = 'INTERRUPTED' AND id > $1 \
-                 AND queue IS NOT NULL)",
-            )
-            .bind(first_new)
-            .execute(&mut *tx)
-            .await?;
-        }
+        // The callers' records were written at answer, before any queue:
+        // each one the killed process left open gets the queue it was last
+        // in, whether it was still there (waiting, talking) or had left it
+        // (e.g. for a callback, while hearing the confirmation).
+        sqlx::query(
+            "UPDATE calls SET queue = (SELECT q.queue FROM queue_log q WHERE q.call_id = calls.call_id \
+             AND q.queue IS NOT NULL AND q.id > $1 ORDER BY q.id DESC LIMIT 1) \
+             WHERE leg = 'inbound' AND queue IS NULL AND disposition = 'interrupted' \
+             AND hangup_by = 'restart' \
+             AND call_id IN (SELECT call_id FROM queue_log WHERE id > $1 AND queue IS NOT NULL)",
+        )
+        .bind(since)
+        .execute(&mut *tx)
+        .await?;
         for d in dangling.iter().filter(|d| d.event == "CONNECT") {
             if let Some(agent) = d.agent.as_deref() {
                 if insert_recovered_leg(&mut tx, d, agent, node, now).await? {
@@ -491,6 +491,55 @@ mod tests {
             store.recover_after_restart("node-1").await.expect("again"),
             Recovery::default()
         );
+    }
+
+    /// Killed while a caller hears the callback confirmation: they had left
+    /// the queue (nothing to interrupt), and their record, written at
+    /// answer before any queue, still gets it. Earlier runs' rows are not
+    /// touched.
+    #[tokio::test]
+    async fn a_caller_who_had_left_the_queue_keeps_its_queue_on_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let store = Store::connect(&url).await.expect("connect");
+        let t = Utc::now() - chrono::Duration::seconds(60);
+        let open = |id: &str| crate::store::Cdr {
+            call_id: id.into(),
+            leg: "inbound".into(),
+            started_at: t,
+            vars: "{}".into(),
+            disposition: "in_progress".into(),
+            ..Default::default()
+        };
+        let left = |call: &str| {
+            [
+                ql(t, "q", call, None, "ENTERQUEUE", "|+1|1"),
+                ql(t, "q", call, None, "ABANDON", "1|1|4"),
+            ]
+        };
+        // An earlier run, ended by a restart (its marker) that left it so.
+        store.record_logs(&[], &left("before")).await.expect("log");
+        store
+            .write_cdrs(&[open("before")], "n")
+            .await
+            .expect("write");
+        store.close_orphaned_calls("n").await.expect("close");
+        let marker = ql(t, "q", "-", None, "QUEUESTART", "");
+        store.record_logs(&[], &[marker]).await.expect("marker");
+        // The killed run: `confirming` took a callback, `menu` never queued.
+        store
+            .record_logs(&[], &left("confirming"))
+            .await
+            .expect("log");
+        let calls = [open("confirming"), open("menu")];
+        store.write_cdrs(&calls, "n").await.expect("write");
+        store.close_orphaned_calls("n").await.expect("close");
+        let rec = store.recover_after_restart("n").await.expect("recover");
+        assert_eq!(rec.queue_calls, 0, "nobody was left in a queue");
+        let sql = "SELECT call_id, COALESCE(queue, '-') FROM calls ORDER BY call_id";
+        let queues = rows(&store, sql).await;
+        let want = [("before", "-"), ("confirming", "q"), ("menu", "-")];
+        assert_eq!(queues, want.map(|(c, q)| (c.to_string(), q.to_string())));
     }
 
     /// A SQLite file belongs to one process at a time: every open record is

@@ -635,6 +635,14 @@ impl SippProcess {
     }
 }
 
+impl SippProcess {
+    /// True while SIPp has not exited: its scenario neither ended nor
+    /// failed (an unexpected request ends it at once).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
 impl Drop for SippProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {

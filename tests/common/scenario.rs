@@ -263,6 +263,19 @@ Content-Length: 0\n"
         self
     }
 
+    /// Nothing arrives for `ms` (a BYE or any other request fails the
+    /// scenario); the scenario then ends without hanging up.
+    pub fn silence(mut self, ms: u64) -> Uac {
+        let label = format!("quiet{}", self.steps.len());
+        self.steps.push(format!(
+            r#"<recv request="NEVER" timeout="{ms}" ontimeout="{label}"/>"#
+        ));
+        // A jump to a label that ends the scenario fails the call: a step follows.
+        self.steps.push(format!(r#"<label id="{label}"/>"#));
+        self.steps.push("<nop/>".into());
+        self
+    }
+
     /// Expect a REFER and answer it with `code`.
     pub fn expect_refer(mut self, code: u16, timeout_ms: u64) -> Uac {
         self.steps
@@ -696,6 +709,41 @@ impl AgentPhone {
             "<send><![CDATA[\nSIP/2.0 200 OK\n[last_Via:]\n[last_From:]\n[last_To:]\n[last_Call-ID:]\n[last_CSeq:]\nContent-Length: 0\n]]></send>"
                 .into(),
         );
+        self
+    }
+
+    /// Nothing arrives for `ms`: no BYE, no CANCEL, no re-INVITE (any
+    /// request fails the scenario). What a phone whose server was killed
+    /// sees; it ends the scenario without hanging up.
+    pub fn silence(mut self, ms: u64) -> AgentPhone {
+        let label = format!("quiet{}", self.steps.len());
+        self.steps.push(format!(
+            r#"<recv request="NEVER" timeout="{ms}" ontimeout="{label}"/>"#
+        ));
+        // A jump to a label that ends the scenario fails the call: a step follows.
+        self.steps.push(format!(r#"<label id="{label}"/>"#));
+        self.steps.push("<nop/>".into());
+        self
+    }
+
+    /// Pick up (one 200 with SDP, media at `rtp_port`) a call whose server
+    /// is gone, and expect no ACK within `ms`: an ACK fails the scenario.
+    pub fn answer_unacked(mut self, rtp_port: u16, ms: u64) -> AgentPhone {
+        self.steps.push(Self::reply(
+            200,
+            "Content-Type: application/sdp\n",
+            &Self::sdp(rtp_port),
+        ));
+        let label = format!("noack{}", self.steps.len());
+        self.steps.push(format!(
+            r#"<recv request="ACK" timeout="{ms}" ontimeout="{label}"/>"#
+        ));
+        // Only reached when an ACK came: fail.
+        self.steps
+            .push(r#"<recv request="NEVER" timeout="1"/>"#.into());
+        // A jump to a label that ends the scenario fails the call: a step follows.
+        self.steps.push(format!(r#"<label id="{label}"/>"#));
+        self.steps.push("<nop/>".into());
         self
     }
 

@@ -352,9 +352,11 @@ impl Scheduler {
     ///   interrupted attempt is **not counted** (the crash was ours, not the
     ///   customer's), so a crash mid-dial is retried, never lost, and
     ///   `attempts ≤ max_attempts` still holds.
-    /// * `connected` (crash while bridged) → `retry_wait`, retried after
-    ///   `retry_after_secs` (the first backoff step) so an agent who had
-    ///   finished the conversation can still cancel it; attempt not counted.
+    /// * `connected` (crash while bridged): the customer had reached an
+    ///   agent, so by default → `completed`, not called again. With the
+    ///   queue's `redial_interrupted = true` → `retry_wait`, retried after
+    ///   `retry_after_secs` (the first backoff step, so an agent who had
+    ///   finished the conversation can still cancel it); attempt not counted.
     /// * `scheduled` / `retry_wait` are kept; nothing is handed out.
     /// * A second live callback for the same number and queue (two nodes
     ///   raced) → `cancelled`; the one created first (or already in memory)

@@ -236,6 +236,168 @@ fn event_stream_sends_snapshots() {
         .is_some_and(|q| q.iter().any(|x| x["name"] == "operator")));
 }
 
+/// Read `n` server-sent events from `path` on a live server: the response
+/// head (status, headers), then events as (name, data) with the chunked
+/// transfer coding removed and `data:` lines joined as the SSE spec says.
+fn sse_events(srv: &Server, path: &str, n: usize) -> (String, Vec<(String, String)>) {
+    let mut s = std::net::TcpStream::connect(srv.api).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .expect("write");
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut read_more = |raw: &mut Vec<u8>| {
+        let k = s.read(&mut buf).expect("read");
+        assert!(k > 0, "stream closed");
+        raw.extend_from_slice(&buf[..k]);
+    };
+    let head_end = loop {
+        if let Some(i) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        read_more(&mut raw);
+    };
+    let head = String::from_utf8_lossy(&raw[..head_end]).to_string();
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    let mut pos = head_end;
+    let mut body = Vec::new();
+    let mut events = Vec::new();
+    while events.len() < n {
+        // Move whatever arrived into `body`, decoding chunks.
+        if chunked {
+            while let Some(eol) = raw[pos..].windows(2).position(|w| w == b"\r\n") {
+                let size_line = String::from_utf8_lossy(&raw[pos..pos + eol]).to_string();
+                let size =
+                    usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                        .unwrap_or_else(|_| panic!("bad chunk size {size_line:?}"));
+                assert!(size > 0, "the event stream ended");
+                let start = pos + eol + 2;
+                if raw.len() < start + size + 2 {
+                    break;
+                }
+                body.extend_from_slice(&raw[start..start + size]);
+                pos = start + size + 2;
+            }
+        } else {
+            body.extend_from_slice(&raw[pos..]);
+            pos = raw.len();
+        }
+        // Take every complete event out of `body`.
+        while let Some(i) = body.windows(2).position(|w| w == b"\n\n") {
+            let block = String::from_utf8(body[..i].to_vec()).expect("UTF-8 event");
+            body.drain(..i + 2);
+            let mut name = "message".to_string();
+            let mut data: Vec<&str> = Vec::new();
+            for line in block.lines() {
+                let (field, val) = line.split_once(':').unwrap_or((line, ""));
+                let val = val.strip_prefix(' ').unwrap_or(val);
+                match field {
+                    "event" => name = val.to_string(),
+                    "data" => data.push(val),
+                    _ => {} // comments (keep-alives), id, retry
+                }
+            }
+            if !data.is_empty() {
+                events.push((name, data.join("\n")));
+            }
+        }
+        if events.len() < n {
+            read_more(&mut raw);
+        }
+    }
+    (head, events)
+}
+
+/// The event stream matches its schema: every event is documented under
+/// the `/api/v1/events` 200 answer's `x-events`, and each `snapshot`'s data
+/// (for a supervisor, and for an agent, who sees only itself) validates
+/// against the `Snapshot` component, with an agent logged in and a callback
+/// waiting so the lists are not empty.
+#[test]
+fn event_stream_matches_its_schema() {
+    let srv = server();
+    assert_eq!(
+        http(&srv, "POST", "/api/v1/agents/alice/login", Some(SUPER), "").0,
+        200
+    );
+    assert_eq!(
+        http(
+            &srv,
+            "POST",
+            "/api/v1/callbacks",
+            Some(SUPER),
+            r#"{"number":"+15551230001","queue":"operator"}"#
+        )
+        .0,
+        201
+    );
+    let (_, body) = http(&srv, "GET", "/api/openapi.json", None, "");
+    let doc = json(&body);
+    let ok = &doc["paths"]["/api/v1/events"]["get"]["responses"]["200"];
+    assert!(
+        ok["content"].get("text/event-stream").is_some(),
+        "the stream's media type is documented: {ok}"
+    );
+    let events = ok["x-events"]
+        .as_object()
+        .unwrap_or_else(|| panic!("the events are documented in `x-events`: {ok}"));
+    assert_eq!(
+        resolve(&doc, &events["snapshot"])["type"],
+        "object",
+        "`snapshot` has a schema"
+    );
+    // The stream's own schema (each event as `{event, data}`, as OpenAPI 3.2
+    // and Schemathesis read `text/event-stream`) says the same: the event
+    // names, and each one's data is JSON valid against its x-events schema.
+    let event_schema = resolve(&doc, &ok["content"]["text/event-stream"]["schema"]);
+    let names = event_schema["properties"]["event"]["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("event names are listed: {event_schema}"));
+    assert_eq!(names.len(), events.len(), "{names:?} vs {events:?}");
+    for name in names {
+        let name = name.as_str().expect("event name");
+        let data = &event_schema["properties"]["data"];
+        assert_eq!(data["contentMediaType"], "application/json");
+        assert_eq!(data["contentSchema"], events[name], "`{name}`");
+    }
+    for token in [SUPER, ALICE] {
+        let (head, got) = sse_events(&srv, &format!("/api/v1/events?token={token}"), 2);
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        assert!(head.contains("text/event-stream"), "{head}");
+        for (name, data) in &got {
+            let schema = events
+                .get(name)
+                .unwrap_or_else(|| panic!("event `{name}` is not in x-events"));
+            let ev = serde_json::json!({ "event": name, "data": data });
+            check(&doc, event_schema, &ev, "event");
+            let v = json(data);
+            check(&doc, schema, &v, &format!("{name} event"));
+        }
+        let v = json(&got[0].1);
+        let agents = v["agents"].as_array().expect("agents");
+        if token == ALICE {
+            assert_eq!(agents.len(), 1, "an agent sees only itself: {v}");
+        } else {
+            assert!(agents.len() >= 2, "{v}");
+        }
+        let cb = &v["callbacks"];
+        assert_eq!(
+            ["pending", "dialing", "completed_today", "failed_today"]
+                .iter()
+                .filter_map(|k| cb[k].as_i64())
+                .sum::<i64>(),
+            1,
+            "the callback is counted: {v}"
+        );
+    }
+}
+
 #[test]
 fn dialplan_reload_over_the_api_reports_errors_and_keeps_serving() {
     let srv = server();
@@ -274,16 +436,35 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     }
 }
 
-/// Check `value` against the schema's `required` fields and types, one level
-/// into arrays of objects.
+/// Check `value` against the schema: `required` fields, types, `nullable`,
+/// `enum`, `format: date-time`, and no undocumented fields in an object
+/// whose properties are listed (unless it allows `additionalProperties`),
+/// all the way down.
 fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
     let schema = resolve(doc, schema);
     if value.is_null() && schema["nullable"] == true {
         return;
     }
+    if let Some(allowed) = schema["enum"].as_array() {
+        assert!(
+            allowed.contains(value),
+            "{at}: {value} is not one of {allowed:?}"
+        );
+    }
+    if schema["format"] == "date-time" {
+        let s = value.as_str().unwrap_or("");
+        assert!(
+            s.len() >= 20
+                && s.as_bytes().get(10) == Some(&b'T')
+                && s.get(..4).is_some_and(|y| y.parse::<u16>().is_ok()),
+            "{at}: expected an RFC 3339 date-time, got {value}"
+        );
+    }
     match schema["type"].as_str() {
         Some("object") => {
-            assert!(value.is_object(), "{at}: expected an object, got {value}");
+            let obj = value
+                .as_object()
+                .unwrap_or_else(|| panic!("{at}: expected an object, got {value}"));
             for req in schema["required"].as_array().into_iter().flatten() {
                 let k = req.as_str().unwrap_or("");
                 assert!(
@@ -295,6 +476,14 @@ fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
                 for (k, sub) in props {
                     if let Some(v) = value.get(k) {
                         check(doc, sub, v, &format!("{at}.{k}"));
+                    }
+                }
+                if schema.get("additionalProperties").is_none() {
+                    for k in obj.keys() {
+                        assert!(
+                            props.contains_key(k),
+                            "{at}: `{k}` is not documented (in {value})"
+                        );
                     }
                 }
             }
@@ -431,4 +620,105 @@ fn errors_are_json_with_a_code_and_empty_filters_are_allowed() {
     );
     assert_eq!(status, 422, "{body}");
     assert_eq!(json(&body)["code"], "invalid", "{body}");
+}
+
+/// One raw HTTP request; returns the whole response head and the body.
+fn raw(srv: &Server, request: &[u8]) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(srv.api).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    // The server may answer (and close) before a large body is sent.
+    let _ = s.write_all(request);
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let resp = String::from_utf8_lossy(&resp).to_string();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+    (head.to_string(), body.to_string())
+}
+
+/// Extractor failures (axum's rejections were plain text) and requests no
+/// handler takes get the documented JSON error too: a path that is not
+/// UTF-8, a body over the size limit, an unknown path, a method a path
+/// does not take (with `Allow`); and a `limit` outside 1-1000 is refused
+/// instead of silently clamped.
+#[test]
+fn extractor_failures_and_unrouted_requests_are_json_errors() {
+    let srv = server();
+    let (_, body) = http(&srv, "GET", "/api/openapi.json", None, "");
+    let doc = json(&body);
+    let error_schema = &doc["components"]["schemas"]["Error"];
+    let expect = |head: &str, body: &str, status: u16, code: &str| {
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "expected {status}: {head}\n{body}"
+        );
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{head}"
+        );
+        let v = json(body);
+        check(&doc, error_schema, &v, "error");
+        assert_eq!(v["code"], code, "{body}");
+    };
+    let auth = format!("Authorization: Bearer {ADMIN}\r\n");
+    let get = |path: &str| {
+        raw(
+            &srv,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let (head, body) = get("/api/v1/callbacks/%FF");
+    expect(&head, &body, 400, "bad_request");
+    let (head, body) = get("/api/v1/agents/%C3/login");
+    expect(&head, &body, 405, "method_not_allowed");
+    let (head, body) = raw(
+        &srv,
+        format!("POST /api/v1/agents/%C3/login HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    expect(&head, &body, 400, "bad_request");
+    let (head, body) = get("/api/v1/nothing-here");
+    expect(&head, &body, 404, "not_found");
+    let (head, body) = raw(
+        &srv,
+        format!("DELETE /api/v1/me HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n")
+            .as_bytes(),
+    );
+    expect(&head, &body, 405, "method_not_allowed");
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get"),
+        "405 names the methods: {head}"
+    );
+    let big = format!(
+        r#"{{"number":"+15551230001","queue":"operator","context":"{}"}}"#,
+        "x".repeat(3 << 20)
+    );
+    let (head, body) = raw(
+        &srv,
+        format!(
+            "POST /api/v1/callbacks HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{big}",
+            big.len()
+        )
+        .as_bytes(),
+    );
+    expect(&head, &body, 413, "too_large");
+    assert!(
+        doc["paths"]["/api/v1/callbacks"]["post"]["responses"]
+            .get("413")
+            .is_some(),
+        "413 is documented"
+    );
+    for path in [
+        "/api/v1/callbacks?limit=0",
+        "/api/v1/callbacks?limit=1001",
+        "/api/v1/cdrs?limit=-5",
+    ] {
+        let (status, body) = http(&srv, "GET", path, Some(ADMIN), "");
+        assert_eq!(status, 422, "{path}: {body}");
+        assert_eq!(json(&body)["code"], "invalid", "{path}: {body}");
+    }
+    assert_eq!(
+        http(&srv, "GET", "/api/v1/cdrs?limit=1000", Some(ADMIN), "").0,
+        200
+    );
 }

@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ringback_acd::{AgentId, AgentState, Input};
@@ -12,6 +11,7 @@ use serde_json::{json, Value};
 
 use super::auth::{authorize, check_token, Need};
 use super::errors::{error, json_response};
+use super::request::{parse_body, str_field, ApiBody, ApiPath};
 use super::ApiState;
 
 pub(super) fn state_json(state: &AgentState) -> Value {
@@ -79,12 +79,14 @@ pub(super) async fn list_agents(State(ctx): State<Arc<ApiState>>, headers: Heade
 }
 
 /// `POST /api/v1/agents/{id}/{login|logout|pause|unpause|ready}`; `pause`
-/// takes `{"reason": "…"}`.
+/// takes `{"reason": "…"}`. The body is checked for every action (a JSON
+/// object whose `reason`, if any, is a string of at most 200 characters),
+/// so what the document promises holds whatever the action.
 pub(super) async fn agent_action(
     State(ctx): State<Arc<ApiState>>,
-    Path((id, action)): Path<(String, String)>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Agent(&id)) {
         return r.into_response();
@@ -92,34 +94,20 @@ pub(super) async fn agent_action(
     if !ctx.config.agents.contains_key(&id) {
         return error(StatusCode::NOT_FOUND, format!("no agent `{id}`"));
     }
+    let reason = match parse_body(&body).and_then(|v| str_field(&v, "reason", false, 200)) {
+        Ok(r) => r,
+        Err(r) => return r.into_response(),
+    };
     let agent = AgentId::from(id.as_str());
     let input = match action.as_str() {
         "login" => Input::AgentLogin(agent),
         "logout" => Input::AgentLogout(agent),
         "unpause" => Input::AgentUnpause(agent),
         "ready" => Input::WrapUpDone(agent),
-        "pause" => {
-            let reason = if body.is_empty() {
-                "paused".to_string()
-            } else {
-                match serde_json::from_slice::<Value>(&body) {
-                    Ok(v) => match v.get("reason") {
-                        None => "paused".to_string(),
-                        Some(Value::String(r)) if r.len() <= 200 => r.clone(),
-                        Some(_) => {
-                            return error(
-                                StatusCode::UNPROCESSABLE_ENTITY,
-                                "`reason` must be a string of at most 200 characters",
-                            )
-                        }
-                    },
-                    Err(e) => {
-                        return error(StatusCode::BAD_REQUEST, format!("body is not JSON: {e}"))
-                    }
-                }
-            };
-            Input::AgentPause { agent, reason }
-        }
+        "pause" => Input::AgentPause {
+            agent,
+            reason: reason.unwrap_or_else(|| "paused".to_string()),
+        },
         other => {
             return error(
                 StatusCode::NOT_FOUND,

@@ -3,15 +3,14 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::auth::{authorize, check_token, Need};
 use super::errors::{error, json_response, ApiError};
-use super::request::{parse_body, str_field, time_field, ApiQuery};
+use super::request::{limit_param, parse_body, str_field, time_field, ApiBody, ApiPath, ApiQuery};
 use super::ApiState;
 
 pub(super) fn callback_json(cb: &ringback_callback::Callback) -> Value {
@@ -45,7 +44,7 @@ pub(super) fn row_json(r: &crate::store::callbacks::CallbackRow) -> Value {
 pub(super) async fn create_callback(
     State(ctx): State<Arc<ApiState>>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBody(body): ApiBody,
 ) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
         return r.into_response();
@@ -56,6 +55,16 @@ pub(super) async fn create_callback(
     };
     let fields = (|| {
         let number = str_field(&v, "number", true, 32)?.unwrap_or_default();
+        if !number_syntax_ok(&number) {
+            return Err(ApiError::coded(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_number",
+                format!(
+                    "`number` must be 7 to 15 digits, optionally after a `+` (not followed by 0), \
+                     with spaces, dashes, dots and parentheses allowed between: {number:?}"
+                ),
+            ));
+        }
         let queue = str_field(&v, "queue", true, 64)?.unwrap_or_default();
         let context = str_field(&v, "context", false, 1000)?.unwrap_or_default();
         let start = time_field(&v, "preferred_start")?;
@@ -64,8 +73,9 @@ pub(super) async fn create_callback(
             (Some(a), Some(b)) => Some((a, b)),
             (None, None) => None,
             _ => {
-                return Err(ApiError::new(
+                return Err(ApiError::coded(
                     StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_window",
                     "`preferred_start` and `preferred_end` go together",
                 ))
             }
@@ -98,6 +108,27 @@ pub(super) async fn create_callback(
         }
         Err(r) => r.reason.into_response(),
     }
+}
+
+/// Whether `number` has the syntax the OpenAPI document's `NewCallback`
+/// pattern states: 7 to 15 ASCII digits, optionally after one `+` that
+/// comes before every digit and is not followed by `0`, with spaces, tabs,
+/// line breaks, dashes, dots and parentheses anywhere. The callback service
+/// normalises the same way (and also trims Unicode spaces, which the
+/// document does not promise); checking here keeps the document exact.
+pub(super) fn number_syntax_ok(number: &str) -> bool {
+    let mut digits = 0;
+    let mut plus = false;
+    for c in number.chars() {
+        match c {
+            '-' | '\t' | '\n' | '\x0C' | '\r' | ' ' | '(' | ')' | '.' => {}
+            '+' if digits == 0 && !plus => plus = true,
+            '0' if plus && digits == 0 => return false,
+            '0'..='9' => digits += 1,
+            _ => return false,
+        }
+    }
+    (ringback_callback::MIN_DIGITS..=ringback_callback::MAX_DIGITS).contains(&digits)
 }
 
 /// Query of `GET /api/v1/callbacks`.
@@ -133,7 +164,10 @@ pub(super) async fn list_callbacks(
             );
         }
     }
-    let limit = f.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = match limit_param(f.limit) {
+        Ok(l) => l,
+        Err(r) => return r.into_response(),
+    };
     match ctx
         .store
         .list_callbacks(
@@ -155,7 +189,7 @@ pub(super) async fn list_callbacks(
 pub(super) async fn get_callback(
     State(ctx): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Response {
     if let Some(r) = check_token(&ctx, &headers) {
         return r;
@@ -185,8 +219,8 @@ pub(super) async fn stored_callback(ctx: &ApiState, id: &str) -> Response {
 pub(super) async fn cancel_callback(
     State(ctx): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
         return r.into_response();
@@ -208,8 +242,8 @@ pub(super) async fn cancel_callback(
 pub(super) async fn reschedule_callback(
     State(ctx): State<Arc<ApiState>>,
     headers: HeaderMap,
-    Path(id): Path<String>,
-    body: Bytes,
+    ApiPath(id): ApiPath<String>,
+    ApiBody(body): ApiBody,
 ) -> Response {
     if let Err(r) = authorize(&ctx, &headers, None, Need::Supervise) {
         return r.into_response();
@@ -226,5 +260,69 @@ pub(super) async fn reschedule_callback(
     match ctx.callbacks.reschedule(&id, at).await {
         Ok(()) => stored_callback(&ctx, &id).await,
         Err(r) => r.reason.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::number_syntax_ok;
+    use ringback_callback::normalize_number;
+
+    /// The documented syntax and the callback service's normalisation
+    /// agree on every string of these characters (they differ only on
+    /// Unicode spaces at the ends, which the service trims and the document
+    /// does not promise).
+    #[test]
+    fn number_syntax_is_what_the_service_accepts() {
+        let alphabet = [
+            '+', '0', '1', '5', '9', ' ', '-', '(', ')', '.', '\t', '\n', 'a', '*', '#', '\u{0B}',
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut accepted = 0;
+        for _ in 0..50_000 {
+            let len = (next() % 24) as usize;
+            let s: String = (0..len)
+                .map(|_| {
+                    // Mostly digits, so that many strings are numbers.
+                    let r = next();
+                    if r % 3 == 0 {
+                        alphabet[(r / 3 % alphabet.len() as u64) as usize]
+                    } else {
+                        char::from(b'0' + (r / 3 % 10) as u8)
+                    }
+                })
+                .collect();
+            let ours = number_syntax_ok(&s);
+            accepted += usize::from(ours);
+            let service = normalize_number(&s).is_ok();
+            if s.trim() == s.trim_matches(|c: char| c.is_ascii_whitespace()) {
+                assert_eq!(ours, service, "{s:?}");
+            } else {
+                // A vertical tab at an end: the service trims it, we refuse.
+                assert!(!ours, "{s:?}");
+            }
+        }
+        assert!(
+            accepted > 1_000,
+            "only {accepted} numbers among the samples"
+        );
+        for ok in ["+1 (555) 123-0001", "555.123.0001", "0049 30 1234567"] {
+            assert!(number_syntax_ok(ok), "{ok}");
+        }
+        for bad in [
+            "+0123456789",
+            "12+34567890",
+            "911",
+            "1234567890123456",
+            "555-CALL-NOW",
+        ] {
+            assert!(!number_syntax_ok(bad), "{bad}");
+        }
     }
 }

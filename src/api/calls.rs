@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::auth::check_token;
 use super::errors::{error, json_response};
-use super::request::ApiQuery;
+use super::request::{limit_param, ApiQuery};
 use super::ApiState;
 use crate::metrics;
 
@@ -59,11 +59,11 @@ pub(super) async fn list_cdrs(
     if let Some(r) = check_token(&ctx, &headers) {
         return r;
     }
-    match ctx
-        .store
-        .recent_cdrs(l.limit.unwrap_or(100).clamp(1, 1000))
-        .await
-    {
+    let limit = match limit_param(l.limit) {
+        Ok(l) => l,
+        Err(r) => return r.into_response(),
+    };
+    match ctx.store.recent_cdrs(limit).await {
         Ok(rows) => json_response(StatusCode::OK, json!({ "cdrs": rows })),
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
     }

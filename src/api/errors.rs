@@ -25,6 +25,19 @@ pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response 
     )
 }
 
+/// The JSON error for requests no route serves (`404`) and methods a path
+/// does not take (`405`; axum adds the `Allow` header).
+pub(super) async fn no_route() -> Response {
+    error(StatusCode::NOT_FOUND, "no such path")
+}
+
+pub(super) async fn wrong_method() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "this path does not take that method",
+    )
+}
+
 /// The machine-readable `code` of an error that has no more specific one.
 pub(super) fn default_code(status: StatusCode) -> &'static str {
     match status {
@@ -32,6 +45,8 @@ pub(super) fn default_code(status: StatusCode) -> &'static str {
         StatusCode::UNAUTHORIZED => "unauthorized",
         StatusCode::FORBIDDEN => "forbidden",
         StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::PAYLOAD_TOO_LARGE => "too_large",
         StatusCode::CONFLICT => "conflict",
         StatusCode::UNPROCESSABLE_ENTITY => "invalid",
         StatusCode::TOO_MANY_REQUESTS => "rate_limited",
@@ -40,9 +55,11 @@ pub(super) fn default_code(status: StatusCode) -> &'static str {
     }
 }
 
-/// A request error: status and a message naming the offending field.
+/// A request error: status, a message naming the offending field, and the
+/// status's default code unless a more specific one is given.
 pub(super) struct ApiError {
     status: StatusCode,
+    code: &'static str,
     message: String,
 }
 
@@ -50,6 +67,20 @@ impl ApiError {
     pub(super) fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
+            code: default_code(status),
+            message: message.into(),
+        }
+    }
+
+    /// The same with a specific `code`.
+    pub(super) fn coded(
+        status: StatusCode,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> ApiError {
+        ApiError {
+            status,
+            code,
             message: message.into(),
         }
     }
@@ -57,7 +88,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        error(self.status, self.message)
+        json_response(
+            self.status,
+            json!({ "error": self.message, "code": self.code }),
+        )
     }
 }
 

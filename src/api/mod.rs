@@ -8,10 +8,11 @@
 //! pages ask for a token and send it with every request).
 //!
 //! One module per concept: `auth` (tokens and roles), `errors` (the JSON
-//! error body, and how callback refusals become statuses), `request` (query
-//! strings and bodies), then the resources: `agents`, `queues`, `calls`,
-//! `callbacks`, `dialplans`, `trunks`, the live `events` feed and the
-//! `prometheus` metrics.
+//! error body for every error, unrouted requests included, and how callback
+//! refusals become statuses), `request` (paths, query strings and bodies),
+//! then the resources: `agents`, `queues`, `calls`, `callbacks`,
+//! `dialplans`, `trunks`, the live `events` feed and the `prometheus`
+//! metrics.
 
 mod agents;
 mod auth;
@@ -48,6 +49,7 @@ use self::callbacks::{
 };
 use self::calls::{list_calls, list_cdrs, stats};
 use self::dialplans::{list_dialplans, reload_dialplans};
+use self::errors::{no_route, wrong_method};
 use self::events::events;
 use self::prometheus::metrics_handler;
 use self::queues::list_queues;
@@ -73,6 +75,7 @@ pub struct ApiState {
 
 /// Build the router.
 pub fn router(ctx: Arc<ApiState>) -> Router {
+    let openapi = openapi_document(&ctx.config);
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -84,7 +87,7 @@ pub fn router(ctx: Arc<ApiState>) -> Router {
         )
         .route(
             "/api/openapi.json",
-            get(|| async { ([(header::CONTENT_TYPE, "application/json")], OPENAPI) }),
+            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
         )
         .route("/api/v1/me", get(me))
         .route("/api/v1/events", get(events))
@@ -107,6 +110,8 @@ pub fn router(ctx: Arc<ApiState>) -> Router {
             "/api/v1/callbacks/{id}/reschedule",
             post(reschedule_callback),
         )
+        .fallback(no_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(ctx)
 }
 
@@ -114,6 +119,31 @@ const DASHBOARD: &str = include_str!("assets/dashboard.html");
 const AGENT_PAGE: &str = include_str!("assets/agent.html");
 const APP_CSS: &str = include_str!("assets/app.css");
 const OPENAPI: &str = include_str!("openapi.json");
+
+/// The OpenAPI document as this server serves it: the written document with
+/// the configured queue names as the `enum` of a new callback's `queue`,
+/// and the configured agent ids as the `enum` of the agent path parameter,
+/// so a client (or a fuzzer) knows which values exist.
+fn openapi_document(config: &Config) -> String {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(OPENAPI).expect("src/api/openapi.json is JSON (tests/api.rs)");
+    let queues: Vec<&String> = config.queues.keys().collect();
+    if !queues.is_empty() {
+        doc["components"]["schemas"]["NewCallback"]["properties"]["queue"]["enum"] =
+            serde_json::json!(queues);
+    }
+    let agents: Vec<&String> = config.agents.keys().collect();
+    if !agents.is_empty() {
+        let params = doc["paths"]["/api/v1/agents/{id}/{action}"]["post"]["parameters"]
+            .as_array_mut()
+            .into_iter()
+            .flatten();
+        for p in params.filter(|p| p["name"] == "id") {
+            p["schema"]["enum"] = serde_json::json!(agents);
+        }
+    }
+    doc.to_string()
+}
 
 fn page(html: &'static str) -> Response {
     (

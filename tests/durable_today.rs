@@ -13,6 +13,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use common::pg::PgDb;
 use common::scenario::{self, AgentPhone, Uac};
 use common::{free_udp_port, Server, ServerOpts, Sipp};
 use serde_json::Value;
@@ -352,60 +353,6 @@ fn figures_survive_a_restart(database_url: Option<String>) {
 #[test]
 fn todays_figures_survive_a_restart_sqlite() {
     figures_survive_a_restart(None);
-}
-
-/// A fresh PostgreSQL database (127.0.0.1:5432, trust auth), dropped at
-/// the end.
-struct PgDb {
-    name: String,
-}
-
-const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
-}
-
-impl PgDb {
-    fn create() -> PgDb {
-        let name = format!(
-            "ringback_today{}_{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        rt().block_on(async {
-            let pool = sqlx::PgPool::connect(ADMIN_URL)
-                .await
-                .expect("PostgreSQL at 127.0.0.1:5432 (database `test`, trust auth)");
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(&pool)
-                .await
-                .expect("create database");
-        });
-        PgDb { name }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{}", self.name)
-    }
-}
-
-impl Drop for PgDb {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        rt().block_on(async move {
-            if let Ok(pool) = sqlx::PgPool::connect(ADMIN_URL).await {
-                let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-                )))
-                .execute(&pool)
-                .await;
-            }
-        });
-    }
 }
 
 #[test]

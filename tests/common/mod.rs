@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod peer;
+pub mod pg;
 pub mod scenario;
 
 use std::io::{BufRead, BufReader};

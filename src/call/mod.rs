@@ -35,9 +35,6 @@ mod sip;
 
 use admit::Admitted;
 pub use placer::{queue_settings, CallDeps, CallPlacer};
-/// Kept for the callback attempt until it uses the core's copy.
-#[allow(unused_imports)]
-pub(crate) use ringback_call::number_prompts;
 
 use crate::acd_task::{AcdCmd, QueueNotice};
 use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput, ALLOW};

@@ -89,12 +89,6 @@ pub trait Extensions: Send + Sync {
     fn plan_for(&self, number: &str) -> Option<Arc<Dialplan>>;
 }
 
-impl Extensions for ringback_dialplan::DialplanSet {
-    fn plan_for(&self, number: &str) -> Option<Arc<Dialplan>> {
-        self.for_number(number)
-    }
-}
-
 /// Everything a call starts with once answered.
 pub struct Setup {
     /// SIP Call-ID (the ACD's call id).

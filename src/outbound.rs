@@ -166,7 +166,7 @@ impl OutboundLeg {
         let parse = |s: &str| rsip::Uri::try_from(s).map_err(|_| DialError::BadUri(s.to_string()));
         let from_uri = parse(&format!("sip:{}@{host}", sanitize_user(&spec.from_user)))?;
         let target = parse(&spec.target)?;
-        let contact = parse(&contact_uri(ip, endpoint.local.port(), spec.transport))?;
+        let contact = parse(&contact_uri(ip, endpoint.port_for(spec.transport), spec.transport))?;
         let mut headers = spec.headers;
         // Reliable provisionals let a carrier's early media and PRACK work;
         // we do not advertise `timer`: the far end refreshes the session
@@ -402,7 +402,7 @@ impl OutboundLeg {
             Some(Ok(sdp)) => session_timer::sdp_answer_ok(
                 req,
                 sdp,
-                &contact_uri(ip, endpoint.local.port(), self.transport),
+                &contact_uri(ip, endpoint.port_for(self.transport), self.transport),
             ),
             None => message::make_response(req, 200, None),
         };
@@ -416,7 +416,7 @@ impl OutboundLeg {
 fn via(deps: &LegDeps, endpoint: &EndpointHandle, transport: TransportKind) -> ViaSpec {
     ViaSpec {
         host: deps.config.advertised_ip().to_string(),
-        port: Some(endpoint.local.port()),
+        port: Some(endpoint.port_for(transport)),
         transport,
     }
 }
@@ -434,6 +434,7 @@ pub fn contact_uri(ip: std::net::IpAddr, port: u16, transport: TransportKind) ->
     let host = host_of(ip);
     match transport {
         TransportKind::Tcp => format!("sip:ringback@{host}:{port};transport=tcp"),
+        TransportKind::Tls => format!("sip:ringback@{host}:{port};transport=tls"),
         TransportKind::Udp => format!("sip:ringback@{host}:{port}"),
     }
 }

@@ -33,12 +33,13 @@ pub fn dial_spec(trunk: &TrunkConfig, dest: std::net::SocketAddr, number: &str) 
     }
 }
 
-/// The transport the trunk is reached over (`transport`, UDP by default).
+/// The transport the trunk is reached over (`transport`, UDP by default;
+/// `validate` refused anything else).
 pub fn transport(trunk: &TrunkConfig) -> TransportKind {
-    if trunk.transport.eq_ignore_ascii_case("tcp") {
-        TransportKind::Tcp
-    } else {
-        TransportKind::Udp
+    match trunk.transport.to_ascii_lowercase().as_str() {
+        "tcp" => TransportKind::Tcp,
+        "tls" => TransportKind::Tls,
+        _ => TransportKind::Udp,
     }
 }
 

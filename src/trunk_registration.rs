@@ -122,7 +122,7 @@ pub fn spawn(config: &Config, endpoint: EndpointHandle) {
         if !trunk.register {
             continue;
         }
-        let Some(cfg) = registration_config(config, trunk, endpoint.local) else {
+        let Some(cfg) = registration_config(config, trunk, &endpoint) else {
             tracing::warn!(
                 trunk = name,
                 "trunk cannot register: address or username missing"
@@ -149,7 +149,7 @@ pub fn spawn(config: &Config, endpoint: EndpointHandle) {
 fn registration_config(
     cfg: &Config,
     trunk: &TrunkConfig,
-    local: SocketAddr,
+    endpoint: &EndpointHandle,
 ) -> Option<RegistrationConfig> {
     let dest = trunk.address?;
     let user = trunk.username.clone()?;
@@ -157,19 +157,20 @@ fn registration_config(
     let domain = crate::trunk::domain(trunk, dest);
     let ip = cfg.advertised_ip();
     let host = host_of(ip);
-    let tcp_param = if transport == TransportKind::Tcp {
-        ";transport=tcp"
-    } else {
-        ""
+    let port = endpoint.port_for(transport);
+    let transport_param = match transport {
+        TransportKind::Tcp => ";transport=tcp",
+        TransportKind::Tls => ";transport=tls",
+        TransportKind::Udp => "",
     };
     let parse = |s: String| rsip::Uri::try_from(s.as_str()).ok();
     Some(RegistrationConfig {
         registrar: parse(format!("sip:{domain}"))?,
         aor: parse(format!("sip:{user}@{domain}"))?,
-        contact: parse(format!("sip:{user}@{host}:{}{tcp_param}", local.port()))?,
+        contact: parse(format!("sip:{user}@{host}:{port}{transport_param}"))?,
         via: ViaSpec {
             host: ip.to_string(),
-            port: Some(local.port()),
+            port: Some(port),
             transport,
         },
         call_id: message::new_call_id(&host),

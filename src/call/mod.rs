@@ -209,7 +209,7 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
     }
 
     let advertised = ctx.legs.config.advertised_ip();
-    let contact_uri = contact_uri(advertised, endpoint.local.port(), transport);
+    let contact_uri = contact_uri(advertised, endpoint.port_for(transport), transport);
     let answer = sdp::build_answer(
         &negotiated,
         &offer,
@@ -535,7 +535,7 @@ impl Call {
     fn via(&self) -> ViaSpec {
         ViaSpec {
             host: self.ctx.legs.config.advertised_ip().to_string(),
-            port: Some(self.endpoint.local.port()),
+            port: Some(self.endpoint.port_for(self.transport)),
             transport: self.transport,
         }
     }

@@ -135,7 +135,7 @@ impl Call {
     fn our_contact(&self) -> String {
         contact_uri(
             self.ctx.legs.config.advertised_ip(),
-            self.endpoint.local.port(),
+            self.endpoint.port_for(self.transport),
             self.transport,
         )
     }

@@ -2,6 +2,7 @@
 //! keep both responsive under load.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 
 use serde::Deserialize;
 
@@ -32,6 +33,35 @@ pub struct SipConfig {
     /// or single addresses) may send INVITEs and REGISTERs; anyone else gets
     /// 403 before any other work (toll-fraud protection).
     pub allow_from: Vec<String>,
+    /// Address for SIP over TLS (RFC 3261 §26; conventionally port 5061).
+    /// Needs `tls_cert` and `tls_key`. Port 0 picks a free port (tests).
+    pub tls_listen: Option<SocketAddr>,
+    /// PEM file with the certificate chain the TLS listener presents (leaf
+    /// first). Re-read on SIGHUP; calls in progress keep their connections.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+}
+
+impl SipConfig {
+    /// Make the TLS file names relative to the configuration file's folder.
+    pub(super) fn resolve_paths(&mut self, base: &std::path::Path) {
+        for p in [&mut self.tls_cert, &mut self.tls_key].into_iter().flatten() {
+            *p = super::resolve(base, p);
+        }
+    }
+
+    /// The TLS settings are complete or absent: a listener without a
+    /// certificate (or the reverse) is a mistake to report at start.
+    pub(super) fn validate_tls(&self) -> Result<(), String> {
+        match (&self.tls_listen, &self.tls_cert, &self.tls_key) {
+            (None, None, None) | (Some(_), Some(_), Some(_)) => Ok(()),
+            (Some(_), _, _) => {
+                Err("sip.tls_listen needs both sip.tls_cert and sip.tls_key (PEM files)".into())
+            }
+            (None, _, _) => Err("sip.tls_cert/sip.tls_key are set but sip.tls_listen is not".into()),
+        }
+    }
 }
 
 impl Default for SipConfig {
@@ -46,6 +76,9 @@ impl Default for SipConfig {
             max_message_bytes: 65_535,
             tcp: true,
             allow_from: Vec::new(),
+            tls_listen: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

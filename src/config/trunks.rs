@@ -22,12 +22,27 @@ pub struct TrunkConfig {
     pub caller_id: String,
     /// Display name presented to customers.
     pub caller_name: Option<String>,
-    /// `udp` or `tcp`.
+    /// `udp`, `tcp` or `tls` (SIP over TLS, RFC 3261 §26: the carrier's
+    /// certificate is verified against the public roots, or `tls_ca_file`).
     pub transport: String,
+    /// PEM file of the CA(s) that sign the carrier's certificate, instead of
+    /// the bundled public roots (a private PKI, a lab).
+    pub tls_ca_file: Option<std::path::PathBuf>,
+    /// Verify the carrier's certificate (default). `false` accepts any
+    /// certificate: the link is encrypted but anyone in the path can read
+    /// it; only for labs.
+    pub tls_verify: bool,
+    /// Name the certificate must carry (and SNI sends). Default: `domain`,
+    /// else the address's IP.
+    pub tls_server_name: Option<String>,
     /// Digest user name the carrier gave you (enables answering 401/407).
     pub username: Option<String>,
-    /// Digest password.
+    /// Digest password (or `password_file` / `password_env`).
     pub password: Option<String>,
+    /// Read the password from this file (see `secrets`).
+    pub password_file: Option<std::path::PathBuf>,
+    /// Read the password from this environment variable.
+    pub password_env: Option<String>,
     /// Authentication user when it differs from `username` (some carriers
     /// register `username` but authenticate an account id).
     pub auth_username: Option<String>,
@@ -63,8 +78,13 @@ impl Default for TrunkConfig {
             caller_id: "ringback".into(),
             caller_name: None,
             transport: "udp".into(),
+            tls_ca_file: None,
+            tls_verify: true,
+            tls_server_name: None,
             username: None,
             password: None,
+            password_file: None,
+            password_env: None,
             auth_username: None,
             realm: None,
             register: false,
@@ -82,6 +102,16 @@ impl Default for TrunkConfig {
 /// Name under which `[trunk]` appears next to `[trunks.NAME]`.
 pub const DEFAULT_TRUNK: &str = "default";
 
+/// Make every trunk's `tls_ca_file` relative to the configuration's folder.
+pub(super) fn resolve_paths(cfg: &mut Config, base: &std::path::Path) {
+    let every = std::iter::once(&mut cfg.trunk).chain(cfg.trunks.values_mut());
+    for t in every {
+        if let Some(p) = &mut t.tls_ca_file {
+            *p = super::resolve(base, p);
+        }
+    }
+}
+
 /// Check `[trunk]` and every `[trunks.NAME]`; the error names the key.
 pub(super) fn validate(cfg: &Config) -> Result<(), String> {
     if cfg.trunks.contains_key(DEFAULT_TRUNK) {
@@ -97,9 +127,9 @@ pub(super) fn validate(cfg: &Config) -> Result<(), String> {
         } else {
             format!("trunks.{name}")
         };
-        if !matches!(t.transport.to_ascii_lowercase().as_str(), "udp" | "tcp") {
+        if !matches!(t.transport.to_ascii_lowercase().as_str(), "udp" | "tcp" | "tls") {
             return Err(format!(
-                "{key}.transport `{}` must be udp or tcp",
+                "{key}.transport `{}` must be udp, tcp or tls",
                 t.transport
             ));
         }

@@ -115,9 +115,20 @@ pub struct EndpointHandle {
     pub(super) tx: UnboundedSender<EndpointCmd>,
     /// Bound SIP address (UDP and TCP share the port).
     pub local: SocketAddr,
+    /// Bound SIP-over-TLS port, when `sip.tls_listen` is set.
+    pub tls_port: Option<u16>,
 }
 
 impl EndpointHandle {
+    /// The port to name in Via and Contact for `transport`: a TLS dialog
+    /// must come back to the TLS listener, not the clear-text port.
+    pub fn port_for(&self, transport: TransportKind) -> u16 {
+        match (transport, self.tls_port) {
+            (TransportKind::Tls, Some(p)) => p,
+            _ => self.local.port(),
+        }
+    }
+
     /// Send a command to the endpoint (dropped silently if it has stopped,
     /// which only happens at shutdown).
     pub fn send(&self, cmd: EndpointCmd) {

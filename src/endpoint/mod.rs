@@ -32,13 +32,15 @@ mod handle;
 mod invite;
 mod setup;
 mod tcp;
+mod tls;
 
 pub use handle::{EndpointCmd, EndpointHandle, SipInput, ALLOW};
 use invite::InboundCalls;
 pub use invite::{CallRefused, CallStarter, NewCall};
 pub use setup::bind;
 use setup::{agent_algorithms, agent_secrets, queued_for};
-use tcp::TcpEvent;
+use tcp::{Conn, TcpEvent};
+pub use tls::{TlsClients, TlsServer};
 
 /// What the endpoint needs from the rest of the server, handed over at
 /// start-up (it reaches nothing else).
@@ -59,9 +61,16 @@ pub struct EndpointInbox(UnboundedReceiver<EndpointCmd>);
 
 /// The endpoint's handle, before its task runs: tasks started earlier
 /// (the callback service, trunk registrations) can hold it from the start.
-pub fn channel(local: SocketAddr) -> (EndpointHandle, EndpointInbox) {
+pub fn channel(local: SocketAddr, tls_port: Option<u16>) -> (EndpointHandle, EndpointInbox) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (EndpointHandle { tx, local }, EndpointInbox(rx))
+    (
+        EndpointHandle {
+            tx,
+            local,
+            tls_port,
+        },
+        EndpointInbox(rx),
+    )
 }
 
 /// Datagrams read per wake-up of the endpoint task before it flushes.
@@ -75,20 +84,39 @@ enum Rejected {
     Unparseable(message::ParseError),
 }
 
+/// The sockets the endpoint serves, bound before it starts.
+pub struct Listeners {
+    /// SIP over UDP.
+    pub udp: UdpSocket,
+    /// SIP over TCP, on the UDP port (`sip.tcp`).
+    pub tcp: Option<TcpListener>,
+    /// SIP over TLS (`sip.tls_listen`) and its certificate.
+    pub tls: Option<(TcpListener, Arc<TlsServer>)>,
+}
+
 /// Start the endpoint task.
 pub fn spawn(
     deps: EndpointDeps,
-    udp: UdpSocket,
-    tcp_listener: Option<TcpListener>,
+    listeners: Listeners,
     handle: EndpointHandle,
     inbox: EndpointInbox,
 ) -> anyhow::Result<tokio::task::JoinHandle<()>> {
     let (tcp_tx, tcp_rx) = mpsc::channel(tcp::EVENT_QUEUE);
     let config = Arc::clone(&deps.config);
     let tcp_limits = tcp::TcpLimits::from_config(&config);
-    if let Some(listener) = tcp_listener {
-        tokio::spawn(tcp::accept_loop(listener, tcp_tx.clone(), tcp_limits));
+    let Listeners { udp, tcp, tls } = listeners;
+    if let Some(listener) = tcp {
+        tokio::spawn(tcp::accept_loop(listener, tcp_tx.clone(), tcp_limits, None));
     }
+    if let Some((listener, server)) = tls {
+        tokio::spawn(tcp::accept_loop(
+            listener,
+            tcp_tx.clone(),
+            tcp_limits,
+            Some(server),
+        ));
+    }
+    let tls_clients = TlsClients::from_config(&config)?;
     let offered = config
         .sip
         .auth_algorithms
@@ -115,6 +143,7 @@ pub fn spawn(
         inbound: InboundCalls::default(),
         owners: HashMap::new(),
         tcp_conns: HashMap::new(),
+        tls_clients,
         tcp_events: tcp_tx,
         tcp_limits,
         shutting_down: false,
@@ -144,7 +173,11 @@ struct Endpoint {
     inbound: InboundCalls,
     /// Client transactions by owner Call-ID.
     owners: HashMap<TransactionKey, String>,
-    tcp_conns: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>,
+    /// Open TCP and TLS connections (accepted and our own), by peer and
+    /// transport: replies and in-dialog requests reuse them (RFC 5626 §5).
+    tcp_conns: HashMap<Conn, mpsc::Sender<Vec<u8>>>,
+    /// Whom to expect at the far end of TLS connections we open.
+    tls_clients: TlsClients,
     /// Where connections we open report, like accepted ones.
     tcp_events: mpsc::Sender<TcpEvent>,
     tcp_limits: tcp::TcpLimits,
@@ -214,14 +247,14 @@ impl Endpoint {
 
     fn on_tcp(&mut self, ev: TcpEvent) {
         match ev {
-            TcpEvent::Opened { peer, writer } => {
+            TcpEvent::Opened { conn, writer } => {
                 // An outgoing connection is in the map since it was asked for.
-                self.tcp_conns.entry(peer).or_insert(writer);
+                self.tcp_conns.entry(conn).or_insert(writer);
             }
-            TcpEvent::Closed { peer } => {
-                self.tcp_conns.remove(&peer);
+            TcpEvent::Closed { conn } => {
+                self.tcp_conns.remove(&conn);
             }
-            TcpEvent::Message { peer, bytes } => self.on_bytes(&bytes, peer, TransportKind::Tcp),
+            TcpEvent::Message { conn, bytes } => self.on_bytes(&bytes, conn.peer, conn.transport),
         }
     }
 
@@ -373,7 +406,7 @@ impl Endpoint {
                     tracing::debug!(dest = %t.dest, error = %e, "SIP UDP send failed");
                 }
             }
-            TransportKind::Tcp => self.send_raw(bytes, t.dest, TransportKind::Tcp),
+            stream => self.send_raw(bytes, t.dest, stream),
         }
     }
 
@@ -384,30 +417,44 @@ impl Endpoint {
                     tracing::debug!(%dest, error = %e, "SIP UDP send failed");
                 }
             }
-            TransportKind::Tcp => match self.tcp_conns.get(&dest) {
-                Some(w) => match w.try_send(bytes) {
-                    Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        // The peer does not read what we send: give the
-                        // connection up rather than buffer without bound.
-                        tracing::warn!(%dest, "SIP TCP peer not reading; connection given up");
-                        crate::metrics::refused("tcp_write_queue_full");
-                        self.tcp_conns.remove(&dest);
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => {
-                        self.tcp_conns.remove(&dest);
-                    }
-                },
-                None => {
-                    // No connection to this peer yet (a trunk, or a phone
-                    // whose connection closed): open one (RFC 3261 §18.1.1);
-                    // what is sent meanwhile waits in its queue.
-                    let writer = tcp::connect(dest, self.tcp_events.clone(), self.tcp_limits);
-                    if writer.try_send(bytes).is_ok() {
-                        self.tcp_conns.insert(dest, writer);
-                    }
+            TransportKind::Tcp | TransportKind::Tls => {
+                let conn = Conn {
+                    peer: dest,
+                    transport,
+                };
+                self.send_stream(bytes, conn)
+            }
+        }
+    }
+
+    fn send_stream(&mut self, bytes: Vec<u8>, conn: Conn) {
+        let dest = conn.peer;
+        match self.tcp_conns.get(&conn) {
+            Some(w) => match w.try_send(bytes) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    // The peer does not read what we send: give the
+                    // connection up rather than buffer without bound.
+                    tracing::warn!(%dest, "SIP stream peer not reading; connection given up");
+                    crate::metrics::refused("tcp_write_queue_full");
+                    self.tcp_conns.remove(&conn);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    self.tcp_conns.remove(&conn);
                 }
             },
+            None => {
+                // No connection to this peer yet (a trunk, or a phone whose
+                // connection closed): open one (RFC 3261 §18.1.1); what is
+                // sent meanwhile waits in its queue. TLS is never quietly
+                // replaced by clear text.
+                let tls = (conn.transport == TransportKind::Tls)
+                    .then(|| self.tls_clients.target(dest));
+                let writer = tcp::connect(dest, self.tcp_events.clone(), self.tcp_limits, tls);
+                if writer.try_send(bytes).is_ok() {
+                    self.tcp_conns.insert(conn, writer);
+                }
+            }
         }
     }
 

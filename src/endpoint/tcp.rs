@@ -1,6 +1,9 @@
-//! SIP over TCP: accept connections, frame the byte stream into messages
-//! (Content-Length is mandatory on streams, RFC 3261 §18.3), answer CRLF
-//! keep-alive pings (RFC 5626 §4.4.1), and write what the endpoint sends.
+//! SIP over TCP and TLS: accept connections, frame the byte stream into
+//! messages (Content-Length is mandatory on streams, RFC 3261 §18.3),
+//! answer CRLF keep-alive pings (RFC 5626 §4.4.1), and write what the
+//! endpoint sends. A TLS connection is a TCP one with a handshake first
+//! (bounded by the same message timeout, so a slow handshake is a
+//! slow-loris too) and an encrypted stream after; limits are shared.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -8,9 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ringback_sip::message::{frame_stream, Frame};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ringback_sip::transaction::TransportKind;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc::{self, Receiver, Sender};
+
+use super::tls::{TlsServer, TlsTarget};
 
 /// Messages queued for one connection's writer. A peer that lets this many
 /// of our messages pile up is not reading: its connection is given up
@@ -22,27 +28,37 @@ pub const WRITE_QUEUE: usize = 256;
 /// of queueing without bound.
 pub const EVENT_QUEUE: usize = 1024;
 
-/// TCP connection events from the connection tasks.
+/// One stream connection: its peer and whether it is TCP or TLS. A phone
+/// may hold one of each to the same address; they are different connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Conn {
+    /// Peer address.
+    pub peer: SocketAddr,
+    /// `Tcp` or `Tls`.
+    pub transport: TransportKind,
+}
+
+/// Stream connection events from the connection tasks.
 #[derive(Debug)]
 pub enum TcpEvent {
     /// A connection opened; `writer` sends bytes on it.
     Opened {
-        /// Peer address.
-        peer: SocketAddr,
+        /// Which connection.
+        conn: Conn,
         /// Writer channel.
         writer: Sender<Vec<u8>>,
     },
     /// A complete SIP message arrived.
     Message {
-        /// Peer address.
-        peer: SocketAddr,
+        /// Which connection.
+        conn: Conn,
         /// The message bytes.
         bytes: Vec<u8>,
     },
     /// The connection closed.
     Closed {
-        /// Peer address.
-        peer: SocketAddr,
+        /// Which connection.
+        conn: Conn,
     },
 }
 
@@ -134,9 +150,16 @@ fn take_seat(census: &Arc<Mutex<Census>>, ip: IpAddr, limits: &TcpLimits) -> Opt
     })
 }
 
-/// Accept connections until the listener fails.
-pub async fn accept_loop(listener: TcpListener, events: Sender<TcpEvent>, limits: TcpLimits) {
+/// Accept connections until the listener fails. With `tls`, each one does
+/// a TLS handshake first (with the certificate current at that moment).
+pub async fn accept_loop(
+    listener: TcpListener,
+    events: Sender<TcpEvent>,
+    limits: TcpLimits,
+    tls: Option<Arc<TlsServer>>,
+) {
     let census = Arc::new(Mutex::new(Census::default()));
+    let name = if tls.is_some() { "TLS" } else { "TCP" };
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
@@ -144,7 +167,7 @@ pub async fn accept_loop(listener: TcpListener, events: Sender<TcpEvent>, limits
                     // Closing at once (RST via linger 0) costs the attacker a
                     // reconnect and us nothing; no SIP answer is possible
                     // before a message arrives.
-                    tracing::warn!(%peer, "SIP TCP connection refused: connection limit");
+                    tracing::warn!(%peer, transport = name, "SIP connection refused: connection limit");
                     crate::metrics::refused("tcp_connections");
                     let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
                     drop(stream);
@@ -152,14 +175,45 @@ pub async fn accept_loop(listener: TcpListener, events: Sender<TcpEvent>, limits
                 };
                 let _ = stream.set_nodelay(true);
                 let events = events.clone();
+                let tls = tls.as_ref().map(|t| t.config());
                 tokio::spawn(async move {
-                    connection(stream, peer, events, limits).await;
+                    match tls {
+                        None => {
+                            let conn = Conn {
+                                peer,
+                                transport: TransportKind::Tcp,
+                            };
+                            connection(stream, conn, events, limits).await;
+                        }
+                        Some(config) => {
+                            let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                            let handshake =
+                                tokio::time::timeout(limits.message, acceptor.accept(stream)).await;
+                            match handshake {
+                                Ok(Ok(stream)) => {
+                                    let conn = Conn {
+                                        peer,
+                                        transport: TransportKind::Tls,
+                                    };
+                                    connection(stream, conn, events, limits).await;
+                                }
+                                Ok(Err(e)) => {
+                                    tracing::info!(%peer, error = %e, "TLS handshake failed");
+                                    crate::metrics::refused("tls_handshake");
+                                }
+                                Err(_) => {
+                                    tracing::info!(%peer, "TLS handshake not completed in time");
+                                    crate::metrics::refused("tls_handshake");
+                                }
+                            }
+                        }
+                    }
                     drop(seat);
                 });
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(error = %e, "TCP accept failed");
+                tracing::warn!(error = %e, transport = name, "SIP accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
@@ -167,57 +221,104 @@ pub async fn accept_loop(listener: TcpListener, events: Sender<TcpEvent>, limits
 }
 
 /// Open a connection to `peer` (a trunk, or a phone whose connection is
-/// gone). Returns the writer at once: messages queue until the connection
-/// is up and are then sent in order. The connection then behaves like an
-/// accepted one (same framing, limits and events); if it cannot be opened,
-/// `Closed` is reported and the transactions time out.
-pub fn connect(peer: SocketAddr, events: Sender<TcpEvent>, limits: TcpLimits) -> Sender<Vec<u8>> {
+/// gone), over TLS when `tls` says whom to expect there. Returns the writer
+/// at once: messages queue until the connection is up and are then sent in
+/// order. The connection then behaves like an accepted one (same framing,
+/// limits and events); if it cannot be opened, or the peer's certificate is
+/// refused, `Closed` is reported and the transactions time out.
+pub fn connect(
+    peer: SocketAddr,
+    events: Sender<TcpEvent>,
+    limits: TcpLimits,
+    tls: Option<TlsTarget>,
+) -> Sender<Vec<u8>> {
     let (wtx, wrx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
     let writer = wtx.clone();
+    let conn = Conn {
+        peer,
+        transport: if tls.is_some() {
+            TransportKind::Tls
+        } else {
+            TransportKind::Tcp
+        },
+    };
     tokio::spawn(async move {
-        let connecting = tokio::time::timeout(limits.message, TcpStream::connect(peer)).await;
-        match connecting {
-            Ok(Ok(stream)) => {
-                let _ = stream.set_nodelay(true);
-                tracing::debug!(%peer, "SIP TCP connection opened");
-                connection_with(stream, peer, events, limits, wtx, wrx).await;
-            }
+        let opened = tokio::time::timeout(limits.message, async {
+            let stream = TcpStream::connect(peer).await?;
+            let _ = stream.set_nodelay(true);
+            anyhow::Ok(stream)
+        })
+        .await;
+        let stream = match opened {
+            Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
-                tracing::warn!(%peer, error = %e, "cannot open SIP TCP connection");
-                let _ = events.send(TcpEvent::Closed { peer }).await;
+                tracing::warn!(%peer, error = %e, "cannot open SIP connection");
+                let _ = events.send(TcpEvent::Closed { conn }).await;
+                return;
             }
             Err(_) => {
-                tracing::warn!(%peer, "SIP TCP connection timed out");
-                let _ = events.send(TcpEvent::Closed { peer }).await;
+                tracing::warn!(%peer, "SIP connection timed out");
+                let _ = events.send(TcpEvent::Closed { conn }).await;
+                return;
+            }
+        };
+        match tls {
+            None => {
+                tracing::debug!(%peer, "SIP TCP connection opened");
+                connection_with(stream, conn, events, limits, wtx, wrx).await;
+            }
+            Some(target) => {
+                let connector = tokio_rustls::TlsConnector::from(target.config);
+                let handshake =
+                    tokio::time::timeout(limits.message, connector.connect(target.name, stream))
+                        .await;
+                match handshake {
+                    Ok(Ok(stream)) => {
+                        tracing::debug!(%peer, "SIP TLS connection opened");
+                        connection_with(stream, conn, events, limits, wtx, wrx).await;
+                    }
+                    Ok(Err(e)) => {
+                        // A refused certificate lands here: say so plainly,
+                        // it is the first thing an admin must fix.
+                        tracing::warn!(%peer, error = %e, "SIP TLS handshake failed");
+                        crate::metrics::refused("tls_handshake");
+                        let _ = events.send(TcpEvent::Closed { conn }).await;
+                    }
+                    Err(_) => {
+                        tracing::warn!(%peer, "SIP TLS handshake timed out");
+                        let _ = events.send(TcpEvent::Closed { conn }).await;
+                    }
+                }
             }
         }
     });
     writer
 }
 
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    events: Sender<TcpEvent>,
-    limits: TcpLimits,
-) {
+async fn connection<S>(stream: S, conn: Conn, events: Sender<TcpEvent>, limits: TcpLimits)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
     let (wtx, wrx) = mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
-    connection_with(stream, peer, events, limits, wtx, wrx).await;
+    connection_with(stream, conn, events, limits, wtx, wrx).await;
 }
 
-async fn connection_with(
-    stream: TcpStream,
-    peer: SocketAddr,
+async fn connection_with<S>(
+    stream: S,
+    conn: Conn,
     events: Sender<TcpEvent>,
     limits: TcpLimits,
     wtx: Sender<Vec<u8>>,
     mut wrx: Receiver<Vec<u8>>,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let peer = conn.peer;
     let max_message = limits.max_message;
-    let (mut rd, mut wr) = stream.into_split();
+    let (mut rd, mut wr) = tokio::io::split(stream);
     if events
         .send(TcpEvent::Opened {
-            peer,
+            conn,
             writer: wtx.clone(),
         })
         .await
@@ -227,10 +328,12 @@ async fn connection_with(
     }
     let writer = tokio::spawn(async move {
         while let Some(bytes) = wrx.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
+            // TLS buffers records: flush so each message leaves at once.
+            if wr.write_all(&bytes).await.is_err() || wr.flush().await.is_err() {
                 break;
             }
         }
+        let _ = wr.shutdown().await;
     });
     let mut buf: Vec<u8> = Vec::with_capacity(8192);
     let mut chunk = vec![0u8; 16_384];
@@ -250,7 +353,7 @@ async fn connection_with(
                 } else {
                     "idle"
                 };
-                tracing::info!(%peer, why, "closing SIP TCP connection");
+                tracing::info!(%peer, why, "closing SIP stream connection");
                 break;
             }
         };
@@ -261,7 +364,7 @@ async fn connection_with(
                     partial_since = None;
                     let bytes: Vec<u8> = buf.drain(..len.min(buf.len())).collect();
                     if events
-                        .send(TcpEvent::Message { peer, bytes })
+                        .send(TcpEvent::Message { conn, bytes })
                         .await
                         .is_err()
                     {
@@ -284,7 +387,7 @@ async fn connection_with(
                 }
                 Frame::Invalid(reason) => {
                     // A stream cannot be resynchronised after a framing error.
-                    tracing::warn!(%peer, %reason, "closing TCP connection: bad framing");
+                    tracing::warn!(%peer, %reason, "closing SIP stream connection: bad framing");
                     crate::metrics::malformed();
                     if let Some(resp) = ringback_sip::message::bad_request(&buf, &reason) {
                         let _ = wtx.try_send(resp);
@@ -294,7 +397,7 @@ async fn connection_with(
             }
         }
     }
-    let _ = events.send(TcpEvent::Closed { peer }).await;
+    let _ = events.send(TcpEvent::Closed { conn }).await;
     drop(wtx);
     let _ = writer.await;
 }

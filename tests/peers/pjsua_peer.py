@@ -338,7 +338,20 @@ class Peer:
         tcfg.port = a.port
         tcfg.boundAddress = a.ip
         tcfg.publicAddress = a.ip
-        ttype = pj.PJSIP_TRANSPORT_TCP if a.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
+        ttype = {"tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}.get(
+            a.transport, pj.PJSIP_TRANSPORT_UDP)
+        if a.transport == "tls":
+            # Verify ringback's certificate against --ca (a lab CA the test
+            # made); without --ca, no verification (like many phones).
+            if a.ca:
+                tcfg.tlsConfig.CaListFile = a.ca
+                tcfg.tlsConfig.verifyServer = True
+            else:
+                tcfg.tlsConfig.verifyServer = False
+            tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+            if a.tls_cert:
+                tcfg.tlsConfig.certFile = a.tls_cert
+                tcfg.tlsConfig.privKeyFile = a.tls_key
         tid = ep.transportCreate(ttype, tcfg)
         ep.libStart()
         ep.audDevManager().setNullDev()
@@ -355,7 +368,7 @@ class Peer:
         acfg = pj.AccountConfig()
         user = a.user or {"caller": "+15550123", "customer": "customer"}.get(a.role, "agent")
         host = "%s:%d" % (a.ip, a.port) if a.port else a.ip
-        suffix = ";transport=tcp" if a.transport == "tcp" else ""
+        suffix = {"tcp": ";transport=tcp", "tls": ";transport=tls"}.get(a.transport, "")
         acfg.sipConfig.transportId = tid
         acfg.mediaConfig.transportConfig.port = a.rtp_port
         acfg.mediaConfig.transportConfig.boundAddress = a.ip
@@ -391,8 +404,8 @@ class Peer:
 
         if a.role == "caller":
             uri = a.uri
-            if a.transport == "tcp" and "transport=" not in uri:
-                uri += ";transport=tcp"
+            if a.transport in ("tcp", "tls") and "transport=" not in uri:
+                uri += ";transport=" + a.transport
             call = PeerCall(self, self.acc, tag="c1")
             self.calls.append(call)
             op = pj.CallOpParam(True)
@@ -675,7 +688,10 @@ def main(argv):
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("role", choices=["caller", "agent", "customer"])
-    ap.add_argument("--transport", choices=["udp", "tcp"], default="udp")
+    ap.add_argument("--transport", choices=["udp", "tcp", "tls"], default="udp")
+    ap.add_argument("--ca", help="tls: CA file to verify ringback's certificate with")
+    ap.add_argument("--tls-cert", help="tls: our own certificate (to accept connections)")
+    ap.add_argument("--tls-key", help="tls: its private key")
     ap.add_argument("--ip", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=0, help="local SIP port (0: any)")
     ap.add_argument("--rtp-port", type=int, default=0,

@@ -331,10 +331,13 @@ impl Dialog {
 /// [`Dialog::next_hop`] logic for any URI (useful for initial requests too).
 pub fn next_hop_for_uri(uri: &rsip::Uri) -> NextHop {
     let sips = matches!(uri.scheme, Some(rsip::Scheme::Sips));
+    // A `sips:` URI means TLS on every hop, whatever `transport=` says
+    // (RFC 5630 §3.1.3: `transport=tcp` there is TLS over TCP).
     let transport = match uri.transport() {
+        _ if sips => TransportKind::Tls,
         Some(rsip::Transport::Udp) => TransportKind::Udp,
+        Some(rsip::Transport::Tls) | Some(rsip::Transport::TlsSctp) => TransportKind::Tls,
         Some(_) => TransportKind::Tcp,
-        None if sips => TransportKind::Tcp,
         None => TransportKind::Udp,
     };
     let port: Option<u16> = uri.port().map(|p| u16::from(*p));
@@ -348,7 +351,14 @@ pub fn next_hop_for_uri(uri: &rsip::Uri) -> NextHop {
     };
     match ip {
         Some(ip) => NextHop::Addr {
-            addr: SocketAddr::new(ip, port.unwrap_or(if sips { 5061 } else { 5060 })),
+            addr: SocketAddr::new(
+                ip,
+                port.unwrap_or(if transport == TransportKind::Tls {
+                    5061
+                } else {
+                    5060
+                }),
+            ),
             transport,
         },
         None => NextHop::Name {

@@ -74,12 +74,15 @@ pub enum TransportKind {
     Udp,
     /// Stream: the transport is reliable.
     Tcp,
+    /// A stream inside TLS (RFC 3261 §26.2.1, `sips:` / `transport=tls`):
+    /// reliable like TCP, and never downgraded to a clear-text transport.
+    Tls,
 }
 
 impl TransportKind {
     /// Whether the transport is reliable (RFC 3261 §17.1.1.2 and friends).
     pub fn reliable(self) -> bool {
-        matches!(self, TransportKind::Tcp)
+        matches!(self, TransportKind::Tcp | TransportKind::Tls)
     }
 
     /// Name used in the `Via` sent-protocol.
@@ -87,6 +90,7 @@ impl TransportKind {
         match self {
             TransportKind::Udp => "UDP",
             TransportKind::Tcp => "TCP",
+            TransportKind::Tls => "TLS",
         }
     }
 }

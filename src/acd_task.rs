@@ -192,7 +192,7 @@ pub fn spawn(cfg: &Config, store: Store) -> anyhow::Result<AcdHandle> {
         .collect();
     let (tx, rx) = mpsc::unbounded_channel();
     let task = AcdTask {
-        log: spawn_log_writer(store),
+        log: spawn_log_writer(store, cfg.node_id()),
         acd,
         calls: HashMap::new(),
         bindings: HashMap::new(),
@@ -211,8 +211,8 @@ enum LogRow {
 /// One writer for `agent_events` and `queue_log`, so rows are stored in
 /// the order the engine produced them: start-up recovery (and any report)
 /// reads an agent's or a call's *last* row as its current state, which a
-/// task per row could reorder.
-fn spawn_log_writer(store: Store) -> UnboundedSender<LogRow> {
+/// task per row could reorder. Rows carry `node`'s id.
+fn spawn_log_writer(store: Store, node: String) -> UnboundedSender<LogRow> {
     let (tx, mut rx) = mpsc::unbounded_channel::<LogRow>();
     tokio::spawn(async move {
         let mut batch = Vec::with_capacity(256);
@@ -225,7 +225,7 @@ fn spawn_log_writer(store: Store) -> UnboundedSender<LogRow> {
                     LogRow::Queue(r) => queue.push(r),
                 }
             }
-            if let Err(e) = store.record_logs(&agents, &queue).await {
+            if let Err(e) = store.record_logs(&agents, &queue, &node).await {
                 tracing::warn!(
                     error = %e,
                     agent_events = agents.len(),

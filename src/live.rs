@@ -86,22 +86,29 @@ pub fn local_day(tz: Tz, t: DateTime<Utc>) -> (NaiveDate, DateTime<Utc>, DateTim
 }
 
 /// Today's figures, as the dashboard shows them.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Stats)]
 pub struct DayStats {
     /// Calls that entered a queue today: each caller once (however many
     /// queues), each callback attempt once.
     pub calls_today: u32,
-    /// Answered within [`SERVICE_LEVEL_SECS`], of answered + abandoned.
+    /// Answered within `service_level_secs`, of answered + abandoned.
+    #[schema(required = true)]
     pub service_level_pct: Option<f64>,
     /// The service-level threshold.
     pub service_level_secs: u64,
     /// Abandoned while waiting, of answered + abandoned.
+    #[schema(required = true)]
     pub abandon_rate_pct: Option<f64>,
     /// Average talk time of finished agent calls.
+    #[schema(required = true)]
     pub avg_handle_secs: Option<u64>,
     /// Completed, of finished callback attempts that ended the callback.
+    #[schema(required = true)]
     pub callback_completion_pct: Option<f64>,
-    /// Filled in from the store by the API.
+    /// Share of today's inbound calls whose caller also called in the
+    /// previous 7 days (filled in from the store by the API).
+    #[schema(required = true)]
     pub repeat_call_rate_pct: Option<f64>,
     /// Callbacks completed today.
     pub callbacks_completed_today: u32,
@@ -112,13 +119,14 @@ pub struct DayStats {
 }
 
 /// One 15-minute bucket.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Interval {
     /// Start (RFC 3339).
     pub start: String,
     /// Calls queued in it.
     pub calls: u32,
     /// Average wait of the calls answered in it.
+    #[schema(required = true)]
     pub avg_wait_secs: Option<u64>,
 }
 
@@ -452,6 +460,7 @@ mod tests {
                     row(utc(14, 23, 30), "late", "CONNECT", "5||2|5"),
                     row(utc(14, 23, 40), "late", "COMPLETECALLER", "5|600"),
                 ],
+                "node-1",
             )
             .await
             .expect("queue log");

@@ -8,6 +8,7 @@ mod acd_task;
 mod admission;
 mod allow;
 mod api;
+mod api_access;
 mod call;
 mod callback_attempt;
 mod callbacks;
@@ -118,7 +119,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            let result = rt.block_on(server::serve(cfg));
+            let result = rt.block_on(server::serve(cfg, cli.config.clone()));
             // Calls are hung up and records flushed by now; blocking helper
             // threads (file watcher, database workers) are not waited for.
             rt.shutdown_timeout(std::time::Duration::from_millis(100));

@@ -34,6 +34,9 @@ counters! {
     DTMF_SIP_INFO_TOTAL: "Digits received by SIP INFO.",
     DTMF_INBAND_TOTAL: "Digits detected as tones in the audio.",
     DIALPLAN_RELOADS_TOTAL: "Successful dialplan reloads.",
+    SRTP_AUTH_FAILURES_TOTAL: "SRTP packets dropped because their authentication tag was wrong (tampered or forged).",
+    SRTP_REPLAYED_TOTAL: "SRTP packets dropped as replays (already received, or older than the replay window).",
+    SRTP_MALFORMED_TOTAL: "Packets on a secure stream dropped because they were not SRTP at all (too short, clear RTP).",
     DIALPLAN_RELOAD_FAILURES_TOTAL: "Rejected dialplan reloads (the old version kept serving).",
 }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use ringback_media::codec::Codec;
-use ringback_media::sdp::{self, Negotiated};
+use ringback_media::sdp::{self, Negotiated, SrtpOffer, SrtpPolicy};
 use ringback_sip::client_auth::{ClientAuth, ClientCredentials};
 use ringback_sip::message::{self, ViaSpec};
 use ringback_sip::outgoing::{InviteEvent, OutgoingInvite, Send};
@@ -29,6 +29,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use crate::config::Config;
 use crate::endpoint::{EndpointCmd, EndpointHandle};
 use crate::media::ports::RtpPort;
+use crate::media::secure::SrtpSession;
 use crate::media::MediaEngine;
 use crate::media::{MediaEvent, Stream};
 
@@ -102,6 +103,17 @@ pub struct DialSpec {
     /// Listen for DTMF tones in the audio even when the far end offers
     /// RFC 4733 events (gateways that never send them).
     pub inband_dtmf: bool,
+    /// SRTP for this leg (the agent's or trunk's `srtp`).
+    pub srtp: SrtpPolicy,
+}
+
+/// The SRTP policy for calls to `agent`'s phone (`off` when unknown).
+pub fn agent_srtp(config: &crate::config::Config, agent: &str) -> SrtpPolicy {
+    config
+        .agents
+        .get(agent)
+        .map(|a| a.srtp)
+        .unwrap_or_default()
 }
 
 /// One outgoing leg.
@@ -123,6 +135,9 @@ pub struct OutboundLeg {
     sdp_version: u64,
     sdp_session: u64,
     inband_dtmf: bool,
+    srtp: SrtpPolicy,
+    /// Our keys, one per offered suite, until the answer picks one.
+    srtp_offer: SrtpOffer,
 }
 
 /// Why a leg could not be placed at all.
@@ -154,19 +169,31 @@ impl OutboundLeg {
             Codec::Pcma => Codec::Pcmu,
         };
         let sdp_session: u64 = rand::random::<u32>().into();
-        let offer = sdp::build_offer(
+        // Keys only when SRTP may be used: a plain leg offers none.
+        let srtp_offer = if spec.srtp == SrtpPolicy::Off {
+            SrtpOffer::new(Vec::new())
+        } else {
+            SrtpOffer::random()
+        };
+        let offer = sdp::build_offer_srtp(
             &[spec.prefer, other],
             101,
             ip,
             port.addr.port(),
             sdp_session,
             1,
+            spec.srtp,
+            &srtp_offer,
         );
         let call_id = message::new_call_id(&host);
         let parse = |s: &str| rsip::Uri::try_from(s).map_err(|_| DialError::BadUri(s.to_string()));
         let from_uri = parse(&format!("sip:{}@{host}", sanitize_user(&spec.from_user)))?;
         let target = parse(&spec.target)?;
-        let contact = parse(&contact_uri(ip, endpoint.port_for(spec.transport), spec.transport))?;
+        let contact = parse(&contact_uri(
+            ip,
+            endpoint.port_for(spec.transport),
+            spec.transport,
+        ))?;
         let mut headers = spec.headers;
         // Reliable provisionals let a carrier's early media and PRACK work;
         // we do not advertise `timer`: the far end refreshes the session
@@ -212,6 +239,8 @@ impl OutboundLeg {
             sdp_version: 1,
             sdp_session,
             inband_dtmf: spec.inband_dtmf,
+            srtp: spec.srtp,
+            srtp_offer,
         })
     }
 
@@ -293,15 +322,34 @@ impl OutboundLeg {
     ) -> Result<bool, String> {
         let neg: Negotiated = sdp::parse(&String::from_utf8_lossy(body))
             .map_err(|e| e.to_string())
-            .and_then(|o| sdp::negotiate(&o, &LegDeps::CODECS).map_err(|e| e.to_string()))?;
+            .and_then(|o| {
+                sdp::negotiate_answer_srtp(&o, &LegDeps::CODECS, self.srtp, &self.srtp_offer)
+                    .map_err(|e| e.to_string())
+            })?;
         if let Some(stream) = &self.stream {
+            // A later answer (the 2xx after early media) must keep the
+            // stream as it is: same security, same keys.
+            if stream.is_secure() != neg.srtp.is_some() {
+                return Err("the answer changed whether media is encrypted".into());
+            }
             stream.apply_negotiation(&neg);
             return Ok(false);
         }
+        let srtp = match &neg.srtp {
+            Some(agreed) => Some(SrtpSession {
+                local: self
+                    .srtp_offer
+                    .key(agreed.tag)
+                    .ok_or("the answer accepted a key we did not offer")?
+                    .clone(),
+                remote: agreed.remote.clone(),
+            }),
+            None => None,
+        };
         let port = self.port.take().ok_or("RTP port already used")?;
         let stream = deps
             .media
-            .open_stream(port, None, neg.codec, neg.pt, neg.dtmf_pt, media)
+            .open_stream(port, &neg, srtp, media)
             .map_err(|e| e.to_string())?;
         stream.apply_negotiation(&neg);
         if self.inband_dtmf {
@@ -372,28 +420,25 @@ impl OutboundLeg {
             return;
         };
         let ip = deps.config.advertised_ip();
-        let port = stream.local_addr().port();
         let body = if req.body.iter().all(u8::is_ascii_whitespace) {
             if req.method == rsip::Method::Update {
                 // A refresh without SDP: no change, no body.
                 None
             } else {
                 self.sdp_version += 1;
-                Some(Ok(sdp::build_offer(
+                Some(Ok(stream.offer_sdp(
                     &LegDeps::CODECS,
-                    101,
                     ip,
-                    port,
                     self.sdp_session,
                     self.sdp_version,
                 )))
             }
         } else {
             Some(
-                crate::media::apply_reoffer(stream, &req.body).map(|(offer, neg)| {
+                stream.reoffer(&req.body).and_then(|(offer, neg)| {
                     self.sdp_version += 1;
                     tracing::info!(hold = neg.is_hold(), method = %req.method, "leg renegotiated");
-                    sdp::build_answer(&neg, &offer, ip, port, self.sdp_session, self.sdp_version)
+                    stream.answer_sdp(&neg, &offer, ip, self.sdp_session, self.sdp_version)
                 }),
             )
         };

@@ -18,8 +18,9 @@ use crate::outbound::LegDeps;
 use crate::snapshot::{load_snapshot_cached, Dialplans, ReloadCache};
 use crate::store::{CdrWriter, Store};
 
-/// Run the server until SIGINT/SIGTERM.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// Run the server until SIGINT/SIGTERM. `config_path` is re-read on
+/// SIGHUP for the API's tokens.
+pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> {
     let t0 = Instant::now();
     // Prompts and dialplans load on blocking threads (decoding in parallel)
     // while the store connects and migrates; the store is not written to
@@ -83,7 +84,12 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         timeout,
     )?;
     let (udp, tcp) = endpoint::bind(config.sip.listen, config.sip.tcp).await?;
-    let (ep, ep_inbox) = endpoint::channel(udp.local_addr()?);
+    let tls = bind_tls(&config).await?;
+    let tls_addr = match &tls {
+        Some((listener, _)) => Some(listener.local_addr()?),
+        None => None,
+    };
+    let (ep, ep_inbox) = endpoint::channel(udp.local_addr()?, tls_addr.map(|a| a.port()));
     let config = Arc::new(config);
     let media = Arc::new(media);
     let acd = crate::acd_task::spawn(&config, store.clone())?;
@@ -154,22 +160,30 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             media: Arc::clone(&media),
             calls: Arc::new(calls),
         },
-        udp,
-        tcp,
+        endpoint::Listeners { udp, tcp, tls },
         ep.clone(),
         ep_inbox,
     )?;
     crate::trunk_registration::spawn(&config, ep.clone());
     tokio::spawn(crate::watchdog::run(acd.clone(), ep.clone()));
+    let mut api_note = String::new();
     let api_addr = if config.api.enabled {
         let listener = tokio::net::TcpListener::bind(config.api.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.api.listen))?;
         let addr = listener.local_addr()?;
+        // API tokens: the generated admin token on first start, reloaded
+        // on SIGHUP (src/api_access.rs).
+        let (access, admin) = crate::api_access::ApiAccess::new(&config.api, addr)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let access = Arc::new(access);
+        crate::api_access::spawn_reload(config_path, Arc::clone(&access))?;
+        api_note = crate::api_access::ready_note(&admin, &config.api, addr);
         tokio::spawn(crate::api::serve(
             listener,
             Arc::new(crate::api::ApiState {
                 config: Arc::clone(&config),
+                access,
                 store: store.clone(),
                 acd: acd.clone(),
                 callbacks,
@@ -184,9 +198,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     };
     spawn_reload_triggers(&config, Arc::clone(&dialplans))?;
     let transports = if config.sip.tcp { "udp+tcp" } else { "udp" };
+    let tls_part = tls_addr.map(|a| format!(" tls={a}")).unwrap_or_default();
     // The first line on stdout is machine-readable for scripts and tests.
     println!(
-        "ringback ready sip={} ({transports}) api={api_addr} rtp={}:{}-{} dialplans={plans} prompts={prompts} startup_ms={:.1}",
+        "ringback ready sip={} ({transports}){tls_part} api={api_addr} rtp={}:{}-{} dialplans={plans} prompts={prompts} startup_ms={:.1}{api_note}",
         ep.local,
         config.rtp.ip,
         config.rtp.port_min,
@@ -237,6 +252,26 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The SIP-over-TLS listener and its certificate, when `sip.tls_listen` is
+/// set; the certificate is re-read on SIGHUP.
+async fn bind_tls(
+    config: &Config,
+) -> anyhow::Result<Option<(tokio::net::TcpListener, Arc<endpoint::TlsServer>)>> {
+    let (Some(addr), Some(cert), Some(key)) = (
+        config.sip.tls_listen,
+        &config.sip.tls_cert,
+        &config.sip.tls_key,
+    ) else {
+        return Ok(None);
+    };
+    let server = Arc::new(endpoint::TlsServer::load(cert, key)?);
+    server.reload_on_hangup()?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind SIP TLS {addr}: {e}"))?;
+    Ok(Some((listener, server)))
 }
 
 /// SIGHUP and (if enabled) file changes in the dialplan and prompt

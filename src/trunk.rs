@@ -30,6 +30,7 @@ pub fn dial_spec(trunk: &TrunkConfig, dest: std::net::SocketAddr, number: &str) 
         prefer: Codec::Pcmu,
         auth: credentials(trunk),
         inband_dtmf: trunk.dtmf == "inband",
+        srtp: trunk.srtp,
     }
 }
 

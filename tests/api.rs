@@ -52,9 +52,10 @@ fn http(srv: &Server, method: &str, path: &str, token: Option<&str>, body: &str)
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
         .unwrap_or_default();
+    let host = srv.api;
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     )
     .expect("write");
@@ -205,9 +206,10 @@ fn event_stream_sends_snapshots() {
     let mut s = std::net::TcpStream::connect(srv.api).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
+    let host = srv.api;
     write!(
         s,
-        "GET /api/v1/events?token={SUPER} HTTP/1.1\r\nHost: x\r\n\r\n"
+        "GET /api/v1/events?token={SUPER} HTTP/1.1\r\nHost: {host}\r\n\r\n"
     )
     .expect("write");
     let mut got = Vec::new();
@@ -243,9 +245,10 @@ fn sse_events(srv: &Server, path: &str, n: usize) -> (String, Vec<(String, Strin
     let mut s = std::net::TcpStream::connect(srv.api).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
+    let host = srv.api;
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: text/event-stream\r\n\r\n"
     )
     .expect("write");
     let mut raw = Vec::new();
@@ -436,75 +439,123 @@ fn resolve<'a>(doc: &'a Value, schema: &'a Value) -> &'a Value {
     }
 }
 
-/// Check `value` against the schema: `required` fields, types, `nullable`,
-/// `enum`, `format: date-time`, and no undocumented fields in an object
-/// whose properties are listed (unless it allows `additionalProperties`),
-/// all the way down.
+/// Check `value` against the schema and panic with what does not match.
 fn check(doc: &Value, schema: &Value, value: &Value, at: &str) {
+    if let Err(e) = validate(doc, schema, value, at) {
+        panic!("{e}");
+    }
+}
+
+/// Whether `value` matches the schema (OpenAPI 3.1, i.e. JSON Schema
+/// 2020-12 as the document uses it): `required` fields, `type` (one or a
+/// list, `"null"` among them for a nullable value), `oneOf` (exactly one
+/// branch), `enum`, `format: date-time`, and no undocumented fields in an
+/// object whose properties are listed (unless it allows
+/// `additionalProperties`), all the way down.
+fn validate(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
     let schema = resolve(doc, schema);
-    if value.is_null() && schema["nullable"] == true {
-        return;
+    let fail = |what: String| Err(format!("{at}: {what}"));
+    if let Some(branches) = schema["oneOf"].as_array() {
+        let matching = branches
+            .iter()
+            .filter(|b| validate(doc, b, value, at).is_ok())
+            .count();
+        if matching != 1 {
+            return fail(format!("{value} matches {matching} of {branches:?}"));
+        }
     }
     if let Some(allowed) = schema["enum"].as_array() {
-        assert!(
-            allowed.contains(value),
-            "{at}: {value} is not one of {allowed:?}"
-        );
+        if !allowed.contains(value) {
+            return fail(format!("{value} is not one of {allowed:?}"));
+        }
     }
-    if schema["format"] == "date-time" {
+    if schema["format"] == "date-time" && value.is_string() {
         let s = value.as_str().unwrap_or("");
-        assert!(
-            s.len() >= 20
-                && s.as_bytes().get(10) == Some(&b'T')
-                && s.get(..4).is_some_and(|y| y.parse::<u16>().is_ok()),
-            "{at}: expected an RFC 3339 date-time, got {value}"
-        );
+        let rfc3339 = s.len() >= 20
+            && s.as_bytes().get(10) == Some(&b'T')
+            && s.get(..4).is_some_and(|y| y.parse::<u16>().is_ok());
+        if !rfc3339 {
+            return fail(format!("expected an RFC 3339 date-time, got {value}"));
+        }
     }
-    match schema["type"].as_str() {
-        Some("object") => {
-            let obj = value
-                .as_object()
-                .unwrap_or_else(|| panic!("{at}: expected an object, got {value}"));
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return Ok(()),
+    };
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let typed = types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+    if !typed {
+        return fail(format!("expected {types:?}, got {value}"));
+    }
+    match value {
+        Value::Object(obj) => {
             for req in schema["required"].as_array().into_iter().flatten() {
                 let k = req.as_str().unwrap_or("");
-                assert!(
-                    value.get(k).is_some(),
-                    "{at}: required `{k}` missing in {value}"
-                );
+                if !obj.contains_key(k) {
+                    return fail(format!("required `{k}` missing in {value}"));
+                }
             }
             if let Some(props) = schema["properties"].as_object() {
                 for (k, sub) in props {
-                    if let Some(v) = value.get(k) {
-                        check(doc, sub, v, &format!("{at}.{k}"));
+                    if let Some(v) = obj.get(k) {
+                        validate(doc, sub, v, &format!("{at}.{k}"))?;
                     }
                 }
                 if schema.get("additionalProperties").is_none() {
-                    for k in obj.keys() {
-                        assert!(
-                            props.contains_key(k),
-                            "{at}: `{k}` is not documented (in {value})"
-                        );
+                    if let Some(k) = obj.keys().find(|k| !props.contains_key(*k)) {
+                        return fail(format!("`{k}` is not documented (in {value})"));
                     }
                 }
             }
         }
-        Some("array") => {
-            let items = value
-                .as_array()
-                .unwrap_or_else(|| panic!("{at}: expected an array, got {value}"));
+        Value::Array(items) => {
             for (i, it) in items.iter().enumerate() {
-                check(doc, &schema["items"], it, &format!("{at}[{i}]"));
+                validate(doc, &schema["items"], it, &format!("{at}[{i}]"))?;
             }
         }
-        Some("integer") => assert!(
-            value.is_i64() || value.is_u64(),
-            "{at}: expected an integer, got {value}"
-        ),
-        Some("number") => assert!(value.is_number(), "{at}: expected a number, got {value}"),
-        Some("string") => assert!(value.is_string(), "{at}: expected a string, got {value}"),
-        Some("boolean") => assert!(value.is_boolean(), "{at}: expected a boolean, got {value}"),
         _ => {}
     }
+    Ok(())
+}
+
+/// The validator reads the document's nullable fields as OpenAPI 3.1 writes
+/// them, and refuses what does not match.
+#[test]
+fn the_validator_reads_openapi_3_1() {
+    let doc = serde_json::json!({ "components": { "schemas": {
+        "C": { "type": "object", "required": ["a"], "properties": { "a": { "type": "integer" } } },
+        "T": { "type": "object", "required": ["s", "c"], "properties": {
+            "s": { "type": ["string", "null"] },
+            "c": { "oneOf": [{ "type": "null" }, { "$ref": "#/components/schemas/C" }] },
+            "e": { "type": "string", "enum": ["x"] }
+        } }
+    } } });
+    let t = &doc["components"]["schemas"]["T"];
+    let ok = |v: Value| validate(&doc, t, &v, "t").is_ok();
+    assert!(ok(serde_json::json!({ "s": null, "c": null })));
+    assert!(ok(
+        serde_json::json!({ "s": "x", "c": { "a": 1 }, "e": "x" })
+    ));
+    assert!(
+        !ok(serde_json::json!({ "s": 1, "c": null })),
+        "a number is not a string"
+    );
+    assert!(!ok(serde_json::json!({ "s": null })), "`c` is required");
+    assert!(!ok(serde_json::json!({ "s": null, "c": { "a": "1" } })));
+    assert!(!ok(serde_json::json!({ "s": null, "c": null, "e": "y" })));
+    assert!(
+        !ok(serde_json::json!({ "s": null, "c": null, "z": 1 })),
+        "undocumented"
+    );
 }
 
 #[test]
@@ -529,7 +580,7 @@ fn openapi_document_matches_live_answers() {
     let (status, body) = http(&srv, "GET", "/api/openapi.json", None, "");
     assert_eq!(status, 200);
     let doc = json(&body);
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().expect("paths");
     assert!(paths.len() >= 12, "every endpoint is documented");
     let mut checked = 0;
@@ -540,11 +591,16 @@ fn openapi_document_matches_live_answers() {
         }
         let (status, body) = http(&srv, "GET", path, Some(ADMIN), "");
         assert_eq!(status, 200, "GET {path}: {body}");
-        let schema = &get["responses"]["200"]["content"]["application/json"]["schema"];
-        check(&doc, schema, &json(&body), path);
+        let content = &get["responses"]["200"]["content"];
+        let Some(media) = content.get("application/json") else {
+            // The pages, the style sheet, /healthz and /metrics: text.
+            assert!(!body.is_empty(), "GET {path}: empty");
+            continue;
+        };
+        check(&doc, &media["schema"], &json(&body), path);
         checked += 1;
     }
-    assert!(checked >= 8, "only {checked} paths checked");
+    assert!(checked >= 10, "only {checked} paths checked");
     // A path with an id, and a documented error shape.
     let (_, list) = http(&srv, "GET", "/api/v1/callbacks", Some(ADMIN), "");
     let id = json(&list)["callbacks"][0]["id"]
@@ -573,6 +629,40 @@ fn openapi_document_matches_live_answers() {
         &json(&body),
         "error",
     );
+}
+
+/// The router and the document are made from one list of routes; here
+/// each documented operation is answered by its handler (not by the JSON
+/// 404 of unrouted paths or the 405 of wrong methods), and a path the
+/// document does not have is not served.
+#[test]
+fn every_documented_operation_is_routed_and_nothing_else_is() {
+    let srv = server();
+    let (_, body) = http(&srv, "GET", "/api/openapi.json", None, "");
+    let doc = json(&body);
+    let mut operations = 0;
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        let concrete = path.replace("{id}", "alice").replace("{action}", "login");
+        for (method, op) in ops.as_object().expect("path item") {
+            // Without a token, so that nothing changes: the operations that
+            // need one answer 401 from their handler.
+            let (status, body) = http(&srv, &method.to_uppercase(), &concrete, None, "");
+            let fallback = status == 405 || body.contains("\"no such path\"");
+            assert!(!fallback, "{method} {path} is not routed: {status} {body}");
+            let open = op["security"] == serde_json::json!([{}]);
+            assert_eq!(
+                status,
+                if open { 200 } else { 401 },
+                "{method} {path}: {body}"
+            );
+            operations += 1;
+        }
+    }
+    assert!(operations >= 22, "{operations} operations");
+    for (method, path) in [("GET", "/api/v1/nothing"), ("PUT", "/api/v1/agents")] {
+        let (status, _) = http(&srv, method, path, Some(ADMIN), "");
+        assert!(status == 404 || status == 405, "{method} {path}: {status}");
+    }
 }
 
 /// Every error is the documented JSON with a `code`: refusals by role, a
@@ -662,10 +752,12 @@ fn extractor_failures_and_unrouted_requests_are_json_errors() {
         assert_eq!(v["code"], code, "{body}");
     };
     let auth = format!("Authorization: Bearer {ADMIN}\r\n");
+    let host = srv.api;
     let get = |path: &str| {
         raw(
             &srv,
-            format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n").as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n")
+                .as_bytes(),
         )
     };
     let (head, body) = get("/api/v1/callbacks/%FF");
@@ -674,14 +766,14 @@ fn extractor_failures_and_unrouted_requests_are_json_errors() {
     expect(&head, &body, 405, "method_not_allowed");
     let (head, body) = raw(
         &srv,
-        format!("POST /api/v1/agents/%C3/login HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
+        format!("POST /api/v1/agents/%C3/login HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n").as_bytes(),
     );
     expect(&head, &body, 400, "bad_request");
     let (head, body) = get("/api/v1/nothing-here");
     expect(&head, &body, 404, "not_found");
     let (head, body) = raw(
         &srv,
-        format!("DELETE /api/v1/me HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n")
+        format!("DELETE /api/v1/me HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n")
             .as_bytes(),
     );
     expect(&head, &body, 405, "method_not_allowed");
@@ -696,7 +788,7 @@ fn extractor_failures_and_unrouted_requests_are_json_errors() {
     let (head, body) = raw(
         &srv,
         format!(
-            "POST /api/v1/callbacks HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{big}",
+            "POST /api/v1/callbacks HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{big}",
             big.len()
         )
         .as_bytes(),

@@ -341,40 +341,52 @@ fn pjsip_agent_with_wrong_password_is_refused_udp() {
 // ---------------------------------------------------------------------------------------------
 
 fn callback_to_customer(transport: &str) {
+    callback_to_customer_with(transport, &[], |customer| {
+        callback_server_to(customer, transport)
+    });
+}
+
+/// [`callback_to_customer`] with extra customer arguments (its TLS
+/// certificate) and a server made by `server` (its trunk's TLS settings).
+fn callback_to_customer_with(
+    transport: &str,
+    customer_extra: &[&str],
+    server: impl FnOnce(&PyPeer) -> Server,
+) {
     let agent_tone = AGENT_TONE.to_string();
     let caller_tone = CALLER_TONE.to_string();
     // The customer listens before the server exists: the trunk points at it.
-    let mut customer = PJSUA.spawn(
-        "customer",
-        "customer",
-        &args(&[
-            "--transport",
-            transport,
-            "--ring-delay",
-            "0.5",
-            // Presses 1 a second into the intro prompt.
-            "--dtmf-base",
-            "audio",
-            "--dtmf",
-            "1@1",
-            "--play",
-            &caller_tone,
-            "--play-at",
-            "1",
-            "--detect",
-            &agent_tone,
-            "--hangup-on-tone",
-            &agent_tone,
-            "--hangup-delay",
-            "2",
-            "--timeout",
-            "35",
-        ]),
-    );
-    let srv = callback_server_to(&customer, transport);
+    let mut customer_args = args(customer_extra);
+    customer_args.extend(args(&[
+        "--transport",
+        transport,
+        "--ring-delay",
+        "0.5",
+        // Presses 1 a second into the intro prompt.
+        "--dtmf-base",
+        "audio",
+        "--dtmf",
+        "1@1",
+        "--play",
+        &caller_tone,
+        "--play-at",
+        "1",
+        "--detect",
+        &agent_tone,
+        "--hangup-on-tone",
+        &agent_tone,
+        "--hangup-delay",
+        "2",
+        "--timeout",
+        "35",
+    ]));
+    let mut customer = PJSUA.spawn("customer", "customer", &customer_args);
+    let srv = server(&customer);
+    // Agents register over UDP or TCP (a TLS trunk says nothing of them).
+    let agent_transport = if transport == "tls" { "tcp" } else { transport };
     let mut agent = register_alice(
         &srv,
-        transport,
+        agent_transport,
         &[
             "--ring-delay",
             "0.5",
@@ -672,4 +684,247 @@ fn pjsip_callback_with_both_ends_vanished_ends_by_rtp_timeout() {
         "the agent was left on-call"
     );
     assert_no_active_calls(&srv);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. SIP over TLS: certificates verified both ways round, connections reused.
+// ---------------------------------------------------------------------------------------------
+
+/// A lab CA and a certificate it issued for ringback (localhost,
+/// 127.0.0.1), in a directory that lives as long as the test.
+struct Lab {
+    dir: tempfile::TempDir,
+    ca: common::certs::Ca,
+    ringback: common::certs::Leaf,
+}
+
+fn lab() -> Lab {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = common::certs::Ca::new(dir.path(), "lab");
+    let ringback = ca.issue("ringback");
+    Lab { dir, ca, ringback }
+}
+
+/// `[sip]` lines for a TLS listener on a free port with the lab certificate.
+fn tls_listener(lab: &Lab) -> String {
+    format!(
+        "tls_listen = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        lab.ringback.cert.display(),
+        lab.ringback.key.display()
+    )
+}
+
+fn tls_server(lab: &Lab, extra_config: &str) -> Server {
+    Server::start(common::ServerOpts {
+        extra_config: extra_config.into(),
+        sip_extra: tls_listener(lab),
+        ..common::ServerOpts::default()
+    })
+}
+
+fn tls_addr(srv: &Server) -> String {
+    srv.tls
+        .expect("the ready line names the TLS listener")
+        .to_string()
+}
+
+fn path_str(p: &std::path::Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}
+
+/// A PJSIP caller over TLS that verifies ringback's certificate with `ca`.
+fn tls_caller(srv: &Server, ca: &std::path::Path, number: &str, extra: &[&str]) -> PyPeer {
+    let uri = format!("sip:{number}@{};transport=tls", tls_addr(srv));
+    let mut a = args(&["--transport", "tls", "--ca", path_str(ca), "--uri", &uri]);
+    a.extend(args(extra));
+    PJSUA.spawn("caller", "caller", &a)
+}
+
+#[test]
+fn pjsip_tls_caller_navigates_the_ivr_with_a_verified_certificate() {
+    let lab = lab();
+    let srv = tls_server(&lab, "");
+    let mut c = tls_caller(
+        &srv,
+        &lab.ca.cert,
+        "2000",
+        &["--dtmf", "1@1.5", "--hangup-after", "5", "--timeout", "25"],
+    );
+    let id = call_id(&c, &srv);
+    c.expect("media_active", Duration::from_secs(10), &srv);
+    c.expect("audio_heard", Duration::from_secs(10), &srv);
+    c.expect("dtmf_sent", Duration::from_secs(10), &srv);
+    c.finish(&srv);
+    assert_support_menu_cdr(&srv, &id);
+    assert_no_active_calls(&srv);
+    // It came over TLS: the server saw a TLS Via.
+    assert!(
+        c.log().contains("SIP/2.0/TLS"),
+        "PJSIP sent over TLS:\n{}",
+        c.diagnostics()
+    );
+}
+
+#[test]
+fn pjsip_tls_caller_refuses_a_certificate_from_an_unknown_ca() {
+    let lab = lab();
+    let other = common::certs::Ca::new(lab.dir.path(), "other");
+    let srv = tls_server(&lab, "");
+    let mut c = tls_caller(&srv, &other.cert, "2000", &["--timeout", "15"]);
+    let end = c.expect_where(
+        "call_state",
+        |e| e["state"] == "DISCONNECTED",
+        Duration::from_secs(15),
+        &srv,
+    );
+    assert_ne!(end["code"], 200, "the call must not connect: {end}");
+    assert!(
+        c.events()
+            .iter()
+            .all(|e| !(e["event"] == "call_state" && e["state"] == "CONFIRMED")),
+        "no call may be confirmed over an unverified connection:\n{}",
+        c.diagnostics()
+    );
+    c.finish(&srv);
+    assert!(
+        srv.cdrs().is_empty(),
+        "nothing reached the dialplan: {:?}",
+        srv.cdrs()
+    );
+}
+
+#[test]
+fn pjsip_tls_agent_takes_a_tls_caller_with_audio_both_ways() {
+    let lab = lab();
+    let srv = tls_server(&lab, common::peer::AGENT_CONFIG);
+    let agent_tone = AGENT_TONE.to_string();
+    let caller_tone = CALLER_TONE.to_string();
+    let registrar = tls_addr(&srv);
+    let mut agent = PJSUA.spawn(
+        "agent alice",
+        "agent",
+        &args(&[
+            "--transport",
+            "tls",
+            "--ca",
+            path_str(&lab.ca.cert),
+            "--registrar",
+            &registrar,
+            "--user",
+            "alice",
+            "--password",
+            "alice-secret",
+            "--ring-delay",
+            "0.5",
+            "--play",
+            &agent_tone,
+            "--detect",
+            &caller_tone,
+            "--timeout",
+            "35",
+        ]),
+    );
+    agent.expect("registered", Duration::from_secs(10), &srv);
+    common::peer::wait_agent_state(&srv, "alice", "available");
+    let mut c = tls_caller(
+        &srv,
+        &lab.ca.cert,
+        "2000",
+        &[
+            "--dtmf",
+            "1@1.5",
+            "--play",
+            &caller_tone,
+            "--play-at",
+            "2",
+            "--detect",
+            &agent_tone,
+            "--hangup-on-tone",
+            &agent_tone,
+            "--hangup-delay",
+            "2",
+            "--timeout",
+            "30",
+        ],
+    );
+    let id = call_id(&c, &srv);
+    // The agent's phone is reached over its own registration connection
+    // (it listens on no TLS port of its own): the INVITE's Via says TLS.
+    let inv = agent.expect("incoming", Duration::from_secs(15), &srv);
+    assert_queued_call_invite(&inv, &id, "tls");
+    agent.expect_where(
+        "call_state",
+        |e| e["state"] == "CONFIRMED",
+        Duration::from_secs(10),
+        &srv,
+    );
+    finish_queued_call(&srv, &id, &mut agent, &mut c, Bye::Caller);
+}
+
+#[test]
+fn pjsip_callback_customer_through_a_tls_trunk_verified_by_its_ca() {
+    let lab = lab();
+    let customer_cert = lab.ca.issue("carrier");
+    let ca = path_str(&lab.ca.cert).to_string();
+    callback_to_customer_with(
+        "tls",
+        &[
+            "--tls-cert",
+            path_str(&customer_cert.cert),
+            "--tls-key",
+            path_str(&customer_cert.key),
+        ],
+        |customer| {
+            common::callback_server(
+                &format!(
+                    "[trunk]\naddress = \"127.0.0.1:{port}\"\ncaller_id = \"+15550100\"\ntransport = \"tls\"\ntls_ca_file = \"{ca}\"\ntls_server_name = \"localhost\"\n",
+                    port = customer.port
+                ),
+                "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+            )
+        },
+    );
+}
+
+#[test]
+fn tls_trunk_with_an_untrusted_certificate_is_never_called() {
+    let lab = lab();
+    let customer_cert = lab.ca.issue("carrier");
+    // The customer's certificate is signed by the lab CA; the trunk trusts
+    // only the public roots, so the handshake must fail and nothing of the
+    // call may leave ringback.
+    let customer = PJSUA.spawn(
+        "customer",
+        "customer",
+        &args(&[
+            "--transport",
+            "tls",
+            "--tls-cert",
+            path_str(&customer_cert.cert),
+            "--tls-key",
+            path_str(&customer_cert.key),
+            "--timeout",
+            "25",
+        ]),
+    );
+    let srv = common::callback_server(
+        &format!(
+            "[trunk]\naddress = \"127.0.0.1:{}\"\ncaller_id = \"+15550100\"\ntransport = \"tls\"\ntls_server_name = \"localhost\"\n",
+            customer.port
+        ),
+        "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+    );
+    let _agent = register_alice(&srv, "udp", &["--ring-delay", "0.2", "--timeout", "30"]);
+    let _id = request_callback(&srv, None);
+    assert!(
+        srv.wait_log("SIP TLS handshake failed", 1, Duration::from_secs(20)),
+        "the refused certificate is logged:\n{}",
+        srv.log()
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        customer.events().iter().all(|e| e["event"] != "incoming"),
+        "the customer must not be rung over an unverified connection:\n{}",
+        customer.diagnostics()
+    );
 }

@@ -488,3 +488,156 @@ fn restarting_one_node_closes_only_its_own_open_call_records() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Node A is killed with an agent logged in and a caller waiting, and
+/// started again while node B has the same. Each node runs its own ACD, so
+/// agent sessions, agent states and queue entries are one node's: A's
+/// start-up recovery logs off its own agent (an `AGENTLOGOFF` and a
+/// `logged-out` state row, both A's) and interrupts its own caller's queue
+/// entry; B's agent stays logged in (B's last state row for it is still
+/// `available`, with no `AGENTLOGOFF`) and B's caller stays in line. A
+/// later start of another node (its `QUEUESTART` marker) does not hide A's
+/// rows from A, and rows written before node ids existed are left alone.
+#[test]
+fn restarting_one_node_closes_only_its_own_queue_log_and_agent_states() {
+    let db = PgDb::create();
+    let customer_port = free_udp_port();
+    let a = node(&db, "node-a", customer_port, 20);
+    let b = node(&db, "node-b", customer_port, 20);
+    // Logged in without a registered phone: no caller is offered to them.
+    assert_eq!(a.http_post("/api/v1/agents/alice/login", "").0, 200);
+    assert_eq!(b.http_post("/api/v1/agents/bob/login", "").0, 200);
+    let caller_b =
+        Sipp::from_xml(&Uac::new().invite().pause(15_000).bye().xml()).spawn(b.sip, "500");
+    let caller_a =
+        Sipp::from_xml(&Uac::new().invite().pause(60_000).bye().xml()).spawn(a.sip, "501");
+    let entered = |node: &str| {
+        db.rows(&format!(
+            "SELECT call_id FROM queue_log WHERE event = 'ENTERQUEUE' AND node_id = '{node}'"
+        ))
+    };
+    let until = Instant::now() + Duration::from_secs(10);
+    while entered("node-a").is_empty() || entered("node-b").is_empty() {
+        assert!(
+            Instant::now() < until,
+            "callers not queued:\nA:\n{}\nB:\n{}",
+            a.log(),
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (a_call, b_call) = (
+        entered("node-a")[0][0].clone(),
+        entered("node-b")[0][0].clone(),
+    );
+    // Each node's agent history and queue log carry its id.
+    let last_states = |node: &str| {
+        db.rows(&format!(
+            "SELECT agent, to_state, reason FROM agent_events WHERE id IN \
+             (SELECT MAX(id) FROM agent_events WHERE node_id = '{node}' GROUP BY agent) \
+             ORDER BY agent"
+        ))
+    };
+    let state = |agent: &str, to: &str, reason: &str| {
+        vec![Some(agent.into()), Some(to.into()), Some(reason.into())]
+    };
+    assert_eq!(
+        last_states("node-a").len(),
+        1,
+        "{:?}",
+        last_states("node-a")
+    );
+    assert_eq!(
+        last_states("node-a")[0][..2],
+        state("alice", "available", "")[..2]
+    );
+    let b_before = last_states("node-b");
+    assert_eq!(b_before.len(), 1, "{b_before:?}");
+    assert_eq!(b_before[0][..2], state("bob", "available", "")[..2]);
+    let logins =
+        db.rows("SELECT agent, node_id FROM queue_log WHERE event = 'AGENTLOGIN' ORDER BY agent");
+    assert_eq!(
+        logins,
+        vec![
+            vec![Some("alice".into()), Some("node-a".into())],
+            vec![Some("bob".into()), Some("node-b".into())]
+        ]
+    );
+    // Another node started after A's rows were written; and rows from
+    // before node ids: an agent left available, a caller left waiting.
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    db.rows(&format!(
+        "INSERT INTO queue_log (at, queue, call_id, agent, event, data, node_id) VALUES \
+         ('{now}', NULL, NULL, NULL, 'QUEUESTART', '', 'node-z'), \
+         ('{now}', 'operator', 'legacy-call', NULL, 'ENTERQUEUE', '|+1555|1', NULL)"
+    ));
+    db.rows(&format!(
+        "INSERT INTO agent_events (agent, at, from_state, to_state, reason, node_id) VALUES \
+         ('carol', '{now}', 'logged-out', 'available', 'legacy', NULL)"
+    ));
+
+    let a = a.restart();
+    drop(caller_a);
+    let restart_reason = "restart: the previous process ended without closing it";
+    assert_eq!(
+        last_states("node-a"),
+        vec![state("alice", "logged-out", restart_reason)],
+        "A's agent is logged off\nA:\n{}",
+        a.log()
+    );
+    assert_eq!(last_states("node-b"), b_before, "B's agent is left alone");
+    let closed = db.rows(
+        "SELECT COALESCE(call_id, agent), event, data, node_id FROM queue_log \
+         WHERE event IN ('INTERRUPTED', 'AGENTLOGOFF') ORDER BY id",
+    );
+    assert_eq!(closed.len(), 2, "{closed:?}");
+    assert_eq!(
+        closed[0],
+        vec![
+            a_call.clone(),
+            Some("INTERRUPTED".into()),
+            Some("restart|waiting".into()),
+            Some("node-a".into())
+        ],
+        "A's caller's queue entry is interrupted"
+    );
+    assert_eq!(
+        closed[1][..2],
+        [Some("alice".into()), Some("AGENTLOGOFF".into())],
+        "{closed:?}"
+    );
+    assert_eq!(closed[1][3].as_deref(), Some("node-a"));
+    let legacy =
+        db.rows("SELECT agent, to_state FROM agent_events WHERE node_id IS NULL ORDER BY id");
+    assert_eq!(
+        legacy,
+        vec![vec![Some("carol".into()), Some("available".into())]],
+        "rows from before node ids are not touched"
+    );
+    let markers =
+        db.rows("SELECT node_id FROM queue_log WHERE event = 'QUEUESTART' AND node_id = 'node-a'");
+    assert_eq!(markers.len(), 2, "A's two starts: {markers:?}");
+
+    // B's caller was still in line: its entry ends when the caller hangs
+    // up, written by B.
+    caller_b.wait().assert_ok("B's caller");
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ends = db.rows(&format!(
+            "SELECT event, node_id FROM queue_log WHERE call_id = '{}' AND event <> 'ENTERQUEUE'",
+            b_call.as_deref().expect("id")
+        ));
+        if let Some(end) = ends.first() {
+            assert_eq!(ends.len(), 1, "{ends:?}");
+            assert_ne!(end[0].as_deref(), Some("INTERRUPTED"), "{ends:?}");
+            assert_eq!(end[1].as_deref(), Some("node-b"), "{ends:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "B's caller never left the queue:\n{}",
+            b.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

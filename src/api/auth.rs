@@ -1,4 +1,6 @@
-//! Bearer tokens and roles: who is asking, and whether they may.
+//! Bearer tokens and roles: who is asking, and whether they may; and the
+//! `Host` / `Origin` allow-list in front of every `/api/*` request (the
+//! rules themselves live in `api_access`, swapped on SIGHUP).
 
 use std::sync::Arc;
 
@@ -40,22 +42,34 @@ pub(super) fn check_token(ctx: &ApiState, headers: &HeaderMap) -> Option<Respons
         .map(IntoResponse::into_response)
 }
 
-/// Authenticate (bearer header, or `?token=` for EventSource, which cannot
-/// send headers) and check the role. No tokens configured: everybody is an
-/// admin (the listener defaults to loopback).
+/// Check `Host` and `Origin` against the allow-list (every `/api/*`
+/// request, reads included: a rebound DNS name must not read data either),
+/// authenticate (bearer header, or `?token=` for EventSource, which cannot
+/// send headers) and check the role. With `api.open = true` everybody is an
+/// admin.
 pub(super) fn authorize(
     ctx: &ApiState,
     headers: &HeaderMap,
     query_token: Option<&str>,
     need: Need<'_>,
 ) -> Result<Principal, ApiError> {
-    let tokens = &ctx.config.api.tokens;
-    if tokens.is_empty() {
+    let access = ctx.access.current();
+    // A header that is not text cannot be an allowed name ("" never is).
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or(""));
+    if let Err(refused) = access.check_host_and_origin(text(header::HOST), text(header::ORIGIN)) {
+        return Err(ApiError::coded(
+            StatusCode::FORBIDDEN,
+            "forbidden_origin",
+            refused.0,
+        ));
+    }
+    if access.open {
         return Ok(Principal {
             role: Role::Admin,
             agent: None,
         });
     }
+    let tokens = &access.tokens;
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -65,7 +79,7 @@ pub(super) fn authorize(
     // Compare against every token so timing does not reveal which matched.
     let mut found: Option<&crate::config::ApiToken> = None;
     for t in tokens {
-        if constant_time_eq(given.as_bytes(), t.token.as_bytes()) {
+        if !given.is_empty() && constant_time_eq(given.as_bytes(), t.token.as_bytes()) {
             found = Some(t);
         }
     }

@@ -1,28 +1,44 @@
 //! Error responses: every error is `{"error": message, "code": code}` with
-//! a status, and the callback service's refusals map to statuses here, in
-//! one place.
+//! a status ([`ErrorBody`], the document's `Error`), and the callback
+//! service's refusals map to statuses here, in one place.
 
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ringback_callback::{CallbackError, Refusal};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::callbacks::CallbackRefusal;
 
-pub(super) fn json_response(status: StatusCode, body: Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+/// The body of every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Error)]
+pub(super) struct ErrorBody {
+    /// What went wrong, naming the offending field where there is one.
+    pub(super) error: String,
+    /// Machine-readable reason: `bad_request` (malformed body, path or
+    /// query string), `unauthorized`, `forbidden`, `not_found`,
+    /// `method_not_allowed` (any path, with `Allow`), `too_large` (body over
+    /// 2 MB), `conflict`, `invalid`, `rate_limited`, `unavailable`, or a more
+    /// specific one (`duplicate`, `denied`, `not_allowed`, `queue_full`,
+    /// `invalid_number`, `invalid_window`, `no_dialing_time`,
+    /// `invalid_dialplan`, …).
+    pub(super) code: String,
+}
+
+/// `body` as JSON with `status`.
+pub(super) fn json_response(status: StatusCode, body: impl Serialize) -> Response {
+    match serde_json::to_string(&body) {
+        Ok(text) => (status, [(header::CONTENT_TYPE, "application/json")], text).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "API answer not serializable");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
 }
 
 pub(super) fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    json_response(
-        status,
-        json!({ "error": message.into(), "code": default_code(status) }),
-    )
+    ApiError::new(status, message).into_response()
 }
 
 /// The JSON error for requests no route serves (`404`) and methods a path
@@ -90,7 +106,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         json_response(
             self.status,
-            json!({ "error": self.message, "code": self.code }),
+            &ErrorBody {
+                error: self.message,
+                code: self.code.to_string(),
+            },
         )
     }
 }
@@ -129,7 +148,10 @@ impl IntoResponse for CallbackRefusal {
     fn into_response(self) -> Response {
         json_response(
             self.status(),
-            json!({ "error": self.to_string(), "code": self.code() }),
+            &ErrorBody {
+                error: self.to_string(),
+                code: self.code().to_string(),
+            },
         )
     }
 }
@@ -139,6 +161,7 @@ mod tests {
     use super::*;
     use chrono::{DateTime, Utc};
     use ringback_callback::{CallbackState, RateLimit};
+    use serde_json::{json, Value};
 
     /// The mapping the API had when refusals were strings; statuses must
     /// not change.

@@ -10,9 +10,10 @@
 //! One module per concept: `auth` (tokens and roles), `errors` (the JSON
 //! error body for every error, unrouted requests included, and how callback
 //! refusals become statuses), `request` (paths, query strings and bodies),
-//! then the resources: `agents`, `queues`, `calls`, `callbacks`,
-//! `dialplans`, `trunks`, the live `events` feed and the `prometheus`
-//! metrics.
+//! `openapi` (the one list of routes, and the OpenAPI document generated
+//! from the handlers' own types), then the resources: `agents`, `queues`,
+//! `calls`, `callbacks`, `dialplans`, `trunks`, the live `events` feed and
+//! the `prometheus` metrics.
 
 mod agents;
 mod auth;
@@ -21,6 +22,7 @@ mod calls;
 mod dialplans;
 mod errors;
 mod events;
+mod openapi;
 mod prometheus;
 mod queues;
 mod request;
@@ -28,10 +30,10 @@ mod trunks;
 
 use std::sync::Arc;
 
-use axum::http::header;
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 
 use crate::acd_task::AcdHandle;
@@ -42,23 +44,15 @@ use crate::media::MediaEngine;
 use crate::snapshot::Dialplans;
 use crate::store::Store;
 
-use self::agents::{agent_action, list_agents};
-use self::auth::me;
-use self::callbacks::{
-    cancel_callback, create_callback, get_callback, list_callbacks, reschedule_callback,
-};
-use self::calls::{list_calls, list_cdrs, stats};
-use self::dialplans::{list_dialplans, reload_dialplans};
 use self::errors::{no_route, wrong_method};
-use self::events::events;
-use self::prometheus::metrics_handler;
-use self::queues::list_queues;
-use self::trunks::list_trunks;
+use self::openapi::{AuthErrors, Me, ServedDocument};
 
 /// What the API reads and changes, handed over by the server at start-up.
 pub struct ApiState {
     /// Configuration (tokens, queues, trunks).
     pub config: Arc<Config>,
+    /// Tokens and the Host/Origin allow-list in force (reloaded on SIGHUP).
+    pub access: Arc<crate::api_access::ApiAccess>,
     /// Call records, callbacks, agent history.
     pub store: Store,
     /// Agents and queues.
@@ -73,43 +67,13 @@ pub struct ApiState {
     pub media: Arc<MediaEngine>,
 }
 
-/// Build the router.
+/// Build the router: every route of [`openapi::routes`], the list the
+/// served OpenAPI document is made from.
 pub fn router(ctx: Arc<ApiState>) -> Router {
-    let openapi = openapi_document(&ctx.config);
-    Router::new()
-        .route("/metrics", get(metrics_handler))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/", get(|| async { page(DASHBOARD) }))
-        .route("/agent", get(|| async { page(AGENT_PAGE) }))
-        .route(
-            "/assets/app.css",
-            get(|| async { ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS) }),
-        )
-        .route(
-            "/api/openapi.json",
-            get(move || async move { ([(header::CONTENT_TYPE, "application/json")], openapi) }),
-        )
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/events", get(events))
-        .route("/api/v1/calls", get(list_calls))
-        .route("/api/v1/cdrs", get(list_cdrs))
-        .route("/api/v1/stats", get(stats))
-        .route("/api/v1/dialplans", get(list_dialplans))
-        .route("/api/v1/dialplans/reload", post(reload_dialplans))
-        .route("/api/v1/agents", get(list_agents))
-        .route("/api/v1/agents/{id}/{action}", post(agent_action))
-        .route("/api/v1/queues", get(list_queues))
-        .route("/api/v1/trunks", get(list_trunks))
-        .route(
-            "/api/v1/callbacks",
-            post(create_callback).get(list_callbacks),
-        )
-        .route("/api/v1/callbacks/{id}", get(get_callback))
-        .route("/api/v1/callbacks/{id}/cancel", post(cancel_callback))
-        .route(
-            "/api/v1/callbacks/{id}/reschedule",
-            post(reschedule_callback),
-        )
+    let (routes, doc) = openapi::router_and_document();
+    let doc = ServedDocument(Arc::new(openapi::served(doc, &ctx.config)));
+    routes
+        .layer(Extension(doc))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .with_state(ctx)
@@ -118,31 +82,77 @@ pub fn router(ctx: Arc<ApiState>) -> Router {
 const DASHBOARD: &str = include_str!("assets/dashboard.html");
 const AGENT_PAGE: &str = include_str!("assets/agent.html");
 const APP_CSS: &str = include_str!("assets/app.css");
-const OPENAPI: &str = include_str!("openapi.json");
 
-/// The OpenAPI document as this server serves it: the written document with
-/// the configured queue names as the `enum` of a new callback's `queue`,
-/// and the configured agent ids as the `enum` of the agent path parameter,
-/// so a client (or a fuzzer) knows which values exist.
-fn openapi_document(config: &Config) -> String {
-    let mut doc: serde_json::Value =
-        serde_json::from_str(OPENAPI).expect("src/api/openapi.json is JSON (tests/api.rs)");
-    let queues: Vec<&String> = config.queues.keys().collect();
-    if !queues.is_empty() {
-        doc["components"]["schemas"]["NewCallback"]["properties"]["queue"]["enum"] =
-            serde_json::json!(queues);
-    }
-    let agents: Vec<&String> = config.agents.keys().collect();
-    if !agents.is_empty() {
-        let params = doc["paths"]["/api/v1/agents/{id}/{action}"]["post"]["parameters"]
-            .as_array_mut()
-            .into_iter()
-            .flatten();
-        for p in params.filter(|p| p["name"] == "id") {
-            p["schema"]["enum"] = serde_json::json!(agents);
-        }
-    }
-    doc.to_string()
+/// The supervisor dashboard
+///
+/// It asks for a token and sends it with every request.
+#[utoipa::path(
+    get,
+    path = "/",
+    operation_id = "getDashboard",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
+async fn dashboard() -> Response {
+    page(DASHBOARD)
+}
+
+/// The agent page
+///
+/// It asks for the agent's token and sends it with every request.
+#[utoipa::path(
+    get,
+    path = "/agent",
+    operation_id = "getAgentPage",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
+async fn agent_page() -> Response {
+    page(AGENT_PAGE)
+}
+
+/// The pages' style sheet
+#[utoipa::path(
+    get,
+    path = "/assets/app.css",
+    operation_id = "getAppCss",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "CSS", content_type = "text/css", body = String))
+)]
+async fn app_css() -> Response {
+    ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
+}
+
+/// Health check
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    operation_id = "getHealth",
+    tag = "ops",
+    security(()),
+    responses((status = 200, description = "`ok` and a line break", content_type = "text/plain", body = String))
+)]
+async fn healthz() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "ok\n",
+    )
+        .into_response()
+}
+
+/// Who the token belongs to
+#[utoipa::path(
+    get,
+    path = "/api/v1/me",
+    operation_id = "getMe",
+    tag = "ops",
+    responses((status = 200, description = "Role", body = Me), AuthErrors)
+)]
+async fn get_me(ctx: State<Arc<ApiState>>, headers: HeaderMap) -> Response {
+    auth::me(ctx, headers).await
 }
 
 fn page(html: &'static str) -> Response {

@@ -12,6 +12,19 @@ use axum::response::IntoResponse;
 use super::ApiState;
 use crate::metrics;
 
+/// Prometheus metrics
+///
+/// The process counters plus gauges of what is happening right now (media
+/// clocks, queues, agents, callbacks, trunks), in the Prometheus text
+/// format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    operation_id = "getMetrics",
+    tag = "ops",
+    security(()),
+    responses((status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String))
+)]
 pub(super) async fn metrics_handler(State(ctx): State<Arc<ApiState>>) -> impl IntoResponse {
     let mut out = metrics::render();
     let media = &ctx.media;

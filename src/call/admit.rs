@@ -85,8 +85,18 @@ pub fn admit(
     let text = String::from_utf8_lossy(&req.body);
     let offer =
         sdp::parse(&text).map_err(|e| reject(400, format!("malformed SDP: {e}"), "bad_sdp"))?;
-    let negotiated = sdp::negotiate(&offer, &LegDeps::CODECS)
-        .map_err(|e| reject(488, format!("{e}"), "no_codec"))?;
+    // `sip.srtp` decides whether the caller's media must, may or must not
+    // be SRTP (488 when the offer does not fit).
+    let negotiated = sdp::negotiate_srtp(&offer, &LegDeps::CODECS, ctx.legs.config.sip.srtp)
+        .map_err(|e| {
+            let why = match e {
+                sdp::SdpError::SrtpRequired
+                | sdp::SdpError::SrtpNotAllowed
+                | sdp::SdpError::NoUsableCrypto => "srtp_policy",
+                _ => "no_codec",
+            };
+            reject(e.sip_status(), format!("{e}"), why)
+        })?;
     let port = ctx
         .legs
         .media

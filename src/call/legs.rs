@@ -89,6 +89,7 @@ impl Call {
             // Agents' phones authenticate to us, not the other way round.
             auth: None,
             inband_dtmf: false,
+            srtp: crate::outbound::agent_srtp(&self.ctx.legs.config, &agent),
         };
         match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.call_id, spec) {
             Ok(leg) => {

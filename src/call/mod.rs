@@ -18,7 +18,7 @@ use chrono::Utc;
 use ringback_call::inbound::{self, InboundCall, Input, LiveUpdate, Output};
 use ringback_call::{Ending, HangupBy};
 use ringback_media::prompt::Prompt;
-use ringback_media::sdp::{self, Negotiated, RemoteSdp};
+use ringback_media::sdp::{Negotiated, RemoteSdp};
 use ringback_sansio::{Core, Now};
 use ringback_sip::dialog::Dialog;
 use ringback_sip::message::{self, ViaSpec};
@@ -170,10 +170,11 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
     // No remote address until the call is answered: no media before the 200.
     let stream = match ctx.legs.media.open_stream(
         port,
-        None,
-        negotiated.codec,
-        negotiated.pt,
-        negotiated.dtmf_pt,
+        &negotiated,
+        negotiated
+            .srtp
+            .as_ref()
+            .map(crate::media::secure::SrtpSession::answering),
         media_tx,
     ) {
         Ok(s) => s,
@@ -210,14 +211,14 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
 
     let advertised = ctx.legs.config.advertised_ip();
     let contact_uri = contact_uri(advertised, endpoint.port_for(transport), transport);
-    let answer = sdp::build_answer(
-        &negotiated,
-        &offer,
-        advertised,
-        stream.local_addr().port(),
-        session_id,
-        1,
-    );
+    let answer = match stream.answer_sdp(&negotiated, &offer, advertised, session_id, 1) {
+        Ok(a) => a,
+        Err(code) => {
+            respond_code(&endpoint, key, &invite, code, &local_tag);
+            finish_unanswered(&ctx, &endpoint, cdr, "failed", i32::from(code));
+            return;
+        }
+    };
     let timer = session_timer::answer(&invite, session_timer::MIN_SE);
     if let session_timer::TimerAnswer::TooSmall { .. } = timer {
         let mut resp = message::make_response(&invite, 422, Some(&local_tag));

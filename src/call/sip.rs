@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use ringback_call::inbound::Input;
 use ringback_media::dtmf::parse_sip_info;
-use ringback_media::sdp;
 use ringback_sansio::{Core, Now};
 use ringback_sip::message;
 use ringback_sip::session_timer;
@@ -147,20 +146,22 @@ impl Call {
         let result = if req.body.iter().all(u8::is_ascii_whitespace) {
             Ok((self.offer_answer.0.clone(), self.offer_answer.1.clone()))
         } else {
-            crate::media::apply_reoffer(&self.stream, &req.body)
+            self.stream.reoffer(&req.body)
         };
         match result {
             Ok((offer, neg)) => {
                 tracing::info!(hold = neg.is_hold(), "re-INVITE");
                 self.local_sdp_version += 1;
-                let answer = sdp::build_answer(
+                let answer = match self.stream.answer_sdp(
                     &neg,
                     &offer,
                     self.ctx.legs.config.advertised_ip(),
-                    self.stream.local_addr().port(),
                     self.session_id,
                     self.local_sdp_version,
-                );
+                ) {
+                    Ok(a) => a,
+                    Err(code) => return self.respond(key, &req, code),
+                };
                 self.offer_answer = (offer, neg);
                 let ok = session_timer::sdp_answer_ok(&req, answer, &self.our_contact());
                 self.endpoint

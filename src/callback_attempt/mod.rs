@@ -361,6 +361,7 @@ impl Shell {
             prefer: Codec::Pcmu,
             auth: None,
             inband_dtmf: false,
+            srtp: crate::outbound::agent_srtp(&self.ctx.legs.config, &agent),
         };
         match OutboundLeg::dial(&self.ctx, &self.endpoint, &self.owner, spec) {
             Ok(leg) => {

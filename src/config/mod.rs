@@ -18,6 +18,7 @@ mod api;
 mod files;
 mod network;
 mod queues;
+mod secrets;
 mod stats;
 mod trunks;
 
@@ -27,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use self::api::{ApiConfig, ApiToken, Role};
+pub use self::api::{split_authority, ApiConfig, ApiToken, HostPattern, OriginPattern, Role};
 pub use self::files::{DatabaseConfig, DialplansConfig, PromptsConfig};
 pub use self::network::{LimitsConfig, RtpConfig, SipConfig};
 pub use self::queues::{AgentConfig, CallbacksConfig, QueueConfig};
@@ -106,11 +107,18 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         cfg.dialplans.dir = resolve(base, &cfg.dialplans.dir);
         cfg.prompts.dir = resolve(base, &cfg.prompts.dir);
+        cfg.sip.resolve_paths(base);
+        trunks::resolve_paths(&mut cfg, base);
         if let Some(rest) = cfg.database.url.strip_prefix("sqlite://") {
             if !rest.starts_with('/') && !rest.starts_with(":memory:") {
                 cfg.database.url = format!("sqlite://{}", resolve(base, Path::new(rest)).display());
             }
         }
+        // Secrets from `*_file` / `*_env` (config/secrets.rs), then what
+        // `[api]` needs the whole file for.
+        secrets::resolve_all(&mut cfg, base)
+            .and_then(|()| api::complete(&mut cfg.api, base, &cfg.database.url))
+            .map_err(|m| ConfigError(format!("{}: {m}", path.display())))?;
         cfg.validate(path)?;
         Ok(cfg)
     }
@@ -144,6 +152,9 @@ impl Config {
                 self.sip.auth_algorithms
             ));
         }
+        if let Err(e) = self.sip.validate_tls() {
+            return err(e);
+        }
         // sip.allow_from: CIDRs or single addresses (src/allow.rs).
         if let Err(e) = crate::allow::AllowList::parse(&self.sip.allow_from) {
             return err(e);
@@ -173,6 +184,16 @@ impl Config {
 /// A digest algorithm name ringback offers.
 fn valid_algorithm(name: &str) -> bool {
     matches!(name.to_ascii_uppercase().as_str(), "MD5" | "SHA-256")
+}
+
+/// An SRTP policy from its configuration spelling (`off`, `optional`,
+/// `mandatory`); anything else is a `file:line:col` error naming the three.
+fn srtp_policy<'de, D>(d: D) -> Result<ringback_media::sdp::SrtpPolicy, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let text = <String as serde::Deserialize>::deserialize(d)?;
+    text.parse().map_err(serde::de::Error::custom)
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {

@@ -4,6 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use ringback_media::sdp::SrtpPolicy;
+
 use serde::Deserialize;
 
 /// SIP transport settings.
@@ -41,12 +43,21 @@ pub struct SipConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM file with the certificate's private key (PKCS#8, PKCS#1 or SEC1).
     pub tls_key: Option<PathBuf>,
+    /// SRTP for callers' media (SDES keys in SDP, RFC 4568): `off` (plain
+    /// RTP; an SRTP-only offer gets 488), `optional` (SRTP when the phone
+    /// offers keys) or `mandatory` (a plain offer gets 488). Keys travel in
+    /// the SIP messages: without TLS they protect nothing.
+    #[serde(deserialize_with = "super::srtp_policy")]
+    pub srtp: SrtpPolicy,
 }
 
 impl SipConfig {
     /// Make the TLS file names relative to the configuration file's folder.
     pub(super) fn resolve_paths(&mut self, base: &std::path::Path) {
-        for p in [&mut self.tls_cert, &mut self.tls_key].into_iter().flatten() {
+        for p in [&mut self.tls_cert, &mut self.tls_key]
+            .into_iter()
+            .flatten()
+        {
             *p = super::resolve(base, p);
         }
     }
@@ -59,7 +70,9 @@ impl SipConfig {
             (Some(_), _, _) => {
                 Err("sip.tls_listen needs both sip.tls_cert and sip.tls_key (PEM files)".into())
             }
-            (None, _, _) => Err("sip.tls_cert/sip.tls_key are set but sip.tls_listen is not".into()),
+            (None, _, _) => {
+                Err("sip.tls_cert/sip.tls_key are set but sip.tls_listen is not".into())
+            }
         }
     }
 }
@@ -79,6 +92,7 @@ impl Default for SipConfig {
             tls_listen: None,
             tls_cert: None,
             tls_key: None,
+            srtp: SrtpPolicy::Optional,
         }
     }
 }

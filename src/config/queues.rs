@@ -86,8 +86,13 @@ impl Default for QueueConfig {
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
 pub struct AgentConfig {
-    /// Digest password (works with MD5 and SHA-256 phones).
+    /// Digest password (works with MD5 and SHA-256 phones); or
+    /// `password_file` / `password_env`.
     pub password: Option<String>,
+    /// Read the password from this file (see `secrets`).
+    pub password_file: Option<std::path::PathBuf>,
+    /// Read the password from this environment variable.
+    pub password_env: Option<String>,
     /// MD5 HA1 (`md5(user:realm:password)`) instead of a plain password.
     pub ha1: Option<String>,
     /// Name shown to supervisors.
@@ -103,6 +108,12 @@ pub struct AgentConfig {
     /// Digest algorithms offered to this agent's phone (overrides
     /// `sip.auth_algorithms`).
     pub auth_algorithms: Option<Vec<String>>,
+    /// SRTP towards this agent's phone: `off` (default: plain RTP, what
+    /// every phone takes), `optional` (keys offered on an `RTP/AVP` line;
+    /// used if the phone answers with one) or `mandatory` (`RTP/SAVP`; a
+    /// phone that answers without keys is not connected).
+    #[serde(deserialize_with = "super::srtp_policy")]
+    pub srtp: ringback_media::sdp::SrtpPolicy,
 }
 
 /// Callback service settings shared by all queues.

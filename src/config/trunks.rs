@@ -35,6 +35,10 @@ pub struct TrunkConfig {
     /// Name the certificate must carry (and SNI sends). Default: `domain`,
     /// else the address's IP.
     pub tls_server_name: Option<String>,
+    /// SRTP towards the carrier: `off` (default), `optional` or
+    /// `mandatory` (as for agents).
+    #[serde(deserialize_with = "super::srtp_policy")]
+    pub srtp: ringback_media::sdp::SrtpPolicy,
     /// Digest user name the carrier gave you (enables answering 401/407).
     pub username: Option<String>,
     /// Digest password (or `password_file` / `password_env`).
@@ -81,6 +85,7 @@ impl Default for TrunkConfig {
             tls_ca_file: None,
             tls_verify: true,
             tls_server_name: None,
+            srtp: ringback_media::sdp::SrtpPolicy::Off,
             username: None,
             password: None,
             password_file: None,
@@ -127,7 +132,10 @@ pub(super) fn validate(cfg: &Config) -> Result<(), String> {
         } else {
             format!("trunks.{name}")
         };
-        if !matches!(t.transport.to_ascii_lowercase().as_str(), "udp" | "tcp" | "tls") {
+        if !matches!(
+            t.transport.to_ascii_lowercase().as_str(),
+            "udp" | "tcp" | "tls"
+        ) {
             return Err(format!(
                 "{key}.transport `{}` must be udp, tcp or tls",
                 t.transport

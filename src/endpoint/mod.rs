@@ -448,8 +448,8 @@ impl Endpoint {
                 // connection closed): open one (RFC 3261 §18.1.1); what is
                 // sent meanwhile waits in its queue. TLS is never quietly
                 // replaced by clear text.
-                let tls = (conn.transport == TransportKind::Tls)
-                    .then(|| self.tls_clients.target(dest));
+                let tls =
+                    (conn.transport == TransportKind::Tls).then(|| self.tls_clients.target(dest));
                 let writer = tcp::connect(dest, self.tcp_events.clone(), self.tcp_limits, tls);
                 if writer.try_send(bytes).is_ok() {
                     self.tcp_conns.insert(conn, writer);

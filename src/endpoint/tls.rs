@@ -152,10 +152,13 @@ impl TlsClients {
 
     /// The settings for a connection to `peer`.
     pub fn target(&self, peer: SocketAddr) -> TlsTarget {
-        self.by_addr.get(&peer).cloned().unwrap_or_else(|| TlsTarget {
-            name: ServerName::IpAddress(peer.ip().into()),
-            config: Arc::clone(&self.default),
-        })
+        self.by_addr
+            .get(&peer)
+            .cloned()
+            .unwrap_or_else(|| TlsTarget {
+                name: ServerName::IpAddress(peer.ip().into()),
+                config: Arc::clone(&self.default),
+            })
     }
 }
 

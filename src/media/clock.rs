@@ -60,6 +60,16 @@ pub struct StreamShared {
     /// telephone-event was negotiated (a trunk with `dtmf = "inband"`); see
     /// [`super::Stream::set_inband_dtmf`]. Read by the receive task per packet.
     pub inband_dtmf: AtomicBool,
+    /// SRTP sending context on a secure stream (set when the stream opens,
+    /// never changed): the clock and a bridge relay seal with it.
+    pub srtp_out: super::secure::Outbound,
+    /// The peer's new key after a re-offer changed it: the receive task
+    /// switches to it when the first packet sealed with it arrives.
+    pub srtp_rekey: Mutex<Option<ringback_media::srtp::Srtp>>,
+    /// Where a bridge's relayed packets left off on this stream (next
+    /// sequence number and timestamp), so the next bridge continues the
+    /// numbering: SRTP refuses to send an index twice.
+    pub relay_next: Mutex<Option<(u16, u32)>>,
 }
 
 /// Everything the clock needs to own a stream.
@@ -255,6 +265,8 @@ fn run(rx: Receiver<Command>, stats: Arc<ClockStats>, mut governor: RtGovernor) 
     tighten_timer_slack();
     let mut streams = Slots::new();
     let mut buf = [0u8; 12 + FRAME_SAMPLES];
+    // Sealed packets of secure streams (header + payload + tag).
+    let mut sealed: Vec<u8> = Vec::with_capacity(12 + FRAME_SAMPLES + 32);
     let slot_len = TICK / SLOTS as u32;
     let mut next = Instant::now() + slot_len;
     let mut slot = 0usize;
@@ -279,7 +291,7 @@ fn run(rx: Receiver<Command>, stats: Arc<ClockStats>, mut governor: RtGovernor) 
             let late = Instant::now().saturating_duration_since(next).as_micros() as u64;
             stats.record_late(late);
             for s in streams.slots[slot].values_mut() {
-                serve(s, &mut buf, &stats);
+                serve(s, &mut buf, &mut sealed, &stats);
             }
             slot = (slot + 1) % SLOTS;
             next += slot_len;
@@ -504,7 +516,12 @@ fn exhausted(s: &Stream) -> bool {
 }
 
 /// Send this tick's packet for one stream and advance its playback.
-fn serve(s: &mut Stream, buf: &mut [u8; 12 + FRAME_SAMPLES], stats: &ClockStats) {
+fn serve(
+    s: &mut Stream,
+    buf: &mut [u8; 12 + FRAME_SAMPLES],
+    sealed: &mut Vec<u8>,
+    stats: &ClockStats,
+) {
     let codec = s.spec.codec;
     let frame = next_frame(s);
     let payload: &[u8] = match &frame {
@@ -517,7 +534,11 @@ fn serve(s: &mut Stream, buf: &mut [u8; 12 + FRAME_SAMPLES], stats: &ClockStats)
     match remote {
         Some(addr) if !held => {
             let n = s.rtp.write(s.spec.pt, payload, &mut buf[..]);
-            match SockRef::from(s.spec.socket.get_ref()).send_to(&buf[..n], &SockAddr::from(addr)) {
+            let Some(wire) = super::secure::seal(&s.spec.shared.srtp_out, &buf[..n], sealed) else {
+                stats.send_errors.fetch_add(1, Ordering::Relaxed);
+                return;
+            };
+            match SockRef::from(s.spec.socket.get_ref()).send_to(wire, &SockAddr::from(addr)) {
                 Ok(_) => {
                     stats.packets_sent.fetch_add(1, Ordering::Relaxed);
                     s.spec.shared.sent.fetch_add(1, Ordering::Relaxed);

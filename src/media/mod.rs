@@ -4,6 +4,7 @@
 
 pub mod clock;
 pub mod ports;
+pub mod secure;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +14,9 @@ use std::time::{Duration, Instant};
 use ringback_media::codec::Codec;
 use ringback_media::dtmf::{event_to_char, parse_event, DtmfReceiver};
 use ringback_media::inband::InbandRtp;
-use ringback_media::prompt::Prompt;
+use ringback_media::prompt::{Prompt, FRAME_SAMPLES};
 use ringback_media::rtp;
+use ringback_media::srtp::Srtp;
 use ringback_media::sdp::Negotiated;
 use tokio::sync::mpsc::UnboundedSender;
 
@@ -136,17 +138,18 @@ impl MediaEngine {
             .sum()
     }
 
-    /// Start sending and receiving on `port`. Must be called inside the tokio
-    /// runtime (the receive task is spawned there).
+    /// Start a stream on `port` with the codec and payload types of `neg`,
+    /// sealed with `srtp` when it is secure. Nothing is sent until
+    /// [`Stream::apply_negotiation`] gives it an address. Must be called
+    /// inside the tokio runtime (the receive task is spawned there).
     pub fn open_stream(
         &self,
         mut port: RtpPort,
-        remote: Option<SocketAddr>,
-        codec: Codec,
-        pt: u8,
-        dtmf_pt: Option<u8>,
+        neg: &Negotiated,
+        srtp: Option<secure::SrtpSession>,
         events: UnboundedSender<MediaEvent>,
     ) -> std::io::Result<Stream> {
+        let (codec, pt, dtmf_pt) = (neg.codec, neg.pt, neg.dtmf_pt);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let std_socket = port.take_socket().ok_or_else(|| {
             std::io::Error::new(
@@ -162,10 +165,17 @@ impl MediaEngine {
                 .map(Arc::new)
                 .map_err(|e| e.into_parts().1)?;
         let local = port.addr;
-        let shared = Arc::new(StreamShared::default());
-        if let Ok(mut r) = shared.remote.lock() {
-            *r = remote;
-        }
+        let (srtp_out, srtp_in) = match &srtp {
+            Some(k) => (
+                Some(std::sync::Mutex::new(Srtp::new(&k.local))),
+                Some(Srtp::new(&k.remote)),
+            ),
+            None => (None, None),
+        };
+        let shared = Arc::new(StreamShared {
+            srtp_out,
+            ..StreamShared::default()
+        });
         let clock = self.clocks[(id as usize) % self.clocks.len()].clone();
         clock.send(Command::Add(Box::new(StreamSpec {
             id,
@@ -180,6 +190,7 @@ impl MediaEngine {
             Arc::clone(&socket),
             Arc::clone(&shared),
             Digits { codec, pt, dtmf_pt },
+            srtp_in,
             self.rtp_timeout,
             events,
         ));
@@ -193,6 +204,7 @@ impl MediaEngine {
             dtmf_pt,
             out_ssrc,
             local,
+            srtp: srtp.map(std::sync::Mutex::new),
             receiver,
             _port: PortGuard { _reserved: port },
         })
@@ -217,22 +229,14 @@ pub struct Stream {
     /// SSRC used for packets relayed out of this leg.
     out_ssrc: u32,
     local: SocketAddr,
+    /// The keys of a secure stream (ours stays for the stream's life; the
+    /// peer's may change with a re-offer).
+    srtp: Option<std::sync::Mutex<secure::SrtpSession>>,
     receiver: tokio::task::JoinHandle<()>,
     _port: PortGuard,
 }
 
 impl Stream {
-    /// Local RTP address (put in SDP).
-    pub fn local_addr(&self) -> SocketAddr {
-        self.local
-    }
-
-    /// The codec this stream sends and expects (fixed for its life: a
-    /// re-INVITE must keep it, see [`renegotiate`]).
-    pub fn codec(&self) -> Codec {
-        self.codec
-    }
-
     /// Play prompts in order; `PlaybackDone { token }` follows unless
     /// stopped or replaced first.
     pub fn play(&self, prompts: Vec<Arc<Prompt>>, looped: bool, token: u64) {
@@ -317,6 +321,19 @@ pub struct Relay {
     seq_offset: u16,
     ts_offset: u32,
     started: bool,
+    /// Sequence number and timestamp after the last packet relayed.
+    next: Option<(u16, u32)>,
+    /// Sealed form of the packet on a secure outgoing leg.
+    sealed: Vec<u8>,
+}
+
+impl Drop for Relay {
+    /// Leave the numbering where it stopped for the leg's next bridge.
+    fn drop(&mut self) {
+        if let (Some(next), Ok(mut slot)) = (self.next, self.to.relay_next.lock()) {
+            *slot = Some(next);
+        }
+    }
 }
 
 impl Relay {
@@ -334,10 +351,19 @@ impl Relay {
             return false;
         };
         if !self.started {
-            // Random bases, as RFC 3550 wants; offsets keep the peer's
-            // spacing so RFC 4733 events keep their shared timestamp.
-            self.seq_offset = rand::random::<u16>().wrapping_sub(hdr.seq);
-            self.ts_offset = rand::random::<u32>().wrapping_sub(hdr.ts);
+            // Random bases, as RFC 3550 wants, or where an earlier bridge
+            // on this leg left off (SRTP must never reuse an index);
+            // offsets keep the peer's spacing so RFC 4733 events keep
+            // their shared timestamp.
+            let (seq, ts) = self
+                .to
+                .relay_next
+                .lock()
+                .ok()
+                .and_then(|n| *n)
+                .unwrap_or_else(|| (rand::random(), rand::random()));
+            self.seq_offset = seq.wrapping_sub(hdr.seq);
+            self.ts_offset = ts.wrapping_sub(hdr.ts);
             self.started = true;
         }
         let mut buf = [0u8; 1500];
@@ -346,8 +372,13 @@ impl Relay {
         };
         out.copy_from_slice(pkt);
         out[1] = (out[1] & 0x80) | (pt & 0x7f);
-        out[2..4].copy_from_slice(&hdr.seq.wrapping_add(self.seq_offset).to_be_bytes());
-        out[4..8].copy_from_slice(&hdr.ts.wrapping_add(self.ts_offset).to_be_bytes());
+        let (seq, ts) = (
+            hdr.seq.wrapping_add(self.seq_offset),
+            hdr.ts.wrapping_add(self.ts_offset),
+        );
+        out[2..4].copy_from_slice(&seq.to_be_bytes());
+        out[4..8].copy_from_slice(&ts.to_be_bytes());
+        self.next = Some((seq.wrapping_add(1), ts.wrapping_add(FRAME_SAMPLES as u32)));
         out[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
         if transcode {
             if let Some(payload) =
@@ -358,47 +389,16 @@ impl Relay {
         }
         let dest = self.to.remote.lock().ok().and_then(|r| *r);
         let muted = self.to.mute.load(Ordering::Relaxed);
+        let Some(wire) = secure::seal(&self.to.srtp_out, out, &mut self.sealed) else {
+            return true;
+        };
         if let (Some(dest), false) = (dest, muted) {
-            if self.socket.get_ref().send_to(out, dest).is_ok() {
+            if self.socket.get_ref().send_to(wire, dest).is_ok() {
                 self.to.sent.fetch_add(1, Ordering::Relaxed);
             }
         }
         true
     }
-}
-
-/// Offer/answer for a re-INVITE or UPDATE on a running stream: the
-/// stream's codec must stay (its packets are already being encoded and
-/// relayed in it), so an offer without it is refused (488, and the session
-/// goes on unchanged, RFC 3264 §8) instead of answered with a codec the
-/// stream would not send.
-pub fn renegotiate(
-    offer: &ringback_media::sdp::RemoteSdp,
-    current: Codec,
-) -> Result<ringback_media::sdp::Negotiated, ringback_media::sdp::SdpError> {
-    ringback_media::sdp::negotiate(offer, &[current])
-}
-
-/// A re-offer (re-INVITE or UPDATE with SDP) on `stream`: parsed, checked
-/// against the codec the stream runs (see [`renegotiate`]) and applied
-/// (hold, resume, a new address). Returns the offer and its negotiation for
-/// the answer, or the status to refuse it with (the session goes on
-/// unchanged).
-pub fn apply_reoffer(
-    stream: &Stream,
-    body: &[u8],
-) -> Result<
-    (
-        ringback_media::sdp::RemoteSdp,
-        ringback_media::sdp::Negotiated,
-    ),
-    u16,
-> {
-    let offer =
-        ringback_media::sdp::parse(&String::from_utf8_lossy(body)).map_err(|e| e.sip_status())?;
-    let neg = renegotiate(&offer, stream.codec()).map_err(|e| e.sip_status())?;
-    stream.apply_negotiation(&neg);
-    Ok((offer, neg))
 }
 
 /// Connect two legs: what one receives, the other sends (B2BUA media
@@ -417,6 +417,8 @@ pub fn bridge(a: &Stream, b: &Stream) {
         seq_offset: 0,
         ts_offset: 0,
         started: false,
+        next: None,
+        sealed: Vec::new(),
     };
     if let Ok(mut r) = a.shared.relay.lock() {
         *r = Some(relay(a, b));
@@ -479,11 +481,14 @@ async fn receive(
     socket: Arc<RtpSocket>,
     shared: Arc<StreamShared>,
     digits: Digits,
+    mut srtp_in: Option<ringback_media::srtp::Srtp>,
     timeout: Option<Duration>,
     events: UnboundedSender<MediaEvent>,
 ) {
     let Digits { codec, pt, dtmf_pt } = digits;
     let mut buf = [0u8; 2048];
+    // Opened packets of a secure stream.
+    let mut opened: Vec<u8> = Vec::new();
     let mut dtmf = DtmfReceiver::default();
     // Created on the first audio packet that needs it: streams with
     // telephone-event never decode their audio.
@@ -522,6 +527,16 @@ async fn receive(
             }
         };
         let Some(pkt) = buf.get(..n) else { continue };
+        // A secure stream looks only at packets that authenticate.
+        let pkt = match srtp_in.as_mut() {
+            None => pkt,
+            // SRTCP multiplexed on the RTP port: nothing ringback uses.
+            Some(_) if rtp::looks_like_rtcp(pkt) => continue,
+            Some(ctx) => match secure::open(ctx, pkt, &mut opened, &shared.srtp_rekey) {
+                Some(p) => p,
+                None => continue,
+            },
+        };
         let Ok(hdr) = rtp::parse(pkt) else {
             continue; // not RTP (or RTCP multiplexed): ignore, never crash
         };

@@ -48,48 +48,63 @@ pub struct Cdr {
     pub parent_call_id: Option<String>,
 }
 
-/// A call record as read back for the API: every stored column.
-#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+/// A call record as read back for the API: every stored column (the API's
+/// `Cdr`; its field comments are the document's descriptions).
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Cdr)]
 pub struct CdrRow {
     /// Row id (grows with insertion order).
     pub id: i64,
-    /// SIP Call-ID.
+    /// SIP Call-ID of the leg.
     pub call_id: String,
-    /// `inbound`, `agent`, `callback-agent`, `callback-customer`.
+    /// `inbound`, `agent`, `callback-agent` or `callback-customer`.
     pub leg: String,
-    /// Caller.
+    /// Caller's number.
     pub caller: String,
     /// Dialed number (or agent).
     pub dialed: String,
     /// Dialplan name.
+    #[schema(required = true)]
     pub dialplan: Option<String>,
     /// Content hash of the dialplan version the call ran.
+    #[schema(required = true)]
     pub dialplan_version: Option<String>,
-    /// Start.
+    /// Start (RFC 3339).
     pub started_at: String,
-    /// Answer.
+    /// Answer (RFC 3339).
+    #[schema(required = true)]
     pub answered_at: Option<String>,
-    /// End.
+    /// End (RFC 3339).
+    #[schema(required = true)]
     pub ended_at: Option<String>,
     /// Menu path.
     pub path: String,
-    /// Digits.
+    /// Digits entered.
     pub digits: String,
-    /// Disposition.
+    /// How the call ended (`completed`, `abandoned`, `queued`,
+    /// `transferred`, `rejected`, …).
     pub disposition: String,
     /// Who hung up.
+    #[schema(required = true)]
     pub hangup_by: Option<String>,
-    /// Queue.
+    /// Queue the call was placed in.
+    #[schema(required = true)]
     pub queue: Option<String>,
-    /// Dialplan variables, and for legs the call they belong to
-    /// (`inbound_call_id`, `callback_id`; kept for compatibility beside
-    /// `parent_call_id`), as a JSON object text.
+    /// Dialplan variables (and for legs `inbound_call_id` or `callback_id`,
+    /// kept beside `parent_call_id`) as JSON object text.
     pub vars: String,
     /// Final SIP status of a call or leg that was never answered.
+    #[schema(required = true)]
     pub sip_code: Option<i32>,
-    /// Node that wrote the row (`None`: written before node ids existed).
+    /// The node (`[callbacks] node_id`) whose process wrote the record;
+    /// null for records written before node ids existed.
+    #[schema(required = true)]
     pub node_id: Option<String>,
-    /// The call a leg belongs to (see [`Cdr::parent_call_id`]).
+    /// The call this leg belongs to: for an `agent` leg the caller's SIP
+    /// Call-ID (the `inbound` record's `call_id`); for `callback-agent` and
+    /// `callback-customer` legs their attempt, `cb-<callback id>-<suffix>`
+    /// (the attempt's call id in the queue log). Null for `inbound` calls.
+    #[schema(required = true)]
     pub parent_call_id: Option<String>,
 }
 

@@ -1,5 +1,7 @@
 //! The append-only logs: agent state changes (`agent_events`) and the
-//! Asterisk-style queue log (`queue_log`).
+//! Asterisk-style queue log (`queue_log`). Every row carries the node that
+//! wrote it (`node_id`): each node runs its own ACD, and start-up recovery
+//! on a shared PostgreSQL closes only its own node's rows.
 
 use chrono::{DateTime, Utc};
 
@@ -38,15 +40,18 @@ pub struct QueueLogRow {
 }
 
 impl Store {
-    /// Append agent state changes and queue log events, each in the given
-    /// order, in one transaction.
+    /// Append agent state changes and queue log events of `node`, each in
+    /// the given order, in one transaction.
     pub async fn record_logs(
         &self,
         agent: &[AgentEvent],
         queue: &[QueueLogRow],
+        node: &str,
     ) -> anyhow::Result<()> {
-        let a = "INSERT INTO agent_events (agent, at, from_state, to_state, reason) VALUES ($1, $2, $3, $4, $5)";
-        let q = "INSERT INTO queue_log (at, queue, call_id, agent, event, data) VALUES ($1, $2, $3, $4, $5, $6)";
+        let a = "INSERT INTO agent_events (agent, at, from_state, to_state, reason, node_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6)";
+        let q = "INSERT INTO queue_log (at, queue, call_id, agent, event, data, node_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)";
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for e in agent {
@@ -56,6 +61,7 @@ impl Store {
                     .bind(&e.from_state)
                     .bind(&e.to_state)
                     .bind(&e.reason)
+                    .bind(node)
                     .execute(&mut *tx)
                     .await?;
             }
@@ -67,6 +73,7 @@ impl Store {
                     .bind(&r.agent)
                     .bind(&r.event)
                     .bind(&r.data)
+                    .bind(node)
                     .execute(&mut *tx)
                     .await?;
             }

@@ -244,6 +244,7 @@ mod tests {
                         "|+7|1",
                     ),
                 ],
+                "node-1",
             )
             .await
             .expect("queue log");

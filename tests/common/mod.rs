@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod peer;
 pub mod pg;
 pub mod scenario;
@@ -29,12 +30,18 @@ pub struct Server {
     child: Child,
     /// SIP address (UDP and TCP).
     pub sip: SocketAddr,
+    /// SIP-over-TLS address, when the config set `sip.tls_listen`.
+    pub tls: Option<SocketAddr>,
     /// HTTP address (metrics, health).
     pub api: SocketAddr,
     /// Its private directory (config, dialplans, database).
     pub dir: tempfile::TempDir,
     /// Everything it logged so far.
     pub log: Arc<Mutex<String>>,
+    /// Its ready line (the first line on stdout).
+    pub ready: String,
+    /// Environment variables it was started with (kept for restarts).
+    env: Vec<(String, String)>,
 }
 
 /// How to start a server.
@@ -53,6 +60,15 @@ pub struct ServerOpts {
     pub sip_extra: String,
     /// Store URL (default: a SQLite file in the server's directory).
     pub database_url: Option<String>,
+    /// Keep the API's own defaults (a generated admin token, required).
+    /// Otherwise the harness writes `api.open = true` unless
+    /// `extra_config` has `[[api.tokens]]`, so tests can call the API
+    /// without a token.
+    pub keep_api_defaults: bool,
+    /// Environment variables for the server process.
+    pub env: Vec<(String, String)>,
+    /// Extra lines inside `[api]`.
+    pub api_extra: String,
 }
 
 /// Each server gets its own RTP range so parallel tests rarely collide
@@ -82,7 +98,7 @@ impl Server {
     pub fn restart(mut self) -> Server {
         self.kill9();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("tempdir"));
-        Server::spawn_in(dir)
+        Server::spawn_in(dir, std::mem::take(&mut self.env))
     }
 
     fn start_in(dir: tempfile::TempDir, opts: ServerOpts) -> Server {
@@ -123,6 +139,8 @@ threads = 1
 
 [api]
 listen = "127.0.0.1:0"
+{api_open}
+{api_extra}
 
 [dialplans]
 dir = "dialplans"
@@ -138,6 +156,12 @@ url = "{database_url}"
 {extra_tables}
 "#,
             sip_extra = opts.sip_extra,
+            api_extra = opts.api_extra,
+            api_open = if opts.keep_api_defaults || opts.extra_config.contains("[[api.tokens]]") {
+                ""
+            } else {
+                "open = true"
+            },
             database_url = opts
                 .database_url
                 .clone()
@@ -156,16 +180,17 @@ url = "{database_url}"
         );
         let cfg_path = dir.path().join("ringback.toml");
         std::fs::write(&cfg_path, cfg).expect("write config");
-        Server::spawn_in(dir)
+        Server::spawn_in(dir, opts.env)
     }
 
-    fn spawn_in(dir: tempfile::TempDir) -> Server {
+    fn spawn_in(dir: tempfile::TempDir, env: Vec<(String, String)>) -> Server {
         let cfg_path = dir.path().join("ringback.toml");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ringback"))
             .arg("--config")
             .arg(&cfg_path)
             .arg("serve")
             .env("RINGBACK_LOG", "info,ringback=debug")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -215,12 +240,19 @@ url = "{database_url}"
             .find_map(|w| w.strip_prefix("api="))
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("no api= in ready line: {ready}"));
+        let tls = ready
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("tls="))
+            .and_then(|a| a.parse().ok());
         Server {
             child,
             sip,
+            tls,
             api,
             dir,
             log,
+            ready,
+            env,
         }
     }
 
@@ -699,6 +731,7 @@ impl Server {
             .arg(&cfg_path)
             .arg("serve")
             .env("RINGBACK_LOG", "info,ringback=debug")
+            .envs(first.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -744,6 +777,7 @@ impl Server {
         };
         first.sip = addr("sip=");
         first.api = addr("api=");
+        first.ready = ready;
         // The old child has been reaped; dropping `first` now stops the new one.
         first.child = child;
         first

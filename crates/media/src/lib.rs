@@ -9,7 +9,9 @@
 //! Modules:
 //! - [`g711`]: table-driven µ-law / A-law, bit-exact with the ITU-T G.191 reference.
 //! - [`codec`]: the two codecs we speak and their static RTP payload types.
-//! - [`sdp`]: tolerant SDP parser, RFC 3264 offer/answer for one audio stream.
+//! - [`sdp`]: tolerant SDP parser, RFC 3264 offer/answer for one audio stream, SDES
+//!   (RFC 4568) `a=crypto` negotiation under an [`sdp::SrtpPolicy`].
+//! - [`srtp`]: SRTP (RFC 3711, RFC 6188) and AES-GCM SRTP (RFC 7714) for RTP packets.
 //! - [`rtp`]: allocation-free RTP header parsing and packet writing.
 //! - [`dtmf`]: RFC 4733 telephone-events (receive dedupe + send) and SIP INFO bodies.
 //! - [`prompt`]: WAV decoding (of bytes the server read) at any rate, resampling to
@@ -28,8 +30,10 @@ pub mod player;
 pub mod prompt;
 pub mod rtp;
 pub mod sdp;
+pub mod srtp;
 
 pub use codec::Codec;
+pub use srtp::{KeyMaterial, Srtp, SrtpError, Suite};
 
 /// Proves the per-packet paths never touch the heap, with a counting allocator that
 /// only this crate's test binary installs.
@@ -109,5 +113,40 @@ mod alloc_free {
         // Sanity check that the counter works at all.
         let v: Vec<u8> = std::hint::black_box(Vec::with_capacity(10));
         assert!(allocations() > before && v.capacity() >= 10);
+    }
+
+    #[test]
+    fn srtp_paths_do_not_allocate() {
+        use crate::srtp::{KeyMaterial, Srtp, Suite};
+        for suite in Suite::ALL {
+            let key = KeyMaterial::random(suite);
+            let (mut tx, mut rx) = (Srtp::new(&key), Srtp::new(&key));
+            let mut sender = crate::rtp::RtpSender::new(9, 65_000, 0);
+            let (mut buf, mut srtp, mut plain) = ([0u8; 1500], Vec::new(), Vec::new());
+            let payload = [0x55u8; 160];
+            // Warm up: the first packet creates the SSRC's state and grows the Vecs.
+            let n = sender.write(0, &payload, &mut buf);
+            tx.protect(&buf[..n], &mut srtp).unwrap();
+            rx.unprotect(&srtp, &mut plain).unwrap();
+            let before = allocations();
+            for i in 0..2_000 {
+                let n = sender.write(0, &payload, &mut buf);
+                if i % 2 == 0 {
+                    tx.protect(&buf[..n], &mut srtp).unwrap();
+                    rx.unprotect(&srtp, &mut plain).unwrap();
+                } else {
+                    let m = tx.protect_in_place(&mut buf, n).unwrap();
+                    assert_eq!(rx.unprotect_in_place(&mut buf[..m]), Ok(n));
+                    // A replay is refused without allocating either.
+                    assert!(rx.unprotect(&srtp, &mut plain).is_err());
+                }
+            }
+            assert_eq!(
+                allocations() - before,
+                0,
+                "{suite}: SRTP hot path allocated"
+            );
+            assert!(plain.is_empty(), "cleared after the refused replay");
+        }
     }
 }

@@ -6,10 +6,19 @@
 //! endings and hostnames in `c=`. We accept all of that, extract only what a G.711 IVR
 //! needs, and keep every `m=` line so the answer can reject the others with port 0
 //! (RFC 3264 §6). The tests validate our generated SDP with `rtc-sdp`'s strict parser.
+//!
+//! SDES (RFC 4568): `a=crypto` lines are parsed on every audio stream, and
+//! [`negotiate_srtp`] / [`build_answer_srtp`] / [`build_offer_srtp`] /
+//! [`negotiate_answer_srtp`] apply an [`SrtpPolicy`]. The original [`negotiate`],
+//! [`build_answer`] and [`build_offer`] are unchanged: plain RTP only (an `RTP/SAVP`-only
+//! offer is refused with 488, crypto lines on `RTP/AVP` are ignored), which is exactly
+//! policy [`SrtpPolicy::Off`].
 
 use crate::codec::Codec;
+use crate::srtp::{KeyMaterial, Suite};
 use std::fmt::Write as _;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 
 /// Why an SDP body could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +41,25 @@ pub enum SdpError {
     /// (RFC 4566 §5.7), so there is nowhere to send media.
     #[error("no c= connection address for the audio stream")]
     NoConnectionAddress,
+    /// Our policy is [`SrtpPolicy::Mandatory`] and the description has no SRTP we can
+    /// use (no `a=crypto` line with a suite and key we support).
+    #[error("SRTP is mandatory here but the SDP offers no usable a=crypto line")]
+    SrtpRequired,
+    /// The audio stream is SRTP-only (`RTP/SAVP`) and our policy is [`SrtpPolicy::Off`].
+    #[error("the SDP requires SRTP (RTP/SAVP) but SRTP is off")]
+    SrtpNotAllowed,
+    /// An `RTP/SAVP` audio stream (or an answer with `a=crypto`) none of whose
+    /// `a=crypto` lines we can use: unknown suites, bad keys, unsupported parameters.
+    #[error("no usable a=crypto line (supported: AES_CM_128_HMAC_SHA1_80/32, AES_256_CM_HMAC_SHA1_80/32, AEAD_AES_128_GCM, AEAD_AES_256_GCM)")]
+    NoUsableCrypto,
+    /// The answer to our offer accepted a crypto tag we did not offer, or changed its
+    /// suite, or carries more than one `a=crypto` line (an answer accepts one).
+    #[error("the answer's a=crypto line does not match our offer")]
+    SrtpAnswerMismatch,
+    /// [`build_answer_srtp`] was called for an SRTP negotiation without a local key of
+    /// the negotiated suite: a bug in the caller, not in the peer's SDP.
+    #[error("no local SRTP key of the negotiated suite to put in the answer")]
+    SrtpKeyMissing,
 }
 
 impl SdpError {
@@ -40,7 +68,13 @@ impl SdpError {
     pub fn sip_status(&self) -> u16 {
         match self {
             SdpError::Malformed { .. } | SdpError::NoConnectionAddress => 400,
-            SdpError::NoAudio | SdpError::NoCommonCodec => 488,
+            SdpError::NoAudio
+            | SdpError::NoCommonCodec
+            | SdpError::SrtpRequired
+            | SdpError::SrtpNotAllowed
+            | SdpError::NoUsableCrypto
+            | SdpError::SrtpAnswerMismatch => 488,
+            SdpError::SrtpKeyMissing => 500,
         }
     }
 }
@@ -111,6 +145,104 @@ impl Direction {
     }
 }
 
+/// Whether calls use SRTP (SDES keys in `a=crypto` lines, RFC 4568). Configured as
+/// `"off"`, `"optional"` or `"mandatory"` ([`FromStr`], case-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum SrtpPolicy {
+    /// Plain RTP only: `a=crypto` on an `RTP/AVP` offer is ignored (some phones offer
+    /// best-effort SDES that way), an `RTP/SAVP`-only offer is refused with 488, and our
+    /// offers carry no keys.
+    #[default]
+    Off,
+    /// SRTP when the peer offers a usable `a=crypto` line, plain RTP otherwise. Our own
+    /// offers are `RTP/AVP` with `a=crypto` lines ("best-effort" SDES): phones that do
+    /// SDES answer with a key, the others ignore the lines and answer plain RTP, which
+    /// an `RTP/SAVP` offer would have made them refuse.
+    Optional,
+    /// SRTP or no call: an offer without a usable `a=crypto` line gets 488, our offers
+    /// are `RTP/SAVP`, and an answer without a key fails the leg.
+    Mandatory,
+}
+
+impl SrtpPolicy {
+    /// The configuration spelling: `off`, `optional` or `mandatory`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SrtpPolicy::Off => "off",
+            SrtpPolicy::Optional => "optional",
+            SrtpPolicy::Mandatory => "mandatory",
+        }
+    }
+}
+
+impl std::fmt::Display for SrtpPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An SRTP policy string that is none of `off`, `optional`, `mandatory`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown SRTP policy {0:?} (expected off, optional or mandatory)")]
+pub struct UnknownSrtpPolicy(pub String);
+
+impl FromStr for SrtpPolicy {
+    type Err = UnknownSrtpPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" => Ok(SrtpPolicy::Off),
+            "optional" => Ok(SrtpPolicy::Optional),
+            "mandatory" => Ok(SrtpPolicy::Mandatory),
+            _ => Err(UnknownSrtpPolicy(s.to_string())),
+        }
+    }
+}
+
+/// One usable SDES `a=crypto:<tag> <suite> inline:<key>` line (RFC 4568): a suite
+/// we implement, a well-formed key of its length, no session parameter we would have
+/// to honour and do not. Lines that are not usable are counted in
+/// [`AudioMedia::crypto_ignored`] and otherwise skipped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Crypto {
+    /// The tag the answer must echo to accept this line.
+    pub tag: u32,
+    /// The master key and salt of the describing side's *sending* direction.
+    pub key: KeyMaterial,
+}
+
+impl Crypto {
+    /// The line's crypto suite.
+    pub fn suite(&self) -> Suite {
+        self.key.suite()
+    }
+}
+
+/// Parses the value of an `a=crypto:` attribute; `None` if we cannot use it.
+fn parse_crypto(value: &str) -> Option<Crypto> {
+    let mut it = value.split_whitespace();
+    let tag_tok = it.next()?;
+    if tag_tok.is_empty() || tag_tok.len() > 9 || !tag_tok.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let tag: u32 = tag_tok.parse().ok()?;
+    let suite = Suite::from_sdes_name(it.next()?)?;
+    let key = KeyMaterial::from_inline(suite, it.next()?).ok()?;
+    // RFC 4568 session parameters change how SRTP runs. Those that do not
+    // concern us are fine (SRTCP and FEC ones: we send no RTCP; WSH is a hint); any
+    // other (UNENCRYPTED_SRTP, UNAUTHENTICATED_SRTP, KDR, FEC_KEY, unknown ones) would
+    // have to be honoured, so the line is not usable.
+    let harmless = |p: &str| {
+        p.eq_ignore_ascii_case("UNENCRYPTED_SRTCP")
+            || p.eq_ignore_ascii_case("FEC_ORDER=SRTP_FEC")
+            || p.get(..4).is_some_and(|h| h.eq_ignore_ascii_case("WSH="))
+    };
+    if !it.all(harmless) {
+        return None;
+    }
+    Some(Crypto { tag, key })
+}
+
 /// One payload format of the audio stream, resolved from `a=rtpmap` or, for static
 /// payload types without one, from RFC 3551 table 4.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -158,10 +290,24 @@ pub struct AudioMedia {
     pub ptime: Option<u32>,
     /// `a=maxptime` if given.
     pub maxptime: Option<u32>,
-    /// Transport protocol as offered (`RTP/AVP` or `RTP/AVPF`), echoed in the answer.
+    /// Transport protocol as offered (`RTP/AVP`, `RTP/AVPF`, `RTP/SAVP` or
+    /// `RTP/SAVPF`), echoed in the answer.
     pub proto: String,
     /// Index of this stream's `m=` line, so the answer keeps the same position.
     pub index: usize,
+    /// Usable SDES `a=crypto` lines in the order given (the offerer's preference).
+    pub crypto: Vec<Crypto>,
+    /// `a=crypto` lines skipped: unknown suite, bad key or length, unsupported
+    /// session parameters or MKI. Lets an answer with a broken key be told apart from
+    /// one without any.
+    pub crypto_ignored: usize,
+}
+
+impl AudioMedia {
+    /// Whether the transport is SRTP-only (`RTP/SAVP` or `RTP/SAVPF`).
+    pub fn is_savp(&self) -> bool {
+        is_rtp_savp(&self.proto)
+    }
 }
 
 impl AudioMedia {
@@ -196,6 +342,10 @@ pub struct RemoteSdp {
     pub session_ip: Option<IpAddr>,
     /// The first usable RTP/AVP(F) audio stream (one with a non-zero port preferred).
     pub audio: Option<AudioMedia>,
+    /// The first usable RTP/SAVP(F) audio stream (SDES SRTP), chosen the same way. Only
+    /// [`negotiate_srtp`] and [`negotiate_answer_srtp`] use it; `UDP/TLS/RTP/SAVP`
+    /// (DTLS-SRTP) is not SDES and is never picked.
+    pub secure_audio: Option<AudioMedia>,
     /// Number of `m=` lines, which the answer must match (RFC 3264 §6).
     pub media_count: usize,
     /// Every `m=` line, in order.
@@ -239,6 +389,8 @@ struct MediaBuilder {
     direction: Option<Direction>,
     ptime: Option<u32>,
     maxptime: Option<u32>,
+    crypto: Vec<Crypto>,
+    crypto_ignored: usize,
 }
 
 fn parse_connection(value: &str) -> Option<IpAddr> {
@@ -273,6 +425,10 @@ fn malformed(line: usize, reason: impl Into<String>) -> SdpError {
 
 fn is_rtp_avp(proto: &str) -> bool {
     proto.eq_ignore_ascii_case("RTP/AVP") || proto.eq_ignore_ascii_case("RTP/AVPF")
+}
+
+fn is_rtp_savp(proto: &str) -> bool {
+    proto.eq_ignore_ascii_case("RTP/SAVP") || proto.eq_ignore_ascii_case("RTP/SAVPF")
 }
 
 /// Parses a remote SDP body tolerantly (CRLF or LF, any attribute order, unknown lines
@@ -385,6 +541,11 @@ pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
                     m.ptime = arg.parse().ok();
                 } else if name.eq_ignore_ascii_case("maxptime") {
                     m.maxptime = arg.parse().ok();
+                } else if name.eq_ignore_ascii_case("crypto") {
+                    match parse_crypto(arg) {
+                        Some(c) => m.crypto.push(c),
+                        None => m.crypto_ignored += 1,
+                    }
                 }
             }
             _ => {}
@@ -395,16 +556,37 @@ pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
     }
 
     let media: Vec<MediaLine> = medias.iter().filter_map(|m| m.line.clone()).collect();
+    let audio = pick_audio(&medias, is_rtp_avp, session_direction);
+    let secure_audio = pick_audio(&medias, is_rtp_savp, session_direction);
+
+    Ok(RemoteSdp {
+        session_ip,
+        audio,
+        secure_audio,
+        media_count: media.len(),
+        media,
+        origin,
+        session_direction,
+    })
+}
+
+/// The first audio stream whose transport passes `proto_ok` (one with a non-zero port
+/// preferred), resolved into an [`AudioMedia`].
+fn pick_audio(
+    medias: &[MediaBuilder],
+    proto_ok: fn(&str) -> bool,
+    session_direction: Option<Direction>,
+) -> Option<AudioMedia> {
     let is_candidate = |m: &MediaBuilder| {
         m.line
             .as_ref()
-            .is_some_and(|l| l.media.eq_ignore_ascii_case("audio") && is_rtp_avp(&l.proto))
+            .is_some_and(|l| l.media.eq_ignore_ascii_case("audio") && proto_ok(&l.proto))
     };
     let chosen = medias
         .iter()
         .position(|m| is_candidate(m) && m.line.as_ref().is_some_and(|l| l.port != 0))
         .or_else(|| medias.iter().position(is_candidate));
-    let audio = chosen.and_then(|index| {
+    chosen.and_then(|index| {
         let b = medias.get(index)?;
         let l = b.line.as_ref()?;
         let formats = l
@@ -438,16 +620,9 @@ pub fn parse(text: &str) -> Result<RemoteSdp, SdpError> {
             maxptime: b.maxptime,
             proto: l.proto.clone(),
             index,
+            crypto: b.crypto.clone(),
+            crypto_ignored: b.crypto_ignored,
         })
-    });
-
-    Ok(RemoteSdp {
-        session_ip,
-        audio,
-        media_count: media.len(),
-        media,
-        origin,
-        session_direction,
     })
 }
 
@@ -467,6 +642,23 @@ pub struct Negotiated {
     pub direction: Direction,
     /// Packetisation we send, in ms (always 20: prompts are stored as 20 ms frames).
     pub ptime: u32,
+    /// Index of the remote description's `m=` line this negotiation used: the answer
+    /// accepts that line and rejects the others.
+    pub index: usize,
+    /// SRTP, when negotiated ([`negotiate_srtp`], [`negotiate_answer_srtp`]); always
+    /// `None` from [`negotiate`].
+    pub srtp: Option<SrtpNegotiated>,
+}
+
+/// The SDES outcome: which `a=crypto` line was accepted and the remote side's key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpNegotiated {
+    /// The accepted suite; our own key must be of the same suite.
+    pub suite: Suite,
+    /// The accepted line's tag, echoed in the answer's `a=crypto`.
+    pub tag: u32,
+    /// The remote side's master key: build the *receiving* [`crate::srtp::Srtp`] from it.
+    pub remote: KeyMaterial,
 }
 
 impl Negotiated {
@@ -492,6 +684,16 @@ impl Negotiated {
 /// timestamps). Our direction mirrors the remote's.
 pub fn negotiate(offer: &RemoteSdp, supported: &[Codec]) -> Result<Negotiated, SdpError> {
     let audio = offer.audio.as_ref().ok_or(SdpError::NoAudio)?;
+    negotiate_stream(offer, audio, supported, None)
+}
+
+/// Codec, telephone-event, address and direction of one audio stream.
+fn negotiate_stream(
+    offer: &RemoteSdp,
+    audio: &AudioMedia,
+    supported: &[Codec],
+    srtp: Option<SrtpNegotiated>,
+) -> Result<Negotiated, SdpError> {
     let (codec, pt) = audio
         .formats
         .iter()
@@ -530,7 +732,163 @@ pub fn negotiate(offer: &RemoteSdp, supported: &[Codec]) -> Result<Negotiated, S
         remote,
         direction: remote_dir.reverse(),
         ptime: 20,
+        index: audio.index,
+        srtp,
     })
+}
+
+/// The audio stream to use for SDES under a policy that wants SRTP, and its first
+/// usable crypto line: an `RTP/SAVP(F)` stream with one, else an `RTP/AVP(F)` stream
+/// with one (best-effort SDES). Streams with port 0 come last.
+fn secure_candidate(d: &RemoteSdp) -> Option<(&AudioMedia, &Crypto)> {
+    let mut streams: Vec<&AudioMedia> = d.secure_audio.iter().chain(d.audio.iter()).collect();
+    streams.sort_by_key(|a| a.port == 0);
+    streams
+        .into_iter()
+        .find_map(|a| a.crypto.first().map(|c| (a, c)))
+}
+
+/// Negotiates a remote offer under an SRTP policy (RFC 4568, as the answerer).
+///
+/// - `Off`: as [`negotiate`]: the `RTP/AVP(F)` stream, crypto lines ignored; an offer
+///   that only has `RTP/SAVP(F)` audio → [`SdpError::SrtpNotAllowed`] (488).
+/// - `Optional`: SRTP with the *first* usable `a=crypto` line in the offerer's order
+///   (PJSIP lists `AES_256_CM_HMAC_SHA1_80` first, baresip `AES_CM_128_HMAC_SHA1_32`),
+///   on the `RTP/SAVP(F)` stream if it has one, else on an `RTP/AVP(F)` stream that
+///   carries crypto lines; plain RTP when nothing is offered; an `RTP/SAVP` stream
+///   whose lines are all unusable → [`SdpError::NoUsableCrypto`] (488).
+/// - `Mandatory`: as `Optional` but never plain: [`SdpError::SrtpRequired`] (488).
+///
+/// With SRTP, [`Negotiated::srtp`] holds the chosen tag, suite and the offerer's key;
+/// the caller makes a key of that suite for its own direction and passes it to
+/// [`build_answer_srtp`].
+pub fn negotiate_srtp(
+    offer: &RemoteSdp,
+    supported: &[Codec],
+    policy: SrtpPolicy,
+) -> Result<Negotiated, SdpError> {
+    let plain = offer.audio.as_ref();
+    match policy {
+        SrtpPolicy::Off => match (plain, &offer.secure_audio) {
+            (Some(a), _) => negotiate_stream(offer, a, supported, None),
+            (None, Some(_)) => Err(SdpError::SrtpNotAllowed),
+            (None, None) => Err(SdpError::NoAudio),
+        },
+        SrtpPolicy::Optional | SrtpPolicy::Mandatory => {
+            if let Some((audio, c)) = secure_candidate(offer) {
+                let srtp = SrtpNegotiated {
+                    suite: c.suite(),
+                    tag: c.tag,
+                    remote: c.key.clone(),
+                };
+                return negotiate_stream(offer, audio, supported, Some(srtp));
+            }
+            match (plain, &offer.secure_audio, policy) {
+                (Some(a), _, SrtpPolicy::Optional) => negotiate_stream(offer, a, supported, None),
+                (_, Some(_), _) => Err(SdpError::NoUsableCrypto),
+                (Some(_), None, _) => Err(SdpError::SrtpRequired),
+                (None, None, _) => Err(SdpError::NoAudio),
+            }
+        }
+    }
+}
+
+/// Reads the answer to an offer made with [`build_offer_srtp`] (RFC 4568, as the
+/// offerer): which of our crypto lines was accepted (by tag, and the suite must be
+/// the one we offered under it) and the answerer's key. Our own key for the accepted
+/// line is `offered.key(srtp.tag)`.
+///
+/// An answer with `a=crypto` (or `RTP/SAVP`) but nothing we offered, or with a key we
+/// cannot use, is an error whatever the policy: the answerer would send SRTP we cannot
+/// read. An answer without crypto is plain RTP under `Optional`/`Off` and
+/// [`SdpError::SrtpRequired`] under `Mandatory`.
+pub fn negotiate_answer_srtp(
+    answer: &RemoteSdp,
+    supported: &[Codec],
+    policy: SrtpPolicy,
+    offered: &SrtpOffer,
+) -> Result<Negotiated, SdpError> {
+    if policy == SrtpPolicy::Off {
+        return negotiate_srtp(answer, supported, SrtpPolicy::Off);
+    }
+    let mut streams: Vec<&AudioMedia> = answer
+        .secure_audio
+        .iter()
+        .chain(answer.audio.iter())
+        .collect();
+    streams.sort_by_key(|a| a.port == 0);
+    let audio = *streams.first().ok_or(SdpError::NoAudio)?;
+    match audio.crypto.as_slice() {
+        [] if audio.crypto_ignored > 0 => Err(SdpError::NoUsableCrypto),
+        [] if audio.is_savp() => Err(SdpError::NoUsableCrypto),
+        [] if policy == SrtpPolicy::Mandatory => Err(SdpError::SrtpRequired),
+        [] => negotiate_stream(answer, audio, supported, None),
+        [c] if audio.crypto_ignored == 0 => {
+            let ours = offered.key(c.tag).ok_or(SdpError::SrtpAnswerMismatch)?;
+            if ours.suite() != c.suite() {
+                return Err(SdpError::SrtpAnswerMismatch);
+            }
+            let srtp = SrtpNegotiated {
+                suite: c.suite(),
+                tag: c.tag,
+                remote: c.key.clone(),
+            };
+            negotiate_stream(answer, audio, supported, Some(srtp))
+        }
+        _ => Err(SdpError::SrtpAnswerMismatch),
+    }
+}
+
+/// The keys of an SDES offer we make, one `a=crypto` line each, tags 1, 2, … in order.
+/// Keep it until the answer arrives: [`negotiate_answer_srtp`] checks the answer
+/// against it and [`SrtpOffer::key`] gives our key for the accepted tag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SrtpOffer {
+    keys: Vec<(u32, KeyMaterial)>,
+}
+
+impl SrtpOffer {
+    /// The suites we offer, in our preference order: the universally supported one
+    /// first, then AES-256, GCM, and the short-tag variant last.
+    pub const SUITES: [Suite; 4] = [
+        Suite::AesCm128HmacSha1_80,
+        Suite::AesCm256HmacSha1_80,
+        Suite::AeadAes128Gcm,
+        Suite::AesCm128HmacSha1_32,
+    ];
+
+    /// An offer of the given keys, in that order, tagged 1, 2, ….
+    pub fn new(keys: Vec<KeyMaterial>) -> SrtpOffer {
+        SrtpOffer {
+            keys: (1u32..).zip(keys).collect(),
+        }
+    }
+
+    /// One fresh key per suite of [`SrtpOffer::SUITES`] from the caller's CSPRNG.
+    pub fn from_rng<R: rand::CryptoRng + ?Sized>(rng: &mut R) -> SrtpOffer {
+        SrtpOffer::new(
+            SrtpOffer::SUITES
+                .iter()
+                .map(|&s| KeyMaterial::from_rng(s, rng))
+                .collect(),
+        )
+    }
+
+    /// One fresh key per suite of [`SrtpOffer::SUITES`] from `rand`'s thread CSPRNG.
+    pub fn random() -> SrtpOffer {
+        SrtpOffer::from_rng(&mut rand::rng())
+    }
+
+    /// The `(tag, key)` pairs in offer order.
+    pub fn keys(&self) -> &[(u32, KeyMaterial)] {
+        &self.keys
+    }
+
+    /// Our key offered under `tag`: the one to protect what we send once the answer
+    /// accepted that tag.
+    pub fn key(&self, tag: u32) -> Option<&KeyMaterial> {
+        self.keys.iter().find(|(t, _)| *t == tag).map(|(_, k)| k)
+    }
 }
 
 fn ip_kind(ip: IpAddr) -> &'static str {
@@ -555,6 +913,7 @@ fn audio_section(
     codecs: &[(u8, Codec)],
     dtmf_pt: Option<u8>,
     direction: Direction,
+    crypto: &[(u32, &KeyMaterial)],
 ) {
     let _ = write!(out, "m=audio {port} {proto}");
     for (pt, _) in codecs {
@@ -574,12 +933,23 @@ fn audio_section(
         );
     }
     let _ = write!(out, "a=ptime:20\r\na={}\r\n", direction.as_str());
+    for (tag, key) in crypto {
+        let _ = write!(
+            out,
+            "a=crypto:{tag} {} {}\r\n",
+            key.suite().sdes_name(),
+            key.to_inline()
+        );
+    }
 }
 
 /// Builds our answer (RFC 3264 §6): the same number of `m=` lines as the offer, the
 /// chosen audio stream at its index with our address, codec, telephone-event and
 /// direction, every other stream rejected with port 0. `session_id`/`version` go into
 /// `o=`; increment `version` whenever a later answer/offer in the dialog changes.
+///
+/// For a negotiation with SRTP ([`Negotiated::srtp`] set) use [`build_answer_srtp`]:
+/// this function writes no `a=crypto` line.
 pub fn build_answer(
     neg: &Negotiated,
     offer: &RemoteSdp,
@@ -588,9 +958,50 @@ pub fn build_answer(
     session_id: u64,
     version: u64,
 ) -> String {
+    write_answer(neg, offer, local_ip, local_port, session_id, version, &[])
+}
+
+/// Builds our answer like [`build_answer`], and for an SRTP negotiation adds
+/// `a=crypto:<accepted tag> <suite> inline:<local_key>` on the answered stream, whose
+/// `m=` line keeps the offer's profile (`RTP/SAVP`, or `RTP/AVP` for best-effort SDES).
+///
+/// `local_key` is the key we will *send* with: fresh random material of
+/// `neg.srtp.suite` (e.g. [`KeyMaterial::random`]), or the one of a previous answer in
+/// the same dialog to keep the key across a re-INVITE. It is ignored when `neg.srtp`
+/// is `None`; when SRTP was negotiated and it is missing or of another suite, the
+/// answer cannot be built: [`SdpError::SrtpKeyMissing`] (500, a caller bug).
+#[allow(clippy::too_many_arguments)]
+pub fn build_answer_srtp(
+    neg: &Negotiated,
+    offer: &RemoteSdp,
+    local_ip: IpAddr,
+    local_port: u16,
+    session_id: u64,
+    version: u64,
+    local_key: Option<&KeyMaterial>,
+) -> Result<String, SdpError> {
+    let crypto: Vec<(u32, &KeyMaterial)> = match (&neg.srtp, local_key) {
+        (None, _) => Vec::new(),
+        (Some(s), Some(k)) if k.suite() == s.suite => vec![(s.tag, k)],
+        (Some(_), _) => return Err(SdpError::SrtpKeyMissing),
+    };
+    Ok(write_answer(
+        neg, offer, local_ip, local_port, session_id, version, &crypto,
+    ))
+}
+
+fn write_answer(
+    neg: &Negotiated,
+    offer: &RemoteSdp,
+    local_ip: IpAddr,
+    local_port: u16,
+    session_id: u64,
+    version: u64,
+    crypto: &[(u32, &KeyMaterial)],
+) -> String {
     let mut out = String::with_capacity(512);
     session_header(&mut out, local_ip, session_id, version);
-    let audio_index = offer.audio.as_ref().map(|a| a.index);
+    let audio_index = Some(neg.index).filter(|i| *i < offer.media.len());
     let mut wrote_audio = false;
     for (i, m) in offer.media.iter().enumerate() {
         if Some(i) == audio_index {
@@ -602,6 +1013,7 @@ pub fn build_answer(
                 &[(neg.pt, neg.codec)],
                 neg.dtmf_pt,
                 neg.direction,
+                crypto,
             );
             wrote_audio = true;
         } else {
@@ -616,13 +1028,19 @@ pub fn build_answer(
         }
     }
     if !wrote_audio {
+        let proto = if crypto.is_empty() {
+            "RTP/AVP"
+        } else {
+            "RTP/SAVP"
+        };
         audio_section(
             &mut out,
             local_port,
-            "RTP/AVP",
+            proto,
             &[(neg.pt, neg.codec)],
             neg.dtmf_pt,
             neg.direction,
+            crypto,
         );
     }
     out
@@ -638,6 +1056,57 @@ pub fn build_offer(
     local_port: u16,
     session_id: u64,
     version: u64,
+) -> String {
+    write_offer(
+        codecs,
+        dtmf_pt,
+        local_ip,
+        local_port,
+        session_id,
+        version,
+        "RTP/AVP",
+        &[],
+    )
+}
+
+/// Builds an offer like [`build_offer`] with SDES keys per policy: `Mandatory` offers
+/// `RTP/SAVP` with one `a=crypto` line per key of `srtp`; `Optional` offers `RTP/AVP`
+/// with the same lines (best-effort SDES: RFC 4568 defines `a=crypto` for SAVP, but
+/// phones that do SDES accept it on AVP and the others ignore it); `Off` ignores
+/// `srtp` and is [`build_offer`]. Read the answer with [`negotiate_answer_srtp`] and
+/// the same `srtp`.
+#[allow(clippy::too_many_arguments)]
+pub fn build_offer_srtp(
+    codecs: &[Codec],
+    dtmf_pt: u8,
+    local_ip: IpAddr,
+    local_port: u16,
+    session_id: u64,
+    version: u64,
+    policy: SrtpPolicy,
+    srtp: &SrtpOffer,
+) -> String {
+    let crypto: Vec<(u32, &KeyMaterial)> = srtp.keys().iter().map(|(t, k)| (*t, k)).collect();
+    let (proto, crypto) = match policy {
+        SrtpPolicy::Off => ("RTP/AVP", &[][..]),
+        SrtpPolicy::Optional => ("RTP/AVP", &crypto[..]),
+        SrtpPolicy::Mandatory => ("RTP/SAVP", &crypto[..]),
+    };
+    write_offer(
+        codecs, dtmf_pt, local_ip, local_port, session_id, version, proto, crypto,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_offer(
+    codecs: &[Codec],
+    dtmf_pt: u8,
+    local_ip: IpAddr,
+    local_port: u16,
+    session_id: u64,
+    version: u64,
+    proto: &str,
+    crypto: &[(u32, &KeyMaterial)],
 ) -> String {
     let mut list: Vec<(u8, Codec)> = Vec::with_capacity(2);
     let codecs = if codecs.is_empty() {
@@ -655,10 +1124,11 @@ pub fn build_offer(
     audio_section(
         &mut out,
         local_port,
-        "RTP/AVP",
+        proto,
         &list,
         Some(dtmf_pt & 0x7F),
         Direction::SendRecv,
+        crypto,
     );
     out
 }
@@ -1043,5 +1513,554 @@ mod tests {
         }
         assert!(SendOnly.sends() && !SendOnly.receives());
         assert!(!Inactive.sends() && !Inactive.receives());
+    }
+
+    // ---- SDES (RFC 4568) ----
+
+    use crate::srtp::{Srtp, Suite};
+    use rand::SeedableRng;
+
+    /// What PJSIP 2.x sends with `use_srtp=2` (mandatory): RTP/SAVP, AES-256 first.
+    const PJSIP_OFFER: &str = "v=0\r\n\
+        o=- 3905785300 3905785300 IN IP4 192.168.1.20\r\n\
+        s=pjmedia\r\n\
+        b=AS:84\r\n\
+        t=0 0\r\n\
+        a=X-nat:0\r\n\
+        m=audio 4000 RTP/SAVP 8 0 101\r\n\
+        c=IN IP4 192.168.1.20\r\n\
+        b=TIAS:64000\r\n\
+        a=rtcp:4001 IN IP4 192.168.1.20\r\n\
+        a=sendrecv\r\n\
+        a=rtpmap:8 PCMA/8000\r\n\
+        a=rtpmap:0 PCMU/8000\r\n\
+        a=rtpmap:101 telephone-event/8000\r\n\
+        a=fmtp:101 0-16\r\n\
+        a=ssrc:1447512818 cname:3c6a2b1d6f0e4b39\r\n\
+        a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:jMi944aHc0ptxIPVHpctQQ5ne7Q4zCIV5cK+QtIOuOpuigstYG7nqPt+9K4/AQ==\r\n\
+        a=crypto:2 AES_256_CM_HMAC_SHA1_32 inline:eCAL0sp/A5P89rKiVqAU+x7oO2k4ndiPnD++4ZrdfzD7avAJEGQRbujtILZLvQ==\r\n\
+        a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:+6ELrSxNaPL15oD3pWmWelRQRerjnmUZP2LJ5bwW\r\n\
+        a=crypto:4 AES_CM_128_HMAC_SHA1_32 inline:4TjScXmH1LaZXUcmHKz53vDktfqPJDnl6TC2wWVF\r\n";
+
+    /// What baresip sends with `mediaenc srtp-mand`: RTP/SAVP, the 32-bit tag first.
+    /// LF-only line ends, as some builds log and send them.
+    const BARESIP_OFFER: &str = "v=0\n\
+        o=- 1474407356 3210914713 IN IP4 10.0.0.5\n\
+        s=-\n\
+        c=IN IP4 10.0.0.5\n\
+        t=0 0\n\
+        m=audio 10396 RTP/SAVP 0 8 101\n\
+        b=AS:64\n\
+        a=rtpmap:0 PCMU/8000\n\
+        a=rtpmap:8 PCMA/8000\n\
+        a=rtpmap:101 telephone-event/8000\n\
+        a=fmtp:101 0-15\n\
+        a=sendrecv\n\
+        a=label:1\n\
+        a=ssrc:1374372425 cname:sip:alice@10.0.0.5\n\
+        a=rtcp-rsize\n\
+        a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:VzSuNrVgzlE5+XfxknCsf3bCUcqlHOjTMETGt1Ff\n\
+        a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:bjyUVmbZzK+hZ4vqA6RTvZE/xCqZrSYaqBBWANB0\n\
+        a=crypto:3 AEAD_AES_256_GCM inline:zxfIDDTJQjNJxSBP2tKRtaneAxObyTsHr74qrjWNf3d6PBifcw/cuZgywto=\n\
+        a=ptime:20\n";
+
+    fn policies() -> [SrtpPolicy; 3] {
+        [SrtpPolicy::Off, SrtpPolicy::Optional, SrtpPolicy::Mandatory]
+    }
+
+    fn strict(text: &str) -> rtc_sdp::SessionDescription {
+        rtc_sdp::SessionDescription::unmarshal(&mut Cursor::new(text.as_bytes()))
+            .unwrap_or_else(|e| panic!("rtc-sdp rejects: {e}\n{text}"))
+    }
+
+    fn crypto_lines(text: &str) -> Vec<&str> {
+        text.lines()
+            .filter(|l| l.starts_with("a=crypto:"))
+            .collect()
+    }
+
+    /// Answers `text` under `policy` with a fresh local key, checks the answer with
+    /// rtc-sdp and our parser, and returns (negotiated, local key, answer text, parsed).
+    fn answer_srtp(
+        text: &str,
+        policy: SrtpPolicy,
+    ) -> (Negotiated, Option<KeyMaterial>, String, RemoteSdp) {
+        let o = parse(text).expect("offer parses");
+        let n = negotiate_srtp(&o, &both(), policy).expect("negotiates");
+        let local = n.srtp.as_ref().map(|s| KeyMaterial::random(s.suite));
+        let a = build_answer_srtp(&n, &o, OUR_IP, 40000, 42, 1, local.as_ref()).unwrap();
+        let sd = strict(&a);
+        assert_eq!(sd.media_descriptions.len(), o.media_count);
+        let back = parse(&a).expect("answer parses");
+        assert_eq!(back.media_count, o.media_count);
+        (n, local, a, back)
+    }
+
+    /// Media both ways after an SDES exchange: the offerer's key protects what it
+    /// sends and we unprotect with `neg.srtp.remote`; our key protects what we send
+    /// and the offerer unprotects with the key it read from our answer.
+    fn media_flows(
+        offerer_tx: &KeyMaterial,
+        neg: &Negotiated,
+        ours: &KeyMaterial,
+        answer: &RemoteSdp,
+    ) {
+        let s = neg.srtp.as_ref().unwrap();
+        let answered = answer
+            .secure_audio
+            .iter()
+            .chain(answer.audio.iter())
+            .find(|a| a.port != 0)
+            .unwrap();
+        assert_eq!(answered.crypto.len(), 1);
+        assert_eq!(answered.crypto[0].tag, s.tag);
+        assert_eq!(&answered.crypto[0].key, ours);
+        let pkt = [0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9, 0xd5, 0xd5, 0xd5];
+        let (mut sealed, mut opened) = (Vec::new(), Vec::new());
+        Srtp::new(offerer_tx).protect(&pkt, &mut sealed).unwrap();
+        Srtp::new(&s.remote)
+            .unprotect(&sealed, &mut opened)
+            .unwrap();
+        assert_eq!(opened, pkt);
+        Srtp::new(ours).protect(&pkt, &mut sealed).unwrap();
+        Srtp::new(&answered.crypto[0].key)
+            .unprotect(&sealed, &mut opened)
+            .unwrap();
+        assert_eq!(opened, pkt);
+    }
+
+    #[test]
+    fn parses_pjsip_and_baresip_crypto_lines() {
+        let o = parse(PJSIP_OFFER).unwrap();
+        assert!(o.audio.is_none(), "RTP/SAVP is not a plain stream");
+        let a = o.secure_audio.as_ref().unwrap();
+        assert!(a.is_savp() && a.crypto_ignored == 0);
+        let got: Vec<(u32, Suite)> = a.crypto.iter().map(|c| (c.tag, c.suite())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Suite::AesCm256HmacSha1_80),
+                (2, Suite::AesCm256HmacSha1_32),
+                (3, Suite::AesCm128HmacSha1_80),
+                (4, Suite::AesCm128HmacSha1_32),
+            ]
+        );
+        assert_eq!(
+            a.crypto[2].key.to_inline(),
+            "inline:+6ELrSxNaPL15oD3pWmWelRQRerjnmUZP2LJ5bwW"
+        );
+        let o = parse(BARESIP_OFFER).unwrap();
+        let a = o.secure_audio.as_ref().unwrap();
+        let got: Vec<(u32, Suite)> = a.crypto.iter().map(|c| (c.tag, c.suite())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Suite::AesCm128HmacSha1_32),
+                (2, Suite::AesCm128HmacSha1_80),
+                (3, Suite::AeadAes256Gcm),
+            ]
+        );
+        // The old entry points still see no plain stream: 488 as before.
+        assert_eq!(negotiate(&o, &both()), Err(SdpError::NoAudio));
+    }
+
+    #[test]
+    fn pjsip_offer_takes_the_offerers_first_suite() {
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let (n, local, text, back) = answer_srtp(PJSIP_OFFER, policy);
+            let s = n.srtp.as_ref().unwrap();
+            assert_eq!((s.tag, s.suite), (1, Suite::AesCm256HmacSha1_80));
+            assert_eq!((n.codec, n.pt, n.dtmf_pt), (Codec::Pcma, 8, Some(101)));
+            assert_eq!(n.remote, Some("192.168.1.20:4000".parse().unwrap()));
+            assert!(text.contains("m=audio 40000 RTP/SAVP 8 101\r\n"), "{text}");
+            let lines = crypto_lines(&text);
+            let local = local.unwrap();
+            assert_eq!(
+                lines,
+                vec![format!(
+                    "a=crypto:1 AES_256_CM_HMAC_SHA1_80 {}",
+                    local.to_inline()
+                )]
+            );
+            let offerer = parse(PJSIP_OFFER).unwrap().secure_audio.unwrap().crypto[0]
+                .key
+                .clone();
+            media_flows(&offerer, &n, &local, &back);
+        }
+        let o = parse(PJSIP_OFFER).unwrap();
+        let e = negotiate_srtp(&o, &both(), SrtpPolicy::Off).unwrap_err();
+        assert_eq!((e.clone(), e.sip_status()), (SdpError::SrtpNotAllowed, 488));
+    }
+
+    #[test]
+    fn baresip_offer_takes_the_32_bit_tag_line() {
+        let (n, local, text, back) = answer_srtp(BARESIP_OFFER, SrtpPolicy::Mandatory);
+        let s = n.srtp.as_ref().unwrap();
+        assert_eq!((s.tag, s.suite), (1, Suite::AesCm128HmacSha1_32));
+        assert_eq!((n.codec, n.pt), (Codec::Pcmu, 0));
+        assert!(text.contains("m=audio 40000 RTP/SAVP 0 101\r\n"), "{text}");
+        assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_32 inline:"));
+        assert_eq!(crypto_lines(&text).len(), 1);
+        let offerer = parse(BARESIP_OFFER).unwrap().secure_audio.unwrap().crypto[0]
+            .key
+            .clone();
+        media_flows(&offerer, &n, &local.unwrap(), &back);
+    }
+
+    #[test]
+    fn plain_offers_under_each_policy() {
+        let text = offer("m=audio 5004 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n");
+        for policy in [SrtpPolicy::Off, SrtpPolicy::Optional] {
+            let (n, local, a, _) = answer_srtp(&text, policy);
+            assert_eq!((n.srtp, local), (None, None), "{policy}");
+            assert!(crypto_lines(&a).is_empty());
+            assert!(a.contains("m=audio 40000 RTP/AVP 0 101\r\n"));
+        }
+        let e = negotiate_srtp(&parse(&text).unwrap(), &both(), SrtpPolicy::Mandatory).unwrap_err();
+        assert_eq!((e.clone(), e.sip_status()), (SdpError::SrtpRequired, 488));
+        // No audio at all stays NoAudio under every policy.
+        for policy in policies() {
+            let o = parse(&offer("m=video 5006 RTP/AVP 31\r\n")).unwrap();
+            assert_eq!(negotiate_srtp(&o, &both(), policy), Err(SdpError::NoAudio));
+        }
+    }
+
+    #[test]
+    fn best_effort_sdes_on_rtp_avp() {
+        // Some phones (and baresip's `mediaenc srtp`) offer keys on RTP/AVP.
+        let text = offer(
+            "m=audio 5004 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:7g1yurVrGBNqMheuMnu7CERgPSio4S4xdBlGtMnj|2^31\r\n",
+        );
+        // Off: ignored, plain answer without crypto.
+        let (n, _, a, _) = answer_srtp(&text, SrtpPolicy::Off);
+        assert_eq!(n.srtp, None);
+        assert!(crypto_lines(&a).is_empty());
+        // The old API does the same.
+        let o = parse(&text).unwrap();
+        assert_eq!(negotiate(&o, &both()).unwrap().srtp, None);
+        // Optional / Mandatory: SRTP, and the answer keeps RTP/AVP.
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let (n, local, a, back) = answer_srtp(&text, policy);
+            let s = n.srtp.as_ref().unwrap();
+            assert_eq!((s.tag, s.suite), (1, Suite::AesCm128HmacSha1_80));
+            assert!(a.contains("m=audio 40000 RTP/AVP 8 101\r\n"), "{a}");
+            assert_eq!(crypto_lines(&a).len(), 1);
+            media_flows(
+                &o.audio.as_ref().unwrap().crypto[0].key,
+                &n,
+                &local.unwrap(),
+                &back,
+            );
+        }
+    }
+
+    #[test]
+    fn unusable_crypto_lines_are_skipped() {
+        let good = "inline:7g1yurVrGBNqMheuMnu7CERgPSio4S4xdBlGtMnj";
+        let text = offer(&format!(
+            "m=audio 5004 RTP/SAVP 0\r\n\
+             a=crypto:1 F8_128_HMAC_SHA1_80 {good}\r\n\
+             a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:not*base64\r\n\
+             a=crypto:3 AES_CM_128_HMAC_SHA1_80 inline:7g1yurVrGBNqMheuMnu7CERgPSio\r\n\
+             a=crypto:4 AES_256_CM_HMAC_SHA1_80 {good}\r\n\
+             a=crypto:5 AES_CM_128_HMAC_SHA1_80 {good} UNENCRYPTED_SRTP\r\n\
+             a=crypto:6 AES_CM_128_HMAC_SHA1_80 {good} KDR=1\r\n\
+             a=crypto:x AES_CM_128_HMAC_SHA1_80 {good}\r\n\
+             a=crypto:7\r\n\
+             a=crypto:8 AES_CM_128_HMAC_SHA1_32 {good} UNENCRYPTED_SRTCP WSH=64\r\n\
+             a=crypto:9 AES_CM_128_HMAC_SHA1_80 {good}\r\n"
+        ));
+        let o = parse(&text).unwrap();
+        let a = o.secure_audio.as_ref().unwrap();
+        let tags: Vec<u32> = a.crypto.iter().map(|c| c.tag).collect();
+        assert_eq!(tags, vec![8, 9]);
+        assert_eq!(a.crypto_ignored, 8);
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let n = negotiate_srtp(&o, &both(), policy).unwrap();
+            assert_eq!(n.srtp.unwrap().tag, 8);
+        }
+        // Only unusable lines on RTP/SAVP: 488 whatever the policy.
+        let text = offer(&format!(
+            "m=audio 5004 RTP/SAVP 0\r\na=crypto:1 F8_128_HMAC_SHA1_80 {good}\r\n"
+        ));
+        let o = parse(&text).unwrap();
+        for (policy, want) in [
+            (SrtpPolicy::Off, SdpError::SrtpNotAllowed),
+            (SrtpPolicy::Optional, SdpError::NoUsableCrypto),
+            (SrtpPolicy::Mandatory, SdpError::NoUsableCrypto),
+        ] {
+            let e = negotiate_srtp(&o, &both(), policy).unwrap_err();
+            assert_eq!((e.clone(), e.sip_status()), (want, 488), "{policy}");
+        }
+    }
+
+    #[test]
+    fn savp_and_avp_alternatives_in_one_offer() {
+        // An SRTP stream with a plain fallback (two m= lines), as some PBXes send.
+        let text = offer(
+            "m=audio 5004 RTP/SAVP 0\r\n\
+             a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:7g1yurVrGBNqMheuMnu7CERgPSio4S4xdBlGtMnj\r\n\
+             m=audio 5006 RTP/AVP 0\r\n",
+        );
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let (n, _, a, back) = answer_srtp(&text, policy);
+            assert_eq!((n.index, n.srtp.is_some()), (0, true));
+            assert_eq!(n.remote, Some("192.0.2.10:5004".parse().unwrap()));
+            assert!(a.contains("m=audio 40000 RTP/SAVP 0\r\n"), "{a}");
+            assert!(a.contains("m=audio 0 RTP/AVP 0\r\n"), "{a}");
+            assert_eq!(back.media[1].port, 0);
+        }
+        let (n, _, a, _) = answer_srtp(&text, SrtpPolicy::Off);
+        assert_eq!((n.index, n.srtp), (1, None));
+        assert_eq!(n.remote, Some("192.0.2.10:5006".parse().unwrap()));
+        assert!(
+            a.contains("m=audio 0 RTP/SAVP 0\r\nm=audio 40000 RTP/AVP 0\r\n"),
+            "{a}"
+        );
+        assert!(crypto_lines(&a).is_empty());
+    }
+
+    #[test]
+    fn answer_needs_a_local_key_of_the_negotiated_suite() {
+        let o = parse(BARESIP_OFFER).unwrap();
+        let n = negotiate_srtp(&o, &both(), SrtpPolicy::Mandatory).unwrap();
+        for key in [None, Some(KeyMaterial::random(Suite::AesCm128HmacSha1_80))] {
+            let e = build_answer_srtp(&n, &o, OUR_IP, 1, 1, 1, key.as_ref()).unwrap_err();
+            assert_eq!((e.clone(), e.sip_status()), (SdpError::SrtpKeyMissing, 500));
+        }
+        // Without SRTP the key is ignored and the answer equals build_answer's.
+        let o = parse(&offer("m=audio 5004 RTP/AVP 0\r\n")).unwrap();
+        let n = negotiate_srtp(&o, &both(), SrtpPolicy::Optional).unwrap();
+        let k = KeyMaterial::random(Suite::AesCm128HmacSha1_80);
+        assert_eq!(
+            build_answer_srtp(&n, &o, OUR_IP, 1, 1, 1, Some(&k)).unwrap(),
+            build_answer(&n, &o, OUR_IP, 1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn our_offers_per_policy() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4568);
+        let keys = SrtpOffer::from_rng(&mut rng);
+        let suites: Vec<Suite> = keys.keys().iter().map(|(_, k)| k.suite()).collect();
+        assert_eq!(suites, SrtpOffer::SUITES.to_vec());
+        for (policy, proto, lines) in [
+            (SrtpPolicy::Off, "RTP/AVP", 0),
+            (SrtpPolicy::Optional, "RTP/AVP", 4),
+            (SrtpPolicy::Mandatory, "RTP/SAVP", 4),
+        ] {
+            let text = build_offer_srtp(&[], 101, OUR_IP, 30000, 7, 3, policy, &keys);
+            let sd = strict(&text);
+            assert_eq!(sd.media_descriptions[0].media_name.protos.join("/"), proto);
+            assert!(
+                text.contains(&format!("m=audio 30000 {proto} 0 8 101\r\n")),
+                "{text}"
+            );
+            let got = crypto_lines(&text);
+            assert_eq!(got.len(), lines, "{policy}");
+            if lines > 0 {
+                assert_eq!(
+                    got,
+                    keys.keys()
+                        .iter()
+                        .map(|(t, k)| format!("a=crypto:{t} {} {}", k.suite(), k.to_inline()))
+                        .collect::<Vec<_>>()
+                );
+                assert!(got[0].starts_with("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
+                assert!(got[1].starts_with("a=crypto:2 AES_256_CM_HMAC_SHA1_80 inline:"));
+                assert!(got[2].starts_with("a=crypto:3 AEAD_AES_128_GCM inline:"));
+                assert!(got[3].starts_with("a=crypto:4 AES_CM_128_HMAC_SHA1_32 inline:"));
+            }
+            if policy == SrtpPolicy::Off {
+                assert_eq!(text, build_offer(&[], 101, OUR_IP, 30000, 7, 3));
+            }
+        }
+    }
+
+    /// Plays a phone answering our offer: parse it, negotiate as answerer under
+    /// `phone_policy`, answer with the phone's own key.
+    fn phone_answers(offer_text: &str, phone_policy: SrtpPolicy) -> (String, Option<KeyMaterial>) {
+        let o = parse(offer_text).unwrap();
+        let n = negotiate_srtp(&o, &both(), phone_policy).unwrap();
+        let k = n.srtp.as_ref().map(|s| KeyMaterial::random(s.suite));
+        let ip: IpAddr = "198.51.100.9".parse().unwrap();
+        (
+            build_answer_srtp(&n, &o, ip, 7078, 1, 1, k.as_ref()).unwrap(),
+            k,
+        )
+    }
+
+    #[test]
+    fn reading_the_answer_to_our_offer() {
+        let keys = SrtpOffer::random();
+        for ours in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            let offer_text = build_offer_srtp(&[], 101, OUR_IP, 30000, 7, 3, ours, &keys);
+            // An SDES phone accepts our first line.
+            let (ans, phone_key) = phone_answers(&offer_text, SrtpPolicy::Mandatory);
+            let a = parse(&ans).unwrap();
+            let n = negotiate_answer_srtp(&a, &both(), ours, &keys).unwrap();
+            let s = n.srtp.as_ref().unwrap();
+            assert_eq!((s.tag, s.suite), (1, Suite::AesCm128HmacSha1_80));
+            assert_eq!(Some(&s.remote), phone_key.as_ref());
+            assert_eq!(n.remote, Some("198.51.100.9:7078".parse().unwrap()));
+            // Media: we send with our tag-1 key, the phone with its own.
+            let our_key = keys.key(s.tag).unwrap();
+            let pkt = [0x80, 8, 0, 1, 0, 0, 0, 160, 0, 0, 0, 9, 0x2a];
+            let (mut sealed, mut opened) = (Vec::new(), Vec::new());
+            Srtp::new(our_key).protect(&pkt, &mut sealed).unwrap();
+            Srtp::new(our_key).unprotect(&sealed, &mut opened).unwrap();
+            Srtp::new(phone_key.as_ref().unwrap())
+                .protect(&pkt, &mut sealed)
+                .unwrap();
+            Srtp::new(&s.remote)
+                .unprotect(&sealed, &mut opened)
+                .unwrap();
+            assert_eq!(opened, pkt);
+        }
+        // A plain phone answers our best-effort offer without crypto.
+        let offer_text =
+            build_offer_srtp(&[], 101, OUR_IP, 30000, 7, 3, SrtpPolicy::Optional, &keys);
+        let (ans, k) = phone_answers(&offer_text, SrtpPolicy::Off);
+        assert!(k.is_none() && crypto_lines(&ans).is_empty());
+        let a = parse(&ans).unwrap();
+        assert_eq!(
+            negotiate_answer_srtp(&a, &both(), SrtpPolicy::Optional, &keys)
+                .unwrap()
+                .srtp,
+            None
+        );
+        assert_eq!(
+            negotiate_answer_srtp(&a, &both(), SrtpPolicy::Mandatory, &keys),
+            Err(SdpError::SrtpRequired)
+        );
+        // Off: we offered no keys; the answer is read as plain.
+        assert_eq!(
+            negotiate_answer_srtp(&a, &both(), SrtpPolicy::Off, &keys)
+                .unwrap()
+                .srtp,
+            None
+        );
+    }
+
+    #[test]
+    fn answers_that_do_not_match_our_offer() {
+        let keys = SrtpOffer::random();
+        let k80 = KeyMaterial::random(Suite::AesCm128HmacSha1_80).to_inline();
+        let k256 = KeyMaterial::random(Suite::AesCm256HmacSha1_80).to_inline();
+        let answer = |proto: &str, crypto: &str| {
+            parse(&format!(
+                "v=0\r\no=- 1 1 IN IP4 198.51.100.9\r\ns=-\r\nc=IN IP4 198.51.100.9\r\nt=0 0\r\n\
+                 m=audio 7078 {proto} 0\r\n{crypto}"
+            ))
+            .unwrap()
+        };
+        for policy in [SrtpPolicy::Optional, SrtpPolicy::Mandatory] {
+            for (a, want) in [
+                // A tag we never offered.
+                (
+                    answer("RTP/SAVP", &format!("a=crypto:9 AES_CM_128_HMAC_SHA1_80 {k80}\r\n")),
+                    SdpError::SrtpAnswerMismatch,
+                ),
+                // Our tag 1 was AES_CM_128_HMAC_SHA1_80, not AES-256.
+                (
+                    answer("RTP/SAVP", &format!("a=crypto:1 AES_256_CM_HMAC_SHA1_80 {k256}\r\n")),
+                    SdpError::SrtpAnswerMismatch,
+                ),
+                // Two lines in an answer.
+                (
+                    answer(
+                        "RTP/SAVP",
+                        &format!(
+                            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 {k80}\r\na=crypto:2 AES_256_CM_HMAC_SHA1_80 {k256}\r\n"
+                        ),
+                    ),
+                    SdpError::SrtpAnswerMismatch,
+                ),
+                // A key we cannot use: not plain RTP either.
+                (
+                    answer("RTP/AVP", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:short\r\n"),
+                    SdpError::NoUsableCrypto,
+                ),
+                // SRTP profile without a key.
+                (answer("RTP/SAVP", ""), SdpError::NoUsableCrypto),
+            ] {
+                let e = negotiate_answer_srtp(&a, &both(), policy, &keys).unwrap_err();
+                assert_eq!(e, want, "{policy}");
+                assert_eq!(e.sip_status(), 488);
+            }
+        }
+    }
+
+    #[test]
+    fn srtp_policy_from_str() {
+        for p in policies() {
+            assert_eq!(p.as_str().parse::<SrtpPolicy>(), Ok(p));
+            assert_eq!(p.to_string(), p.as_str());
+        }
+        assert_eq!(
+            " Mandatory ".parse::<SrtpPolicy>(),
+            Ok(SrtpPolicy::Mandatory)
+        );
+        assert_eq!("OPTIONAL".parse::<SrtpPolicy>(), Ok(SrtpPolicy::Optional));
+        let e = "yes".parse::<SrtpPolicy>().unwrap_err();
+        assert!(e.to_string().contains("off, optional or mandatory"));
+        assert_eq!(SrtpPolicy::default(), SrtpPolicy::Off);
+    }
+
+    #[test]
+    fn crypto_garbage_never_panics() {
+        let mut state: u64 = 0x4568_4568;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let pieces = [
+            "m=audio 5004 ",
+            "RTP/SAVP ",
+            "RTP/AVP ",
+            "RTP/SAVPF ",
+            "0",
+            " 8",
+            "a=crypto:",
+            "1 ",
+            "4294967296 ",
+            "AES_CM_128_HMAC_SHA1_80 ",
+            "AEAD_AES_128_GCM ",
+            "AES_256_CM_HMAC_SHA1_32 ",
+            "inline:",
+            "7g1yurVrGBNqMheuMnu7CERgPSio4S4xdBlGtMnj",
+            "zxfIDDTJQjNJxSBP2tKRtaneAxObyTsHr74qrjWN",
+            "|2^31",
+            "|1:4",
+            "|:",
+            ";",
+            "=",
+            " UNENCRYPTED_SRTCP",
+            "c=IN IP4 1.2.3.4",
+            "\r\n",
+            "\n",
+            " ",
+            "\u{e9}",
+        ];
+        for _ in 0..5000 {
+            let mut s = String::from("v=0\nc=IN IP4 192.0.2.1\n");
+            for _ in 0..(next() % 30) {
+                s.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+            }
+            let Ok(o) = parse(&s) else { continue };
+            for policy in policies() {
+                if let Ok(n) = negotiate_srtp(&o, &both(), policy) {
+                    let k = n.srtp.as_ref().map(|x| KeyMaterial::random(x.suite));
+                    let a = build_answer_srtp(&n, &o, OUR_IP, 1, 1, 1, k.as_ref()).unwrap();
+                    let back = parse(&a).unwrap();
+                    assert_eq!(back.media_count, o.media_count, "{s:?}\n{a}");
+                    assert_eq!(crypto_lines(&a).len(), usize::from(k.is_some()));
+                }
+                let _ = negotiate_answer_srtp(&o, &both(), policy, &SrtpOffer::random());
+            }
+        }
     }
 }

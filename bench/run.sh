@@ -12,6 +12,8 @@
 #   SETTLE=3            wait after the ramp before measuring, s
 #   RX_THREADS=2        ivr-load receiver threads
 #   SUFFIX=""           appended to the IVR result file names (ivr-N$SUFFIX.json)
+#   SRTP=1              IVR callers offer SRTP (SDES, AES_CM_128_HMAC_SHA1_80):
+#                       the server seals every packet; compare with plain runs
 #   SOCKETS=auto        ivr-load RTP sockets: per-call | shared:K | auto
 #                       (auto: one per call up to 2500 calls, shared:16 above,
 #                       where per-call receiving would cost the generator
@@ -160,7 +162,7 @@ if [[ -z "${SKIP_IVR:-}" ]]; then
     status=0
     timeout --signal=TERM "$limit" "$IVR_LOAD" --server "$SIP" --pid "$SRV_PID" \
       --calls "$n" --rate "$RAMP" --window "$WINDOW" --settle "$SETTLE" \
-      --rx-threads "$RX_THREADS" --sockets "$sockets" --number 2000 \
+      --rx-threads "$RX_THREADS" --sockets "$sockets" --number 2000 ${SRTP:+--srtp} \
       --label "ringback $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
       --out "$RESULTS/ivr-$n${SUFFIX:-}.json" || status=$?
     stop_server

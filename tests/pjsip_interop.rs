@@ -10,76 +10,19 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
 use common::peer::{
     agent_server, agent_state, args, assert_callback_call_completed, assert_callback_completed,
     assert_callback_invite, assert_no_active_calls, assert_queued_call_invite,
     assert_support_menu_cdr, assert_trunk_invite, callback_server_to, finish_queued_call,
-    request_callback, Bye, PeerScript, PyPeer, AGENT_TONE, CALLER_TONE, CUSTOMER,
+    request_callback, Bye, PyPeer, AGENT_TONE, CALLER_TONE, CUSTOMER, PJSUA,
 };
 use common::{free_udp_port, Server};
 
 // ---------------------------------------------------------------------------------------------
 // A PJSIP peer process.
 // ---------------------------------------------------------------------------------------------
-
-/// Fail (not skip) when pjsua2 cannot be imported.
-fn require_pjsua2() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let out = Command::new("python3")
-            .args(["-c", "import pjsua2"])
-            .output()
-            .expect("python3 must be installed to run the PJSIP interop tests");
-        assert!(
-            out.status.success(),
-            "pjsua2 is not installed: run `pip install pjsua2-python` (scripts/test does).\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
-/// A SIP port for a peer (with its RTP two ports above), free on UDP
-/// and on TCP.
-fn peer_port() -> u16 {
-    for _ in 0..20 {
-        let p = free_udp_port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no port free on both UDP and TCP");
-}
-
-/// `python3 tests/peers/pjsua_peer.py ROLE --port P --rtp-port P+2 --dir D
-/// --log D/pjsip.log ...`: PJSIP's log (level 5) has every SIP message.
-const PJSUA: PeerScript = PeerScript {
-    label: "PJSIP",
-    script: "tests/peers/pjsua_peer.py",
-    require: require_pjsua2,
-    pick_port: peer_port,
-    place_args: |port, dir, log| {
-        vec![
-            "--port".into(),
-            port.to_string().into(),
-            "--rtp-port".into(),
-            (port + 2).to_string().into(),
-            "--dir".into(),
-            dir.into(),
-            "--log".into(),
-            log.into(),
-        ]
-    },
-    log_file: "pjsip.log",
-    // The whole SIP message of `incoming`.
-    omit_field: "message",
-    log_tail: 300,
-    skip_log_line: |_| false,
-    // pjsua2 runs in the script's own process: nothing to stop first.
-    term_grace: Duration::ZERO,
-};
 
 /// A PJSIP caller dialing `number` with these extra arguments.
 fn caller(srv: &Server, transport: &str, number: &str, extra: &[&str]) -> PyPeer {
@@ -875,13 +818,18 @@ fn pjsip_callback_customer_through_a_tls_trunk_verified_by_its_ca() {
             path_str(&customer_cert.key),
         ],
         |customer| {
-            common::callback_server(
-                &format!(
-                    "[trunk]\naddress = \"127.0.0.1:{port}\"\ncaller_id = \"+15550100\"\ntransport = \"tls\"\ntls_ca_file = \"{ca}\"\ntls_server_name = \"localhost\"\n",
-                    port = customer.port
-                ),
-                "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
-            )
+            // The carrier sends its BYE to our TLS Contact: ringback
+            // listens for TLS too.
+            Server::start(common::ServerOpts {
+                sip_extra: tls_listener(&lab),
+                ..common::callback_opts(
+                    &format!(
+                        "[trunk]\naddress = \"127.0.0.1:{port}\"\ncaller_id = \"+15550100\"\ntransport = \"tls\"\ntls_ca_file = \"{ca}\"\ntls_server_name = \"localhost\"\n",
+                        port = customer.port
+                    ),
+                    "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+                )
+            })
         },
     );
 }
@@ -907,13 +855,16 @@ fn tls_trunk_with_an_untrusted_certificate_is_never_called() {
             "25",
         ]),
     );
-    let srv = common::callback_server(
-        &format!(
-            "[trunk]\naddress = \"127.0.0.1:{}\"\ncaller_id = \"+15550100\"\ntransport = \"tls\"\ntls_server_name = \"localhost\"\n",
-            customer.port
-        ),
-        "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
-    );
+    let srv = Server::start(common::ServerOpts {
+        sip_extra: tls_listener(&lab),
+        ..common::callback_opts(
+            &format!(
+                "[trunk]\naddress = \"127.0.0.1:{}\"\ncaller_id = \"+15550100\"\ntransport = \"tls\"\ntls_server_name = \"localhost\"\n",
+                customer.port
+            ),
+            "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+        )
+    });
     let _agent = register_alice(&srv, "udp", &["--ring-delay", "0.2", "--timeout", "30"]);
     let _id = request_callback(&srv, None);
     assert!(

@@ -42,12 +42,13 @@ struct Args {
     nap_ms: f64,
     out: Option<String>,
     label: String,
+    srtp: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: ivr-load --server IP:PORT [--pid PID] [--calls N] [--rate CPS] [--window S] \
-         [--settle S] [--number NUM] [--rx-threads T] [--rx-nap-ms MS] [--sockets per-call|shared:K] [--out FILE] [--label TEXT]"
+         [--settle S] [--number NUM] [--rx-threads T] [--rx-nap-ms MS] [--sockets per-call|shared:K] [--srtp] [--out FILE] [--label TEXT]"
     );
     std::process::exit(2)
 }
@@ -67,6 +68,7 @@ fn parse_args() -> Args {
         nap_ms: 2.0,
         out: None,
         label: String::new(),
+        srtp: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -94,6 +96,7 @@ fn parse_args() -> Args {
             "--rx-nap-ms" => a.nap_ms = v().parse().unwrap_or_else(|_| usage()),
             "--out" => a.out = Some(v()),
             "--label" => a.label = v(),
+            "--srtp" => a.srtp = true,
             _ => usage(),
         }
     }
@@ -163,6 +166,7 @@ fn main() {
         .map(|i| rtp[i % rtp.len()].local_addr().expect("addr").port())
         .collect();
     let mut uac = sip::Uac::new(args.server, &args.number, &ports).expect("SIP socket");
+    uac.srtp = args.srtp;
     let pid = args.pid;
     let rss_idle = pid.and_then(procfs::rss_kib).unwrap_or(0);
     let fds_idle = pid.and_then(procfs::open_fds).unwrap_or(0);

@@ -64,6 +64,8 @@ pub struct Uac {
     pub ok_retransmitted: u64,
     buf: Vec<u8>,
     last_timers: Instant,
+    /// Offer SRTP (`RTP/SAVP` with one SDES key) instead of plain RTP.
+    pub srtp: bool,
 }
 
 const T1: Duration = Duration::from_millis(500);
@@ -110,6 +112,7 @@ impl Uac {
             ok_retransmitted: 0,
             buf: vec![0u8; 65_536],
             last_timers: Instant::now(),
+            srtp: false,
         })
     }
 
@@ -127,10 +130,21 @@ impl Uac {
     }
 
     fn invite(&self, i: usize) -> String {
+        // With --srtp the server seals every packet it sends (AES-CM-128,
+        // HMAC-SHA1-80, the suite phones use most); the receivers count
+        // and time packets by their clear header either way.
+        let (profile, crypto) = if self.srtp {
+            (
+                "RTP/SAVP",
+                "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0e\r\n",
+            )
+        } else {
+            ("RTP/AVP", "")
+        };
         let sdp = format!(
             "v=0\r\no=load {i} 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
-             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n",
+             m=audio {} {profile} 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n{crypto}",
             self.calls[i].rtp_port
         );
         format!(

@@ -84,7 +84,7 @@ pub(super) async fn list_calls(State(ctx): State<Arc<ApiState>>, headers: Header
     json_response(
         StatusCode::OK,
         CallList {
-            active_calls: metrics::CALLS_ACTIVE.load(Relaxed) as u64,
+            active_calls: metrics::CALLS_ACTIVE.load(Relaxed),
             calls,
         },
     )

@@ -141,6 +141,11 @@ pub(super) fn validate(cfg: &Config) -> Result<(), String> {
                 t.transport
             ));
         }
+        if t.transport.eq_ignore_ascii_case("tls") && cfg.sip.tls_listen.is_none() {
+            return Err(format!(
+                "{key}.transport = \"tls\" needs sip.tls_listen: the carrier sends BYE and re-INVITEs to our TLS address"
+            ));
+        }
         if name != DEFAULT_TRUNK && t.address.is_none() {
             return Err(format!("{key} needs an `address`"));
         }

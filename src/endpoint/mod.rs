@@ -253,6 +253,8 @@ impl Endpoint {
             }
             TcpEvent::Closed { conn } => {
                 self.tcp_conns.remove(&conn);
+                // Requests waiting for an answer over it will get none.
+                self.layer.connection_closed(conn.peer, conn.transport);
             }
             TcpEvent::Message { conn, bytes } => self.on_bytes(&bytes, conn.peer, conn.transport),
         }

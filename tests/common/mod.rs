@@ -854,6 +854,13 @@ pub fn callback_server_with_rtp_timeout(
 ) -> Server {
     Server::start(ServerOpts {
         rtp_timeout_secs,
+        ..callback_opts(trunks, callback_policy)
+    })
+}
+
+/// The options of [`callback_server`], to start one with more settings.
+pub fn callback_opts(trunks: &str, callback_policy: &str) -> ServerOpts {
+    ServerOpts {
         dialplans: vec![("cb.toml".into(), QUEUE_PLAN.into())],
         extra_config: format!(
             r#"
@@ -873,5 +880,5 @@ queues = ["operator"]
 "#
         ),
         ..ServerOpts::default()
-    })
+    }
 }

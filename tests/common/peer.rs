@@ -752,3 +752,63 @@ pub fn assert_callback_call_completed(
     }
     assert_no_active_calls(srv);
 }
+
+// ---------------------------------------------------------------------------------------------
+// PJSIP (pjsua2) peers: `tests/peers/pjsua_peer.py`.
+// ---------------------------------------------------------------------------------------------
+
+/// Fail (not skip) when pjsua2 cannot be imported.
+pub fn require_pjsua2() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let out = Command::new("python3")
+            .args(["-c", "import pjsua2"])
+            .output()
+            .expect("python3 must be installed to run the PJSIP interop tests");
+        assert!(
+            out.status.success(),
+            "pjsua2 is not installed: run `pip install pjsua2-python` (scripts/test does).\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+}
+
+/// A SIP port for a peer (with its RTP two ports above), free on UDP
+/// and on TCP.
+pub fn peer_port() -> u16 {
+    for _ in 0..20 {
+        let p = super::free_udp_port();
+        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
+            return p;
+        }
+    }
+    panic!("no port free on both UDP and TCP");
+}
+
+/// `python3 tests/peers/pjsua_peer.py ROLE --port P --rtp-port P+2 --dir D
+/// --log D/pjsip.log ...`: PJSIP's log (level 5) has every SIP message.
+pub const PJSUA: PeerScript = PeerScript {
+    label: "PJSIP",
+    script: "tests/peers/pjsua_peer.py",
+    require: require_pjsua2,
+    pick_port: peer_port,
+    place_args: |port, dir, log| {
+        vec![
+            "--port".into(),
+            port.to_string().into(),
+            "--rtp-port".into(),
+            (port + 2).to_string().into(),
+            "--dir".into(),
+            dir.into(),
+            "--log".into(),
+            log.into(),
+        ]
+    },
+    log_file: "pjsip.log",
+    // The whole SIP message of `incoming`.
+    omit_field: "message",
+    log_tail: 300,
+    skip_log_line: |_| false,
+    // pjsua2 runs in the script's own process: nothing to stop first.
+    term_grace: Duration::ZERO,
+};

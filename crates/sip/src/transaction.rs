@@ -973,6 +973,32 @@ impl TransactionLayer {
         self.prune();
     }
 
+    /// A stream connection to `peer` closed, or could not be opened (TCP
+    /// refused, TLS certificate rejected): every client transaction still
+    /// waiting for an answer over it has a transport error now, instead of
+    /// a silent 32 s Timer B or F (the callback then tries its next trunk at
+    /// once). Server transactions stay: their responses may go over a new
+    /// connection. Nothing happens for UDP.
+    pub fn connection_closed(&mut self, peer: SocketAddr, transport: TransportKind) {
+        if !transport.reliable() {
+            return;
+        }
+        let waiting: Vec<TransactionKey> = self
+            .txs
+            .values()
+            .filter(|tx| {
+                tx.peer == peer
+                    && tx.transport == transport
+                    && matches!(tx.kind, Kind::InviteClient | Kind::NonInviteClient)
+                    && matches!(tx.state, State::Calling | State::Trying | State::Proceeding)
+            })
+            .map(|tx| tx.key.clone())
+            .collect();
+        for key in waiting {
+            self.transport_error(&key);
+        }
+    }
+
     /// Fire every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         while let Some(Reverse((at, _, id, timer))) = self.io.timers.peek().copied() {

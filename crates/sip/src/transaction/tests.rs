@@ -712,6 +712,51 @@ Content-Length: 0\r\n\r\n"
 }
 
 #[test]
+fn a_closed_connection_fails_only_its_own_waiting_client_transactions() {
+    let mut l = TransactionLayer::new(TimerConfig::default());
+    let t0 = Instant::now();
+    let other: SocketAddr = "192.0.2.9:5061".parse().expect("addr");
+    let on_it = l.send_request(
+        outgoing("INVITE", "z9hG4bKc1"),
+        peer(),
+        TransportKind::Tls,
+        t0,
+    );
+    let same_peer_tcp = l.send_request(
+        outgoing("OPTIONS", "z9hG4bKc2"),
+        peer(),
+        TransportKind::Tcp,
+        t0,
+    );
+    let elsewhere = l.send_request(
+        outgoing("INVITE", "z9hG4bKc3"),
+        other,
+        TransportKind::Tls,
+        t0,
+    );
+    transmits(&mut l);
+    l.connection_closed(peer(), TransportKind::Tls);
+    assert_eq!(
+        events(&mut l),
+        vec![
+            TuEvent::Timeout { key: on_it.clone() },
+            TuEvent::Terminated { key: on_it }
+        ]
+    );
+    assert!(l.contains(&same_peer_tcp), "another transport's connection");
+    assert!(l.contains(&elsewhere), "another peer");
+    // UDP has no connection to close.
+    let udp = l.send_request(
+        outgoing("INVITE", "z9hG4bKc4"),
+        peer(),
+        TransportKind::Udp,
+        t0,
+    );
+    l.connection_closed(peer(), TransportKind::Udp);
+    assert!(l.contains(&udp));
+}
+
+#[test]
 fn transport_error_times_out_client_transaction() {
     let mut l = TransactionLayer::new(TimerConfig::default());
     let t0 = Instant::now();

@@ -242,15 +242,22 @@ fn zero_out_from_depth_three_reaches_agent_with_context_and_media() {
     let doc: serde_json::Value = serde_json::from_str(&doc).expect("OpenAPI JSON");
     let props = &doc["components"]["schemas"]["Cdr"]["properties"];
     for (k, value) in api_leg.as_object().expect("object") {
-        let ty = props[k]["type"]
-            .as_str()
-            .unwrap_or_else(|| panic!("`{k}` is not in the OpenAPI Cdr schema"));
-        let ok = match ty {
+        // OpenAPI 3.1: `type` is a name or a list of names ("null" for nullable).
+        let types: Vec<&str> = match &props[k]["type"] {
+            serde_json::Value::String(t) => vec![t.as_str()],
+            serde_json::Value::Array(a) => a.iter().filter_map(|t| t.as_str()).collect(),
+            _ => panic!("`{k}` is not in the OpenAPI Cdr schema"),
+        };
+        let ok = types.iter().any(|t| match *t {
             "integer" => value.is_i64(),
             "string" => value.is_string(),
+            "null" => value.is_null(),
             _ => true,
-        } || (value.is_null() && props[k]["nullable"] == true);
-        assert!(ok, "`{k}` = {value} does not match the OpenAPI type {ty}");
+        });
+        assert!(
+            ok,
+            "`{k}` = {value} does not match the OpenAPI types {types:?}"
+        );
     }
     assert_eq!(api_leg["parent_call_id"], cdr.call_id.as_str());
     assert_eq!(

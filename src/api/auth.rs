@@ -7,9 +7,9 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use super::errors::{json_response, ApiError};
+use super::openapi::RoleName;
 use super::ApiState;
 use crate::config::Role;
 
@@ -126,10 +126,14 @@ pub(super) async fn me(State(ctx): State<Arc<ApiState>>, headers: HeaderMap) -> 
     match authorize(&ctx, &headers, None, Need::Any) {
         Ok(p) => json_response(
             StatusCode::OK,
-            json!({
-                "role": match p.role { Role::Admin => "admin", Role::Supervisor => "supervisor", Role::Agent => "agent" },
-                "agent": p.agent,
-            }),
+            super::openapi::Me {
+                role: match p.role {
+                    Role::Admin => RoleName::Admin,
+                    Role::Supervisor => RoleName::Supervisor,
+                    Role::Agent => RoleName::Agent,
+                },
+                agent: p.agent,
+            },
         ),
         Err(r) => r.into_response(),
     }

@@ -212,16 +212,13 @@ pub(super) async fn openapi_json(Extension(doc): Extension<ServedDocument>) -> R
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct Me {
     #[schema(inline)]
-    role: RoleName,
+    pub(super) role: RoleName,
     /// The agent an agent token belongs to.
     #[schema(required = true)]
-    agent: Option<String>,
+    pub(super) agent: Option<String>,
 }
 
 /// A token's role.
-// Constructed once `auth::me` serializes `Me`; until then the schema is
-// checked against its live answer (tests/api.rs).
-#[allow(dead_code)]
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub(super) enum RoleName {

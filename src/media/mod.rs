@@ -4,7 +4,10 @@
 
 pub mod clock;
 pub mod ports;
+pub mod relay;
 pub mod secure;
+
+pub use relay::{bridge, Relay};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,10 +17,10 @@ use std::time::{Duration, Instant};
 use ringback_media::codec::Codec;
 use ringback_media::dtmf::{event_to_char, parse_event, DtmfReceiver};
 use ringback_media::inband::InbandRtp;
-use ringback_media::prompt::{Prompt, FRAME_SAMPLES};
+use ringback_media::prompt::Prompt;
 use ringback_media::rtp;
-use ringback_media::srtp::Srtp;
 use ringback_media::sdp::Negotiated;
+use ringback_media::srtp::Srtp;
 use tokio::sync::mpsc::UnboundedSender;
 
 use clock::{ClockHandle, Command, StreamShared, StreamSpec};
@@ -293,152 +296,6 @@ impl Stream {
     /// [`Stream::set_inband_dtmf`], or no telephone-event was negotiated.
     pub fn inband_dtmf(&self) -> bool {
         self.dtmf_pt.is_none() || self.shared.inband_dtmf.load(Ordering::Relaxed)
-    }
-}
-
-impl std::fmt::Debug for Relay {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay")
-            .field("from", &self.from_codec)
-            .field("to", &self.to_codec)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Relay state of one direction of a bridge: packets received on one leg
-/// leave from the other leg's socket with that leg's SSRC, payload types and
-/// (if needed) codec.
-pub struct Relay {
-    socket: Arc<RtpSocket>,
-    to: Arc<StreamShared>,
-    from_codec: Codec,
-    to_codec: Codec,
-    from_pt: u8,
-    to_pt: u8,
-    from_dtmf: Option<u8>,
-    to_dtmf: Option<u8>,
-    ssrc: u32,
-    seq_offset: u16,
-    ts_offset: u32,
-    started: bool,
-    /// Sequence number and timestamp after the last packet relayed.
-    next: Option<(u16, u32)>,
-    /// Sealed form of the packet on a secure outgoing leg.
-    sealed: Vec<u8>,
-}
-
-impl Drop for Relay {
-    /// Leave the numbering where it stopped for the leg's next bridge.
-    fn drop(&mut self) {
-        if let (Some(next), Ok(mut slot)) = (self.next, self.to.relay_next.lock()) {
-            *slot = Some(next);
-        }
-    }
-}
-
-impl Relay {
-    /// Rewrite and forward one packet. Returns false when it is not media of
-    /// this bridge (other payload types are dropped, not forwarded).
-    fn forward(&mut self, pkt: &[u8], hdr: &rtp::RtpHeaderView) -> bool {
-        let (pt, transcode) = if hdr.pt == self.from_pt {
-            (self.to_pt, self.from_codec != self.to_codec)
-        } else if Some(hdr.pt) == self.from_dtmf {
-            match self.to_dtmf {
-                Some(p) => (p, false),
-                None => return false, // the other leg negotiated no telephone-event
-            }
-        } else {
-            return false;
-        };
-        if !self.started {
-            // Random bases, as RFC 3550 wants, or where an earlier bridge
-            // on this leg left off (SRTP must never reuse an index);
-            // offsets keep the peer's spacing so RFC 4733 events keep
-            // their shared timestamp.
-            let (seq, ts) = self
-                .to
-                .relay_next
-                .lock()
-                .ok()
-                .and_then(|n| *n)
-                .unwrap_or_else(|| (rand::random(), rand::random()));
-            self.seq_offset = seq.wrapping_sub(hdr.seq);
-            self.ts_offset = ts.wrapping_sub(hdr.ts);
-            self.started = true;
-        }
-        let mut buf = [0u8; 1500];
-        let Some(out) = buf.get_mut(..pkt.len()) else {
-            return false;
-        };
-        out.copy_from_slice(pkt);
-        out[1] = (out[1] & 0x80) | (pt & 0x7f);
-        let (seq, ts) = (
-            hdr.seq.wrapping_add(self.seq_offset),
-            hdr.ts.wrapping_add(self.ts_offset),
-        );
-        out[2..4].copy_from_slice(&seq.to_be_bytes());
-        out[4..8].copy_from_slice(&ts.to_be_bytes());
-        self.next = Some((seq.wrapping_add(1), ts.wrapping_add(FRAME_SAMPLES as u32)));
-        out[8..12].copy_from_slice(&self.ssrc.to_be_bytes());
-        if transcode {
-            if let Some(payload) =
-                out.get_mut(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
-            {
-                ringback_media::g711::transcode_in_place(self.from_codec, self.to_codec, payload);
-            }
-        }
-        let dest = self.to.remote.lock().ok().and_then(|r| *r);
-        let muted = self.to.mute.load(Ordering::Relaxed);
-        let Some(wire) = secure::seal(&self.to.srtp_out, out, &mut self.sealed) else {
-            return true;
-        };
-        if let (Some(dest), false) = (dest, muted) {
-            if self.socket.get_ref().send_to(wire, dest).is_ok() {
-                self.to.sent.fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        true
-    }
-}
-
-/// Connect two legs: what one receives, the other sends (B2BUA media
-/// anchored in ringback). Prompts and silence stop on both legs.
-pub fn bridge(a: &Stream, b: &Stream) {
-    let relay = |from: &Stream, to: &Stream| Relay {
-        socket: Arc::clone(&to.socket),
-        to: Arc::clone(&to.shared),
-        from_codec: from.codec,
-        to_codec: to.codec,
-        from_pt: from.pt,
-        to_pt: to.pt,
-        from_dtmf: from.dtmf_pt,
-        to_dtmf: to.dtmf_pt,
-        ssrc: to.out_ssrc,
-        seq_offset: 0,
-        ts_offset: 0,
-        started: false,
-        next: None,
-        sealed: Vec::new(),
-    };
-    if let Ok(mut r) = a.shared.relay.lock() {
-        *r = Some(relay(a, b));
-    }
-    if let Ok(mut r) = b.shared.relay.lock() {
-        *r = Some(relay(b, a));
-    }
-    a.stop();
-    b.stop();
-    a.shared.bridged.store(true, Ordering::Relaxed);
-    b.shared.bridged.store(true, Ordering::Relaxed);
-}
-
-impl Stream {
-    /// Undo [`bridge`] on this leg: the clock serves it again.
-    pub fn unbridge(&self) {
-        if let Ok(mut r) = self.shared.relay.lock() {
-            *r = None;
-        }
-        self.shared.bridged.store(false, Ordering::Relaxed);
     }
 }
 

@@ -186,11 +186,8 @@ impl Stream {
     }
 
     fn local_key(&self) -> Option<KeyMaterial> {
-        self.srtp.as_ref().map(|k| {
-            k.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .local
-                .clone()
-        })
+        self.srtp
+            .as_ref()
+            .map(|k| k.lock().unwrap_or_else(|p| p.into_inner()).local.clone())
     }
 }

@@ -26,6 +26,26 @@ headers taken from baresip's SIP trace, and ``x_ringback``: its
 baresip's reason), ``tone_report`` (the whole recording analysed with
 ``audio.tone_report`` after the call), ``error``, ``timeout``, ``done``.
 
+SIP over TLS (``--transport tls``): the account's URI carries
+``;transport=tls``, so the agent registers (and stays connected) over TLS
+and the caller dials over TLS; neither needs a TLS listener of its own
+(ringback answers on the phone's connection). ``--ca FILE`` becomes
+baresip's ``sip_cafile``. Beware: baresip 1.0 (libre 1.1) loads that CA but
+never verifies the server's certificate (upstream issue baresip#1122;
+``sip_verify_server`` came with baresip 1.1; the script sets it too, for a
+later baresip), so with baresip 1.0 ``--ca`` does not make a handshake with
+an unknown certificate fail.
+
+SRTP with SDES keys (``--srtp optional|mandatory``): ``srtp.so`` is loaded
+and the account gets ``;mediaenc=srtp`` (best effort: ``RTP/AVP`` with
+``a=crypto``) or ``;mediaenc=srtp-mand`` (``RTP/SAVP``, nothing plain
+accepted). Extra events: ``secure`` (baresip's ``CALL_MENC``: the stream
+runs SRTP, with the suite) and ``trace`` (every SIP message of the call so
+far, from baresip's SIP trace: its transport, addresses, first line, CSeq,
+and for SDP bodies the ``m=`` lines and ``a=crypto`` tags and suites, keys
+left out), reported when the call is established or ends without being
+established.
+
 Timings given to ``--dtmf`` and ``--hangup-after`` are seconds after the
 call is established. Everything is bounded by ``--timeout``; baresip is
 killed by its PID at the end whatever happens.
@@ -96,20 +116,33 @@ def write_config(a, snd_dir, source_wav):
         "ringback_disabled\tyes",
         "redial_attempts\t\t0",
     ]
+    if a.srtp != "off":
+        lines.append("module\t\t\tsrtp.so")
+    if a.ca:
+        # baresip 1.0 loads the CA into its TLS context but verifies
+        # nothing; sip_verify_server (baresip 1.1+, ignored by 1.0) makes a
+        # later baresip verify ringback's certificate with it.
+        lines.append("sip_cafile\t\t%s" % a.ca)
+        lines.append("sip_verify_server\tyes")
     with open(os.path.join(a.dir, "config"), "w") as f:
         f.write("\n".join(lines) + "\n")
 
 
+MEDIAENC = {"off": "", "optional": ";mediaenc=srtp", "mandatory": ";mediaenc=srtp-mand"}
+
+
 def account_line(a):
     """The one line of ``accounts`` for this role (baresip 1.0 syntax)."""
-    tp = ";transport=tcp" if a.transport == "tcp" else ""
+    tp = ";transport=%s" % a.transport if a.transport in ("tcp", "tls") else ""
+    menc = MEDIAENC[a.srtp]
     if a.role == "agent":
-        # The AOR's host is the registrar; transport=tcp in the URI makes
-        # baresip register (and stay connected) over TCP.
-        return ("<sip:%s@%s%s>;auth_pass=%s;regint=%d;answermode=manual"
-                % (a.user, a.registrar, tp, a.password, a.regint))
+        # The AOR's host is the registrar; transport=tcp (tls) in the URI
+        # makes baresip register (and stay connected) over TCP (TLS).
+        return ("<sip:%s@%s%s>;auth_pass=%s;regint=%d;answermode=manual%s"
+                % (a.user, a.registrar, tp, a.password, a.regint, menc))
     user = a.user or ("+15550123" if a.role == "caller" else "customer")
-    return "<sip:%s@127.0.0.1:%d%s>;regint=0;answermode=manual" % (user, a.port, tp)
+    return ("<sip:%s@127.0.0.1:%d%s>;regint=0;answermode=manual%s"
+            % (user, a.port, tp, menc))
 
 
 # --------------------------------------------------------------- ctrl_tcp ---
@@ -216,6 +249,64 @@ def find_request(log_path, method, call_id):
     return found
 
 
+TRACE_HEAD = re.compile(r"^(UDP|TCP|TLS|WS|WSS) (\S+) -> (\S+)$")
+
+
+def sip_messages(log_path, call_id):
+    """Every SIP message of baresip's trace (``-s``) with this Call-ID, in
+    order: {transport, src, dst, start (first line), cseq, media (the
+    ``m=`` lines), crypto (``a=crypto`` tag and suite; keys left out)}.
+    The trace prints ``PROTO SRC -> DST`` and then the message, every line
+    of which ends with CR."""
+    try:
+        with open(log_path, "r", errors="replace", newline="") as f:
+            text = ANSI.sub("", f.read())
+    except OSError:
+        return []
+    lines = text.split("\n")
+    out = []
+    i = 0
+    while i < len(lines):
+        m = TRACE_HEAD.match(lines[i].rstrip("\r"))
+        if not m:
+            i += 1
+            continue
+        msg = []
+        j = i + 1
+        while j < len(lines) and lines[j].endswith("\r"):
+            msg.append(lines[j][:-1])
+            j += 1
+        i = j
+        if not msg:
+            continue
+        headers = {}
+        body = []
+        in_body = False
+        for line in msg[1:]:
+            if in_body:
+                body.append(line)
+            elif line == "":
+                in_body = True
+            elif ":" in line:
+                k, v = line.split(":", 1)
+                headers.setdefault(k.strip().lower(), v.strip())
+        cid = headers.get("call-id") or headers.get("i")
+        if call_id is not None and cid != call_id:
+            continue
+        out.append({
+            "transport": m.group(1),
+            "src": m.group(2),
+            "dst": m.group(3),
+            "start": msg[0],
+            "cseq": headers.get("cseq", ""),
+            "content_type": headers.get("content-type") or headers.get("c") or "",
+            "media": [b for b in body if b.startswith("m=")],
+            "crypto": [" ".join(b[len("a=crypto:"):].split()[:2])
+                       for b in body if b.startswith("a=crypto:")],
+        })
+    return out
+
+
 # -------------------------------------------------------- realtime audio ---
 
 class Listener:
@@ -296,7 +387,15 @@ def parse_args(argv):
     ap.add_argument("--dir", help="working directory (default: a new temporary one)")
     ap.add_argument("--baresip", default="baresip", help="the baresip binary")
     ap.add_argument("--modules", default=MODULES, help="baresip's module directory")
-    ap.add_argument("--transport", choices=["udp", "tcp"], default="udp")
+    ap.add_argument("--transport", choices=["udp", "tcp", "tls"], default="udp",
+                    help="tls: the account URI gets ;transport=tls (no TLS "
+                         "listener of ours is needed: ringback answers on our "
+                         "connection)")
+    ap.add_argument("--ca", help="tls: CA file for baresip's sip_cafile (baresip "
+                                 "1.0 loads it but does not verify the server)")
+    ap.add_argument("--srtp", choices=["off", "optional", "mandatory"], default="off",
+                    help="SDES-SRTP: optional = mediaenc=srtp (RTP/AVP with "
+                         "a=crypto), mandatory = mediaenc=srtp-mand (RTP/SAVP)")
     ap.add_argument("--timeout", type=float, default=30.0, help="hard limit (s)")
     # caller
     ap.add_argument("--uri", help="caller: the URI to dial")
@@ -334,6 +433,8 @@ def parse_args(argv):
         ap.error("caller needs --uri")
     if a.role == "agent" and not (a.registrar and a.user and a.password):
         ap.error("agent needs --registrar, --user and --password")
+    if a.ca and not os.path.isfile(a.ca):
+        ap.error("--ca %s: no such file" % a.ca)
     a.dtmf_plan = []
     for item in filter(None, a.dtmf.split(",")):
         key, _, at = item.partition("@")
@@ -362,6 +463,9 @@ class Peer:
             return False
         if not os.path.isdir(a.modules):
             emit("error", error="no baresip modules in %s" % a.modules)
+            return False
+        if a.srtp != "off" and not os.path.isfile(os.path.join(a.modules, "srtp.so")):
+            emit("error", error="no srtp.so in %s" % a.modules)
             return False
         os.makedirs(a.dir, exist_ok=True)
         self.snd_dir = os.path.join(a.dir, "recordings")
@@ -416,7 +520,7 @@ class Peer:
             return False
         emit("started", pid=self.proc.pid, port=a.port, ctrl_port=a.ctrl_port,
              rtp_port=a.rtp_port, transport=a.transport, account=account_line(a),
-             dir=a.dir)
+             srtp=a.srtp, ca=a.ca, dir=a.dir)
         return True
 
     def log_text(self):
@@ -506,8 +610,11 @@ class Peer:
             if a.hangup_after is not None:
                 self.call["hangup_at"] = now() + a.hangup_after
             emit("established", id=cid, peeruri=ev.get("peeruri"))
+            self.report_trace(cid)
         elif typ == "CALL_RTPESTAB":
             emit("rtp", id=cid, media=ev.get("param"))
+        elif typ == "CALL_MENC":
+            emit("secure", id=cid, param=ev.get("param"))
         elif typ == "CALL_DTMF_START":
             emit("dtmf", id=cid, key=ev.get("param"))
         elif typ == "CALL_CLOSED":
@@ -518,6 +625,7 @@ class Peer:
         c = self.call
         emit("closed", id=cid, reason=reason, by_us=bool(c and c["hung_up"]))
         if c is None or c["established_at"] is None:
+            self.report_trace(cid)
             self.exit_code = self.exit_code or 4
             self.calls_done += 1
             self.call = None
@@ -545,6 +653,13 @@ class Peer:
         if self.a.role == "caller" or self.calls_done >= self.a.calls:
             return "done"
         return None
+
+    def report_trace(self, cid):
+        """The SIP messages of call ``cid`` so far (see ``sip_messages``).
+        Nothing without a Call-ID (baresip can refuse an incoming call, e.g.
+        an SRTP-only offer without srtp.so, before it announces it)."""
+        if cid:
+            emit("trace", id=cid, messages=sip_messages(self.log_path, cid))
 
     def find_recording(self):
         c = self.call
@@ -604,6 +719,10 @@ class Peer:
             uri = a.uri
             if a.transport == "tcp" and "transport=" not in uri:
                 uri += ";transport=tcp"
+            if a.transport == "tls":
+                # baresip 1.0 appends the account URI's parameters (here
+                # ;transport=tls) to what it dials: not twice.
+                uri = re.sub(r";transport=[^;>?]*", "", uri)
             self.ctrl.send("dial", uri)
             emit("dialing", uri=uri)
         last_audio = 0.0

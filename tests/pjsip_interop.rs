@@ -92,11 +92,15 @@ fn pjsip_ivr_sip_info_dtmf_tcp() {
     ivr_menu("tcp", "info");
 }
 
-/// PJSIP offering SRTP as optional (RTP/AVP with `a=crypto` lines) gets
-/// a plain RTP answer and a working call.
-#[test]
-fn pjsip_caller_offering_optional_srtp_gets_plain_rtp_udp() {
-    let srv = Server::start_demo();
+/// PJSIP offering SRTP as optional (RTP/AVP with `a=crypto` lines, "best
+/// effort" SDES): under `sip.srtp = "optional"` (the default) ringback
+/// answers with its own key and the call is SRTP; under `"off"` it answers
+/// plain RTP. Either way the call works, digits included.
+fn optional_srtp_offer(server_policy: &str, expect_srtp: bool) {
+    let srv = Server::start(common::ServerOpts {
+        sip_extra: format!("srtp = \"{server_policy}\"\n"),
+        ..common::ServerOpts::default()
+    });
     let mut c = caller(
         &srv,
         "udp",
@@ -118,11 +122,31 @@ fn pjsip_caller_offering_optional_srtp_gets_plain_rtp_udp() {
     c.expect("audio_heard", Duration::from_secs(10), &srv);
     c.finish(&srv);
     let cdr = srv.wait_cdr(&id, Duration::from_secs(10));
-    assert_eq!(
-        cdr.digits, "1",
-        "RFC 4733 digits work on the SRTP-capable offer: {cdr:?}"
-    );
+    assert_eq!(cdr.digits, "1", "RFC 4733 digits work: {cdr:?}");
     assert_eq!(cdr.hangup_by.as_deref(), Some("caller"), "{cdr:?}");
+    // ringback's 200 OK (in PJSIP's log) carries a key or not.
+    let log = c.log();
+    let answer = log
+        .split("SIP/2.0 200 OK")
+        .skip(1)
+        .find(|m| m.contains("CSeq:") && m.contains("INVITE") && m.contains("m=audio"))
+        .unwrap_or_else(|| panic!("no 200 OK with SDP in PJSIP's log:\n{}", c.diagnostics()));
+    let answer = answer.split("--end msg--").next().unwrap_or(answer);
+    assert_eq!(
+        answer.contains("a=crypto:"),
+        expect_srtp,
+        "sip.srtp = {server_policy}: the answer\n{answer}"
+    );
+}
+
+#[test]
+fn pjsip_caller_offering_optional_srtp_gets_srtp_udp() {
+    optional_srtp_offer("optional", true);
+}
+
+#[test]
+fn pjsip_caller_offering_optional_srtp_gets_plain_rtp_when_srtp_is_off_udp() {
+    optional_srtp_offer("off", false);
 }
 
 /// PJSIP with session timers required (`Require: timer`, RFC 4028): the
@@ -633,46 +657,14 @@ fn pjsip_callback_with_both_ends_vanished_ends_by_rtp_timeout() {
 // 8. SIP over TLS: certificates verified both ways round, connections reused.
 // ---------------------------------------------------------------------------------------------
 
-/// A lab CA and a certificate it issued for ringback (localhost,
-/// 127.0.0.1), in a directory that lives as long as the test.
-struct Lab {
-    dir: tempfile::TempDir,
-    ca: common::certs::Ca,
-    ringback: common::certs::Leaf,
-}
-
-fn lab() -> Lab {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = common::certs::Ca::new(dir.path(), "lab");
-    let ringback = ca.issue("ringback");
-    Lab { dir, ca, ringback }
-}
-
-/// `[sip]` lines for a TLS listener on a free port with the lab certificate.
-fn tls_listener(lab: &Lab) -> String {
-    format!(
-        "tls_listen = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-        lab.ringback.cert.display(),
-        lab.ringback.key.display()
-    )
-}
+use common::certs::{path_str, tls_addr, Lab};
 
 fn tls_server(lab: &Lab, extra_config: &str) -> Server {
     Server::start(common::ServerOpts {
         extra_config: extra_config.into(),
-        sip_extra: tls_listener(lab),
+        sip_extra: lab.tls_listener(),
         ..common::ServerOpts::default()
     })
-}
-
-fn tls_addr(srv: &Server) -> String {
-    srv.tls
-        .expect("the ready line names the TLS listener")
-        .to_string()
-}
-
-fn path_str(p: &std::path::Path) -> &str {
-    p.to_str().expect("UTF-8 path")
 }
 
 /// A PJSIP caller over TLS that verifies ringback's certificate with `ca`.
@@ -685,7 +677,7 @@ fn tls_caller(srv: &Server, ca: &std::path::Path, number: &str, extra: &[&str]) 
 
 #[test]
 fn pjsip_tls_caller_navigates_the_ivr_with_a_verified_certificate() {
-    let lab = lab();
+    let lab = Lab::new();
     let srv = tls_server(&lab, "");
     let mut c = tls_caller(
         &srv,
@@ -710,7 +702,7 @@ fn pjsip_tls_caller_navigates_the_ivr_with_a_verified_certificate() {
 
 #[test]
 fn pjsip_tls_caller_refuses_a_certificate_from_an_unknown_ca() {
-    let lab = lab();
+    let lab = Lab::new();
     let other = common::certs::Ca::new(lab.dir.path(), "other");
     let srv = tls_server(&lab, "");
     let mut c = tls_caller(&srv, &other.cert, "2000", &["--timeout", "15"]);
@@ -738,7 +730,7 @@ fn pjsip_tls_caller_refuses_a_certificate_from_an_unknown_ca() {
 
 #[test]
 fn pjsip_tls_agent_takes_a_tls_caller_with_audio_both_ways() {
-    let lab = lab();
+    let lab = Lab::new();
     let srv = tls_server(&lab, common::peer::AGENT_CONFIG);
     let agent_tone = AGENT_TONE.to_string();
     let caller_tone = CALLER_TONE.to_string();
@@ -806,7 +798,7 @@ fn pjsip_tls_agent_takes_a_tls_caller_with_audio_both_ways() {
 
 #[test]
 fn pjsip_callback_customer_through_a_tls_trunk_verified_by_its_ca() {
-    let lab = lab();
+    let lab = Lab::new();
     let customer_cert = lab.ca.issue("carrier");
     let ca = path_str(&lab.ca.cert).to_string();
     callback_to_customer_with(
@@ -821,7 +813,7 @@ fn pjsip_callback_customer_through_a_tls_trunk_verified_by_its_ca() {
             // The carrier sends its BYE to our TLS Contact: ringback
             // listens for TLS too.
             Server::start(common::ServerOpts {
-                sip_extra: tls_listener(&lab),
+                sip_extra: lab.tls_listener(),
                 ..common::callback_opts(
                     &format!(
                         "[trunk]\naddress = \"127.0.0.1:{port}\"\ncaller_id = \"+15550100\"\ntransport = \"tls\"\ntls_ca_file = \"{ca}\"\ntls_server_name = \"localhost\"\n",
@@ -836,7 +828,7 @@ fn pjsip_callback_customer_through_a_tls_trunk_verified_by_its_ca() {
 
 #[test]
 fn tls_trunk_with_an_untrusted_certificate_is_never_called() {
-    let lab = lab();
+    let lab = Lab::new();
     let customer_cert = lab.ca.issue("carrier");
     // The customer's certificate is signed by the lab CA; the trunk trusts
     // only the public roots, so the handshake must fail and nothing of the
@@ -856,7 +848,7 @@ fn tls_trunk_with_an_untrusted_certificate_is_never_called() {
         ]),
     );
     let srv = Server::start(common::ServerOpts {
-        sip_extra: tls_listener(&lab),
+        sip_extra: lab.tls_listener(),
         ..common::callback_opts(
             &format!(
                 "[trunk]\naddress = \"127.0.0.1:{}\"\ncaller_id = \"+15550100\"\ntransport = \"tls\"\ntls_server_name = \"localhost\"\n",

@@ -111,3 +111,46 @@ impl Ca {
         Leaf { cert, key }
     }
 }
+
+/// A lab CA and a certificate it issued for ringback (localhost,
+/// 127.0.0.1), in a directory that lives as long as the test.
+pub struct Lab {
+    /// Where the files are (other certificates may go here too).
+    pub dir: tempfile::TempDir,
+    /// The CA phones and trunks trust.
+    pub ca: Ca,
+    /// ringback's own certificate.
+    pub ringback: Leaf,
+}
+
+impl Lab {
+    /// A fresh CA and ringback certificate.
+    pub fn new() -> Lab {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = Ca::new(dir.path(), "lab");
+        let ringback = ca.issue("ringback");
+        Lab { dir, ca, ringback }
+    }
+
+    /// `[sip]` lines for a TLS listener on a free port with the lab
+    /// certificate.
+    pub fn tls_listener(&self) -> String {
+        format!(
+            "tls_listen = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            self.ringback.cert.display(),
+            self.ringback.key.display()
+        )
+    }
+}
+
+/// The server's TLS address (its ready line names it).
+pub fn tls_addr(srv: &super::Server) -> String {
+    srv.tls
+        .expect("the ready line names the TLS listener")
+        .to_string()
+}
+
+/// A path as the `&str` a command line or config wants.
+pub fn path_str(p: &Path) -> &str {
+    path(p)
+}

@@ -28,8 +28,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::peer::{
-    agent_state, args, json, request_callback, sip_header, PeerScript, PyPeer, AGENT_TONE,
-    CALLER_TONE,
+    agent_state, args, json, request_callback, sip_header, PyPeer, AGENT_TONE, CALLER_TONE, PJSUA,
 };
 use common::scenario::{AgentPhone, Uac, CALLER};
 use common::{free_udp_port, Server, ServerOpts, Sipp, SippProcess};
@@ -751,57 +750,6 @@ fn crash_while_the_customer_hears_press_1_dials_again_without_counting() {
 // ---------------------------------------------------------------------------------------------
 // 6. The bridged conversation (PJSIP on both ends, audio checked by tone).
 // ---------------------------------------------------------------------------------------------
-
-fn require_pjsua2() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let out = std::process::Command::new("python3")
-            .args(["-c", "import pjsua2"])
-            .output()
-            .expect("python3 must be installed to run the PJSIP tests");
-        assert!(
-            out.status.success(),
-            "pjsua2 is not installed: run `pip install pjsua2-python` (scripts/test does).\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-}
-
-/// A SIP port free on UDP and TCP, RTP two above.
-fn peer_port() -> u16 {
-    for _ in 0..20 {
-        let p = free_udp_port();
-        if std::net::TcpListener::bind(("127.0.0.1", p)).is_ok() {
-            return p;
-        }
-    }
-    panic!("no port free on both UDP and TCP");
-}
-
-/// `tests/peers/pjsua_peer.py`, placed as in `tests/pjsip_interop.rs`.
-const PJSUA: PeerScript = PeerScript {
-    label: "PJSIP",
-    script: "tests/peers/pjsua_peer.py",
-    require: require_pjsua2,
-    pick_port: peer_port,
-    place_args: |port, dir, log| {
-        vec![
-            "--port".into(),
-            port.to_string().into(),
-            "--rtp-port".into(),
-            (port + 2).to_string().into(),
-            "--dir".into(),
-            dir.into(),
-            "--log".into(),
-            log.into(),
-        ]
-    },
-    log_file: "pjsip.log",
-    omit_field: "message",
-    log_tail: 200,
-    skip_log_line: |_| false,
-    term_grace: Duration::ZERO,
-};
 
 /// What the bridged step leaves: the server (restarted), the callback, the
 /// customer's trunk port, the two PJSIP phones (still in their dead call)

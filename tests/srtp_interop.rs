@@ -1153,7 +1153,6 @@ fn forged_replayed_and_tampered_srtp_is_dropped_and_counted() {
     );
     let mut junk: Vec<Vec<u8>> = (0..5).map(|_| forged(ssrc, last_seq, 5)).collect();
     junk.extend((0..5).map(|_| (0..40).map(|_| rand::random::<u8>() & 0x3f).collect()));
-    eprintln!("TMPDEBUG d1 {after_d1:?} c2 {after_c2:?}");
     send_all(&forger, rb, &junk);
     let after_d2 = wait_drops(srv, |d| d.malformed >= after_d1.malformed + 10);
     assert_eq!(

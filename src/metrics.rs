@@ -34,9 +34,9 @@ counters! {
     DTMF_SIP_INFO_TOTAL: "Digits received by SIP INFO.",
     DTMF_INBAND_TOTAL: "Digits detected as tones in the audio.",
     DIALPLAN_RELOADS_TOTAL: "Successful dialplan reloads.",
-    SRTP_AUTH_FAILURES_TOTAL: "SRTP packets dropped because their authentication tag was wrong (tampered or forged).",
+    SRTP_AUTH_FAILURES_TOTAL: "Packets on a secure stream dropped because their authentication tag was wrong (tampered, forged, or clear RTP where SRTP is due).",
     SRTP_REPLAYED_TOTAL: "SRTP packets dropped as replays (already received, or older than the replay window).",
-    SRTP_MALFORMED_TOTAL: "Packets on a secure stream dropped because they were not SRTP at all (too short, clear RTP).",
+    SRTP_MALFORMED_TOTAL: "Packets on a secure stream dropped because they cannot be SRTP at all (shorter than a header and tag, not RTP version 2).",
     DIALPLAN_RELOAD_FAILURES_TOTAL: "Rejected dialplan reloads (the old version kept serving).",
 }
 

@@ -33,12 +33,12 @@
 mod common;
 
 use std::net::{SocketAddr, UdpSocket};
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use ringback_media::srtp::{KeyMaterial, Srtp, Suite};
 use serde_json::Value;
 
+use common::certs::{path_str, tls_addr, Lab};
 use common::peer::{
     args, assert_queued_call_invite, finish_queued_call, uri, wait_agent_state, Bye, PeerScript,
     PyPeer, AGENT_CONFIG, AGENT_TONE, CALLER_TONE, PJSUA,
@@ -46,31 +46,8 @@ use common::peer::{
 use common::{Server, ServerOpts};
 
 // ---------------------------------------------------------------------------------------------
-// The lab (CA, ringback's certificate) and the server.
+// The server: SRTP policies, a TLS listener with the lab certificate.
 // ---------------------------------------------------------------------------------------------
-
-/// A lab CA and a certificate it issued for ringback (localhost,
-/// 127.0.0.1), in a directory that lives as long as the test.
-struct Lab {
-    _dir: tempfile::TempDir,
-    ca: common::certs::Ca,
-    ringback: common::certs::Leaf,
-}
-
-fn lab() -> Lab {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = common::certs::Ca::new(dir.path(), "lab");
-    let ringback = ca.issue("ringback");
-    Lab {
-        _dir: dir,
-        ca,
-        ringback,
-    }
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("UTF-8 path")
-}
 
 /// The SRTP policies of a server (`off`, `optional`, `mandatory`; `None`
 /// leaves the key out, so the default applies).
@@ -98,15 +75,18 @@ const ALL_PLAIN: Policies = Policies {
 /// ([`AGENT_CONFIG`]), a TLS listener with the lab's certificate, and these
 /// SRTP policies.
 fn srtp_server(lab: &Lab, policies: Policies) -> Server {
-    let mut sip = format!(
-        "tls_listen = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
-        lab.ringback.cert.display(),
-        lab.ringback.key.display()
-    );
+    let mut sip = lab.tls_listener();
     if let Some(p) = policies.callers {
         sip.push_str(&format!("srtp = \"{p}\"\n"));
     }
     // AGENT_CONFIG ends inside `[agents.alice]`: a line appended is alice's.
+    assert!(
+        AGENT_CONFIG
+            .rsplit("\n[")
+            .next()
+            .is_some_and(|t| t.starts_with("agents.alice]")),
+        "AGENT_CONFIG must end with alice's table"
+    );
     let mut config = AGENT_CONFIG.to_string();
     if let Some(p) = policies.alice {
         config.push_str(&format!("srtp = \"{p}\"\n"));
@@ -116,12 +96,6 @@ fn srtp_server(lab: &Lab, policies: Policies) -> Server {
         sip_extra: sip,
         ..ServerOpts::default()
     })
-}
-
-fn tls_addr(srv: &Server) -> String {
-    srv.tls
-        .expect("the ready line names the TLS listener")
-        .to_string()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -278,7 +252,7 @@ impl Plan {
     /// Start the server and both phones: alice registered, the caller in
     /// the IVR (alice is not rung yet).
     fn start(self) -> QueuedCall {
-        let lab = lab();
+        let lab = Lab::new();
         let srv = srtp_server(&lab, self.policies);
         let (agent_tone, caller_tone) = (AGENT_TONE.to_string(), CALLER_TONE.to_string());
         let mut agent_args = args(&[
@@ -802,7 +776,13 @@ fn srtp_caller_reaches_srtp_agent_through_the_ivr_over_tls() {
     assert_eq!(answers.len(), 1, "{answers:?}");
     let chosen = assert_secure_sdp(&answers[0], "ringback's answer to the caller");
     assert_eq!(chosen.len(), 1, "an answer carries one key: {chosen:?}");
-    assert!(!offered.is_empty());
+    // Ringback's offer to alice includes the suite every SDES phone has.
+    assert!(
+        offered
+            .iter()
+            .any(|l| l.contains(" AES_CM_128_HMAC_SHA1_80 ")),
+        "{offered:?}"
+    );
     assert_pjsip_srtp_started(&call.caller);
     assert_pjsip_srtp_started(&call.agent);
     // Nothing genuine was dropped: both PJSIP streams authenticated.
@@ -940,7 +920,7 @@ fn plain_rtp_media_on_the_wire_reveals_both_tones() {
 /// with `sip.srtp = "mandatory"` is refused with 488 and never connected.
 #[test]
 fn plain_offer_to_mandatory_srtp_gets_488() {
-    let lab = lab();
+    let lab = Lab::new();
     let srv = srtp_server(&lab, ALL_SECURE);
     let mut c = caller(&srv, &lab, UDP_PLAIN, "2000", &["--timeout", "15"]);
     let end = c.expect_where(
@@ -969,6 +949,7 @@ fn plain_offer_to_mandatory_srtp_gets_488() {
         "no call may be answered: {:?}",
         srv.cdrs()
     );
+    assert_eq!(srv.metric("ringback_calls_answered_total"), 0.0);
     common::peer::assert_no_active_calls(&srv);
 }
 
@@ -990,7 +971,9 @@ fn plain_offer_to_mandatory_srtp_gets_488() {
 ///     check, the test re-seals a captured packet's plaintext with the
 ///     caller's own key (from PJSIP's log) under a fresh SSRC, flips one
 ///     payload bit and sends it: each counts as an authentication failure,
-///     while the same packets unflipped authenticate (no counter moves).
+///     while the same packets unflipped authenticate (no counter moves);
+/// (d) clear RTP carrying a tone, and packets too short for SRTP or not RTP
+///     at all: all dropped (the short and non-RTP ones as malformed).
 ///
 /// Nothing of this moves the symmetric-RTP latch (ringback sends nothing
 /// to the forger), and the call goes on: the caller's DTMF after all this
@@ -1000,7 +983,7 @@ fn plain_offer_to_mandatory_srtp_gets_488() {
 fn forged_replayed_and_tampered_srtp_is_dropped_and_counted() {
     // The caller presses 1 only after the attack.
     let mut plan = Plan::new(ALL_SECURE, TLS_SRTP, TLS_SRTP);
-    plan.dtmf_at = 7.0;
+    plan.dtmf_at = 9.0;
     let mut call = plan.start();
     let srv = &call.srv;
     let rb = ringback_rtp(&call.caller, srv);
@@ -1151,7 +1134,7 @@ fn forged_replayed_and_tampered_srtp_is_dropped_and_counted() {
         (after_c2.auth + after_c2.malformed + 10, after_c2.replayed),
         "10 clear RTP packets on a secure stream: all dropped ({after_d1:?} after {after_c2:?})"
     );
-    let mut junk: Vec<Vec<u8>> = (0..5).map(|_| forged(ssrc, last_seq, 5)).collect();
+    let mut junk: Vec<Vec<u8>> = (0..5).map(|_| forged(ssrc, last_seq, 0)).collect();
     junk.extend((0..5).map(|_| (0..40).map(|_| rand::random::<u8>() & 0x3f).collect()));
     send_all(&forger, rb, &junk);
     let after_d2 = wait_drops(srv, |d| d.malformed >= after_d1.malformed + 10);
@@ -1164,8 +1147,15 @@ fn forged_replayed_and_tampered_srtp_is_dropped_and_counted() {
         "10 short or non-RTP packets: 10 malformed"
     );
     assert_latch_kept(&forger, "clear and malformed packets", srv);
+    assert!(
+        call.caller
+            .events()
+            .iter()
+            .all(|e| e["event"] != "dtmf_sent"),
+        "the attack took too long: the caller pressed 1 during it"
+    );
 
-    // The call goes on: the DTMF at 7 s, alice, tones both ways.
+    // The call goes on: the DTMF at 9 s, alice, tones both ways.
     call.agent_answers();
     call.finish();
     assert_eq!(

@@ -197,6 +197,7 @@ pub fn spawn(cfg: &Config, store: Store) -> anyhow::Result<AcdHandle> {
         calls: HashMap::new(),
         bindings: HashMap::new(),
         auto_login,
+        tz: cfg.stats.timezone,
     };
     tokio::spawn(task.run(rx));
     Ok(AcdHandle { tx })
@@ -245,11 +246,13 @@ struct AcdTask {
     calls: HashMap<String, UnboundedSender<QueueNotice>>,
     bindings: HashMap<String, Binding>,
     auto_login: std::collections::HashSet<String>,
+    /// `stats.timezone`: where the day (and "calls today") ends.
+    tz: chrono_tz::Tz,
 }
 
 impl AcdTask {
     async fn run(mut self, mut rx: UnboundedReceiver<AcdCmd>) {
-        let mut midnight = next_midnight(Now::system());
+        let mut midnight = next_midnight(Now::system(), self.tz);
         loop {
             let deadline = self.acd.poll_timeout();
             let sleep = async {
@@ -269,13 +272,14 @@ impl AcdTask {
                     // Only an input can be refused.
                     let _ = self.drain(now);
                 }
-                // "Calls today" (fewest-calls routing) start again at local
-                // midnight, and sticky history past every window is dropped.
+                // "Calls today" (fewest-calls routing) start again at
+                // midnight in stats.timezone, like today's figures, and
+                // sticky history past every window is dropped.
                 _ = tokio::time::sleep_until(midnight) => {
                     let now = Now::system();
                     tracing::info!("midnight: daily ACD counters reset");
                     let _ = self.feed(Input::ResetDailyCounters, now);
-                    midnight = next_midnight(now);
+                    midnight = next_midnight(now, self.tz);
                 }
             }
         }
@@ -506,6 +510,7 @@ mod tests {
             calls: HashMap::new(),
             bindings: HashMap::new(),
             auto_login: Default::default(),
+            tz: chrono_tz::UTC,
         };
         (task, log_rx)
     }
@@ -541,46 +546,52 @@ mod tests {
 /// the day (in the local time zone, which only the shell knows), and the
 /// distance to its end is slept on the monotonic clock, both from the one
 /// `now`.
-fn next_midnight(now: Now) -> tokio::time::Instant {
-    let local = now.wall.with_timezone(&chrono::Local).naive_local();
-    tokio::time::Instant::from_std(now.mono) + until_next_midnight(local)
-}
-
-/// Time from `now` (local wall time) to the next local midnight, at least
-/// one second (so a reset right at midnight is not repeated).
-fn until_next_midnight(now: chrono::NaiveDateTime) -> Duration {
-    let next = now
-        .date()
-        .succ_opt()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-        .unwrap_or(now + chrono::Duration::days(1));
-    (next - now)
+/// When the next day of `tz` (`stats.timezone`) starts, on the tokio
+/// clock: the same day boundary as today's figures (23 or 25 hours across a
+/// daylight-saving change), at least one second away.
+fn next_midnight(now: Now, tz: chrono_tz::Tz) -> tokio::time::Instant {
+    let (_, _, next) = crate::live::local_day(tz, now.wall);
+    let wait = (next - now.wall)
         .to_std()
         .unwrap_or(Duration::from_secs(86_400))
-        .max(Duration::from_secs(1))
+        .max(Duration::from_secs(1));
+    tokio::time::Instant::from_std(now.mono) + wait
 }
 
 #[cfg(test)]
 mod midnight_tests {
-    use super::until_next_midnight;
-    use std::time::Duration;
+    use super::next_midnight;
+    use ringback_sansio::Now;
+    use std::time::{Duration, Instant};
 
-    fn at(s: &str) -> chrono::NaiveDateTime {
-        chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").expect("time")
+    fn wait_at(wall: &str, tz: chrono_tz::Tz) -> Duration {
+        let mono = Instant::now();
+        let now = Now {
+            mono,
+            wall: wall.parse().expect("RFC 3339 time"),
+        };
+        next_midnight(now, tz).into_std() - mono
     }
 
     #[test]
-    fn next_midnight_is_the_start_of_the_next_day() {
+    fn the_day_ends_at_midnight_in_the_stats_timezone() {
+        // 23:00 UTC is already 00:00 in Berlin (winter): the next Berlin
+        // midnight is a whole day away; UTC's is an hour away.
         assert_eq!(
-            until_next_midnight(at("2026-12-02 23:00:00")),
+            wait_at("2026-12-02T23:00:00Z", chrono_tz::UTC),
             Duration::from_secs(3_600)
         );
         assert_eq!(
-            until_next_midnight(at("2026-12-02 00:00:00")),
+            wait_at("2026-12-02T23:00:00Z", chrono_tz::Europe::Berlin),
             Duration::from_secs(86_400)
         );
+        // New York, 2026-03-08 (clocks go forward): a 23-hour day.
         assert_eq!(
-            until_next_midnight(at("2026-12-31 23:59:59")),
+            wait_at("2026-03-08T05:00:00Z", chrono_tz::America::New_York),
+            Duration::from_secs(23 * 3_600)
+        );
+        assert_eq!(
+            wait_at("2026-12-31T23:59:59Z", chrono_tz::UTC),
             Duration::from_secs(1)
         );
     }

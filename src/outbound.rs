@@ -109,11 +109,7 @@ pub struct DialSpec {
 
 /// The SRTP policy for calls to `agent`'s phone (`off` when unknown).
 pub fn agent_srtp(config: &crate::config::Config, agent: &str) -> SrtpPolicy {
-    config
-        .agents
-        .get(agent)
-        .map(|a| a.srtp)
-        .unwrap_or_default()
+    config.agents.get(agent).map(|a| a.srtp).unwrap_or_default()
 }
 
 /// One outgoing leg.
@@ -434,13 +430,11 @@ impl OutboundLeg {
                 )))
             }
         } else {
-            Some(
-                stream.reoffer(&req.body).and_then(|(offer, neg)| {
-                    self.sdp_version += 1;
-                    tracing::info!(hold = neg.is_hold(), method = %req.method, "leg renegotiated");
-                    stream.answer_sdp(&neg, &offer, ip, self.sdp_session, self.sdp_version)
-                }),
-            )
+            Some(stream.reoffer(&req.body).and_then(|(offer, neg)| {
+                self.sdp_version += 1;
+                tracing::info!(hold = neg.is_hold(), method = %req.method, "leg renegotiated");
+                stream.answer_sdp(&neg, &offer, ip, self.sdp_session, self.sdp_version)
+            }))
         };
         let reply = match body {
             Some(Err(code)) => message::make_response(req, code, None),

@@ -78,16 +78,6 @@ pub struct StreamShared {
     pub clock_next: AtomicU64,
 }
 
-/// `clock_next` packing: a set bit 48 says "something was sent".
-pub(super) fn pack_next(seq: u16, ts: u32) -> u64 {
-    (1 << 48) | (u64::from(seq) << 32) | u64::from(ts)
-}
-
-/// The (sequence, timestamp) packed by [`pack_next`], if any.
-pub(super) fn unpack_next(v: u64) -> Option<(u16, u32)> {
-    (v >> 48 != 0).then_some(((v >> 32) as u16, v as u32))
-}
-
 /// Everything the clock needs to own a stream.
 pub struct StreamSpec {
     /// Unique id (the engine hands these out).
@@ -577,7 +567,7 @@ fn serve(
         Some(addr) if !held => {
             let n = s.rtp.write(s.spec.pt, payload, &mut buf[..]);
             s.spec.shared.clock_next.store(
-                pack_next(s.rtp.next_seq(), s.rtp.next_ts()),
+                super::relay::pack_next(s.rtp.next_seq(), s.rtp.next_ts()),
                 Ordering::Relaxed,
             );
             let Some(wire) = super::secure::seal(&s.spec.shared.srtp_out, &buf[..n], sealed) else {

@@ -76,7 +76,7 @@ impl Relay {
             // wants. Offsets keep the peer's spacing so RFC 4733 events
             // keep their shared timestamp.
             let relayed = self.to.relay_next.lock().ok().and_then(|n| *n);
-            let clocked = super::clock::unpack_next(self.to.clock_next.load(Ordering::Relaxed));
+            let clocked = unpack_next(self.to.clock_next.load(Ordering::Relaxed));
             let (seq, ts) = relayed
                 .or(clocked)
                 .unwrap_or_else(|| (rand::random(), rand::random()));
@@ -157,5 +157,30 @@ impl Stream {
             *r = None;
         }
         self.shared.bridged.store(false, Ordering::Relaxed);
+    }
+}
+
+/// `StreamShared::clock_next` packing: a set bit 48 says "something was sent".
+pub(super) fn pack_next(seq: u16, ts: u32) -> u64 {
+    (1 << 48) | (u64::from(seq) << 32) | u64::from(ts)
+}
+
+/// The (sequence, timestamp) packed by [`pack_next`], if any.
+fn unpack_next(v: u64) -> Option<(u16, u32)> {
+    (v >> 48 != 0).then_some(((v >> 32) as u16, v as u32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{pack_next, unpack_next};
+
+    #[test]
+    fn packed_numbering_round_trips_and_zero_means_nothing_sent() {
+        assert_eq!(unpack_next(0), None);
+        assert_eq!(
+            unpack_next(pack_next(65_535, u32::MAX)),
+            Some((65_535, u32::MAX))
+        );
+        assert_eq!(unpack_next(pack_next(0, 0)), Some((0, 0)));
     }
 }

@@ -108,6 +108,14 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
             tracing::warn!(error = %e, "cannot rebuild today's figures; they start from zero")
         }
     }
+    // The customer directory in memory: calls look their caller up here,
+    // never in the store (src/directory.rs).
+    let directory = Arc::new(crate::directory::Directory::load(&store).await?);
+    let customers = directory.size().0;
+    directory.spawn_refresh(
+        store.clone(),
+        Duration::from_secs(config.customers.refresh_secs),
+    );
     let plans = snap.plans.len();
     let prompts = snap.prompts.names().count();
     let dialplans = Arc::new(Dialplans::new(
@@ -128,6 +136,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         cdr: cdr.clone(),
         acd: acd.clone(),
         live: Arc::clone(&live),
+        directory: Arc::clone(&directory),
         dialplans: Arc::clone(&dialplans),
         endpoint: ep.clone(),
     });
@@ -145,6 +154,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     let calls = CallPlacer::new(CallDeps {
         legs,
         store: store.clone(),
+        directory: Arc::clone(&directory),
         cdr: cdr.clone(),
         acd: acd.clone(),
         callbacks: callbacks.clone(),
@@ -185,6 +195,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
                 config: Arc::clone(&config),
                 access,
                 store: store.clone(),
+                directory,
                 acd: acd.clone(),
                 callbacks,
                 live,
@@ -201,7 +212,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     let tls_part = tls_addr.map(|a| format!(" tls={a}")).unwrap_or_default();
     // The first line on stdout is machine-readable for scripts and tests.
     println!(
-        "ringback ready sip={} ({transports}){tls_part} api={api_addr} rtp={}:{}-{} dialplans={plans} prompts={prompts} startup_ms={:.1}{api_note}",
+        "ringback ready sip={} ({transports}){tls_part} api={api_addr} rtp={}:{}-{} dialplans={plans} prompts={prompts} customers={customers} startup_ms={:.1}{api_note}",
         ep.local,
         config.rtp.ip,
         config.rtp.port_min,

@@ -19,7 +19,7 @@ use super::ApiState;
 use crate::store::callbacks::{CallbackEventRow, CallbackRow};
 use crate::store::ts;
 
-mod bodies;
+pub(super) mod bodies;
 
 use self::bodies::{CancelCallback, NewCallback, RescheduleCallback};
 

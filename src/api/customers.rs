@@ -166,7 +166,19 @@ pub(super) async fn list_customers(
         },
     };
     let after = f.after.unwrap_or(0).max(0);
-    match ctx.store.list_customers(&numbers, after, limit).await {
+    // As a call is matched: the normalised number first, the other
+    // spelling only when nobody has that.
+    let mut listed = Ok(Vec::new());
+    for spelling in numbers.chunks(1) {
+        listed = ctx.store.list_customers(spelling, after, limit).await;
+        if !matches!(&listed, Ok(rows) if rows.is_empty()) {
+            break;
+        }
+    }
+    if numbers.is_empty() {
+        listed = ctx.store.list_customers(&[], after, limit).await;
+    }
+    match listed {
         Ok(rows) => {
             let full = i64::try_from(rows.len()).is_ok_and(|n| n == limit);
             let next_after = rows.last().map(|r| r.id).filter(|_| full);

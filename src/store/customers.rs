@@ -174,7 +174,7 @@ impl Store {
     }
 
     /// Customers with an id above `after`, by id, at most `limit`; only
-    /// those who have one of `numbers` when it is not empty.
+    /// those who have one of `numbers` (at most two) when it is not empty.
     pub async fn list_customers(
         &self,
         numbers: &[String],

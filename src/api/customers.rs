@@ -83,12 +83,15 @@ pub(super) struct CustomerFilter {
     number: Option<String>,
     /// Only customers whose id is above this (the previous page's
     /// `next_after`)
-    #[param(minimum = 0, maximum = 9007199254740991_i64)]
+    #[param(minimum = 0, maximum = 9007199254740991_i64)] // MAX_AFTER
     after: Option<i64>,
     /// At most this many, by id
     #[param(minimum = 1, maximum = 1000, default = 100)]
     limit: Option<i64>,
 }
+
+/// The largest `after` (2^53 - 1: exact in every JSON reader).
+const MAX_AFTER: i64 = 9_007_199_254_740_991;
 
 /// The answer of `GET /api/v1/customers`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -135,7 +138,7 @@ fn customer_id(id: &str) -> Option<i64> {
         (status = 200, description = "Customers", body = CustomerList),
         (status = 400, description = "Malformed query string (JSON error, code `bad_request`).", body = ErrorBody),
         AuthErrors,
-        (status = 422, description = "`limit` outside 1-1000", body = ErrorBody),
+        (status = 422, description = "`limit` outside 1-1000, `after` outside its range", body = ErrorBody),
         (status = 503, description = "Store unavailable", body = ErrorBody),
     )
 )]
@@ -151,6 +154,10 @@ pub(super) async fn list_customers(
         Ok(l) => l,
         Err(r) => return r.into_response(),
     };
+    if let Some(a) = f.after.filter(|a| !(0..=MAX_AFTER).contains(a)) {
+        let message = format!("`after` must be 0 to {MAX_AFTER}, not {a}");
+        return error(StatusCode::UNPROCESSABLE_ENTITY, message);
+    }
     let numbers = match f.number.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
         None => Vec::new(),
         Some(n) => match ringback_customers::spellings(n) {
@@ -165,7 +172,7 @@ pub(super) async fn list_customers(
             s => s,
         },
     };
-    let after = f.after.unwrap_or(0).max(0);
+    let after = f.after.unwrap_or(0);
     // As a call is matched: the normalised number first, the other
     // spelling only when nobody has that.
     let mut listed = Ok(Vec::new());

@@ -7,7 +7,7 @@ use axum::body::Bytes;
 use axum::http::StatusCode;
 use ringback_customers::{self as rules, Customer, FieldError};
 use serde_json::Value;
-use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, Type};
+use utoipa::openapi::schema::{Array, ArrayBuilder, ObjectBuilder, SchemaType, Type};
 use utoipa::ToSchema;
 
 use super::super::callbacks::bodies::{number_syntax_ok, NUMBER_PATTERN};
@@ -78,10 +78,12 @@ fn tags_schema() -> Array {
         .pattern(Some(TAG_PATTERN))
         .build();
     ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
         .items(tag)
         .max_items(Some(rules::TAGS_MAX))
         .description(Some(
-            "Labels: no `;`, no control characters, no space at either end (none when left out).",
+            "Labels: no `;`, no control characters, no space at either end (none when left out \
+             or null).",
         ))
         .build()
 }

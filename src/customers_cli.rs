@@ -58,7 +58,8 @@ pub fn import(cfg: &Config, file: &Path, replace: bool) -> ExitCode {
     let Some(rt) = runtime() else {
         return ExitCode::FAILURE;
     };
-    let customers: Vec<_> = rows.iter().map(|r| r.customer.clone()).collect();
+    let lines: Vec<u64> = rows.iter().map(|r| r.line).collect();
+    let customers: Vec<_> = rows.into_iter().map(|r| r.customer).collect();
     let result = rt.block_on(async {
         let store = Store::connect(&cfg.database.url).await?;
         let imported = store.import_customers(&customers, replace).await;
@@ -85,7 +86,7 @@ pub fn import(cfg: &Config, file: &Path, replace: bool) -> ExitCode {
         }
         Ok(Err(ImportError::Taken(taken))) => {
             for t in &taken {
-                let line = rows.get(t.row).map_or(0, |r| r.line);
+                let line = lines.get(t.row).copied().unwrap_or(0);
                 eprintln!(
                     "{shown}:{line}: `number`: {} already belongs to customer {} ({})",
                     t.number, t.owner, t.owner_name

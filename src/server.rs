@@ -109,9 +109,8 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         }
     }
     // The customer directory in memory: calls look their caller up here,
-    // never in the store (src/directory.rs).
-    let directory = Arc::new(crate::directory::Directory::load(&store).await?);
-    let customers = directory.size().0;
+    // never in the store (src/directory.rs); loaded in the background.
+    let directory = Arc::new(crate::directory::Directory::default());
     directory.spawn_refresh(
         store.clone(),
         Duration::from_secs(config.customers.refresh_secs),
@@ -212,7 +211,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     let tls_part = tls_addr.map(|a| format!(" tls={a}")).unwrap_or_default();
     // The first line on stdout is machine-readable for scripts and tests.
     println!(
-        "ringback ready sip={} ({transports}){tls_part} api={api_addr} rtp={}:{}-{} dialplans={plans} prompts={prompts} customers={customers} startup_ms={:.1}{api_note}",
+        "ringback ready sip={} ({transports}){tls_part} api={api_addr} rtp={}:{}-{} dialplans={plans} prompts={prompts} startup_ms={:.1}{api_note}",
         ep.local,
         config.rtp.ip,
         config.rtp.port_min,

@@ -710,6 +710,9 @@ fn errors_are_json_with_a_code_and_empty_filters_are_allowed() {
     );
     assert_eq!(status, 422, "{body}");
     assert_eq!(json(&body)["code"], "invalid", "{body}");
+    // White space is not an empty filter (Schemathesis sent a form feed).
+    let (status, body) = http(&srv, "GET", "/api/v1/callbacks?state=%0C", Some(SUPER), "");
+    assert_eq!(status, 422, "{body}");
 }
 
 /// One raw HTTP request; returns the whole response head and the body.

@@ -264,6 +264,16 @@ fn api_guards_dedupe_toll_fraud_and_validation() {
     );
     let (status, _) = srv.http_get("/api/v1/callbacks/nope");
     assert_eq!(status, 404);
+    // An ended callback still exists: acting on it again is a conflict
+    // (409), not an unknown id (404).
+    for (action, body) in [
+        ("cancel", "{}"),
+        ("reschedule", r#"{"at":"2030-01-01T10:00:00Z"}"#),
+    ] {
+        let (status, body) = srv.http_post(&format!("/api/v1/callbacks/{id}/{action}"), body);
+        assert_eq!(status, 409, "{action} of a cancelled callback: {body}");
+        assert!(body.contains("\"conflict\""), "{action}: {body}");
+    }
     // After the cancel the number may ask again.
     request_callback(&srv, CUSTOMER);
 }

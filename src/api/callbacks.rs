@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use ringback_callback::{CallbackState, Origin};
+use ringback_callback::{CallbackError, CallbackState, Origin};
 use serde::Serialize;
 use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
@@ -16,6 +16,7 @@ use super::errors::{error, json_response, ErrorBody};
 use super::openapi::{AuthErrors, NoToken};
 use super::request::{limit_param, ApiBody, ApiPath, ApiQuery};
 use super::ApiState;
+use crate::callbacks::CallbackRefusal;
 use crate::store::callbacks::{CallbackEventRow, CallbackRow};
 use crate::store::ts;
 
@@ -285,8 +286,9 @@ pub(super) async fn list_callbacks(
     if let Some(r) = check_token(&ctx, &headers) {
         return r;
     }
-    // An empty filter (`state=`) means no filter, as the schema allows.
-    let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    // An empty filter (`state=`) means no filter, as the schema allows;
+    // white space is not empty (`state=%0C` is an unknown state, 422).
+    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
     let f = CallbackFilter {
         state: nonempty(f.state),
         queue: nonempty(f.queue),
@@ -351,6 +353,21 @@ pub(super) async fn get_callback(
     stored_callback(&ctx, &id).await
 }
 
+/// A refused command as its answer. The service knows only live callbacks,
+/// so "unknown" there may be one that has ended (completed, failed,
+/// cancelled, expired): it exists, so that is `409`, not `404`.
+async fn command_refused(ctx: &ApiState, id: &str, reason: CallbackRefusal) -> Response {
+    if matches!(reason, CallbackRefusal::Command(CallbackError::Unknown(_))) {
+        if let Ok(Some((row, _))) = ctx.store.callback(id).await {
+            return error(
+                StatusCode::CONFLICT,
+                format!("callback `{id}` has ended ({})", row.state),
+            );
+        }
+    }
+    reason.into_response()
+}
+
 /// A callback as stored, with its history.
 async fn stored_callback(ctx: &ApiState, id: &str) -> Response {
     match ctx.store.callback(id).await {
@@ -398,7 +415,7 @@ pub(super) async fn cancel_callback(
     };
     match ctx.callbacks.cancel(&id, &reason).await {
         Ok(()) => stored_callback(&ctx, &id).await,
-        Err(r) => r.reason.into_response(),
+        Err(r) => command_refused(&ctx, &id, r.reason).await,
     }
 }
 
@@ -436,6 +453,6 @@ pub(super) async fn reschedule_callback(
     };
     match ctx.callbacks.reschedule(&id, at).await {
         Ok(()) => stored_callback(&ctx, &id).await,
-        Err(r) => r.reason.into_response(),
+        Err(r) => command_refused(&ctx, &id, r.reason).await,
     }
 }

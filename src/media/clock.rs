@@ -70,6 +70,22 @@ pub struct StreamShared {
     /// sequence number and timestamp), so the next bridge continues the
     /// numbering: SRTP refuses to send an index twice.
     pub relay_next: Mutex<Option<(u16, u32)>>,
+    /// Where the clock's own packets left off (next sequence number and
+    /// timestamp; 0 = nothing sent yet): a bridge continues from here, so
+    /// the phone sees one stream with one SSRC and no jump back in its
+    /// numbering (jitter buffers that ignore SSRC changes drop "late"
+    /// packets; SRTP receivers may refuse them).
+    pub clock_next: AtomicU64,
+}
+
+/// `clock_next` packing: a set bit 48 says "something was sent".
+pub(super) fn pack_next(seq: u16, ts: u32) -> u64 {
+    (1 << 48) | (u64::from(seq) << 32) | u64::from(ts)
+}
+
+/// The (sequence, timestamp) packed by [`pack_next`], if any.
+pub(super) fn unpack_next(v: u64) -> Option<(u16, u32)> {
+    (v >> 48 != 0).then_some(((v >> 32) as u16, v as u32))
 }
 
 /// Everything the clock needs to own a stream.
@@ -84,6 +100,8 @@ pub struct StreamSpec {
     pub codec: Codec,
     /// Negotiated payload type for that codec (usually 0 or 8).
     pub pt: u8,
+    /// The stream's SSRC, shared with bridge relays out of it.
+    pub ssrc: u32,
     /// Where `PlaybackDone` goes.
     pub events: UnboundedSender<MediaEvent>,
 }
@@ -162,6 +180,9 @@ impl ClockStats {
 struct Stream {
     spec: StreamSpec,
     rtp: RtpSender,
+    /// Bridged at the last tick: the relay's numbering must be picked up
+    /// when the clock sends again.
+    was_bridged: bool,
     playlist: Vec<Arc<Prompt>>,
     item: usize,
     frame: usize,
@@ -430,11 +451,16 @@ fn apply(streams: &mut Slots, cmd: Command) {
     match cmd {
         Command::Add(spec) => {
             let id = spec.id;
+            // Random sequence and timestamp bases (RFC 3550), the
+            // stream's own SSRC.
+            let first = RtpSender::random();
+            let rtp = RtpSender::new(spec.ssrc, first.next_seq(), first.next_ts());
             streams.insert(
                 id,
                 Stream {
                     spec: *spec,
-                    rtp: RtpSender::random(),
+                    rtp,
+                    was_bridged: false,
                     playlist: Vec::new(),
                     item: 0,
                     frame: 0,
@@ -529,11 +555,31 @@ fn serve(
         None => silence(codec),
     };
     let remote = s.spec.shared.remote.lock().ok().and_then(|r| *r);
-    let held =
-        s.spec.shared.mute.load(Ordering::Relaxed) || s.spec.shared.bridged.load(Ordering::Relaxed);
+    let bridged = s.spec.shared.bridged.load(Ordering::Relaxed);
+    let held = s.spec.shared.mute.load(Ordering::Relaxed) || bridged;
+    if bridged {
+        s.was_bridged = true;
+    } else if std::mem::take(&mut s.was_bridged) {
+        // Back from a bridge: go on where the relay stopped.
+        let relayed = s
+            .spec
+            .shared
+            .relay_next
+            .lock()
+            .ok()
+            .and_then(|mut n| n.take());
+        if let Some((seq, ts)) = relayed {
+            s.rtp = RtpSender::new(s.spec.ssrc, seq, ts);
+            s.rtp.start_talkspurt();
+        }
+    }
     match remote {
         Some(addr) if !held => {
             let n = s.rtp.write(s.spec.pt, payload, &mut buf[..]);
+            s.spec.shared.clock_next.store(
+                pack_next(s.rtp.next_seq(), s.rtp.next_ts()),
+                Ordering::Relaxed,
+            );
             let Some(wire) = super::secure::seal(&s.spec.shared.srtp_out, &buf[..n], sealed) else {
                 stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 return;

@@ -179,6 +179,9 @@ impl MediaEngine {
             srtp_out,
             ..StreamShared::default()
         });
+        // One SSRC for everything the leg sends: prompts from the clock and
+        // audio relayed from a bridge.
+        let out_ssrc: u32 = rand::random();
         let clock = self.clocks[(id as usize) % self.clocks.len()].clone();
         clock.send(Command::Add(Box::new(StreamSpec {
             id,
@@ -186,9 +189,9 @@ impl MediaEngine {
             shared: Arc::clone(&shared),
             codec,
             pt,
+            ssrc: out_ssrc,
             events: events.clone(),
         })));
-        let out_ssrc: u32 = rand::random();
         let receiver = tokio::spawn(receive(
             Arc::clone(&socket),
             Arc::clone(&shared),

@@ -69,16 +69,16 @@ impl Relay {
             return false;
         };
         if !self.started {
-            // Random bases, as RFC 3550 wants, or where an earlier bridge
-            // on this leg left off (SRTP must never reuse an index);
-            // offsets keep the peer's spacing so RFC 4733 events keep
-            // their shared timestamp.
-            let (seq, ts) = self
-                .to
-                .relay_next
-                .lock()
-                .ok()
-                .and_then(|n| *n)
+            // Go on with the leg's own numbering: where an earlier bridge
+            // stopped, else where the clock's prompts stopped (one SSRC,
+            // no jump back: SRTP never reuses an index, and phones' jitter
+            // buffers drop "late" packets), else random bases as RFC 3550
+            // wants. Offsets keep the peer's spacing so RFC 4733 events
+            // keep their shared timestamp.
+            let relayed = self.to.relay_next.lock().ok().and_then(|n| *n);
+            let clocked = super::clock::unpack_next(self.to.clock_next.load(Ordering::Relaxed));
+            let (seq, ts) = relayed
+                .or(clocked)
                 .unwrap_or_else(|| (rand::random(), rand::random()));
             self.seq_offset = seq.wrapping_sub(hdr.seq);
             self.ts_offset = ts.wrapping_sub(hdr.ts);

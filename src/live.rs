@@ -26,6 +26,10 @@ pub const SERVICE_LEVEL_SECS: u64 = 20;
 pub struct CallContext {
     /// Caller's number.
     pub caller: String,
+    /// The caller's name, from the customer directory.
+    pub caller_name: Option<String>,
+    /// The caller's account id, from the customer directory.
+    pub account: Option<String>,
     /// Menu path.
     pub path: String,
     /// Digits entered.
@@ -356,6 +360,8 @@ mod tests {
     fn ctx() -> CallContext {
         CallContext {
             caller: "+1555".into(),
+            caller_name: None,
+            account: None,
             path: "main".into(),
             digits: "0".into(),
             entered_at: Utc::now(),

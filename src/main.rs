@@ -2,7 +2,8 @@
 //!
 //! `ringback serve` answers SIP calls and runs the dialplans in
 //! `dialplans/`; `ringback check` validates dialplans; `ringback simulate`
-//! walks a caller through one without a phone.
+//! walks a caller through one without a phone; `ringback customers
+//! import|export` moves the customer directory to and from CSV.
 
 mod acd_task;
 mod admission;
@@ -13,6 +14,8 @@ mod call;
 mod callback_attempt;
 mod callbacks;
 mod config;
+mod customers_cli;
+mod directory;
 mod endpoint;
 mod live;
 mod media;
@@ -83,8 +86,30 @@ enum Command {
         #[arg(long, default_value = "+15550123")]
         caller: String,
     },
+    /// The customer directory: import a CSV file, export it.
+    Customers {
+        #[command(subcommand)]
+        action: CustomersAction,
+    },
     /// Print the version.
     Version,
+}
+
+#[derive(Subcommand)]
+enum CustomersAction {
+    /// Add the customers of a CSV file (a header row naming at least
+    /// `number` and `name`): every bad row is reported as `FILE:LINE:
+    /// reason`, and then nothing is imported.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+        /// Replace the whole directory with the file's customers.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Write the directory to standard output as CSV, in the format
+    /// `import` reads.
+    Export,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -138,6 +163,21 @@ fn main() -> ExitCode {
             at,
             caller,
         } => simulate(&cli.config, &file, &digits, at.as_deref(), caller),
+        Command::Customers { action } => {
+            let cfg = match config_or_default(&cli.config) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match action {
+                CustomersAction::Import { file, replace } => {
+                    customers_cli::import(&cfg, &file, replace)
+                }
+                CustomersAction::Export => customers_cli::export(&cfg),
+            }
+        }
     }
 }
 

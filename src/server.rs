@@ -108,6 +108,13 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
             tracing::warn!(error = %e, "cannot rebuild today's figures; they start from zero")
         }
     }
+    // The customer directory in memory: calls look their caller up here,
+    // never in the store (src/directory.rs); loaded in the background.
+    let directory = Arc::new(crate::directory::Directory::default());
+    directory.spawn_refresh(
+        store.clone(),
+        Duration::from_secs(config.customers.refresh_secs),
+    );
     let plans = snap.plans.len();
     let prompts = snap.prompts.names().count();
     let dialplans = Arc::new(Dialplans::new(
@@ -128,6 +135,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         cdr: cdr.clone(),
         acd: acd.clone(),
         live: Arc::clone(&live),
+        directory: Arc::clone(&directory),
         dialplans: Arc::clone(&dialplans),
         endpoint: ep.clone(),
     });
@@ -145,6 +153,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     let calls = CallPlacer::new(CallDeps {
         legs,
         store: store.clone(),
+        directory: Arc::clone(&directory),
         cdr: cdr.clone(),
         acd: acd.clone(),
         callbacks: callbacks.clone(),
@@ -185,6 +194,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
                 config: Arc::clone(&config),
                 access,
                 store: store.clone(),
+                directory,
                 acd: acd.clone(),
                 callbacks,
                 live,

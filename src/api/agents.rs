@@ -48,6 +48,12 @@ impl From<&AgentState> for AgentStateName {
 pub(super) struct CallContext {
     /// The caller's number.
     caller: String,
+    /// The caller's name, when the customer directory knows the number.
+    #[schema(required = true)]
+    caller_name: Option<String>,
+    /// The caller's account id, from the customer directory.
+    #[schema(required = true)]
+    account: Option<String>,
     /// Menu path.
     path: String,
     /// Digits entered.
@@ -130,6 +136,8 @@ pub(super) fn agents_view(
                 context: call.and_then(|c| ctx.live.context(c)).map(|c| CallContext {
                     waited_secs: (chrono::Utc::now() - c.entered_at).num_seconds().max(0),
                     caller: c.caller,
+                    caller_name: c.caller_name,
+                    account: c.account,
                     path: c.path,
                     digits: c.digits,
                     repeat: c.repeat,

@@ -20,7 +20,7 @@ use crate::callbacks::CallbackRefusal;
 use crate::store::callbacks::{CallbackEventRow, CallbackRow};
 use crate::store::ts;
 
-mod bodies;
+pub(super) mod bodies;
 
 use self::bodies::{CancelCallback, NewCallback, RescheduleCallback};
 

@@ -33,6 +33,12 @@ pub(super) async fn day_stats(ctx: &ApiState) -> DayStats {
 pub(super) struct Call {
     call_id: String,
     caller: String,
+    /// The caller's name, when the customer directory knows the number.
+    #[schema(required = true)]
+    caller_name: Option<String>,
+    /// The caller's account id, from the customer directory.
+    #[schema(required = true)]
+    account: Option<String>,
     /// Menu path.
     path: String,
     digits: String,
@@ -75,6 +81,8 @@ pub(super) async fn list_calls(State(ctx): State<Arc<ApiState>>, headers: Header
             call_id: id,
             waited_secs: (chrono::Utc::now() - c.entered_at).num_seconds().max(0),
             caller: c.caller,
+            caller_name: c.caller_name,
+            account: c.account,
             path: c.path,
             digits: c.digits,
             repeat: c.repeat,

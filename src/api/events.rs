@@ -56,7 +56,7 @@ pub(super) async fn snapshot(ctx: &ApiState, who: &Principal) -> Snapshot {
     let stats = day_stats(ctx).await;
     Snapshot {
         at: crate::store::ts(chrono::Utc::now()),
-        queues: queues_view(&queues, agent_only.is_none()),
+        queues: queues_view(&queues, agent_only.is_none(), &ctx.live),
         agents: agents_view(ctx, &agents, agent_only.as_deref()),
         callbacks: SnapshotCallbacks {
             pending: count(&["scheduled", "retry_wait", "requested"]),

@@ -1,5 +1,5 @@
 //! The HTTP surface: Prometheus metrics, a health check, the REST API (agents,
-//! queues, calls, callbacks, dialplans, trunks) with its OpenAPI document,
+//! queues, calls, callbacks, customers, dialplans, trunks) with its OpenAPI document,
 //! server-sent events, and the supervisor dashboard and agent page.
 //!
 //! When `api.tokens` are configured, `/api/*` requires
@@ -12,13 +12,14 @@
 //! refusals become statuses), `request` (paths, query strings and bodies),
 //! `openapi` (the one list of routes, and the OpenAPI document generated
 //! from the handlers' own types), then the resources: `agents`, `queues`,
-//! `calls`, `callbacks`, `dialplans`, `trunks`, the live `events` feed and
+//! `calls`, `callbacks`, `customers`, `dialplans`, `trunks`, the live `events` feed and
 //! the `prometheus` metrics.
 
 mod agents;
 mod auth;
 mod callbacks;
 mod calls;
+mod customers;
 mod dialplans;
 mod errors;
 mod events;
@@ -39,6 +40,7 @@ use tokio::net::TcpListener;
 use crate::acd_task::AcdHandle;
 use crate::callbacks::CallbackHandle;
 use crate::config::Config;
+use crate::directory::Directory;
 use crate::live::Live;
 use crate::media::MediaEngine;
 use crate::snapshot::Dialplans;
@@ -53,8 +55,10 @@ pub struct ApiState {
     pub config: Arc<Config>,
     /// Tokens and the Host/Origin allow-list in force (reloaded on SIGHUP).
     pub access: Arc<crate::api_access::ApiAccess>,
-    /// Call records, callbacks, agent history.
+    /// Call records, callbacks, agent history, customers.
     pub store: Store,
+    /// The customer directory calls use, changed with the store.
+    pub directory: Arc<Directory>,
     /// Agents and queues.
     pub acd: AcdHandle,
     /// Callback requests and commands.

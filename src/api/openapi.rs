@@ -29,7 +29,8 @@ use super::events::Snapshot;
 use super::ApiState;
 use crate::config::Config;
 
-const DESCRIPTION: &str = "Agents, queues, callbacks, calls and dialplans of a ringback server, \
+const DESCRIPTION: &str =
+    "Agents, queues, callbacks, calls, customers and dialplans of a ringback server, \
 with `/metrics` (Prometheus text), `/healthz` and the pages served beside them without \
 authentication. Every error is an `Error` object; a path no route serves is `404` and a method a \
 path does not take is `405` (with `Allow`), both with the same body. As served, the document \
@@ -49,6 +50,7 @@ of the agent path parameter. The document is generated from the handlers' own ty
         (name = "queues", description = "Queues and who waits in them"),
         (name = "calls", description = "Calls in progress and call records"),
         (name = "callbacks", description = "Callback requests"),
+        (name = "customers", description = "The customer directory: who calls"),
         (name = "dialplans", description = "Dialplans serving and their reload"),
         (name = "trunks", description = "Carriers and their registration"),
         (name = "pages", description = "The dashboard and the agent page"),
@@ -73,7 +75,9 @@ impl Modify for BearerScheme {
 /// list the router and the document are made from. One `routes!` per path
 /// (handlers of one path together).
 pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
-    use super::{agents, callbacks, calls, dialplans, events, prometheus, queues, trunks};
+    use super::{
+        agents, callbacks, calls, customers, dialplans, events, prometheus, queues, trunks,
+    };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(super::dashboard))
         .routes(routes!(super::agent_page))
@@ -99,6 +103,15 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(callbacks::get_callback))
         .routes(routes!(callbacks::cancel_callback))
         .routes(routes!(callbacks::reschedule_callback))
+        .routes(routes!(
+            customers::list_customers,
+            customers::create_customer
+        ))
+        .routes(routes!(
+            customers::get_customer,
+            customers::update_customer,
+            customers::delete_customer
+        ))
 }
 
 /// The router of [`routes`] and its document, finished.

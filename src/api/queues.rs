@@ -20,6 +20,10 @@ pub(super) struct Waiting {
     /// The caller's number; null in an agent token's snapshot.
     #[schema(required = true)]
     caller: Option<String>,
+    /// The caller's name from the customer directory; null when unknown
+    /// and in an agent token's snapshot.
+    #[schema(required = true)]
+    caller_name: Option<String>,
     /// Whether this is a callback attempt.
     callback: bool,
     /// 1-based position in the queue.
@@ -52,11 +56,12 @@ pub(super) struct Queue {
     avg_handle_secs: u64,
 }
 
-/// Queues as the API shows them; waiting callers' numbers only
-/// `with_callers`.
+/// Queues as the API shows them; waiting callers' numbers and names (from
+/// their live context) only `with_callers`.
 pub(super) fn queues_view(
     queues: &[ringback_acd::QueueSnapshot],
     with_callers: bool,
+    live: &crate::live::Live,
 ) -> Vec<Queue> {
     queues
         .iter()
@@ -69,6 +74,10 @@ pub(super) fn queues_view(
                 .map(|w| Waiting {
                     call_id: w.call.as_str().to_string(),
                     caller: with_callers.then(|| w.caller.clone()),
+                    caller_name: with_callers
+                        .then(|| live.context(w.call.as_str()))
+                        .flatten()
+                        .and_then(|c| c.caller_name),
                     callback: w.call.as_str().starts_with("cb-"),
                     position: w.position,
                     waited_secs: w.waited.as_secs(),
@@ -106,7 +115,7 @@ pub(super) async fn list_queues(State(ctx): State<Arc<ApiState>>, headers: Heade
     json_response(
         StatusCode::OK,
         QueueList {
-            queues: queues_view(&queues, true),
+            queues: queues_view(&queues, true, &ctx.live),
         },
     )
 }

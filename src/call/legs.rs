@@ -58,28 +58,10 @@ impl Call {
                 .live
                 .update(&self.call_id, |c| c.repeat = Some(repeat));
         }
-        let waited = self.core.waited(Now::system()).as_secs();
-        let mut headers = vec![
-            ("X-Ringback-Caller".to_string(), self.cdr.caller.clone()),
-            ("X-Ringback-Path".to_string(), self.core.path()),
-            ("X-Ringback-Digits".to_string(), self.core.digits()),
-            ("X-Ringback-Waited".to_string(), waited.to_string()),
-            (
-                "X-Ringback-Repeat".to_string(),
-                self.repeat_calls.unwrap_or(0).to_string(),
-            ),
-            (
-                "X-Ringback-Queue".to_string(),
-                self.core.queue().unwrap_or_default().to_string(),
-            ),
-            ("X-Ringback-Call-Id".to_string(), self.call_id.clone()),
-        ];
-        for (k, v) in self.core.vars() {
-            headers.push((format!("X-Ringback-Var-{k}"), v.clone()));
-        }
+        let headers = self.context_headers();
         let spec = DialSpec {
             from_user: self.cdr.caller.clone(),
-            from_display: Some(self.cdr.caller.clone()),
+            from_display: Some(self.caller_display()),
             target: binding.contact.clone(),
             dest: binding.source,
             transport: binding.transport,

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use ringback_call::inbound::{self, InboundCall, Input, LiveUpdate, Output};
+use ringback_call::inbound::{self, InboundCall, Input, Output};
 use ringback_call::{Ending, HangupBy};
 use ringback_media::prompt::Prompt;
 use ringback_media::sdp::{Negotiated, RemoteSdp};
@@ -29,6 +29,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::Instrument;
 
 mod admit;
+mod caller;
 mod legs;
 mod placer;
 mod sip;
@@ -89,6 +90,8 @@ struct Call {
     offered: Option<Binding>,
     /// Calls from this number in the last 7 days (looked up once).
     repeat_calls: Option<i64>,
+    /// The caller in the customer directory (looked up once, in memory).
+    customer: Option<Arc<ringback_customers::Known>>,
     /// Media events of the agent legs (their RTP timeouts).
     leg_media: mpsc::UnboundedSender<MediaEvent>,
 }
@@ -262,7 +265,9 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
     cdr.answered_at = Some(Utc::now());
     cdr.disposition = "in_progress".into();
     ctx.cdr.write(cdr.clone());
+    let customer = ctx.directory.lookup(&caller);
     tracing::info!(
+        customer = customer.as_ref().map(|k| k.id),
         dialplan = %plan.name,
         version = %plan.version,
         codec = ?negotiated.codec,
@@ -303,6 +308,7 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
         legs: Vec::new(),
         offered: None,
         repeat_calls: None,
+        customer,
         leg_media: leg_media_tx,
     };
     let ending = call
@@ -456,26 +462,6 @@ impl Call {
                 p
             })
             .collect()
-    }
-
-    fn live(&self, update: LiveUpdate) {
-        match update {
-            LiveUpdate::Queued => self.ctx.live.queued(
-                &self.call_id,
-                crate::live::CallContext {
-                    caller: self.cdr.caller.clone(),
-                    path: self.core.path(),
-                    digits: self.core.digits(),
-                    entered_at: self.core.entered_queue_at().unwrap_or_else(Utc::now),
-                    repeat: self.repeat_calls,
-                    callback_id: None,
-                    callback_context: None,
-                },
-            ),
-            LiveUpdate::Answered { waited_secs } => self.ctx.live.answered(waited_secs),
-            LiveUpdate::Abandoned => self.ctx.live.abandoned(),
-            LiveUpdate::Handled { talk_secs } => self.ctx.live.handled(talk_secs),
-        }
     }
 
     /// The estimated wait and the free agents of the caller's queue.

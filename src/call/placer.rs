@@ -14,6 +14,7 @@ use super::admit::admit;
 use super::{run, CallSetup};
 use crate::acd_task::AcdHandle;
 use crate::callbacks::CallbackHandle;
+use crate::directory::Directory;
 use crate::endpoint::{CallRefused, CallStarter, NewCall, SipInput};
 use crate::live::Live;
 use crate::outbound::{LegDeps, LegSource};
@@ -26,6 +27,8 @@ pub struct CallDeps {
     pub legs: LegDeps,
     /// Repeat-caller lookups.
     pub store: Store,
+    /// Who callers are (names, accounts), in memory.
+    pub directory: Arc<Directory>,
     /// Call records.
     pub cdr: CdrWriter,
     /// Queues and agents.

@@ -56,10 +56,13 @@ async fn run(
         call_id: owner.clone(),
         tx: sip_tx,
     });
+    let known = ctx.directory.lookup(&cb.number);
     ctx.live.queued(
         &owner,
         crate::live::CallContext {
             caller: cb.number.clone(),
+            caller_name: known.as_ref().map(|k| k.name.clone()),
+            account: known.and_then(|k| k.account.clone()),
             path: String::new(),
             digits: String::new(),
             entered_at: cb.entered_at,
@@ -342,22 +345,14 @@ impl Shell {
             return;
         };
         let cb = &self.cb;
+        let known = self.ctx.directory.lookup(&cb.number);
         let spec = DialSpec {
             from_user: cb.number.clone(),
             from_display: Some(format!("Callback {}", cb.number)),
             target: binding.contact.clone(),
             dest: binding.source,
             transport: binding.transport,
-            headers: vec![
-                ("X-Ringback-Callback".into(), cb.id.clone()),
-                ("X-Ringback-Caller".into(), cb.number.clone()),
-                ("X-Ringback-Queue".into(), cb.queue.clone()),
-                ("X-Ringback-Waited".into(), waited_secs.to_string()),
-                (
-                    "X-Ringback-Context".into(),
-                    cb.context.replace(['\r', '\n'], " "),
-                ),
-            ],
+            headers: placer::agent_headers(cb, waited_secs, known.as_deref()),
             prefer: Codec::Pcmu,
             auth: None,
             inband_dtmf: false,

@@ -9,6 +9,7 @@ use ringback_callback::Callback;
 use super::run;
 use crate::acd_task::AcdHandle;
 use crate::callbacks::{AttemptStarter, CallbackHandle};
+use crate::directory::Directory;
 use crate::endpoint::EndpointHandle;
 use crate::live::Live;
 use crate::outbound::{LegDeps, LegSource};
@@ -27,6 +28,8 @@ pub struct AttemptDeps {
     pub acd: AcdHandle,
     /// Live view and today's counters.
     pub live: Arc<Live>,
+    /// Who the customers called back are (names, accounts), in memory.
+    pub directory: Arc<Directory>,
     /// Prompts (whisper, intro, music).
     pub dialplans: Arc<Dialplans>,
     /// To send SIP.
@@ -64,4 +67,35 @@ impl AttemptStarter for AttemptPlacer {
     ) {
         tokio::spawn(run(Arc::clone(&self.deps), svc, cb, lease, stop));
     }
+}
+
+/// The callback's context for the agent's phone: `X-Ringback-Callback`,
+/// `-Caller` (with `-Caller-Name` and `-Account` when the customer
+/// directory knows the number), `-Queue`, `-Waited` and `-Context`.
+pub(super) fn agent_headers(
+    cb: &Callback,
+    waited_secs: i64,
+    known: Option<&ringback_customers::Known>,
+) -> Vec<(String, String)> {
+    let mut headers = vec![
+        ("X-Ringback-Callback".into(), cb.id.clone()),
+        ("X-Ringback-Caller".into(), cb.number.clone()),
+    ];
+    if let Some(k) = known {
+        let name = ringback_customers::header_value(&k.name, 100);
+        headers.push(("X-Ringback-Caller-Name".into(), name));
+        if let Some(account) = &k.account {
+            let account = ringback_customers::header_value(account, 100);
+            headers.push(("X-Ringback-Account".into(), account));
+        }
+    }
+    headers.extend([
+        ("X-Ringback-Queue".into(), cb.queue.clone()),
+        ("X-Ringback-Waited".into(), waited_secs.to_string()),
+        (
+            "X-Ringback-Context".into(),
+            cb.context.replace(['\r', '\n'], " "),
+        ),
+    ]);
+    headers
 }

@@ -56,3 +56,19 @@ impl Default for DatabaseConfig {
         }
     }
 }
+
+/// The customer directory (`[customers]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CustomersConfig {
+    /// How often the server checks whether the stored directory changed
+    /// beside it (a `ringback customers import`, another node) and reloads
+    /// its in-memory copy; 0: only at start and through its own API.
+    pub refresh_secs: u64,
+}
+
+impl Default for CustomersConfig {
+    fn default() -> Self {
+        CustomersConfig { refresh_secs: 10 }
+    }
+}

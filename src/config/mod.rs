@@ -9,10 +9,11 @@
 //! One module per part of the file: `network` (`[sip]`, `[rtp]`,
 //! `[limits]`), `files` (`[dialplans]`, `[prompts]`, `[database]`), `api`
 //! (`[api]` and its tokens), `queues` (`[queues.*]`, `[agents.*]`,
-//! `[callbacks]`), `trunks` (`[trunk]`, `[trunks.*]`) and `stats`
-//! (`[stats]`). Each type deserialises itself, so a wrong value is reported
-//! at its line and column; what needs the whole file (cross-references,
-//! combinations) is checked by `Config::parse` afterwards.
+//! `[callbacks]`), `trunks` (`[trunk]`, `[trunks.*]`), `stats`
+//! (`[stats]`) and, in `files`, `[customers]`. Each type deserialises
+//! itself, so a wrong value is reported at its line and column; what
+//! needs the whole file (cross-references, combinations) is checked by
+//! `Config::parse` afterwards.
 
 mod api;
 mod files;
@@ -29,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use self::api::{split_authority, ApiConfig, ApiToken, HostPattern, OriginPattern, Role};
-pub use self::files::{DatabaseConfig, DialplansConfig, PromptsConfig};
+pub use self::files::{CustomersConfig, DatabaseConfig, DialplansConfig, PromptsConfig};
 pub use self::network::{LimitsConfig, RtpConfig, SipConfig};
 pub use self::queues::{AgentConfig, CallbacksConfig, QueueConfig};
 pub use self::stats::StatsConfig;
@@ -67,6 +68,8 @@ pub struct Config {
     pub callbacks: CallbacksConfig,
     /// What "today" means for the live figures.
     pub stats: StatsConfig,
+    /// The customer directory's refresh.
+    pub customers: CustomersConfig,
 }
 
 /// A configuration error, already formatted as `file:line:col: message`.

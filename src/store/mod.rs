@@ -14,6 +14,7 @@
 //! - [`dialplan_versions`]: which dialplan versions were loaded when;
 //! - [`recovery`]: closing what a killed process left open, at start-up;
 //! - [`callbacks`]: callback requests, their history and leases;
+//! - [`customers`]: the customer directory and its version;
 //! - [`today`]: one day's events, to rebuild today's live figures.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -57,6 +58,7 @@ pub mod callbacks;
 pub mod cdr_writer;
 pub mod cdrs;
 pub mod connect;
+pub mod customers;
 pub mod dialplan_versions;
 pub mod logs;
 pub mod recovery;

@@ -115,13 +115,18 @@ impl RescheduleCallback {
     }
 }
 
+/// The pattern of the `NewCallback` number (written out in its schema
+/// attribute, which takes a literal) for other schemas of phone numbers:
+/// what [`number_syntax_ok`] accepts.
+pub(in crate::api) const NUMBER_PATTERN: &str = r"^[-\t\n\f\r ().]*(\+[-\t\n\f\r ().]*[1-9]([-\t\n\f\r ().]*[0-9]){6,14}|[0-9]([-\t\n\f\r ().]*[0-9]){6,14})[-\t\n\f\r ().]*$";
+
 /// Whether `number` has the syntax the OpenAPI document's `NewCallback`
 /// pattern states: 7 to 15 ASCII digits, optionally after one `+` that
 /// comes before every digit and is not followed by `0`, with spaces, tabs,
 /// line breaks, dashes, dots and parentheses anywhere. The callback service
 /// normalises the same way (and also trims Unicode spaces, which the
 /// document does not promise); checking here keeps the document exact.
-pub(super) fn number_syntax_ok(number: &str) -> bool {
+pub(in crate::api) fn number_syntax_ok(number: &str) -> bool {
     let mut digits = 0;
     let mut plus = false;
     for c in number.chars() {

@@ -305,7 +305,22 @@ fn next_hop_for_uris() {
         next_hop_for_uri(&uri("sips:bob@192.0.2.1")),
         NextHop::Addr {
             addr: "192.0.2.1:5061".parse().unwrap(),
-            transport: TransportKind::Tcp
+            transport: TransportKind::Tls
+        }
+    );
+    // `sips:` means TLS whatever `transport=` says (RFC 5630 §3.1.3).
+    assert_eq!(
+        next_hop_for_uri(&uri("sips:bob@192.0.2.1:5063;transport=tcp")),
+        NextHop::Addr {
+            addr: "192.0.2.1:5063".parse().unwrap(),
+            transport: TransportKind::Tls
+        }
+    );
+    assert_eq!(
+        next_hop_for_uri(&uri("sip:bob@192.0.2.1;transport=tls")),
+        NextHop::Addr {
+            addr: "192.0.2.1:5061".parse().unwrap(),
+            transport: TransportKind::Tls
         }
     );
     assert_eq!(

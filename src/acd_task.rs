@@ -20,19 +20,20 @@ use ringback_sansio::{Core, Now};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
+use crate::agent_devices::{DeviceBook, Devices};
 use crate::config::Config;
-use crate::registrar::{Binding, Reachability};
+use crate::registrar::Reachability;
 use crate::store::{AgentEvent, QueueLogRow, Store};
 
 /// What the ACD tells a call.
 #[derive(Debug, Clone)]
 pub enum QueueNotice {
-    /// Ring this agent at this binding.
+    /// Ring this agent's devices.
     Offer {
         /// Agent id (SIP user name).
         agent: String,
-        /// Where the phone is.
-        binding: Binding,
+        /// Where its phone is, and whether its browser phone rings.
+        devices: Devices,
     },
     /// Stop ringing this agent.
     CancelOffer {
@@ -64,6 +65,13 @@ pub enum AcdCmd {
     },
     /// The registrar learned something about an agent's phone.
     Reachability(Reachability),
+    /// An agent page's phone connected (`true`) or went away.
+    BrowserPhone {
+        /// Agent id.
+        agent: String,
+        /// Whether it is connected now.
+        connected: bool,
+    },
     /// Position (1-based) and estimated wait of a waiting call.
     Position {
         /// The call.
@@ -195,7 +203,7 @@ pub fn spawn(cfg: &Config, store: Store) -> anyhow::Result<AcdHandle> {
         log: spawn_log_writer(store, cfg.node_id()),
         acd,
         calls: HashMap::new(),
-        bindings: HashMap::new(),
+        devices: DeviceBook::new(cfg),
         auto_login,
         tz: cfg.stats.timezone,
     };
@@ -244,7 +252,7 @@ struct AcdTask {
     log: UnboundedSender<LogRow>,
     acd: Acd,
     calls: HashMap<String, UnboundedSender<QueueNotice>>,
-    bindings: HashMap<String, Binding>,
+    devices: DeviceBook,
     auto_login: std::collections::HashSet<String>,
     /// `stats.timezone`: where the day (and "calls today") ends.
     tz: chrono_tz::Tz,
@@ -327,26 +335,12 @@ impl AcdTask {
                 }
             }
             AcdCmd::Reachability(r) => {
-                let reachable = r.binding.is_some();
-                match r.binding {
-                    Some(b) => {
-                        self.bindings.insert(r.agent.clone(), b);
-                    }
-                    None => {
-                        self.bindings.remove(&r.agent);
-                    }
-                }
-                let _ = self.feed(
-                    Input::AgentReachable(AgentId::from(r.agent.as_str()), reachable),
-                    now,
-                );
-                let logged_out = self
-                    .acd
-                    .agent_state(&r.agent)
-                    .is_some_and(|s| s.name() == "logged-out");
-                if reachable && logged_out && self.auto_login.contains(&r.agent) {
-                    let _ = self.feed(Input::AgentLogin(AgentId::from(r.agent.as_str())), now);
-                }
+                self.devices.set_phone(&r.agent, r.binding);
+                self.reachability_changed(&r.agent, now);
+            }
+            AcdCmd::BrowserPhone { agent, connected } => {
+                self.devices.set_browser(&agent, connected);
+                self.reachability_changed(&agent, now);
             }
             AcdCmd::Position { call, reply } => {
                 let pos = self.acd.position(&call);
@@ -393,6 +387,20 @@ impl AcdTask {
         }
     }
 
+    /// Tell the engine whether `agent` can be rung now; an agent with
+    /// `auto_login` who became reachable is logged in.
+    fn reachability_changed(&mut self, agent: &str, now: Now) {
+        let reachable = self.devices.reachable(agent);
+        let _ = self.feed(Input::AgentReachable(AgentId::from(agent), reachable), now);
+        let logged_out = self
+            .acd
+            .agent_state(agent)
+            .is_some_and(|s| s.name() == "logged-out");
+        if reachable && logged_out && self.auto_login.contains(agent) {
+            let _ = self.feed(Input::AgentLogin(AgentId::from(agent)), now);
+        }
+    }
+
     fn notify(&mut self, call: &CallId, notice: QueueNotice) {
         let done = matches!(
             notice,
@@ -415,12 +423,12 @@ impl AcdTask {
         while let Some(out) = self.acd.poll_output() {
             match out {
                 Output::Offer { call, agent, .. } => {
-                    match self.bindings.get(agent.as_str()).cloned() {
-                        Some(binding) => self.notify(
+                    match Some(self.devices.devices(agent.as_str())).filter(|d| !d.is_empty()) {
+                        Some(devices) => self.notify(
                             &call,
                             QueueNotice::Offer {
                                 agent: agent.as_str().to_string(),
-                                binding,
+                                devices,
                             },
                         ),
                         None => follow_up.push(Input::OfferFailed {
@@ -496,51 +504,7 @@ impl AcdTask {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn task() -> (AcdTask, mpsc::UnboundedReceiver<LogRow>) {
-        let cfg =
-            Config::parse(std::path::Path::new("test.toml"), "[queues.support]\n").expect("config");
-        let (queues, agents) = engine_config(&cfg);
-        let (log, log_rx) = mpsc::unbounded_channel();
-        let task = AcdTask {
-            log,
-            acd: Acd::new(queues, agents, 1).expect("engine"),
-            calls: HashMap::new(),
-            bindings: HashMap::new(),
-            auto_login: Default::default(),
-            tz: chrono_tz::UTC,
-        };
-        (task, log_rx)
-    }
-
-    #[test]
-    fn a_caller_who_abandons_leaves_no_subscription_behind() {
-        let (mut t, _log) = task();
-        for i in 0..100 {
-            let id = format!("call-{i}");
-            let (tx, _rx) = mpsc::unbounded_channel();
-            let now = Now::system();
-            let w = ringback_acd::WaitingCall::new(id.as_str(), "support", "+15550100", now.mono);
-            t.on_cmd(
-                AcdCmd::Input {
-                    input: Input::Enqueue(w),
-                    notify: Some(tx),
-                },
-                now,
-            );
-            t.on_cmd(
-                AcdCmd::Input {
-                    input: Input::Abandon(CallId::from(id.as_str())),
-                    notify: None,
-                },
-                now,
-            );
-        }
-        assert!(t.calls.is_empty(), "{} subscriptions left", t.calls.len());
-    }
-}
+mod tests;
 
 /// When the timer for the next local midnight fires: the wall clock decides
 /// the day (in the local time zone, which only the shell knows), and the

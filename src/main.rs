@@ -7,9 +7,11 @@
 
 mod acd_task;
 mod admission;
+mod agent_devices;
 mod allow;
 mod api;
 mod api_access;
+mod browser;
 mod call;
 mod callback_attempt;
 mod callbacks;

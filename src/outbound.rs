@@ -41,6 +41,8 @@ pub struct LegDeps {
     pub config: Arc<Config>,
     /// RTP ports and media clocks.
     pub media: Arc<MediaEngine>,
+    /// Agents' browser phones (WebRTC).
+    pub phones: Arc<crate::browser::BrowserPhones>,
 }
 
 impl LegDeps {

@@ -123,9 +123,14 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         reload_cache,
         store.clone(),
     ));
+    let phones = Arc::new(crate::browser::BrowserPhones::new(
+        config.webrtc.clone(),
+        acd.clone(),
+    )?);
     let legs = LegDeps {
         config: Arc::clone(&config),
         media: Arc::clone(&media),
+        phones: Arc::clone(&phones),
     };
     // Every task gets the handles it uses and nothing else; the endpoint's
     // handle exists before its task, so nothing waits for a second phase.
@@ -200,6 +205,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
                 live,
                 dialplans: Arc::clone(&dialplans),
                 media,
+                phones,
             }),
         ));
         addr.to_string()

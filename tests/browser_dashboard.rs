@@ -14,7 +14,7 @@ mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -62,70 +62,6 @@ role = "agent"
 agent = "alice"
 "#
     )
-}
-
-fn run(cmd: &mut Command) -> bool {
-    cmd.status().map(|s| s.success()).unwrap_or(false)
-}
-
-fn as_root(args: &[&str]) -> Command {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
-    let mut c = if root {
-        Command::new(args[0])
-    } else {
-        let mut c = Command::new("sudo");
-        c.arg(args[0]);
-        c
-    };
-    c.args(&args[1..]).env("DEBIAN_FRONTEND", "noninteractive");
-    c
-}
-
-/// Debian's Chromium and Node.js, installed with apt when missing.
-fn ensure_tools() {
-    let mut missing = Vec::new();
-    if !Path::new("/usr/bin/chromium").exists() {
-        missing.push("chromium");
-    }
-    if !run(Command::new("node").arg("--version").stdout(Stdio::null())) {
-        missing.push("nodejs");
-    }
-    if !run(Command::new("npm").arg("--version").stdout(Stdio::null())) {
-        missing.push("npm");
-    }
-    if missing.is_empty() {
-        return;
-    }
-    eprintln!("installing {missing:?} with apt");
-    assert!(
-        run(&mut as_root(&["apt-get", "update", "-qq"])),
-        "apt-get update failed"
-    );
-    let mut args = vec!["apt-get", "install", "-y", "-qq"];
-    args.extend(&missing);
-    assert!(
-        run(&mut as_root(&args)),
-        "apt-get install {missing:?} failed"
-    );
-}
-
-/// playwright-core from the committed lock file.
-fn ensure_node_modules(dir: &Path) {
-    if dir
-        .join("node_modules/playwright-core/package.json")
-        .exists()
-    {
-        return;
-    }
-    eprintln!("installing playwright-core (npm ci)");
-    assert!(
-        run(Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(dir)),
-        "npm ci in {} failed",
-        dir.display()
-    );
 }
 
 /// An HTTP request with the admin token; returns (status, body).
@@ -215,9 +151,8 @@ Content-Length: 0\r\n\r\n"
 
 #[test]
 fn dashboard_shows_live_queue_and_pauses_agents_in_real_chromium() {
-    ensure_tools();
     let browser_dir = repo().join("tests/browser");
-    ensure_node_modules(&browser_dir);
+    common::browser::ensure_node_modules(&browser_dir);
     let artifacts = repo().join("tests/artifacts");
     std::fs::create_dir_all(&artifacts).expect("mkdir tests/artifacts");
     let screenshot: PathBuf = artifacts.join("dashboard.png");

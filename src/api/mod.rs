@@ -24,6 +24,7 @@ mod dialplans;
 mod errors;
 mod events;
 mod openapi;
+mod phone;
 mod prometheus;
 mod queues;
 mod request;
@@ -69,6 +70,8 @@ pub struct ApiState {
     pub dialplans: Arc<Dialplans>,
     /// Media load for `/metrics`.
     pub media: Arc<MediaEngine>,
+    /// Agents' browser phones (the `/api/v1/phone` WebSocket).
+    pub phones: Arc<crate::browser::BrowserPhones>,
 }
 
 /// Build the router: every route of [`openapi::routes`], the list the
@@ -86,6 +89,7 @@ pub fn router(ctx: Arc<ApiState>) -> Router {
 const DASHBOARD: &str = include_str!("assets/dashboard.html");
 const AGENT_PAGE: &str = include_str!("assets/agent.html");
 const APP_CSS: &str = include_str!("assets/app.css");
+const PHONE_JS: &str = include_str!("assets/phone.js");
 
 /// The supervisor dashboard
 ///
@@ -128,6 +132,23 @@ async fn agent_page() -> Response {
 )]
 async fn app_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
+}
+
+/// The agent page's browser phone (WebRTC)
+#[utoipa::path(
+    get,
+    path = "/assets/phone.js",
+    operation_id = "getPhoneJs",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
+)]
+async fn phone_js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        PHONE_JS,
+    )
+        .into_response()
 }
 
 /// Health check

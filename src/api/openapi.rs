@@ -76,12 +76,13 @@ impl Modify for BearerScheme {
 /// (handlers of one path together).
 pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
     use super::{
-        agents, callbacks, calls, customers, dialplans, events, prometheus, queues, trunks,
+        agents, callbacks, calls, customers, dialplans, events, phone, prometheus, queues, trunks,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(super::dashboard))
         .routes(routes!(super::agent_page))
         .routes(routes!(super::app_css))
+        .routes(routes!(super::phone_js))
         .routes(routes!(super::healthz))
         .routes(routes!(prometheus::metrics_handler))
         .routes(routes!(openapi_json))
@@ -94,6 +95,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(dialplans::reload_dialplans))
         .routes(routes!(agents::list_agents))
         .routes(routes!(agents::agent_action))
+        .routes(routes!(phone::phone))
         .routes(routes!(queues::list_queues))
         .routes(routes!(trunks::list_trunks))
         .routes(routes!(

@@ -29,6 +29,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tracing::Instrument;
 
 mod admit;
+mod browser;
 mod caller;
 mod legs;
 mod placer;
@@ -38,11 +39,11 @@ use admit::Admitted;
 pub use placer::{queue_settings, CallDeps, CallPlacer};
 
 use crate::acd_task::{AcdCmd, QueueNotice};
+use crate::agent_devices::Devices;
 use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput, ALLOW};
 use crate::media::{MediaEvent, Stream};
 use crate::metrics;
 use crate::outbound::contact_uri;
-use crate::registrar::Binding;
 use crate::snapshot::Snapshot;
 use crate::store::Cdr;
 use legs::AgentLeg;
@@ -87,13 +88,16 @@ struct Call {
     legs: Vec<AgentLeg>,
     /// Where the agent being offered can be reached (from the ACD's notice,
     /// used when the core says to ring).
-    offered: Option<Binding>,
+    offered: Option<Devices>,
     /// Calls from this number in the last 7 days (looked up once).
     repeat_calls: Option<i64>,
     /// The caller in the customer directory (looked up once, in memory).
     customer: Option<Arc<ringback_customers::Known>>,
     /// Media events of the agent legs (their RTP timeouts).
     leg_media: mpsc::UnboundedSender<MediaEvent>,
+    /// What agents' browser phones say about this call's legs (made when
+    /// the first browser leg rings).
+    browser: Option<browser::Events>,
 }
 
 /// Run one call to its end.
@@ -310,6 +314,7 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
         repeat_calls: None,
         customer,
         leg_media: leg_media_tx,
+        browser: None,
     };
     let ending = call
         .event_loop(&mut sip_rx, &mut media_rx, &mut leg_media_rx)
@@ -343,8 +348,15 @@ impl Call {
                     None => std::future::pending().await,
                 }
             };
+            let browser = async {
+                match self.browser.as_mut() {
+                    Some(b) => b.rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 Some(n) = notice => self.on_queue_notice(n),
+                Some(ev) = browser => self.on_browser(ev),
                 input = sip_rx.recv() => match input {
                     Some(input) => self.on_sip(input),
                     // The endpoint is gone: the server is stopping.

@@ -26,8 +26,8 @@ impl Call {
     /// What the ACD says about this call.
     pub(super) fn on_queue_notice(&mut self, notice: QueueNotice) {
         let input = match notice {
-            QueueNotice::Offer { agent, binding } => {
-                self.offered = Some(binding);
+            QueueNotice::Offer { agent, devices } => {
+                self.offered = Some(devices);
                 Input::Offer { agent }
             }
             QueueNotice::CancelOffer { agent } => Input::CancelOffer { agent },

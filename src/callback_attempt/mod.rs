@@ -319,8 +319,13 @@ impl Shell {
 
     fn on_notice(&mut self, notice: QueueNotice) -> Input {
         match notice {
-            QueueNotice::Offer { agent, binding } => {
-                self.offers.insert(agent.clone(), binding);
+            QueueNotice::Offer { agent, devices } => {
+                // A callback rings the agent's SIP phone (the browser phone
+                // takes queue calls only, for now): an agent with none fails
+                // the offer when the core rings it, and the ACD moves on.
+                if let Some(binding) = devices.phone {
+                    self.offers.insert(agent.clone(), binding);
+                }
                 Input::Offer { agent }
             }
             QueueNotice::CancelOffer { agent } => {

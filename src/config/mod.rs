@@ -22,6 +22,7 @@ mod queues;
 mod secrets;
 mod stats;
 mod trunks;
+mod webrtc;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -32,9 +33,10 @@ use serde::Deserialize;
 pub use self::api::{split_authority, ApiConfig, ApiToken, HostPattern, OriginPattern, Role};
 pub use self::files::{CustomersConfig, DatabaseConfig, DialplansConfig, PromptsConfig};
 pub use self::network::{LimitsConfig, RtpConfig, SipConfig};
-pub use self::queues::{AgentConfig, CallbacksConfig, QueueConfig};
+pub use self::queues::{AgentConfig, CallbacksConfig, QueueConfig, RingDevices};
 pub use self::stats::StatsConfig;
 pub use self::trunks::TrunkConfig;
+pub use self::webrtc::{IceServer, WebRtcConfig};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -70,6 +72,8 @@ pub struct Config {
     pub stats: StatsConfig,
     /// The customer directory's refresh.
     pub customers: CustomersConfig,
+    /// Browser calls: the agent page's phone and the public `/call` page.
+    pub webrtc: WebRtcConfig,
 }
 
 /// A configuration error, already formatted as `file:line:col: message`.
@@ -164,6 +168,7 @@ impl Config {
         }
         if let Err(e) = queues::validate_queues(self)
             .and_then(|()| queues::validate_agents(self))
+            .and_then(|()| webrtc::validate(&self.webrtc))
             .and_then(|()| trunks::validate(self))
         {
             return err(e);

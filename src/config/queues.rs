@@ -114,6 +114,36 @@ pub struct AgentConfig {
     /// phone that answers without keys is not connected).
     #[serde(deserialize_with = "super::srtp_policy")]
     pub srtp: ringback_media::sdp::SrtpPolicy,
+    /// A phone in the agent page (WebRTC): the browser, logged in with the
+    /// agent's token, registers as one of the agent's devices.
+    pub webrtc: bool,
+    /// Which of the agent's devices ring: `browser`, `phone` or `both`
+    /// (default: `both` when `webrtc = true`; a phone alone otherwise).
+    pub ring: Option<RingDevices>,
+}
+
+/// Which devices ring for an agent who has both a SIP phone and the
+/// browser phone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RingDevices {
+    /// Only the browser phone in the agent page.
+    Browser,
+    /// Only the registered SIP phone.
+    Phone,
+    /// Both at once; the first to answer takes the call.
+    Both,
+}
+
+impl AgentConfig {
+    /// The devices that ring for this agent.
+    pub fn ring_devices(&self) -> RingDevices {
+        match (self.webrtc, self.ring) {
+            (false, _) => RingDevices::Phone,
+            (true, Some(r)) => r,
+            (true, None) => RingDevices::Both,
+        }
+    }
 }
 
 /// Callback service settings shared by all queues.
@@ -192,6 +222,11 @@ pub(super) fn validate_agents(cfg: &Config) -> Result<(), String> {
                     "agents.{name}.auth_algorithms {list:?}: list \"SHA-256\" and/or \"MD5\""
                 ));
             }
+        }
+        if !a.webrtc && a.ring.is_some_and(|r| r != RingDevices::Phone) {
+            return Err(format!(
+                "agents.{name}.ring: the browser rings only with `webrtc = true`"
+            ));
         }
         if a.password.is_none() && a.ha1.is_none() {
             return Err(format!("agents.{name} needs `password` or `ha1`"));

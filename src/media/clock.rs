@@ -76,6 +76,8 @@ pub struct StreamShared {
     /// numbering (jitter buffers that ignore SSRC changes drop "late"
     /// packets; SRTP receivers may refuse them).
     pub clock_next: AtomicU64,
+    /// A browser stream's ICE and DTLS packets go here (its transport task).
+    pub transport: std::sync::OnceLock<super::browser::TransportTx>,
 }
 
 /// Everything the clock needs to own a stream.

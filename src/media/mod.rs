@@ -2,6 +2,7 @@
 //! receive task. All protocol logic (RTP headers, DTMF, SDP, codecs) lives in
 //! the sans-IO `ringback-media` crate; this module only moves bytes and time.
 
+pub mod browser;
 pub mod clock;
 pub mod ports;
 pub mod relay;
@@ -147,10 +148,25 @@ impl MediaEngine {
     /// inside the tokio runtime (the receive task is spawned there).
     pub fn open_stream(
         &self,
+        port: RtpPort,
+        neg: &Negotiated,
+        srtp: Option<secure::SrtpSession>,
+        events: UnboundedSender<MediaEvent>,
+    ) -> std::io::Result<Stream> {
+        self.open_stream_with(port, neg, srtp, events, None, rand::random())
+    }
+
+    /// [`MediaEngine::open_stream`], with the port's non-RTP packets sent
+    /// to `transport` when given (a browser stream's ICE and DTLS), sending
+    /// as `out_ssrc`.
+    fn open_stream_with(
+        &self,
         mut port: RtpPort,
         neg: &Negotiated,
         srtp: Option<secure::SrtpSession>,
         events: UnboundedSender<MediaEvent>,
+        transport: Option<browser::TransportTx>,
+        out_ssrc: u32,
     ) -> std::io::Result<Stream> {
         let (codec, pt, dtmf_pt) = (neg.codec, neg.pt, neg.dtmf_pt);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -177,11 +193,11 @@ impl MediaEngine {
         };
         let shared = Arc::new(StreamShared {
             srtp_out,
+            transport: transport.map(std::sync::OnceLock::from).unwrap_or_default(),
             ..StreamShared::default()
         });
         // One SSRC for everything the leg sends: prompts from the clock and
         // audio relayed from a bridge.
-        let out_ssrc: u32 = rand::random();
         let clock = self.clocks[(id as usize) % self.clocks.len()].clone();
         clock.send(Command::Add(Box::new(StreamSpec {
             id,
@@ -387,6 +403,16 @@ async fn receive(
             }
         };
         let Some(pkt) = buf.get(..n) else { continue };
+        // A browser stream's ICE checks and DTLS records (RFC 7983: RTP and
+        // RTCP start with 128..=191) belong to its transport task.
+        if let Some(tx) = shared.transport.get() {
+            if !(128..=191).contains(&pkt.first().copied().unwrap_or(0)) {
+                if tx.send((pkt.to_vec(), from)).is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
         // A secure stream looks only at packets that authenticate.
         let pkt = match srtp_in.as_mut() {
             None => pkt,

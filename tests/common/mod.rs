@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod certs;
 pub mod peer;
 pub mod pg;
@@ -42,6 +43,9 @@ pub struct Server {
     pub ready: String,
     /// Environment variables it was started with (kept for restarts).
     env: Vec<(String, String)>,
+    /// Bearer token [`Server::http_get`] and [`Server::http_post`] send
+    /// (see [`Server::with_bearer`]).
+    bearer: Option<String>,
 }
 
 /// How to start a server.
@@ -253,7 +257,22 @@ url = "{database_url}"
             log,
             ready,
             env,
+            bearer: None,
         }
+    }
+
+    /// Send `token` with [`Server::http_get`] and [`Server::http_post`]
+    /// (a server whose API has tokens, so is not open).
+    pub fn with_bearer(mut self, token: &str) -> Server {
+        self.bearer = Some(token.to_string());
+        self
+    }
+
+    fn auth_header(&self) -> String {
+        self.bearer
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default()
     }
 
     /// Path of the SQLite store.
@@ -291,8 +310,9 @@ url = "{database_url}"
             .expect("timeout");
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-            self.api
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{}Connection: close\r\n\r\n",
+            self.api,
+            self.auth_header()
         )
         .expect("write");
         let mut resp = String::new();
@@ -317,8 +337,9 @@ url = "{database_url}"
             .expect("timeout");
         write!(
             s,
-            "POST {path} HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {}\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             self.api,
+            self.auth_header(),
             body.len()
         )
         .expect("write");

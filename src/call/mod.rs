@@ -286,6 +286,7 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
             refresh_every: timer
                 .our_refresh_secs()
                 .map(|s| Duration::from_secs(u64::from(s))),
+            caller_priority: customer.as_ref().map_or(0, |k| k.priority),
         },
         Now::system(),
     );

@@ -107,6 +107,9 @@ pub struct Setup {
     pub extensions: Arc<dyn Extensions>,
     /// Send a session refresh this often (RFC 4028, we are the refresher).
     pub refresh_every: Option<Duration>,
+    /// The caller's priority in the customer directory (0: ordinary or
+    /// unknown), added to the queue node's in every queue the call enters.
+    pub caller_priority: i32,
 }
 
 /// What happened, as the shell observed it.
@@ -407,6 +410,8 @@ pub struct InboundCall {
     earlier_digits: String,
     refresh_every: Option<Duration>,
     refresh_at: Option<Instant>,
+    /// The directory's priority for the caller (see [`Setup`]).
+    caller_priority: i32,
 }
 
 impl InboundCall {
@@ -421,6 +426,7 @@ impl InboundCall {
             queues,
             extensions,
             refresh_every,
+            caller_priority,
         } = setup;
         let mut call = InboundCall {
             call_id,
@@ -444,6 +450,7 @@ impl InboundCall {
             earlier_digits: String::new(),
             refresh_every,
             refresh_at: refresh_every.map(|d| now.mono + d),
+            caller_priority,
         };
         call.pending.push_back(Event::Started(CallInfo {
             caller,
@@ -691,8 +698,9 @@ impl InboundCall {
             queue.as_str(),
             self.caller.as_str(),
             entered,
-        );
-        waiting.priority = priority;
+        )
+        .with_priority(priority)
+        .lifted_by(self.caller_priority);
         waiting.max_wait = max_wait;
         self.out.push_back(Output::Enqueue(waiting));
         let interlude = match settings.entry_prompt.clone() {

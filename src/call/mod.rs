@@ -30,6 +30,7 @@ use tracing::Instrument;
 
 mod admit;
 mod caller;
+mod dips;
 mod legs;
 mod placer;
 mod sip;
@@ -94,6 +95,8 @@ struct Call {
     customer: Option<Arc<ringback_customers::Known>>,
     /// Media events of the agent legs (their RTP timeouts).
     leg_media: mpsc::UnboundedSender<MediaEvent>,
+    /// The dialplan lookup under way.
+    lookup: dips::Pending,
 }
 
 /// Run one call to its end.
@@ -311,6 +314,7 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
         repeat_calls: None,
         customer,
         leg_media: leg_media_tx,
+        lookup: None,
     };
     let ending = call
         .event_loop(&mut sip_rx, &mut media_rx, &mut leg_media_rx)
@@ -353,6 +357,10 @@ impl Call {
                 },
                 Some(ev) = media_rx.recv() => self.on_media(ev),
                 Some(ev) = leg_media_rx.recv() => self.on_leg_media(ev),
+                answer = dips::answer(&mut self.lookup) => {
+                    self.lookup = None;
+                    self.core.handle(Input::LookupDone(answer), Now::system());
+                }
                 _ = sleep => self.core.handle_timeout(Now::system()),
             }
         }
@@ -414,6 +422,14 @@ impl Call {
                 }
                 Output::Live(update) => {
                     self.live(update);
+                    None
+                }
+                Output::Lookup {
+                    lookup,
+                    caller,
+                    vars,
+                } => {
+                    self.start_lookup(lookup, caller, vars);
                     None
                 }
                 Output::QueryPosition => {

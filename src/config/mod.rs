@@ -17,6 +17,7 @@
 
 mod api;
 mod files;
+mod lookups;
 mod network;
 mod queues;
 mod secrets;
@@ -31,6 +32,7 @@ use serde::Deserialize;
 
 pub use self::api::{split_authority, ApiConfig, ApiToken, HostPattern, OriginPattern, Role};
 pub use self::files::{CustomersConfig, DatabaseConfig, DialplansConfig, PromptsConfig};
+pub use self::lookups::{LookupConfig, LookupMethod};
 pub use self::network::{LimitsConfig, RtpConfig, SipConfig};
 pub use self::queues::{AgentConfig, CallbacksConfig, QueueConfig};
 pub use self::stats::StatsConfig;
@@ -70,6 +72,8 @@ pub struct Config {
     pub stats: StatsConfig,
     /// The customer directory's refresh.
     pub customers: CustomersConfig,
+    /// HTTP endpoints of dialplan `lookup` nodes, by name.
+    pub lookups: BTreeMap<String, LookupConfig>,
 }
 
 /// A configuration error, already formatted as `file:line:col: message`.
@@ -165,6 +169,7 @@ impl Config {
         if let Err(e) = queues::validate_queues(self)
             .and_then(|()| queues::validate_agents(self))
             .and_then(|()| trunks::validate(self))
+            .and_then(|()| lookups::validate(&self.lookups))
         {
             return err(e);
         }

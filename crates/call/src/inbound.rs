@@ -203,6 +203,9 @@ pub enum Input {
         /// Whether it was cancelled.
         ok: bool,
     },
+    /// Answer to [`Output::Lookup`]: the answer's body (2xx), or why there
+    /// is none (timeout, error status, breaker open).
+    LookupDone(Result<String, String>),
 }
 
 /// What an agent's leg did (the leg's SIP mechanics are the shell's).
@@ -316,6 +319,16 @@ pub enum Output {
     CancelCallback {
         /// Its id.
         id: String,
+    },
+    /// Ask a configured lookup (HTTP) within its timeout; answer with
+    /// [`Input::LookupDone`].
+    Lookup {
+        /// `[lookups.<name>]`.
+        lookup: String,
+        /// The caller's number.
+        caller: String,
+        /// The call's variables.
+        vars: std::collections::BTreeMap<String, String>,
     },
     /// Update the live view.
     Live(LiveUpdate),
@@ -638,6 +651,15 @@ impl InboundCall {
                 self.request_callback(self.caller.clone(), now);
                 return false;
             }
+            Action::Lookup {
+                lookup,
+                caller,
+                vars,
+            } => self.out.push_back(Output::Lookup {
+                lookup,
+                caller,
+                vars,
+            }),
             Action::Transfer { target } => self.transfer(target, now),
             Action::Hangup => self.end(Ending::by_ringback(Disposition::Completed), now),
         }
@@ -1254,6 +1276,17 @@ impl Core for InboundCall {
             Input::LeaveQueue { overflow, why } => self.on_leave_queue(overflow, why, now),
             Input::Leg { agent, event } => self.on_leg(agent, event, now),
             Input::Position(answer) => self.on_position(answer, now),
+            Input::LookupDone(answer) => {
+                // Only the IVR waits for a lookup; a caller who left it
+                // (pressed 0) no longer does.
+                if matches!(self.phase, Phase::Ivr { .. }) {
+                    self.pending.push_back(match answer {
+                        Ok(body) => Event::LookupAnswered(body),
+                        Err(why) => Event::LookupFailed(why),
+                    });
+                    self.drain(now);
+                }
+            }
             input @ (Input::QueueState { .. }
             | Input::PendingCallback(_)
             | Input::CallbackCapacity { .. }

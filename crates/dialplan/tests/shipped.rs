@@ -25,6 +25,7 @@ fn ctx() -> CheckContext {
         prompts: Some(prompt_names()),
         queues: Some(common::set(&["operator", "billing", "support"])),
         global_operator: None,
+        lookups: Some(common::set(&["orders"])),
     }
 }
 

@@ -134,9 +134,7 @@ fn a_good_answer_sets_variables_and_the_say_node_speaks_them() {
     let (mut s, _) = at_lookup();
     let mut out = Vec::new();
     s.handle(
-        Event::LookupAnswered(
-            r#"{"status":"shipped","shipping":{"date":"2026-03-03"}}"#.into(),
-        ),
+        Event::LookupAnswered(r#"{"status":"shipped","shipping":{"date":"2026-03-03"}}"#.into()),
         &mut out,
     );
     assert_eq!(s.vars()["status"], "shipped");
@@ -160,7 +158,13 @@ fn a_good_answer_sets_variables_and_the_say_node_speaks_them() {
         .to_vec()]
     );
     // No barge-in, but 0 still reaches a human.
-    assert!(matches!(out.last(), Some(Action::Play { barge_in: false, .. })));
+    assert!(matches!(
+        out.last(),
+        Some(Action::Play {
+            barge_in: false,
+            ..
+        })
+    ));
     let mut out = Vec::new();
     s.handle(Event::Digit('0'), &mut out);
     assert!(matches!(
@@ -172,9 +176,15 @@ fn a_good_answer_sets_variables_and_the_say_node_speaks_them() {
 #[test]
 fn failures_bad_answers_and_unspeakable_values_take_the_fallback() {
     for (event, why) in [
-        (Event::LookupFailed("no answer within 2000 ms".into()), "2000 ms"),
+        (
+            Event::LookupFailed("no answer within 2000 ms".into()),
+            "2000 ms",
+        ),
         (Event::LookupAnswered("<html>".into()), "bad JSON"),
-        (Event::LookupAnswered(r#"{"status":"x"}"#.into()), "shipping.date"),
+        (
+            Event::LookupAnswered(r#"{"status":"x"}"#.into()),
+            "shipping.date",
+        ),
     ] {
         let (mut s, _) = at_lookup();
         let mut out = Vec::new();
@@ -221,7 +231,10 @@ fn simulate_takes_a_faked_answer_or_fails_the_lookup() {
     let script = |lookups: HashMap<String, String>| SimScript {
         digits: parse_sim_inputs("4512#").expect("digits"),
         caller: "+15550123".into(),
-        now: Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).single().expect("time"),
+        now: Utc
+            .with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
+            .single()
+            .expect("time"),
         prompt_lengths: HashMap::new(),
         lookups,
     };
@@ -234,11 +247,16 @@ fn simulate_takes_a_faked_answer_or_fails_the_lookup() {
     assert_eq!(report.path, ["ask", "status", "tell", "bye"]);
     assert_eq!(report.vars["ship_date"], "2026-03-03");
     let text = report.to_string();
-    assert!(text.contains("lookup answered: ship_date=2026-03-03, status=shipped"), "{text}");
+    assert!(
+        text.contains("lookup answered: ship_date=2026-03-03, status=shipped"),
+        "{text}"
+    );
     let report = simulate(plan(), &script(HashMap::new()), None);
     assert_eq!(report.path, ["ask", "status", "sorry", "agent"]);
     assert!(
-        report.to_string().contains("lookup failed (no answer given"),
+        report
+            .to_string()
+            .contains("lookup failed (no answer given"),
         "{report}"
     );
 }
@@ -292,7 +310,8 @@ fn check_reports_lookups_and_say_formats_at_their_place() {
         let src = format!("{HEAD}{nodes}");
         let got = errors(&src);
         assert!(
-            got.iter().any(|e| e.starts_with(expected) || e.contains(expected)),
+            got.iter()
+                .any(|e| e.starts_with(expected) || e.contains(expected)),
             "{expected}\nnot in {got:#?}"
         );
     }

@@ -125,7 +125,10 @@ fn prompts_are_mono_16_bit_telephone_rate_except_welcome_and_small() {
     assert!(total < 4 * 1024 * 1024, "prompts total {total} bytes");
     for format in SayFormat::ALL {
         for p in format.prompts() {
-            assert!(names.contains(&p), "say format {format} needs prompts/{p}.wav");
+            assert!(
+                names.contains(&p),
+                "say format {format} needs prompts/{p}.wav"
+            );
         }
     }
     let mut required: Vec<String> = (0..10).map(|d| format!("digit-{d}")).collect();

@@ -344,6 +344,8 @@ fn service_order_is_priority_then_original_entry_time() {
 }
 
 #[test]
+// The test is the shell here: it picks the start time.
+#[allow(clippy::disallowed_methods)]
 fn lifted_by_adds_the_directory_priority_within_bounds() {
     let t = Instant::now();
     let call = |plan: i32, vip: i32| {

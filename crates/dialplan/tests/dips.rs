@@ -91,7 +91,10 @@ fn at_lookup() -> (Session, Vec<Action>) {
         Event::Started(CallInfo {
             caller: "+15550123".into(),
             dialed: "2000".into(),
-            now: Utc::now(),
+            now: Utc
+                .with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
+                .single()
+                .expect("time"),
         }),
         &mut out,
     );

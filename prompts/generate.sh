@@ -79,3 +79,38 @@ say callback-cancelled   "Your callback request has been cancelled."
 say callback-whisper     "Callback request. The customer called"
 say minutes-ago          "minutes ago. Connecting you now."
 say callback-intro       "Hello, this is Acme Corporation returning your call. To be connected to an agent now, press 1. To cancel, press 2."
+
+# Number prompts of `say` nodes (num-N, ord-N, day-*, month-*, say-*): a
+# little faster and with short pads, as they are strung together.
+say() { # name text...
+    name=$1; shift
+    espeak-ng -v en-us -s 165 -w "$tmp/$name.wav" "$*"
+    sox "$tmp/$name.wav" -r 8000 -c 1 -b 16 "$name.wav" \
+        silence 1 0.01 0.1% reverse silence 1 0.01 0.1% reverse pad 0.02 0.06
+}
+ones="zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen"
+n=0
+for w in $ones; do say "num-$n" "$w"; n=$((n + 1)); done
+n=2
+for w in twenty thirty forty fifty sixty seventy eighty ninety; do say "num-$((n * 10))" "$w"; n=$((n + 1)); done
+n=1
+for w in first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth \
+         thirteenth fourteenth fifteenth sixteenth seventeenth eighteenth nineteenth twentieth \
+         twenty-first twenty-second twenty-third twenty-fourth twenty-fifth twenty-sixth \
+         twenty-seventh twenty-eighth twenty-ninth thirtieth thirty-first; do
+    say "ord-$n" "$w"; n=$((n + 1))
+done
+for d in monday tuesday wednesday thursday friday saturday sunday; do say "day-$d" "$d"; done
+for m in january february march april may june july august september october november december; do
+    say "month-$m" "$m"
+done
+for w in hundred thousand million minus and the of dollar dollars cent cents; do say "say-$w" "$w"; done
+say say-oh "oh"
+say say-am "A M"
+say say-pm "P M"
+
+# The order-status demo (dialplans/order-status.toml)
+say enter-order      "Please enter your order number, followed by the hash key."
+say your-order       "Your order"
+say order-ships-on   "ships on"
+say order-status-unavailable "Sorry, we cannot look up your order right now."

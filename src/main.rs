@@ -20,6 +20,7 @@ mod customers_cli;
 mod directory;
 mod endpoint;
 mod live;
+mod lookups;
 mod media;
 mod metrics;
 mod outbound;
@@ -87,6 +88,10 @@ enum Command {
         /// Caller number.
         #[arg(long, default_value = "+15550123")]
         caller: String,
+        /// What a lookup answers: `NAME=FILE.json` (repeatable); a lookup
+        /// not given fails, as an unreachable endpoint does.
+        #[arg(long = "lookup", value_name = "NAME=FILE.json")]
+        lookups: Vec<String>,
     },
     /// The customer directory: import a CSV file, export it.
     Customers {
@@ -164,7 +169,8 @@ fn main() -> ExitCode {
             digits,
             at,
             caller,
-        } => simulate(&cli.config, &file, &digits, at.as_deref(), caller),
+            lookups,
+        } => simulate(&cli.config, &file, &digits, at.as_deref(), caller, &lookups),
         Command::Customers { action } => {
             let cfg = match config_or_default(&cli.config) {
                 Ok(c) => c,
@@ -320,6 +326,7 @@ fn simulate(
     digits: &str,
     at: Option<&str>,
     caller: String,
+    lookup_files: &[String],
 ) -> ExitCode {
     let (cfg, ctx) = match config_and_context(config_path) {
         Ok(x) => x,
@@ -354,11 +361,26 @@ fn simulate(
             }
         }
     };
+    let mut lookups = std::collections::HashMap::new();
+    for arg in lookup_files {
+        let Some((name, file)) = arg.split_once('=') else {
+            eprintln!("error: --lookup `{arg}`: expected NAME=FILE.json");
+            return ExitCode::from(2);
+        };
+        match std::fs::read_to_string(file) {
+            Ok(body) => lookups.insert(name.to_string(), body),
+            Err(e) => {
+                eprintln!("error: --lookup {name}: {file}: cannot read: {e}");
+                return ExitCode::from(2);
+            }
+        };
+    }
     let script = SimScript {
         digits: inputs,
         caller,
         now,
         prompt_lengths: prompt_lengths(&cfg.prompts.dir),
+        lookups,
     };
     let report = ringback_dialplan::simulate(plan, &script, cfg.operator_queue.clone());
     print!("{report}");

@@ -95,6 +95,15 @@ pub fn watchdog_repair(state: &str) {
     bump("watchdog_repairs_total", format!("state=\"{state}\""));
 }
 
+/// Count a dialplan lookup by name and outcome (`ok`, `failed`,
+/// `breaker_open`).
+pub fn count_lookup(lookup: &str, outcome: &str) {
+    bump(
+        "lookups_total",
+        format!("lookup=\"{}\",outcome=\"{outcome}\"", label_value(lookup)),
+    );
+}
+
 /// Count an unparseable message.
 pub fn malformed() {
     SIP_MALFORMED_TOTAL.fetch_add(1, Relaxed);
@@ -161,6 +170,9 @@ pub fn render() -> String {
                 "sip_messages_total" => "SIP messages by direction, method and status.",
                 "refusals_total" => {
                     "Requests refused, by reason (routing, codec, admission control: max_calls, max_call_rate, media_load, media_lag, max_transactions, register_rate, tcp_connections)."
+                }
+                "lookups_total" => {
+                    "Dialplan lookups by name and outcome (ok, failed: timeout, error or bad status; breaker_open: not sent)."
                 }
                 "watchdog_repairs_total" => {
                     "Agents the watchdog found ringing or on a call that no longer exists, and freed."

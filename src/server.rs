@@ -166,6 +166,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         dialplans: Arc::clone(&dialplans),
         queue_settings: Arc::new(crate::call::queue_settings(&config)),
         fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
+        lookups: crate::lookups::Lookups::new(config.lookups.clone()),
     });
     let _ep_task = endpoint::spawn(
         EndpointDeps {

@@ -234,6 +234,7 @@ pub fn check_context(cfg: &Config, prompts: &PromptCache) -> CheckContext {
         prompts: Some(prompts.names().map(str::to_string).collect()),
         queues: Some(cfg.queues.keys().cloned().collect()),
         global_operator: cfg.operator_queue.clone(),
+        lookups: Some(cfg.lookups.keys().cloned().collect()),
     }
 }
 

@@ -585,3 +585,156 @@ fn an_imported_customers_name_reaches_the_agents_phone() {
     );
     assert_eq!(cdr.disposition, "completed", "{cdr:?}");
 }
+
+fn queue_waiting(srv: &Server) -> Vec<Value> {
+    let (_, body) = http(srv, "GET", "/api/v1/queues", Some(ADMIN), "");
+    json(&body)["queues"]
+        .as_array()
+        .and_then(|a| a.iter().find(|q| q["name"] == "operator"))
+        .and_then(|q| q["waiting"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+/// Two real callers wait while the only agent is paused: an ordinary one,
+/// then a VIP from the directory. The VIP is first in line and the first
+/// call offered to the agent's phone when she is back, though the other
+/// caller waited longer.
+#[test]
+fn a_vip_who_calls_later_is_offered_before_a_caller_who_waited_longer() {
+    const VIP: &str = "+15550777";
+    let srv = Server::start(ServerOpts {
+        dialplans: vec![("cb.toml".into(), QUEUE_PLAN.into())],
+        extra_config: format!(
+            "{TOKENS}\n[queues.operator]\nannounce_every_secs = 0\nwrapup_secs = 60\n"
+        ),
+        ..ServerOpts::default()
+    });
+    assert!(
+        srv.wait_log("customer directory loaded", 1, Duration::from_secs(10)),
+        "{}",
+        srv.log()
+    );
+    let (status, body) = http(
+        &srv,
+        "POST",
+        "/api/v1/customers",
+        Some(ADMIN),
+        &format!(r#"{{"name":"Vera Important","numbers":["{VIP}"],"priority":1}}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http(
+        &srv,
+        "POST",
+        "/api/v1/customers",
+        Some(ADMIN),
+        r#"{"name":"Otto Ordinary","numbers":["+15550123"]}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let alice_port = free_udp_port();
+    Sipp::from_xml(&scenario::register("alice", "alice-secret", 300, 200))
+        .arg("-p")
+        .arg(alice_port)
+        .run(srv.sip, "alice")
+        .assert_ok("REGISTER");
+    let (status, body) = http(
+        &srv,
+        "POST",
+        "/api/v1/agents/alice/pause",
+        Some(ADMIN),
+        r#"{"reason":"coffee"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let rtp = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let rtp_port = rtp.local_addr().expect("addr").port();
+    let alice = phone(
+        alice_port,
+        &AgentPhone::new(30_000)
+            .ring()
+            .answer(rtp_port)
+            .expect_bye(20_000),
+    )
+    .spawn(srv.sip, "alice");
+
+    // The ordinary caller first; the VIP two seconds later.
+    let ordinary = Uac::new().invite().pause(14_000).bye();
+    let ordinary = Sipp::from_xml(&ordinary.xml()).spawn(srv.sip, "100");
+    let until = Instant::now() + Duration::from_secs(8);
+    while queue_waiting(&srv).is_empty() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let vip = Uac::new().calling_as(VIP).invite().pause(6_000).bye();
+    let vip = Sipp::from_xml(&vip.xml()).spawn(srv.sip, "100");
+    let until = Instant::now() + Duration::from_secs(8);
+    let mut waiting = Vec::new();
+    while Instant::now() < until {
+        waiting = queue_waiting(&srv);
+        if waiting.len() == 2 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // In line: the VIP first, though the other caller waited longer.
+    let line: Vec<(Value, Value, Value)> = waiting
+        .iter()
+        .map(|w| {
+            (
+                w["caller"].clone(),
+                w["priority"].clone(),
+                w["position"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        line,
+        [
+            (VIP.into(), 1.into(), 1.into()),
+            ("+15550123".into(), 0.into(), 2.into())
+        ],
+        "{waiting:?}"
+    );
+    assert!(
+        waiting[1]["waited_secs"].as_u64() > waiting[0]["waited_secs"].as_u64(),
+        "{waiting:?}"
+    );
+
+    let (status, body) = http(
+        &srv,
+        "POST",
+        "/api/v1/agents/alice/unpause",
+        Some(ADMIN),
+        "",
+    );
+    assert_eq!(status, 200, "{body}");
+    let alice = alice.wait();
+    alice.assert_ok("alice's phone");
+    let invite = alice
+        .messages
+        .split("\n\n")
+        .find(|m| m.contains("INVITE sip:"))
+        .unwrap_or_else(|| panic!("no INVITE in:\n{}", alice.messages));
+    for header in [
+        "X-Ringback-Caller: +15550777",
+        "X-Ringback-Caller-Name: Vera Important",
+    ] {
+        assert!(
+            invite.lines().any(|l| l.trim_end().starts_with(header)),
+            "the first INVITE to the agent lacks `{header}`:\n{invite}"
+        );
+    }
+    let vip = vip.wait();
+    vip.assert_ok("the VIP");
+    let ordinary = ordinary.wait();
+    ordinary.assert_ok("the ordinary caller");
+    let vip_cdr = srv.wait_cdr(
+        &call_id_from_trace(&vip.messages).expect("Call-ID"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(vip_cdr.disposition, "completed", "{vip_cdr:?}");
+    let ordinary_cdr = srv.wait_cdr(
+        &call_id_from_trace(&ordinary.messages).expect("Call-ID"),
+        Duration::from_secs(5),
+    );
+    assert_eq!(ordinary_cdr.disposition, "abandoned", "{ordinary_cdr:?}");
+}

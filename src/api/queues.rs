@@ -26,6 +26,9 @@ pub(super) struct Waiting {
     caller_name: Option<String>,
     /// Whether this is a callback attempt.
     callback: bool,
+    /// Service priority: the queue node's plus the caller's directory
+    /// priority (a VIP's); higher is served first.
+    priority: i32,
     /// 1-based position in the queue.
     position: usize,
     /// Seconds since the caller first entered a queue.
@@ -79,6 +82,7 @@ pub(super) fn queues_view(
                         .flatten()
                         .and_then(|c| c.caller_name),
                     callback: w.call.as_str().starts_with("cb-"),
+                    priority: w.priority,
                     position: w.position,
                     waited_secs: w.waited.as_secs(),
                     ewt_secs: w.ewt.as_secs(),

@@ -31,8 +31,10 @@ use tracing::Instrument;
 mod admit;
 mod browser;
 mod caller;
+mod dips;
 mod legs;
 mod placer;
+mod questions;
 mod sip;
 
 use admit::Admitted;
@@ -98,6 +100,8 @@ struct Call {
     /// What agents' browser phones say about this call's legs (made when
     /// the first browser leg rings).
     browser: Option<browser::Events>,
+    /// The dialplan lookup under way.
+    lookup: dips::Pending,
 }
 
 /// Run one call to its end.
@@ -290,6 +294,7 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
             refresh_every: timer
                 .our_refresh_secs()
                 .map(|s| Duration::from_secs(u64::from(s))),
+            caller_priority: customer.as_ref().map_or(0, |k| k.priority),
         },
         Now::system(),
     );
@@ -315,6 +320,7 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
         customer,
         leg_media: leg_media_tx,
         browser: None,
+        lookup: None,
     };
     let ending = call
         .event_loop(&mut sip_rx, &mut media_rx, &mut leg_media_rx)
@@ -364,6 +370,10 @@ impl Call {
                 },
                 Some(ev) = media_rx.recv() => self.on_media(ev),
                 Some(ev) = leg_media_rx.recv() => self.on_leg_media(ev),
+                answer = dips::answer(&mut self.lookup) => {
+                    self.lookup = None;
+                    self.core.handle(Input::LookupDone(answer), Now::system());
+                }
                 _ = sleep => self.core.handle_timeout(Now::system()),
             }
         }
@@ -427,6 +437,14 @@ impl Call {
                     self.live(update);
                     None
                 }
+                Output::Lookup {
+                    lookup,
+                    caller,
+                    vars,
+                } => {
+                    self.start_lookup(lookup, caller, vars);
+                    None
+                }
                 Output::QueryPosition => {
                     Some(Input::Position(self.ctx.acd.position(&self.call_id).await))
                 }
@@ -474,48 +492,6 @@ impl Call {
                 p
             })
             .collect()
-    }
-
-    /// The estimated wait and the free agents of the caller's queue.
-    async fn queue_state(&self) -> Input {
-        let ewt = self.ctx.acd.position(&self.call_id).await.map(|(_, e)| e);
-        let (_, queues) = self.ctx.acd.snapshot().await;
-        let free_agents = self
-            .core
-            .queue()
-            .and_then(|q| queues.iter().find(|s| s.name.as_str() == q))
-            .map_or(0, |s| s.available_agents);
-        Input::QueueState { ewt, free_agents }
-    }
-
-    async fn request_callback(
-        &self,
-        queue: String,
-        number: String,
-        entered_at: chrono::DateTime<Utc>,
-    ) -> Input {
-        let req = crate::callbacks::CallbackRequest {
-            queue,
-            number,
-            entered_at,
-            preferred: None,
-            context: format!(
-                "IVR path {} | digits {}",
-                self.core.path(),
-                self.core.digits()
-            ),
-            origin: ringback_callback::Origin::Ivr,
-        };
-        match self.ctx.callbacks.request(req).await {
-            Ok((cb, ahead)) => {
-                tracing::info!(id = %cb.id, ahead, "callback stored");
-                Input::CallbackStored { ahead }
-            }
-            Err(r) => {
-                tracing::info!(code = %r.code, reason = %r.message, "callback refused");
-                Input::CallbackRefused
-            }
-        }
     }
 
     fn on_media(&mut self, ev: MediaEvent) {

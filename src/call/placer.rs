@@ -43,6 +43,8 @@ pub struct CallDeps {
     pub queue_settings: Arc<BTreeMap<String, inbound::QueueSettings>>,
     /// Played when a queue's music-on-hold prompt is missing.
     pub fallback_hold_music: Arc<Prompt>,
+    /// Dialplan `lookup` nodes' endpoints.
+    pub lookups: Arc<crate::lookups::Lookups>,
 }
 
 impl LegSource for CallDeps {

@@ -57,6 +57,7 @@ async fn run(
         tx: sip_tx,
     });
     let known = ctx.directory.lookup(&cb.number);
+    let priority = known.as_ref().map_or(0, |k| k.priority);
     ctx.live.queued(
         &owner,
         crate::live::CallContext {
@@ -85,6 +86,7 @@ async fn run(
                 .into(),
         ),
         trunks: ctx.legs.config.all_trunks().len(),
+        priority,
     };
     let (notice_tx, notices) = mpsc::unbounded_channel();
     let (agent_media, agent_rx) = mpsc::unbounded_channel();

@@ -17,6 +17,7 @@
 
 mod api;
 mod files;
+mod lookups;
 mod network;
 mod queues;
 mod secrets;
@@ -32,6 +33,7 @@ use serde::Deserialize;
 
 pub use self::api::{split_authority, ApiConfig, ApiToken, HostPattern, OriginPattern, Role};
 pub use self::files::{CustomersConfig, DatabaseConfig, DialplansConfig, PromptsConfig};
+pub use self::lookups::{LookupConfig, LookupMethod};
 pub use self::network::{LimitsConfig, RtpConfig, SipConfig};
 pub use self::queues::{AgentConfig, CallbacksConfig, QueueConfig, RingDevices};
 pub use self::stats::StatsConfig;
@@ -74,6 +76,8 @@ pub struct Config {
     pub customers: CustomersConfig,
     /// Browser calls: the agent page's phone and the public `/call` page.
     pub webrtc: WebRtcConfig,
+    /// HTTP endpoints of dialplan `lookup` nodes, by name.
+    pub lookups: BTreeMap<String, LookupConfig>,
 }
 
 /// A configuration error, already formatted as `file:line:col: message`.
@@ -170,6 +174,7 @@ impl Config {
             .and_then(|()| queues::validate_agents(self))
             .and_then(|()| webrtc::validate(&self.webrtc))
             .and_then(|()| trunks::validate(self))
+            .and_then(|()| lookups::validate(&self.lookups))
         {
             return err(e);
         }

@@ -118,5 +118,5 @@ pub use ids::{AgentId, CallId, QueueName};
 pub use types::{
     AcdError, AgentSnapshot, AgentState, CancelReason, EndedBy, Input, OfferFailure, Output,
     QueueEvent, QueueEventKind, QueueSnapshot, RejectReason, StateChange, TransitionReason,
-    WaitingCall, WaitingSnapshot,
+    WaitingCall, WaitingSnapshot, MAX_PRIORITY,
 };

@@ -344,6 +344,98 @@ fn service_order_is_priority_then_original_entry_time() {
 }
 
 #[test]
+// The test is the shell here: it picks the start time.
+#[allow(clippy::disallowed_methods)]
+fn lifted_by_adds_the_directory_priority_within_bounds() {
+    let t = Instant::now();
+    let call = |plan: i32, vip: i32| {
+        WaitingCall::new("c", "q", "1", t)
+            .with_priority(plan)
+            .lifted_by(vip)
+            .priority
+    };
+    assert_eq!(call(0, 0), 0);
+    assert_eq!(call(0, 1), 1);
+    assert_eq!(call(5, 7), 12);
+    assert_eq!(call(-3, 1), -2);
+    assert_eq!(call(900, 900), MAX_PRIORITY);
+    assert_eq!(call(-1000, 0), -MAX_PRIORITY);
+    assert_eq!(call(i32::MAX, i32::MAX), MAX_PRIORITY);
+    assert_eq!(call(i32::MIN, -1), -MAX_PRIORITY);
+}
+
+#[test]
+fn a_vip_who_arrives_later_is_offered_before_callers_who_waited_longer() {
+    // The only agent is on a call; ordinary callers wait, a VIP arrives a
+    // minute later, a bigger VIP later still. When the agent is free the
+    // VIPs go first (higher priority first), then the others by entry time.
+    let mut h = H::new(vec![q("q")], vec![agent("x", &["q"])]);
+    h.ready("x");
+    assert_eq!(
+        offers(&h.enqueue("busy", "q", "0")),
+        offer_pair("busy", "x")
+    );
+    h.answer("busy", "x");
+    h.enqueue("a", "q", "1");
+    h.advance(s(30));
+    h.enqueue("b", "q", "2");
+    h.advance(s(30));
+    h.go(Input::Enqueue(
+        WaitingCall::new("vip", "q", "3", h.now).lifted_by(1),
+    ));
+    h.advance(s(5));
+    h.enqueue("c", "q", "4");
+    h.go(Input::Enqueue(
+        WaitingCall::new("big", "q", "5", h.now).lifted_by(9),
+    ));
+    h.advance(s(1));
+    h.go(Input::Enqueue(
+        WaitingCall::new("vip2", "q", "6", h.now).lifted_by(1),
+    ));
+    let order = ["big", "vip", "vip2", "a", "b", "c"];
+    for (i, id) in order.iter().enumerate() {
+        assert_eq!(h.acd.position(id), Some(i + 1), "{id}");
+    }
+    let mut out = h.end("busy", "x");
+    if matches!(h.state("x"), AgentState::WrapUp { .. }) {
+        out = h.go(Input::WrapUpDone("x".into()));
+    }
+    assert_eq!(offers(&out), offer_pair("big", "x"));
+    for pair in order.windows(2) {
+        assert_eq!(offers(&h.serve(pair[0], "x")), offer_pair(pair[1], "x"));
+    }
+}
+
+#[test]
+fn a_vip_declined_by_one_agent_is_offered_to_the_next_before_older_callers() {
+    let mut h = H::new(vec![q("q")], vec![agent("x", &["q"]), agent("y", &["q"])]);
+    for a in ["x", "y"] {
+        h.ready(a);
+        h.go(Input::AgentPause {
+            agent: a.into(),
+            reason: "brb".into(),
+        });
+    }
+    h.enqueue("old", "q", "1");
+    h.advance(s(60));
+    h.go(Input::Enqueue(
+        WaitingCall::new("vip", "q", "2", h.now).lifted_by(1),
+    ));
+    assert_eq!(
+        offers(&h.go(Input::AgentUnpause("x".into()))),
+        offer_pair("vip", "x")
+    );
+    // x declines: the VIP is skipped for x only; x gets the older caller
+    // and y, when free, the VIP.
+    let out = h.fail("vip", "x", OfferFailure::Rejected);
+    assert_eq!(offers(&out), offer_pair("old", "x"));
+    assert_eq!(
+        offers(&h.go(Input::AgentUnpause("y".into()))),
+        offer_pair("vip", "y")
+    );
+}
+
+#[test]
 fn agent_in_several_queues_takes_the_longest_waiting_call() {
     let mut h = H::new(vec![q("q1"), q("q2")], vec![agent("x", &["q1", "q2"])]);
     h.ready("x");

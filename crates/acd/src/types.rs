@@ -194,6 +194,10 @@ pub enum RejectReason {
     QueueFull,
 }
 
+/// The highest priority a waiting call can have (and, negated, the lowest):
+/// the bound of the dialplan's `priority` and of a directory customer's.
+pub const MAX_PRIORITY: i32 = 1000;
+
 /// A call asking for an agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WaitingCall {
@@ -201,7 +205,8 @@ pub struct WaitingCall {
     pub id: CallId,
     /// The queue.
     pub queue: QueueName,
-    /// Higher is served first (dialplan `priority`, -1000..=1000).
+    /// Higher is served first (dialplan `priority` plus the caller's
+    /// directory priority, -1000..=1000; see [`WaitingCall::lifted_by`]).
     pub priority: i32,
     /// When the caller *first* entered a queue for this request. Kept through
     /// overflow re-entry and callbacks so a caller never loses their place:
@@ -237,6 +242,19 @@ impl WaitingCall {
     /// Sets the priority.
     pub fn with_priority(mut self, priority: i32) -> Self {
         self.priority = priority;
+        self
+    }
+
+    /// Lifts the call by its caller's directory priority (a VIP's, 0 for
+    /// an ordinary or unknown caller): the dialplan's priority plus the
+    /// customer's, kept within ±[`MAX_PRIORITY`]. A VIP thus goes ahead of
+    /// every ordinary caller the same queue node sent, however long they
+    /// waited, and VIPs among themselves are served by original entry time.
+    pub fn lifted_by(mut self, customer_priority: i32) -> Self {
+        self.priority = self
+            .priority
+            .saturating_add(customer_priority)
+            .clamp(-MAX_PRIORITY, MAX_PRIORITY);
         self
     }
 

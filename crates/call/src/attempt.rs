@@ -64,6 +64,9 @@ pub struct Setup {
     pub accept_timeout: Duration,
     /// How many trunks may carry the customer's leg, tried in order.
     pub trunks: usize,
+    /// The customer's priority in the directory (0: ordinary or unknown):
+    /// a VIP's callback waits ahead of ordinary callers, as their call did.
+    pub priority: i32,
 }
 
 /// One of the attempt's two legs.
@@ -381,7 +384,8 @@ impl CallbackAttempt {
             a.setup.queue.as_str(),
             a.setup.number.as_str(),
             entered,
-        );
+        )
+        .lifted_by(a.setup.priority);
         a.out
             .push_back(Output::Acd(ringback_acd::Input::Enqueue(waiting)));
         a

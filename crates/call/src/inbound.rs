@@ -107,6 +107,9 @@ pub struct Setup {
     pub extensions: Arc<dyn Extensions>,
     /// Send a session refresh this often (RFC 4028, we are the refresher).
     pub refresh_every: Option<Duration>,
+    /// The caller's priority in the customer directory (0: ordinary or
+    /// unknown), added to the queue node's in every queue the call enters.
+    pub caller_priority: i32,
 }
 
 /// What happened, as the shell observed it.
@@ -200,6 +203,9 @@ pub enum Input {
         /// Whether it was cancelled.
         ok: bool,
     },
+    /// Answer to [`Output::Lookup`]: the answer's body (2xx), or why there
+    /// is none (timeout, error status, breaker open).
+    LookupDone(Result<String, String>),
 }
 
 /// What an agent's leg did (the leg's SIP mechanics are the shell's).
@@ -314,6 +320,16 @@ pub enum Output {
         /// Its id.
         id: String,
     },
+    /// Ask a configured lookup (HTTP) within its timeout; answer with
+    /// [`Input::LookupDone`].
+    Lookup {
+        /// `[lookups.<name>]`.
+        lookup: String,
+        /// The caller's number.
+        caller: String,
+        /// The call's variables.
+        vars: std::collections::BTreeMap<String, String>,
+    },
     /// Update the live view.
     Live(LiveUpdate),
     /// The call is over: send BYE if asked, write the record, stop.
@@ -407,6 +423,8 @@ pub struct InboundCall {
     earlier_digits: String,
     refresh_every: Option<Duration>,
     refresh_at: Option<Instant>,
+    /// The directory's priority for the caller (see [`Setup`]).
+    caller_priority: i32,
 }
 
 impl InboundCall {
@@ -421,6 +439,7 @@ impl InboundCall {
             queues,
             extensions,
             refresh_every,
+            caller_priority,
         } = setup;
         let mut call = InboundCall {
             call_id,
@@ -444,6 +463,7 @@ impl InboundCall {
             earlier_digits: String::new(),
             refresh_every,
             refresh_at: refresh_every.map(|d| now.mono + d),
+            caller_priority,
         };
         call.pending.push_back(Event::Started(CallInfo {
             caller,
@@ -631,6 +651,15 @@ impl InboundCall {
                 self.request_callback(self.caller.clone(), now);
                 return false;
             }
+            Action::Lookup {
+                lookup,
+                caller,
+                vars,
+            } => self.out.push_back(Output::Lookup {
+                lookup,
+                caller,
+                vars,
+            }),
             Action::Transfer { target } => self.transfer(target, now),
             Action::Hangup => self.end(Ending::by_ringback(Disposition::Completed), now),
         }
@@ -691,8 +720,9 @@ impl InboundCall {
             queue.as_str(),
             self.caller.as_str(),
             entered,
-        );
-        waiting.priority = priority;
+        )
+        .with_priority(priority)
+        .lifted_by(self.caller_priority);
         waiting.max_wait = max_wait;
         self.out.push_back(Output::Enqueue(waiting));
         let interlude = match settings.entry_prompt.clone() {
@@ -1246,6 +1276,17 @@ impl Core for InboundCall {
             Input::LeaveQueue { overflow, why } => self.on_leave_queue(overflow, why, now),
             Input::Leg { agent, event } => self.on_leg(agent, event, now),
             Input::Position(answer) => self.on_position(answer, now),
+            Input::LookupDone(answer) => {
+                // Only the IVR waits for a lookup; a caller who left it
+                // (pressed 0) no longer does.
+                if matches!(self.phase, Phase::Ivr { .. }) {
+                    self.pending.push_back(match answer {
+                        Ok(body) => Event::LookupAnswered(body),
+                        Err(why) => Event::LookupFailed(why),
+                    });
+                    self.drain(now);
+                }
+            }
             input @ (Input::QueueState { .. }
             | Input::PendingCallback(_)
             | Input::CallbackCapacity { .. }

@@ -95,6 +95,8 @@ pub(crate) fn check(
         }
     }
 
+    check_dips(sink, &d, ctx);
+
     // zero-out rule
     let operator = d
         .operator
@@ -372,4 +374,61 @@ fn tarjan<'a>(adj: &BTreeMap<&'a str, Vec<&'a Ref>>) -> Vec<Vec<&'a str>> {
         }
     }
     out
+}
+
+/// Lookup nodes name a configured lookup; `say` formats have their number
+/// prompts; a spoken variable is set somewhere (else a warning: it may come
+/// from another plan through a transfer).
+fn check_dips(sink: &mut Sink<'_>, d: &Draft, ctx: &CheckContext) {
+    if let Some(lookups) = &ctx.lookups {
+        let mut known: Vec<&str> = lookups.iter().map(String::as_str).collect();
+        known.sort_unstable();
+        for l in &d.lookup_refs {
+            if !lookups.contains(l.get_ref()) {
+                let hint = did_you_mean(l.get_ref(), known.iter().copied());
+                let list = if known.is_empty() {
+                    "none is defined".to_string()
+                } else {
+                    format!("known lookups: {}", known.join(", "))
+                };
+                sink.error(
+                    &l.span(),
+                    format!(
+                        "lookup `{}` is not defined in ringback.toml (no [lookups.{}]){hint}; {list}",
+                        l.get_ref(),
+                        l.get_ref()
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(prompts) = &ctx.prompts {
+        for (span, format) in &d.format_refs {
+            let missing: Vec<String> = format
+                .prompts()
+                .into_iter()
+                .filter(|p| !prompts.contains(p))
+                .collect();
+            if let Some(first) = missing.first() {
+                sink.error(
+                    span,
+                    format!(
+                        "say format `{format}` needs {} prompt(s) that are missing, e.g. prompts/{first}.wav (the shipped prompts/ has them all)",
+                        missing.len()
+                    ),
+                );
+            }
+        }
+    }
+    for v in &d.var_uses {
+        if !d.var_defs.contains(v.get_ref()) {
+            sink.warning(
+                &v.span(),
+                format!(
+                    "variable `{}` is not set by any gather, set or lookup node of this file (it is skipped when unset)",
+                    v.get_ref()
+                ),
+            );
+        }
+    }
 }

@@ -23,7 +23,7 @@
 //!
 //! [nodes.<name>]                  # names: [A-Za-z0-9_-]+
 //! type = "menu"                   # menu gather play set goto hours queue
-//!                                 # callback transfer hangup
+//!                                 # callback transfer hangup lookup say
 //! ```
 //!
 //! Keys per node type (unknown keys are errors; every default is listed on
@@ -41,6 +41,8 @@
 //! | `callback` | `queue` | `confirm_prompt` |
 //! | `transfer` | `target` (sip:/sips: URI or extension) | `prompt`, `on_fail` |
 //! | `hangup` | | `prompt` |
+//! | `lookup` | `lookup` (a `[lookups.<name>]`), `next`, `fallback` | `vars` {variable → path in the JSON answer} |
+//! | `say` | `say` [prompt names and `{variable:format}`] | `next` (default: hang up), `fallback` |
 //!
 //! A prompt value is a name (`prompts/<name>.wav`, without extension) or a
 //! list of names played in order.
@@ -60,8 +62,10 @@ mod check;
 mod diag;
 mod hours;
 mod loader;
+pub mod lookup;
 pub mod model;
 mod parse;
+pub mod say;
 mod session;
 mod simulate;
 mod suggest;
@@ -73,8 +77,9 @@ pub use loader::{
     CheckJob, CheckedFile, Diagnostics, DialplanSet, LoadCache, SourceFile,
 };
 pub use model::{
-    CallbackNode, CallbackOffer, CheckContext, Days, Dialplan, Gather, Goto, Hangup, Hours, Menu,
-    Node, OpenRange, Play, Prompts, QueueNode, SetVars, Transfer, FALLBACK_OPERATOR_QUEUE,
+    CallbackNode, CallbackOffer, CheckContext, Days, Dialplan, Gather, Goto, Hangup, Hours,
+    LookupNode, Menu, Node, OpenRange, Play, Prompts, QueueNode, Say, SayFormat, SayItem, SetVars,
+    Transfer, FALLBACK_OPERATOR_QUEUE,
 };
 pub use session::{
     Action, CallInfo, DigitEffect, Event, Outcome, RetryReason, Session, Step, StepKind,

@@ -32,6 +32,8 @@ pub struct CheckContext {
     pub queues: Option<HashSet<String>>,
     /// The server-wide operator queue, used by plans without `operator`.
     pub global_operator: Option<String>,
+    /// Lookup names defined in `ringback.toml` (`[lookups.<name>]`).
+    pub lookups: Option<HashSet<String>>,
 }
 
 /// One validated dialplan file: an entry point for the numbers it answers.
@@ -102,6 +104,12 @@ pub enum Node {
     Transfer(Transfer),
     /// `type = "hangup"`: optional closing prompt, then hang up.
     Hangup(Hangup),
+    /// `type = "lookup"`: ask a configured HTTP endpoint, map its JSON
+    /// answer into variables.
+    Lookup(LookupNode),
+    /// `type = "say"`: speak prompts and variables (digits, numbers,
+    /// amounts, dates, times).
+    Say(Say),
 }
 
 impl Node {
@@ -118,6 +126,8 @@ impl Node {
             Node::Callback(_) => "callback",
             Node::Transfer(_) => "transfer",
             Node::Hangup(_) => "hangup",
+            Node::Lookup(_) => "lookup",
+            Node::Say(_) => "say",
         }
     }
 }
@@ -287,4 +297,36 @@ pub struct Transfer {
 pub struct Hangup {
     /// `prompt` (optional): closing prompt.
     pub prompt: Prompts,
+}
+
+/// `type = "lookup"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LookupNode {
+    /// `lookup` (required): a `[lookups.<name>]` of `ringback.toml`.
+    pub lookup: String,
+    /// `vars` (optional): variable → path in the JSON answer
+    /// (`"shipping.date"`, `"items.0.sku"`); every path must be in the
+    /// answer, or the lookup failed.
+    pub vars: BTreeMap<String, String>,
+    /// `next` (required): node after a good answer.
+    pub next: String,
+    /// `fallback` (required): node when the lookup times out, fails, its
+    /// circuit breaker is open or the answer lacks a mapped field.
+    pub fallback: String,
+}
+
+/// One entry of a `say` node.
+pub use crate::say::{SayFormat, SayItem};
+
+/// `type = "say"`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Say {
+    /// `say` (required): prompt names and `{variable:format}` entries,
+    /// spoken in order without barge-in (0 still reaches the operator).
+    pub items: Vec<SayItem>,
+    /// `next` (optional): node afterwards; `None` hangs up.
+    pub next: Option<String>,
+    /// `fallback` (optional): node when a variable is unset or cannot be
+    /// spoken in its format; without it such an entry is skipped.
+    pub fallback: Option<String>,
 }

@@ -21,12 +21,15 @@ use crate::hours::{parse_days, parse_hhmm};
 use crate::model::*;
 use crate::suggest::did_you_mean;
 
+mod dips;
+
 pub(crate) type Span = Range<usize>;
 type SV<'i> = Spanned<DeValue<'i>>;
 
 /// The node types, in the order they are listed in messages.
 pub(crate) const NODE_TYPES: &[&str] = &[
     "menu", "gather", "play", "set", "goto", "hours", "queue", "callback", "transfer", "hangup",
+    "lookup", "say",
 ];
 
 const DIALPLAN_KEYS: &[&str] = &[
@@ -143,6 +146,14 @@ pub(crate) struct Draft {
     pub zero_options: Vec<(String, Span, String)>,
     /// Queue nodes with `max_wait` and no `on_timeout`: (node, span).
     pub wait_without_timeout: Vec<(String, Span)>,
+    /// `lookup` values of lookup nodes (checked against `[lookups]`).
+    pub lookup_refs: Vec<Spanned<String>>,
+    /// Variables some node of the file sets (gather, set, lookup).
+    pub var_defs: BTreeSet<String>,
+    /// Variables `say` nodes speak, where.
+    pub var_uses: Vec<Spanned<String>>,
+    /// `say` entries with a format, where (their number prompts must exist).
+    pub format_refs: Vec<(Span, crate::say::SayFormat)>,
 }
 
 /// A table being read, with who owns it (for messages) and where to point
@@ -844,6 +855,8 @@ impl<'i> Parser<'_, '_> {
                     "callback" => self.callback(&tc, n),
                     "transfer" => self.transfer(&tc, n),
                     "hangup" => self.hangup(&tc, n),
+                    "lookup" => self.lookup(&tc, n),
+                    "say" => self.say(&tc, n),
                     other => {
                         let hint = did_you_mean(other, NODE_TYPES.iter().copied());
                         self.sink.error(
@@ -960,6 +973,9 @@ impl<'i> Parser<'_, '_> {
                     None
                 }
             });
+        if let Some(v) = &var {
+            self.d.var_defs.insert(v.clone());
+        }
         let min = self
             .int(tc, "min_digits", 1, 32, "")
             .ok()
@@ -1089,6 +1105,7 @@ impl<'i> Parser<'_, '_> {
                         }
                         match val.get_ref() {
                             DeValue::String(s) => {
+                                self.d.var_defs.insert(key.to_string());
                                 if let Some(m) = vars.as_mut() {
                                     m.insert(key.to_string(), s.to_string());
                                 }

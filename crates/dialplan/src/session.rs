@@ -65,6 +65,12 @@ pub enum Event {
     /// The ACD released the call from its queue (e.g. `max_wait` reached):
     /// continue at the queue node's `on_timeout`.
     QueueExited,
+    /// The last `Lookup` was answered with this body (2xx): mapped into
+    /// variables, or the node's `fallback` when it does not map.
+    LookupAnswered(String),
+    /// The last `Lookup` failed (timeout, error status, connection refused,
+    /// breaker open): continue at the node's `fallback`.
+    LookupFailed(String),
 }
 
 /// Something the shell must do, in the order given.
@@ -109,6 +115,18 @@ pub enum Action {
     Callback {
         /// Queue the callback keeps a place in.
         queue: String,
+    },
+    /// Ask the configured lookup `lookup` (HTTP) with the caller's number
+    /// and the call's variables; feed `LookupAnswered` or `LookupFailed`.
+    /// The shell must answer within the lookup's timeout, so the caller is
+    /// never left waiting for nothing.
+    Lookup {
+        /// `[lookups.<name>]` of the configuration.
+        lookup: String,
+        /// The caller's number.
+        caller: String,
+        /// The call's variables so far.
+        vars: BTreeMap<String, String>,
     },
     /// Blind-transfer the call; feed `TransferFailed` on failure.
     Transfer {
@@ -330,6 +348,32 @@ pub enum StepKind {
     },
     /// The runaway guard fired.
     Guard,
+    /// A `lookup` node asked its endpoint.
+    Lookup {
+        /// The lookup.
+        lookup: String,
+    },
+    /// The lookup answered; these variables were set.
+    LookupDone {
+        /// Name/value pairs.
+        vars: Vec<(String, String)>,
+    },
+    /// The lookup failed; the call continues at the fallback.
+    LookupFailed {
+        /// Why.
+        reason: String,
+        /// The `fallback` node.
+        fallback: String,
+    },
+    /// A `say` entry could not be spoken (unset, or not in its format).
+    Unspeakable {
+        /// The variable.
+        var: String,
+        /// Its value (empty when unset).
+        value: String,
+        /// The format.
+        format: SayFormat,
+    },
 }
 
 impl fmt::Display for StepKind {
@@ -420,6 +464,17 @@ impl fmt::Display for StepKind {
                 f,
                 "runaway guard: {MAX_STEPS_WITHOUT_INPUT} steps without caller input"
             ),
+            StepKind::Lookup { lookup } => write!(f, "lookup `{lookup}` …"),
+            StepKind::LookupDone { vars } => {
+                let list: Vec<String> = vars.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                write!(f, "lookup answered: {}", list.join(", "))
+            }
+            StepKind::LookupFailed { reason, fallback } => {
+                write!(f, "lookup failed ({reason}) → {fallback}")
+            }
+            StepKind::Unspeakable { var, value, format } => {
+                write!(f, "cannot say `{var}` = {value:?} as {format}")
+            }
         }
     }
 }
@@ -463,6 +518,9 @@ enum State {
     Queued {
         node: Option<String>,
         queue: String,
+    },
+    LookingUp {
+        node: String,
     },
     Done,
 }
@@ -552,6 +610,8 @@ impl Session {
                     }
                 }
             }
+            Event::LookupAnswered(body) => self.on_lookup(Ok(body), out),
+            Event::LookupFailed(reason) => self.on_lookup(Err(reason), out),
             Event::QueueExited => {
                 if let State::Queued { node, queue } = &self.state {
                     let (node, queue) = (node.clone(), queue.clone());
@@ -774,6 +834,38 @@ impl Session {
                     }
                     return;
                 }
+                Node::Lookup(l) => {
+                    self.step(StepKind::Lookup {
+                        lookup: l.lookup.clone(),
+                    });
+                    out.push(Action::Lookup {
+                        lookup: l.lookup.clone(),
+                        caller: self
+                            .info
+                            .as_ref()
+                            .map(|i| i.caller.clone())
+                            .unwrap_or_default(),
+                        vars: self.vars.clone(),
+                    });
+                    self.state = State::LookingUp { node: target };
+                    return;
+                }
+                Node::Say(say) => {
+                    let Some(prompts) = self.say_prompts(say) else {
+                        if let Some(f) = &say.fallback {
+                            target = f.clone();
+                            continue;
+                        }
+                        return;
+                    };
+                    let after = say.next.clone().map_or(AfterPlay::Hangup, AfterPlay::Next);
+                    self.state = State::Playing {
+                        node: target,
+                        after,
+                    };
+                    self.play(prompts, false, out);
+                    return;
+                }
                 Node::Hangup(h) => {
                     if h.prompt.is_empty() {
                         self.hangup(out);
@@ -881,11 +973,24 @@ impl Session {
         }
         let plan = Arc::clone(&self.plan);
         match self.state.clone() {
+            State::LookingUp { .. } if d == '0' => {
+                // A human at any moment: the answer, when it comes, is
+                // ignored.
+                self.digits.push(d);
+                self.steps_since_input = 0;
+                self.step(StepKind::Digit {
+                    digit: d,
+                    effect: DigitEffect::ZeroOut,
+                });
+                self.zero_out(ZeroOutReason::KeyZero, out);
+            }
             State::Playing { node, .. } => {
-                let Some(Node::Play(p)) = plan.nodes.get(&node) else {
-                    return;
+                let (zero_out, type_ahead) = match plan.nodes.get(&node) {
+                    Some(Node::Play(p)) => (p.zero_out, p.type_ahead.unwrap_or(plan.type_ahead)),
+                    Some(Node::Say(_)) => (true, plan.type_ahead),
+                    _ => return,
                 };
-                if d == '0' && p.zero_out {
+                if d == '0' && zero_out {
                     // A human at any moment: even an announcement yields to 0.
                     out.push(Action::StopPlayback);
                     self.digits.push(d);
@@ -896,7 +1001,7 @@ impl Session {
                         effect: DigitEffect::ZeroOut,
                     });
                     self.zero_out(ZeroOutReason::KeyZero, out);
-                } else if p.type_ahead.unwrap_or(plan.type_ahead) {
+                } else if type_ahead {
                     self.type_ahead.push_back(d);
                     self.step(StepKind::Digit {
                         digit: d,
@@ -1174,6 +1279,62 @@ impl Session {
         });
         self.vars.insert(g.var.clone(), buf);
         self.enter(g.next.clone(), out);
+    }
+
+    /// What a `say` node plays; `None` when an entry cannot be spoken and
+    /// the node has a `fallback` (without one, such an entry is skipped).
+    fn say_prompts(&mut self, say: &Say) -> Option<Vec<String>> {
+        let mut prompts = Vec::new();
+        for item in &say.items {
+            match item {
+                SayItem::Prompt(p) => prompts.push(p.clone()),
+                SayItem::Var { var, format } => {
+                    let value = self.vars.get(var).cloned().unwrap_or_default();
+                    match crate::say::speak(*format, &value) {
+                        Some(p) => prompts.extend(p),
+                        None => {
+                            self.step(StepKind::Unspeakable {
+                                var: var.clone(),
+                                value,
+                                format: *format,
+                            });
+                            if say.fallback.is_some() {
+                                return None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(prompts)
+    }
+
+    /// The answer to the pending `Lookup`: variables and `next`, or the
+    /// node's `fallback`.
+    fn on_lookup(&mut self, answer: Result<String, String>, out: &mut Vec<Action>) {
+        let State::LookingUp { node } = &self.state else {
+            return;
+        };
+        let plan = Arc::clone(&self.plan);
+        let Some(Node::Lookup(l)) = plan.nodes.get(node) else {
+            return;
+        };
+        match answer.and_then(|body| crate::lookup::map_answer(&body, &l.vars)) {
+            Ok(vars) => {
+                for (k, v) in &vars {
+                    self.vars.insert(k.clone(), v.clone());
+                }
+                self.step(StepKind::LookupDone { vars });
+                self.enter(l.next.clone(), out);
+            }
+            Err(reason) => {
+                self.step(StepKind::LookupFailed {
+                    reason,
+                    fallback: l.fallback.clone(),
+                });
+                self.enter(l.fallback.clone(), out);
+            }
+        }
     }
 
     fn fail(&mut self, on_fail: Option<String>, out: &mut Vec<Action>) {

@@ -116,6 +116,9 @@ pub struct SimScript {
     /// How long each prompt plays (for timed keys); a prompt not listed
     /// takes no time.
     pub prompt_lengths: HashMap<String, Duration>,
+    /// What each lookup answers (`--lookup NAME=FILE.json`: the file's
+    /// text); a lookup not listed fails, as an unreachable endpoint does.
+    pub lookups: HashMap<String, String>,
 }
 
 /// What happened in a simulated call; `Display` prints the readable trace.
@@ -175,6 +178,8 @@ pub fn simulate(
     let mut timer: Option<Duration> = None;
     let mut clock = Duration::ZERO;
     let mut steps = 1;
+    // A lookup's answer, fed before anything else happens.
+    let mut answer: Option<Event> = None;
     session.handle(
         Event::Started(CallInfo {
             caller: script.caller.clone(),
@@ -196,6 +201,14 @@ pub fn simulate(
                 Action::StopPlayback => playing = None,
                 Action::StartTimer { after } => timer = Some(clock + *after),
                 Action::CancelTimer => timer = None,
+                Action::Lookup { lookup, .. } => {
+                    answer = Some(match script.lookups.get(lookup) {
+                        Some(body) => Event::LookupAnswered(body.clone()),
+                        None => Event::LookupFailed(format!(
+                            "no answer given (simulate --lookup {lookup}=FILE.json)"
+                        )),
+                    });
+                }
                 _ => {}
             }
             actions.push(a);
@@ -210,7 +223,9 @@ pub fn simulate(
             (Some(SimInput::At(d, at)), None, Some(end)) if *at < end => Some((*d, *at)),
             _ => None,
         };
-        let event = if let Some((d, at)) = due {
+        let event = if let Some(ev) = answer.take() {
+            ev
+        } else if let Some((d, at)) = due {
             inputs.next();
             clock = clock.max(at);
             Event::Digit(d)

@@ -133,6 +133,7 @@ fn context_sets_are_only_checked_when_known() {
         prompts: Some(Default::default()),
         queues: Some(Default::default()),
         global_operator: None,
+        lookups: None,
     };
     let errs = load_str(Path::new("x.toml"), OK, &ctx).expect_err("nothing exists");
     let msgs: Vec<&str> = errs.iter().map(|d| d.message.as_str()).collect();

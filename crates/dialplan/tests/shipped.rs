@@ -25,6 +25,7 @@ fn ctx() -> CheckContext {
         prompts: Some(prompt_names()),
         queues: Some(common::set(&["operator", "billing", "support"])),
         global_operator: None,
+        lookups: Some(common::set(&["orders"])),
     }
 }
 
@@ -119,8 +120,17 @@ fn prompts_are_mono_16_bit_telephone_rate_except_welcome_and_small() {
         assert_eq!(fmt, (rate, 1, 16), "{name}.wav");
     }
     // A budget against accidental bloat (a stray 44.1 kHz stereo file), with
-    // room for the agent and callback prompts: 16-bit 8 kHz is 16 KB/s.
-    assert!(total < 3 * 1024 * 1024, "prompts total {total} bytes");
+    // room for the agent and callback prompts and the `say` nodes' number
+    // prompts (about 1 MB of them): 16-bit 8 kHz is 16 KB/s.
+    assert!(total < 4 * 1024 * 1024, "prompts total {total} bytes");
+    for format in SayFormat::ALL {
+        for p in format.prompts() {
+            assert!(
+                names.contains(&p),
+                "say format {format} needs prompts/{p}.wav"
+            );
+        }
+    }
     let mut required: Vec<String> = (0..10).map(|d| format!("digit-{d}")).collect();
     required.extend(
         [

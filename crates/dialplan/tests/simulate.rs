@@ -44,6 +44,7 @@ fn run(plan: Arc<Dialplan>, digits: &str, now: DateTime<Utc>) -> SimReport {
         caller: "+15551230000".into(),
         now,
         prompt_lengths: lengths(),
+        lookups: Default::default(),
     };
     simulate(plan, &script, None)
 }
@@ -258,6 +259,7 @@ options = { "9" = "m" }
         caller: String::new(),
         now: monday_10am(),
         prompt_lengths: Default::default(),
+        lookups: Default::default(),
     };
     let report = simulate(Arc::new(plan), &script, None);
     assert_eq!(report.outcome, None);

@@ -43,6 +43,7 @@ pub fn dialplan(data: &[u8]) {
         ])),
         queues: Some(set(&["operator", "support", "billing"])),
         global_operator: Some("operator".into()),
+        lookups: Some(set(&["orders"])),
     };
     for ctx in [CheckContext::default(), server] {
         match load_str(Path::new(FILE), text, &ctx) {
@@ -123,6 +124,7 @@ fn run_calls(plan: Arc<ringback_dialplan::Dialplan>, global_operator: Option<Str
                 .single()
                 .unwrap_or_default(),
             prompt_lengths: Default::default(),
+            lookups: Default::default(),
         };
         let report = simulate(Arc::clone(&plan), &script, global_operator.clone());
         let _ = report.to_string();

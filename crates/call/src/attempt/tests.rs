@@ -38,6 +38,7 @@ impl H {
             lease: LEASE,
             accept_timeout: ACCEPT,
             trunks,
+            priority: 0,
         };
         H {
             core: CallbackAttempt::new(setup, now),
@@ -265,6 +266,28 @@ fn enters_the_queue_in_the_callers_original_place() {
     assert_eq!(h.phase(), &Phase::Waiting);
     assert_eq!(h.core.poll_timeout(), None, "no timer while waiting");
     assert_eq!(h.advance(secs(600)), vec![]);
+}
+
+#[test]
+fn a_vip_customers_attempt_waits_with_their_priority() {
+    let mut h = H::new();
+    let now = h.now;
+    let setup = Setup {
+        call: CALL.into(),
+        queue: "support".into(),
+        number: NUMBER.into(),
+        entered_at: now.wall,
+        lease: LEASE,
+        accept_timeout: ACCEPT,
+        trunks: 1,
+        priority: 4,
+    };
+    h.core = CallbackAttempt::new(setup, now);
+    let out = h.drain();
+    let [Output::Acd(Acd::Enqueue(w))] = out.as_slice() else {
+        panic!("{out:?}");
+    };
+    assert_eq!(w.priority, 4);
 }
 
 #[test]

@@ -194,6 +194,7 @@ fn setup_with(text: &str, queues: BTreeMap<String, QueueSettings>) -> Setup {
         queues: Arc::new(queues),
         extensions: extensions(),
         refresh_every: None,
+        caller_priority: 0,
     }
 }
 
@@ -839,6 +840,52 @@ fn ring_all_drops_the_agent_answering_after_the_bridge() {
     assert_eq!(h.leg("bob", LegEvent::Answered), vec![drop_leg("bob")]);
     assert_eq!(h.leg("bob", LegEvent::HungUp), vec![], "already dropped");
     assert_eq!(h.call.bridged_agent(), Some("alice"));
+}
+
+#[test]
+fn a_vip_caller_is_lifted_in_every_queue_they_enter() {
+    // The directory's priority (3) adds to the node's (billing: 5), and
+    // goes with the caller through overflow (support: 0).
+    let (mut h, _) = Harness::start(Setup {
+        caller_priority: 3,
+        ..setup()
+    });
+    h.done();
+    let first = h.now;
+    let outs = h.keys("2");
+    let enqueued: Vec<i32> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Enqueue(w) => Some(w.priority),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(enqueued, [8]);
+    h.advance(100);
+    let outs = h.send(Input::LeaveQueue {
+        overflow: Some("support".into()),
+        why: "max_wait",
+    });
+    let expected = waiting("support", first.mono).with_priority(3);
+    assert_eq!(outs[1], Output::Enqueue(expected), "{outs:?}");
+}
+
+#[test]
+fn a_vip_callers_callback_node_request_waits_lifted() {
+    let (mut h, _) = Harness::start(Setup {
+        caller_priority: 2,
+        ..setup()
+    });
+    h.done();
+    let outs = h.keys("4");
+    let enqueued: Vec<(String, i32)> = outs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Enqueue(w) => Some((w.queue.to_string(), w.priority)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(enqueued, [("billing".to_string(), 2)], "{outs:?}");
 }
 
 #[test]

@@ -69,5 +69,6 @@ pub fn fixture_ctx() -> CheckContext {
         ])),
         queues: Some(set(&["operator", "billing", "support"])),
         global_operator: None,
+        lookups: None,
     }
 }

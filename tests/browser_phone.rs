@@ -13,14 +13,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
-
+use common::browser::Page;
 use common::peer::{json, wait_agent_state, PyPeer, AGENT_TONE, CALLER_TONE, PJSUA};
 use common::{repo, Server, ServerOpts};
-use serde_json::Value;
 
 const ADMIN_TOKEN: &str = "phone-test-admin-token";
 const AGENT_TOKEN: &str = "phone-test-alice-token";
@@ -52,106 +47,6 @@ agent = "alice"
     )
 }
 
-/// The browser side: `node phone.test.mjs` and its JSON events.
-struct Page {
-    child: Child,
-    events: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Page {
-    fn open(srv: &Server, hangup: &str, dir: &std::path::Path) -> Page {
-        let browser_dir = repo().join("tests/browser");
-        common::browser::ensure_node_modules(&browser_dir);
-        let wav = dir.join("agent-tone.wav");
-        write_tone(&wav, AGENT_TONE);
-        let artifacts = repo().join("tests/artifacts");
-        std::fs::create_dir_all(&artifacts).expect("mkdir tests/artifacts");
-        let mut child = Command::new("node")
-            .arg(browser_dir.join("phone.test.mjs"))
-            .current_dir(&browser_dir)
-            .env("RINGBACK_URL", format!("http://{}", srv.api))
-            .env("AGENT_TOKEN", AGENT_TOKEN)
-            .env("TONE_WAV", &wav)
-            .env("HANGUP", hangup)
-            .env(
-                "SCREENSHOT",
-                artifacts.join(format!("browser-phone-{hangup}.png")),
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn node");
-        let (tx, events) = mpsc::channel();
-        let out = child.stdout.take().expect("stdout");
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                eprintln!("[page] {line}");
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        let err = child.stderr.take().expect("stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                eprintln!("[page] {line}");
-            }
-        });
-        Page {
-            child,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next event named `name` within `secs`, failing on an `error`.
-    fn expect(&mut self, name: &str, secs: u64, srv: &Server) -> Value {
-        let until = std::time::Instant::now() + Duration::from_secs(secs);
-        loop {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) => {
-                    self.seen.push(v.clone());
-                    if v["event"] == "error" {
-                        panic!("browser: {}\nringback log:\n{}", v["message"], srv.log());
-                    }
-                    if v["event"] == name {
-                        return v;
-                    }
-                }
-                Err(_) => panic!(
-                    "browser: no `{name}` within {secs} s (saw {:?})\nringback log:\n{}",
-                    self.seen,
-                    srv.log()
-                ),
-            }
-        }
-    }
-}
-
-impl Drop for Page {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A 16-bit mono WAV of `freq` Hz for Chromium's fake microphone (it loops
-/// the file).
-fn write_tone(path: &std::path::Path, freq: f64) {
-    let status = Command::new("python3")
-        .arg("-c")
-        .arg(format!(
-            "import sys; sys.path.insert(0, {dir:?}); import audio; audio.write_tone({path:?}, {freq}, 10, rate=48000, amplitude=0.4)",
-            dir = repo().join("tests/peers").display().to_string(),
-            path = path.display().to_string(),
-        ))
-        .status()
-        .expect("python3");
-    assert!(status.success(), "could not write the tone WAV");
-}
-
 fn server() -> Server {
     Server::start(ServerOpts {
         extra_config: config(),
@@ -163,7 +58,15 @@ fn server() -> Server {
 fn browser_agent_takes_a_zero_out_call(hangup: &str) {
     let srv = server();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut page = Page::open(&srv, hangup, dir.path());
+    let artifacts = repo().join("tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("mkdir tests/artifacts");
+    let shot = artifacts.join(format!("browser-phone-{hangup}.png"));
+    let env = [
+        ("AGENT_TOKEN", AGENT_TOKEN.to_string()),
+        ("HANGUP", hangup.to_string()),
+        ("SCREENSHOT", shot.display().to_string()),
+    ];
+    let mut page = Page::open("phone.test.mjs", &srv, &env, AGENT_TONE, dir.path());
     page.expect("ready", 30, &srv);
     // The page's phone made alice reachable; she logs in automatically.
     wait_agent_state(&srv, "alice", "available");

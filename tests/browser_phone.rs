@@ -148,6 +148,51 @@ fn browser_agent_takes_a_zero_out_call(hangup: &str) {
     assert_eq!(agent_leg["hangup_by"], expected_by, "{agent_leg}");
 }
 
+/// The agent closes the tab mid-call: the leg ends and the caller hears
+/// the call end within 5 s, and the agent is no longer reachable.
+#[test]
+fn a_closed_agent_tab_ends_the_call_within_five_seconds() {
+    let srv = server();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("AGENT_TOKEN", AGENT_TOKEN.to_string()),
+        ("HANGUP", "close".to_string()),
+    ];
+    let mut page = Page::open("phone.test.mjs", &srv, &env, AGENT_TONE, dir.path());
+    page.expect("ready", 30, &srv);
+    wait_agent_state(&srv, "alice", "available");
+    let caller_tone = CALLER_TONE.to_string();
+    let mut caller: PyPeer = PJSUA.caller(
+        &srv,
+        "udp",
+        "2000",
+        &["--dtmf", "0@1.5", "--play", &caller_tone, "--timeout", "40"],
+    );
+    page.expect("answered", 30, &srv);
+    page.expect("closed", 30, &srv);
+    let closed_at = std::time::Instant::now();
+    caller.expect_where(
+        "call_state",
+        |e| e["state"] == "DISCONNECTED",
+        std::time::Duration::from_secs(8),
+        &srv,
+    );
+    let took = closed_at.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "the caller's call ended {took:?} after the tab closed\n{}",
+        srv.log()
+    );
+    caller.finish(&srv);
+    // The page's phone is gone: alice cannot be rung any more.
+    let (_, body) = srv.http_get("/api/v1/agents");
+    let alice = json(&body)["agents"]
+        .as_array()
+        .and_then(|a| a.iter().find(|x| x["id"] == "alice").cloned())
+        .unwrap_or_default();
+    assert_eq!(alice["reachable"], false, "{alice}");
+}
+
 #[test]
 fn browser_agent_answers_and_hangs_up_in_chromium() {
     browser_agent_takes_a_zero_out_call("page");

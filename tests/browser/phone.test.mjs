@@ -14,8 +14,8 @@
 //   {"event":"ended","text":"…"}          the page shows the call ended
 //   {"event":"error","message":"…"}       a step failed (then exit 1)
 //
-// Environment: RINGBACK_URL, AGENT_TOKEN, TONE_WAV, HANGUP ("page" or
-// "caller"), SCREENSHOT (optional PNG path), CHROMIUM.
+// Environment: RINGBACK_URL, AGENT_TOKEN, TONE_WAV, HANGUP ("page",
+// "caller", or "close": the tab is closed mid-call, then {"event":"closed"}), SCREENSHOT (optional PNG path), CHROMIUM.
 
 import { chromium } from "playwright-core";
 
@@ -101,6 +101,14 @@ try {
   emit({ event: "heard", freq: heard.freq, db: heard.db });
   if (SHOT) await page.screenshot({ path: SHOT, fullPage: true });
 
+  if (HANGUP === "close") {
+    // The agent closes the tab mid-call: no hang-up frame, no goodbye.
+    await page.waitForTimeout(2000);
+    await page.close({ runBeforeUnload: false });
+    emit({ event: "closed" });
+    await browser.close();
+    process.exit(0);
+  }
   if (HANGUP === "page") {
     // Long enough for the caller to hear this side's tone first.
     await page.waitForTimeout(4000);

@@ -13,6 +13,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::browser::Page;
 use common::peer::{json, wait_agent_state, PyPeer, AGENT_TONE, CALLER_TONE, PJSUA};
 use common::{repo, Server, ServerOpts};
@@ -174,12 +176,12 @@ fn a_closed_agent_tab_ends_the_call_within_five_seconds() {
     caller.expect_where(
         "call_state",
         |e| e["state"] == "DISCONNECTED",
-        std::time::Duration::from_secs(8),
+        Duration::from_secs(8),
         &srv,
     );
     let took = closed_at.elapsed();
     assert!(
-        took < std::time::Duration::from_secs(5),
+        took < Duration::from_secs(5),
         "the caller's call ended {took:?} after the tab closed\n{}",
         srv.log()
     );
@@ -201,4 +203,90 @@ fn browser_agent_answers_and_hangs_up_in_chromium() {
 #[test]
 fn browser_agent_answers_and_the_caller_hangs_up() {
     browser_agent_takes_a_zero_out_call("caller");
+}
+
+/// A callback offered to an agent who has only the browser phone: the page
+/// rings first with the callback's context, the agent answers (and hears
+/// the whisper), then the customer is dialed through the trunk (PJSIP),
+/// presses 1 and talks to the browser; audio by content both ways.
+#[test]
+fn a_callback_rings_the_agents_browser_first_then_the_customer() {
+    let agent_tone = AGENT_TONE.to_string();
+    let caller_tone = CALLER_TONE.to_string();
+    let mut customer = PJSUA.spawn(
+        "customer",
+        "customer",
+        &common::peer::args(&[
+            "--transport",
+            "udp",
+            "--ring-delay",
+            "0.5",
+            "--dtmf-base",
+            "audio",
+            "--dtmf",
+            "1@1",
+            "--play",
+            &caller_tone,
+            "--play-at",
+            "1",
+            "--detect",
+            &agent_tone,
+            "--hangup-on-tone",
+            &agent_tone,
+            "--hangup-delay",
+            "3",
+            "--timeout",
+            "45",
+        ]),
+    );
+    let mut opts = common::callback_opts(
+        &format!(
+            "[trunk]\naddress = \"127.0.0.1:{}\"\ncaller_id = \"+15550100\"\n",
+            customer.port
+        ),
+        "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+    );
+    opts.extra_config = opts.extra_config.replace(
+        "queues = [\"operator\"]\n",
+        "queues = [\"operator\"]\nwebrtc = true\nring = \"browser\"\n",
+    );
+    let srv = Server::start(opts);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("AGENT", "alice".to_string()),
+        ("HANGUP", "caller".to_string()),
+        ("HEAR", CALLER_TONE.to_string()),
+    ];
+    let mut page = Page::open("phone.test.mjs", &srv, &env, AGENT_TONE, dir.path());
+    page.expect("ready", 30, &srv);
+    wait_agent_state(&srv, "alice", "available");
+
+    let id = common::peer::request_callback(&srv, Some("web form: browser agent"));
+    let ringing = page.expect("ringing", 30, &srv);
+    let text = ringing["context"].as_str().unwrap_or_default();
+    assert!(
+        text.contains(common::peer::CUSTOMER),
+        "the customer's number: {text}"
+    );
+    assert!(
+        text.contains("web form: browser agent"),
+        "the callback notes: {text}"
+    );
+    assert!(text.contains(&id), "the callback's id: {text}");
+    page.expect("answered", 10, &srv);
+
+    // Then the customer, who presses 1 and is bridged to the browser.
+    customer.expect("incoming", Duration::from_secs(30), &srv);
+    customer.expect("dtmf_sent", Duration::from_secs(20), &srv);
+    let heard = page.expect("heard", 45, &srv);
+    let freq = heard["freq"].as_f64().unwrap_or(0.0);
+    assert!(
+        (freq - CALLER_TONE).abs() < 30.0 && heard["db"].as_f64().unwrap_or(-200.0) > -60.0,
+        "the browser plays the customer's {CALLER_TONE} Hz tone: {heard}"
+    );
+    page.expect("ended", 60, &srv);
+    customer.finish(&srv);
+    customer.assert_heard(AGENT_TONE, &srv);
+    let cb = common::peer::assert_callback_completed(&srv, &id);
+    assert_eq!(cb["state"], "completed", "{cb}");
 }

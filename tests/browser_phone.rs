@@ -290,3 +290,65 @@ fn a_callback_rings_the_agents_browser_first_then_the_customer() {
     let cb = common::peer::assert_callback_completed(&srv, &id);
     assert_eq!(cb["state"], "completed", "{cb}");
 }
+
+/// `ring = "both"`: the SIP phone and the browser ring together; the
+/// browser answers, so the phone's INVITE is cancelled, and the call is the
+/// browser's.
+#[test]
+fn ring_both_rings_the_phone_and_the_browser_and_the_first_answer_wins() {
+    let srv = Server::start(ServerOpts {
+        extra_config: config().replace("ring = \"browser\"", "ring = \"both\""),
+        ..ServerOpts::default()
+    })
+    .with_bearer(ADMIN_TOKEN);
+    // A SIP phone that would answer only after 30 s.
+    let mut phone = PJSUA.registered_alice(&srv, "udp", &["--ring-delay", "30", "--timeout", "20"]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("AGENT_TOKEN", AGENT_TOKEN.to_string()),
+        ("HANGUP", "page".to_string()),
+    ];
+    let mut page = Page::open("phone.test.mjs", &srv, &env, AGENT_TONE, dir.path());
+    page.expect("ready", 30, &srv);
+    let caller_tone = CALLER_TONE.to_string();
+    let mut caller: PyPeer = PJSUA.caller(
+        &srv,
+        "udp",
+        "2000",
+        &["--dtmf", "0@1.5", "--play", &caller_tone, "--timeout", "40"],
+    );
+    // Both ring.
+    phone.expect("incoming", Duration::from_secs(30), &srv);
+    page.expect("ringing", 30, &srv);
+    page.expect("answered", 10, &srv);
+    // The phone stops ringing (CANCEL) and never gets the call.
+    phone.expect_where(
+        "call_state",
+        |e| e["state"] == "DISCONNECTED",
+        Duration::from_secs(10),
+        &srv,
+    );
+    assert!(
+        !phone
+            .events()
+            .iter()
+            .any(|e| e["event"] == "call_state" && e["state"] == "CONFIRMED"),
+        "the SIP phone never got the call: {:?}",
+        phone.events()
+    );
+    page.expect("media", 30, &srv);
+    page.expect("ended", 60, &srv);
+    caller.finish(&srv);
+    let (_, body) = srv.http_get("/api/v1/cdrs?limit=10");
+    let rows = json(&body)["cdrs"].as_array().cloned().unwrap_or_default();
+    let agent_legs: Vec<_> = rows.iter().filter(|r| r["leg"] == "agent").collect();
+    assert_eq!(agent_legs.len(), 2, "one record per device: {rows:?}");
+    assert_eq!(
+        agent_legs
+            .iter()
+            .filter(|r| r["answered_at"].is_string())
+            .count(),
+        1,
+        "one device answered: {agent_legs:?}"
+    );
+}

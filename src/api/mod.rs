@@ -137,6 +137,15 @@ async fn app_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
 }
 
+/// A JavaScript asset.
+fn script(js: &'static str) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        js,
+    )
+        .into_response()
+}
+
 /// The agent page's browser phone (WebRTC)
 #[utoipa::path(
     get,
@@ -147,11 +156,7 @@ async fn app_css() -> Response {
     responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
 )]
 async fn phone_js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        PHONE_JS,
-    )
-        .into_response()
+    script(PHONE_JS)
 }
 
 /// The public "call us" page
@@ -180,11 +185,7 @@ async fn call_page() -> Response {
     responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
 )]
 async fn call_button_js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        CALL_BUTTON_JS,
-    )
-        .into_response()
+    script(CALL_BUTTON_JS)
 }
 
 /// Health check

@@ -19,6 +19,7 @@
 // "caller", or "close": the tab is closed mid-call, then {"event":"closed"}), SCREENSHOT (optional PNG path), CHROMIUM.
 
 import { chromium } from "playwright-core";
+import { loudest } from "./heard.mjs";
 
 const BASE = process.env.RINGBACK_URL;
 const TOKEN = process.env.AGENT_TOKEN || "";
@@ -86,30 +87,7 @@ try {
   }
   emit({ event: "media", packets: best ? best.packets : 0, level: best ? best.level : 0, energy: best ? best.energy : 0, bytes: best ? best.bytes : 0, state: await page.evaluate(() => window.ringbackPhone.state) });
   // Content, not counts: the strongest frequency of what the page plays.
-  const heard = await page.evaluate(async (want) => {
-    const stream = document.getElementById("ph-audio").srcObject;
-    if (!stream) return { freq: 0, db: -200 };
-    const ctx = new AudioContext();
-    const an = ctx.createAnalyser();
-    an.fftSize = 8192;
-    ctx.createMediaStreamSource(stream).connect(an);
-    const bins = new Float32Array(an.frequencyBinCount);
-    let best = { freq: 0, db: -200 };
-    // With a target (HEAR), wait up to 30 s for it to be the loudest;
-    // else take the loudest over 2 s.
-    const until = Date.now() + (want ? 30000 : 2000);
-    while (Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 100));
-      an.getFloatFrequencyData(bins);
-      let i = 1;
-      for (let k = 1; k < bins.length; k++) if (bins[k] > bins[i]) i = k;
-      const f = (i * ctx.sampleRate) / an.fftSize;
-      if (want && bins[i] > -60 && Math.abs(f - want) < 30) { best = { freq: f, db: bins[i] }; break; }
-      if (bins[i] > best.db) best = { freq: f, db: bins[i] };
-    }
-    ctx.close();
-    return best;
-  }, HEAR);
+  const heard = await loudest(page, "ph-audio", HEAR, HEAR ? 30000 : 2000);
   emit({ event: "heard", freq: heard.freq, db: heard.db });
   if (SHOT) await page.screenshot({ path: SHOT, fullPage: true });
 

@@ -15,6 +15,7 @@
 // spaces, pressed 2 s apart), HEAR (Hz to wait for), TONE_WAV, CHROMIUM.
 
 import { chromium } from "playwright-core";
+import { loudest } from "./heard.mjs";
 
 const BASE = process.env.RINGBACK_URL;
 const NUMBER = process.env.NUMBER || "2000";
@@ -58,28 +59,7 @@ try {
   emit({ event: "keys_sent", keys: sent, shown: await page.getByTestId("keys-pressed").innerText() });
 
   // Wait for the agent's tone: the loudest frequency the page plays.
-  const heard = await page.evaluate(async (want) => {
-    const stream = document.getElementById("audio").srcObject;
-    if (!stream) return { freq: 0, db: -200 };
-    const ctx = new AudioContext();
-    const an = ctx.createAnalyser();
-    an.fftSize = 8192;
-    ctx.createMediaStreamSource(stream).connect(an);
-    const bins = new Float32Array(an.frequencyBinCount);
-    let best = { freq: 0, db: -200 };
-    const until = Date.now() + 30000;
-    while (Date.now() < until) {
-      await new Promise((r) => setTimeout(r, 100));
-      an.getFloatFrequencyData(bins);
-      let i = 1;
-      for (let k = 1; k < bins.length; k++) if (bins[k] > bins[i]) i = k;
-      const f = (i * ctx.sampleRate) / an.fftSize;
-      if (bins[i] > -60 && Math.abs(f - want) < 30) { best = { freq: f, db: bins[i] }; break; }
-      if (bins[i] > best.db) best = { freq: f, db: bins[i] };
-    }
-    ctx.close();
-    return best;
-  }, HEAR);
+  const heard = await loudest(page, "audio", HEAR, 30000);
   emit({ event: "heard", freq: heard.freq, db: heard.db });
 
   await page.getByRole("button", { name: "Call", exact: true }).waitFor({ state: "visible", timeout: 40000 });

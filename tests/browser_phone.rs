@@ -302,7 +302,7 @@ fn ring_both_rings_the_phone_and_the_browser_and_the_first_answer_wins() {
     })
     .with_bearer(ADMIN_TOKEN);
     // A SIP phone that would answer only after 30 s.
-    let mut phone = PJSUA.registered_alice(&srv, "udp", &["--ring-delay", "30", "--timeout", "20"]);
+    let phone = PJSUA.registered_alice(&srv, "udp", &["--ring-delay", "30", "--timeout", "20"]);
     let dir = tempfile::tempdir().expect("tempdir");
     let env = [
         ("AGENT_TOKEN", AGENT_TOKEN.to_string()),

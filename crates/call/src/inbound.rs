@@ -425,6 +425,11 @@ pub struct InboundCall {
     refresh_at: Option<Instant>,
     /// The directory's priority for the caller (see [`Setup`]).
     caller_priority: i32,
+    /// A `callback` node's `when_open` opening (after-hours request).
+    callback_not_before: Option<DateTime<Utc>>,
+    /// The `confirm_prompt` of that after-hours `callback` node ("we will
+    /// call you back when we open"); empty: the built-in confirmation.
+    after_hours_confirm: Vec<String>,
 }
 
 impl InboundCall {
@@ -464,6 +469,8 @@ impl InboundCall {
             refresh_every,
             refresh_at: refresh_every.map(|d| now.mono + d),
             caller_priority,
+            callback_not_before: None,
+            after_hours_confirm: Vec::new(),
         };
         call.pending.push_back(Event::Started(CallInfo {
             caller,
@@ -482,6 +489,14 @@ impl InboundCall {
         } else {
             format!("{} >> {here}", self.earlier_path)
         }
+    }
+
+    /// When the callback being requested ([`Output::RequestCallback`]) may
+    /// be dialed at the earliest: the next opening of a `callback` node's
+    /// `when_open` hours for a call made while they were closed; `None` for
+    /// callbacks that may be dialed as soon as an agent is free.
+    pub fn callback_not_before(&self) -> Option<DateTime<Utc>> {
+        self.callback_not_before
     }
 
     /// Every key the interpreter took, earlier plans first.
@@ -642,11 +657,17 @@ impl InboundCall {
                     queue: self.queue.clone().unwrap_or_default(),
                 });
             }
-            Action::Callback { queue } => {
+            Action::Callback { queue, not_before } => {
                 // The caller waits in the queue, keeping their place, while
                 // the request is stored; ringback then confirms it (or says
-                // it could not) itself.
+                // it could not) itself. After hours the request waits for
+                // the opening; its place among other such requests is its
+                // entry time, i.e. when it was made.
                 self.plan_waits = false;
+                self.callback_not_before = not_before;
+                if not_before.is_some() {
+                    self.after_hours_confirm = self.callback_node_confirm();
+                }
                 self.enter_queue(queue.clone(), None, 0, now);
                 self.request_callback(self.caller.clone(), now);
                 return false;
@@ -770,6 +791,15 @@ impl InboundCall {
         q.interlude = None;
         let moh = q.settings.music_on_hold.clone();
         self.play(vec![moh], true, true);
+    }
+
+    /// The `confirm_prompt` of the `callback` node the interpreter is at.
+    fn callback_node_confirm(&self) -> Vec<String> {
+        let plan = self.session.plan();
+        match self.session.path().last().and_then(|n| plan.node(n)) {
+            Some(ringback_dialplan::Node::Callback(c)) => c.confirm_prompt.clone(),
+            _ => Vec::new(),
+        }
     }
 
     /// Ask the callback service to store a request (the caller waits).
@@ -1154,7 +1184,13 @@ impl InboundCall {
                 }
                 // Stored: now, and only now, the caller hears it.
                 tracing::info!(ahead, "callback confirmed to the caller");
-                let mut prompts = vec!["callback-confirm".to_string(), "you-are-caller".into()];
+                // After hours the node's own words ("…when we open") replace
+                // "as soon as an agent is free".
+                let mut prompts = match std::mem::take(&mut self.after_hours_confirm) {
+                    p if p.is_empty() => vec!["callback-confirm".to_string()],
+                    p => p,
+                };
+                prompts.push("you-are-caller".into());
                 prompts.extend(number_prompts(ahead as u64 + 1));
                 self.confirm_and_hang_up(prompts);
             }

@@ -1649,3 +1649,97 @@ fn shutdown_while_queued_settles_the_acd() {
     );
     assert_eq!(h.call.poll_timeout(), None);
 }
+
+// ------------------------------------------------------ after-hours callback
+
+/// Closed around the clock except 09:00-17:00 on weekdays (UTC), with a
+/// "press 1 and we call you back when we open" offer on the closed path.
+const AFTER_HOURS: &str = r#"
+[dialplan]
+name = "after-hours"
+numbers = ["1000"]
+start = "hours"
+operator = "operator"
+
+[nodes.hours]
+type = "hours"
+open = [ { days = "mon-fri", from = "09:00", to = "17:00" } ]
+open_next = "live"
+closed_next = "closed"
+
+[nodes.live]
+type = "queue"
+queue = "billing"
+
+[nodes.closed]
+type = "menu"
+prompt = "closed-offer"
+options = { "1" = "later" }
+
+[nodes.later]
+type = "callback"
+queue = "billing"
+when_open = "hours"
+confirm_prompt = "callback-when-open"
+"#;
+
+/// A harness whose clock reads `wall`.
+fn start_at(text: &str, wall: DateTime<Utc>) -> (Harness, Vec<Output>) {
+    let now = Now::new(std::time::Instant::now(), wall);
+    let mut h = Harness {
+        call: InboundCall::new(setup_with(text, queues()), now),
+        now,
+        last_play: 0,
+    };
+    let outs = h.drain();
+    (h, outs)
+}
+
+fn utc(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(2026, 11, d, h, m, 0)
+        .single()
+        .expect("valid time")
+}
+
+#[test]
+fn after_hours_callback_waits_for_the_opening_and_says_so() {
+    // Friday 2026-11-27 18:30: closed until Monday 09:00.
+    let (mut h, outs) = start_at(AFTER_HOURS, utc(27, 18, 30));
+    assert_eq!(outs, vec![play(&["closed-offer"], 1)]);
+    let outs = h.keys("1");
+    assert!(outs.contains(&request(CALLER, h.now.wall)), "{outs:?}");
+    assert_eq!(h.call.callback_not_before(), Some(utc(30, 9, 0)));
+    assert_eq!(
+        h.send(Input::CallbackStored { ahead: 1 }),
+        vec![
+            abandon(),
+            play(&["callback-when-open", "you-are-caller", "digit-2"], 4)
+        ]
+    );
+    assert_eq!(h.done(), vec![by_ringback(Disposition::Callback)]);
+}
+
+#[test]
+fn during_opening_hours_the_call_goes_to_the_queue() {
+    // Monday 2026-11-30 10:00: open, no callback at all.
+    let (h, outs) = start_at(AFTER_HOURS, utc(30, 10, 0));
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Enqueue(_))),
+        "{outs:?}"
+    );
+    assert_eq!(h.call.callback_not_before(), None);
+}
+
+#[test]
+fn a_callback_node_without_when_open_is_dialed_when_an_agent_is_free() {
+    let (mut h, _) = menu_key('4');
+    assert_eq!(h.call.callback_not_before(), None);
+    assert_eq!(
+        h.send(Input::CallbackStored { ahead: 0 }),
+        vec![
+            abandon(),
+            play(&["callback-confirm", "you-are-caller", "digit-1"], 5)
+        ]
+    );
+}

@@ -25,8 +25,11 @@ use ringback_sansio::{Core, Now};
 use crate::ending::{Disposition, Ending, HangupBy};
 use crate::number_prompts;
 
+mod survey;
 #[cfg(test)]
 mod tests;
+
+pub use survey::{Survey, SurveyResult, SURVEY_ANSWER_TIMEOUT, SURVEY_TRIES};
 
 /// How long a REFER may stay unanswered, or accepted without a final
 /// NOTIFY, before our part of the transfer is considered done (64·T1, the
@@ -66,6 +69,9 @@ pub struct QueueSettings {
     pub callback_offer_ewt_above: Option<Duration>,
     /// Offer a callback at once to a zero-out nobody is free for.
     pub callback_offer_on_zero_out: bool,
+    /// `survey = { prompt, keys }`: one question for the caller when the
+    /// agent hangs up.
+    pub survey: Option<Survey>,
 }
 
 impl Default for QueueSettings {
@@ -77,6 +83,7 @@ impl Default for QueueSettings {
             overflow_prompt: None,
             callback_offer_ewt_above: None,
             callback_offer_on_zero_out: false,
+            survey: None,
         }
     }
 }
@@ -383,6 +390,8 @@ enum Phase {
     Transferring { accepted: bool, deadline: Instant },
     /// A callback is stored; the confirmation plays, then we hang up.
     Confirming { token: u64 },
+    /// The agent hung up; the caller answers the queue's survey question.
+    Surveying(Box<survey::Surveying>),
     /// Over; nothing more happens.
     Ended,
 }
@@ -430,6 +439,8 @@ pub struct InboundCall {
     /// The `confirm_prompt` of that after-hours `callback` node ("we will
     /// call you back when we open"); empty: the built-in confirmation.
     after_hours_confirm: Vec<String>,
+    /// The survey asked after the agent hung up, with its answer.
+    survey_result: Option<SurveyResult>,
 }
 
 impl InboundCall {
@@ -471,6 +482,7 @@ impl InboundCall {
             caller_priority,
             callback_not_before: None,
             after_hours_confirm: Vec::new(),
+            survey_result: None,
         };
         call.pending.push_back(Event::Started(CallInfo {
             caller,
@@ -497,6 +509,12 @@ impl InboundCall {
     /// callbacks that may be dialed as soon as an agent is free.
     pub fn callback_not_before(&self) -> Option<DateTime<Utc>> {
         self.callback_not_before
+    }
+
+    /// The post-call survey, if the caller was asked one: the queue, the
+    /// agent and the score (`None`: no answer). For the call record.
+    pub fn survey(&self) -> Option<&SurveyResult> {
+        self.survey_result.as_ref()
     }
 
     /// Every key the interpreter took, earlier plans first.
@@ -832,6 +850,7 @@ impl InboundCall {
         match &self.phase {
             Phase::Ivr { .. } => self.pending.push_back(Event::Digit(d)),
             Phase::Queued(_) => self.on_queue_digit(d, now),
+            Phase::Surveying(_) => self.on_survey_digit(d, now),
             _ => {}
         }
     }
@@ -893,6 +912,7 @@ impl InboundCall {
             }
             Phase::Ivr { .. } => self.pending.push_back(Event::PlaybackDone),
             Phase::Queued(q) if q.interlude == Some(token) => self.resume_hold_music(),
+            Phase::Surveying(_) => self.on_survey_played(token, now),
             _ => {}
         }
     }
@@ -1033,6 +1053,12 @@ impl InboundCall {
                     agent: AgentId::from(agent.as_str()),
                     by: EndedBy::Agent,
                 });
+                if let Phase::Bridged { since, .. } = self.phase {
+                    let talk_secs = now.mono.saturating_duration_since(since).as_secs();
+                    if self.start_survey(&agent, talk_secs) {
+                        return;
+                    }
+                }
                 self.end(
                     Ending {
                         disposition: Disposition::Completed,
@@ -1073,6 +1099,12 @@ impl InboundCall {
     }
 
     fn on_caller_hung_up(&mut self, now: Now) {
+        if matches!(self.phase, Phase::Surveying(_)) {
+            // No answer; never called back for a survey.
+            tracing::info!("caller hung up during the survey");
+            self.end_survey(false, now);
+            return;
+        }
         self.pending.push_back(Event::Hangup);
         self.drain(now);
         let disposition = match self.phase {
@@ -1355,6 +1387,7 @@ impl Core for InboundCall {
                 return;
             }
             Phase::Queued(_) => self.on_queue_timeout(now),
+            Phase::Surveying(_) => self.on_survey_timeout(now),
             _ => {}
         }
         self.drain(now);
@@ -1380,6 +1413,7 @@ impl Core for InboundCall {
                 [question, idle].into_iter().flatten().min()
             }
             Phase::Transferring { deadline, .. } => Some(*deadline),
+            Phase::Surveying(s) => s.deadline(),
             Phase::Ended => return None,
             _ => None,
         };

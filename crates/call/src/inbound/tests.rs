@@ -1743,3 +1743,208 @@ fn a_callback_node_without_when_open_is_dialed_when_an_agent_is_free() {
         ]
     );
 }
+
+// ------------------------------------------------------------ the survey
+
+fn survey_queues() -> BTreeMap<String, QueueSettings> {
+    let mut qs = queues();
+    qs.get_mut("support").expect("support").survey = Some(
+        Survey::new(vec!["how-did-we-do".into()], "1-5").expect("a valid survey"),
+    );
+    qs
+}
+
+/// Talking to alice in `support` (which has a survey) for 30 s.
+fn surveyed() -> Harness {
+    let (mut h, _) = Harness::start(setup_with(PLAN, survey_queues()));
+    h.done();
+    h.keys("3");
+    h.advance(10);
+    h.offer("alice");
+    h.leg("alice", LegEvent::Answered);
+    h.connect("alice");
+    h.advance(30);
+    h
+}
+
+fn no_answer() -> Option<SurveyResult> {
+    Some(SurveyResult {
+        queue: "support".into(),
+        agent: "alice".into(),
+        score: None,
+        lowest: 1,
+        highest: 5,
+    })
+}
+
+fn answered(score: u8) -> Option<SurveyResult> {
+    no_answer().map(|r| SurveyResult {
+        score: Some(score),
+        ..r
+    })
+}
+
+#[test]
+fn survey_keys_parse_and_name_what_is_wrong() {
+    let s = Survey::new(vec!["q".into()], " 1 - 5 ").expect("valid");
+    assert_eq!((s.lowest, s.highest), (1, 5));
+    assert_eq!(s.score('4'), Some(4));
+    assert_eq!(s.score('0'), None);
+    assert_eq!(s.score('6'), None);
+    assert_eq!(s.score('#'), None);
+    for (keys, why) in [
+        ("5", "expected a range"),
+        ("1-10", "expected a range"),
+        ("a-5", "expected a range"),
+        ("5-1", "lower than the last"),
+        ("3-3", "lower than the last"),
+    ] {
+        let err = Survey::new(vec!["q".into()], keys).expect_err(keys);
+        assert!(err.contains(why), "{keys}: {err}");
+    }
+    assert!(Survey::new(Vec::new(), "1-5").is_err());
+}
+
+#[test]
+fn agent_bye_asks_the_survey_and_a_key_is_the_score() {
+    let mut h = surveyed();
+    assert_eq!(
+        h.leg("alice", LegEvent::HungUp),
+        vec![
+            acd_ended("alice", EndedBy::Agent),
+            Output::Live(LiveUpdate::Handled { talk_secs: 30 }),
+            play(&["how-did-we-do"], 5),
+        ],
+        "the caller stays on the line and hears the question"
+    );
+    assert_eq!(h.call.survey(), no_answer().as_ref());
+    assert_eq!(h.call.poll_timeout(), None, "no deadline while it plays");
+    h.done();
+    assert_eq!(
+        h.call.poll_timeout(),
+        Some(h.now.mono + SURVEY_ANSWER_TIMEOUT)
+    );
+    assert_eq!(
+        h.keys("4"),
+        vec![Output::StopPlayback, play(&["thank-you"], 6)]
+    );
+    assert_eq!(h.call.survey(), answered(4).as_ref());
+    assert_eq!(h.keys("2"), vec![], "one answer only");
+    assert_eq!(
+        h.done(),
+        vec![ended(Disposition::Completed, HangupBy::Agent, true)]
+    );
+    assert_eq!(h.call.survey(), answered(4).as_ref());
+}
+
+#[test]
+fn a_key_may_interrupt_the_question() {
+    let mut h = surveyed();
+    h.leg("alice", LegEvent::HungUp);
+    assert_eq!(
+        h.keys("5"),
+        vec![Output::StopPlayback, play(&["thank-you"], 6)]
+    );
+    assert_eq!(h.call.survey(), answered(5).as_ref());
+}
+
+#[test]
+fn an_invalid_key_asks_again_then_gives_up() {
+    let mut h = surveyed();
+    h.leg("alice", LegEvent::HungUp);
+    h.done();
+    assert_eq!(
+        h.keys("9"),
+        vec![
+            Output::StopPlayback,
+            play(&["invalid-option", "how-did-we-do"], 6)
+        ]
+    );
+    h.done();
+    assert_eq!(
+        h.keys("*"),
+        vec![Output::StopPlayback, play(&["goodbye"], 7)]
+    );
+    assert_eq!(h.keys("3"), vec![], "too late");
+    assert_eq!(
+        h.done(),
+        vec![ended(Disposition::Completed, HangupBy::Agent, true)]
+    );
+    assert_eq!(h.call.survey(), no_answer().as_ref());
+}
+
+#[test]
+fn silence_asks_again_then_ends_without_a_score() {
+    let mut h = surveyed();
+    h.leg("alice", LegEvent::HungUp);
+    h.done();
+    assert_eq!(h.tick(SURVEY_ANSWER_TIMEOUT.as_secs() - 1), vec![]);
+    assert_eq!(
+        h.tick(1),
+        vec![Output::StopPlayback, play(&["how-did-we-do"], 6)]
+    );
+    h.done();
+    assert_eq!(
+        h.tick(SURVEY_ANSWER_TIMEOUT.as_secs()),
+        vec![Output::StopPlayback, play(&["goodbye"], 7)]
+    );
+    assert_eq!(
+        h.done(),
+        vec![ended(Disposition::Completed, HangupBy::Agent, true)]
+    );
+    assert_eq!(h.call.survey(), no_answer().as_ref());
+}
+
+#[test]
+fn a_caller_who_hangs_up_during_the_survey_is_no_answer() {
+    let mut h = surveyed();
+    h.leg("alice", LegEvent::HungUp);
+    assert_eq!(
+        h.send(Input::CallerHungUp),
+        vec![ended(Disposition::Completed, HangupBy::Agent, false)],
+        "no BYE to a caller who left, nothing scheduled"
+    );
+    assert_eq!(h.call.survey(), no_answer().as_ref());
+    assert_eq!(h.call.poll_timeout(), None);
+}
+
+#[test]
+fn no_survey_when_the_caller_hangs_up_or_the_queue_has_none() {
+    let mut h = surveyed();
+    assert_eq!(
+        h.send(Input::CallerHungUp),
+        vec![
+            Output::Live(LiveUpdate::Handled { talk_secs: 30 }),
+            acd_ended("alice", EndedBy::Caller),
+            drop_leg("alice"),
+            ended(Disposition::Completed, HangupBy::Caller, false),
+        ]
+    );
+    assert_eq!(h.call.survey(), None);
+    // `billing` has no survey: the agent's BYE ends the call.
+    let (mut h, _) = Harness::start(setup_with(PLAN, survey_queues()));
+    h.done();
+    h.keys("2");
+    h.send(Input::PendingCallback(None));
+    h.offer("alice");
+    h.leg("alice", LegEvent::Answered);
+    h.connect("alice");
+    let outs = h.leg("alice", LegEvent::HungUp);
+    assert_eq!(
+        outs.last(),
+        Some(&ended(Disposition::Completed, HangupBy::Agent, true)),
+        "{outs:?}"
+    );
+    assert_eq!(h.call.survey(), None);
+}
+
+#[test]
+fn an_agent_phone_that_vanishes_ends_the_call_without_a_survey() {
+    let mut h = surveyed();
+    let outs = h.leg("alice", LegEvent::RtpTimeout);
+    assert_eq!(
+        outs.last(),
+        Some(&ended(Disposition::RtpTimeout, HangupBy::Agent, true))
+    );
+    assert_eq!(h.call.survey(), None);
+}

@@ -197,7 +197,10 @@ fn after_hours_callbacks_are_dialed_when_the_line_opens_in_request_order() {
     std::thread::sleep(until_opening);
     for number in [FIRST, SECOND] {
         let cb = callback_of(&srv, number);
-        assert_eq!(cb["state"], "scheduled", "dialed before the opening: {cb:#}");
+        assert_eq!(
+            cb["state"], "scheduled",
+            "dialed before the opening: {cb:#}"
+        );
         assert_eq!(cb["attempts"], 0);
         assert_eq!(dialed_at(&cb), None, "{cb:#}");
     }
@@ -205,9 +208,17 @@ fn after_hours_callbacks_are_dialed_when_the_line_opens_in_request_order() {
     // The line opens: FIRST is called back, then SECOND.
     let started = Instant::now();
     let dialed = one_callback(&srv, alice_port, customer_port);
-    assert!(dialed.contains(FIRST), "first called back: {dialed}\n{}", srv.log());
+    assert!(
+        dialed.contains(FIRST),
+        "first called back: {dialed}\n{}",
+        srv.log()
+    );
     let dialed = one_callback(&srv, alice_port, customer_port);
-    assert!(dialed.contains(SECOND), "then the second: {dialed}\n{}", srv.log());
+    assert!(
+        dialed.contains(SECOND),
+        "then the second: {dialed}\n{}",
+        srv.log()
+    );
     assert!(started.elapsed() < Duration::from_secs(90));
 
     let first = callback_of(&srv, FIRST);

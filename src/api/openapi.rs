@@ -76,7 +76,8 @@ impl Modify for BearerScheme {
 /// (handlers of one path together).
 pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
     use super::{
-        agents, callbacks, calls, customers, dialplans, events, phone, prometheus, queues, trunks,
+        agents, callbacks, calls, customers, dialplans, events, phone, prometheus, queues, surveys,
+        trunks,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(super::dashboard))
@@ -91,6 +92,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(calls::list_calls))
         .routes(routes!(calls::list_cdrs))
         .routes(routes!(calls::stats))
+        .routes(routes!(surveys::get_csat))
         .routes(routes!(dialplans::list_dialplans))
         .routes(routes!(dialplans::reload_dialplans))
         .routes(routes!(agents::list_agents))

@@ -1016,11 +1016,18 @@ fn an_after_hours_request_waits_for_the_opening_and_lives_from_there() {
     let mut s = sched(Policy::default());
     let night = utc(2026, 11, 24, 2, 0);
     let opening = utc(2026, 11, 24, 14, 0);
-    let cb = ok(&mut s, after_hours("a", "+15550000001", night, opening), night);
+    let cb = ok(
+        &mut s,
+        after_hours("a", "+15550000001", night, opening),
+        night,
+    );
     assert_eq!(cb.next_attempt_at, Some(opening));
     assert_eq!(cb.expires_at, opening + TimeDelta::hours(24));
     assert_eq!(s.poll_timeout(night), Some(opening));
-    assert!(s.eligible(opening - secs(1)).is_empty(), "not before the opening");
+    assert!(
+        s.eligible(opening - secs(1)).is_empty(),
+        "not before the opening"
+    );
     assert_eq!(ids(&s.eligible(opening)), ["a"]);
 }
 
@@ -1030,7 +1037,11 @@ fn an_after_hours_request_also_waits_for_the_dialing_window() {
     let mut s = sched(ny(""));
     let night = utc(2026, 11, 24, 2, 0);
     let opening = utc(2026, 11, 24, 13, 0);
-    let cb = ok(&mut s, after_hours("a", "+15550000001", night, opening), night);
+    let cb = ok(
+        &mut s,
+        after_hours("a", "+15550000001", night, opening),
+        night,
+    );
     assert_eq!(cb.next_attempt_at, Some(utc(2026, 11, 24, 14, 0)));
 }
 
@@ -1069,7 +1080,11 @@ fn a_restart_keeps_the_opening() {
     let mut s = sched(Policy::default());
     let night = utc(2026, 11, 24, 2, 0);
     let opening = utc(2026, 11, 24, 14, 0);
-    let cb = ok(&mut s, after_hours("a", "+15550000001", night, opening), night);
+    let cb = ok(
+        &mut s,
+        after_hours("a", "+15550000001", night, opening),
+        night,
+    );
     let mut s2 = sched(Policy::default());
     assert!(s2.restore(vec![cb], night + secs(60)).is_empty());
     assert!(s2.eligible(opening - secs(1)).is_empty());

@@ -116,9 +116,11 @@ fn the_trace_names_the_opening() {
     s.handle(Event::Digit('1'), &mut out);
     let trace: Vec<String> = s.trace().iter().map(|t| t.kind.to_string()).collect();
     assert!(
-        trace.iter().any(|t| t.contains(
+        trace.iter().any(|t| {
+            t.contains(
             "callback requested in `support`, not dialed before the opening at 2026-11-24T14:00:00Z"
-        )),
+        )
+        }),
         "{trace:#?}"
     );
 }
@@ -154,8 +156,10 @@ fn when_open_must_name_an_hours_node() {
     let errs = load(&PLAN.replace("when_open = \"hours\"", "when_open = \"hour\""))
         .expect_err("unknown node");
     assert!(
-        errs.iter().any(|e| e.contains("unknown node `hour` in when_open of node `later`")
-            && e.contains("did you mean `hours`")),
+        errs.iter().any(
+            |e| e.contains("unknown node `hour` in when_open of node `later`")
+                && e.contains("did you mean `hours`")
+        ),
         "{errs:#?}"
     );
     let errs = load(&PLAN.replace("when_open = \"hours\"", "when_open = \"bye\""))
@@ -165,10 +169,7 @@ fn when_open_must_name_an_hours_node() {
             .any(|e| e.contains("when_open of node `later` names `bye`, a hangup node")),
         "{errs:#?}"
     );
-    let errs = load(&PLAN.replace("when_open = \"hours\"", "when_open = 3"))
-        .expect_err("not a string");
-    assert!(
-        errs.iter().any(|e| e.contains("when_open")),
-        "{errs:#?}"
-    );
+    let errs =
+        load(&PLAN.replace("when_open = \"hours\"", "when_open = 3")).expect_err("not a string");
+    assert!(errs.iter().any(|e| e.contains("when_open")), "{errs:#?}");
 }

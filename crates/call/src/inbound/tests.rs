@@ -1748,9 +1748,8 @@ fn a_callback_node_without_when_open_is_dialed_when_an_agent_is_free() {
 
 fn survey_queues() -> BTreeMap<String, QueueSettings> {
     let mut qs = queues();
-    qs.get_mut("support").expect("support").survey = Some(
-        Survey::new(vec!["how-did-we-do".into()], "1-5").expect("a valid survey"),
-    );
+    qs.get_mut("support").expect("support").survey =
+        Some(Survey::new(vec!["how-did-we-do".into()], "1-5").expect("a valid survey"));
     qs
 }
 

@@ -1685,7 +1685,7 @@ confirm_prompt = "callback-when-open"
 
 /// A harness whose clock reads `wall`.
 fn start_at(text: &str, wall: DateTime<Utc>) -> (Harness, Vec<Output>) {
-    let now = Now::new(std::time::Instant::now(), wall);
+    let now = Now::new(Now::system().mono, wall);
     let mut h = Harness {
         call: InboundCall::new(setup_with(text, queues()), now),
         now,

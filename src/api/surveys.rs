@@ -24,7 +24,7 @@ const MAX_INTERVALS: i64 = 1000;
 /// The length of one interval.
 #[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
-pub(super) enum Interval {
+pub(super) enum CsatInterval {
     /// One hour.
     Hour,
     /// One day (24 hours from `from`).
@@ -34,12 +34,12 @@ pub(super) enum Interval {
     Week,
 }
 
-impl Interval {
+impl CsatInterval {
     fn step(self) -> TimeDelta {
         match self {
-            Interval::Hour => TimeDelta::hours(1),
-            Interval::Day => TimeDelta::days(1),
-            Interval::Week => TimeDelta::weeks(1),
+            CsatInterval::Hour => TimeDelta::hours(1),
+            CsatInterval::Day => TimeDelta::days(1),
+            CsatInterval::Week => TimeDelta::weeks(1),
         }
     }
 }
@@ -54,14 +54,14 @@ pub(super) struct CsatQuery {
     /// End, exclusive (RFC 3339; default: now)
     #[param(format = DateTime)]
     to: Option<String>,
-    /// Interval length (default `day`); intervals start at `from`
-    interval: Option<Interval>,
+    /// CsatInterval length (default `day`); intervals start at `from`
+    interval: Option<CsatInterval>,
 }
 
 /// CSAT of one queue in one interval.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct QueueCsat {
-    /// Interval start (RFC 3339).
+    /// CsatInterval start (RFC 3339).
     start: String,
     /// The queue.
     queue: String,
@@ -83,7 +83,7 @@ pub(super) struct QueueCsat {
 /// CSAT of one agent in one interval (the same figures as [`QueueCsat`]).
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct AgentCsat {
-    /// Interval start (RFC 3339).
+    /// CsatInterval start (RFC 3339).
     start: String,
     /// The agent rated.
     agent: String,
@@ -108,8 +108,8 @@ pub(super) struct CsatReport {
     from: String,
     /// End, exclusive (RFC 3339).
     to: String,
-    /// Interval length.
-    interval: Interval,
+    /// CsatInterval length.
+    interval: CsatInterval,
     /// Per queue: intervals with at least one survey, in time then name order.
     queues: Vec<QueueCsat>,
     /// Per agent: intervals with at least one survey, in time then name order.
@@ -136,7 +136,7 @@ fn time(
 fn bounds(
     ctx: &ApiState,
     q: &CsatQuery,
-) -> Result<(DateTime<Utc>, DateTime<Utc>, Interval), ApiError> {
+) -> Result<(DateTime<Utc>, DateTime<Utc>, CsatInterval), ApiError> {
     let from = time(q.from.as_deref(), "from", ctx.live.day_start())?;
     let to = time(q.to.as_deref(), "to", Utc::now())?;
     let interval = q.interval.unwrap_or_default();

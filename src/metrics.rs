@@ -38,6 +38,10 @@ counters! {
     SRTP_REPLAYED_TOTAL: "SRTP packets dropped as replays (already received, or older than the replay window).",
     SRTP_MALFORMED_TOTAL: "Packets on a secure stream dropped because they cannot be SRTP at all (shorter than a header and tag, not RTP version 2).",
     DIALPLAN_RELOAD_FAILURES_TOTAL: "Rejected dialplan reloads (the old version kept serving).",
+    WEB_CALLS_TOTAL: "Calls started from the public web page (`/call`).",
+    WEB_CALLS_REFUSED_TOTAL: "Calls from the public web page that could not be started (unusable offer, no RTP port, no dialplan).",
+    WEB_CALLS_RATE_LIMITED_TOTAL: "Public web call tokens refused because the address called too often.",
+    BROWSER_LEGS_ANSWERED_TOTAL: "Calls agents answered in the agent page's browser phone.",
 }
 
 /// Counters with one label set each (SIP method/status, disposition). One

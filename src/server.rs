@@ -168,6 +168,9 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
         lookups: crate::lookups::Lookups::new(config.lookups.clone()),
     });
+    // Calls from the public web page run like phone calls.
+    let web_calls = crate::call::WebCalls::new(calls.deps(), ep.clone());
+    let _ = phones.web_calls.set(Arc::new(web_calls));
     let _ep_task = endpoint::spawn(
         EndpointDeps {
             config: Arc::clone(&config),

@@ -30,6 +30,7 @@ mod queues;
 mod request;
 mod surveys;
 mod trunks;
+mod webcall;
 
 use std::sync::Arc;
 
@@ -91,6 +92,8 @@ const DASHBOARD: &str = include_str!("assets/dashboard.html");
 const AGENT_PAGE: &str = include_str!("assets/agent.html");
 const APP_CSS: &str = include_str!("assets/app.css");
 const PHONE_JS: &str = include_str!("assets/phone.js");
+const CALL_PAGE: &str = include_str!("assets/call.html");
+const CALL_BUTTON_JS: &str = include_str!("assets/call-button.js");
 
 /// The supervisor dashboard
 ///
@@ -135,6 +138,15 @@ async fn app_css() -> Response {
     ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response()
 }
 
+/// A JavaScript asset.
+fn script(js: &'static str) -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        js,
+    )
+        .into_response()
+}
+
 /// The agent page's browser phone (WebRTC)
 #[utoipa::path(
     get,
@@ -145,11 +157,36 @@ async fn app_css() -> Response {
     responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
 )]
 async fn phone_js() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
-        PHONE_JS,
-    )
-        .into_response()
+    script(PHONE_JS)
+}
+
+/// The public "call us" page
+///
+/// `/call?number=N&topic=T`: a visitor calls a public number
+/// (`webrtc.public_numbers`) from the browser.
+#[utoipa::path(
+    get,
+    path = "/call",
+    operation_id = "getCallPage",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "The page", content_type = "text/html", body = String))
+)]
+async fn call_page() -> Response {
+    page(CALL_PAGE)
+}
+
+/// The embeddable "call us" button
+#[utoipa::path(
+    get,
+    path = "/assets/call-button.js",
+    operation_id = "getCallButtonJs",
+    tag = "pages",
+    security(()),
+    responses((status = 200, description = "JavaScript", content_type = "text/javascript", body = String))
+)]
+async fn call_button_js() -> Response {
+    script(CALL_BUTTON_JS)
 }
 
 /// Health check
@@ -194,7 +231,8 @@ fn page(html: &'static str) -> Response {
 
 /// Serve until the process ends.
 pub async fn serve(listener: TcpListener, ctx: Arc<ApiState>) {
-    if let Err(e) = axum::serve(listener, router(ctx)).await {
+    let app = router(ctx).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).await {
         tracing::error!(error = %e, "HTTP server stopped");
     }
 }

@@ -77,7 +77,7 @@ impl Modify for BearerScheme {
 pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
     use super::{
         agents, callbacks, calls, customers, dialplans, events, phone, prometheus, queues, surveys,
-        trunks,
+        trunks, webcall,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(super::dashboard))
@@ -98,6 +98,10 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(agents::list_agents))
         .routes(routes!(agents::agent_action))
         .routes(routes!(phone::phone))
+        .routes(routes!(webcall::create_token))
+        .routes(routes!(webcall::web_call))
+        .routes(routes!(super::call_page))
+        .routes(routes!(super::call_button_js))
         .routes(routes!(queues::list_queues))
         .routes(routes!(trunks::list_trunks))
         .routes(routes!(

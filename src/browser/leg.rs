@@ -9,25 +9,21 @@
 //! when it is no longer wanted), answered (the page is told to hang up,
 //! DTLS is closed) or gone.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ringback_media::codec::Codec;
 use ringback_media::sdp::Direction;
-use ringback_webrtc::{CloseReason, LocalDescription, Transport, TransportConfig, TransportOutput};
-use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
+use ringback_webrtc::{LocalDescription, Transport, TransportConfig};
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
-use super::messages::{BrowserEvent, EventKind, ToBrowser};
+use super::messages::{BrowserEvent, ToBrowser};
 use super::BrowserPhones;
-use crate::media::browser::{Datagram, Wire};
 use crate::media::ports::RtpPort;
 use crate::media::{MediaEngine, MediaEvent, Stream};
-
-/// How often the transport task looks at the media counter (liveness).
-const MEDIA_CHECK: Duration = Duration::from_millis(250);
 
 /// Our side of one browser leg's SDP.
 struct Local {
@@ -164,7 +160,7 @@ impl BrowserLeg {
             Instant::now(),
         );
         let (close_tx, close_rx) = oneshot::channel();
-        tokio::spawn(run_transport(
+        tokio::spawn(super::transport::run(
             transport,
             stream.wire(),
             packets,
@@ -214,82 +210,5 @@ impl BrowserLeg {
 impl Drop for BrowserLeg {
     fn drop(&mut self) {
         self.finish();
-    }
-}
-
-/// One leg's transport task: ICE and DTLS packets and time into the
-/// [`Transport`]; its datagrams out of the stream's port, its keys and
-/// selected address into the stream; its end to the leg's owner.
-async fn run_transport(
-    mut t: Transport,
-    wire: Wire,
-    mut packets: UnboundedReceiver<Datagram>,
-    mut close: oneshot::Receiver<()>,
-    leg: String,
-    owner: UnboundedSender<BrowserEvent>,
-) {
-    let mut selected: Option<SocketAddr> = None;
-    let mut keyed = false;
-    let mut media_seen = wire.packets_received();
-    loop {
-        while let Some(out) = t.poll_output() {
-            match out {
-                TransportOutput::Transmit { to, bytes } => wire.send(&bytes, to),
-                TransportOutput::Selected(addr) => {
-                    selected = Some(addr);
-                    if keyed {
-                        wire.aim(addr);
-                    }
-                }
-                TransportOutput::Keys { local, remote } => match selected {
-                    Some(addr) => {
-                        tracing::info!(%leg, %addr, suite = ?local.suite(), "browser leg: DTLS-SRTP up");
-                        wire.install_keys(&local, &remote, addr);
-                        keyed = true;
-                    }
-                    None => tracing::warn!(%leg, "DTLS keys before ICE selected an address"),
-                },
-                TransportOutput::Closed(reason) => {
-                    tracing::info!(%leg, ?reason, "browser leg transport closed");
-                    if reason != CloseReason::Local {
-                        let _ = owner.send(BrowserEvent {
-                            leg,
-                            kind: EventKind::Gone(format!("{reason:?}")),
-                        });
-                    }
-                    return;
-                }
-            }
-        }
-        let now = Instant::now();
-        let wake = t
-            .poll_timeout()
-            .map_or(now + MEDIA_CHECK, |d| d.min(now + MEDIA_CHECK));
-        tokio::select! {
-            p = packets.recv() => match p {
-                Some((pkt, from)) => t.handle_datagram(from, &pkt, Instant::now()),
-                None => return,
-            },
-            _ = tokio::time::sleep_until(wake.into()) => {
-                let now = Instant::now();
-                let seen = wire.packets_received();
-                if seen != media_seen {
-                    media_seen = seen;
-                    if let Some(addr) = selected {
-                        t.media_received(addr, now);
-                    }
-                }
-                t.handle_timeout(now);
-            }
-            _ = &mut close => {
-                t.close(Instant::now());
-                while let Some(out) = t.poll_output() {
-                    if let TransportOutput::Transmit { to, bytes } = out {
-                        wire.send(&bytes, to);
-                    }
-                }
-                return;
-            }
-        }
     }
 }

@@ -8,9 +8,11 @@
 //! `ringback-webrtc` crate; `leg.rs` runs one leg's transport beside its
 //! media stream, `signal.rs` is the WebSocket.
 
+pub mod caller;
 pub mod leg;
 pub mod messages;
 pub mod signal;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -30,6 +32,11 @@ pub struct BrowserPhones {
     pub identity: Arc<DtlsIdentity>,
     /// `[webrtc]`.
     pub config: WebRtcConfig,
+    /// Tokens of the public call page.
+    pub web_tokens: caller::WebTokens,
+    /// Starts the public page's calls (set at start-up, once the calls'
+    /// handles exist).
+    pub web_calls: std::sync::OnceLock<Arc<dyn caller::WebCallStarter>>,
     acd: AcdHandle,
     next_conn: AtomicU64,
     inner: Mutex<Inner>,
@@ -70,6 +77,8 @@ impl BrowserPhones {
         Ok(BrowserPhones {
             identity: Arc::new(identity),
             config,
+            web_tokens: caller::WebTokens::default(),
+            web_calls: std::sync::OnceLock::new(),
             acd,
             next_conn: AtomicU64::new(1),
             inner: Mutex::new(Inner::default()),

@@ -3,8 +3,9 @@
 //! into the same [`CoreLeg`] events a SIP phone's responses become, so the
 //! core does not know which kind of device the agent used.
 
-use ringback_call::inbound::LegEvent as CoreLeg;
+use ringback_call::inbound::{Input, LegEvent as CoreLeg};
 use ringback_call::{Disposition, HangupBy};
+use ringback_sansio::{Core, Now};
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::legs::Device;
@@ -28,6 +29,9 @@ impl Call {
 
     /// One event of a browser leg.
     pub(super) fn on_browser(&mut self, ev: BrowserEvent) {
+        if ev.leg == self.call_id {
+            return self.on_web_caller(ev.kind);
+        }
         let Some(i) = self
             .legs
             .iter()
@@ -45,6 +49,8 @@ impl Call {
                 match leg.on_answer(&self.ctx.legs.media, &sdp, self.leg_media.clone()) {
                     Ok(()) => {
                         tracing::info!(%agent, leg = %ev.leg, "agent answered in the browser");
+                        crate::metrics::BROWSER_LEGS_ANSWERED_TOTAL
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         self.leg_answered(i);
                     }
                     Err(e) => {
@@ -80,6 +86,20 @@ impl Call {
                 self.forget_leg(i, Disposition::Completed, HangupBy::Agent);
                 self.leg_input(agent, CoreLeg::HungUp);
             }
+        }
+    }
+
+    /// The web caller's page hung up or vanished (a closed tab, a lost
+    /// network: its media stopped).
+    fn on_web_caller(&mut self, kind: EventKind) {
+        match kind {
+            EventKind::HangUp | EventKind::Reject | EventKind::Gone(_) => {
+                if let EventKind::Gone(why) = &kind {
+                    tracing::info!(%why, "web caller gone");
+                }
+                self.core.handle(Input::CallerHungUp, Now::system());
+            }
+            EventKind::Answer(_) | EventKind::Hold(_) => {}
         }
     }
 }

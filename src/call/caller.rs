@@ -67,6 +67,10 @@ impl Call {
             ),
             ("X-Ringback-Call-Id".to_string(), self.call_id.clone()),
         ]);
+        if let Some(topic) = self.web.as_ref().and_then(|w| w.topic.as_deref()) {
+            let topic = ringback_customers::header_value(topic, HEADER_MAX);
+            headers.push(("X-Ringback-Topic".to_string(), topic));
+        }
         for (k, v) in self.core.vars() {
             headers.push((format!("X-Ringback-Var-{k}"), v.clone()));
         }

@@ -147,7 +147,7 @@ impl Call {
                 transport: binding.transport,
                 headers: headers.clone(),
                 // Offer the caller's codec first: no transcoding when the phone agrees.
-                prefer: self.offer_answer.1.codec,
+                prefer: self.caller_codec,
                 // Agents' phones authenticate to us, not the other way round.
                 auth: None,
                 inband_dtmf: false,
@@ -173,7 +173,7 @@ impl Call {
                 legs.config.advertised_ip(),
                 &agent,
                 headers,
-                self.offer_answer.1.codec,
+                self.caller_codec,
                 owner,
             ) {
                 Ok(leg) => {

@@ -36,9 +36,11 @@ mod legs;
 mod placer;
 mod questions;
 mod sip;
+mod web;
 
 use admit::Admitted;
 pub use placer::{queue_settings, CallDeps, CallPlacer};
+pub use web::WebCalls;
 
 use crate::acd_task::{AcdCmd, QueueNotice};
 use crate::agent_devices::Devices;
@@ -77,12 +79,17 @@ struct Call {
     source: SocketAddr,
     transport: TransportKind,
     snapshot: Arc<Snapshot>,
-    dialog: Dialog,
+    /// The caller's SIP dialog (`None`: a web caller, see `web`).
+    dialog: Option<Dialog>,
     core: InboundCall,
     stream: Stream,
     local_sdp_version: u64,
     session_id: u64,
-    offer_answer: (RemoteSdp, Negotiated),
+    offer_answer: Option<(RemoteSdp, Negotiated)>,
+    /// The caller's codec: offered first to agents (no transcoding).
+    caller_codec: ringback_media::codec::Codec,
+    /// A caller from the public web page (no SIP dialog).
+    web: Option<crate::browser::caller::WebCaller>,
     cdr: Cdr,
     /// Notices from the ACD while queued.
     queue_rx: Option<UnboundedReceiver<QueueNotice>>,
@@ -306,12 +313,14 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
         source,
         transport,
         snapshot,
-        dialog,
+        dialog: Some(dialog),
         core,
         stream,
         local_sdp_version: 1,
         session_id,
-        offer_answer: (offer, negotiated),
+        caller_codec: negotiated.codec,
+        offer_answer: Some((offer, negotiated)),
+        web: None,
         cdr,
         queue_rx: None,
         legs: Vec::new(),
@@ -538,8 +547,14 @@ impl Call {
         self.drop_all_legs();
         self.stream.unbridge();
         if end.send_bye {
-            let bye = self.dialog.make_request(rsip::Method::Bye, &self.via());
-            self.send_request(bye);
+            let via = self.via();
+            if let Some(d) = self.dialog.as_mut() {
+                let bye = d.make_request(rsip::Method::Bye, &via);
+                self.send_request(bye);
+            }
+            if let Some(w) = &mut self.web {
+                w.hang_up();
+            }
         }
         let disposition = end.disposition.as_str();
         let hangup_by = end.hangup_by.as_str();

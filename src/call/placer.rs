@@ -65,6 +65,11 @@ impl CallPlacer {
             deps: Arc::new(deps),
         }
     }
+
+    /// The handles calls share (the public page's calls use them too).
+    pub fn deps(&self) -> Arc<CallDeps> {
+        Arc::clone(&self.deps)
+    }
 }
 
 impl CallStarter for CallPlacer {

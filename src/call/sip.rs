@@ -70,7 +70,12 @@ impl Call {
             }
             return;
         }
-        if let Err(e) = self.dialog.on_remote_request(&req) {
+        let Some(dialog) = self.dialog.as_mut() else {
+            // A web caller has no SIP dialog to be in.
+            self.respond(key, &req, 481);
+            return;
+        };
+        if let Err(e) = dialog.on_remote_request(&req) {
             tracing::debug!(error = %e, "in-dialog request refused");
             self.respond(key, &req, 500);
             return;
@@ -144,7 +149,7 @@ impl Call {
     /// re-INVITE gets the current session again.
     fn on_reinvite(&mut self, key: TransactionKey, req: rsip::Request) {
         let result = if req.body.iter().all(u8::is_ascii_whitespace) {
-            Ok((self.offer_answer.0.clone(), self.offer_answer.1.clone()))
+            self.offer_answer.clone().ok_or(488)
         } else {
             self.stream.reoffer(&req.body)
         };
@@ -162,7 +167,7 @@ impl Call {
                     Ok(a) => a,
                     Err(code) => return self.respond(key, &req, code),
                 };
-                self.offer_answer = (offer, neg);
+                self.offer_answer = Some((offer, neg));
                 let ok = session_timer::sdp_answer_ok(&req, answer, &self.our_contact());
                 self.endpoint
                     .send(EndpointCmd::Respond { key, response: ok });
@@ -176,7 +181,14 @@ impl Call {
 
     /// Blind transfer: REFER to the caller's device.
     pub(super) fn send_refer(&mut self, target: &str) {
-        let mut refer = self.dialog.make_request(rsip::Method::Refer, &self.via());
+        let via = self.via();
+        let Some(dialog) = self.dialog.as_mut() else {
+            // A web caller cannot be referred anywhere: the transfer fails
+            // (and the dialplan's fallback runs).
+            self.input(Input::ReferAnswered { code: 488 });
+            return;
+        };
+        let mut refer = dialog.make_request(rsip::Method::Refer, &via);
         refer.headers.push(rsip::Header::Other(
             "Refer-To".into(),
             format!("<{target}>"),
@@ -191,7 +203,11 @@ impl Call {
     /// Our session refresh (RFC 4028 §10, `refresher=uas`): an UPDATE
     /// without a body keeps the session alive at the caller's side.
     pub(super) fn refresh_session(&mut self, every: Duration) {
-        let mut update = self.dialog.make_request(rsip::Method::Update, &self.via());
+        let via = self.via();
+        let Some(dialog) = self.dialog.as_mut() else {
+            return; // no SIP session to refresh
+        };
+        let mut update = dialog.make_request(rsip::Method::Update, &via);
         update.headers.push(message::make_header(
             "Session-Expires",
             &format!("{};refresher=uas", every.as_secs() * 2),

@@ -7,8 +7,8 @@
 //! ([`OutboundLeg`], the endpoint, media bridges, call records, the live
 //! view, the callback service).
 //!
-//! SIP details stay here: which leg a message belongs to, INFO digits,
-//! answering re-INVITEs, and waiting for a carrier's challenge to our BYE.
+//! SIP details are in `sip.rs`; an agent who takes calls in the browser is
+//! rung by `browser.rs`.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,21 +21,21 @@ use ringback_call::attempt::{
 use ringback_call::HangupBy;
 use ringback_callback::Callback;
 use ringback_media::codec::Codec;
-use ringback_media::dtmf::parse_sip_info;
 use ringback_sansio::{Core, Now};
-use ringback_sip::message;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::Instrument;
 
 use crate::acd_task::{AcdCmd, QueueNotice};
+use crate::agent_devices::Devices;
 use crate::callbacks::CallbackHandle;
 use crate::endpoint::{EndpointCmd, EndpointHandle, SipInput};
 use crate::media::{self, MediaEvent, Stream};
-use crate::outbound::{self, DialSpec, OutboundLeg};
-use crate::registrar::Binding;
+use crate::outbound::{DialSpec, OutboundLeg};
 
+mod browser;
 mod placer;
 mod record;
+mod sip;
 
 pub use placer::{AttemptDeps, AttemptPlacer};
 use record::{leg_cdr, LegFacts};
@@ -91,6 +91,7 @@ async fn run(
     let (notice_tx, notices) = mpsc::unbounded_channel();
     let (agent_media, agent_rx) = mpsc::unbounded_channel();
     let (customer_media, customer_rx) = mpsc::unbounded_channel();
+    let (browser_tx, browser_rx) = mpsc::unbounded_channel();
     let mut shell = Shell {
         core: CallbackAttempt::new(setup, Now::system()),
         ctx,
@@ -101,6 +102,8 @@ async fn run(
         notice_tx,
         offers: HashMap::new(),
         agent: None,
+        browser: None,
+        browser_tx,
         customer: None,
         customer_bye: None,
         agent_media,
@@ -111,6 +114,7 @@ async fn run(
         notices,
         agent: agent_rx,
         customer: customer_rx,
+        browser: browser_rx,
     };
     shell.event_loop(rx, stop).instrument(span).await;
 }
@@ -120,6 +124,7 @@ struct Receivers {
     notices: UnboundedReceiver<QueueNotice>,
     agent: UnboundedReceiver<MediaEvent>,
     customer: UnboundedReceiver<MediaEvent>,
+    browser: UnboundedReceiver<crate::browser::messages::BrowserEvent>,
 }
 
 struct Shell {
@@ -130,9 +135,12 @@ struct Shell {
     cb: Callback,
     owner: String,
     notice_tx: UnboundedSender<QueueNotice>,
-    /// Where each offered agent's phone is, until the core rings it.
-    offers: HashMap<String, Binding>,
+    /// What to ring for each offered agent, until the core rings it.
+    offers: HashMap<String, Devices>,
     agent: Option<(String, OutboundLeg)>,
+    /// The agent's browser phone, when it is rung instead of a SIP phone.
+    browser: Option<(String, crate::browser::leg::BrowserLeg)>,
+    browser_tx: UnboundedSender<crate::browser::messages::BrowserEvent>,
     customer: Option<OutboundLeg>,
     /// The customer's answered leg we sent BYE to: kept until that BYE has
     /// its answer (a carrier may challenge it).
@@ -170,6 +178,7 @@ impl Shell {
                 Some(input) = rx.sip.recv() => self.on_sip(input),
                 Some(ev) = rx.agent.recv() => on_media(Leg::Agent, ev),
                 Some(ev) = rx.customer.recv() => on_media(Leg::Customer, ev),
+                Some(ev) = rx.browser.recv() => self.on_browser(ev),
                 _ = timer => {
                     self.core.handle_timeout(Now::system());
                     None
@@ -206,6 +215,10 @@ impl Shell {
                 }
                 Output::RingAgent { agent, waited_secs } => self.ring_agent(agent, waited_secs),
                 Output::CancelAgent => {
+                    if self.drop_browser(HangupBy::Ringback) {
+                        // No 487 comes from a page: the leg is over now.
+                        self.feed(Input::Agent(LegEvent::Failed(487)));
+                    }
                     if self
                         .agent
                         .as_mut()
@@ -257,6 +270,9 @@ impl Shell {
                 }
                 Output::EndLeg { leg, by } => self.end_leg(leg, by),
                 Output::HangUp { leg, by } => {
+                    if leg == Leg::Agent {
+                        self.drop_browser(by);
+                    }
                     let endpoint = self.endpoint.clone();
                     let bye = self
                         .leg_mut(leg)
@@ -322,12 +338,7 @@ impl Shell {
     fn on_notice(&mut self, notice: QueueNotice) -> Input {
         match notice {
             QueueNotice::Offer { agent, devices } => {
-                // A callback rings the agent's SIP phone (the browser phone
-                // takes queue calls only, for now): an agent with none fails
-                // the offer when the core rings it, and the ACD moves on.
-                if let Some(binding) = devices.phone {
-                    self.offers.insert(agent.clone(), binding);
-                }
+                self.offers.insert(agent.clone(), devices);
                 Input::Offer { agent }
             }
             QueueNotice::CancelOffer { agent } => {
@@ -346,8 +357,13 @@ impl Shell {
     }
 
     fn ring_agent(&mut self, agent: String, waited_secs: i64) {
-        let Some(binding) = self.offers.remove(&agent) else {
-            tracing::warn!(%agent, "no binding for the offered agent");
+        let devices = self.offers.remove(&agent);
+        // The SIP phone when there is one; else the browser phone.
+        let Some(binding) = devices.as_ref().and_then(|d| d.phone.clone()) else {
+            if devices.is_some_and(|d| d.browser) {
+                return self.ring_browser(agent, waited_secs);
+            }
+            tracing::warn!(%agent, "no device for the offered agent");
             self.feed(Input::Agent(LegEvent::DialFailed));
             return;
         };
@@ -424,121 +440,15 @@ impl Shell {
     }
 
     fn stream(&self, leg: Leg) -> Option<&Stream> {
-        self.leg(leg).and_then(|l| l.stream.as_ref())
+        let browser = self.browser.as_ref().filter(|_| leg == Leg::Agent);
+        self.leg(leg)
+            .and_then(|l| l.stream.as_ref())
+            .or_else(|| browser.and_then(|(_, b)| b.stream.as_ref()))
     }
 
     fn prompts(&self, names: &[String]) -> Vec<Arc<ringback_media::prompt::Prompt>> {
         let snap = self.ctx.dialplans.current();
         names.iter().filter_map(|n| snap.prompts.get(n)).collect()
-    }
-
-    fn on_sip(&mut self, input: SipInput) -> Option<Input> {
-        match input {
-            SipInput::Response { response, .. } => {
-                let leg = self.leg_of(&message::call_id(response.as_ref()).unwrap_or_default())?;
-                let media = match leg {
-                    Leg::Agent => self.agent_media.clone(),
-                    Leg::Customer => self.customer_media.clone(),
-                };
-                let (ctx, endpoint) = (Arc::clone(&self.ctx), self.endpoint.clone());
-                let event = self
-                    .leg_mut(leg)?
-                    .on_response(&ctx, &endpoint, &response, media);
-                let event = match event {
-                    outbound::LegEvent::Progress => return None,
-                    outbound::LegEvent::EarlyMedia => LegEvent::EarlyMedia,
-                    outbound::LegEvent::Answered => LegEvent::Answered,
-                    outbound::LegEvent::AnsweredTooLate => LegEvent::AnsweredTooLate,
-                    outbound::LegEvent::Failed(code) => LegEvent::Failed(code),
-                };
-                if (leg, &event) == (Leg::Customer, &LegEvent::Answered) {
-                    self.customer_answered();
-                }
-                Some(Input::on(leg, event))
-            }
-            SipInput::Timeout { key } => [Leg::Customer, Leg::Agent]
-                .into_iter()
-                .find(|&leg| self.leg(leg).is_some_and(|l| l.owns(&key)))
-                .map(|leg| Input::on(leg, LegEvent::Timeout)),
-            SipInput::Request { key, request } => self.on_request(key, *request),
-            SipInput::Shutdown => Some(Input::Shutdown),
-            SipInput::Cancelled | SipInput::Ack | SipInput::AckTimeout => None,
-        }
-    }
-
-    fn on_request(
-        &mut self,
-        key: ringback_sip::transaction::TransactionKey,
-        req: rsip::Request,
-    ) -> Option<Input> {
-        let leg = self.leg_of(&message::call_id(&req).unwrap_or_default());
-        let reply = |code| {
-            let resp = message::make_response(&req, code, None);
-            self.endpoint.send(EndpointCmd::Respond {
-                key: key.clone(),
-                response: resp,
-            });
-        };
-        let Some(leg) = leg else {
-            reply(481);
-            return None;
-        };
-        match req.method {
-            rsip::Method::Bye => {
-                reply(200);
-                tracing::info!(?leg, "hung up");
-                Some(Input::on(leg, LegEvent::Bye))
-            }
-            rsip::Method::Info => {
-                let ctype = message::content_type(&req).unwrap_or_default();
-                let Some(d) = parse_sip_info(&ctype, &req.body) else {
-                    reply(415);
-                    return None;
-                };
-                reply(200);
-                (leg == Leg::Customer).then_some(Input::CustomerDigit(d))
-            }
-            rsip::Method::Invite | rsip::Method::Update => {
-                let (ctx, endpoint) = (Arc::clone(&self.ctx), self.endpoint.clone());
-                if let Some(l) = self.leg_mut(leg) {
-                    l.on_reinvite(&ctx, &endpoint, key, &req);
-                }
-                None
-            }
-            _ => {
-                reply(200);
-                None
-            }
-        }
-    }
-
-    /// Wait (a few seconds at most) for the final answer to our BYE on
-    /// `leg`, answering a carrier's 401/407 to it with credentials.
-    async fn await_bye(&self, leg: &mut OutboundLeg, sip_rx: &mut UnboundedReceiver<SipInput>) {
-        let until = tokio::time::Instant::now() + Duration::from_secs(4);
-        loop {
-            let Ok(Some(input)) = tokio::time::timeout_at(until, sip_rx.recv()).await else {
-                return;
-            };
-            let SipInput::Response { response, .. } = input else {
-                continue;
-            };
-            if message::call_id(response.as_ref()).as_deref() != Some(leg.call_id.as_str()) {
-                continue;
-            }
-            let is_bye =
-                message::cseq(response.as_ref()).is_some_and(|(_, m)| m == rsip::Method::Bye);
-            leg.on_response(
-                &self.ctx,
-                &self.endpoint,
-                &response,
-                self.customer_media.clone(),
-            );
-            let code = response.status_code.code();
-            if is_bye && code >= 200 && code != 401 && code != 407 {
-                return;
-            }
-        }
     }
 
     /// The leg is over: record it.
@@ -548,6 +458,7 @@ impl Shell {
                 if let Some((agent, l)) = self.agent.take() {
                     self.leg_record(&l, "callback-agent", &agent, by);
                 }
+                self.drop_browser(by);
             }
             Leg::Customer => {
                 if let Some(l) = self.customer.take() {

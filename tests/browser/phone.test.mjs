@@ -14,10 +14,12 @@
 //   {"event":"ended","text":"…"}          the page shows the call ended
 //   {"event":"error","message":"…"}       a step failed (then exit 1)
 //
-// Environment: RINGBACK_URL, AGENT_TOKEN, TONE_WAV, HANGUP ("page" or
-// "caller"), SCREENSHOT (optional PNG path), CHROMIUM.
+// Environment: RINGBACK_URL, AGENT_TOKEN (or AGENT with an open API), HEAR
+// (Hz: wait for this tone instead of the loudest over 2 s), TONE_WAV, HANGUP ("page",
+// "caller", or "close": the tab is closed mid-call, then {"event":"closed"}), SCREENSHOT (optional PNG path), CHROMIUM.
 
 import { chromium } from "playwright-core";
+import { loudest } from "./heard.mjs";
 
 const BASE = process.env.RINGBACK_URL;
 const TOKEN = process.env.AGENT_TOKEN || "";
@@ -25,6 +27,8 @@ const WAV = process.env.TONE_WAV;
 const HANGUP = process.env.HANGUP || "page";
 const SHOT = process.env.SCREENSHOT || "";
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const AGENT = process.env.AGENT || "";
+const HEAR = Number(process.env.HEAR || "0");
 
 function emit(o) { process.stdout.write(JSON.stringify(o) + "\n"); }
 function log(m) { process.stderr.write(`[phone] ${m}\n`); }
@@ -57,7 +61,11 @@ try {
   const page = await context.newPage();
   page.on("pageerror", (e) => log(`page error: ${e.message}`));
   page.on("console", (m) => { if (m.type() === "error" || m.type() === "warning") log(`console ${m.type()}: ${m.text()}`); });
-  await page.goto(`${BASE}/agent?token=${encodeURIComponent(TOKEN)}`);
+  // An agent token signs straight in; an open API names the agent instead.
+  const q = new URLSearchParams();
+  if (TOKEN) q.set("token", TOKEN);
+  if (AGENT) q.set("agent", AGENT);
+  await page.goto(`${BASE}/agent?${q}`);
   await page.getByTestId("phone-status").filter({ hasText: "Browser phone ready" }).waitFor({ timeout: 15000 });
   emit({ event: "ready" });
 
@@ -79,28 +87,18 @@ try {
   }
   emit({ event: "media", packets: best ? best.packets : 0, level: best ? best.level : 0, energy: best ? best.energy : 0, bytes: best ? best.bytes : 0, state: await page.evaluate(() => window.ringbackPhone.state) });
   // Content, not counts: the strongest frequency of what the page plays.
-  const heard = await page.evaluate(async () => {
-    const stream = document.getElementById("ph-audio").srcObject;
-    if (!stream) return { freq: 0, db: -200 };
-    const ctx = new AudioContext();
-    const an = ctx.createAnalyser();
-    an.fftSize = 8192;
-    ctx.createMediaStreamSource(stream).connect(an);
-    const bins = new Float32Array(an.frequencyBinCount);
-    let best = { freq: 0, db: -200 };
-    for (let n = 0; n < 20; n++) {
-      await new Promise((r) => setTimeout(r, 100));
-      an.getFloatFrequencyData(bins);
-      let i = 1;
-      for (let k = 1; k < bins.length; k++) if (bins[k] > bins[i]) i = k;
-      if (bins[i] > best.db) best = { freq: (i * ctx.sampleRate) / an.fftSize, db: bins[i] };
-    }
-    ctx.close();
-    return best;
-  });
+  const heard = await loudest(page, "ph-audio", HEAR, HEAR ? 30000 : 2000);
   emit({ event: "heard", freq: heard.freq, db: heard.db });
   if (SHOT) await page.screenshot({ path: SHOT, fullPage: true });
 
+  if (HANGUP === "close") {
+    // The agent closes the tab mid-call: no hang-up frame, no goodbye.
+    await page.waitForTimeout(2000);
+    await page.close({ runBeforeUnload: false });
+    emit({ event: "closed" });
+    await browser.close();
+    process.exit(0);
+  }
   if (HANGUP === "page") {
     // Long enough for the caller to hear this side's tone first.
     await page.waitForTimeout(4000);

@@ -40,6 +40,12 @@ pub const REFER_TIMEOUT: Duration = Duration::from_secs(32);
 /// number", "1 keeps it, 2 cancels it") before waiting on as before.
 pub const QUESTION_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// Callers from the public web page are presented as `web:<id>`: they
+/// have no number to call back, so a callback asks them to type one.
+pub fn is_web_caller(caller: &str) -> bool {
+    caller.starts_with("web:")
+}
+
 /// A callback number typed in the queue: at least this many digits…
 pub const MIN_CALLBACK_DIGITS: usize = 3;
 /// …and at most this many (E.164 is 15, plus a trunk prefix).
@@ -867,7 +873,10 @@ impl InboundCall {
                 mut digits,
                 deadline,
             }) => {
-                if digits.is_empty() && d == '1' {
+                // "1: call me back on this number" — unless the caller
+                // has none (a web caller, `web:<id>`): then 1 is the first
+                // digit of the number they type.
+                if digits.is_empty() && d == '1' && !is_web_caller(&caller) {
                     self.request_callback(caller, now);
                 } else if d == '#' && digits.len() >= MIN_CALLBACK_DIGITS {
                     self.request_callback(digits, now);

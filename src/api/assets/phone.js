@@ -8,7 +8,7 @@
 "use strict";
 (() => {
   const $ = (id) => document.getElementById(id);
-  const LABELS = { "Caller-Name": "Name", Caller: "Number", Account: "Account", Path: "Path in the menu", Digits: "Digits entered", Waited: "Waited (s)", Repeat: "Previous calls (7 days)", Queue: "Queue" };
+  const LABELS = { "Caller-Name": "Name", Caller: "Number", Account: "Account", Path: "Path in the menu", Digits: "Digits entered", Waited: "Waited (s)", Repeat: "Previous calls (7 days)", Queue: "Queue", Topic: "Web page topic", Callback: "Callback", Context: "Callback notes" };
   let ws = null, token = "", agent = "", iceServers = [], retry = 1000, stopped = false;
   let call = null; // { leg, sdp, context, pc, stream, muted, held, state }
   let meterCtx = null, meterTimer = null;

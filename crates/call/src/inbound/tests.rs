@@ -1650,6 +1650,21 @@ fn shutdown_while_queued_settles_the_acd() {
     assert_eq!(h.call.poll_timeout(), None);
 }
 
+#[test]
+fn a_web_caller_has_no_number_so_1_starts_the_typed_one() {
+    let mut setup = setup();
+    setup.caller = "web:5a1b2c3d".into();
+    let (mut h, _) = Harness::start(setup);
+    h.done();
+    h.keys("2");
+    assert_eq!(h.send(Input::PendingCallback(None)), vec![]);
+    let entered = h.now.wall;
+    assert_eq!(h.keys("1"), vec![play(&["callback-number"], 5)]);
+    assert_eq!(h.keys("1"), vec![], "not `web:…`: the first digit");
+    assert_eq!(h.keys("5551234#"), vec![request("15551234", entered)]);
+    assert!(is_web_caller("web:x") && !is_web_caller("+15550123"));
+}
+
 // ------------------------------------------------------ after-hours callback
 
 /// Closed around the clock except 09:00-17:00 on weekdays (UTC), with a

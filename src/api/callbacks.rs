@@ -233,6 +233,7 @@ pub(super) async fn create_callback(
         number: new.number,
         entered_at: chrono::Utc::now(),
         preferred: new.preferred_start.zip(new.preferred_end),
+        not_before: None,
         context: new.context.unwrap_or_default(),
         origin: ringback_callback::Origin::Web,
     };

@@ -28,6 +28,7 @@ mod phone;
 mod prometheus;
 mod queues;
 mod request;
+mod surveys;
 mod trunks;
 mod webcall;
 

@@ -76,8 +76,8 @@ impl Modify for BearerScheme {
 /// (handlers of one path together).
 pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
     use super::{
-        agents, callbacks, calls, customers, dialplans, events, phone, prometheus, queues, trunks,
-        webcall,
+        agents, callbacks, calls, customers, dialplans, events, phone, prometheus, queues, surveys,
+        trunks, webcall,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(super::dashboard))
@@ -92,6 +92,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(calls::list_calls))
         .routes(routes!(calls::list_cdrs))
         .routes(routes!(calls::stats))
+        .routes(routes!(surveys::get_csat))
         .routes(routes!(dialplans::list_dialplans))
         .routes(routes!(dialplans::reload_dialplans))
         .routes(routes!(agents::list_agents))

@@ -140,7 +140,7 @@ pub(super) fn time_field(
 /// The callback service's time parser, on strings that are RFC 3339 proper:
 /// that parser alone also takes a space for the `T` or an offset without
 /// its colon, which the document's `format: date-time` does not allow.
-fn parse_rfc3339(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+pub(super) fn parse_rfc3339(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
     let rfc3339 = matches!(s.as_bytes().get(10), Some(b'T' | b't'))
         && chrono::DateTime::parse_from_rfc3339(s).is_ok();
     rfc3339.then(|| crate::callbacks::parse_time(s)).flatten()

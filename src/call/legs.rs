@@ -100,6 +100,13 @@ impl Device {
 
 impl Call {
     pub(super) fn leg_input(&mut self, agent: String, event: CoreLeg) {
+        if matches!(event, CoreLeg::HungUp | CoreLeg::RtpTimeout)
+            && self.core.bridged_agent() == Some(agent.as_str())
+        {
+            // The agent is gone: the caller's stream stops relaying to it
+            // and plays again (a survey question, or the end).
+            self.stream.unbridge();
+        }
         self.core.handle(Input::Leg { agent, event }, Now::system());
     }
 
@@ -377,6 +384,7 @@ impl Call {
             queue: self.core.queue().map(str::to_string),
             sip_code: None,
             parent_call_id: Some(self.call_id.clone()),
+            survey: None,
         });
         self.endpoint.send(EndpointCmd::CallEnded {
             call_id: call_id.to_string(),

@@ -565,6 +565,7 @@ impl Call {
         self.cdr.disposition = disposition.into();
         self.cdr.hangup_by = Some(hangup_by.into());
         self.cdr.queue = self.core.queue().map(str::to_string);
+        self.cdr.survey = self.core.survey().cloned();
         tracing::info!(
             disposition,
             hangup_by,

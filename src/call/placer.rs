@@ -127,6 +127,8 @@ pub fn queue_settings(config: &crate::config::Config) -> BTreeMap<String, inboun
                 overflow_prompt: q.overflow_prompt.clone(),
                 callback_offer_ewt_above: q.callback_offer_ewt_above_secs.map(Duration::from_secs),
                 callback_offer_on_zero_out: q.callback_offer_on_zero_out,
+                // Checked when the configuration was loaded.
+                survey: q.survey.as_ref().and_then(|s| s.survey().ok()),
             };
             (name.clone(), settings)
         })

@@ -30,6 +30,7 @@ impl Call {
             number,
             entered_at,
             preferred: None,
+            not_before: self.core.callback_not_before(),
             context: format!(
                 "IVR path {} | digits {}",
                 self.core.path(),

@@ -40,14 +40,30 @@ mod sip;
 pub use placer::{AttemptDeps, AttemptPlacer};
 use record::{leg_cdr, LegFacts};
 
-/// Run one attempt to its end.
-async fn run(
+/// Start one attempt: built and put in the ACD's line here, on the
+/// caller's thread, then run to its end in its own task. Callbacks that
+/// become eligible together (the night's requests at an opening) so reach
+/// the ACD in the order the service starts them — their order in line —
+/// whatever order their tasks then run in.
+fn start(
     ctx: Arc<AttemptDeps>,
     svc: CallbackHandle,
     cb: Callback,
     lease: Duration,
     stop: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let (mut shell, rx, span) = open(ctx, svc, cb, lease);
+    shell.enqueue_now();
+    tokio::spawn(async move { shell.event_loop(rx, stop).instrument(span).await });
+}
+
+/// One attempt's shell and receivers, before anything is carried out.
+fn open(
+    ctx: Arc<AttemptDeps>,
+    svc: CallbackHandle,
+    cb: Callback,
+    lease: Duration,
+) -> (Shell, Receivers, tracing::Span) {
     let endpoint = ctx.endpoint.clone();
     let owner = format!("cb-{}-{:08x}", cb.id, rand::random::<u32>());
     let span = tracing::info_span!("callback", id = %cb.id, number = %cb.number, queue = %cb.queue);
@@ -92,7 +108,7 @@ async fn run(
     let (agent_media, agent_rx) = mpsc::unbounded_channel();
     let (customer_media, customer_rx) = mpsc::unbounded_channel();
     let (browser_tx, browser_rx) = mpsc::unbounded_channel();
-    let mut shell = Shell {
+    let shell = Shell {
         core: CallbackAttempt::new(setup, Now::system()),
         ctx,
         svc,
@@ -108,6 +124,7 @@ async fn run(
         customer_bye: None,
         agent_media,
         customer_media,
+        first: None,
     };
     let rx = Receivers {
         sip: sip_rx,
@@ -116,7 +133,7 @@ async fn run(
         customer: customer_rx,
         browser: browser_rx,
     };
-    shell.event_loop(rx, stop).instrument(span).await;
+    (shell, rx, span)
 }
 
 struct Receivers {
@@ -147,9 +164,25 @@ struct Shell {
     customer_bye: Option<OutboundLeg>,
     agent_media: UnboundedSender<MediaEvent>,
     customer_media: UnboundedSender<MediaEvent>,
+    /// An output taken by [`Shell::enqueue_now`] that is not for the ACD,
+    /// carried out first by [`Shell::carry_out`].
+    first: Option<Output>,
 }
 
 impl Shell {
+    /// Send the core's first outputs for the ACD (its `Enqueue`) at once.
+    fn enqueue_now(&mut self) {
+        while let Some(out) = self.core.poll_output() {
+            let Output::Acd(input) = out else {
+                self.first = Some(out);
+                return;
+            };
+            let notify =
+                matches!(input, ringback_acd::Input::Enqueue(_)).then(|| self.notice_tx.clone());
+            self.ctx.acd.send(AcdCmd::Input { input, notify });
+        }
+    }
+
     async fn event_loop(
         &mut self,
         mut rx: Receivers,
@@ -198,7 +231,7 @@ impl Shell {
     /// are fed back at once and their outputs carried out in turn). True
     /// once the attempt is over.
     async fn carry_out(&mut self, sip_rx: &mut UnboundedReceiver<SipInput>) -> bool {
-        while let Some(out) = self.core.poll_output() {
+        while let Some(out) = self.first.take().or_else(|| self.core.poll_output()) {
             match out {
                 Output::Acd(input) => {
                     let notify = matches!(input, ringback_acd::Input::Enqueue(_))

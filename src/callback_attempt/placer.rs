@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use ringback_callback::Callback;
 
-use super::run;
+use super::start;
 use crate::acd_task::AcdHandle;
 use crate::callbacks::{AttemptStarter, CallbackHandle};
 use crate::directory::Directory;
@@ -65,7 +65,7 @@ impl AttemptStarter for AttemptPlacer {
         lease: Duration,
         stop: tokio::sync::oneshot::Receiver<()>,
     ) {
-        tokio::spawn(run(Arc::clone(&self.deps), svc, cb, lease, stop));
+        start(Arc::clone(&self.deps), svc, cb, lease, stop);
     }
 }
 

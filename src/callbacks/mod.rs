@@ -44,6 +44,8 @@ pub struct CallbackRequest {
     pub entered_at: DateTime<Utc>,
     /// Customer's preferred window.
     pub preferred: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Not dialed before (an after-hours request: the next opening).
+    pub not_before: Option<DateTime<Utc>>,
     /// Free text for the agent (menu path, digits, web note).
     pub context: String,
     /// IVR or web.
@@ -334,6 +336,7 @@ impl Service {
                         number: req.number,
                         entered_at: req.entered_at,
                         preferred: req.preferred,
+                        not_before: req.not_before,
                         context: req.context,
                         origin: req.origin,
                     },

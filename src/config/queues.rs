@@ -55,6 +55,44 @@ pub struct QueueConfig {
     /// Offer a callback at once to a caller who zeroed out while no agent
     /// of this queue is free.
     pub callback_offer_on_zero_out: bool,
+    /// `survey = { prompt = "…", keys = "1-5" }`: a post-call question.
+    pub survey: Option<SurveyConfig>,
+}
+
+/// A queue's post-call survey as written in `ringback.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SurveyConfig {
+    /// The question: one prompt name or a list.
+    pub prompt: PromptNames,
+    /// The score keys, `"1-5"` (lowest-highest, the highest is best).
+    #[serde(default = "default_survey_keys")]
+    pub keys: String,
+}
+
+/// One prompt name or a list of them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum PromptNames {
+    /// `prompt = "x"`.
+    One(String),
+    /// `prompt = ["x", "y"]`.
+    Many(Vec<String>),
+}
+
+fn default_survey_keys() -> String {
+    "1-5".into()
+}
+
+impl SurveyConfig {
+    /// The call core's survey; the error says what is wrong.
+    pub fn survey(&self) -> Result<ringback_call::inbound::Survey, String> {
+        let prompt = match &self.prompt {
+            PromptNames::One(p) => vec![p.clone()],
+            PromptNames::Many(v) => v.clone(),
+        };
+        ringback_call::inbound::Survey::new(prompt, &self.keys)
+    }
 }
 
 impl Default for QueueConfig {
@@ -78,6 +116,7 @@ impl Default for QueueConfig {
             callback: None,
             callback_offer_ewt_above_secs: None,
             callback_offer_on_zero_out: false,
+            survey: None,
         }
     }
 }
@@ -201,6 +240,9 @@ pub(super) fn validate_queues(cfg: &Config) -> Result<(), String> {
             return Err(format!(
                 "queues.{name}.ring_timeout_secs must be at least 1"
             ));
+        }
+        if let Some(Err(e)) = q.survey.as_ref().map(SurveyConfig::survey) {
+            return Err(format!("queues.{name}.survey: {e}"));
         }
         if let Some(o) = &q.overflow_queue {
             if !cfg.queues.contains_key(o) || o == name {

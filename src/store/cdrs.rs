@@ -46,6 +46,8 @@ pub struct Cdr {
     /// `None` for an inbound call. The node id is not here: the
     /// [`CdrWriter`](super::CdrWriter) stamps its node's on every row.
     pub parent_call_id: Option<String>,
+    /// The post-call survey asked on an inbound call (agent, score).
+    pub survey: Option<ringback_call::inbound::SurveyResult>,
 }
 
 /// A call record as read back for the API: every stored column (the API's
@@ -106,6 +108,20 @@ pub struct CdrRow {
     /// (the attempt's call id in the queue log). Null for `inbound` calls.
     #[schema(required = true)]
     pub parent_call_id: Option<String>,
+    /// Post-call survey: the agent the caller was asked to rate (null: no
+    /// survey was asked).
+    #[schema(required = true)]
+    pub survey_agent: Option<String>,
+    /// Post-call survey: the key the caller pressed (null: no survey, or
+    /// no answer).
+    #[schema(required = true)]
+    pub survey_score: Option<i32>,
+    /// Post-call survey: the lowest score key of the queue's survey.
+    #[schema(required = true)]
+    pub survey_lowest: Option<i32>,
+    /// Post-call survey: the highest (best) score key.
+    #[schema(required = true)]
+    pub survey_highest: Option<i32>,
 }
 
 impl Store {
@@ -130,7 +146,8 @@ impl Store {
     pub async fn recent_cdrs(&self, limit: i64) -> anyhow::Result<Vec<CdrRow>> {
         let sql = "SELECT id, call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
                    answered_at, ended_at, path, digits, disposition, hangup_by, queue, vars, sip_code, \
-                   node_id, parent_call_id FROM calls ORDER BY id DESC LIMIT $1";
+                   node_id, parent_call_id, survey_agent, survey_score, survey_lowest, survey_highest \
+                   FROM calls ORDER BY id DESC LIMIT $1";
         let rows = on_pool!(self, |p| sqlx::query_as::<_, CdrRow>(sql)
             .bind(limit)
             .fetch_all(p)
@@ -163,14 +180,16 @@ impl Store {
     pub(super) async fn write_cdrs(&self, batch: &[Cdr], node: &str) -> anyhow::Result<()> {
         let sql = "INSERT INTO calls (call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
                    answered_at, ended_at, path, digits, vars, disposition, hangup_by, queue, sip_code, \
-                   parent_call_id, node_id) \
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) \
+                   parent_call_id, node_id, survey_agent, survey_score, survey_lowest, survey_highest) \
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) \
                    ON CONFLICT (call_id, leg) DO UPDATE SET dialplan = excluded.dialplan, \
                    dialplan_version = excluded.dialplan_version, answered_at = excluded.answered_at, \
                    ended_at = excluded.ended_at, path = excluded.path, digits = excluded.digits, \
                    vars = excluded.vars, disposition = excluded.disposition, hangup_by = excluded.hangup_by, \
                    queue = excluded.queue, sip_code = excluded.sip_code, \
-                   parent_call_id = COALESCE(excluded.parent_call_id, calls.parent_call_id)";
+                   parent_call_id = COALESCE(excluded.parent_call_id, calls.parent_call_id), \
+                   survey_agent = excluded.survey_agent, survey_score = excluded.survey_score, \
+                   survey_lowest = excluded.survey_lowest, survey_highest = excluded.survey_highest";
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for c in batch {
@@ -193,6 +212,10 @@ impl Store {
                     .bind(c.sip_code)
                     .bind(&c.parent_call_id)
                     .bind(node)
+                    .bind(c.survey.as_ref().map(|s| s.agent.clone()))
+                    .bind(c.survey.as_ref().and_then(|s| s.score).map(i32::from))
+                    .bind(c.survey.as_ref().map(|s| i32::from(s.lowest)))
+                    .bind(c.survey.as_ref().map(|s| i32::from(s.highest)))
                     .execute(&mut *tx)
                     .await?;
             }

@@ -15,6 +15,7 @@
 //! - [`recovery`]: closing what a killed process left open, at start-up;
 //! - [`callbacks`]: callback requests, their history and leases;
 //! - [`customers`]: the customer directory and its version;
+//! - [`surveys`]: post-call survey answers, for CSAT;
 //! - [`today`]: one day's events, to rebuild today's live figures.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -62,6 +63,7 @@ pub mod customers;
 pub mod dialplan_versions;
 pub mod logs;
 pub mod recovery;
+pub mod surveys;
 pub mod today;
 
 pub use cdr_writer::CdrWriter;

@@ -25,8 +25,11 @@ use ringback_sansio::{Core, Now};
 use crate::ending::{Disposition, Ending, HangupBy};
 use crate::number_prompts;
 
+mod survey;
 #[cfg(test)]
 mod tests;
+
+pub use survey::{Survey, SurveyResult, SURVEY_ANSWER_TIMEOUT, SURVEY_TRIES};
 
 /// How long a REFER may stay unanswered, or accepted without a final
 /// NOTIFY, before our part of the transfer is considered done (64·T1, the
@@ -72,6 +75,9 @@ pub struct QueueSettings {
     pub callback_offer_ewt_above: Option<Duration>,
     /// Offer a callback at once to a zero-out nobody is free for.
     pub callback_offer_on_zero_out: bool,
+    /// `survey = { prompt, keys }`: one question for the caller when the
+    /// agent hangs up.
+    pub survey: Option<Survey>,
 }
 
 impl Default for QueueSettings {
@@ -83,6 +89,7 @@ impl Default for QueueSettings {
             overflow_prompt: None,
             callback_offer_ewt_above: None,
             callback_offer_on_zero_out: false,
+            survey: None,
         }
     }
 }
@@ -389,6 +396,8 @@ enum Phase {
     Transferring { accepted: bool, deadline: Instant },
     /// A callback is stored; the confirmation plays, then we hang up.
     Confirming { token: u64 },
+    /// The agent hung up; the caller answers the queue's survey question.
+    Surveying(Box<survey::Surveying>),
     /// Over; nothing more happens.
     Ended,
 }
@@ -431,6 +440,13 @@ pub struct InboundCall {
     refresh_at: Option<Instant>,
     /// The directory's priority for the caller (see [`Setup`]).
     caller_priority: i32,
+    /// A `callback` node's `when_open` opening (after-hours request).
+    callback_not_before: Option<DateTime<Utc>>,
+    /// The `confirm_prompt` of that after-hours `callback` node ("we will
+    /// call you back when we open"); empty: the built-in confirmation.
+    after_hours_confirm: Vec<String>,
+    /// The survey asked after the agent hung up, with its answer.
+    survey_result: Option<SurveyResult>,
 }
 
 impl InboundCall {
@@ -470,6 +486,9 @@ impl InboundCall {
             refresh_every,
             refresh_at: refresh_every.map(|d| now.mono + d),
             caller_priority,
+            callback_not_before: None,
+            after_hours_confirm: Vec::new(),
+            survey_result: None,
         };
         call.pending.push_back(Event::Started(CallInfo {
             caller,
@@ -488,6 +507,20 @@ impl InboundCall {
         } else {
             format!("{} >> {here}", self.earlier_path)
         }
+    }
+
+    /// When the callback being requested ([`Output::RequestCallback`]) may
+    /// be dialed at the earliest: the next opening of a `callback` node's
+    /// `when_open` hours for a call made while they were closed; `None` for
+    /// callbacks that may be dialed as soon as an agent is free.
+    pub fn callback_not_before(&self) -> Option<DateTime<Utc>> {
+        self.callback_not_before
+    }
+
+    /// The post-call survey, if the caller was asked one: the queue, the
+    /// agent and the score (`None`: no answer). For the call record.
+    pub fn survey(&self) -> Option<&SurveyResult> {
+        self.survey_result.as_ref()
     }
 
     /// Every key the interpreter took, earlier plans first.
@@ -648,11 +681,17 @@ impl InboundCall {
                     queue: self.queue.clone().unwrap_or_default(),
                 });
             }
-            Action::Callback { queue } => {
+            Action::Callback { queue, not_before } => {
                 // The caller waits in the queue, keeping their place, while
                 // the request is stored; ringback then confirms it (or says
-                // it could not) itself.
+                // it could not) itself. After hours the request waits for
+                // the opening; its place among other such requests is its
+                // entry time, i.e. when it was made.
                 self.plan_waits = false;
+                self.callback_not_before = not_before;
+                if not_before.is_some() {
+                    self.after_hours_confirm = self.callback_node_confirm();
+                }
                 self.enter_queue(queue.clone(), None, 0, now);
                 self.request_callback(self.caller.clone(), now);
                 return false;
@@ -778,6 +817,15 @@ impl InboundCall {
         self.play(vec![moh], true, true);
     }
 
+    /// The `confirm_prompt` of the `callback` node the interpreter is at.
+    fn callback_node_confirm(&self) -> Vec<String> {
+        let plan = self.session.plan();
+        match self.session.path().last().and_then(|n| plan.node(n)) {
+            Some(ringback_dialplan::Node::Callback(c)) => c.confirm_prompt.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Ask the callback service to store a request (the caller waits).
     fn request_callback(&mut self, number: String, now: Now) {
         let Some(queue) = self.queue.clone() else {
@@ -808,6 +856,7 @@ impl InboundCall {
         match &self.phase {
             Phase::Ivr { .. } => self.pending.push_back(Event::Digit(d)),
             Phase::Queued(_) => self.on_queue_digit(d, now),
+            Phase::Surveying(_) => self.on_survey_digit(d, now),
             _ => {}
         }
     }
@@ -872,6 +921,7 @@ impl InboundCall {
             }
             Phase::Ivr { .. } => self.pending.push_back(Event::PlaybackDone),
             Phase::Queued(q) if q.interlude == Some(token) => self.resume_hold_music(),
+            Phase::Surveying(_) => self.on_survey_played(token, now),
             _ => {}
         }
     }
@@ -1012,6 +1062,12 @@ impl InboundCall {
                     agent: AgentId::from(agent.as_str()),
                     by: EndedBy::Agent,
                 });
+                if let Phase::Bridged { since, .. } = self.phase {
+                    let talk_secs = now.mono.saturating_duration_since(since).as_secs();
+                    if self.start_survey(&agent, talk_secs) {
+                        return;
+                    }
+                }
                 self.end(
                     Ending {
                         disposition: Disposition::Completed,
@@ -1052,6 +1108,12 @@ impl InboundCall {
     }
 
     fn on_caller_hung_up(&mut self, now: Now) {
+        if matches!(self.phase, Phase::Surveying(_)) {
+            // No answer; never called back for a survey.
+            tracing::info!("caller hung up during the survey");
+            self.end_survey(false, now);
+            return;
+        }
         self.pending.push_back(Event::Hangup);
         self.drain(now);
         let disposition = match self.phase {
@@ -1163,7 +1225,13 @@ impl InboundCall {
                 }
                 // Stored: now, and only now, the caller hears it.
                 tracing::info!(ahead, "callback confirmed to the caller");
-                let mut prompts = vec!["callback-confirm".to_string(), "you-are-caller".into()];
+                // After hours the node's own words ("…when we open") replace
+                // "as soon as an agent is free".
+                let mut prompts = match std::mem::take(&mut self.after_hours_confirm) {
+                    p if p.is_empty() => vec!["callback-confirm".to_string()],
+                    p => p,
+                };
+                prompts.push("you-are-caller".into());
                 prompts.extend(number_prompts(ahead as u64 + 1));
                 self.confirm_and_hang_up(prompts);
             }
@@ -1328,6 +1396,7 @@ impl Core for InboundCall {
                 return;
             }
             Phase::Queued(_) => self.on_queue_timeout(now),
+            Phase::Surveying(_) => self.on_survey_timeout(now),
             _ => {}
         }
         self.drain(now);
@@ -1353,6 +1422,7 @@ impl Core for InboundCall {
                 [question, idle].into_iter().flatten().min()
             }
             Phase::Transferring { deadline, .. } => Some(*deadline),
+            Phase::Surveying(s) => s.deadline(),
             Phase::Ended => return None,
             _ => None,
         };

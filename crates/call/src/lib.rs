@@ -7,6 +7,7 @@
 //! the store, and feeds back what happened. Neither reads a clock.
 
 pub mod attempt;
+pub mod csat;
 pub mod ending;
 pub mod inbound;
 

@@ -304,6 +304,9 @@ pub struct NewCallback {
     pub entered_at: DateTime<Utc>,
     /// The customer's preferred window `[start, end)`, if any.
     pub preferred: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// Not to be dialed before this instant (an after-hours request: the
+    /// next opening); the expiry then counts from it, not from now.
+    pub not_before: Option<DateTime<Utc>>,
     /// Free text for the agent.
     pub context: String,
     /// How it was requested.

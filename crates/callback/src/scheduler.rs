@@ -231,13 +231,16 @@ impl Scheduler {
     /// Accepts a request: runs the guards ([`check`](Self::check)),
     /// validates the preferred window, and returns the new callback in
     /// `scheduled` with `next_attempt_at` = the first moment dialing is
-    /// allowed (now, or the next window opening), plus its transition
-    /// `requested → scheduled`. Persist both before confirming to the
-    /// caller.
+    /// allowed (now, or the next window opening; never before
+    /// [`NewCallback::not_before`]), plus its transition `requested →
+    /// scheduled`. Persist both before confirming to the caller. Requests
+    /// waiting for the same opening are dialed in `entered_at` order (see
+    /// [`eligible`](Self::eligible)).
     ///
-    /// `expires_at` is `now + expire_after_hours`, or the end of the
-    /// preferred window if that is earlier. A preferred window must end
-    /// after now and after its start, and start before that horizon.
+    /// `expires_at` is `expire_after_hours` after now (or after
+    /// `not_before`, when later), or the end of the preferred window if
+    /// that is earlier. A preferred window must end after now and after its
+    /// start, and start before that horizon.
     pub fn request(
         &mut self,
         req: NewCallback,
@@ -248,7 +251,10 @@ impl Scheduler {
             return Err(Refusal::IdInUse(req.id));
         }
         let policy = self.policy(&req.queue);
-        let horizon = now + TimeDelta::hours(i64::from(policy.expire_after_hours.max(1)));
+        // An after-hours request waits for the opening; its life (and the
+        // latest preferred start) counts from there.
+        let start = req.not_before.map_or(now, |t| t.max(now));
+        let horizon = start + TimeDelta::hours(i64::from(policy.expire_after_hours.max(1)));
         let mut expires_at = horizon;
         if let Some((start, end)) = req.preferred {
             if end <= start {
@@ -288,7 +294,7 @@ impl Scheduler {
             origin: req.origin,
             last_result: None,
         };
-        let Some(due) = next_allowed(policy, &cb, now) else {
+        let Some(due) = next_allowed(policy, &cb, start) else {
             return Err(Refusal::NoDialingTime { expires_at });
         };
         cb.next_attempt_at = Some(due);

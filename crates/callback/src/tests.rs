@@ -28,6 +28,7 @@ fn req(id: &str, queue: &str, number: &str, entered_at: DateTime<Utc>) -> NewCal
         number: number.into(),
         entered_at,
         preferred: None,
+        not_before: None,
         context: "menu 2 > billing".into(),
         origin: Origin::Ivr,
     }
@@ -1001,4 +1002,91 @@ fn refusal_codes_are_stable() {
         normalize_number("12").unwrap_err().to_string(),
         "invalid number: \"12\" is too short: 2 digits, at least 7 needed"
     );
+}
+
+fn after_hours(id: &str, number: &str, at: DateTime<Utc>, opening: DateTime<Utc>) -> NewCallback {
+    NewCallback {
+        not_before: Some(opening),
+        ..req(id, "q", number, at)
+    }
+}
+
+#[test]
+fn an_after_hours_request_waits_for_the_opening_and_lives_from_there() {
+    let mut s = sched(Policy::default());
+    let night = utc(2026, 11, 24, 2, 0);
+    let opening = utc(2026, 11, 24, 14, 0);
+    let cb = ok(
+        &mut s,
+        after_hours("a", "+15550000001", night, opening),
+        night,
+    );
+    assert_eq!(cb.next_attempt_at, Some(opening));
+    assert_eq!(cb.expires_at, opening + TimeDelta::hours(24));
+    assert_eq!(s.poll_timeout(night), Some(opening));
+    assert!(
+        s.eligible(opening - secs(1)).is_empty(),
+        "not before the opening"
+    );
+    assert_eq!(ids(&s.eligible(opening)), ["a"]);
+}
+
+#[test]
+fn an_after_hours_request_also_waits_for_the_dialing_window() {
+    // The line opens at 08:00 New York but customers may be dialed from 09:00.
+    let mut s = sched(ny(""));
+    let night = utc(2026, 11, 24, 2, 0);
+    let opening = utc(2026, 11, 24, 13, 0);
+    let cb = ok(
+        &mut s,
+        after_hours("a", "+15550000001", night, opening),
+        night,
+    );
+    assert_eq!(cb.next_attempt_at, Some(utc(2026, 11, 24, 14, 0)));
+}
+
+#[test]
+fn an_opening_already_past_changes_nothing() {
+    let mut s = sched(Policy::default());
+    let cb = ok(
+        &mut s,
+        after_hours("a", "+15550000001", t0(), t0() - secs(60)),
+        t0(),
+    );
+    assert_eq!(cb.next_attempt_at, Some(t0()));
+    assert_eq!(cb.expires_at, t0() + TimeDelta::hours(24));
+}
+
+#[test]
+fn after_hours_requests_are_dialed_in_request_order() {
+    let mut s = sched(Policy::default());
+    let opening = utc(2026, 11, 24, 14, 0);
+    // Requested at 20:00, 22:00 and 23:30 the evening before; handed out
+    // in that order whatever order they were stored in.
+    let (a, b, c) = (
+        utc(2026, 11, 24, 1, 0),
+        utc(2026, 11, 24, 3, 0),
+        utc(2026, 11, 24, 4, 30),
+    );
+    ok(&mut s, after_hours("b", "+15550000002", b, opening), b);
+    ok(&mut s, after_hours("c", "+15550000003", c, opening), c);
+    ok(&mut s, after_hours("a", "+15550000001", a, opening), c);
+    assert!(s.eligible(opening - secs(1)).is_empty());
+    assert_eq!(ids(&s.eligible(opening)), ["a", "b", "c"]);
+}
+
+#[test]
+fn a_restart_keeps_the_opening() {
+    let mut s = sched(Policy::default());
+    let night = utc(2026, 11, 24, 2, 0);
+    let opening = utc(2026, 11, 24, 14, 0);
+    let cb = ok(
+        &mut s,
+        after_hours("a", "+15550000001", night, opening),
+        night,
+    );
+    let mut s2 = sched(Policy::default());
+    assert!(s2.restore(vec![cb], night + secs(60)).is_empty());
+    assert!(s2.eligible(opening - secs(1)).is_empty());
+    assert_eq!(ids(&s2.eligible(opening)), ["a"]);
 }

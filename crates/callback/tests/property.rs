@@ -189,6 +189,7 @@ fn run(seed: u64, steps: usize) {
                     number: number.into(),
                     entered_at: now - TimeDelta::seconds(rng.random_range(0..1800)),
                     preferred,
+                    not_before: None,
                     context: String::new(),
                     origin: if rng.random_bool(0.5) {
                         Origin::Ivr

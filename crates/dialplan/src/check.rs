@@ -96,6 +96,7 @@ pub(crate) fn check(
     }
 
     check_dips(sink, &d, ctx);
+    check_when_open(sink, &d);
 
     // zero-out rule
     let operator = d
@@ -429,6 +430,41 @@ fn check_dips(sink: &mut Sink<'_>, d: &Draft, ctx: &CheckContext) {
                     v.get_ref()
                 ),
             );
+        }
+    }
+}
+
+/// `when_open` of a callback node names an `hours` node of the file.
+fn check_when_open(sink: &mut Sink<'_>, d: &Draft) {
+    for (node, target) in &d.hours_refs {
+        let hours = d
+            .nodes
+            .iter()
+            .filter(|(_, n)| matches!(n.node, Some(Node::Hours(_))))
+            .map(|(name, _)| name.as_str());
+        match d.nodes.get(target.get_ref()).map(|n| n.node.as_ref()) {
+            None => {
+                let hint = did_you_mean(target.get_ref(), hours);
+                sink.error(
+                    &target.span(),
+                    format!(
+                        "unknown node `{}` in when_open of node `{node}`{hint}; it must name an hours node",
+                        target.get_ref()
+                    ),
+                );
+            }
+            Some(Some(other)) if !matches!(other, Node::Hours(_)) => {
+                sink.error(
+                    &target.span(),
+                    format!(
+                        "when_open of node `{node}` names `{}`, a {} node; it must name an hours node (whose next opening the callback waits for)",
+                        target.get_ref(),
+                        other.type_name()
+                    ),
+                );
+            }
+            // An hours node, or a node with errors of its own.
+            Some(_) => {}
         }
     }
 }

@@ -278,6 +278,10 @@ pub struct CallbackNode {
     pub queue: String,
     /// `confirm_prompt` (optional): played after the request is recorded.
     pub confirm_prompt: Prompts,
+    /// `when_open` (optional): an `hours` node of this file. When the call
+    /// is outside those hours the callback is not dialed before their next
+    /// opening (an after-hours callback); inside them it changes nothing.
+    pub when_open: Option<String>,
 }
 
 /// `type = "transfer"`.

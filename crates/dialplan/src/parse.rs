@@ -84,7 +84,7 @@ const QUEUE_KEYS: &[&str] = &[
     "on_timeout",
     "callback",
 ];
-const CALLBACK_KEYS: &[&str] = &["type", "queue", "confirm_prompt"];
+const CALLBACK_KEYS: &[&str] = &["type", "queue", "confirm_prompt", "when_open"];
 const TRANSFER_KEYS: &[&str] = &["type", "target", "prompt", "on_fail"];
 const HANGUP_KEYS: &[&str] = &["type", "prompt"];
 const OPEN_KEYS: &[&str] = &["days", "from", "to"];
@@ -154,6 +154,8 @@ pub(crate) struct Draft {
     pub var_uses: Vec<Spanned<String>>,
     /// `say` entries with a format, where (their number prompts must exist).
     pub format_refs: Vec<(Span, crate::say::SayFormat)>,
+    /// `when_open` of callback nodes: (node, the hours node it names).
+    pub hours_refs: Vec<(String, Spanned<String>)>,
 }
 
 /// A table being read, with who owns it (for messages) and where to point
@@ -1418,13 +1420,23 @@ impl<'i> Parser<'_, '_> {
         })
     }
 
-    fn callback(&mut self, tc: &Tc<'_, 'i>, _n: &str) -> Option<Node> {
+    fn callback(&mut self, tc: &Tc<'_, 'i>, n: &str) -> Option<Node> {
         self.keys(tc, CALLBACK_KEYS);
         let queue = self.queue_name(tc, "queue");
         let confirm_prompt = self.prompts(tc, "confirm_prompt", false);
+        let when_open = match tc.get("when_open") {
+            None => Some(None),
+            Some(_) => self
+                .string(tc, "when_open", "the name of an hours node in this file")
+                .map(|s| {
+                    self.d.hours_refs.push((n.to_string(), s.clone()));
+                    Some(s.into_inner())
+                }),
+        };
         Some(Node::Callback(CallbackNode {
             queue: queue?,
             confirm_prompt: confirm_prompt?,
+            when_open: when_open?,
         }))
     }
 

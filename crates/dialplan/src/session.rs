@@ -115,6 +115,9 @@ pub enum Action {
     Callback {
         /// Queue the callback keeps a place in.
         queue: String,
+        /// Not to be dialed before this instant: the next opening of the
+        /// node's `when_open` hours when the call came outside them.
+        not_before: Option<DateTime<Utc>>,
     },
     /// Ask the configured lookup `lookup` (HTTP) with the caller's number
     /// and the call's variables; feed `LookupAnswered` or `LookupFailed`.
@@ -335,6 +338,8 @@ pub enum StepKind {
     Callback {
         /// Queue.
         queue: String,
+        /// Not dialed before (after-hours callback).
+        not_before: Option<DateTime<Utc>>,
     },
     /// The call ended.
     Hangup {
@@ -456,7 +461,18 @@ impl fmt::Display for StepKind {
             StepKind::QueueExited => f.write_str("left the queue (max wait reached)"),
             StepKind::Transfer { target } => write!(f, "⇒ transfer to {target}"),
             StepKind::TransferFailed => f.write_str("transfer failed"),
-            StepKind::Callback { queue } => write!(f, "callback requested in `{queue}`"),
+            StepKind::Callback {
+                queue,
+                not_before: None,
+            } => write!(f, "callback requested in `{queue}`"),
+            StepKind::Callback {
+                queue,
+                not_before: Some(t),
+            } => write!(
+                f,
+                "callback requested in `{queue}`, not dialed before the opening at {}",
+                t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             StepKind::Hangup { by_caller: true } => f.write_str("caller hung up"),
             StepKind::Hangup { by_caller: false } => f.write_str("hang up"),
             StepKind::MissingNode { name } => write!(f, "node `{name}` does not exist"),
@@ -802,11 +818,14 @@ impl Session {
                     return;
                 }
                 Node::Callback(c) => {
+                    let not_before = self.next_opening(&plan, c.when_open.as_deref());
                     self.step(StepKind::Callback {
                         queue: c.queue.clone(),
+                        not_before,
                     });
                     out.push(Action::Callback {
                         queue: c.queue.clone(),
+                        not_before,
                     });
                     self.outcome = Some(Outcome::CallbackRequested {
                         queue: c.queue.clone(),
@@ -880,6 +899,20 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// The next opening of the hours node `hours` (a callback node's
+    /// `when_open`), judged at the call's start like the `hours` node
+    /// itself; `None` when it is open then, never opens, or is not an
+    /// `hours` node.
+    fn next_opening(&self, plan: &Dialplan, hours: Option<&str>) -> Option<DateTime<Utc>> {
+        let Some(Node::Hours(h)) = plan.nodes.get(hours?) else {
+            return None;
+        };
+        let now = self.info.as_ref()?.now;
+        h.calendar(plan.timezone)
+            .next_opening(now)
+            .filter(|t| *t > now)
     }
 
     fn enqueue(

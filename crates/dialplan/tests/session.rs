@@ -832,7 +832,8 @@ fn callback_is_recorded_before_the_confirmation_then_hangs_up() {
         vec![
             Action::StopPlayback,
             Action::Callback {
-                queue: "billing".into()
+                queue: "billing".into(),
+                not_before: None,
             },
             play(&["callback-confirm"], false)
         ]

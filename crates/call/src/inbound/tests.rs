@@ -1664,3 +1664,301 @@ fn a_web_caller_has_no_number_so_1_starts_the_typed_one() {
     assert_eq!(h.keys("5551234#"), vec![request("15551234", entered)]);
     assert!(is_web_caller("web:x") && !is_web_caller("+15550123"));
 }
+
+// ------------------------------------------------------ after-hours callback
+
+/// Closed around the clock except 09:00-17:00 on weekdays (UTC), with a
+/// "press 1 and we call you back when we open" offer on the closed path.
+const AFTER_HOURS: &str = r#"
+[dialplan]
+name = "after-hours"
+numbers = ["1000"]
+start = "hours"
+operator = "operator"
+
+[nodes.hours]
+type = "hours"
+open = [ { days = "mon-fri", from = "09:00", to = "17:00" } ]
+open_next = "live"
+closed_next = "closed"
+
+[nodes.live]
+type = "queue"
+queue = "billing"
+
+[nodes.closed]
+type = "menu"
+prompt = "closed-offer"
+options = { "1" = "later" }
+
+[nodes.later]
+type = "callback"
+queue = "billing"
+when_open = "hours"
+confirm_prompt = "callback-when-open"
+"#;
+
+/// A harness whose clock reads `wall`.
+fn start_at(text: &str, wall: DateTime<Utc>) -> (Harness, Vec<Output>) {
+    let now = Now::new(Now::system().mono, wall);
+    let mut h = Harness {
+        call: InboundCall::new(setup_with(text, queues()), now),
+        now,
+        last_play: 0,
+    };
+    let outs = h.drain();
+    (h, outs)
+}
+
+fn utc(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(2026, 11, d, h, m, 0)
+        .single()
+        .expect("valid time")
+}
+
+#[test]
+fn after_hours_callback_waits_for_the_opening_and_says_so() {
+    // Friday 2026-11-27 18:30: closed until Monday 09:00.
+    let (mut h, outs) = start_at(AFTER_HOURS, utc(27, 18, 30));
+    assert_eq!(outs, vec![play(&["closed-offer"], 1)]);
+    let outs = h.keys("1");
+    assert!(outs.contains(&request(CALLER, h.now.wall)), "{outs:?}");
+    assert_eq!(h.call.callback_not_before(), Some(utc(30, 9, 0)));
+    assert_eq!(
+        h.send(Input::CallbackStored { ahead: 1 }),
+        vec![
+            abandon(),
+            play(&["callback-when-open", "you-are-caller", "digit-2"], 4)
+        ]
+    );
+    assert_eq!(h.done(), vec![by_ringback(Disposition::Callback)]);
+}
+
+#[test]
+fn during_opening_hours_the_call_goes_to_the_queue() {
+    // Monday 2026-11-30 10:00: open, no callback at all.
+    let (h, outs) = start_at(AFTER_HOURS, utc(30, 10, 0));
+    assert!(
+        outs.iter().any(|o| matches!(o, Output::Enqueue(_))),
+        "{outs:?}"
+    );
+    assert_eq!(h.call.callback_not_before(), None);
+}
+
+#[test]
+fn a_callback_node_without_when_open_is_dialed_when_an_agent_is_free() {
+    let (mut h, _) = menu_key('4');
+    assert_eq!(h.call.callback_not_before(), None);
+    assert_eq!(
+        h.send(Input::CallbackStored { ahead: 0 }),
+        vec![
+            abandon(),
+            play(&["callback-confirm", "you-are-caller", "digit-1"], 5)
+        ]
+    );
+}
+
+// ------------------------------------------------------------ the survey
+
+fn survey_queues() -> BTreeMap<String, QueueSettings> {
+    let mut qs = queues();
+    qs.get_mut("support").expect("support").survey =
+        Some(Survey::new(vec!["how-did-we-do".into()], "1-5").expect("a valid survey"));
+    qs
+}
+
+/// Talking to alice in `support` (which has a survey) for 30 s.
+fn surveyed() -> Harness {
+    let (mut h, _) = Harness::start(setup_with(PLAN, survey_queues()));
+    h.done();
+    h.keys("3");
+    h.advance(10);
+    h.offer("alice");
+    h.leg("alice", LegEvent::Answered);
+    h.connect("alice");
+    h.advance(30);
+    h
+}
+
+fn no_answer() -> Option<SurveyResult> {
+    Some(SurveyResult {
+        queue: "support".into(),
+        agent: "alice".into(),
+        score: None,
+        lowest: 1,
+        highest: 5,
+    })
+}
+
+fn answered(score: u8) -> Option<SurveyResult> {
+    no_answer().map(|r| SurveyResult {
+        score: Some(score),
+        ..r
+    })
+}
+
+#[test]
+fn survey_keys_parse_and_name_what_is_wrong() {
+    let s = Survey::new(vec!["q".into()], " 1 - 5 ").expect("valid");
+    assert_eq!((s.lowest, s.highest), (1, 5));
+    assert_eq!(s.score('4'), Some(4));
+    assert_eq!(s.score('0'), None);
+    assert_eq!(s.score('6'), None);
+    assert_eq!(s.score('#'), None);
+    for (keys, why) in [
+        ("5", "expected a range"),
+        ("1-10", "expected a range"),
+        ("a-5", "expected a range"),
+        ("5-1", "lower than the last"),
+        ("3-3", "lower than the last"),
+    ] {
+        let err = Survey::new(vec!["q".into()], keys).expect_err(keys);
+        assert!(err.contains(why), "{keys}: {err}");
+    }
+    assert!(Survey::new(Vec::new(), "1-5").is_err());
+}
+
+#[test]
+fn agent_bye_asks_the_survey_and_a_key_is_the_score() {
+    let mut h = surveyed();
+    assert_eq!(
+        h.leg("alice", LegEvent::HungUp),
+        vec![
+            acd_ended("alice", EndedBy::Agent),
+            Output::Live(LiveUpdate::Handled { talk_secs: 30 }),
+            play(&["how-did-we-do"], 5),
+        ],
+        "the caller stays on the line and hears the question"
+    );
+    assert_eq!(h.call.survey(), no_answer().as_ref());
+    assert_eq!(h.call.poll_timeout(), None, "no deadline while it plays");
+    h.done();
+    assert_eq!(
+        h.call.poll_timeout(),
+        Some(h.now.mono + SURVEY_ANSWER_TIMEOUT)
+    );
+    assert_eq!(
+        h.keys("4"),
+        vec![Output::StopPlayback, play(&["thank-you"], 6)]
+    );
+    assert_eq!(h.call.survey(), answered(4).as_ref());
+    assert_eq!(h.keys("2"), vec![], "one answer only");
+    assert_eq!(
+        h.done(),
+        vec![ended(Disposition::Completed, HangupBy::Agent, true)]
+    );
+    assert_eq!(h.call.survey(), answered(4).as_ref());
+}
+
+#[test]
+fn a_key_may_interrupt_the_question() {
+    let mut h = surveyed();
+    h.leg("alice", LegEvent::HungUp);
+    assert_eq!(
+        h.keys("5"),
+        vec![Output::StopPlayback, play(&["thank-you"], 6)]
+    );
+    assert_eq!(h.call.survey(), answered(5).as_ref());
+}
+
+#[test]
+fn an_invalid_key_asks_again_then_gives_up() {
+    let mut h = surveyed();
+    h.leg("alice", LegEvent::HungUp);
+    h.done();
+    assert_eq!(
+        h.keys("9"),
+        vec![
+            Output::StopPlayback,
+            play(&["invalid-option", "how-did-we-do"], 6)
+        ]
+    );
+    h.done();
+    assert_eq!(
+        h.keys("*"),
+        vec![Output::StopPlayback, play(&["goodbye"], 7)]
+    );
+    assert_eq!(h.keys("3"), vec![], "too late");
+    assert_eq!(
+        h.done(),
+        vec![ended(Disposition::Completed, HangupBy::Agent, true)]
+    );
+    assert_eq!(h.call.survey(), no_answer().as_ref());
+}
+
+#[test]
+fn silence_asks_again_then_ends_without_a_score() {
+    let mut h = surveyed();
+    h.leg("alice", LegEvent::HungUp);
+    h.done();
+    assert_eq!(h.tick(SURVEY_ANSWER_TIMEOUT.as_secs() - 1), vec![]);
+    assert_eq!(
+        h.tick(1),
+        vec![Output::StopPlayback, play(&["how-did-we-do"], 6)]
+    );
+    h.done();
+    assert_eq!(
+        h.tick(SURVEY_ANSWER_TIMEOUT.as_secs()),
+        vec![Output::StopPlayback, play(&["goodbye"], 7)]
+    );
+    assert_eq!(
+        h.done(),
+        vec![ended(Disposition::Completed, HangupBy::Agent, true)]
+    );
+    assert_eq!(h.call.survey(), no_answer().as_ref());
+}
+
+#[test]
+fn a_caller_who_hangs_up_during_the_survey_is_no_answer() {
+    let mut h = surveyed();
+    h.leg("alice", LegEvent::HungUp);
+    assert_eq!(
+        h.send(Input::CallerHungUp),
+        vec![ended(Disposition::Completed, HangupBy::Agent, false)],
+        "no BYE to a caller who left, nothing scheduled"
+    );
+    assert_eq!(h.call.survey(), no_answer().as_ref());
+    assert_eq!(h.call.poll_timeout(), None);
+}
+
+#[test]
+fn no_survey_when_the_caller_hangs_up_or_the_queue_has_none() {
+    let mut h = surveyed();
+    assert_eq!(
+        h.send(Input::CallerHungUp),
+        vec![
+            Output::Live(LiveUpdate::Handled { talk_secs: 30 }),
+            acd_ended("alice", EndedBy::Caller),
+            drop_leg("alice"),
+            ended(Disposition::Completed, HangupBy::Caller, false),
+        ]
+    );
+    assert_eq!(h.call.survey(), None);
+    // `billing` has no survey: the agent's BYE ends the call.
+    let (mut h, _) = Harness::start(setup_with(PLAN, survey_queues()));
+    h.done();
+    h.keys("2");
+    h.send(Input::PendingCallback(None));
+    h.offer("alice");
+    h.leg("alice", LegEvent::Answered);
+    h.connect("alice");
+    let outs = h.leg("alice", LegEvent::HungUp);
+    assert_eq!(
+        outs.last(),
+        Some(&ended(Disposition::Completed, HangupBy::Agent, true)),
+        "{outs:?}"
+    );
+    assert_eq!(h.call.survey(), None);
+}
+
+#[test]
+fn an_agent_phone_that_vanishes_ends_the_call_without_a_survey() {
+    let mut h = surveyed();
+    let outs = h.leg("alice", LegEvent::RtpTimeout);
+    assert_eq!(
+        outs.last(),
+        Some(&ended(Disposition::RtpTimeout, HangupBy::Agent, true))
+    );
+    assert_eq!(h.call.survey(), None);
+}

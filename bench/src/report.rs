@@ -1,5 +1,5 @@
 //! `bench-report RESULTS_DIR README`: turn `ivr-*.json`, `callrate.json`,
-//! `callback-*.json` and `dialplan-ops.json` into Markdown tables and put
+//! `callback-*.json`, `webrtc-*.json` and `dialplan-ops.json` into Markdown tables and put
 //! them between the `<!-- results:begin -->` / `<!-- results:end -->`
 //! markers of the README (appended if missing).
 
@@ -42,6 +42,69 @@ fn read_json(path: &Path) -> Option<Value> {
     std::fs::read_to_string(path)
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
+}
+
+/// `webrtc-*.json` (`webrtc-load`): one row per number of browser legs.
+fn webrtc_table(md: &mut String, dir: &str) {
+    let mut runs: Vec<Value> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with("webrtc-") && n.ends_with(".json")
+                })
+                .filter_map(|e| read_json(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if runs.is_empty() {
+        return;
+    }
+    runs.sort_by(|a, b| f(a, &["params", "legs"]).total_cmp(&f(b, &["params", "legs"])));
+    let _ = writeln!(md, "### Browser legs (`webrtc-load`, `bench/webrtc.sh`)\n");
+    let _ = writeln!(
+        md,
+        "| legs | up | failed | set-up p50 / p99 (token → keys) | server CPU per set-up | packets vs nominal | late (> 40 ms) | jitter p50 / p99 / max | SRTP auth failures (us / server) | keys seen by server / sent | server CPU (idle) | **legs per core** (above idle) | RSS/leg | generator CPU (its packets vs nominal) | other procs CPU |"
+    );
+    let _ = writeln!(
+        md,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for v in &runs {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {:.1} / {:.1} ms | {:.1} ms | {:.3} % | {} | {:.3} / {:.3} / {:.2} ms | {} / {:.0} | {:.0} / {} | {:.1} % ({:.1} %) | **{:.0}** ({:.0}) | {:.0} KiB | {:.0} % ({:.2} %) | {:.0} % |",
+            s(v, &["params", "legs"]),
+            s(v, &["legs", "measured"]),
+            s(v, &["legs", "failed"]),
+            f(v, &["setup_ms", "token_to_keys", "p50"]),
+            f(v, &["setup_ms", "token_to_keys", "p99"]),
+            f(v, &["server", "cpu_ms_per_setup_estimate"]),
+            f(v, &["received", "received_pct"]),
+            s(v, &["received", "late_over_40ms"]),
+            f(v, &["received", "jitter_ms", "p50"]),
+            f(v, &["received", "jitter_ms", "p99"]),
+            f(v, &["received", "jitter_ms", "max"]),
+            s(v, &["received", "srtp_auth_failures"]),
+            f(v, &["server", "srtp_auth_failures_delta"]),
+            f(v, &["server", "dtmf_rfc4733_delta"]),
+            s(v, &["sent", "keys"]),
+            f(v, &["server", "cpu_pct_window"]),
+            f(v, &["server", "cpu_pct_idle"]),
+            f(v, &["server", "browser_legs_per_core"]),
+            f(v, &["server", "browser_legs_per_core_above_idle"]),
+            f(v, &["server", "rss_per_leg_kib"]),
+            f(v, &["generator", "cpu_pct"]),
+            f(v, &["sent", "in_window_pct_of_nominal"]),
+            f(v, &["generator", "other_procs_cpu_pct"]),
+        );
+    }
+    let _ = writeln!(
+        md,
+        "\nWindow {:.0} s; set-ups at {} per second. Each leg: token, WebSocket, offer/answer, STUN check, DTLS 1.2 handshake (the generator is the client), then 20 ms PCMU in SRTP both ways, one RFC 4733 key and a consent check every 5 s. Legs per core = measured legs / (server CPU in the window / 100 %). Server CPU per set-up = (CPU during the ramp − idle − the media of the legs already up) / legs.\n",
+        f(&runs[0], &["params", "window_s"]),
+        s(&runs[0], &["params", "rate_per_s"]),
+    );
 }
 
 /// `callback-*.json`: one row per store.
@@ -392,6 +455,7 @@ fn main() {
         overload_table(&mut md, &v);
     }
     callback_tables(&mut md, &dir);
+    webrtc_table(&mut md, &dir);
     if let Some(v) = read_json(&Path::new(&dir).join("dialplan-ops.json")) {
         dialplan_table(&mut md, &v);
     }

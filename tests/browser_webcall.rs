@@ -128,3 +128,32 @@ fn only_public_numbers_get_a_token_and_each_address_is_rate_limited() {
     assert_eq!(status, 426, "a plain GET is not a WebSocket: {body}");
     assert_eq!(srv.metric("ringback_web_calls_rate_limited_total"), 1.0);
 }
+
+/// An overloaded server refuses a web call as it refuses an INVITE (503):
+/// the page says the lines are busy, and the refusal is counted.
+#[test]
+fn an_overloaded_server_tells_the_web_caller_to_try_again() {
+    let srv = Server::start(ServerOpts {
+        extra_config: "[limits]\nmax_calls = 0\n\n[webrtc]\npublic_numbers = [\"2000\"]\n".into(),
+        ..ServerOpts::default()
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let env = [
+        ("NUMBER", "2000".to_string()),
+        ("EXPECT_REFUSAL", "1".to_string()),
+    ];
+    let mut page = Page::open("webcall.test.mjs", &srv, &env, CALLER_TONE, dir.path());
+    let refused = page.expect("refused", 30, &srv);
+    assert!(
+        refused["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("busy")),
+        "{refused}"
+    );
+    assert_eq!(srv.metric("ringback_web_calls_total"), 0.0);
+    let (_, metrics) = srv.http_get("/metrics");
+    assert!(
+        metrics.contains("reason=\"max_calls\""),
+        "the refusal is counted:\n{metrics}"
+    );
+}

@@ -5,6 +5,7 @@
 //! reaches the agent with the caller's context.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use chrono::Utc;
 use ringback_call::inbound::{self, InboundCall};
@@ -15,6 +16,7 @@ use tracing::Instrument;
 
 use super::browser::Events;
 use super::{Call, CallDeps};
+use crate::admission::{Admission, Load};
 use crate::browser::caller::{WebCallRequest, WebCallStarted, WebCallStarter, WebCaller};
 use crate::endpoint::{EndpointCmd, EndpointHandle};
 use crate::metrics;
@@ -24,17 +26,46 @@ use crate::store::Cdr;
 pub struct WebCalls {
     ctx: Arc<CallDeps>,
     endpoint: EndpointHandle,
+    /// The same limits as phone calls (`[limits]`): calls in progress,
+    /// media clock load and lateness, and a call rate of its own.
+    admission: std::sync::Mutex<Admission>,
 }
 
 impl WebCalls {
     /// Start web calls with the same handles as phone calls.
     pub fn new(ctx: Arc<CallDeps>, endpoint: EndpointHandle) -> WebCalls {
-        WebCalls { ctx, endpoint }
+        let admission = Admission::new(ctx.legs.config.limits.clone(), Instant::now());
+        WebCalls {
+            ctx,
+            endpoint,
+            admission: std::sync::Mutex::new(admission),
+        }
+    }
+
+    /// Whether one more call fits, as for a phone's INVITE (which gets a
+    /// 503): the page is told to try again later.
+    fn admit(&self) -> Result<(), String> {
+        let media = &self.ctx.legs.media;
+        let load = Load {
+            calls: metrics::CALLS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) as usize,
+            media_lag: media.recent_lag(),
+            media_load_pct: media.recent_load_pct(),
+            ..Load::default()
+        };
+        let mut admission = self.admission.lock().unwrap_or_else(|p| p.into_inner());
+        admission.admit_call(load, Instant::now()).map_err(|r| {
+            metrics::rejected(r.reason);
+            format!(
+                "all lines are busy right now; please try again in {} s",
+                r.retry_after
+            )
+        })
     }
 }
 
 impl WebCallStarter for WebCalls {
     fn start(&self, req: WebCallRequest) -> Result<WebCallStarted, String> {
+        self.admit()?;
         let ctx = &self.ctx;
         let refuse = |why: String| {
             metrics::WEB_CALLS_REFUSED_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -9,6 +9,7 @@
 //   {"event":"keys_sent","keys":"…"}      the keypad was used
 //   {"event":"heard","freq":F,"db":D}     the loudest frequency played
 //   {"event":"ended","status":"…"}        the page shows the call ended
+//   {"event":"refused","message":"…"}     (EXPECT_REFUSAL) the page's alert
 //   {"event":"error","message":"…"}
 //
 // Environment: RINGBACK_URL, NUMBER, TOPIC, KEYS (groups separated by
@@ -44,6 +45,15 @@ try {
   if (TOPIC) q.set("topic", TOPIC);
   await page.goto(`${BASE}/call?${q}`);
   await page.getByRole("button", { name: "Call", exact: true }).click();
+  if (process.env.EXPECT_REFUSAL) {
+    // An overloaded server says so: the page shows why, and offers Call again.
+    const alert = page.getByRole("alert");
+    await alert.waitFor({ state: "visible", timeout: 15000 });
+    await page.getByRole("button", { name: "Call", exact: true }).waitFor({ state: "visible", timeout: 5000 });
+    emit({ event: "refused", message: await alert.innerText() });
+    await browser.close();
+    process.exit(0);
+  }
   await page.getByTestId("call-status").filter({ hasText: "Connected" }).waitFor({ timeout: 15000 });
   emit({ event: "connected" });
 

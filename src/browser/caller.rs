@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use ringback_media::codec::Codec;
 use ringback_media::sdp::{Direction, Negotiated};
-use ringback_webrtc::{LocalDescription, Transport, TransportConfig};
+use ringback_webrtc::LocalDescription;
 use serde::Serialize;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
@@ -118,27 +118,15 @@ impl WebCaller {
         let (stream, packets) = media
             .open_browser_stream(port, &neg, ssrc, media_events)
             .map_err(|e| format!("media: {e}"))?;
-        let transport = Transport::new(
-            TransportConfig {
-                local_ufrag: ufrag.clone(),
-                local_pwd: pwd.clone(),
-                remote_ufrag: remote.ice_ufrag.clone(),
-                remote_fingerprint: remote.fingerprint.clone(),
-                dtls_server: ringback_webrtc::we_are_dtls_server(&remote, false),
-                idle_timeout: Duration::from_millis(phones.config.idle_timeout_ms),
-            },
-            &phones.identity,
-            Instant::now(),
-        );
-        let (close_tx, close_rx) = oneshot::channel();
-        tokio::spawn(super::transport::run(
-            transport,
-            stream.wire(),
+        let close_tx = super::transport::start(
+            phones,
+            (&ufrag, &pwd),
+            &remote,
+            false,
+            &stream,
             packets,
-            close_rx,
-            call_id.to_string(),
-            owner,
-        ));
+            (call_id.to_string(), owner),
+        );
         let caller = WebCaller {
             topic: req.topic.clone(),
             page: req.page.clone(),

@@ -11,12 +11,11 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use ringback_media::codec::Codec;
 use ringback_media::sdp::Direction;
-use ringback_webrtc::{LocalDescription, Transport, TransportConfig};
+use ringback_webrtc::LocalDescription;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::oneshot;
 
@@ -147,27 +146,15 @@ impl BrowserLeg {
         let (stream, packets) = media
             .open_browser_stream(port, &neg, self.local.ssrc, leg_media)
             .map_err(|e| format!("media: {e}"))?;
-        let transport = Transport::new(
-            TransportConfig {
-                local_ufrag: self.local.ufrag.clone(),
-                local_pwd: self.local.pwd.clone(),
-                remote_ufrag: remote.ice_ufrag.clone(),
-                remote_fingerprint: remote.fingerprint.clone(),
-                dtls_server: ringback_webrtc::we_are_dtls_server(&remote, true),
-                idle_timeout: Duration::from_millis(self.phones.config.idle_timeout_ms),
-            },
-            &self.phones.identity,
-            Instant::now(),
-        );
-        let (close_tx, close_rx) = oneshot::channel();
-        tokio::spawn(super::transport::run(
-            transport,
-            stream.wire(),
+        let close_tx = super::transport::start(
+            &self.phones,
+            (&self.local.ufrag, &self.local.pwd),
+            &remote,
+            true,
+            &stream,
             packets,
-            close_rx,
-            self.id.clone(),
-            self.owner.clone(),
-        ));
+            (self.id.clone(), self.owner.clone()),
+        );
         self.close = Some(close_tx);
         self.stream = Some(stream);
         self.answered_at = Some(Utc::now());

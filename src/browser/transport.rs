@@ -7,12 +7,47 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use ringback_webrtc::{CloseReason, Transport, TransportOutput};
+use ringback_webrtc::{
+    CloseReason, RemoteDescription, Transport, TransportConfig, TransportOutput,
+};
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 
 use super::messages::{BrowserEvent, EventKind};
+use super::BrowserPhones;
 use crate::media::browser::{Datagram, Wire};
+use crate::media::Stream;
+
+/// Start the transport task of a browser leg whose `stream` just opened:
+/// ICE with our `local_ice` (ufrag, password) for the browser of `remote`,
+/// DTLS as server or client as the offer/answer says (`we_offered`). Its
+/// end goes to `owner` as `leg`. The returned sender closes it (DTLS
+/// close_notify).
+pub fn start(
+    phones: &BrowserPhones,
+    local_ice: (&str, &str),
+    remote: &RemoteDescription,
+    we_offered: bool,
+    stream: &Stream,
+    packets: UnboundedReceiver<Datagram>,
+    (leg, owner): (String, UnboundedSender<BrowserEvent>),
+) -> oneshot::Sender<()> {
+    let transport = Transport::new(
+        TransportConfig {
+            local_ufrag: local_ice.0.to_string(),
+            local_pwd: local_ice.1.to_string(),
+            remote_ufrag: remote.ice_ufrag.clone(),
+            remote_fingerprint: remote.fingerprint.clone(),
+            dtls_server: ringback_webrtc::we_are_dtls_server(remote, we_offered),
+            idle_timeout: Duration::from_millis(phones.config.idle_timeout_ms),
+        },
+        &phones.identity,
+        Instant::now(),
+    );
+    let (close_tx, close_rx) = oneshot::channel();
+    tokio::spawn(run(transport, stream.wire(), packets, close_rx, leg, owner));
+    close_tx
+}
 
 /// How often the transport task looks at the media counter (liveness).
 const MEDIA_CHECK: Duration = Duration::from_millis(250);

@@ -324,7 +324,7 @@ pub fn run(
 }
 
 /// Kernel timestamp (ns) and cumulative drop counter from a message's control data.
-fn control_data(m: &libc::msghdr) -> (Option<u64>, Option<u32>) {
+pub fn control_data(m: &libc::msghdr) -> (Option<u64>, Option<u32>) {
     let mut ts = None;
     let mut drops = None;
     // SAFETY: `m` was filled by recvmmsg; the CMSG macros stay within msg_controllen.

@@ -361,7 +361,7 @@ pub fn recv_loop(
                 }
                 for i in 0..got as usize {
                     let len = (msgs[i].msg_len as usize).min(BUF);
-                    let (ts, ovfl) = control_data(&msgs[i].msg_hdr);
+                    let (ts, ovfl) = crate::rx::control_data(&msgs[i].msg_hdr);
                     if let Some(d) = ovfl {
                         drops[j] = d;
                     }
@@ -444,27 +444,4 @@ pub fn recv_loop(
     res.legs = legs.into_iter().map(|(g, _, _, st)| (g, st)).collect();
     res.cpu_s = procfs::thread_cpu_seconds();
     Ok(res)
-}
-
-/// Kernel timestamp (ns) and cumulative drop counter from a message's control data.
-fn control_data(m: &libc::msghdr) -> (Option<u64>, Option<u32>) {
-    let mut ts = None;
-    let mut drops = None;
-    // SAFETY: `m` was filled by recvmmsg; the CMSG macros stay within msg_controllen.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(m);
-        while !c.is_null() {
-            let h = &*c;
-            if h.cmsg_level == libc::SOL_SOCKET {
-                if h.cmsg_type == libc::SCM_TIMESTAMPNS {
-                    let t: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                    ts = Some(t.tv_sec as u64 * 1_000_000_000 + t.tv_nsec as u64);
-                } else if h.cmsg_type == libc::SO_RXQ_OVFL {
-                    drops = Some(std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<u32>()));
-                }
-            }
-            c = libc::CMSG_NXTHDR(m, c);
-        }
-    }
-    (ts, drops)
 }

@@ -28,20 +28,9 @@ RINGBACK="$TARGET_DIR/release/ringback"
 OPS="$TARGET_DIR/release/dialplan-ops"
 REPORT="$TARGET_DIR/release/bench-report"
 RESULTS="$HERE/results"
-LOCK_OTHER=/tmp/ringback-bench.lock   # another engineer's timed runs
-LOCK_MINE=/tmp/ringback-bench-b.lock  # ours
 mkdir -p "$RESULTS"
-
-wait_for_other_lock() { # bounded: at most 60 minutes
-  local i
-  for i in $(seq 120); do
-    [[ -e "$LOCK_OTHER" ]] || return 0
-    echo "  $LOCK_OTHER exists (another benchmark is running); waiting..."
-    sleep 30
-  done
-  echo "$LOCK_OTHER still there after 60 minutes; giving up" >&2
-  exit 1
-}
+# shellcheck source=bench/lock.sh
+source "$HERE/lock.sh"
 
 wait_for_other_lock
 if [[ -z "${SKIP_BUILD:-}" ]]; then

@@ -42,20 +42,9 @@ LOAD="$TARGET_DIR/release/webrtc-load"
 IVR_LOAD="$TARGET_DIR/release/ivr-load"
 REPORT="$TARGET_DIR/release/bench-report"
 RESULTS="$HERE/results"
-LOCK_OTHER=/tmp/ringback-bench.lock   # another engineer's timed runs
-LOCK_MINE=/tmp/ringback-bench-b.lock  # ours
 mkdir -p "$RESULTS"
-
-wait_for_other_lock() { # bounded: at most 60 minutes
-  local i
-  for i in $(seq 120); do
-    [[ -e "$LOCK_OTHER" ]] || return 0
-    echo "  $LOCK_OTHER exists (another benchmark is running); waiting..."
-    sleep 30
-  done
-  echo "$LOCK_OTHER still there after 60 minutes; giving up" >&2
-  exit 1
-}
+# shellcheck source=bench/lock.sh
+source "$HERE/lock.sh"
 
 if [[ -z "${SKIP_BUILD:-}" ]]; then
   (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p ringback -p ringback-bench)

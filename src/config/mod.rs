@@ -20,6 +20,7 @@ mod files;
 mod lookups;
 mod network;
 mod queues;
+pub mod recording;
 mod secrets;
 mod stats;
 mod trunks;
@@ -78,6 +79,8 @@ pub struct Config {
     pub webrtc: WebRtcConfig,
     /// HTTP endpoints of dialplan `lookup` nodes, by name.
     pub lookups: BTreeMap<String, LookupConfig>,
+    /// Call recordings: directory and retention.
+    pub recording: recording::RecordingConfig,
 }
 
 /// A configuration error, already formatted as `file:line:col: message`.
@@ -125,6 +128,7 @@ impl Config {
                 cfg.database.url = format!("sqlite://{}", resolve(base, Path::new(rest)).display());
             }
         }
+        recording::resolve_paths(&mut cfg, base);
         // Secrets from `*_file` / `*_env` (config/secrets.rs), then what
         // `[api]` needs the whole file for.
         secrets::resolve_all(&mut cfg, base)

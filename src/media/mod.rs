@@ -7,6 +7,7 @@ pub mod clock;
 pub mod ports;
 pub mod relay;
 pub mod secure;
+pub mod tap;
 
 pub use relay::{bridge, Relay};
 
@@ -447,7 +448,7 @@ async fn receive(
         if shared.bridged.load(Ordering::Relaxed) {
             if let Ok(mut relay) = shared.relay.lock() {
                 if let Some(r) = relay.as_mut() {
-                    r.forward(pkt, &hdr);
+                    r.forward(pkt, &hdr, last_rx);
                 }
             }
         }

@@ -7,8 +7,10 @@
 //! Also: a pause through the API mid-call (a third tone played during the
 //! pause is not in the file, the paused time is counted), a recordings
 //! directory that cannot be used (the call goes on, audio flows, the
-//! recording is `failed`), and a server killed mid-recording (the next
-//! start repairs the file's header and completes the row).
+//! recording is `failed`), a server killed mid-recording (the next start
+//! repairs the file's header and completes the row), and the pages in
+//! headless Chromium (`tests/browser/recording.test.mjs`): the agent pauses
+//! and resumes in the agent page, the dashboard plays the recording.
 
 mod common;
 
@@ -507,4 +509,64 @@ fn a_recording_cut_by_a_crash_is_completed_at_the_next_start() {
     assert!(srv
         .log()
         .contains("finished recordings left open by a previous run"));
+}
+
+#[test]
+fn the_agent_pauses_in_the_page_and_the_dashboard_plays_the_recording() {
+    // Chromium and playwright-core first (installed when missing): the
+    // call must not end while they install.
+    common::browser::ensure_node_modules(&common::repo().join("tests/browser"));
+    let srv = server("");
+    let tone = AGENT_TONE.to_string();
+    let mut agent = alice(
+        &srv,
+        &["--play", &tone, "--hangup-after", "14", "--timeout", "45"],
+    );
+    let mut c = caller(&srv, &["--timeout", "45"]);
+    let id = call_id(&c, &srv);
+    agent.expect("media_active", Duration::from_secs(15), &srv);
+    let work = tempfile::tempdir().expect("tempdir");
+    let artifacts = common::repo().join("tests/artifacts");
+    std::fs::create_dir_all(&artifacts).expect("mkdir tests/artifacts");
+    let mut page = common::browser::Page::open(
+        "recording.test.mjs",
+        &srv,
+        &[
+            ("AGENT_TOKEN", ALICE.to_string()),
+            ("SUPER_TOKEN", SUPER.to_string()),
+            (
+                "SCREENSHOT",
+                artifacts.join("recordings.png").display().to_string(),
+            ),
+        ],
+        440.0,
+        work.path(),
+    );
+    let shown = page.expect("recorded", 30, &srv);
+    assert!(
+        shown["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Recording")),
+        "{shown}"
+    );
+    page.expect("paused", 10, &srv);
+    page.expect("resumed", 10, &srv);
+    c.finish(&srv);
+    agent.finish(&srv);
+    let listed = page.expect("listed", 45, &srv);
+    assert!(
+        listed["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("Alice Smith")),
+        "{listed}"
+    );
+    let played = page.expect("played", 20, &srv);
+    let rec = finished_recording(&srv, &id);
+    let secs = played["duration"].as_f64().unwrap_or(0.0);
+    let ms = rec["duration_ms"].as_f64().unwrap_or(0.0);
+    assert!((secs * 1000.0 - ms).abs() < 100.0, "{played} vs {rec}");
+    assert!(
+        rec["paused_ms"].as_i64().is_some_and(|p| p >= 1000),
+        "paused in the page: {rec}"
+    );
 }

@@ -14,7 +14,7 @@ use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::auth::{authorize, check_token, Need};
-use super::errors::{error, json_response, ErrorBody};
+use super::errors::{error, json_response, ApiError, ErrorBody};
 use super::openapi::AuthErrors;
 use super::request::{limit_param, ApiPath, ApiQuery};
 use super::ApiState;
@@ -275,10 +275,10 @@ impl RecordingControl {
 
 /// The recording on `call_id`, if the token may pause it: the agent on
 /// the call, or an admin or supervisor.
-fn control(ctx: &ApiState, headers: &HeaderMap, call_id: &str) -> Result<Arc<Control>, Response> {
-    let who = authorize(ctx, headers, None, Need::Any).map_err(IntoResponse::into_response)?;
+fn control(ctx: &ApiState, headers: &HeaderMap, call_id: &str) -> Result<Arc<Control>, ApiError> {
+    let who = authorize(ctx, headers, None, Need::Any)?;
     let Some(c) = ctx.recorder.control(call_id) else {
-        return Err(error(
+        return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no recording in progress on call `{call_id}`"),
         ));
@@ -286,7 +286,7 @@ fn control(ctx: &ApiState, headers: &HeaderMap, call_id: &str) -> Result<Arc<Con
     let allowed = matches!(who.role, Role::Admin | Role::Supervisor)
         || who.agent.as_deref() == Some(c.agent());
     if !allowed {
-        return Err(error(
+        return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "only the agent on the call or a supervisor may pause its recording",
         ));
@@ -323,7 +323,7 @@ pub(super) async fn pause_recording(
             tracing::info!(%call_id, agent = c.agent(), "recording paused");
             json_response(StatusCode::OK, RecordingControl::of(&c))
         }
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }
 
@@ -353,6 +353,6 @@ pub(super) async fn resume_recording(
             tracing::info!(%call_id, agent = c.agent(), "recording resumed");
             json_response(StatusCode::OK, RecordingControl::of(&c))
         }
-        Err(r) => r,
+        Err(e) => e.into_response(),
     }
 }

@@ -10,7 +10,8 @@
 //! recording is `failed`), a server killed mid-recording (the next start
 //! repairs the file's header and completes the row), and the pages in
 //! headless Chromium (`tests/browser/recording.test.mjs`): the agent pauses
-//! and resumes in the agent page, the dashboard plays the recording.
+//! and resumes in the agent page, the dashboard plays the recording; and
+//! recordings past `retention_days` are deleted at start-up.
 
 mod common;
 
@@ -34,7 +35,13 @@ const PAUSED_TONE: f64 = 2500.0;
 /// supervisor and the agents `alice` (who answers) and `bob`; `extra` is
 /// more configuration (tables).
 fn server(extra: &str) -> Server {
+    server_on(extra, None)
+}
+
+/// [`server`] on this store (`None`: its own SQLite file).
+fn server_on(extra: &str, database_url: Option<String>) -> Server {
     Server::start(ServerOpts {
+        database_url,
         extra_config: format!(
             r#"
 [[api.tokens]]
@@ -477,7 +484,21 @@ fn an_unusable_recordings_directory_fails_the_recording_not_the_call() {
 
 #[test]
 fn a_recording_cut_by_a_crash_is_completed_at_the_next_start() {
-    let srv = server("");
+    cut_by_a_crash(server(""));
+}
+
+/// The same on PostgreSQL, where a node finishes only its own recordings
+/// (hence a stable node id).
+#[test]
+fn a_recording_cut_by_a_crash_is_completed_at_the_next_start_on_postgres() {
+    let db = common::pg::PgDb::create();
+    cut_by_a_crash(server_on(
+        "\n[callbacks]\nnode_id = \"recording-test\"\n",
+        Some(db.url()),
+    ));
+}
+
+fn cut_by_a_crash(srv: Server) {
     let tone = AGENT_TONE.to_string();
     let agent = alice(&srv, &["--play", &tone, "--timeout", "40"]);
     let c = caller(&srv, &["--timeout", "40"]);
@@ -569,4 +590,69 @@ fn the_agent_pauses_in_the_page_and_the_dashboard_plays_the_recording() {
         rec["paused_ms"].as_i64().is_some_and(|p| p >= 1000),
         "paused in the page: {rec}"
     );
+}
+
+#[test]
+fn recordings_older_than_the_retention_are_deleted_at_start() {
+    let mut srv = server("\n[recording]\nretention_days = 30\n");
+    srv.kill9();
+    // What earlier runs left: a recording from 2020 and one from today.
+    let dir = srv.dir.path().join("data/recordings");
+    let today = chrono::Utc::now();
+    let rows = [
+        ("2020-01-01/old.wav", "2020-01-01T10:00:00.000Z".to_string()),
+        (
+            "today/new.wav",
+            today.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        ),
+    ];
+    let url = format!("sqlite://{}", srv.db().display());
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(async {
+            let pool = sqlx::SqlitePool::connect(&url)
+                .await
+                .expect("open the store");
+            for (path, at) in &rows {
+                let file = dir.join(path);
+                std::fs::create_dir_all(file.parent().expect("day")).expect("mkdir");
+                std::fs::write(&file, b"RIFF").expect("write");
+                sqlx::query(
+                    "INSERT INTO recordings (call_id, agent, path, started_at, ended_at, state) \
+                     VALUES ('c', 'alice', $1, $2, $2, 'complete')",
+                )
+                .bind(*path)
+                .bind(at)
+                .execute(&pool)
+                .await
+                .expect("insert");
+            }
+        });
+    let srv = srv.restart().with_bearer(ADMIN);
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (_, _, body) = request(&srv, "GET", "/api/v1/recordings", SUPER);
+        let list = json(&String::from_utf8_lossy(&body));
+        let paths: Vec<&str> = list["recordings"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|x| x["path"].as_str()).collect())
+            .unwrap_or_default();
+        if paths == ["today/new.wav"] {
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "the old one stays: {list:#}\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        !dir.join("2020-01-01/old.wav").exists(),
+        "its file is deleted"
+    );
+    assert!(!dir.join("2020-01-01").exists(), "and its empty day");
+    assert!(dir.join("today/new.wav").exists(), "the recent one is kept");
 }

@@ -35,6 +35,11 @@ pub const MAX_DRIFT: u64 = RATE as u64;
 /// A timestamp jump above this (in samples) is a new start, not a gap.
 const MAX_GAP: u32 = 10 * RATE;
 
+/// A frame this far behind its leg's stream (in samples) is a duplicate or
+/// a late reordered packet, dropped; further behind, the sender restarted
+/// its timestamps and the frame is placed by its arrival.
+const MAX_LATE: u32 = 2 * RATE;
+
 /// The largest data chunk a WAV header can describe, in stereo samples
 /// (4 GB of 16-bit stereo, less the header): about 37 hours.
 const MAX_FRAMES: u64 = (u32::MAX as u64 - 64) / 4;
@@ -94,7 +99,7 @@ impl Timeline {
             let ahead = f.ts.wrapping_sub(next_ts);
             if ssrc == f.ssrc && ahead <= MAX_GAP {
                 at = end + u64::from(ahead);
-            } else if ssrc == f.ssrc && ahead > u32::MAX - MAX_GAP {
+            } else if ssrc == f.ssrc && ahead > u32::MAX - MAX_LATE {
                 return; // a duplicate or a packet older than one placed
             }
         }

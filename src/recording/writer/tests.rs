@@ -103,6 +103,32 @@ fn lost_packets_are_silence_and_jitter_moves_nothing() {
 }
 
 #[test]
+fn timestamps_restarted_far_back_are_placed_by_arrival() {
+    let t0 = Instant::now();
+    let mut tl = Timeline::new(t0);
+    for k in 0..5 {
+        tl.push(&frame(
+            Side::Agent,
+            100_000 + k * 160,
+            t0 + MS * (20 * (k + 1)),
+            900,
+        ));
+    }
+    // Same SSRC, timestamps 5 s back (a phone that restarted them): not a
+    // duplicate, the audio goes on where it arrives.
+    for k in 5..10 {
+        tl.push(&frame(
+            Side::Agent,
+            60_000 + k * 160,
+            t0 + MS * (20 * (k + 1)),
+            900,
+        ));
+    }
+    let (_, r) = split(&mut tl, 1600);
+    assert!(r.iter().all(|&s| s == g(900)), "{:?}", &r[780..820]);
+}
+
+#[test]
 fn a_leg_that_drifts_from_its_arrival_times_is_put_back_on_them() {
     let t0 = Instant::now();
     let mut tl = Timeline::new(t0);

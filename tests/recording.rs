@@ -11,14 +11,18 @@
 //! repairs the file's header and completes the row), and the pages in
 //! headless Chromium (`tests/browser/recording.test.mjs`): the agent pauses
 //! and resumes in the agent page, the dashboard plays the recording; and
-//! recordings past `retention_days` are deleted at start-up.
+//! recordings past `retention_days` are deleted at start-up. A callback
+//! taken by an agent with `record = true` is recorded too (the customer on
+//! the left).
 
 mod common;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::peer::{finish_queued_call, json, Bye, PyPeer, AGENT_TONE, CALLER_TONE, PJSUA};
+use common::peer::{
+    args, finish_queued_call, json, request_callback, Bye, PyPeer, AGENT_TONE, CALLER_TONE, PJSUA,
+};
 use common::{Server, ServerOpts};
 use ringback_media::goertzel::{mean_power, tone_power};
 use serde_json::Value;
@@ -350,6 +354,113 @@ fn the_caller_is_on_the_left_and_the_agent_on_the_right() {
     assert!(file.is_file(), "{}", file.display());
     assert!(srv.metric("ringback_recordings_started_total") >= 1.0);
     assert_eq!(srv.metric("ringback_recordings_failed_total"), 0.0);
+}
+
+#[test]
+fn a_callback_taken_by_a_recording_agent_is_recorded() {
+    let agent_tone = AGENT_TONE.to_string();
+    let caller_tone = CALLER_TONE.to_string();
+    // The customer answers, presses 1 in the intro, plays its tone and
+    // hangs up 3 s after hearing the agent.
+    let mut customer = PJSUA.spawn(
+        "customer",
+        "customer",
+        &args(&[
+            "--ring-delay",
+            "0.5",
+            "--dtmf-base",
+            "audio",
+            "--dtmf",
+            "1@1",
+            "--play",
+            &caller_tone,
+            "--play-at",
+            "1",
+            "--detect",
+            &agent_tone,
+            "--hangup-on-tone",
+            &agent_tone,
+            "--hangup-delay",
+            "3",
+            "--timeout",
+            "35",
+        ]),
+    );
+    let trunk = format!(
+        "[trunk]\naddress = \"127.0.0.1:{}\"\ncaller_id = \"+15550100\"\ntransport = \"udp\"\n",
+        customer.port
+    );
+    let mut opts = common::callback_opts(
+        &trunk,
+        "retry_after_secs = 60\nmax_attempts = 1\naccept_timeout_secs = 15",
+    );
+    // The last table is [agents.alice]: she records every call she takes
+    // (the operator queue does not).
+    opts.extra_config.push_str("record = true\n");
+    let srv = Server::start(opts);
+    let mut agent = PJSUA.registered_alice(
+        &srv,
+        "udp",
+        &[
+            "--ring-delay",
+            "0.5",
+            "--play",
+            &agent_tone,
+            "--detect",
+            &caller_tone,
+            "--timeout",
+            "35",
+        ],
+    );
+    let id = request_callback(&srv, Some("recorded callback"));
+    agent.expect("incoming", Duration::from_secs(15), &srv);
+    customer.expect("dtmf_sent", Duration::from_secs(30), &srv);
+    customer.finish(&srv);
+    agent.finish(&srv);
+    customer.assert_heard(AGENT_TONE, &srv);
+    agent.assert_heard(CALLER_TONE, &srv);
+    let until = Instant::now() + Duration::from_secs(10);
+    let rec = loop {
+        let (_, _, body) = request(&srv, "GET", "/api/v1/recordings", "open");
+        let list = json(&String::from_utf8_lossy(&body));
+        if let Some(r) = list["recordings"]
+            .as_array()
+            .and_then(|r| r.first())
+            .filter(|r| r["state"] != "recording")
+        {
+            break r.clone();
+        }
+        assert!(
+            Instant::now() < until,
+            "no recording: {list:#}\n{}",
+            srv.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(rec["state"], "complete", "{rec:#}");
+    assert_eq!(rec["agent"], "alice", "{rec}");
+    assert_eq!(rec["queue"], "operator", "{rec}");
+    let call = rec["call_id"].as_str().unwrap_or_default();
+    assert!(call.starts_with(&format!("cb-{id}-")), "the attempt: {rec}");
+    let (left, right) = download(&srv, &rec);
+    let report = format!(
+        "left: {} s of {CALLER_TONE} Hz, {} s of {AGENT_TONE} Hz; right: {} s of {AGENT_TONE} Hz, {} s of {CALLER_TONE} Hz",
+        tone_secs(&left, CALLER_TONE),
+        tone_secs(&left, AGENT_TONE),
+        tone_secs(&right, AGENT_TONE),
+        tone_secs(&right, CALLER_TONE),
+    );
+    eprintln!("{report}");
+    assert!(
+        tone_secs(&left, CALLER_TONE) >= 1.5,
+        "the customer left: {report}"
+    );
+    assert!(
+        tone_secs(&right, AGENT_TONE) >= 1.5,
+        "the agent right: {report}"
+    );
+    assert!(tone_secs(&left, AGENT_TONE) < 0.1, "{report}");
+    assert!(tone_secs(&right, CALLER_TONE) < 0.1, "{report}");
 }
 
 /// A mono WAV for the agent's phone: `AGENT_TONE` for 4 s,

@@ -18,7 +18,6 @@ use super::errors::{error, json_response, ApiError, ErrorBody};
 use super::openapi::AuthErrors;
 use super::request::{limit_param, ApiPath, ApiQuery};
 use super::ApiState;
-use crate::config::Role;
 use crate::recording::{files, Control};
 use crate::store::recordings::{RecordingFilter, RecordingRow, RecordingState};
 
@@ -274,23 +273,17 @@ impl RecordingControl {
 }
 
 /// The recording on `call_id`, if the token may pause it: the agent on
-/// the call, or an admin or supervisor.
+/// the call, or an admin or supervisor (`Need::Agent` of that agent). A
+/// missing or wrong token is `401` before anything is looked up.
 fn control(ctx: &ApiState, headers: &HeaderMap, call_id: &str) -> Result<Arc<Control>, ApiError> {
-    let who = authorize(ctx, headers, None, Need::Any)?;
+    authorize(ctx, headers, None, Need::Any)?;
     let Some(c) = ctx.recorder.control(call_id) else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             format!("no recording in progress on call `{call_id}`"),
         ));
     };
-    let allowed = matches!(who.role, Role::Admin | Role::Supervisor)
-        || who.agent.as_deref() == Some(c.agent());
-    if !allowed {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "only the agent on the call or a supervisor may pause its recording",
-        ));
-    }
+    authorize(ctx, headers, None, Need::Agent(c.agent()))?;
     Ok(c)
 }
 

@@ -245,7 +245,11 @@ impl<W: Write + Seek> Session<W> {
     }
 
     fn write_until(&mut self, upto: u64) {
-        let upto = upto.min(MAX_FRAMES);
+        if upto > MAX_FRAMES && self.error.is_none() {
+            // Written up to the limit below; nothing after it.
+            self.write_until(MAX_FRAMES);
+            self.error = Some("the recording reached the WAV size limit (about 37 hours)".into());
+        }
         let mut out = std::mem::take(&mut self.scratch);
         out.clear();
         self.timeline.take(upto, &mut out);

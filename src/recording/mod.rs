@@ -145,13 +145,7 @@ impl Drop for Recording {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(Instant::now());
         }
-        let mut live = self.recorder.live.lock().unwrap_or_else(|p| p.into_inner());
-        if live
-            .get(&self.control.call_id)
-            .is_some_and(|c| Arc::ptr_eq(c, &self.control))
-        {
-            live.remove(&self.control.call_id);
-        }
+        self.recorder.forget(&self.control);
     }
 }
 
@@ -239,6 +233,18 @@ impl Recorder {
             .cloned()
     }
 
+    /// `c` is no longer in progress (it may have been replaced already by
+    /// a newer recording of the same call, which stays).
+    fn forget(&self, c: &Control) {
+        let mut live = self.live.lock().unwrap_or_else(|p| p.into_inner());
+        if live
+            .get(&c.call_id)
+            .is_some_and(|l| std::ptr::eq(Arc::as_ptr(l), c))
+        {
+            live.remove(&c.call_id);
+        }
+    }
+
     /// One recording's writer: its row, its file, then drain and write
     /// every [`FLUSH_EVERY`] until the call stops it or a write fails.
     async fn write(
@@ -266,6 +272,7 @@ impl Recorder {
             Err(e) => {
                 metrics::RECORDINGS_FAILED_TOTAL.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(call_id = %c.call_id, error = %e, "cannot store a recording row; this call is not recorded");
+                self.forget(c);
                 return;
             }
         };
@@ -377,6 +384,8 @@ impl Recorder {
             Some(e) => {
                 metrics::RECORDINGS_FAILED_TOTAL.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(recording = id, call_id = %c.call_id, error = %e, "recording failed; the call goes on");
+                // Nothing left to pause: the agent page drops its button.
+                self.forget(c);
             }
         }
         if let Err(e) = self.store.finish_recording(id, &end).await {

@@ -44,6 +44,8 @@ say transferring     "Please hold while we transfer your call."
 say transfer-failed  "Sorry, we could not transfer your call."
 say callback-offer   "Press 1 to keep your place in line and we will call you back."
 say callback-confirm "Thank you. We have kept your place in line and will call you back as soon as an agent is free."
+say callback-when-open "Thank you. We will call you back when we open, in the order your request was made."
+say survey-rate      "Before you go, please rate the help you received today. Press 1 for poor, up to 5 for excellent."
 
 i=0
 for word in zero one two three four five six seven eight nine; do

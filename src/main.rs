@@ -227,6 +227,13 @@ fn check_ctx(cfg: &Config, config_exists: bool) -> Result<CheckContext, String> 
     for p in problems {
         eprintln!("warning: {p}");
     }
+    for (tag, name) in prompts.untranslated_defaults() {
+        eprintln!(
+            "warning: {}: `{name}` has no default version ({}/{name}.wav), so a dialplan cannot play it",
+            cfg.prompts.dir.join(tag).join(format!("{name}.wav")).display(),
+            cfg.prompts.dir.display()
+        );
+    }
     let mut ctx = snapshot::check_context(cfg, &prompts);
     if !config_exists {
         // Without a server config we cannot know the queues.

@@ -147,6 +147,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     };
     // Every task gets the handles it uses and nothing else; the endpoint's
     // handle exists before its task, so nothing waits for a second phase.
+    let language_skills = Arc::new(crate::config::language_skills(&config));
     let attempts = AttemptPlacer::new(AttemptDeps {
         legs: legs.clone(),
         store: store.clone(),
@@ -154,6 +155,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         acd: acd.clone(),
         live: Arc::clone(&live),
         directory: Arc::clone(&directory),
+        language_skills: Arc::clone(&language_skills),
         dialplans: Arc::clone(&dialplans),
         endpoint: ep.clone(),
         recorder: Arc::clone(&recorder),
@@ -179,6 +181,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         live: Arc::clone(&live),
         dialplans: Arc::clone(&dialplans),
         queue_settings: Arc::new(crate::call::queue_settings(&config)),
+        language_skills,
         fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
         lookups: crate::lookups::Lookups::new(config.lookups.clone()),
         recorder: Arc::clone(&recorder),

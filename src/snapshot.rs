@@ -100,6 +100,7 @@ impl Dialplans {
                 let report = ReloadReport {
                     dialplans: snap.plans.len(),
                     prompts: snap.prompts.names().count(),
+                    languages: snap.prompts.languages().len(),
                     warnings: warnings.len(),
                     took: started.elapsed(),
                 };
@@ -113,6 +114,7 @@ impl Dialplans {
                     trigger = why,
                     dialplans = report.dialplans,
                     prompts = report.prompts,
+                    languages = report.languages,
                     warnings = report.warnings,
                     took_ms = report.took.as_secs_f64() * 1000.0,
                     "dialplans reloaded"
@@ -219,8 +221,10 @@ impl VersionLog {
 pub struct ReloadReport {
     /// Dialplan files.
     pub dialplans: usize,
-    /// Prompts.
+    /// Prompts (the default set).
     pub prompts: usize,
+    /// Language prompt sets (`prompts/<tag>/`).
+    pub languages: usize,
     /// Warnings (unreachable nodes, unreadable WAVs …); logged as they come.
     pub warnings: usize,
     /// Time taken.

@@ -4,7 +4,7 @@
 //! account when the customer directory knows the number.
 
 use chrono::Utc;
-use ringback_call::inbound::LiveUpdate;
+use ringback_call::inbound::{self, LiveUpdate};
 use ringback_sansio::Now;
 
 use super::Call;
@@ -85,4 +85,13 @@ impl Call {
             None => self.cdr.caller.clone(),
         }
     }
+}
+
+/// What the call core needs from the directory's record of the caller.
+pub(super) fn known_caller(known: Option<&ringback_customers::Known>) -> inbound::KnownCaller {
+    known.map_or_else(inbound::KnownCaller::default, |k| inbound::KnownCaller {
+        priority: k.priority,
+        language: k.language.clone(),
+        key: Some(k.routing_key()),
+    })
 }

@@ -128,7 +128,7 @@ impl Call {
             let n = self
                 .ctx
                 .store
-                .count_calls_since(&self.cdr.caller, since)
+                .count_calls_since(&self.cdr.caller, self.cdr.customer_key.as_deref(), since)
                 .await
                 .unwrap_or(0);
             // This call is already recorded; count the earlier ones.
@@ -389,6 +389,7 @@ impl Call {
             sip_code: None,
             parent_call_id: Some(self.call_id.clone()),
             survey: None,
+            customer_key: self.cdr.customer_key.clone(),
         });
         self.endpoint.send(EndpointCmd::CallEnded {
             call_id: call_id.to_string(),

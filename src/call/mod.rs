@@ -282,8 +282,9 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
     metrics::CALLS_ANSWERED_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     cdr.answered_at = Some(Utc::now());
     cdr.disposition = "in_progress".into();
-    ctx.cdr.write(cdr.clone());
     let customer = ctx.directory.lookup(&caller);
+    cdr.customer_key = customer.as_ref().map(|k| k.routing_key());
+    ctx.cdr.write(cdr.clone());
     tracing::info!(
         customer = customer.as_ref().map(|k| k.id),
         dialplan = %plan.name,
@@ -304,7 +305,8 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
             refresh_every: timer
                 .our_refresh_secs()
                 .map(|s| Duration::from_secs(u64::from(s))),
-            caller_priority: customer.as_ref().map_or(0, |k| k.priority),
+            known: caller::known_caller(customer.as_deref()),
+            language_skills: Arc::clone(&ctx.language_skills),
         },
         Now::system(),
     );
@@ -499,7 +501,7 @@ impl Call {
         names
             .iter()
             .filter_map(|n| {
-                let p = self.snapshot.prompts.get(n);
+                let p = self.snapshot.prompts.get_in(self.core.language(), n);
                 if p.is_none() {
                     tracing::warn!(prompt = %n, "prompt missing; skipped");
                 }

@@ -41,6 +41,8 @@ pub struct CallDeps {
     pub dialplans: Arc<Dialplans>,
     /// What each queue means to a caller waiting in it.
     pub queue_settings: Arc<BTreeMap<String, inbound::QueueSettings>>,
+    /// The skill each caller language requires (`[languages]`).
+    pub language_skills: Arc<BTreeMap<String, (String, u8)>>,
     /// Played when a queue's music-on-hold prompt is missing.
     pub fallback_hold_music: Arc<Prompt>,
     /// Dialplan `lookup` nodes' endpoints.

@@ -53,7 +53,7 @@ impl Call {
     pub(super) fn play(&mut self, mut list: Vec<Arc<Prompt>>, looped: bool, token: u64) {
         self.rec.then = None;
         let notice = self.rec.due.take().and_then(|n| {
-            let p = self.snapshot.prompts.get(&n);
+            let p = self.snapshot.prompts.get_in(self.core.language(), &n);
             if p.is_none() {
                 tracing::warn!(prompt = %n, "record_announcement prompt missing; skipped");
             }

@@ -123,7 +123,8 @@ impl WebCallStarter for WebCalls {
                 queues: Arc::clone(&ctx.queue_settings),
                 extensions: Arc::clone(&snapshot) as Arc<dyn inbound::Extensions>,
                 refresh_every: None,
-                caller_priority: 0,
+                known: inbound::KnownCaller::default(),
+                language_skills: Arc::clone(&ctx.language_skills),
             },
             Now::system(),
         );

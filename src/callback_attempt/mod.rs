@@ -74,12 +74,20 @@ fn open(
     });
     let known = ctx.directory.lookup(&cb.number);
     let priority = known.as_ref().map_or(0, |k| k.priority);
+    let customer_key = known.as_ref().map(|k| k.routing_key());
+    let language = known.as_ref().and_then(|k| k.language.clone());
+    let required_skills = language
+        .as_deref()
+        .and_then(|l| ringback_dialplan::language::find(&ctx.language_skills, l))
+        .cloned()
+        .into_iter()
+        .collect();
     ctx.live.queued(
         &owner,
         crate::live::CallContext {
             caller: cb.number.clone(),
             caller_name: known.as_ref().map(|k| k.name.clone()),
-            account: known.and_then(|k| k.account.clone()),
+            account: known.as_ref().and_then(|k| k.account.clone()),
             path: String::new(),
             digits: String::new(),
             entered_at: cb.entered_at,
@@ -103,6 +111,8 @@ fn open(
         ),
         trunks: ctx.legs.config.all_trunks().len(),
         priority,
+        customer_key,
+        required_skills,
     };
     let (notice_tx, notices) = mpsc::unbounded_channel();
     let (agent_media, agent_rx) = mpsc::unbounded_channel();
@@ -126,6 +136,7 @@ fn open(
         customer_media,
         first: None,
         recording: None,
+        language,
     };
     let rx = Receivers {
         sip: sip_rx,
@@ -159,6 +170,8 @@ struct Shell {
     /// The agent's browser phone, when it is rung instead of a SIP phone.
     browser: Option<(String, crate::browser::leg::BrowserLeg)>,
     browser_tx: UnboundedSender<crate::browser::messages::BrowserEvent>,
+    /// The customer's language in the directory: their prompt set.
+    language: Option<String>,
     customer: Option<OutboundLeg>,
     /// The customer's answered leg we sent BYE to: kept until that BYE has
     /// its answer (a carrier may challenge it).
@@ -273,7 +286,7 @@ impl Shell {
                     looped,
                     token,
                 } => {
-                    let prompts = self.prompts(&prompts);
+                    let prompts = self.prompts(leg, &prompts);
                     match self.stream(leg) {
                         Some(s) if !prompts.is_empty() => s.play(prompts, looped, token),
                         // Nothing to play: as if it had been played.
@@ -506,9 +519,15 @@ impl Shell {
             .or_else(|| browser.and_then(|(_, b)| b.stream.as_ref()))
     }
 
-    fn prompts(&self, names: &[String]) -> Vec<Arc<ringback_media::prompt::Prompt>> {
+    /// The prompts as `leg` hears them: the customer in their language, the
+    /// agent (a whisper) in the default one.
+    fn prompts(&self, leg: Leg, names: &[String]) -> Vec<Arc<ringback_media::prompt::Prompt>> {
         let snap = self.ctx.dialplans.current();
-        names.iter().filter_map(|n| snap.prompts.get(n)).collect()
+        let language = self.language.as_deref().filter(|_| leg == Leg::Customer);
+        names
+            .iter()
+            .filter_map(|n| snap.prompts.get_in(language, n))
+            .collect()
     }
 
     /// The leg is over: record it.

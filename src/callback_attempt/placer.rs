@@ -30,6 +30,8 @@ pub struct AttemptDeps {
     pub live: Arc<Live>,
     /// Who the customers called back are (names, accounts), in memory.
     pub directory: Arc<Directory>,
+    /// The skill each customer language requires (`[languages]`).
+    pub language_skills: Arc<std::collections::BTreeMap<String, (String, u8)>>,
     /// Prompts (whisper, intro, music).
     pub dialplans: Arc<Dialplans>,
     /// To send SIP.

@@ -10,13 +10,15 @@
 //! `[limits]`), `files` (`[dialplans]`, `[prompts]`, `[database]`), `api`
 //! (`[api]` and its tokens), `queues` (`[queues.*]`, `[agents.*]`,
 //! `[callbacks]`), `trunks` (`[trunk]`, `[trunks.*]`), `stats`
-//! (`[stats]`) and, in `files`, `[customers]`. Each type deserialises
+//! (`[stats]`), `languages` (`[languages.*]`) and, in `files`,
+//! `[customers]`. Each type deserialises
 //! itself, so a wrong value is reported at its line and column; what
 //! needs the whole file (cross-references, combinations) is checked by
 //! `Config::parse` afterwards.
 
 mod api;
 mod files;
+mod languages;
 mod lookups;
 mod network;
 mod queues;
@@ -34,6 +36,7 @@ use serde::Deserialize;
 
 pub use self::api::{split_authority, ApiConfig, ApiToken, HostPattern, OriginPattern, Role};
 pub use self::files::{CustomersConfig, DatabaseConfig, DialplansConfig, PromptsConfig};
+pub use self::languages::{language_skills, LanguageConfig};
 pub use self::lookups::{LookupConfig, LookupMethod};
 pub use self::network::{LimitsConfig, RtpConfig, SipConfig};
 pub use self::queues::{AgentConfig, CallbacksConfig, QueueConfig, RingDevices};
@@ -79,6 +82,8 @@ pub struct Config {
     pub webrtc: WebRtcConfig,
     /// HTTP endpoints of dialplan `lookup` nodes, by name.
     pub lookups: BTreeMap<String, LookupConfig>,
+    /// What callers' languages require (an agent skill), by tag.
+    pub languages: BTreeMap<String, LanguageConfig>,
     /// Call recordings: directory and retention.
     pub recording: recording::RecordingConfig,
 }
@@ -179,6 +184,7 @@ impl Config {
             .and_then(|()| webrtc::validate(&self.webrtc))
             .and_then(|()| trunks::validate(self))
             .and_then(|()| lookups::validate(&self.lookups))
+            .and_then(|()| languages::validate(self))
         {
             return err(e);
         }

@@ -8,9 +8,15 @@
 //! header write plus one `sendto` on the call's own socket (borrowed, not
 //! duplicated, so a call costs one file descriptor). Commands reach the thread
 //! through a channel and take effect at the next tick.
+//!
+//! The same thread reads its streams' sockets: on every 1 ms wake-up it asks
+//! its epoll set which sockets hold packets and reads them in batches
+//! ([`super::poller`]), handing each to the stream's receiver
+//! ([`super::receive`]). Receiving costs no wake-up of its own.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -22,7 +28,9 @@ use ringback_media::rtp::RtpSender;
 use socket2::{SockAddr, SockRef};
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::poller::Poller;
 use super::MediaEvent;
+use priority::{raise_priority, set_realtime, tighten_timer_slack, RtGovernor};
 
 /// One packetisation interval.
 pub const TICK: Duration = Duration::from_millis(20);
@@ -96,6 +104,8 @@ pub struct StreamSpec {
     pub ssrc: u32,
     /// Where `PlaybackDone` goes.
     pub events: UnboundedSender<MediaEvent>,
+    /// What the stream does with the packets the thread reads for it.
+    pub receiver: super::receive::Receiver,
 }
 
 /// A command for a clock thread.
@@ -208,6 +218,7 @@ impl ClockHandle {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(ClockStats::default());
         let st = Arc::clone(&stats);
+        let poller = Poller::new()?;
         std::thread::Builder::new()
             .name(format!("media-clock-{index}"))
             .spawn(move || {
@@ -216,7 +227,7 @@ impl ClockHandle {
                     priority: if granted { rt_priority } else { 0 },
                     realtime: granted,
                 };
-                run(rx, st, governor)
+                run(rx, st, governor, poller)
             })?;
         Ok(ClockHandle { tx, stats })
     }
@@ -274,7 +285,12 @@ impl Slots {
     }
 }
 
-fn run(rx: Receiver<Command>, stats: Arc<ClockStats>, mut governor: RtGovernor) {
+fn run(
+    rx: Receiver<Command>,
+    stats: Arc<ClockStats>,
+    mut governor: RtGovernor,
+    mut poller: Poller,
+) {
     tighten_timer_slack();
     let mut streams = Slots::new();
     let mut buf = [0u8; 12 + FRAME_SAMPLES];
@@ -292,7 +308,7 @@ fn run(rx: Receiver<Command>, stats: Arc<ClockStats>, mut governor: RtGovernor) 
         }
         loop {
             match rx.try_recv() {
-                Ok(cmd) => apply(&mut streams, cmd),
+                Ok(cmd) => apply(&mut streams, &poller, cmd),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
@@ -301,15 +317,18 @@ fn run(rx: Receiver<Command>, stats: Arc<ClockStats>, mut governor: RtGovernor) 
         let mut served = 0;
         let work_start = Instant::now();
         while next <= Instant::now() && served < MAX_CATCH_UP * SLOTS as u32 {
-            let late = Instant::now().saturating_duration_since(next).as_micros() as u64;
+            let now = Instant::now();
+            let late = now.saturating_duration_since(next).as_micros() as u64;
             stats.record_late(late);
             for s in streams.slots[slot].values_mut() {
                 serve(s, &mut buf, &mut sealed, &stats);
+                s.spec.receiver.check_timeout(now);
             }
             slot = (slot + 1) % SLOTS;
             next += slot_len;
             served += 1;
         }
+        receive_ready(&mut poller, &mut streams);
         let now = Instant::now();
         busy += now.saturating_duration_since(work_start);
         if now.duration_since(window_start) >= Duration::from_secs(1) {
@@ -329,120 +348,27 @@ fn run(rx: Receiver<Command>, stats: Arc<ClockStats>, mut governor: RtGovernor) 
     }
 }
 
-/// A clock thread busier than this share of a second gives up real-time
-/// priority: it has more work than time, and as `SCHED_FIFO` it would take
-/// the CPU from signalling (SIP, call tasks) entirely.
-const DEMOTE_ABOVE_PCT: u64 = 90;
-
-/// ...and takes it back once its load is below this again.
-const RESTORE_BELOW_PCT: u64 = 70;
-
-/// Real-time priority while there is headroom, fair scheduling when there
-/// is not. Admission control normally refuses calls long before a clock is
-/// this busy; this is the guard for when it is disabled or the machine is
-/// shared with other work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct RtGovernor {
-    /// The configured priority; 0 when real-time scheduling is not in use.
-    priority: u8,
-    /// Whether the thread runs `SCHED_FIFO` now.
-    realtime: bool,
-}
-
-impl RtGovernor {
-    /// Given the last second's busy share, whether to switch: `Some(true)`
-    /// back to real-time, `Some(false)` down to normal scheduling.
-    fn on_window(&mut self, busy_pct: u64) -> Option<bool> {
-        if self.priority == 0 {
-            return None;
-        }
-        if self.realtime && busy_pct >= DEMOTE_ABOVE_PCT {
-            self.realtime = false;
-            return Some(false);
-        }
-        if !self.realtime && busy_pct <= RESTORE_BELOW_PCT {
-            self.realtime = true;
-            return Some(true);
-        }
-        None
-    }
-}
-
-/// Switch the calling clock thread to `SCHED_FIFO` at `priority`, or back
-/// to plain normal scheduling (nice 0: an overloaded clock must share the
-/// CPU evenly, a raised nice value would still starve signalling).
-fn set_realtime(realtime: bool, priority: u8, busy_pct: u64) {
-    // SAFETY: scheduling syscalls on the calling thread with valid arguments.
-    unsafe {
-        if realtime {
-            let param = libc::sched_param {
-                sched_priority: i32::from(priority.min(99)),
-            };
-            libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param);
-            tracing::info!(
-                busy_pct,
-                "media clock has headroom again: real-time priority restored"
-            );
-        } else {
-            let param = libc::sched_param { sched_priority: 0 };
-            libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_OTHER, &param);
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, 0);
-            tracing::warn!(
-                busy_pct,
-                "media clock overloaded: real-time priority dropped so signalling keeps running"
-            );
-        }
-    }
-}
-
-/// Make this clock thread's wake-ups win over other work: `SCHED_FIFO` at
-/// `rt_priority`, else nice -10, else unchanged. Which one took is logged
-/// once (by the first clock thread) so an operator can see it. Returns
-/// whether `SCHED_FIFO` was granted.
-fn raise_priority(index: usize, rt_priority: u8) -> bool {
-    if rt_priority == 0 {
-        return false;
-    }
-    let param = libc::sched_param {
-        sched_priority: i32::from(rt_priority.min(99)),
-    };
-    // SAFETY: plain syscalls on the calling thread with valid arguments.
-    let rt = unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
-    let how = if rt == 0 {
-        format!("SCHED_FIFO priority {}", param.sched_priority)
-    } else {
-        // SAFETY: gettid has no arguments; setpriority on our own thread id.
-        let niced = unsafe {
-            let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-            libc::setpriority(libc::PRIO_PROCESS, tid, -10)
+/// Read every socket that holds packets and hand them to their streams.
+fn receive_ready(poller: &mut Poller, streams: &mut Slots) {
+    let ready: Vec<u64> = poller.ready().collect();
+    let now = Instant::now();
+    for id in ready {
+        let Some(s) = streams.get_mut(id) else {
+            continue;
         };
-        if niced == 0 {
-            "nice -10 (SCHED_FIFO not permitted)".to_string()
-        } else {
-            "normal priority (neither SCHED_FIFO nor nice -10 permitted)".to_string()
-        }
-    };
-    if index == 0 {
-        tracing::info!(priority = %how, "media clock threads");
-    }
-    rt == 0
-}
-
-/// Ask the kernel to wake this thread within 1 µs of its deadline instead of
-/// the default 50 µs slack: a millisecond-phase clock needs the precision,
-/// and there are only a few such threads.
-fn tighten_timer_slack() {
-    // SAFETY: PR_SET_TIMERSLACK takes an integer and affects only this thread.
-    unsafe {
-        libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong);
+        let fd = s.spec.socket.get_ref().as_raw_fd();
+        let receiver = &mut s.spec.receiver;
+        poller.drain(fd, |pkt, from| receiver.on_datagram(pkt, from, now));
     }
 }
 
-fn apply(streams: &mut Slots, cmd: Command) {
+fn apply(streams: &mut Slots, poller: &Poller, cmd: Command) {
     match cmd {
         Command::Add(spec) => {
             let id = spec.id;
+            if let Err(e) = poller.add(spec.socket.get_ref().as_raw_fd(), id) {
+                tracing::warn!(error = %e, "cannot watch an RTP socket: the stream hears nothing");
+            }
             // Random sequence and timestamp bases (RFC 3550), the
             // stream's own SSRC.
             let first = RtpSender::random();
@@ -486,6 +412,9 @@ fn apply(streams: &mut Slots, cmd: Command) {
             }
         }
         Command::Remove { id } => {
+            if let Some(s) = streams.get_mut(id) {
+                poller.remove(s.spec.socket.get_ref().as_raw_fd());
+            }
             streams.remove(id);
         }
     }
@@ -596,5 +525,6 @@ fn serve(
     }
 }
 
+mod priority;
 #[cfg(test)]
 mod tests;

@@ -4,7 +4,9 @@
 
 pub mod browser;
 pub mod clock;
+mod poller;
 pub mod ports;
+mod receive;
 pub mod relay;
 pub mod secure;
 pub mod tap;
@@ -14,13 +16,10 @@ pub use relay::{bridge, Relay};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ringback_media::codec::Codec;
-use ringback_media::dtmf::{event_to_char, parse_event, DtmfReceiver};
-use ringback_media::inband::InbandRtp;
 use ringback_media::prompt::Prompt;
-use ringback_media::rtp;
 use ringback_media::sdp::Negotiated;
 use ringback_media::srtp::Srtp;
 use tokio::sync::mpsc::UnboundedSender;
@@ -28,14 +27,20 @@ use tokio::sync::mpsc::UnboundedSender;
 use clock::{ClockHandle, Command, StreamShared, StreamSpec};
 use ports::{PortAllocator, RtpPort};
 
-/// A call's RTP socket as tokio sees it: registered for *readability only*.
-///
-/// Why not `tokio::net::UdpSocket`: that registers read and write interest,
-/// so every packet the media clock sends frees send-buffer space, raises
-/// EPOLLOUT and wakes tokio's reactor for a waker nobody holds — about 15 %
-/// of the server's CPU at 1,000 calls. Sends are non-blocking `sendto`s from
-/// the clock and relay, which never wait for writability.
-pub type RtpSocket = tokio::io::unix::AsyncFd<std::net::UdpSocket>;
+/// A call's RTP socket: non-blocking, and registered with nobody but its
+/// media clock thread's poller, which reads it (see `receive.rs` for why
+/// not a tokio task). Sends are non-blocking `sendto`s from the clock, a
+/// bridge relay or a browser stream's transport, which never wait for
+/// writability.
+#[derive(Debug)]
+pub struct RtpSocket(std::net::UdpSocket);
+
+impl RtpSocket {
+    /// The socket.
+    pub fn get_ref(&self) -> &std::net::UdpSocket {
+        &self.0
+    }
+}
 
 /// What the media side tells a call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,8 +150,8 @@ impl MediaEngine {
 
     /// Start a stream on `port` with the codec and payload types of `neg`,
     /// sealed with `srtp` when it is secure. Nothing is sent until
-    /// [`Stream::apply_negotiation`] gives it an address. Must be called
-    /// inside the tokio runtime (the receive task is spawned there).
+    /// [`Stream::apply_negotiation`] gives it an address. The stream's
+    /// clock thread sends and receives for it.
     pub fn open_stream(
         &self,
         port: RtpPort,
@@ -178,12 +183,8 @@ impl MediaEngine {
             )
         })?;
         // One descriptor per call: the clock borrows this socket, never dups it.
-        // SAFETY: `std_socket` is an open UdpSocket that the AsyncFd owns
-        // from here on; its descriptor stays the same until the AsyncFd drops.
-        let socket =
-            unsafe { RtpSocket::register_with_interest(std_socket, tokio::io::Interest::READABLE) }
-                .map(Arc::new)
-                .map_err(|e| e.into_parts().1)?;
+        std_socket.set_nonblocking(true)?;
+        let socket = Arc::new(RtpSocket(std_socket));
         let local = port.addr;
         let (srtp_out, srtp_in) = match &srtp {
             Some(k) => (
@@ -200,6 +201,13 @@ impl MediaEngine {
         // One SSRC for everything the leg sends: prompts from the clock and
         // audio relayed from a bridge.
         let clock = self.clocks[(id as usize) % self.clocks.len()].clone();
+        let receiver = receive::Receiver::new(
+            Arc::clone(&shared),
+            receive::Digits { codec, pt, dtmf_pt },
+            srtp_in,
+            self.rtp_timeout,
+            events.clone(),
+        );
         clock.send(Command::Add(Box::new(StreamSpec {
             id,
             socket: Arc::clone(&socket),
@@ -207,16 +215,9 @@ impl MediaEngine {
             codec,
             pt,
             ssrc: out_ssrc,
-            events: events.clone(),
-        })));
-        let receiver = tokio::spawn(receive(
-            Arc::clone(&socket),
-            Arc::clone(&shared),
-            Digits { codec, pt, dtmf_pt },
-            srtp_in,
-            self.rtp_timeout,
             events,
-        ));
+            receiver,
+        })));
         Ok(Stream {
             id,
             clock,
@@ -228,7 +229,6 @@ impl MediaEngine {
             out_ssrc,
             local,
             srtp: srtp.map(std::sync::Mutex::new),
-            receiver,
             _port: PortGuard { _reserved: port },
         })
     }
@@ -255,7 +255,6 @@ pub struct Stream {
     /// The keys of a secure stream (ours stays for the stream's life; the
     /// peer's may change with a re-offer).
     srtp: Option<std::sync::Mutex<secure::SrtpSession>>,
-    receiver: tokio::task::JoinHandle<()>,
     _port: PortGuard,
 }
 
@@ -322,170 +321,5 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         self.clock.send(Command::Remove { id: self.id });
-        self.receiver.abort();
-    }
-}
-
-/// How long the latched RTP source must be silent before another source may
-/// take its place.
-const RELATCH_AFTER: Duration = Duration::from_secs(1);
-
-/// Wait for and read one datagram from a read-only registered socket.
-async fn recv_from(socket: &RtpSocket, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
-    loop {
-        let mut guard = socket.readable().await?;
-        match guard.try_io(|s| s.get_ref().recv_from(buf)) {
-            Ok(result) => return result,
-            Err(_would_block) => continue,
-        }
-    }
-}
-
-/// What the receive task needs to find digits: the negotiated audio codec
-/// and payload type (for in-band detection) and the telephone-event payload
-/// type, if any.
-#[derive(Debug, Clone, Copy)]
-struct Digits {
-    codec: Codec,
-    pt: u8,
-    dtmf_pt: Option<u8>,
-}
-
-/// Receive loop of one call: latch the peer's address, detect digits (RFC
-/// 4733 events, or tones in the audio when there is no telephone-event or
-/// the owner asked for in-band), notice RTP silence.
-async fn receive(
-    socket: Arc<RtpSocket>,
-    shared: Arc<StreamShared>,
-    digits: Digits,
-    mut srtp_in: Option<ringback_media::srtp::Srtp>,
-    timeout: Option<Duration>,
-    events: UnboundedSender<MediaEvent>,
-) {
-    let Digits { codec, pt, dtmf_pt } = digits;
-    let mut buf = [0u8; 2048];
-    // Opened packets of a secure stream.
-    let mut opened: Vec<u8> = Vec::new();
-    let mut dtmf = DtmfReceiver::default();
-    // Created on the first audio packet that needs it: streams with
-    // telephone-event never decode their audio.
-    let mut inband: Option<Box<InbandRtp>> = None;
-    let mut latched: Option<SocketAddr> = None;
-    let mut last_rx = Instant::now();
-    let mut timed_out = false;
-    loop {
-        let wait = timeout.map_or(Duration::from_secs(3600), |t| {
-            t.saturating_sub(last_rx.elapsed())
-                .max(Duration::from_millis(10))
-        });
-        let (n, from) = match tokio::time::timeout(wait, recv_from(&socket, &mut buf)).await {
-            Ok(Ok(x)) => x,
-            Ok(Err(_)) => {
-                // ICMP port unreachable from an earlier send surfaces here on
-                // Linux; it is not fatal for the call.
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
-            Err(_) => {
-                if timeout.is_some()
-                    && !timed_out
-                    && !shared.on_hold.load(Ordering::Relaxed)
-                    && last_rx.elapsed() >= timeout.unwrap_or_default()
-                {
-                    timed_out = true;
-                    if events.send(MediaEvent::RtpTimeout).is_err() {
-                        return;
-                    }
-                }
-                if shared.on_hold.load(Ordering::Relaxed) {
-                    last_rx = Instant::now();
-                }
-                continue;
-            }
-        };
-        let Some(pkt) = buf.get(..n) else { continue };
-        // A browser stream's ICE checks and DTLS records (RFC 7983: RTP and
-        // RTCP start with 128..=191) belong to its transport task.
-        if let Some(tx) = shared.transport.get() {
-            if !(128..=191).contains(&pkt.first().copied().unwrap_or(0)) {
-                if tx.send((pkt.to_vec(), from)).is_err() {
-                    return;
-                }
-                continue;
-            }
-        }
-        // A secure stream looks only at packets that authenticate.
-        let pkt = match srtp_in.as_mut() {
-            None => pkt,
-            // SRTCP multiplexed on the RTP port: nothing ringback uses.
-            Some(_) if rtp::looks_like_rtcp(pkt) => continue,
-            Some(ctx) => match secure::open(ctx, pkt, &mut opened, &shared.srtp_rekey) {
-                Some(p) => p,
-                None => continue,
-            },
-        };
-        let Ok(hdr) = rtp::parse(pkt) else {
-            continue; // not RTP (or RTCP multiplexed): ignore, never crash
-        };
-        // Symmetric RTP: answer to where the peer's media really comes
-        // from — but latch once. Another source may take over only after
-        // the latched one has been silent for RELATCH_AFTER (a phone that
-        // changed address); until then its packets are not our peer's and
-        // are dropped, so nobody can hijack a call's audio or inject digits.
-        match latched {
-            Some(l) if l == from => {}
-            Some(_) if last_rx.elapsed() < RELATCH_AFTER => continue,
-            _ => {
-                latched = Some(from);
-                if let Ok(mut r) = shared.remote.lock() {
-                    *r = Some(from);
-                }
-            }
-        }
-        last_rx = Instant::now();
-        timed_out = false;
-        shared.received.fetch_add(1, Ordering::Relaxed);
-        if shared.bridged.load(Ordering::Relaxed) {
-            if let Ok(mut relay) = shared.relay.lock() {
-                if let Some(r) = relay.as_mut() {
-                    r.forward(pkt, &hdr, last_rx);
-                }
-            }
-        }
-        // One source of digits per stream: in-band when there is no
-        // telephone-event or the owner forced it, RFC 4733 otherwise.
-        if dtmf_pt.is_none() || shared.inband_dtmf.load(Ordering::Relaxed) {
-            if hdr.pt == pt {
-                let det = inband.get_or_insert_with(Box::default);
-                let mut closed = false;
-                det.on_packet(codec, hdr.ssrc, hdr.ts, hdr.payload(pkt), |d| {
-                    tracing::debug!(digit = %d, "DTMF (in-band)");
-                    crate::metrics::DTMF_INBAND_TOTAL.fetch_add(1, Ordering::Relaxed);
-                    closed |= events.send(MediaEvent::Digit(d)).is_err();
-                });
-                if closed {
-                    return;
-                }
-            }
-        } else {
-            // Switched back from forced in-band: start afresh if it returns.
-            inband = None;
-            if Some(hdr.pt) == dtmf_pt {
-                let payload = pkt
-                    .get(hdr.payload_offset..hdr.payload_offset + hdr.payload_len)
-                    .unwrap_or(&[]);
-                if let Ok(ev) = parse_event(payload) {
-                    if let Some(d) = dtmf.on_rtp(hdr.ts, &ev, Instant::now()) {
-                        tracing::debug!(digit = %d, "DTMF (RFC 4733)");
-                        crate::metrics::DTMF_RFC4733_TOTAL.fetch_add(1, Ordering::Relaxed);
-                        if events.send(MediaEvent::Digit(d)).is_err() {
-                            return;
-                        }
-                    } else if event_to_char(ev.event).is_none() {
-                        tracing::trace!(event = ev.event, "ignoring non-DTMF telephone-event");
-                    }
-                }
-            }
-        }
     }
 }

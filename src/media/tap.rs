@@ -36,7 +36,8 @@ pub enum Side {
 pub struct Frame {
     /// The leg it came from.
     pub side: Side,
-    /// When the packet arrived (the receive task's clock read).
+    /// When the packet arrived (the receive path's clock read, once per
+    /// batch of datagrams).
     pub arrival: Instant,
     /// The sender's SSRC and the RTP timestamp of the first sample, which
     /// tell a gap (lost packets, a DTMF event) from a late packet.

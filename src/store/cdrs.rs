@@ -48,6 +48,9 @@ pub struct Cdr {
     pub parent_call_id: Option<String>,
     /// The post-call survey asked on an inbound call (agent, score).
     pub survey: Option<ringback_call::inbound::SurveyResult>,
+    /// The directory customer the caller is (`customer:<id>`), so repeat
+    /// calls count a customer's numbers together; `None`: the number.
+    pub customer_key: Option<String>,
 }
 
 /// A call record as read back for the API: every stored column (the API's
@@ -125,16 +128,19 @@ pub struct CdrRow {
 }
 
 impl Store {
-    /// Calls from `caller` that started after `since` (repeat-caller context
-    /// for agents).
+    /// Inbound calls that started after `since` from `caller`, or from the
+    /// directory customer `customer_key` on any of their numbers
+    /// (repeat-caller context for agents).
     pub async fn count_calls_since(
         &self,
         caller: &str,
+        customer_key: Option<&str>,
         since: DateTime<Utc>,
     ) -> anyhow::Result<i64> {
-        let sql =
-            "SELECT COUNT(*) FROM calls WHERE caller = $1 AND started_at >= $2 AND leg = 'inbound'";
+        let sql = "SELECT COUNT(*) FROM calls WHERE (caller_key = $1 OR caller = $2) \
+                   AND started_at >= $3 AND leg = 'inbound'";
         let n: i64 = on_pool!(self, |p| sqlx::query_scalar(sql)
+            .bind(customer_key.unwrap_or(caller))
             .bind(caller)
             .bind(ts(since))
             .fetch_one(p)
@@ -157,12 +163,13 @@ impl Store {
 
     /// Share of today's inbound calls whose caller also called in the
     /// previous 7 days (a dissatisfaction signal: they had to call again).
+    /// A directory customer is one caller whichever number they use.
     pub async fn repeat_call_rate(&self, day_start: DateTime<Utc>) -> anyhow::Result<Option<f64>> {
         let week = ts(day_start - chrono::Duration::days(7));
         let day = ts(day_start);
         let total = "SELECT COUNT(*) FROM calls WHERE leg = 'inbound' AND started_at >= $1";
         let repeat = "SELECT COUNT(*) FROM calls c WHERE c.leg = 'inbound' AND c.started_at >= $1 AND EXISTS \
-                      (SELECT 1 FROM calls p WHERE p.leg = 'inbound' AND p.caller = c.caller \
+                      (SELECT 1 FROM calls p WHERE p.leg = 'inbound' AND p.caller_key = c.caller_key \
                        AND p.started_at < c.started_at AND p.started_at >= $2)";
         let (t, r): (i64, i64) = on_pool!(self, |p| (
             sqlx::query_scalar(total).bind(&day).fetch_one(p).await?,
@@ -180,8 +187,8 @@ impl Store {
     pub(super) async fn write_cdrs(&self, batch: &[Cdr], node: &str) -> anyhow::Result<()> {
         let sql = "INSERT INTO calls (call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
                    answered_at, ended_at, path, digits, vars, disposition, hangup_by, queue, sip_code, \
-                   parent_call_id, node_id, survey_agent, survey_score, survey_lowest, survey_highest) \
-                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22) \
+                   parent_call_id, node_id, survey_agent, survey_score, survey_lowest, survey_highest, caller_key) \
+                   VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$23) \
                    ON CONFLICT (call_id, leg) DO UPDATE SET dialplan = excluded.dialplan, \
                    dialplan_version = excluded.dialplan_version, answered_at = excluded.answered_at, \
                    ended_at = excluded.ended_at, path = excluded.path, digits = excluded.digits, \
@@ -189,7 +196,8 @@ impl Store {
                    queue = excluded.queue, sip_code = excluded.sip_code, \
                    parent_call_id = COALESCE(excluded.parent_call_id, calls.parent_call_id), \
                    survey_agent = excluded.survey_agent, survey_score = excluded.survey_score, \
-                   survey_lowest = excluded.survey_lowest, survey_highest = excluded.survey_highest";
+                   survey_lowest = excluded.survey_lowest, survey_highest = excluded.survey_highest, \
+                   caller_key = excluded.caller_key";
         on_pool!(self, |p| {
             let mut tx = p.begin().await?;
             for c in batch {
@@ -216,6 +224,7 @@ impl Store {
                     .bind(c.survey.as_ref().and_then(|s| s.score).map(i32::from))
                     .bind(c.survey.as_ref().map(|s| i32::from(s.lowest)))
                     .bind(c.survey.as_ref().map(|s| i32::from(s.highest)))
+                    .bind(c.customer_key.as_deref().unwrap_or(&c.caller))
                     .execute(&mut *tx)
                     .await?;
             }
@@ -224,3 +233,6 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -73,6 +73,8 @@ pub struct ServerOpts {
     pub env: Vec<(String, String)>,
     /// Extra lines inside `[api]`.
     pub api_extra: String,
+    /// The prompts directory (default: the shipped `prompts/`).
+    pub prompts_dir: Option<PathBuf>,
 }
 
 /// Each server gets its own RTP range so parallel tests rarely collide
@@ -180,7 +182,11 @@ url = "{database_url}"
             delay = opts.answer_delay_ms,
             port_max = port_min + 998,
             rtp_timeout = opts.rtp_timeout_secs,
-            prompts = repo().join("prompts").display(),
+            prompts = opts
+                .prompts_dir
+                .clone()
+                .unwrap_or_else(|| repo().join("prompts"))
+                .display(),
         );
         let cfg_path = dir.path().join("ringback.toml");
         std::fs::write(&cfg_path, cfg).expect("write config");

@@ -67,6 +67,11 @@ pub struct Setup {
     /// The customer's priority in the directory (0: ordinary or unknown):
     /// a VIP's callback waits ahead of ordinary callers, as their call did.
     pub priority: i32,
+    /// The customer's routing key in the directory (`customer:<id>`), so
+    /// sticky routing knows them by any of their numbers; `None`: by number.
+    pub customer_key: Option<String>,
+    /// Skills the agent needs: the customer's language's (`[languages]`).
+    pub required_skills: Vec<(String, u8)>,
 }
 
 /// One of the attempt's two legs.
@@ -379,13 +384,14 @@ impl CallbackAttempt {
             out: VecDeque::new(),
             setup,
         };
-        let waiting = WaitingCall::new(
+        let mut waiting = WaitingCall::new(
             a.setup.call.as_str(),
             a.setup.queue.as_str(),
-            a.setup.number.as_str(),
+            a.setup.customer_key.as_deref().unwrap_or(&a.setup.number),
             entered,
         )
         .lifted_by(a.setup.priority);
+        waiting.required_skills = a.setup.required_skills.clone();
         a.out
             .push_back(Output::Acd(ringback_acd::Input::Enqueue(waiting)));
         a

@@ -40,6 +40,10 @@ pub const REFER_TIMEOUT: Duration = Duration::from_secs(32);
 /// number", "1 keeps it, 2 cancels it") before waiting on as before.
 pub const QUESTION_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// What confirms an after-hours callback request when its `callback`
+/// node names no `confirm_prompt`: "we will call you back when we open".
+pub const AFTER_HOURS_CONFIRM: &str = "callback-when-open";
+
 /// Callers from the public web page are presented as `web:<id>`: they
 /// have no number to call back, so a callback asks them to type one.
 pub fn is_web_caller(caller: &str) -> bool {
@@ -120,9 +124,27 @@ pub struct Setup {
     pub extensions: Arc<dyn Extensions>,
     /// Send a session refresh this often (RFC 4028, we are the refresher).
     pub refresh_every: Option<Duration>,
-    /// The caller's priority in the customer directory (0: ordinary or
-    /// unknown), added to the queue node's in every queue the call enters.
-    pub caller_priority: i32,
+    /// What the customer directory knows of the caller.
+    pub known: KnownCaller,
+    /// Agent skills a caller's language requires in queues, by lower-case
+    /// language tag (`[languages.<tag>] skill`).
+    pub language_skills: Arc<BTreeMap<String, (String, u8)>>,
+}
+
+/// What the customer directory knows of a caller that changes how the call
+/// is handled. The default is an unknown caller.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownCaller {
+    /// The caller's priority (0: ordinary), added to the queue node's in
+    /// every queue the call enters.
+    pub priority: i32,
+    /// The caller's language tag: seeds the call's `language` variable,
+    /// which picks the prompt set and the language skill.
+    pub language: Option<String>,
+    /// The customer's routing key (`customer:<id>`). Sticky routing
+    /// remembers the caller by it rather than by the number, so a customer
+    /// calling from any of their numbers reaches the agent who last helped.
+    pub key: Option<String>,
 }
 
 /// What happened, as the shell observed it.
@@ -438,8 +460,10 @@ pub struct InboundCall {
     earlier_digits: String,
     refresh_every: Option<Duration>,
     refresh_at: Option<Instant>,
-    /// The directory's priority for the caller (see [`Setup`]).
-    caller_priority: i32,
+    /// What the directory knows of the caller (see [`Setup`]).
+    known: KnownCaller,
+    /// Skills a language requires (see [`Setup`]).
+    language_skills: Arc<BTreeMap<String, (String, u8)>>,
     /// A `callback` node's `when_open` opening (after-hours request).
     callback_not_before: Option<DateTime<Utc>>,
     /// The `confirm_prompt` of that after-hours `callback` node ("we will
@@ -461,12 +485,20 @@ impl InboundCall {
             queues,
             extensions,
             refresh_every,
-            caller_priority,
+            known,
+            language_skills,
         } = setup;
+        let mut session = Session::new(plan, operator_queue.clone());
+        if let Some(language) = known.language.clone().filter(|l| !l.trim().is_empty()) {
+            session.carry_vars(BTreeMap::from([(
+                ringback_dialplan::language::VAR.to_string(),
+                language,
+            )]));
+        }
         let mut call = InboundCall {
             call_id,
             caller: caller.clone(),
-            session: Session::new(plan, operator_queue.clone()),
+            session,
             operator_queue,
             queues,
             extensions,
@@ -485,7 +517,8 @@ impl InboundCall {
             earlier_digits: String::new(),
             refresh_every,
             refresh_at: refresh_every.map(|d| now.mono + d),
-            caller_priority,
+            known,
+            language_skills,
             callback_not_before: None,
             after_hours_confirm: Vec::new(),
             survey_result: None,
@@ -497,6 +530,23 @@ impl InboundCall {
         }));
         call.drain(now);
         call
+    }
+
+    /// The call's language: its `language` variable (the directory's, or a
+    /// `set` node's), else the plan's `language`; `None`: the default
+    /// prompts.
+    pub fn language(&self) -> Option<&str> {
+        self.session
+            .vars()
+            .get(ringback_dialplan::language::VAR)
+            .map(String::as_str)
+            .filter(|l| !l.trim().is_empty())
+            .or(self.session.plan().language.as_deref())
+    }
+
+    /// The skill the call's language requires, most specific tag first.
+    fn language_skill(&self) -> Option<&(String, u8)> {
+        ringback_dialplan::language::find(&self.language_skills, self.language()?)
     }
 
     /// The menu path so far (`main > billing`), earlier plans first.
@@ -690,7 +740,13 @@ impl InboundCall {
                 self.plan_waits = false;
                 self.callback_not_before = not_before;
                 if not_before.is_some() {
-                    self.after_hours_confirm = self.callback_node_confirm();
+                    // The node's own words, else the shipped "…when we open".
+                    let own = self.callback_node_confirm();
+                    self.after_hours_confirm = if own.is_empty() {
+                        vec![AFTER_HOURS_CONFIRM.to_string()]
+                    } else {
+                        own
+                    };
                 }
                 self.enter_queue(queue.clone(), None, 0, now);
                 self.request_callback(self.caller.clone(), now);
@@ -763,12 +819,16 @@ impl InboundCall {
         let mut waiting = WaitingCall::new(
             self.call_id.as_str(),
             queue.as_str(),
-            self.caller.as_str(),
+            self.known.key.as_deref().unwrap_or(&self.caller),
             entered,
         )
         .with_priority(priority)
-        .lifted_by(self.caller_priority);
+        .lifted_by(self.known.priority);
         waiting.max_wait = max_wait;
+        if let Some((skill, level)) = self.language_skill() {
+            tracing::info!(%skill, level, "the caller's language requires a skill");
+            waiting.required_skills.push((skill.clone(), *level));
+        }
         self.out.push_back(Output::Enqueue(waiting));
         let interlude = match settings.entry_prompt.clone() {
             Some(p) => Some(self.play(vec![p], false, false)),

@@ -35,6 +35,18 @@ impl Known {
             priority: c.priority,
         }
     }
+
+    /// The key that recognises this customer whichever of their numbers
+    /// they call from (`customer:<id>`): what sticky routing remembers and
+    /// repeat calls are counted by.
+    pub fn routing_key(&self) -> String {
+        routing_key(self.id)
+    }
+}
+
+/// The routing key of customer `id` (see [`Known::routing_key`]).
+pub fn routing_key(id: i64) -> String {
+    format!("customer:{id}")
 }
 
 /// Numbers to customers, and customers to their numbers.

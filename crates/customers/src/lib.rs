@@ -18,7 +18,7 @@
 pub mod csv_format;
 mod index;
 
-pub use index::{Index, Known};
+pub use index::{routing_key, Index, Known};
 
 /// Most characters in a name.
 pub const NAME_MAX: usize = 200;

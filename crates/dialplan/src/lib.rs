@@ -19,7 +19,8 @@
 //! start = "hours"                 # required: first node
 //! operator = "operator"           # zero-out queue; optional with a global one
 //! timezone = "America/New_York"   # default zone of hours nodes (default UTC)
-//! language = "en"                 # optional, informational
+//! language = "es"                 # optional: prompt set (prompts/es/) for callers
+//!                                 # whose language is not known
 //!
 //! [nodes.<name>]                  # names: [A-Za-z0-9_-]+
 //! type = "menu"                   # menu gather play set goto hours queue
@@ -61,6 +62,7 @@
 mod check;
 mod diag;
 mod hours;
+pub mod language;
 mod loader;
 pub mod lookup;
 pub mod model;

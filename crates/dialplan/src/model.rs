@@ -53,7 +53,9 @@ pub struct Dialplan {
     pub operator: Option<String>,
     /// `[dialplan] timezone`: default zone of `hours` nodes (default UTC).
     pub timezone: Tz,
-    /// `[dialplan] language`: informational for now (prompt sets later).
+    /// `[dialplan] language`: the prompt set (`prompts/<language>/`) and
+    /// language skill of callers whose own language (the directory's, or a
+    /// `set` node's `language` variable) is not known.
     pub language: Option<String>,
     /// `[dialplan] type_ahead` (default true): keys pressed during a play
     /// node are kept for the next menu or gather.

@@ -39,6 +39,8 @@ impl H {
             accept_timeout: ACCEPT,
             trunks,
             priority: 0,
+            customer_key: None,
+            required_skills: Vec::new(),
         };
         H {
             core: CallbackAttempt::new(setup, now),
@@ -281,6 +283,8 @@ fn a_vip_customers_attempt_waits_with_their_priority() {
         accept_timeout: ACCEPT,
         trunks: 1,
         priority: 4,
+        customer_key: Some("customer:7".into()),
+        required_skills: vec![("spanish".into(), 2)],
     };
     h.core = CallbackAttempt::new(setup, now);
     let out = h.drain();
@@ -288,6 +292,8 @@ fn a_vip_customers_attempt_waits_with_their_priority() {
         panic!("{out:?}");
     };
     assert_eq!(w.priority, 4);
+    assert_eq!(w.caller, "customer:7", "sticky routing knows the customer");
+    assert_eq!(w.required_skills, [("spanish".to_string(), 2)]);
 }
 
 #[test]

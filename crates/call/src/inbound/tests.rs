@@ -194,7 +194,8 @@ fn setup_with(text: &str, queues: BTreeMap<String, QueueSettings>) -> Setup {
         queues: Arc::new(queues),
         extensions: extensions(),
         refresh_every: None,
-        caller_priority: 0,
+        known: KnownCaller::default(),
+        language_skills: Arc::default(),
     }
 }
 
@@ -847,7 +848,10 @@ fn a_vip_caller_is_lifted_in_every_queue_they_enter() {
     // The directory's priority (3) adds to the node's (billing: 5), and
     // goes with the caller through overflow (support: 0).
     let (mut h, _) = Harness::start(Setup {
-        caller_priority: 3,
+        known: KnownCaller {
+            priority: 3,
+            ..KnownCaller::default()
+        },
         ..setup()
     });
     h.done();
@@ -873,7 +877,10 @@ fn a_vip_caller_is_lifted_in_every_queue_they_enter() {
 #[test]
 fn a_vip_callers_callback_node_request_waits_lifted() {
     let (mut h, _) = Harness::start(Setup {
-        caller_priority: 2,
+        known: KnownCaller {
+            priority: 2,
+            ..KnownCaller::default()
+        },
         ..setup()
     });
     h.done();
@@ -1695,7 +1702,6 @@ options = { "1" = "later" }
 type = "callback"
 queue = "billing"
 when_open = "hours"
-confirm_prompt = "callback-when-open"
 "#;
 
 /// A harness whose clock reads `wall`.
@@ -1733,6 +1739,23 @@ fn after_hours_callback_waits_for_the_opening_and_says_so() {
         ]
     );
     assert_eq!(h.done(), vec![by_ringback(Disposition::Callback)]);
+}
+
+#[test]
+fn an_after_hours_callback_node_may_confirm_in_its_own_words() {
+    let plan = AFTER_HOURS.replace(
+        "when_open = \"hours\"",
+        "when_open = \"hours\"\nconfirm_prompt = \"our-words\"",
+    );
+    let (mut h, _) = start_at(&plan, utc(27, 18, 30));
+    h.keys("1");
+    assert_eq!(
+        h.send(Input::CallbackStored { ahead: 0 }),
+        vec![
+            abandon(),
+            play(&["our-words", "you-are-caller", "digit-1"], 4)
+        ]
+    );
 }
 
 #[test]
@@ -1961,4 +1984,114 @@ fn an_agent_phone_that_vanishes_ends_the_call_without_a_survey() {
         Some(&ended(Disposition::RtpTimeout, HangupBy::Agent, true))
     );
     assert_eq!(h.call.survey(), None);
+}
+
+/// A plan in English by default, with `9` for Spanish (a `set` node).
+const LANGUAGES: &str = r#"
+[dialplan]
+name = "languages"
+numbers = ["1000"]
+start = "choose"
+operator = "operator"
+language = "en"
+
+[nodes.choose]
+type = "menu"
+prompt = "choose"
+options = { "1" = "queue", "9" = "spanish" }
+
+[nodes.spanish]
+type = "set"
+vars = { language = "es-MX" }
+next = "queue"
+
+[nodes.queue]
+type = "queue"
+queue = "support"
+"#;
+
+fn language_setup(known: KnownCaller) -> Setup {
+    Setup {
+        known,
+        language_skills: Arc::new(BTreeMap::from([
+            ("es".to_string(), ("spanish".to_string(), 3)),
+            ("pt-br".to_string(), ("portuguese".to_string(), 1)),
+        ])),
+        ..setup_with(LANGUAGES, queues())
+    }
+}
+
+fn enqueued(outs: &[Output]) -> Vec<WaitingCall> {
+    outs.iter()
+        .filter_map(|o| match o {
+            Output::Enqueue(w) => Some(w.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_unknown_caller_takes_the_plans_language_and_needs_no_skill() {
+    let (mut h, _) = Harness::start(language_setup(KnownCaller::default()));
+    assert_eq!(h.call.language(), Some("en"));
+    let outs = h.keys("1");
+    let w = enqueued(&outs);
+    assert_eq!(w.len(), 1, "{outs:?}");
+    assert_eq!(
+        w[0].caller, CALLER,
+        "unknown callers are remembered by number"
+    );
+    assert!(w[0].required_skills.is_empty(), "{w:?}");
+    assert!(!h.call.vars().contains_key("language"));
+}
+
+#[test]
+fn a_customers_language_is_a_variable_and_requires_its_skill_by_its_primary_tag() {
+    let (mut h, _) = Harness::start(language_setup(KnownCaller {
+        priority: 0,
+        language: Some("es-AR".into()),
+        key: Some("customer:42".into()),
+    }));
+    assert_eq!(h.call.language(), Some("es-AR"));
+    assert_eq!(
+        h.call.vars().get("language").map(String::as_str),
+        Some("es-AR"),
+        "agents see the language like any variable"
+    );
+    let outs = h.keys("1");
+    let w = enqueued(&outs);
+    assert_eq!(
+        w[0].required_skills,
+        [("spanish".to_string(), 3)],
+        "es-AR falls back to es"
+    );
+    assert_eq!(
+        w[0].caller, "customer:42",
+        "sticky routing remembers the customer, not the number"
+    );
+}
+
+#[test]
+fn a_set_node_changes_the_language_and_the_skill_follows() {
+    let (mut h, _) = Harness::start(language_setup(KnownCaller {
+        language: Some("pt-BR".into()),
+        ..KnownCaller::default()
+    }));
+    assert_eq!(h.call.language(), Some("pt-BR"));
+    let outs = h.keys("9");
+    assert_eq!(h.call.language(), Some("es-MX"));
+    assert_eq!(
+        enqueued(&outs)[0].required_skills,
+        [("spanish".to_string(), 3)]
+    );
+}
+
+#[test]
+fn a_language_without_a_skill_queues_like_any_caller() {
+    let (mut h, _) = Harness::start(language_setup(KnownCaller {
+        language: Some("de".into()),
+        ..KnownCaller::default()
+    }));
+    let outs = h.keys("1");
+    assert!(enqueued(&outs)[0].required_skills.is_empty());
 }

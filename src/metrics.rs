@@ -42,6 +42,9 @@ counters! {
     WEB_CALLS_REFUSED_TOTAL: "Calls from the public web page that could not be started (unusable offer, no RTP port, no dialplan).",
     WEB_CALLS_RATE_LIMITED_TOTAL: "Public web call tokens refused because the address called too often.",
     BROWSER_LEGS_ANSWERED_TOTAL: "Calls agents answered in the agent page's browser phone.",
+    RECORDINGS_STARTED_TOTAL: "Call recordings started (a bridged call whose queue or agent records).",
+    RECORDINGS_FAILED_TOTAL: "Call recordings that ended failed (disk full, directory unusable, store error); the calls went on.",
+    RECORDINGS_DROPPED_FRAMES_TOTAL: "Audio frames a recording lost because its writer fell behind (its queue was full); silence stands in for them.",
 }
 
 /// Counters with one label set each (SIP method/status, disposition). One

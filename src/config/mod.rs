@@ -22,6 +22,7 @@ mod languages;
 mod lookups;
 mod network;
 mod queues;
+pub mod recording;
 mod secrets;
 mod stats;
 mod trunks;
@@ -83,6 +84,8 @@ pub struct Config {
     pub lookups: BTreeMap<String, LookupConfig>,
     /// What callers' languages require (an agent skill), by tag.
     pub languages: BTreeMap<String, LanguageConfig>,
+    /// Call recordings: directory and retention.
+    pub recording: recording::RecordingConfig,
 }
 
 /// A configuration error, already formatted as `file:line:col: message`.
@@ -130,6 +133,7 @@ impl Config {
                 cfg.database.url = format!("sqlite://{}", resolve(base, Path::new(rest)).display());
             }
         }
+        recording::resolve_paths(&mut cfg, base);
         // Secrets from `*_file` / `*_env` (config/secrets.rs), then what
         // `[api]` needs the whole file for.
         secrets::resolve_all(&mut cfg, base)

@@ -185,6 +185,14 @@ pub fn rejected(why: &str) {
     refused(why);
 }
 
+/// Count an INVITE refused before it was parsed (overload): one request
+/// in, one `503` out, by reason.
+pub fn refused_unparsed(why: &str) {
+    SIP_REQUESTS_IN_TOTAL.fetch_add(1, Relaxed);
+    SIP_RESPONSES_OUT_TOTAL.fetch_add(1, Relaxed);
+    rejected(why);
+}
+
 /// Count a refused request or connection (REGISTER flood, TCP limit), by reason.
 pub fn refused(why: &str) {
     bump("refusals_total", format!("reason=\"{why}\""));

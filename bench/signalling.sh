@@ -8,7 +8,8 @@
 # Prints and writes bench/results/signalling.json: calls, failures, SIP messages
 # the server received and sent (its own counters), server CPU seconds, and
 # the figure issue 16 asks for: server CPU µs per SIP message (target <= 25).
-# PERF=1 also records a profile into bench/results/profile-signalling.txt.
+# PERF=1 also records a profile into bench/results/profile-signalling.txt
+# (PERF_DATA=FILE keeps the raw perf.data for `perf report -i FILE`).
 # Only 127.0.0.1; bounded in time; stops only the PIDs it started.
 set -euo pipefail
 
@@ -82,4 +83,5 @@ if [[ -n "${PERF:-}" ]]; then
     perf report -i "$WORK/perf.data" --no-children --percent-limit 0.7 --stdio -g none 2> /dev/null | grep -v '^$'
   } > "$HERE/results/profile-signalling.txt"
   echo "profile: bench/results/profile-signalling.txt"
+  [[ -n "${PERF_DATA:-}" ]] && cp "$WORK/perf.data" "$PERF_DATA"
 fi

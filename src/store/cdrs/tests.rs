@@ -61,3 +61,37 @@ async fn a_customers_calls_count_together_across_their_numbers() {
         .expect("calls today");
     assert_eq!(rate, 33.3, "2 of 6 calls today came from a repeat caller");
 }
+
+#[tokio::test]
+async fn a_batch_writes_every_row_once_at_its_latest_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("r.db").display());
+    let store = Store::connect(&url).await.expect("connect");
+    // More rows than one statement takes, and one call twice in the batch:
+    // first in progress with its parent, then ended without it.
+    let mut batch: Vec<Cdr> = (0..450)
+        .map(|i| inbound(&format!("c{i}"), "+15550001", None, 5))
+        .collect();
+    let mut started = inbound("twice", "+15550002", None, 1);
+    started.disposition = "in_progress".into();
+    started.parent_call_id = Some("parent".into());
+    let mut ended = started.clone();
+    ended.disposition = "abandoned".into();
+    ended.parent_call_id = None;
+    batch.insert(10, started);
+    batch.push(ended);
+    store.write_cdrs(&batch, "n").await.expect("write");
+    let rows = store.recent_cdrs(1000).await.expect("read");
+    assert_eq!(rows.len(), 451);
+    let twice = rows.iter().find(|r| r.call_id == "twice").expect("row");
+    assert_eq!(twice.disposition, "abandoned");
+    assert_eq!(twice.parent_call_id.as_deref(), Some("parent"));
+    // A later batch still completes a row written earlier.
+    let mut done = inbound("c3", "+15550001", None, 5);
+    done.disposition = "transferred".into();
+    store.write_cdrs(&[done], "n").await.expect("write");
+    let rows = store.recent_cdrs(1000).await.expect("read");
+    let c3 = rows.iter().find(|r| r.call_id == "c3").expect("row");
+    assert_eq!(c3.disposition, "transferred");
+    assert_eq!(rows.len(), 451);
+}

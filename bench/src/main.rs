@@ -17,7 +17,9 @@
 //! server.
 
 mod procfs;
+#[allow(dead_code)]
 mod rx;
+#[allow(dead_code)]
 mod sip;
 
 use std::net::{SocketAddr, UdpSocket};

@@ -27,18 +27,80 @@ pub struct Control {
     pub stop: AtomicBool,
     /// Shared-socket mode: server RTP source port → stream index (`u32::MAX` = unknown).
     pub port_map: Vec<AtomicU32>,
+    /// Per stream: what a pressed key is waiting for (`phone-load`); empty
+    /// when nobody presses keys.
+    pub actions: Vec<ActionSlot>,
 }
 
 impl Control {
     /// Fresh control block.
     pub fn new() -> Arc<Control> {
+        Control::with_actions(0)
+    }
+
+    /// Fresh control block with an [`ActionSlot`] for each of `streams` streams.
+    pub fn with_actions(streams: usize) -> Arc<Control> {
         Arc::new(Control {
             win_start: AtomicU64::new(u64::MAX),
             win_end: AtomicU64::new(u64::MAX),
             stop: AtomicBool::new(false),
             port_map: (0..65_536).map(|_| AtomicU32::new(u32::MAX)).collect(),
+            actions: (0..streams).map(|_| ActionSlot::default()).collect(),
         })
     }
+}
+
+/// A key's action as the caller hears it: ringback's media clock sets the
+/// RTP marker bit on the first packet of every prompt it starts (a new
+/// talkspurt), so the first marked packet that arrives after the key's
+/// first event packet left is the answer to the key. The sender arms the
+/// slot; a receiver fills it; the driver reads and disarms it.
+#[derive(Default)]
+pub struct ActionSlot {
+    /// When the key's first RFC 4733 packet was handed to the kernel
+    /// (CLOCK_REALTIME ns); 0 = not armed.
+    pub armed_ns: AtomicU64,
+    /// Kernel arrival time of the first marked packet after `armed_ns`
+    /// (CLOCK_REALTIME ns); 0 = none yet.
+    pub at_ns: AtomicU64,
+    /// The first 8 payload bytes of that packet, big-endian: which prompt
+    /// started.
+    pub head: AtomicU64,
+}
+
+impl ActionSlot {
+    /// Arm for a key whose first packet leaves at `tx_ns`.
+    pub fn arm(&self, tx_ns: u64) {
+        self.at_ns.store(0, Ordering::Relaxed);
+        self.head.store(0, Ordering::Relaxed);
+        self.armed_ns.store(tx_ns.max(1), Ordering::Release);
+    }
+
+    /// A packet with the marker bit arrived at `ts` with this payload.
+    fn on_marker(&self, ts: u64, payload: &[u8]) {
+        let armed = self.armed_ns.load(Ordering::Acquire);
+        if armed == 0 || ts < armed || self.at_ns.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let mut head = [0u8; 8];
+        let n = payload.len().min(8);
+        head[..n].copy_from_slice(&payload[..n]);
+        self.head.store(u64::from_be_bytes(head), Ordering::Relaxed);
+        self.at_ns.store(ts, Ordering::Release);
+    }
+}
+
+/// An RTP packet's payload (after CSRCs and a header extension), or empty.
+pub fn rtp_payload(pkt: &[u8]) -> &[u8] {
+    let Some(&b0) = pkt.first() else { return &[] };
+    let mut off = 12 + 4 * usize::from(b0 & 0x0f);
+    if b0 & 0x10 != 0 {
+        let words = pkt
+            .get(off + 2..off + 4)
+            .map_or(0, |w| usize::from(u16::from_be_bytes([w[0], w[1]])));
+        off += 4 + 4 * words;
+    }
+    pkt.get(off..).unwrap_or(&[])
 }
 
 /// Per-stream measurements.
@@ -284,6 +346,11 @@ pub fn run(
                         res.other += 1;
                         continue;
                     };
+                    if pkt[1] & 0x80 != 0 {
+                        if let Some(slot) = ctl.actions.get(stream) {
+                            slot.on_marker(ts, rtp_payload(pkt));
+                        }
+                    }
                     let in_win = ts >= win_start && ts < win_end;
                     if st.seen {
                         let prev_in = st.last_ns >= win_start && st.last_ns < win_end;

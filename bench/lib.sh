@@ -17,6 +17,33 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
 }
 
+# bench_setup NAME BINARY...: build the release binaries (unless SKIP_BUILD),
+# check that BINARY... exist, raise the open-files limit, make WORK
+# (/tmp/ringback-NAME.XXXXXX) and clean up on exit: stop SRV_PID, drop our
+# lock, remove WORK (KEEP_WORK=1 keeps it).
+bench_setup() {
+  local name="$1" b
+  shift
+  if [[ -z "${SKIP_BUILD:-}" ]]; then
+    (cd "$REPO" && CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$REPO/target}" cargo build --release -p ringback -p ringback-bench)
+  fi
+  for b in "$@"; do
+    [[ -x "$b" ]] || { echo "missing $b (build first)" >&2; exit 1; }
+  done
+  ulimit -n "$(ulimit -Hn)"
+  WORK="$(mktemp -d "/tmp/ringback-$name.XXXXXX")"
+  SRV_PID=""
+  HAVE_LOCK=""
+  trap bench_cleanup EXIT
+  trap 'exit 130' INT TERM
+}
+
+bench_cleanup() {
+  stop_pid "$SRV_PID"
+  [[ -z "${HAVE_LOCK:-}" ]] || rm -f "$LOCK_MINE"
+  if [[ -n "${KEEP_WORK:-}" ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
+}
+
 # Whole-machine busy CPU % over 2 s (100 = one core).
 busy_pct() {
   local a b
@@ -70,7 +97,7 @@ start_bench_server() {
     tail -20 "$SRV_DIR/stderr" >&2
     exit 1
   fi
-  echo "ringback pid $SRV_PID sip=$SIP api=$API (${ready##*startup_ms=} ms start-up)"
+  echo "ringback pid $SRV_PID sip=$SIP api=$API ($(sed -n 's/.*startup_ms=\([0-9.]*\).*/\1/p' <<<"$ready") ms start-up)"
 }
 
 # Start `ringback serve` on the benchmark config with ringback's default

@@ -52,39 +52,19 @@ source "$HERE/lock.sh"
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-  (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p ringback -p ringback-bench)
-fi
-for b in "$RINGBACK" "$PHONE_LOAD" "$UDP_FLOOR" "$REPORT"; do
-  [[ -x "$b" ]] || { echo "missing $b (build first)" >&2; exit 1; }
-done
 # udp-floor sends from 10,000 sockets; the server holds one per call leg.
-ulimit -n "$(ulimit -Hn)"
-
-WORK="$(mktemp -d /tmp/ringback-phone.XXXXXX)"
-SRV_PID=""
-HAVE_LOCK=""
-cleanup() {
-  stop_pid "$SRV_PID"
-  [[ -n "$HAVE_LOCK" ]] && rm -f "$LOCK_MINE"
-  if [[ -n "${KEEP_WORK:-}" ]]; then echo "kept $WORK"; else rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup phone "$RINGBACK" "$PHONE_LOAD" "$UDP_FLOOR" "$REPORT"
 
 LABEL="ringback $(git -C "$REPO" describe --always --dirty 2>/dev/null || echo unknown)"
 PASSWORD="bench-agent-$RANDOM$RANDOM"
 
-lock() { wait_for_other_lock; wait_quiet; touch "$LOCK_MINE"; HAVE_LOCK=1; }
-unlock() { rm -f "$LOCK_MINE"; HAVE_LOCK=""; }
-
 # ---------------------------------------------------------------- the floor
 if [[ -z "${SKIP_FLOOR:-}" || ! -s "$RESULTS/phone-floor.json" ]]; then
   echo "=== machine floor: udp-floor (sendto from 10,000 sockets, sendmmsg, 1 ms timer) ==="
-  lock
+  take_lock
   timeout --signal=TERM $(( FLOOR_SECS * 3 + 60 )) "$UDP_FLOOR" --mode all --secs "$FLOOR_SECS" \
     --out "$RESULTS/phone-floor.json"
-  unlock
+  drop_lock
 fi
 
 # ---------------------------------------------------------------- talking callers
@@ -98,7 +78,7 @@ password = \"$PASSWORD\"
 queues = [\"operator\"]
 "
   done
-  lock
+  take_lock
   serve_args="" log_level="warn" log_arg=()
   if [[ "${SERVER_COUNTERS:-1}" != 0 ]]; then
     serve_args="--log-format json" log_level="warn,ringback::call=info"
@@ -117,7 +97,7 @@ queues = [\"operator\"]
     --prompts "$REPO/prompts" --floor "$RESULTS/phone-floor.json" "${log_arg[@]}" \
     --label "$LABEL" --out "$RESULTS/phone-$n.json" || status=$?
   stop_pid "$SRV_PID"; SRV_PID=""
-  unlock
+  drop_lock
   if [[ $status -ne 0 ]]; then
     echo "phone-load failed for $n callers (exit $status); server log tail:" >&2
     grep -v '"call ended"\|"answered"\|"digit"\|"ringing agent"' "$SRV_DIR/stderr" | tail -20 >&2 || true

@@ -48,24 +48,7 @@ source "$HERE/lock.sh"
 # shellcheck source=bench/lib.sh
 source "$HERE/lib.sh"
 
-if [[ -z "${SKIP_BUILD:-}" ]]; then
-  (cd "$REPO" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release -p ringback -p ringback-bench)
-fi
-for b in "$RINGBACK" "$LOAD" "$IVR_LOAD" "$REPORT"; do
-  [[ -x "$b" ]] || { echo "missing $b (build first)" >&2; exit 1; }
-done
-ulimit -n "$(ulimit -Hn)"
-
-WORK="$(mktemp -d /tmp/ringback-webrtc.XXXXXX)"
-SRV_PID=""
-HAVE_LOCK=""
-cleanup() {
-  stop_pid "$SRV_PID"
-  [[ -n "$HAVE_LOCK" ]] && rm -f "$LOCK_MINE"
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_setup webrtc "$RINGBACK" "$LOAD" "$IVR_LOAD" "$REPORT"
 
 # The public /call page needs a public number and a rate limit no step reaches.
 WEBRTC_TOML='[webrtc]
@@ -74,9 +57,7 @@ calls_per_minute_per_ip = 1000000'
 
 for n in $LEGS; do
   echo "== $n browser legs"
-  wait_for_other_lock
-  wait_quiet
-  touch "$LOCK_MINE"; HAVE_LOCK=1
+  take_lock
   EXTRA_TOML="$WEBRTC_TOML" start_bench_server "webrtc-$n"
   sleep 1
   limit=$(( n / RATE + WINDOW + SETTLE + 60 ))
@@ -87,10 +68,8 @@ for n in $LEGS; do
   stop_pid "$SRV_PID"; SRV_PID=""
   if [[ -n "${COMPARE:-}" ]]; then
     echo "== $n SIP callers with SDES-SRTP (ivr-load --srtp), for comparison"
-    rm -f "$LOCK_MINE"; HAVE_LOCK=""
-    wait_for_other_lock
-    wait_quiet
-    touch "$LOCK_MINE"; HAVE_LOCK=1
+    drop_lock
+    take_lock
     start_bench_server "srtp-$n"
     sleep 1
     timeout $(( n / 500 + WINDOW + SETTLE + 60 )) "$IVR_LOAD" --server "$SIP" --pid "$SRV_PID" \
@@ -98,6 +77,6 @@ for n in $LEGS; do
       --out "$RESULTS/srtp-ivr-$n-cmp.json" || echo "  ivr-load exited with $?"
     stop_pid "$SRV_PID"; SRV_PID=""
   fi
-  rm -f "$LOCK_MINE"; HAVE_LOCK=""
+  drop_lock
 done
 "$REPORT" "$RESULTS" "$HERE/README.md"

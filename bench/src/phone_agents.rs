@@ -28,14 +28,7 @@ pub enum LegState {
         answer_at: Instant,
     },
     /// 200 sent (retransmitted until the ACK).
-    Answered {
-        /// First 200.
-        first: Instant,
-        /// Last retransmission.
-        last: Instant,
-        /// 200s sent.
-        sends: u32,
-    },
+    Answered(Resend),
     /// Talking; our RTP stops at `bye_at`, the BYE follows 60 ms later.
     Talking {
         /// When the agent hangs up.
@@ -47,14 +40,7 @@ pub enum LegState {
         at: Instant,
     },
     /// BYE sent, waiting for its 200.
-    Byeing {
-        /// First BYE.
-        first: Instant,
-        /// Last retransmission.
-        last: Instant,
-        /// BYEs sent.
-        sends: u32,
-    },
+    Byeing(Resend),
     /// The agent hung up and the server said 200.
     Done,
     /// The server hung up (the caller left).
@@ -63,6 +49,47 @@ pub enum LegState {
     Cancelled,
     /// Something went wrong (no ACK, no answer to BYE, no PCMU offered).
     Failed(String),
+}
+
+/// RFC 3261 retransmission of a message until its answer: T1, doubling to
+/// 4 s, given up after 16 s.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Resend {
+    first: Instant,
+    last: Instant,
+    sends: u32,
+}
+
+/// What a [`Resend`] timer says now.
+enum Retry {
+    Wait,
+    Resend,
+    GiveUp,
+}
+
+impl Resend {
+    /// Sent once, now.
+    fn now() -> Resend {
+        let now = Instant::now();
+        Resend {
+            first: now,
+            last: now,
+            sends: 1,
+        }
+    }
+
+    /// Whether to send again (and count it) or give up.
+    fn check(&mut self, now: Instant) -> Retry {
+        if now - self.first > GIVE_UP {
+            Retry::GiveUp
+        } else if now - self.last >= T1 * (1 << (self.sends - 1).min(3)) {
+            self.last = now;
+            self.sends += 1;
+            Retry::Resend
+        } else {
+            Retry::Wait
+        }
+    }
 }
 
 /// One INVITE from ringback to an agent.
@@ -92,6 +119,12 @@ pub enum AgentEvent {
         /// Kernel arrival time, CLOCK_REALTIME ns.
         at_ns: u64,
     },
+    /// An agent answered this caller: from now on the caller hears the
+    /// agent's packets relayed by ringback.
+    Answered {
+        /// Caller's call index, if ours.
+        caller: Option<usize>,
+    },
 }
 
 /// All agent stand-ins.
@@ -111,13 +144,13 @@ pub struct Agents {
     pub strays: u64,
     /// Our retransmissions (200 and BYE).
     pub retransmissions: u64,
-    /// Calls from the X-Ringback-Call-Id header to a caller index.
-    caller_of: Box<dyn Fn(&str) -> Option<usize>>,
+    /// The callers' Call-ID prefix (`X-Ringback-Call-Id` → caller index).
+    run: String,
 }
 
 impl Agents {
     /// Register `n` agents `{prefix}{i}` (all with `password`) with `server`.
-    /// `caller_of` maps a caller's Call-ID to its index.
+    /// `run` is the callers' Call-ID prefix ([`crate::sip::Uac::run_id`]).
     pub fn register_all(
         server: SocketAddr,
         prefix: &str,
@@ -125,7 +158,7 @@ impl Agents {
         password: &str,
         answer_after: Duration,
         talk: (f64, f64),
-        caller_of: Box<dyn Fn(&str) -> Option<usize>>,
+        run: String,
     ) -> std::io::Result<Agents> {
         let mut phone = Phone::new()?;
         let mut ids = Vec::with_capacity(n);
@@ -154,7 +187,7 @@ impl Agents {
             register_failures,
             strays: 0,
             retransmissions: 0,
-            caller_of,
+            run,
         })
     }
 
@@ -209,7 +242,7 @@ impl Agents {
                 None => self.on_response(&m),
             }
         }
-        self.timers(media);
+        self.timers(media, events);
     }
 
     fn on_request(
@@ -258,7 +291,7 @@ impl Agents {
                 };
                 let caller = m
                     .get("x-ringback-call-id")
-                    .and_then(|c| (self.caller_of)(c));
+                    .and_then(|c| crate::sip::call_index(&self.run, c));
                 events.push(AgentEvent::Invited { caller, at_ns });
                 let contact = format!("sip:{user}@{}", self.phone.local);
                 let tag = format!("ag{agent}-{}", at_ns & 0xffff_ffff);
@@ -286,7 +319,7 @@ impl Agents {
             }
             "ACK" => {
                 if let Some(leg) = self.legs.get_mut(&call_id) {
-                    if let LegState::Answered { .. } = leg.state {
+                    if let LegState::Answered(_) = leg.state {
                         let (lo, hi) = self.talk;
                         let secs = lo + (hi - lo).max(0.0) * rand::random::<f64>();
                         leg.state = LegState::Talking {
@@ -295,7 +328,7 @@ impl Agents {
                     }
                 }
             }
-            "CANCEL" => {
+            "CANCEL" | "BYE" => {
                 let Some(leg) = self.legs.get_mut(&call_id) else {
                     self.strays += 1;
                     self.phone.send(
@@ -311,31 +344,19 @@ impl Agents {
                 };
                 self.phone
                     .send(&m.response(200, "OK", &leg.tag, &leg.contact), src);
-                if let LegState::Ringing { .. } = leg.state {
-                    self.phone.send(
-                        &leg.invite
-                            .response(487, "Request Terminated", &leg.tag, &leg.contact),
-                        leg.src,
-                    );
-                    leg.state = LegState::Cancelled;
+                if method == "CANCEL" {
+                    // The caller gave up while the phone rang.
+                    if let LegState::Ringing { .. } = leg.state {
+                        self.phone.send(
+                            &leg.invite
+                                .response(487, "Request Terminated", &leg.tag, &leg.contact),
+                            leg.src,
+                        );
+                        leg.state = LegState::Cancelled;
+                    }
+                    return;
                 }
-            }
-            "BYE" => {
-                let Some(leg) = self.legs.get_mut(&call_id) else {
-                    self.strays += 1;
-                    self.phone.send(
-                        &m.response(
-                            481,
-                            "Call/Transaction Does Not Exist",
-                            "x",
-                            "sip:x@127.0.0.1",
-                        ),
-                        src,
-                    );
-                    return;
-                };
-                self.phone
-                    .send(&m.response(200, "OK", &leg.tag, &leg.contact), src);
+                // BYE: the caller hung up.
                 if let Some(id) = leg.stream {
                     media.stop(id);
                 }
@@ -362,7 +383,7 @@ impl Agents {
             return;
         };
         if m.cseq_method() == "BYE" && m.status().is_some_and(|s| s >= 200) {
-            if let LegState::Byeing { .. } = leg.state {
+            if let LegState::Byeing(_) = leg.state {
                 // 481: the server had ended the call already (glare).
                 leg.state = match m.status() {
                     Some(200..=299) | Some(481) => LegState::Done,
@@ -372,7 +393,7 @@ impl Agents {
         }
     }
 
-    fn timers(&mut self, media: &mut Media) {
+    fn timers(&mut self, media: &mut Media, events: &mut Vec<AgentEvent>) {
         let now = Instant::now();
         for leg in self.legs.values_mut() {
             match leg.state.clone() {
@@ -409,30 +430,27 @@ impl Agents {
                         Some(("application/sdp", &sdp)),
                     );
                     self.phone.send(&leg.answer, leg.src);
-                    // A phone starts its audio with the 200.
+                    // A phone starts its audio with the 200; what it hears
+                    // from now on is the caller's audio, relayed.
                     media.start(id, dest, leg.dtmf_pt);
-                    leg.state = LegState::Answered {
-                        first: now,
-                        last: now,
-                        sends: 1,
-                    };
+                    media.set_relayed(id);
+                    events.push(AgentEvent::Answered { caller: leg.caller });
+                    leg.state = LegState::Answered(Resend::now());
                 }
-                LegState::Answered { first, last, sends } => {
-                    if now - first > GIVE_UP {
+                LegState::Answered(mut t) => match t.check(now) {
+                    Retry::GiveUp => {
                         if let Some(id) = leg.stream {
                             media.stop(id);
                         }
                         leg.state = LegState::Failed("no ACK for 200".into());
-                    } else if now - last >= T1 * (1 << (sends - 1).min(3)) {
+                    }
+                    Retry::Resend => {
                         self.phone.send(&leg.answer, leg.src);
                         self.retransmissions += 1;
-                        leg.state = LegState::Answered {
-                            first,
-                            last: now,
-                            sends: sends + 1,
-                        };
+                        leg.state = LegState::Answered(t);
                     }
-                }
+                    Retry::Wait => {}
+                },
                 LegState::Talking { bye_at } if now >= bye_at => {
                     if let Some(id) = leg.stream {
                         media.stop(id);
@@ -445,25 +463,17 @@ impl Agents {
                 }
                 LegState::Stopping { at } if now >= at => {
                     self.phone.send(&bye(leg, self.phone.local), leg.src);
-                    leg.state = LegState::Byeing {
-                        first: now,
-                        last: now,
-                        sends: 1,
-                    };
+                    leg.state = LegState::Byeing(Resend::now());
                 }
-                LegState::Byeing { first, last, sends } => {
-                    if now - first > GIVE_UP {
-                        leg.state = LegState::Failed("BYE timeout".into());
-                    } else if now - last >= T1 * (1 << (sends - 1).min(3)) {
+                LegState::Byeing(mut t) => match t.check(now) {
+                    Retry::GiveUp => leg.state = LegState::Failed("BYE timeout".into()),
+                    Retry::Resend => {
                         self.phone.send(&bye(leg, self.phone.local), leg.src);
                         self.retransmissions += 1;
-                        leg.state = LegState::Byeing {
-                            first,
-                            last: now,
-                            sends: sends + 1,
-                        };
+                        leg.state = LegState::Byeing(t);
                     }
-                }
+                    Retry::Wait => {}
+                },
                 _ => {}
             }
         }

@@ -278,7 +278,15 @@ impl Callers {
             self.on_change(i, media);
         }
         for ev in agent_events.drain(..) {
-            let AgentEvent::Invited { caller, at_ns } = ev;
+            let (caller, at_ns) = match ev {
+                AgentEvent::Invited { caller, at_ns } => (caller, at_ns),
+                AgentEvent::Answered { caller } => {
+                    if let Some(c) = caller.and_then(|c| self.calls.get(c)) {
+                        media.set_relayed(c.stream);
+                    }
+                    continue;
+                }
+            };
             let Some(c) = caller.and_then(|c| self.calls.get_mut(c)) else {
                 continue;
             };

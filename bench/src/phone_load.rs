@@ -21,6 +21,7 @@
 
 #[allow(dead_code)]
 mod common;
+mod pacer;
 mod phone_agents;
 mod phone_calls;
 mod phone_media;
@@ -116,26 +117,41 @@ fn prompt_heads(dir: Option<&str>) -> PromptHeads {
     heads
 }
 
-/// Wait up to `wait` for SIP on either socket, then handle everything.
-fn pump(callers: &mut Callers, agents: &mut Agents, media: &mut Media, wait: Duration) {
-    let mut fds = [
-        libc::pollfd {
-            fd: callers.uac.fd(),
+/// The phones: callers, agent stand-ins and their media.
+struct Phones {
+    callers: Callers,
+    agents: Agents,
+    media: Media,
+    last_report: Instant,
+}
+
+impl Phones {
+    /// Wait up to 1 ms for SIP on either socket, then handle everything
+    /// that is due; every 2 s a progress line on stderr.
+    fn pump(&mut self, phase: &str) {
+        let mut fds = [self.callers.uac.fd(), self.agents.fd()].map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        },
-        libc::pollfd {
-            fd: agents.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: two valid pollfds.
-    unsafe { libc::poll(fds.as_mut_ptr(), 2, wait.as_millis() as i32) };
-    callers.uac.poll(Duration::ZERO);
-    let mut events = Vec::new();
-    agents.poll(media, &mut events);
-    callers.step(media, &mut events);
+        });
+        // SAFETY: two valid pollfds.
+        unsafe { libc::poll(fds.as_mut_ptr(), 2, 1) };
+        self.callers.uac.poll(Duration::ZERO);
+        let mut events = Vec::new();
+        self.agents.poll(&mut self.media, &mut events);
+        self.callers.step(&mut self.media, &mut events);
+        if self.last_report.elapsed() >= Duration::from_secs(2) {
+            self.last_report = Instant::now();
+            eprintln!(
+                "  {phase}: {} calls placed, {} up, {} keys, {} agent legs ({} open)",
+                self.callers.calls.len(),
+                self.callers.up(),
+                self.callers.keys.len(),
+                self.agents.legs.len(),
+                self.agents.pending()
+            );
+        }
+    }
 }
 
 fn main() {
@@ -212,26 +228,15 @@ fn main() {
     let sockets = Arc::new(sockets);
     let fds: Arc<Vec<RawFd>> = Arc::new(sockets.iter().map(|s| s.as_raw_fd()).collect());
     let ctl = rx::Control::with_actions(capacity);
-    let shards: Vec<rx::Shard> = (0..rx_threads)
-        .map(|_| rx::Shard::new().expect("epoll"))
-        .collect();
-    for (j, fd) in fds.iter().enumerate() {
-        shards[j % shards.len()]
-            .add(*fd, j as u64)
-            .expect("epoll_ctl");
-    }
-    let receivers: Vec<_> = shards
-        .iter()
-        .enumerate()
-        .map(|(t, sh)| {
-            let nap = Duration::from_secs_f64(nap_ms / 1000.0);
-            let (epfd, fds, ctl) = (sh.fd(), Arc::clone(&fds), Arc::clone(&ctl));
-            std::thread::Builder::new()
-                .name(format!("rtp-rx-{t}"))
-                .spawn(move || rx::run(epfd, fds, rx::Mode::Shared, capacity, ctl, nap))
-                .expect("spawn a receiver")
-        })
-        .collect();
+    let nap = Duration::from_secs_f64(nap_ms / 1000.0);
+    let (shards, receivers) = rx::spawn(
+        Arc::clone(&fds),
+        rx_threads,
+        rx::Mode::Shared,
+        capacity,
+        &ctl,
+        nap,
+    );
     let (tx_cmd, tx_rx) = std::sync::mpsc::channel();
     let sender = {
         let (socks, ctl) = (Arc::clone(&sockets), Arc::clone(&ctl));
@@ -240,20 +245,19 @@ fn main() {
             .spawn(move || phone_tx::send_loop(tx_rx, socks, ctl, capacity))
             .expect("spawn the sender")
     };
-    let mut media = Media::new(tx_cmd, Arc::clone(&ctl), &sockets, capacity);
+    let media = Media::new(tx_cmd, Arc::clone(&ctl), &sockets, capacity);
 
     // SIP: the callers' UAC and the agents.
     let uac = sip::Uac::new(server, &number, &[]).expect("SIP socket");
-    let run = uac.run_id();
     let reg_start = Instant::now();
-    let mut agents = Agents::register_all(
+    let agents = Agents::register_all(
         server,
         args.get("agent-prefix").unwrap_or("pa"),
         if agent_slots > 0 { agents_n } else { 0 },
         &password,
         Duration::from_millis(args.num("answer-ms", 200)),
         talk,
-        Box::new(move |cid: &str| sip::call_index(&run, cid)),
+        uac.run_id(),
     )
     .expect("agent SIP socket");
     eprintln!(
@@ -268,10 +272,15 @@ fn main() {
             .unwrap_or_default()
     );
     let heads = prompt_heads(args.get("prompts"));
-    let mut callers = Callers::new(uac, slots, timing, server_ip, heads);
+    let mut p = Phones {
+        callers: Callers::new(uac, slots, timing, server_ip, heads),
+        agents,
+        media,
+        last_report: Instant::now(),
+    };
     let before = Snapshot::take(pid, api);
 
-    // Ramp up.
+    // Ramp up, then let the callers settle into their menus and queues.
     eprintln!(
         "phone-load: {n} callers at {rate}/s to {server} (number {number}); mix {}; {k} shared sockets",
         Behaviour::ALL
@@ -283,35 +292,15 @@ fn main() {
     );
     let t0 = Instant::now();
     let mut dialed = 0;
-    let mut last_report = Instant::now();
-    let report = |callers: &Callers, agents: &Agents, phase: &str| {
-        eprintln!(
-            "  {phase}: {} calls placed, {} up, {} keys, {} agent legs ({} open)",
-            callers.calls.len(),
-            callers.up(),
-            callers.keys.len(),
-            agents.legs.len(),
-            agents.pending()
-        );
-    };
     let ramp_deadline = t0 + Duration::from_secs_f64(n as f64 / rate + 30.0);
     loop {
         let due = ((t0.elapsed().as_secs_f64() * rate) as usize).min(n);
         while dialed < due {
-            callers.dial(dialed, &mut media);
+            p.callers.dial(dialed, &mut p.media);
             dialed += 1;
         }
-        pump(
-            &mut callers,
-            &mut agents,
-            &mut media,
-            Duration::from_millis(1),
-        );
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            report(&callers, &agents, "ramp");
-            last_report = Instant::now();
-        }
-        let first_calls_settled = callers.calls.len() >= n && callers.uac.pending() == 0;
+        p.pump("ramp");
+        let first_calls_settled = p.callers.calls.len() >= n && p.callers.uac.pending() == 0;
         if (dialed == n && first_calls_settled) || Instant::now() > ramp_deadline {
             break;
         }
@@ -319,12 +308,7 @@ fn main() {
     let ramp_s = t0.elapsed().as_secs_f64();
     let settle_until = Instant::now() + Duration::from_secs_f64(settle);
     while Instant::now() < settle_until {
-        pump(
-            &mut callers,
-            &mut agents,
-            &mut media,
-            Duration::from_millis(1),
-        );
+        p.pump("settle");
     }
 
     // Measurement window.
@@ -332,43 +316,26 @@ fn main() {
     let until = Instant::now() + Duration::from_secs_f64(window);
     let mut next_sample = Instant::now();
     while Instant::now() < until {
-        pump(
-            &mut callers,
-            &mut agents,
-            &mut media,
-            Duration::from_millis(1),
-        );
+        p.pump("window");
         if Instant::now() >= next_sample {
-            win.sample(callers.up());
+            win.sample(p.callers.up());
             next_sample += Duration::from_secs(1);
         }
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            report(&callers, &agents, "window");
-            last_report = Instant::now();
-        }
     }
-    win.end(callers.up(), &ctl);
+    win.end(p.callers.up(), &ctl);
 
     // Tear down: stop the audio, hang up, let the agents' legs end.
-    callers.tear_down(rate);
+    p.callers.tear_down(rate);
     let deadline = Instant::now() + Duration::from_secs_f64(n as f64 / rate + 30.0);
     loop {
-        pump(
-            &mut callers,
-            &mut agents,
-            &mut media,
-            Duration::from_millis(1),
-        );
-        let done = callers.scheduled() == 0 && callers.uac.pending() == 0 && agents.pending() == 0;
+        p.pump("teardown");
+        let done =
+            p.callers.scheduled() == 0 && p.callers.uac.pending() == 0 && p.agents.pending() == 0;
         if done || Instant::now() > deadline {
             break;
         }
-        if last_report.elapsed() >= Duration::from_secs(2) {
-            report(&callers, &agents, "teardown");
-            last_report = Instant::now();
-        }
     }
-    agents.hang_up_all(&mut media);
+    p.agents.hang_up_all(&mut p.media);
     ctl.stop.store(true, Ordering::SeqCst);
     let tx = sender.join().expect("sender thread");
     let rx: Vec<rx::RxResult> = receivers
@@ -382,9 +349,9 @@ fn main() {
 
     let ctx = phone_result::Run {
         args: &args,
-        callers: &callers,
-        agents: &agents,
-        media: &media,
+        callers: &p.callers,
+        agents: &p.agents,
+        media: &p.media,
         tx: &tx,
         rx: &rx,
         win: &win,

@@ -142,6 +142,14 @@ impl Media {
         let _ = self.tx.send(TxCmd::Key { id, event, ms });
     }
 
+    /// From now on the stream hears another phone through ringback's relay
+    /// (its jitter is counted apart from the media clock's).
+    pub fn set_relayed(&self, id: u32) {
+        if let Some(r) = self.ctl.relayed.get(id as usize) {
+            r.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// The key slot of a stream.
     pub fn action(&self, id: u32) -> Option<&crate::rx::ActionSlot> {
         self.ctl.actions.get(id as usize)

@@ -25,7 +25,7 @@ use std::net::SocketAddr;
 
 use serde_json::{json, Value};
 
-use crate::common::{metric, summary, Args, Http};
+use crate::common::{summary, Args};
 use crate::phone_agents::{Agents, LegState};
 use crate::phone_calls::{Callers, End, Timing};
 use crate::phone_media::{Kind, Media};
@@ -43,17 +43,8 @@ const METRICS: [&str; 5] = [
 ];
 
 fn scrape(api: Option<SocketAddr>) -> BTreeMap<&'static str, f64> {
-    let Some(api) = api else {
-        return BTreeMap::new();
-    };
-    let text = Http::connect(api)
-        .and_then(|mut h| h.call("GET", "/metrics", None, ""))
-        .map(|a| a.body)
-        .unwrap_or_default();
-    METRICS
-        .iter()
-        .filter_map(|&m| Some((m, metric(&text, m)?)))
-        .collect()
+    api.map(|a| crate::common::scrape(a, &METRICS))
+        .unwrap_or_default()
 }
 
 /// The server at one moment: counters and memory.
@@ -228,9 +219,8 @@ pub struct Run<'a> {
 struct Merged {
     rx_in_window: Vec<u64>,
     seq_lost: Vec<u64>,
-    hist: Vec<u64>,
-    overflow: u64,
-    max_ns: u64,
+    clock: rx::Jitter,
+    relayed: rx::Jitter,
     kernel_drops: u64,
     other: u64,
     cpu_s: f64,
@@ -240,19 +230,15 @@ fn merge(rx: &[RxResult], streams: usize) -> Merged {
     let mut m = Merged {
         rx_in_window: vec![0; streams],
         seq_lost: vec![0; streams],
-        hist: vec![0; rx::HIST_US + 1],
-        overflow: 0,
-        max_ns: 0,
+        clock: rx::Jitter::default(),
+        relayed: rx::Jitter::default(),
         kernel_drops: 0,
         other: 0,
         cpu_s: 0.0,
     };
     for r in rx {
-        for (h, x) in m.hist.iter_mut().zip(&r.hist) {
-            *h += x;
-        }
-        m.overflow += r.overflow;
-        m.max_ns = m.max_ns.max(r.max_ns);
+        m.clock.merge(&r.jitter);
+        m.relayed.merge(&r.relayed);
         m.kernel_drops += r.kernel_drops;
         m.other += r.other;
         m.cpu_s += r.cpu_s;
@@ -451,7 +437,15 @@ pub fn build(run: &Run) -> Value {
     let win = run.win;
     let secs = win.secs();
     let m = merge(run.rx, run.media.meta.len());
-    let p = |q| rx::percentile_ms(&m.hist, m.overflow, m.max_ns, q);
+    let mut all_jitter = m.clock.clone();
+    all_jitter.merge(&m.relayed);
+    let jitter = |j: &rx::Jitter| {
+        json!({
+            "p50": j.percentile_ms(0.5), "p99": j.percentile_ms(0.99),
+            "p999": j.percentile_ms(0.999), "max": j.max_ms(),
+            "intervals": j.hist.iter().sum::<u64>() + j.overflow,
+        })
+    };
     let server_sent: u64 = m.rx_in_window.iter().sum();
     let server_received = run.tx.packets_in_window;
     let cpu_s = win.server_cpu_s;
@@ -554,7 +548,9 @@ pub fn build(run: &Run) -> Value {
             "server_received_per_call": server_counts(run),
             "server_received_metric_window": metric_rx,
             "generator_sent_window": server_received,
-            "jitter_ms": { "p50": p(0.5), "p99": p(0.99), "p999": p(0.999), "max": m.max_ns as f64 / 1e6 },
+            "jitter_ms": jitter(&m.clock),
+            "jitter_relayed_ms": jitter(&m.relayed),
+            "jitter_all_ms": jitter(&all_jitter),
         },
         "keys": {
             "window": key_stats(&in_win),

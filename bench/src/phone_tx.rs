@@ -19,8 +19,8 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
+use crate::pacer::Pacer;
 use crate::procfs;
 use crate::rx::Control;
 
@@ -218,19 +218,9 @@ pub fn send_loop(
     let mut phases: Vec<Vec<Vec<u32>>> = vec![vec![Vec::new(); k]; PHASES];
     let mut bufs: Vec<[u8; PACKET]> = Vec::new();
     let mut to_arm: Vec<u32> = Vec::new();
-    let mut late_us: Vec<u32> = Vec::with_capacity(1 << 20);
-    let start = Instant::now();
-    let mut tick: u64 = 0;
+    let mut pacer = Pacer::new(1 << 20);
     while !ctl.stop.load(Ordering::Relaxed) {
-        let due = start + Duration::from_millis(tick);
-        let now = Instant::now();
-        if now < due {
-            std::thread::sleep(due - now);
-        }
-        if late_us.len() < late_us.capacity() {
-            let late = Instant::now().saturating_duration_since(due).as_micros();
-            late_us.push(late.min(u128::from(u32::MAX)) as u32);
-        }
+        let tick = pacer.wait();
         while let Ok(cmd) = cmds.try_recv() {
             match cmd {
                 TxCmd::Add(s) => {
@@ -368,12 +358,8 @@ pub fn send_loop(
                 }
             }
         }
-        tick += 1;
     }
-    late_us.sort_unstable();
-    let p99 = ((late_us.len() as f64 * 0.99) as usize).min(late_us.len().saturating_sub(1));
-    res.late_p99_ms = late_us.get(p99).map_or(0.0, |&u| f64::from(u) / 1000.0);
-    res.late_max_ms = late_us.last().map_or(0.0, |&u| f64::from(u) / 1000.0);
+    (res.late_p99_ms, res.late_max_ms) = pacer.lateness_ms();
     res.cpu_s = procfs::thread_cpu_seconds();
     res
 }

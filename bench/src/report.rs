@@ -39,6 +39,21 @@ fn sockets(v: &Value) -> String {
     }
 }
 
+/// Every `PREFIX*.json` in `dir` that parses.
+fn read_runs(dir: &str, prefix: &str) -> Vec<Value> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with(prefix) && n.ends_with(".json")
+                })
+                .filter_map(|e| read_json(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn read_json(path: &Path) -> Option<Value> {
     std::fs::read_to_string(path)
         .ok()
@@ -47,17 +62,7 @@ fn read_json(path: &Path) -> Option<Value> {
 
 /// `webrtc-*.json` (`webrtc-load`): one row per number of browser legs.
 fn webrtc_table(md: &mut String, dir: &str) {
-    let mut runs: Vec<Value> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("webrtc-") && n.ends_with(".json")
-                })
-                .filter_map(|e| read_json(&e.path()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut runs: Vec<Value> = read_runs(dir, "webrtc-");
     if runs.is_empty() {
         return;
     }
@@ -111,18 +116,10 @@ fn webrtc_table(md: &mut String, dir: &str) {
 /// `phone-*.json` (`phone-load`, `bench/phone.sh`): one row per level of
 /// talking callers, then issue 16's targets beside what was measured.
 fn phone_tables(md: &mut String, dir: &str) {
-    let mut runs: Vec<Value> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("phone-") && n.ends_with(".json") && n != "phone-floor.json"
-                })
-                .filter_map(|e| read_json(&e.path()))
-                .filter(|v| s(v, &["benchmark"]) == "phone-like-callers")
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut runs: Vec<Value> = read_runs(dir, "phone-")
+        .into_iter()
+        .filter(|v| s(v, &["benchmark"]) == "phone-like-callers")
+        .collect();
     if runs.is_empty() {
         return;
     }
@@ -133,7 +130,7 @@ fn phone_tables(md: &mut String, dir: &str) {
     );
     let _ = writeln!(
         md,
-        "| talking callers | calls placed (failed) | server → callers | callers → server (server's count) | server → agents / agents → server | jitter p50 / p99 / max | key → action p50 / p99 (keys) | zero-out → agent INVITE p50 / p99 | server CPU | CPU per packet (packets/s) | **× floor** (sendmmsg floor; with timer wake-ups) | RSS/call | generator CPU (its packets vs nominal) | other procs CPU |"
+        "| talking callers | calls placed (failed) | server → callers | callers → server (server's count) | server → agents / agents → server | jitter p50 / p99 / max (relayed p99) | key → action p50 / p99 (keys) | zero-out → agent INVITE p50 / p99 | server CPU | CPU per packet (packets/s) | **× floor** (sendmmsg floor; with timer wake-ups) | RSS/call | generator CPU (its packets vs nominal) | other procs CPU |"
     );
     let _ = writeln!(
         md,
@@ -142,17 +139,18 @@ fn phone_tables(md: &mut String, dir: &str) {
     for v in &runs {
         let _ = writeln!(
             md,
-            "| {} | {} ({}) | {:.3} % | {:.3} % | {:.3} % / {:.3} % | {:.3} / {:.3} / {:.2} ms | {:.1} / {:.1} ms ({}) | {:.1} / {:.1} ms | {:.0} % | {:.2} µs ({:.0}) | **{:.2}** ({:.2}; {:.2}) | {:.1} KiB | {:.0} % ({:.2} %) | {:.0} % |",
+            "| {} | {} ({}) | {} | {} | {} / {} | {:.3} / {:.3} / {:.2} ms ({:.2} ms) | {:.1} / {:.1} ms ({}) | {:.1} / {:.1} ms | {:.0} % | {:.2} µs ({:.0}) | **{:.2}** ({:.2}; {:.2}) | {:.1} KiB | {:.0} % ({:.2} %) | {:.0} % |",
             s(v, &["params", "callers"]),
             s(v, &["calls", "placed"]),
             f(v, &["calls", "failed"]) + f(v, &["agents", "failed"]),
-            f(v, &["rtp", "callers", "received_pct"]),
-            f(v, &["rtp", "server_received_per_call", "received_pct"]),
-            f(v, &["rtp", "agents", "received_pct"]),
-            f(v, &["rtp", "agents", "sent_pct"]),
+            pct3(f(v, &["rtp", "callers", "received_pct"])),
+            pct3(f(v, &["rtp", "server_received_per_call", "received_pct"])),
+            pct3(f(v, &["rtp", "agents", "received_pct"])),
+            pct3(f(v, &["rtp", "agents", "sent_pct"])),
             f(v, &["rtp", "jitter_ms", "p50"]),
             f(v, &["rtp", "jitter_ms", "p99"]),
             f(v, &["rtp", "jitter_ms", "max"]),
+            f(v, &["rtp", "jitter_relayed_ms", "p99"]),
             f(v, &["keys", "window", "to_action_ms", "p50"]),
             f(v, &["keys", "window", "to_action_ms", "p99"]),
             s(v, &["keys", "window", "pressed"]),
@@ -174,7 +172,7 @@ fn phone_tables(md: &mut String, dir: &str) {
     let floor = read_json(&Path::new(dir).join("phone-floor.json")).unwrap_or(Value::Null);
     let _ = writeln!(
         md,
-        "\nWindow {:.0} s; mix (% of callers) browse {:.0} / listen {:.0} / agent {:.0} / early {:.0}; calls placed at {} per second. Packets are for the streams that sent all window long (server → callers: what the callers received against 50/s; callers → server: what ringback counted per call against what the caller sent, for the calls the callers hung up). Key → action: the key's first RFC 4733 packet leaving → the first packet of the prompt that answers it (marker bit; the prompt is identified by its first bytes) or the agent's INVITE, whichever comes first. CPU per packet = server CPU seconds / (packets it sent + received) in the window; × floor = that CPU against the floor's cost of the same packets ({}).\n",
+        "\nWindow {:.0} s; mix (% of callers) browse {:.0} / listen {:.0} / agent {:.0} / early {:.0}; calls placed at {} per second. Packets are for the streams that sent all window long (server → callers: what the callers received against 50/s; callers → server: what ringback counted per call against what the caller sent, for the calls the callers hung up; agents: their legs against 50/s, – when no leg lasted the window). Jitter is |inter-arrival − 20 ms| of the packets ringback's media clock sends (prompts, music); relayed: what a caller talking to an agent, or the agent, hears through ringback's relay (the other phone's timing included). Key → action: the key's first RFC 4733 packet leaving → the first packet of the prompt that answers it (marker bit; the prompt is identified by its first bytes) or the agent's INVITE, whichever comes first. CPU per packet = server CPU seconds / (packets it sent + received) in the window; × floor = that CPU against the floor's cost of the same packets ({}).\n",
         f(first, &["params", "window_s"]),
         f(first, &["params", "mix_pct", "browse"]),
         f(first, &["params", "mix_pct", "listen"]),
@@ -195,6 +193,15 @@ fn phone_tables(md: &mut String, dir: &str) {
         }
     );
     phone_targets(md, &runs);
+}
+
+/// A percentage with three decimals, or "–" where nothing was measured.
+fn pct3(x: f64) -> String {
+    if x.is_nan() {
+        "–".into()
+    } else {
+        format!("{x:.3} %")
+    }
 }
 
 /// A level is clean at ≥ 99.9 % of packets both ways and no failed call.
@@ -288,17 +295,7 @@ fn phone_targets(md: &mut String, runs: &[Value]) {
 
 /// `callback-*.json`: one row per store.
 fn callback_tables(md: &mut String, dir: &str) {
-    let mut runs: Vec<Value> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("callback-") && n.ends_with(".json")
-                })
-                .filter_map(|e| read_json(&e.path()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut runs: Vec<Value> = read_runs(dir, "callback-");
     if runs.is_empty() {
         return;
     }
@@ -538,18 +535,7 @@ fn main() {
         eprintln!("usage: bench-report RESULTS_DIR README.md");
         std::process::exit(2);
     };
-    let mut ivr: Vec<Value> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("ivr-") && n.ends_with(".json")
-                })
-                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                .filter_map(|t| serde_json::from_str(&t).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut ivr: Vec<Value> = read_runs(&dir, "ivr-");
     ivr.sort_by(|a, b| f(a, &["params", "calls"]).total_cmp(&f(b, &["params", "calls"])));
     let rate: Option<Value> = std::fs::read_to_string(Path::new(&dir).join("callrate.json"))
         .ok()

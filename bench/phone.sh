@@ -16,6 +16,8 @@
 #   KEY_MS=100            how long a key is held
 #   SOCKETS=shared:16     the generator's RTP sockets (shared by all phones)
 #   RX_THREADS=2          the generator's receiver threads
+#   TX_RT_PRIORITY=0      >0: the generator's sender runs SCHED_FIFO at this
+#                         priority (below the server's media clocks, 10)
 #   FLOOR_SECS=5          udp-floor seconds per mode; SKIP_FLOOR=1 reuses
 #                         results/phone-floor.json
 #   SERVER_COUNTERS=1     the server logs each call's RTP counters (JSON log,
@@ -94,6 +96,7 @@ queues = [\"operator\"]
     --think "${THINK:-2,5}" --talk "${TALK:-10,20}" --early "${EARLY:-1,4}" \
     --redial "${REDIAL:-0.5,1.5}" --key-ms "${KEY_MS:-100}" \
     --sockets "${SOCKETS:-shared:16}" --rx-threads "${RX_THREADS:-2}" \
+    --tx-rt-priority "${TX_RT_PRIORITY:-0}" \
     --prompts "$REPO/prompts" --floor "$RESULTS/phone-floor.json" "${log_arg[@]}" \
     --label "$LABEL" --out "$RESULTS/phone-$n.json" || status=$?
   stop_pid "$SRV_PID"; SRV_PID=""

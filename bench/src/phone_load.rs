@@ -9,6 +9,7 @@
 //!     [--mix browse:50,listen:20,agent:20,early:10] [--agents M --agent-password PW] \
 //!     [--agent-prefix pa] [--answer-ms 200] [--talk 10,20] [--think 2,5] [--early 1,4] \
 //!     [--redial 0.5,1.5] [--key-ms 100] [--sockets shared:16] [--rx-threads 2] \
+//!     [--tx-rt-priority 0] [--capacity STREAMS] \
 //!     [--prompts DIR] [--server-log FILE] [--floor FILE] [--out FILE] [--label TEXT]
 //! ```
 //!
@@ -52,7 +53,7 @@ const USAGE: &str = "usage: phone-load --server IP:PORT [--pid PID] [--api IP:PO
 [--number 3000] [--rate CPS] [--settle S] [--window S] [--mix browse:50,listen:20,agent:20,early:10] \
 [--agents M] [--agent-password PW] [--agent-prefix pa] [--answer-ms MS] [--talk MIN,MAX] \
 [--think MIN,MAX] [--early MIN,MAX] [--redial MIN,MAX] [--key-ms MS] [--sockets shared:K] \
-[--rx-threads T] [--rx-nap-ms MS] [--capacity STREAMS] [--prompts DIR] [--server-log FILE] \
+[--rx-threads T] [--rx-nap-ms MS] [--tx-rt-priority P] [--capacity STREAMS] [--prompts DIR] [--server-log FILE] \
 [--floor FILE] [--out FILE] [--label TEXT] [--print-agents]";
 
 /// A `MIN,MAX` pair of seconds (or one number for both).
@@ -208,6 +209,7 @@ fn main() {
         .filter(|&k: &usize| k > 0)
         .unwrap_or_else(|| fail("--sockets: only shared:K (K > 0)"));
     let rx_threads: usize = args.num("rx-threads", 2usize).max(1);
+    let tx_rt: u8 = args.num("tx-rt-priority", 0);
     let nap_ms: f64 = args.num("rx-nap-ms", 2.0);
     let capacity: usize = args.num("capacity", 40 * (n + agents_n) + 10_000);
     let nofile = procfs::raise_nofile();
@@ -242,7 +244,7 @@ fn main() {
         let (socks, ctl) = (Arc::clone(&sockets), Arc::clone(&ctl));
         std::thread::Builder::new()
             .name("rtp-tx".into())
-            .spawn(move || phone_tx::send_loop(tx_rx, socks, ctl, capacity))
+            .spawn(move || phone_tx::send_loop(tx_rx, socks, ctl, capacity, tx_rt))
             .expect("spawn the sender")
     };
     let media = Media::new(tx_cmd, Arc::clone(&ctl), &sockets, capacity);

@@ -526,6 +526,7 @@ pub fn build(run: &Run) -> Value {
             "talk_s": [run.talk.0, run.talk.1],
             "key_ms": run.timing.key_ms,
             "sockets": format!("shared:{}", run.k), "stream_capacity": run.capacity,
+            "tx_rt_priority": run.args.num("tx-rt-priority", 0u8),
         },
         "calls": {
             "placed": calls.len(), "failed": failed, "ends": ends,
@@ -546,7 +547,11 @@ pub fn build(run: &Run) -> Value {
             "callers": packets(run, &m, Kind::Caller),
             "agents": packets(run, &m, Kind::Agent),
             "server_received_per_call": server_counts(run),
-            "server_received_metric_window": metric_rx,
+            "server_received_metric_window": metric_rx.map(|r| json!({
+                "received": r,
+                "sent_by_generator": server_received,
+                "received_pct": pct(r, server_received as f64),
+            })),
             "generator_sent_window": server_received,
             "jitter_ms": jitter(&m.clock),
             "jitter_relayed_ms": jitter(&m.relayed),

@@ -199,14 +199,28 @@ impl Stream {
 }
 
 /// The sender thread: runs until `ctl.stop`, taking commands from `cmds`.
-/// `capacity` bounds stream ids; `sockets` are the shared RTP sockets.
+/// `capacity` bounds stream ids; `sockets` are the shared RTP sockets;
+/// `rt_priority` > 0 runs the thread `SCHED_FIFO` at that priority (phones
+/// keep time whatever the server does to the shared CPUs).
 pub fn send_loop(
     cmds: Receiver<TxCmd>,
     sockets: Arc<Vec<UdpSocket>>,
     ctl: Arc<Control>,
     capacity: usize,
+    rt_priority: u8,
 ) -> TxResult {
     tighten_timer_slack();
+    if rt_priority > 0 {
+        let param = libc::sched_param {
+            sched_priority: i32::from(rt_priority.min(99)),
+        };
+        // SAFETY: a scheduling call on the calling thread with a valid parameter.
+        let rc =
+            unsafe { libc::pthread_setschedparam(libc::pthread_self(), libc::SCHED_FIFO, &param) };
+        if rc != 0 {
+            eprintln!("phone-load: SCHED_FIFO {rt_priority} refused for the sender (error {rc}); normal priority");
+        }
+    }
     let frames = voice_frames();
     let k = sockets.len().max(1);
     let mut res = TxResult {

@@ -144,7 +144,7 @@ fn phone_tables(md: &mut String, dir: &str) {
             s(v, &["calls", "placed"]),
             f(v, &["calls", "failed"]) + f(v, &["agents", "failed"]),
             pct3(f(v, &["rtp", "callers", "received_pct"])),
-            pct3(f(v, &["rtp", "server_received_per_call", "received_pct"])),
+            pct3(server_received_pct(v)),
             pct3(f(v, &["rtp", "agents", "received_pct"])),
             pct3(f(v, &["rtp", "agents", "sent_pct"])),
             f(v, &["rtp", "jitter_ms", "p50"]),
@@ -204,12 +204,23 @@ fn pct3(x: f64) -> String {
     }
 }
 
+/// What ringback received of what the phones sent: its per-call counters
+/// (`call ended` lines), else its `ringback_rtp_packets_received_total`.
+fn server_received_pct(v: &Value) -> f64 {
+    let per_call = f(v, &["rtp", "server_received_per_call", "received_pct"]);
+    if per_call.is_nan() {
+        f(v, &["rtp", "server_received_metric_window", "received_pct"])
+    } else {
+        per_call
+    }
+}
+
 /// A level is clean at ≥ 99.9 % of packets both ways and no failed call.
 fn phone_clean(v: &Value) -> bool {
     let both = [
         f(v, &["rtp", "callers", "received_pct"]),
         f(v, &["rtp", "agents", "received_pct"]),
-        f(v, &["rtp", "server_received_per_call", "received_pct"]),
+        server_received_pct(v),
     ];
     let failed = f(v, &["calls", "failed"]) + f(v, &["agents", "failed"]);
     both.iter().all(|p| p.is_nan() || *p >= 99.9) && failed == 0.0

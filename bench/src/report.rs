@@ -216,14 +216,16 @@ fn server_received_pct(v: &Value) -> f64 {
 }
 
 /// A level is clean at ≥ 99.9 % of packets both ways and no failed call.
+/// Both ways needs the server's own count; agents count where a leg lasted
+/// the window.
 fn phone_clean(v: &Value) -> bool {
-    let both = [
+    let to_phones = [
         f(v, &["rtp", "callers", "received_pct"]),
         f(v, &["rtp", "agents", "received_pct"]),
-        server_received_pct(v),
     ];
+    let to_server = server_received_pct(v);
     let failed = f(v, &["calls", "failed"]) + f(v, &["agents", "failed"]);
-    both.iter().all(|p| p.is_nan() || *p >= 99.9) && failed == 0.0
+    to_phones.iter().all(|p| p.is_nan() || *p >= 99.9) && to_server >= 99.9 && failed == 0.0
 }
 
 /// Issue 16's targets for talking callers, each beside its figure.

@@ -12,7 +12,7 @@
 #   PHONE_RAMP=250        new calls per second (ramp and teardown)
 #   PHONE_SETTLE=8        seconds after the ramp before measuring
 #   PHONE_WINDOW=20       measurement window, s
-#   THINK=2,5 TALK=10,20 EARLY=1,4 REDIAL=0.5,1.5   seconds, MIN,MAX (see phone-load)
+#   THINK=2,5 TALK=20,40 EARLY=1,4 REDIAL=0.5,1.5   seconds, MIN,MAX (see phone-load)
 #   KEY_MS=100            how long a key is held
 #   SOCKETS=shared:16     the generator's RTP sockets (shared by all phones)
 #   RX_THREADS=2          the generator's receiver threads
@@ -93,7 +93,7 @@ queues = [\"operator\"]
   timeout --signal=TERM "$limit" "$PHONE_LOAD" --server "$SIP" --api "$API" --pid "$SRV_PID" \
     --callers "$n" --mix "$MIX" --agents "$agents" --agent-password "$PASSWORD" \
     --rate "$PHONE_RAMP" --settle "$PHONE_SETTLE" --window "$PHONE_WINDOW" \
-    --think "${THINK:-2,5}" --talk "${TALK:-10,20}" --early "${EARLY:-1,4}" \
+    --think "${THINK:-2,5}" --talk "${TALK:-20,40}" --early "${EARLY:-1,4}" \
     --redial "${REDIAL:-0.5,1.5}" --key-ms "${KEY_MS:-100}" \
     --sockets "${SOCKETS:-shared:16}" --rx-threads "${RX_THREADS:-2}" \
     --tx-rt-priority "${TX_RT_PRIORITY:-0}" \

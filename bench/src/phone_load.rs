@@ -7,7 +7,7 @@
 //! phone-load --server 127.0.0.1:5060 --pid PID --callers 1000 \
 //!     [--api 127.0.0.1:8080] [--number 3000] [--rate 200] [--settle 5] [--window 20] \
 //!     [--mix browse:50,listen:20,agent:20,early:10] [--agents M --agent-password PW] \
-//!     [--agent-prefix pa] [--answer-ms 200] [--talk 10,20] [--think 2,5] [--early 1,4] \
+//!     [--agent-prefix pa] [--answer-ms 200] [--talk 20,40] [--think 2,5] [--early 1,4] \
 //!     [--redial 0.5,1.5] [--key-ms 100] [--sockets shared:16] [--rx-threads 2] \
 //!     [--tx-rt-priority 0] [--capacity STREAMS] \
 //!     [--prompts DIR] [--server-log FILE] [--floor FILE] [--out FILE] [--label TEXT]
@@ -200,7 +200,7 @@ fn main() {
         key_ms: args.num("key-ms", 100),
         action_timeout: Duration::from_secs(3),
     };
-    let talk = range(&args, "talk", (10.0, 20.0));
+    let talk = range(&args, "talk", (20.0, 40.0));
     let k: usize = args
         .get("sockets")
         .unwrap_or("shared:16")

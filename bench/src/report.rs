@@ -139,7 +139,7 @@ fn phone_tables(md: &mut String, dir: &str) {
     for v in &runs {
         let _ = writeln!(
             md,
-            "| {} | {} ({}) | {} | {} | {} / {} | {:.3} / {:.3} / {:.2} ms ({:.2} ms) | {:.1} / {:.1} ms ({}) | {:.1} / {:.1} ms | {:.0} % | {:.2} µs ({:.0}) | **{:.2}** ({:.2}; {:.2}) | {:.1} KiB | {:.0} % ({:.2} %) | {:.0} % |",
+            "| {} | {} ({}) | {} | {} | {} / {} | {:.3} / {:.3} / {:.2} ms ({:.2} ms) | {:.1} / {:.1} ms ({}) | {} | {:.0} % | {:.2} µs ({:.0}) | **{:.2}** ({:.2}; {:.2}) | {:.1} KiB | {:.0} % ({:.2} %) | {:.0} % |",
             s(v, &["params", "callers"]),
             s(v, &["calls", "placed"]),
             f(v, &["calls", "failed"]) + f(v, &["agents", "failed"]),
@@ -154,8 +154,7 @@ fn phone_tables(md: &mut String, dir: &str) {
             f(v, &["keys", "window", "to_action_ms", "p50"]),
             f(v, &["keys", "window", "to_action_ms", "p99"]),
             s(v, &["keys", "window", "pressed"]),
-            f(v, &["keys", "window", "zero_out_to_agent_invite_ms", "p50"]),
-            f(v, &["keys", "window", "zero_out_to_agent_invite_ms", "p99"]),
+            p50_p99(v, &["keys", "window", "zero_out_to_agent_invite_ms"]),
             f(v, &["server", "cpu_pct_window"]),
             f(v, &["server", "cpu_us_per_packet"]),
             f(v, &["server", "packets_per_s"]),
@@ -193,6 +192,20 @@ fn phone_tables(md: &mut String, dir: &str) {
         }
     );
     phone_targets(md, &runs);
+}
+
+/// "p50 / p99 ms" of a summary, or "–" where it has no samples.
+fn p50_p99(v: &Value, path: &[&str]) -> String {
+    let at = |k: &str| {
+        let mut p = path.to_vec();
+        p.push(k);
+        f(v, &p)
+    };
+    if at("n") > 0.0 {
+        format!("{:.1} / {:.1} ms", at("p50"), at("p99"))
+    } else {
+        "–".into()
+    }
 }
 
 /// A percentage with three decimals, or "–" where nothing was measured.

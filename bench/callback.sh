@@ -41,6 +41,8 @@ RESULTS="$HERE/results"
 mkdir -p "$RESULTS"
 # shellcheck source=bench/lock.sh
 source "$HERE/lock.sh"
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 wait_for_other_lock
 if [[ -z "${SKIP_BUILD:-}" ]]; then
@@ -54,18 +56,6 @@ WORK="$(mktemp -d /tmp/ringback-callback-bench.XXXXXX)"
 SRV_PID=""
 PG_DB=""
 HAVE_LOCK=""
-
-stop_pid() { # PID: TERM, wait up to 10 s, then KILL. Only PIDs we started.
-  local pid="$1"
-  [[ -n "$pid" ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
 
 psql_admin() { psql "$PG_URL/test" -v ON_ERROR_STOP=1 -qAt "$@"; }
 

@@ -14,3 +14,8 @@ wait_for_other_lock() { # bounded: at most 60 minutes
   echo "$LOCK_OTHER still there after 60 minutes; giving up" >&2
   exit 1
 }
+
+# Before a timed step: wait for the other lock and a quiet machine, then
+# hold ours (HAVE_LOCK says so, for the cleanup).
+take_lock() { wait_for_other_lock; wait_quiet; touch "$LOCK_MINE"; HAVE_LOCK=1; }
+drop_lock() { rm -f "$LOCK_MINE"; HAVE_LOCK=""; }

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# ringback benchmarks: concurrent IVR calls (ivr-load) and call rate (SIPp).
+# ringback benchmarks: concurrent IVR calls (ivr-load), call rate (SIPp),
+# and talking callers with the machine floor (bench/phone.sh, phone-load).
 #
 #   bench/run.sh                       # everything, defaults below
 #   CALLS="100 1000" bench/run.sh      # fewer IVR steps
 #   SKIP_RATE=1 bench/run.sh           # IVR only;  SKIP_IVR=1: call rate only
+#   SKIP_IVR=1 SKIP_RATE=1 bench/run.sh   # the floor and talking callers only
+#   SKIP_PHONE=1 bench/run.sh          # without talking callers
 #
 # Environment (defaults):
 #   CALLS="100 1000 2500 5000 10000"  concurrent calls per IVR step
@@ -20,6 +23,8 @@
 #                       ~3.5 µs/packet, i.e. most of a core at 250k packets/s)
 #   RATES="250 500 750 1000 1500 2000 2500 3000"   SIPp call-rate steps, calls/s
 #   RATE_SECS=5         seconds of new calls per call-rate step (2 s calls)
+#   TALKING="1000 2500" talking-caller levels for bench/phone.sh (its other
+#                       knobs — MIX, PHONE_WINDOW, … — are listed there)
 #   SKIP_BUILD=1        use the existing release binaries
 #   QUIET_PCT=25 QUIET_WAIT=120   before each step wait up to QUIET_WAIT s for
 #                       other processes to use less than QUIET_PCT % CPU
@@ -60,18 +65,8 @@ ulimit -n "$(ulimit -Hn)"
 WORK="$(mktemp -d /tmp/ringback-bench.XXXXXX)"
 SRV_PID=""
 OTHER_PIDS=()
-
-stop_pid() { # PID: TERM, wait up to 10 s, then KILL. Only PIDs we started.
-  local pid="$1"
-  [[ -n "$pid" ]] || return 0
-  kill -TERM "$pid" 2>/dev/null || return 0
-  for _ in $(seq 100); do
-    kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
-    sleep 0.1
-  done
-  kill -KILL "$pid" 2>/dev/null || true
-  wait "$pid" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 cleanup() {
   stop_pid "$SRV_PID"
@@ -92,58 +87,6 @@ for _ in range(100):
 PY
 }
 
-# start_server NAME: a fresh ringback in $WORK/NAME; sets SRV_PID, SIP, API.
-start_server() {
-  local dir="$WORK/$1"
-  mkdir -p "$dir"
-  sed -e "s#^dir = \"dialplans\"#dir = \"$HERE/dialplans\"#" \
-      -e "s#^dir = \"../prompts\"#dir = \"$REPO/prompts\"#" \
-      -e "s#^url = \"sqlite://data/bench.db\"#url = \"sqlite://$dir/data/bench.db\"#" \
-      "$HERE/ringback-bench.toml" > "$dir/ringback.toml"
-  RINGBACK_LOG="${RINGBACK_LOG:-warn}" "$RINGBACK" --config "$dir/ringback.toml" serve \
-    > "$dir/stdout" 2> "$dir/stderr" &
-  SRV_PID=$!
-  for _ in $(seq 200); do
-    [[ -s "$dir/stdout" ]] && break
-    kill -0 "$SRV_PID" 2>/dev/null || break
-    sleep 0.1
-  done
-  local ready
-  ready="$(head -n1 "$dir/stdout" || true)"
-  SIP="$(sed -n 's/.*sip=\([0-9.:]*\).*/\1/p' <<<"$ready")"
-  API="$(sed -n 's/.*api=\([0-9.:]*\).*/\1/p' <<<"$ready")"
-  if [[ -z "$SIP" ]]; then
-    echo "ringback did not start:" >&2
-    cat "$dir/stderr" >&2
-    exit 1
-  fi
-  echo "ringback pid $SRV_PID sip=$SIP api=$API (${ready##*startup_ms=} ms start-up)"
-}
-
-stop_server() {
-  stop_pid "$SRV_PID"
-  SRV_PID=""
-}
-
-busy_pct() { # whole-machine busy CPU % over 2 s (100 = one core)
-  local a b
-  a=($(head -1 /proc/stat)); sleep 2; b=($(head -1 /proc/stat))
-  awk -v u1="${a[1]}" -v n1="${a[2]}" -v s1="${a[3]}" -v i1="${a[4]}" -v w1="${a[5]}" -v q1="${a[6]}" -v o1="${a[7]}" \
-      -v u2="${b[1]}" -v n2="${b[2]}" -v s2="${b[3]}" -v i2="${b[4]}" -v w2="${b[5]}" -v q2="${b[6]}" -v o2="${b[7]}" \
-      -v hz="$(getconf CLK_TCK)" \
-      'BEGIN { printf "%d", 100 * ((u2+n2+s2+q2+o2) - (u1+n1+s1+q1+o1)) / hz / 2 }'
-}
-
-wait_quiet() { # other work on this machine skews every number: wait (bounded) for it to stop
-  local busy
-  for _ in $(seq $(( ${QUIET_WAIT:-120} / 2 ))); do
-    busy="$(busy_pct)"
-    (( busy < ${QUIET_PCT:-25} )) && return 0
-    echo "  machine busy (${busy}% CPU by other processes), waiting..."
-  done
-  echo "  machine still busy; measuring anyway (see other_procs in the results)"
-}
-
 cpu_ticks() { # utime+stime of a PID, in clock ticks
   awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$1/stat" 2>/dev/null || echo 0
 }
@@ -153,7 +96,7 @@ if [[ -z "${SKIP_IVR:-}" ]]; then
   for n in $CALLS; do
     echo "=== IVR: $n concurrent calls (ramp $RAMP/s, window ${WINDOW}s) ==="
     wait_quiet
-    start_server "ivr-$n"
+    start_bench_server "ivr-$n"
     limit=$(( n / RAMP * 2 + WINDOW + SETTLE + 90 ))
     sockets="$SOCKETS"
     if [[ "$sockets" == auto ]]; then
@@ -165,7 +108,7 @@ if [[ -z "${SKIP_IVR:-}" ]]; then
       --rx-threads "$RX_THREADS" --sockets "$sockets" --number 2000 ${SRTP:+--srtp} \
       --label "ringback $(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
       --out "$RESULTS/ivr-$n${SUFFIX:-}.json" || status=$?
-    stop_server
+    stop_pid "$SRV_PID"; SRV_PID=""
     if [[ $status -ne 0 ]]; then
       echo "ivr-load failed for $n calls (exit $status); stopping the IVR series" >&2
       break
@@ -181,7 +124,7 @@ if [[ -z "${SKIP_RATE:-}" ]]; then
   for r in $RATES; do
     echo "=== call rate: $r calls/s for ${RATE_SECS}s (2 s calls) ==="
     wait_quiet
-    start_server "rate-$r"
+    start_bench_server "rate-$r"
     d="$WORK/rate-$r"
     m=$(( r * RATE_SECS ))
     t0=$(cpu_ticks "$SRV_PID"); s0=$(date +%s.%N)
@@ -193,7 +136,7 @@ if [[ -z "${SKIP_RATE:-}" ]]; then
       -trace_stat -stf "$d/stat.csv" -fd 1 -trace_err -error_file "$d/errors.log" \
       "$SIP" > "$d/sipp.out" 2>&1 || status=$?
     s1=$(date +%s.%N); t1=$(cpu_ticks "$SRV_PID")
-    stop_server
+    stop_pid "$SRV_PID"; SRV_PID=""
     if [[ ! -s "$d/stat.csv" ]]; then
       echo "SIPp wrote no statistics (exit $status):" >&2; tail -20 "$d/sipp.out" >&2; break
     fi
@@ -229,6 +172,12 @@ if [[ -z "${SKIP_RATE:-}" ]]; then
     echo "}"
   } > "$RESULTS/callrate.json"
   echo "highest rate with 0 failures and 0 retransmissions: $best calls/s"
+fi
+
+# ---------------------------------------------------------------- talking callers
+if [[ -z "${SKIP_PHONE:-}" ]]; then
+  echo "=== talking callers and the machine floor (bench/phone.sh) ==="
+  SKIP_BUILD=1 "$HERE/phone.sh" || echo "bench/phone.sh failed (exit $?)" >&2
 fi
 
 "$REPORT" "$RESULTS" "$HERE/README.md"

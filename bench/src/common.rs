@@ -205,6 +205,21 @@ pub fn metric(text: &str, name_and_labels: &str) -> Option<f64> {
     })
 }
 
+/// The named samples of ringback's `/metrics` (those it exports).
+pub fn scrape(
+    api: SocketAddr,
+    names: &[&'static str],
+) -> std::collections::BTreeMap<&'static str, f64> {
+    let text = Http::connect(api)
+        .and_then(|mut h| h.call("GET", "/metrics", None, ""))
+        .map(|a| a.body)
+        .unwrap_or_default();
+    names
+        .iter()
+        .filter_map(|&m| Some((m, metric(&text, m)?)))
+        .collect()
+}
+
 /// Nearest-rank percentile of sorted values.
 pub fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {

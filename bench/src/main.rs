@@ -17,7 +17,9 @@
 //! server.
 
 mod procfs;
+#[allow(dead_code)]
 mod rx;
+#[allow(dead_code)]
 mod sip;
 
 use std::net::{SocketAddr, UdpSocket};
@@ -135,32 +137,15 @@ fn main() {
     }
     let fds: Arc<Vec<RawFd>> = Arc::new(rtp.iter().map(|s| s.as_raw_fd()).collect());
     let ctl = rx::Control::new();
-    let shards: Vec<rx::Shard> = (0..args.rx_threads)
-        .map(|_| rx::Shard::new().expect("epoll"))
-        .collect();
-    for (j, fd) in fds.iter().enumerate() {
-        shards[j % shards.len()]
-            .add(*fd, j as u64)
-            .expect("epoll_ctl");
-    }
-    let receivers: Vec<_> = shards
-        .iter()
-        .enumerate()
-        .map(|(t, sh)| {
-            let nap = Duration::from_secs_f64(args.nap_ms / 1000.0);
-            let (epfd, fds, ctl, mode, n) = (
-                sh.fd(),
-                Arc::clone(&fds),
-                Arc::clone(&ctl),
-                args.mode,
-                args.calls,
-            );
-            std::thread::Builder::new()
-                .name(format!("rtp-rx-{t}"))
-                .spawn(move || rx::run(epfd, fds, mode, n, ctl, nap))
-                .expect("spawn receiver")
-        })
-        .collect();
+    let nap = Duration::from_secs_f64(args.nap_ms / 1000.0);
+    let (shards, receivers) = rx::spawn(
+        Arc::clone(&fds),
+        args.rx_threads,
+        args.mode,
+        args.calls,
+        &ctl,
+        nap,
+    );
 
     let ports: Vec<u16> = (0..args.calls)
         .map(|i| rtp[i % rtp.len()].local_addr().expect("addr").port())
@@ -273,18 +258,13 @@ fn main() {
     drop(rtp);
 
     // Merge.
-    let mut hist = vec![0u64; rx::HIST_US + 1];
-    let (mut overflow, mut max_ns, mut other, mut kdrops, mut pkts, mut syscalls, mut rx_cpu) =
-        (0, 0, 0, 0, 0, 0, 0.0);
+    let mut jitter = rx::Jitter::default();
+    let (mut other, mut kdrops, mut pkts, mut syscalls, mut rx_cpu) = (0, 0, 0, 0, 0.0);
     let mut in_window = vec![0u64; args.calls];
     let mut seq_lost = 0u64;
     let mut reordered = 0u64;
     for r in &results {
-        for (h, x) in hist.iter_mut().zip(&r.hist) {
-            *h += x;
-        }
-        overflow += r.overflow;
-        max_ns = max_ns.max(r.max_ns);
+        jitter.merge(&r.jitter);
         other += r.other;
         kdrops += r.kernel_drops;
         pkts += r.packets;
@@ -317,8 +297,8 @@ fn main() {
         .zip(&measured)
         .filter(|(&r, &m)| m && r == 0)
         .count();
-    let p = |q| rx::percentile_ms(&hist, overflow, max_ns, q);
-    let (p50, p99, p999, max_ms) = (p(0.5), p(0.99), p(0.999), max_ns as f64 / 1e6);
+    let p = |q| jitter.percentile_ms(q);
+    let (p50, p99, p999, max_ms) = (p(0.5), p(0.99), p(0.999), jitter.max_ms());
     let tally = uac.tally();
     let failed: usize = tally
         .iter()

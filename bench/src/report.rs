@@ -1,5 +1,6 @@
 //! `bench-report RESULTS_DIR README`: turn `ivr-*.json`, `callrate.json`,
-//! `callback-*.json`, `webrtc-*.json` and `dialplan-ops.json` into Markdown tables and put
+//! `callback-*.json`, `webrtc-*.json`, `phone-*.json` (with `phone-floor.json`)
+//! and `dialplan-ops.json` into Markdown tables and put
 //! them between the `<!-- results:begin -->` / `<!-- results:end -->`
 //! markers of the README (appended if missing).
 
@@ -38,6 +39,21 @@ fn sockets(v: &Value) -> String {
     }
 }
 
+/// Every `PREFIX*.json` in `dir` that parses.
+fn read_runs(dir: &str, prefix: &str) -> Vec<Value> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.starts_with(prefix) && n.ends_with(".json")
+                })
+                .filter_map(|e| read_json(&e.path()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn read_json(path: &Path) -> Option<Value> {
     std::fs::read_to_string(path)
         .ok()
@@ -46,17 +62,7 @@ fn read_json(path: &Path) -> Option<Value> {
 
 /// `webrtc-*.json` (`webrtc-load`): one row per number of browser legs.
 fn webrtc_table(md: &mut String, dir: &str) {
-    let mut runs: Vec<Value> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("webrtc-") && n.ends_with(".json")
-                })
-                .filter_map(|e| read_json(&e.path()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut runs: Vec<Value> = read_runs(dir, "webrtc-");
     if runs.is_empty() {
         return;
     }
@@ -107,19 +113,215 @@ fn webrtc_table(md: &mut String, dir: &str) {
     );
 }
 
+/// `phone-*.json` (`phone-load`, `bench/phone.sh`): one row per level of
+/// talking callers, then issue 16's targets beside what was measured.
+fn phone_tables(md: &mut String, dir: &str) {
+    let mut runs: Vec<Value> = read_runs(dir, "phone-")
+        .into_iter()
+        .filter(|v| s(v, &["benchmark"]) == "phone-like-callers")
+        .collect();
+    if runs.is_empty() {
+        return;
+    }
+    runs.sort_by(|a, b| f(a, &["params", "callers"]).total_cmp(&f(b, &["params", "callers"])));
+    let _ = writeln!(
+        md,
+        "### Talking callers (`phone-load`, `bench/phone.sh`, issue 16)\n"
+    );
+    let _ = writeln!(
+        md,
+        "| talking callers | calls placed (failed) | server → callers | callers → server (server's count) | server → agents / agents → server | jitter p50 / p99 / max (relayed p99) | key → action p50 / p99 (keys) | zero-out → agent INVITE p50 / p99 | server CPU | CPU per packet (packets/s) | **× floor** (sendmmsg floor; with timer wake-ups) | RSS/call | generator CPU (its packets vs nominal) | other procs CPU |"
+    );
+    let _ = writeln!(
+        md,
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for v in &runs {
+        let _ = writeln!(
+            md,
+            "| {} | {} ({}) | {} | {} | {} / {} | {:.3} / {:.3} / {:.2} ms ({:.2} ms) | {:.1} / {:.1} ms ({}) | {} | {:.0} % | {:.2} µs ({:.0}) | **{:.2}** ({:.2}; {:.2}) | {:.1} KiB | {:.0} % ({:.2} %) | {:.0} % |",
+            s(v, &["params", "callers"]),
+            s(v, &["calls", "placed"]),
+            f(v, &["calls", "failed"]) + f(v, &["agents", "failed"]),
+            pct3(f(v, &["rtp", "callers", "received_pct"])),
+            pct3(server_received_pct(v)),
+            pct3(f(v, &["rtp", "agents", "received_pct"])),
+            pct3(f(v, &["rtp", "agents", "sent_pct"])),
+            f(v, &["rtp", "jitter_ms", "p50"]),
+            f(v, &["rtp", "jitter_ms", "p99"]),
+            f(v, &["rtp", "jitter_ms", "max"]),
+            f(v, &["rtp", "jitter_relayed_ms", "p99"]),
+            f(v, &["keys", "window", "to_action_ms", "p50"]),
+            f(v, &["keys", "window", "to_action_ms", "p99"]),
+            s(v, &["keys", "window", "pressed"]),
+            p50_p99(v, &["keys", "window", "zero_out_to_agent_invite_ms"]),
+            f(v, &["server", "cpu_pct_window"]),
+            f(v, &["server", "cpu_us_per_packet"]),
+            f(v, &["server", "packets_per_s"]),
+            f(v, &["server", "floor", "ratio_to_floor"]),
+            f(v, &["server", "floor", "ratio_to_sendmmsg_floor"]),
+            f(v, &["server", "floor", "ratio_to_floor_with_wakeups"]),
+            f(v, &["server", "rss_per_call_kib"]),
+            f(v, &["generator", "cpu_pct_window"]),
+            f(v, &["rtp", "callers", "sent_pct"]),
+            f(v, &["machine_load", "others_cpu_pct_window"]),
+        );
+    }
+    let first = &runs[0];
+    let floor = read_json(&Path::new(dir).join("phone-floor.json")).unwrap_or(Value::Null);
+    let _ = writeln!(
+        md,
+        "\nWindow {:.0} s; mix (% of callers) browse {:.0} / listen {:.0} / agent {:.0} / early {:.0}; calls placed at {} per second. Packets are for the streams that sent all window long (server → callers: what the callers received against 50/s; callers → server: what ringback counted per call against what the caller sent, for the calls the callers hung up; agents: their legs against 50/s, – when no leg lasted the window). Jitter is |inter-arrival − 20 ms| of the packets ringback's media clock sends (prompts, music); relayed: what a caller talking to an agent, or the agent, hears through ringback's relay (the other phone's timing included). Key → action: the key's first RFC 4733 packet leaving → the first packet of the prompt that answers it (marker bit; the prompt is identified by its first bytes) or the agent's INVITE, whichever comes first. CPU per packet = server CPU seconds / (packets it sent + received) in the window; × floor = that CPU against the floor's cost of the same packets ({}).\n",
+        f(first, &["params", "window_s"]),
+        f(first, &["params", "mix_pct", "browse"]),
+        f(first, &["params", "mix_pct", "listen"]),
+        f(first, &["params", "mix_pct", "agent"]),
+        f(first, &["params", "mix_pct", "early"]),
+        s(first, &["params", "rate_cps"]),
+        if floor.is_null() {
+            "no `phone-floor.json`".to_string()
+        } else {
+            format!(
+                "`udp-floor` in the same run: {:.2} µs per packet sent from per-call sockets, {:.2} µs received; {:.2} µs sent with `sendmmsg`; a 1 ms timer wake-up {:.2} µs, late p99 {:.0} µs",
+                f(&floor, &["sendto", "tx_us_per_packet"]),
+                f(&floor, &["sendto", "rx_us_per_packet"]),
+                f(&floor, &["sendmmsg", "tx_us_per_packet"]),
+                f(&floor, &["timer", "cpu_us_per_wakeup"]),
+                f(&floor, &["timer", "late_us", "p99"]),
+            )
+        }
+    );
+    phone_targets(md, &runs);
+}
+
+/// "p50 / p99 ms" of a summary, or "–" where it has no samples.
+fn p50_p99(v: &Value, path: &[&str]) -> String {
+    let at = |k: &str| {
+        let mut p = path.to_vec();
+        p.push(k);
+        f(v, &p)
+    };
+    if at("n") > 0.0 {
+        format!("{:.1} / {:.1} ms", at("p50"), at("p99"))
+    } else {
+        "–".into()
+    }
+}
+
+/// A percentage with three decimals, or "–" where nothing was measured.
+fn pct3(x: f64) -> String {
+    if x.is_nan() {
+        "–".into()
+    } else {
+        format!("{x:.3} %")
+    }
+}
+
+/// What ringback received of what the phones sent: its per-call counters
+/// (`call ended` lines), else its `ringback_rtp_packets_received_total`.
+fn server_received_pct(v: &Value) -> f64 {
+    let per_call = f(v, &["rtp", "server_received_per_call", "received_pct"]);
+    if per_call.is_nan() {
+        f(v, &["rtp", "server_received_metric_window", "received_pct"])
+    } else {
+        per_call
+    }
+}
+
+/// A level is clean at ≥ 99.9 % of packets both ways and no failed call.
+/// Both ways needs the server's own count; agents count where a leg lasted
+/// the window.
+fn phone_clean(v: &Value) -> bool {
+    let to_phones = [
+        f(v, &["rtp", "callers", "received_pct"]),
+        f(v, &["rtp", "agents", "received_pct"]),
+    ];
+    let to_server = server_received_pct(v);
+    let failed = f(v, &["calls", "failed"]) + f(v, &["agents", "failed"]);
+    to_phones.iter().all(|p| p.is_nan() || *p >= 99.9) && to_server >= 99.9 && failed == 0.0
+}
+
+/// Issue 16's targets for talking callers, each beside its figure.
+fn phone_targets(md: &mut String, runs: &[Value]) {
+    let at = |n: f64| runs.iter().find(|v| f(v, &["params", "callers"]) == n);
+    let verdict = |ok: bool| if ok { "met" } else { "**not met**" };
+    let mut rows: Vec<(String, String, String)> = Vec::new();
+    rows.push(match at(1000.0) {
+        Some(v) => {
+            let r = f(v, &["server", "floor", "ratio_to_floor"]);
+            (
+                "server CPU ≤ 1.3× the floor at 1,000 talking callers".into(),
+                format!(
+                    "{r:.2}× ({:.0} % CPU against a floor of {:.0} % for the same packets)",
+                    f(v, &["server", "cpu_pct_window"]),
+                    f(v, &["server", "floor", "floor_cpu_pct"])
+                ),
+                verdict(r <= 1.3).into(),
+            )
+        }
+        None => (
+            "server CPU ≤ 1.3× the floor at 1,000 talking callers".into(),
+            "not measured".into(),
+            "-".into(),
+        ),
+    });
+    let best = runs
+        .iter()
+        .filter(|v| phone_clean(v))
+        .map(|v| f(v, &["params", "callers"]))
+        .fold(0.0, f64::max);
+    rows.push((
+        "≥ 2,500 clean talking callers (≥ 99.9 % of packets both ways, 0 failed)".into(),
+        if best > 0.0 {
+            format!("largest clean level measured: {best:.0}")
+        } else {
+            "no clean level measured".into()
+        },
+        verdict(best >= 2500.0).into(),
+    ));
+    rows.push(match at(2500.0) {
+        Some(v) => {
+            let p = f(v, &["keys", "window", "to_action_ms", "p99"]);
+            (
+                "key → action p99 < 40 ms at 2,500".into(),
+                format!(
+                    "{p:.1} ms ({} keys in the window)",
+                    s(v, &["keys", "window", "pressed"])
+                ),
+                verdict(p < 40.0).into(),
+            )
+        }
+        None => (
+            "key → action p99 < 40 ms at 2,500".into(),
+            "not measured".into(),
+            "-".into(),
+        ),
+    });
+    rows.push(match at(1000.0) {
+        Some(v) => {
+            let p = f(v, &["rtp", "jitter_ms", "p99"]);
+            (
+                "jitter p99 < 2 ms at 1,000".into(),
+                format!("{p:.3} ms"),
+                verdict(p < 2.0).into(),
+            )
+        }
+        None => (
+            "jitter p99 < 2 ms at 1,000".into(),
+            "not measured".into(),
+            "-".into(),
+        ),
+    });
+    let _ = writeln!(md, "| target (issue 16) | measured | |\n|---|---|---|");
+    for (t, m, ok) in rows {
+        let _ = writeln!(md, "| {t} | {m} | {ok} |");
+    }
+    let _ = writeln!(md);
+}
+
 /// `callback-*.json`: one row per store.
 fn callback_tables(md: &mut String, dir: &str) {
-    let mut runs: Vec<Value> = std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("callback-") && n.ends_with(".json")
-                })
-                .filter_map(|e| read_json(&e.path()))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut runs: Vec<Value> = read_runs(dir, "callback-");
     if runs.is_empty() {
         return;
     }
@@ -359,18 +561,7 @@ fn main() {
         eprintln!("usage: bench-report RESULTS_DIR README.md");
         std::process::exit(2);
     };
-    let mut ivr: Vec<Value> = std::fs::read_dir(&dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter(|e| {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    n.starts_with("ivr-") && n.ends_with(".json")
-                })
-                .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-                .filter_map(|t| serde_json::from_str(&t).ok())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut ivr: Vec<Value> = read_runs(&dir, "ivr-");
     ivr.sort_by(|a, b| f(a, &["params", "calls"]).total_cmp(&f(b, &["params", "calls"])));
     let rate: Option<Value> = std::fs::read_to_string(Path::new(&dir).join("callrate.json"))
         .ok()
@@ -456,6 +647,7 @@ fn main() {
     }
     callback_tables(&mut md, &dir);
     webrtc_table(&mut md, &dir);
+    phone_tables(&mut md, &dir);
     if let Some(v) = read_json(&Path::new(&dir).join("dialplan-ops.json")) {
         dialplan_table(&mut md, &v);
     }

@@ -17,6 +17,58 @@ pub const INTERVAL_NS: u64 = 20_000_000;
 /// Jitter histogram resolution: 1 µs buckets up to this many µs.
 pub const HIST_US: usize = 200_000;
 
+/// |interval − 20 ms| of consecutive packets: 1 µs buckets up to
+/// [`HIST_US`], the samples beyond, and the largest.
+#[derive(Clone)]
+pub struct Jitter {
+    /// Samples per 1 µs bucket.
+    pub hist: Vec<u64>,
+    /// Samples beyond the histogram.
+    pub overflow: u64,
+    /// Largest sample, ns.
+    pub max_ns: u64,
+}
+
+impl Default for Jitter {
+    fn default() -> Jitter {
+        Jitter {
+            hist: vec![0; HIST_US + 1],
+            overflow: 0,
+            max_ns: 0,
+        }
+    }
+}
+
+impl Jitter {
+    /// Count one inter-arrival's |interval − 20 ms|, in ns.
+    pub fn add(&mut self, jitter_ns: u64) {
+        self.max_ns = self.max_ns.max(jitter_ns);
+        match self.hist.get_mut((jitter_ns / 1000) as usize) {
+            Some(b) => *b += 1,
+            None => self.overflow += 1,
+        }
+    }
+
+    /// Add another histogram's samples.
+    pub fn merge(&mut self, other: &Jitter) {
+        for (h, x) in self.hist.iter_mut().zip(&other.hist) {
+            *h += x;
+        }
+        self.overflow += other.overflow;
+        self.max_ns = self.max_ns.max(other.max_ns);
+    }
+
+    /// Percentile (0..=1) in ms.
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        percentile_ms(&self.hist, self.overflow, self.max_ns, q)
+    }
+
+    /// The largest sample, ms.
+    pub fn max_ms(&self) -> f64 {
+        self.max_ns as f64 / 1e6
+    }
+}
+
 /// Shared between the driver and the receiver threads.
 pub struct Control {
     /// Measurement window (CLOCK_REALTIME ns); `u64::MAX` = not started.
@@ -27,18 +79,86 @@ pub struct Control {
     pub stop: AtomicBool,
     /// Shared-socket mode: server RTP source port → stream index (`u32::MAX` = unknown).
     pub port_map: Vec<AtomicU32>,
+    /// Per stream: what a pressed key is waiting for (`phone-load`); empty
+    /// when nobody presses keys.
+    pub actions: Vec<ActionSlot>,
+    /// Per stream: its packets are relayed from another phone (a caller
+    /// talking to an agent, or the agent), so their timing is that phone's
+    /// plus ringback's relay, not ringback's media clock. Counted apart in
+    /// [`RxResult::relayed`]; empty when nothing is relayed.
+    pub relayed: Vec<AtomicBool>,
 }
 
 impl Control {
     /// Fresh control block.
     pub fn new() -> Arc<Control> {
+        Control::with_actions(0)
+    }
+
+    /// Fresh control block with an [`ActionSlot`] for each of `streams` streams.
+    pub fn with_actions(streams: usize) -> Arc<Control> {
         Arc::new(Control {
             win_start: AtomicU64::new(u64::MAX),
             win_end: AtomicU64::new(u64::MAX),
             stop: AtomicBool::new(false),
             port_map: (0..65_536).map(|_| AtomicU32::new(u32::MAX)).collect(),
+            actions: (0..streams).map(|_| ActionSlot::default()).collect(),
+            relayed: (0..streams).map(|_| AtomicBool::new(false)).collect(),
         })
     }
+}
+
+/// A key's action as the caller hears it: ringback's media clock sets the
+/// RTP marker bit on the first packet of every prompt it starts (a new
+/// talkspurt), so the first marked packet that arrives after the key's
+/// first event packet left is the answer to the key. The sender arms the
+/// slot; a receiver fills it; the driver reads and disarms it.
+#[derive(Default)]
+pub struct ActionSlot {
+    /// When the key's first RFC 4733 packet was handed to the kernel
+    /// (CLOCK_REALTIME ns); 0 = not armed.
+    pub armed_ns: AtomicU64,
+    /// Kernel arrival time of the first marked packet after `armed_ns`
+    /// (CLOCK_REALTIME ns); 0 = none yet.
+    pub at_ns: AtomicU64,
+    /// The first 8 payload bytes of that packet, big-endian: which prompt
+    /// started.
+    pub head: AtomicU64,
+}
+
+impl ActionSlot {
+    /// Arm for a key whose first packet leaves at `tx_ns`.
+    pub fn arm(&self, tx_ns: u64) {
+        self.at_ns.store(0, Ordering::Relaxed);
+        self.head.store(0, Ordering::Relaxed);
+        self.armed_ns.store(tx_ns.max(1), Ordering::Release);
+    }
+
+    /// A packet with the marker bit arrived at `ts` with this payload.
+    fn on_marker(&self, ts: u64, payload: &[u8]) {
+        let armed = self.armed_ns.load(Ordering::Acquire);
+        if armed == 0 || ts < armed || self.at_ns.load(Ordering::Relaxed) != 0 {
+            return;
+        }
+        let mut head = [0u8; 8];
+        let n = payload.len().min(8);
+        head[..n].copy_from_slice(&payload[..n]);
+        self.head.store(u64::from_be_bytes(head), Ordering::Relaxed);
+        self.at_ns.store(ts, Ordering::Release);
+    }
+}
+
+/// An RTP packet's payload (after CSRCs and a header extension), or empty.
+pub fn rtp_payload(pkt: &[u8]) -> &[u8] {
+    let Some(&b0) = pkt.first() else { return &[] };
+    let mut off = 12 + 4 * usize::from(b0 & 0x0f);
+    if b0 & 0x10 != 0 {
+        let words = pkt
+            .get(off + 2..off + 4)
+            .map_or(0, |w| usize::from(u16::from_be_bytes([w[0], w[1]])));
+        off += 4 + 4 * words;
+    }
+    pkt.get(off..).unwrap_or(&[])
 }
 
 /// Per-stream measurements.
@@ -59,12 +179,10 @@ pub struct StreamStat {
 pub struct RxResult {
     /// Stream index → stats (only the streams this thread saw are non-default).
     pub streams: Vec<StreamStat>,
-    /// |interval − 20 ms| histogram, 1 µs buckets.
-    pub hist: Vec<u64>,
-    /// Samples beyond the histogram.
-    pub overflow: u64,
-    /// Largest |interval − 20 ms| in ns.
-    pub max_ns: u64,
+    /// |interval − 20 ms| of the streams ringback's media clock sends.
+    pub jitter: Jitter,
+    /// The same for relayed streams (see [`Control::relayed`]).
+    pub relayed: Jitter,
     /// Datagrams that were not RTP or not from a known stream.
     pub other: u64,
     /// Kernel drops on this thread's sockets (`SO_RXQ_OVFL`).
@@ -81,9 +199,8 @@ impl RxResult {
     fn new(streams: usize) -> RxResult {
         RxResult {
             streams: vec![StreamStat::default(); streams],
-            hist: vec![0; HIST_US + 1],
-            overflow: 0,
-            max_ns: 0,
+            jitter: Jitter::default(),
+            relayed: Jitter::default(),
             other: 0,
             kernel_drops: 0,
             packets: 0,
@@ -284,6 +401,11 @@ pub fn run(
                         res.other += 1;
                         continue;
                     };
+                    if pkt[1] & 0x80 != 0 {
+                        if let Some(slot) = ctl.actions.get(stream) {
+                            slot.on_marker(ts, rtp_payload(pkt));
+                        }
+                    }
                     let in_win = ts >= win_start && ts < win_end;
                     if st.seen {
                         let prev_in = st.last_ns >= win_start && st.last_ns < win_end;
@@ -297,11 +419,14 @@ pub fn run(
                             }
                             let interval = ts.saturating_sub(st.last_ns);
                             let jitter = interval.abs_diff(INTERVAL_NS);
-                            res.max_ns = res.max_ns.max(jitter);
-                            let us = (jitter / 1000) as usize;
-                            match res.hist.get_mut(us) {
-                                Some(b) => *b += 1,
-                                None => res.overflow += 1,
+                            let relayed = ctl
+                                .relayed
+                                .get(stream)
+                                .is_some_and(|r| r.load(Ordering::Relaxed));
+                            if relayed {
+                                res.relayed.add(jitter);
+                            } else {
+                                res.jitter.add(jitter);
                             }
                         }
                     }
@@ -321,6 +446,39 @@ pub fn run(
     res.kernel_drops = drops_by_fd.values().map(|&d| u64::from(d)).sum();
     res.cpu_s = procfs::thread_cpu_seconds();
     res
+}
+
+/// Start `threads` receivers over `fds` (socket `j` in shard `j % threads`,
+/// its epoll token `j`), each running [`run`]. Keep the shards until the
+/// threads are joined: they own the epoll descriptors.
+pub fn spawn(
+    fds: Arc<Vec<RawFd>>,
+    threads: usize,
+    mode: Mode,
+    streams: usize,
+    ctl: &Arc<Control>,
+    nap: std::time::Duration,
+) -> (Vec<Shard>, Vec<std::thread::JoinHandle<RxResult>>) {
+    let shards: Vec<Shard> = (0..threads.max(1))
+        .map(|_| Shard::new().expect("epoll"))
+        .collect();
+    for (j, fd) in fds.iter().enumerate() {
+        shards[j % shards.len()]
+            .add(*fd, j as u64)
+            .expect("epoll_ctl");
+    }
+    let handles = shards
+        .iter()
+        .enumerate()
+        .map(|(t, sh)| {
+            let (epfd, fds, ctl) = (sh.fd(), Arc::clone(&fds), Arc::clone(ctl));
+            std::thread::Builder::new()
+                .name(format!("rtp-rx-{t}"))
+                .spawn(move || run(epfd, fds, mode, streams, ctl, nap))
+                .expect("spawn a receiver")
+        })
+        .collect();
+    (shards, handles)
 }
 
 /// Kernel timestamp (ns) and cumulative drop counter from a message's control data.

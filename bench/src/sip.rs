@@ -45,6 +45,8 @@ pub struct Call {
     pub setup_ms: Option<f64>,
     /// The server hung up on us during the hold.
     pub dropped_by_server: bool,
+    /// The telephone-event payload type of the server's answer, if any.
+    pub dtmf_pt: Option<u8>,
     to: String,
     contact: String,
 }
@@ -66,6 +68,24 @@ pub struct Uac {
     last_timers: Instant,
     /// Offer SRTP (`RTP/SAVP` with one SDES key) instead of plain RTP.
     pub srtp: bool,
+    /// Offer only PCMU and telephone-event (a caller that sends PCMU must
+    /// know the answer's codec without parsing it).
+    pub pcmu_only: bool,
+    /// When set, the index of every call whose state changed on a message or
+    /// a timer is pushed here, so a driver with many calls need not scan them.
+    pub changed: Option<Vec<usize>>,
+}
+
+fn new_call(rtp_port: u16) -> Call {
+    Call {
+        state: State::Idle,
+        rtp_port,
+        setup_ms: None,
+        dropped_by_server: false,
+        dtmf_pt: None,
+        to: String::new(),
+        contact: String::new(),
+    }
 }
 
 const T1: Duration = Duration::from_millis(500);
@@ -97,23 +117,33 @@ impl Uac {
             local,
             number: number.to_string(),
             run,
-            calls: rtp_ports
-                .iter()
-                .map(|&p| Call {
-                    state: State::Idle,
-                    rtp_port: p,
-                    setup_ms: None,
-                    dropped_by_server: false,
-                    to: String::new(),
-                    contact: String::new(),
-                })
-                .collect(),
+            calls: rtp_ports.iter().map(|&p| new_call(p)).collect(),
             retransmissions: 0,
             ok_retransmitted: 0,
             buf: vec![0u8; 65_536],
             last_timers: Instant::now(),
             srtp: false,
+            pcmu_only: false,
+            changed: None,
         })
+    }
+
+    /// The SIP socket's descriptor (to wait on it beside others).
+    pub fn fd(&self) -> std::os::fd::RawFd {
+        self.sock.as_raw_fd()
+    }
+
+    /// A new call (not started) whose RTP is at `rtp_port`; its index.
+    pub fn add_call(&mut self, rtp_port: u16) -> usize {
+        self.calls.push(new_call(rtp_port));
+        self.calls.len() - 1
+    }
+
+    /// The call's state changed: tell the driver if it asked.
+    fn changed(&mut self, i: usize) {
+        if let Some(c) = self.changed.as_mut() {
+            c.push(i);
+        }
     }
 
     fn call_id(&self, i: usize) -> String {
@@ -141,9 +171,14 @@ impl Uac {
         } else {
             ("RTP/AVP", "")
         };
+        let (pts, pcma) = if self.pcmu_only {
+            ("0 101", "")
+        } else {
+            ("0 8 101", "a=rtpmap:8 PCMA/8000\r\n")
+        };
         let sdp = format!(
             "v=0\r\no=load {i} 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-             m=audio {} {profile} 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+             m=audio {} {profile} {pts}\r\na=rtpmap:0 PCMU/8000\r\n{pcma}\
              a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n{crypto}",
             self.calls[i].rtp_port
         );
@@ -239,6 +274,7 @@ impl Uac {
                 State::Inviting { first, last, sends } => {
                     if now - first > GIVE_UP {
                         self.calls[i].state = State::Failed("INVITE timeout".into());
+                        self.changed(i);
                     } else if now - last >= T1 * (1 << (sends - 1).min(3)) {
                         let msg = self.invite(i);
                         self.send(&msg);
@@ -253,6 +289,7 @@ impl Uac {
                 State::Byeing { first, last, sends } => {
                     if now - first > GIVE_UP {
                         self.calls[i].state = State::Failed("BYE timeout".into());
+                        self.changed(i);
                     } else if now - last >= T1 * (1 << (sends - 1).min(3)) {
                         let msg = self.in_dialog(i, "BYE", 2, "bye");
                         self.send(&msg);
@@ -270,9 +307,12 @@ impl Uac {
     }
 
     fn index_of(&self, call_id: &str) -> Option<usize> {
-        let rest = call_id.strip_prefix(&self.run)?.strip_prefix('-')?;
-        let i: usize = rest.strip_suffix("@ivr-load")?.parse().ok()?;
-        (i < self.calls.len()).then_some(i)
+        call_index(&self.run, call_id).filter(|&i| i < self.calls.len())
+    }
+
+    /// This run's Call-ID prefix (see [`call_index`]).
+    pub fn run_id(&self) -> String {
+        self.run.clone()
     }
 
     fn on_message(&mut self, text: &str) {
@@ -314,13 +354,16 @@ impl Uac {
                         .and_then(|r| r.split_whitespace().next())
                         .and_then(|p| p.parse().ok())
                         .unwrap_or(0);
+                    let dtmf_pt = telephone_event_pt(body);
                     match self.calls[i].state.clone() {
                         State::Inviting { first, .. } => {
                             let c = &mut self.calls[i];
                             c.setup_ms = Some(first.elapsed().as_secs_f64() * 1000.0);
                             c.to = to;
                             c.contact = contact;
+                            c.dtmf_pt = dtmf_pt;
                             c.state = State::Up { rtp_port };
+                            self.changed(i);
                         }
                         _ => self.ok_retransmitted += 1,
                     }
@@ -347,16 +390,19 @@ impl Uac {
                     self.send(&ack);
                     if let State::Inviting { .. } = self.calls[i].state {
                         self.calls[i].state = State::Failed(format!("INVITE {c}"));
+                        self.changed(i);
                     }
                 }
                 ("BYE", 200..=299) => {
                     if let State::Byeing { .. } = self.calls[i].state {
                         self.calls[i].state = State::Done;
+                        self.changed(i);
                     }
                 }
                 ("BYE", c) if c >= 300 => {
                     if let State::Byeing { .. } = self.calls[i].state {
                         self.calls[i].state = State::Failed(format!("BYE {c}"));
+                        self.changed(i);
                     }
                 }
                 _ => {}
@@ -380,6 +426,7 @@ impl Uac {
                 if let State::Up { .. } = c.state {
                     c.dropped_by_server = true;
                     c.state = State::Failed("server hung up".into());
+                    self.changed(i);
                 }
             }
         }
@@ -409,4 +456,20 @@ impl Uac {
             .filter(|c| matches!(c.state, State::Inviting { .. } | State::Byeing { .. }))
             .count()
     }
+}
+
+/// The payload type the SDP maps to `telephone-event`, if any.
+pub fn telephone_event_pt(sdp: &str) -> Option<u8> {
+    sdp.lines().find_map(|l| {
+        let (pt, enc) = l.trim().strip_prefix("a=rtpmap:")?.split_once(' ')?;
+        enc.to_ascii_lowercase()
+            .starts_with("telephone-event/")
+            .then(|| pt.parse().ok())?
+    })
+}
+
+/// The call index in one of our Call-IDs (`{run}-{i}@ivr-load`).
+pub fn call_index(run: &str, call_id: &str) -> Option<usize> {
+    let rest = call_id.strip_prefix(run)?.strip_prefix('-')?;
+    rest.strip_suffix("@ivr-load")?.parse().ok()
 }

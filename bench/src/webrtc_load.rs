@@ -20,6 +20,7 @@
 
 #[allow(dead_code)]
 mod common;
+mod pacer;
 #[allow(dead_code)]
 mod procfs;
 #[allow(dead_code)]
@@ -36,7 +37,7 @@ use std::sync::mpsc::{channel, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{metric, summary, Args, Http};
+use common::{summary, Args, Http};
 use serde_json::json;
 use tungstenite::{Message, WebSocket};
 use webrtc_leg::{Failure, Identity, Times};
@@ -65,14 +66,7 @@ const METRICS: [&str; 6] = [
 ];
 
 fn scrape(api: SocketAddr) -> BTreeMap<&'static str, f64> {
-    let text = Http::connect(api)
-        .and_then(|mut h| h.call("GET", "/metrics", None, ""))
-        .map(|a| a.body)
-        .unwrap_or_default();
-    METRICS
-        .iter()
-        .filter_map(|&m| Some((m, metric(&text, m)?)))
-        .collect()
+    common::scrape(api, &METRICS)
 }
 
 fn main() {
@@ -292,18 +286,13 @@ fn main() {
     let metrics2 = scrape(api);
 
     // Merge.
-    let mut hist = vec![0u64; rx::HIST_US + 1];
-    let (mut overflow, mut max_ns) = (0u64, 0u64);
+    let mut jitter = rx::Jitter::default();
     let (mut auth, mut replays, mut malformed, mut stun, mut dtls, mut rtcp, mut other_pt) =
         (0, 0, 0, 0, 0, 0, 0);
     let (mut kdrops, mut rx_pkts, mut rx_cpu) = (0, 0, 0.0);
     let mut stats = vec![webrtc_media::RxStat::default(); legs];
     for r in &rxs {
-        for (h, x) in hist.iter_mut().zip(&r.hist) {
-            *h += x;
-        }
-        overflow += r.overflow;
-        max_ns = max_ns.max(r.max_ns);
+        jitter.merge(&r.jitter);
         auth += r.auth_failures;
         replays += r.replays;
         malformed += r.malformed;
@@ -352,8 +341,8 @@ fn main() {
     } else {
         0.0
     };
-    let p = |q| rx::percentile_ms(&hist, overflow, max_ns, q);
-    let (j50, j99, j999, jmax) = (p(0.5), p(0.99), p(0.999), max_ns as f64 / 1e6);
+    let p = |q| jitter.percentile_ms(q);
+    let (j50, j99, j999, jmax) = (p(0.5), p(0.99), p(0.999), jitter.max_ms());
     let mut by_phase: BTreeMap<&str, usize> = BTreeMap::new();
     for (_, f) in &failures {
         *by_phase.entry(f.phase).or_default() += 1;

@@ -11,15 +11,16 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ringback_media::dtmf::DtmfSender;
 use ringback_media::rtp::{looks_like_rtcp, RtpSender};
 use ringback_media::srtp::{KeyMaterial, Srtp, SrtpError};
 use ringback_webrtc::{is_dtls, is_stun};
 
+use crate::pacer::Pacer;
 use crate::procfs;
-use crate::rx::{HIST_US, INTERVAL_NS};
+use crate::rx::{Jitter, INTERVAL_NS};
 use crate::webrtc_stun;
 
 /// Shared between the driver and the media threads.
@@ -125,19 +126,9 @@ pub fn send_loop(new: Receiver<TxLeg>, ctl: Arc<MediaCtl>) -> TxResult {
     let mut legs: Vec<TxLeg> = Vec::new();
     let mut pressed: Vec<bool> = Vec::new();
     let mut trains: Vec<Option<DtmfSender>> = Vec::new();
-    let mut late_us: Vec<u32> = Vec::with_capacity(1 << 16);
-    let start = Instant::now();
-    let mut tick: u64 = 0; // 1 ms phases
+    let mut pacer = Pacer::new(1 << 16);
     while !ctl.stop.load(Ordering::Relaxed) {
-        let due = start + Duration::from_millis(tick);
-        let now = Instant::now();
-        if now < due {
-            std::thread::sleep(due - now);
-        }
-        if late_us.len() < late_us.capacity() {
-            let late = Instant::now().saturating_duration_since(due).as_micros();
-            late_us.push(late.min(u128::from(u32::MAX)) as u32);
-        }
+        let tick = pacer.wait(); // 1 ms phases
         while let Ok(leg) = new.try_recv() {
             legs.push(leg);
             pressed.push(false);
@@ -190,12 +181,8 @@ pub fn send_loop(new: Receiver<TxLeg>, ctl: Arc<MediaCtl>) -> TxResult {
                 Err(_) => res.seal_errors += 1,
             }
         }
-        tick += 1;
     }
-    late_us.sort_unstable();
-    let p99 = ((late_us.len() as f64 * 0.99) as usize).min(late_us.len().saturating_sub(1));
-    res.late_p99_ms = late_us.get(p99).map_or(0.0, |&u| f64::from(u) / 1000.0);
-    res.late_max_ms = late_us.last().map_or(0.0, |&u| f64::from(u) / 1000.0);
+    (res.late_p99_ms, res.late_max_ms) = pacer.lateness_ms();
     res.cpu_s = procfs::thread_cpu_seconds();
     res
 }
@@ -224,12 +211,8 @@ pub struct RxStat {
 pub struct RxResult {
     /// Global leg index → stats (only this thread's legs are filled).
     pub legs: Vec<(usize, RxStat)>,
-    /// |interval − 20 ms| histogram, 1 µs buckets.
-    pub hist: Vec<u64>,
-    /// Samples beyond the histogram.
-    pub overflow: u64,
-    /// Largest |interval − 20 ms|, ns.
-    pub max_ns: u64,
+    /// |interval − 20 ms| of the server's audio.
+    pub jitter: Jitter,
     /// SRTP packets whose tag did not verify.
     pub auth_failures: u64,
     /// SRTP replays.
@@ -277,9 +260,7 @@ pub fn recv_loop(
     let mut drops: Vec<u32> = Vec::new();
     let mut res = RxResult {
         legs: Vec::new(),
-        hist: vec![0; HIST_US + 1],
-        overflow: 0,
-        max_ns: 0,
+        jitter: Jitter::default(),
         auth_failures: 0,
         replays: 0,
         malformed: 0,
@@ -415,11 +396,7 @@ pub fn recv_loop(
                             st.late += 1;
                         }
                         let jitter = interval.abs_diff(INTERVAL_NS);
-                        res.max_ns = res.max_ns.max(jitter);
-                        match res.hist.get_mut((jitter / 1000) as usize) {
-                            Some(b) => *b += 1,
-                            None => res.overflow += 1,
-                        }
+                        res.jitter.add(jitter);
                     }
                     if in_win {
                         st.in_window += 1;

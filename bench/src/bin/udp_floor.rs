@@ -2,7 +2,8 @@
 //! ringback in the way — the floor under every media figure in the README.
 //!
 //! ```text
-//! udp-floor [--senders 10000] [--receivers 16] [--secs 5] [--mode sendto|sendmmsg]
+//! udp-floor [--senders 10000] [--receivers 16] [--secs 5] [--mode sendto|sendmmsg|timer|all]
+//!           [--out FILE.json]
 //! ```
 //!
 //! One thread sends 172-byte packets (an RTP header + 20 ms of G.711) as fast
@@ -14,6 +15,13 @@
 //! loopback the sender also pays for the receiver's side of the stack, so
 //! the sender's figure is what a media server pays per packet, and
 //! 1e6 / that figure is the packets/s one core can send at best.
+//!
+//! `--mode timer` measures a timer wake-up instead: one thread sleeps to
+//! absolute deadlines every millisecond (as ringback's media clocks do, with
+//! the same 1 µs timer slack) and reports its CPU time per wake-up and how
+//! late it woke. `--mode all` runs sendto, sendmmsg and timer in turn;
+//! `--out` writes the figures as JSON (`phone-load --floor` reads it to
+//! print the server's CPU per packet against this floor).
 
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
@@ -34,11 +42,20 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Sendto,
+    Sendmmsg,
+    Timer,
+    All,
+}
+
 struct Args {
     senders: usize,
     receivers: usize,
     secs: f64,
-    mmsg: bool,
+    mode: Mode,
+    out: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -46,7 +63,8 @@ fn parse_args() -> Result<Args, String> {
         senders: 10_000,
         receivers: 16,
         secs: 5.0,
-        mmsg: false,
+        mode: Mode::Sendto,
+        out: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
@@ -56,18 +74,82 @@ fn parse_args() -> Result<Args, String> {
             "--senders" => a.senders = v.parse().map_err(|_| bad())?,
             "--receivers" => a.receivers = v.parse().map_err(|_| bad())?,
             "--secs" => a.secs = v.parse().map_err(|_| bad())?,
-            "--mode" => a.mmsg = v == "sendmmsg",
+            "--mode" => {
+                a.mode = match v.as_str() {
+                    "sendto" => Mode::Sendto,
+                    "sendmmsg" => Mode::Sendmmsg,
+                    "timer" => Mode::Timer,
+                    "all" => Mode::All,
+                    _ => return Err(bad()),
+                }
+            }
+            "--out" => a.out = Some(v),
             _ => return Err(format!("unknown option {k}")),
         }
     }
     Ok(a)
 }
 
+/// What one packet mode measured.
+struct PacketFloor {
+    sent: u64,
+    received: u64,
+    errors: u64,
+    wall_s: f64,
+    senders: usize,
+    receivers: usize,
+    tx_us: f64,
+    rx_us: f64,
+}
+
 fn main() -> std::io::Result<()> {
     let args = parse_args().unwrap_or_else(|e| {
-        eprintln!("udp-floor: {e}\nusage: udp-floor [--senders N] [--receivers K] [--secs S] [--mode sendto|sendmmsg]");
+        eprintln!("udp-floor: {e}\nusage: udp-floor [--senders N] [--receivers K] [--secs S] [--mode sendto|sendmmsg|timer|all] [--out FILE]");
         std::process::exit(2)
     });
+    let mut json = serde_json::Map::new();
+    json.insert("benchmark".into(), "machine-floor".into());
+    json.insert(
+        "timestamp_unix".into(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+            .into(),
+    );
+    json.insert(
+        "nproc".into(),
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .into(),
+    );
+    for (mode, mmsg) in [(Mode::Sendto, false), (Mode::Sendmmsg, true)] {
+        if args.mode == mode || args.mode == Mode::All {
+            let f = packets(&args, mmsg)?;
+            json.insert(
+                if mmsg { "sendmmsg" } else { "sendto" }.into(),
+                serde_json::json!({
+                    "senders": f.senders, "receivers": f.receivers, "secs": f.wall_s,
+                    "sent": f.sent, "received": f.received, "errors": f.errors,
+                    "tx_us_per_packet": f.tx_us, "rx_us_per_packet": f.rx_us,
+                }),
+            );
+        }
+    }
+    if args.mode == Mode::Timer || args.mode == Mode::All {
+        json.insert("timer".into(), timer(args.secs));
+    }
+    if let Some(out) = &args.out {
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(json))
+            .map_err(std::io::Error::other)?;
+        std::fs::write(out, text + "\n")?;
+        eprintln!("udp-floor: wrote {out}");
+    }
+    Ok(())
+}
+
+/// Send from `--senders` sockets (or batches from one with `mmsg`) to
+/// `--receivers` drained by a second thread; CPU per packet of each side.
+fn packets(args: &Args, mmsg: bool) -> std::io::Result<PacketFloor> {
     let receivers: Vec<UdpSocket> = (0..args.receivers.max(1))
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
@@ -89,7 +171,7 @@ fn main() -> std::io::Result<()> {
             );
         }
     }
-    let n_senders = if args.mmsg { 1 } else { args.senders.max(1) };
+    let n_senders = if mmsg { 1 } else { args.senders.max(1) };
     let senders: Vec<UdpSocket> = (0..n_senders)
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
         .collect::<Result<_, _>>()?;
@@ -163,7 +245,7 @@ fn main() -> std::io::Result<()> {
         })
         .collect();
     'outer: loop {
-        if args.mmsg {
+        if mmsg {
             let mut iov = [libc::iovec {
                 iov_base: payload.as_ptr() as *mut libc::c_void,
                 iov_len: PACKET,
@@ -212,7 +294,7 @@ fn main() -> std::io::Result<()> {
     let tx_us = per(tx_cpu, sent);
     println!(
         "mode={} senders={} receivers={} secs={:.1}",
-        if args.mmsg { "sendmmsg" } else { "sendto" },
+        if mmsg { "sendmmsg" } else { "sendto" },
         n_senders,
         dests.len(),
         wall.as_secs_f64()
@@ -227,6 +309,57 @@ fn main() -> std::io::Result<()> {
         1e6 / tx_us,
         1e6 / tx_us / 50.0
     );
-    println!("receiver CPU {:.2} µs/packet", per(rx_cpu, got));
-    Ok(())
+    let rx_us = per(rx_cpu, got);
+    println!("receiver CPU {rx_us:.2} µs/packet");
+    Ok(PacketFloor {
+        sent,
+        received: got,
+        errors,
+        wall_s: wall.as_secs_f64(),
+        senders: n_senders,
+        receivers: dests.len(),
+        tx_us,
+        rx_us,
+    })
+}
+
+/// One thread sleeping to absolute 1 ms deadlines for `secs`: CPU per
+/// wake-up and lateness (p50, p99, max).
+fn timer(secs: f64) -> serde_json::Value {
+    let h = std::thread::spawn(move || {
+        // SAFETY: PR_SET_TIMERSLACK takes an integer and affects only this thread.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
+        let period = Duration::from_millis(1);
+        let n = (secs * 1000.0).max(1.0) as u64;
+        let mut late_ns: Vec<u64> = Vec::with_capacity(n as usize);
+        let start = Instant::now();
+        let cpu0 = thread_cpu();
+        for i in 1..=n {
+            let due = start + period * i as u32;
+            let now = Instant::now();
+            if due > now {
+                std::thread::sleep(due - now);
+            }
+            late_ns.push(Instant::now().saturating_duration_since(due).as_nanos() as u64);
+        }
+        (thread_cpu() - cpu0, late_ns)
+    });
+    let (cpu, mut late) = h.join().unwrap_or_default();
+    late.sort_unstable();
+    let q = |p: f64| {
+        let i = ((late.len() as f64 * p) as usize).min(late.len().saturating_sub(1));
+        late.get(i).map_or(0.0, |&ns| ns as f64 / 1000.0)
+    };
+    let per = cpu.as_secs_f64() * 1e6 / late.len().max(1) as f64;
+    println!("mode=timer period=1ms wake-ups={}", late.len());
+    println!(
+        "timer wake-up CPU {per:.2} µs; late p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs",
+        q(0.5),
+        q(0.99),
+        q(1.0)
+    );
+    serde_json::json!({
+        "period_us": 1000, "wakeups": late.len(), "cpu_us_per_wakeup": per,
+        "late_us": { "p50": q(0.5), "p99": q(0.99), "max": q(1.0) },
+    })
 }

@@ -49,6 +49,8 @@ pub struct Load {
     /// Longest time a SIP datagram waited in the socket's receive queue
     /// over the last second or two: how far the signalling is behind.
     pub sip_delay: Duration,
+    /// The node drains (`src/drain.rs`): no new calls at all.
+    pub draining: bool,
 }
 
 /// The worst of a measurement over a rolling one-to-two-second window.
@@ -119,6 +121,10 @@ impl Bucket {
     }
 }
 
+/// `Retry-After` of a draining node's refusals: long enough that a phone
+/// calling it directly does not come back before the node is gone.
+const DRAINING_RETRY_AFTER_SECS: u32 = 60;
+
 /// Per-source request budgets are forgotten this long after their last use.
 const SOURCE_IDLE: Duration = Duration::from_secs(60);
 
@@ -152,6 +158,11 @@ impl Admission {
     /// no call task, RTP port or store row.
     pub fn admit_call(&mut self, load: Load, now: Instant) -> Result<(), Refusal> {
         let l = &self.limits;
+        if load.draining {
+            // A rolling upgrade: the caller (or the proxy in front) tries
+            // another node at once; this one will not take calls again.
+            return Err(Refusal::overload("draining", DRAINING_RETRY_AFTER_SECS));
+        }
         if load.calls >= l.max_calls {
             return Err(Refusal::overload("max_calls", 5));
         }
@@ -258,6 +269,19 @@ mod tests {
             calls,
             ..Load::default()
         }
+    }
+
+    #[test]
+    fn a_draining_node_refuses_every_new_call_but_not_registrations() {
+        let t = Instant::now();
+        let mut a = Admission::new(limits(), t);
+        let draining = Load {
+            draining: true,
+            ..Load::default()
+        };
+        let r = a.admit_call(draining, t).unwrap_err();
+        assert_eq!((r.code, r.reason, r.retry_after), (503, "draining", 60));
+        assert!(a.admit_register("127.0.0.1".parse().expect("ip"), draining, t).is_ok());
     }
 
     #[test]

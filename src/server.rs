@@ -9,7 +9,7 @@ use ringback_media::prompt;
 
 use crate::call::{CallDeps, CallPlacer};
 use crate::callback_attempt::{AttemptDeps, AttemptPlacer};
-use crate::callbacks::CallbackDeps;
+use crate::callbacks::{CallbackDeps, CallbackHandle};
 use crate::config::Config;
 use crate::endpoint::{self, EndpointCmd, EndpointDeps};
 use crate::media::MediaEngine;
@@ -50,6 +50,10 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
             "no [callbacks] node_id: this node's id changes with every process, so after a crash \
              its open call records are not recognised as its own (set a stable, unique node_id)"
         );
+    }
+    // Metrics say whose they are when the id is stable (configured).
+    if config.callbacks.node_id.is_some() {
+        metrics::set_node(&node);
     }
     // Start-up recovery, before anything writes: close what a killed
     // previous process of this node left open (call records, the queue log,
@@ -157,6 +161,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         store.clone(),
     )
     .await?;
+    let drain_callbacks = callbacks.clone();
     let calls = CallPlacer::new(CallDeps {
         legs,
         store: store.clone(),
@@ -220,6 +225,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         "off".to_string()
     };
     spawn_reload_triggers(&config, Arc::clone(&dialplans))?;
+    crate::drain::on_sigusr1()?;
     let transports = if config.sip.tcp { "udp+tcp" } else { "udp" };
     let tls_part = tls_addr.map(|a| format!(" tls={a}")).unwrap_or_default();
     // The first line on stdout is machine-readable for scripts and tests.
@@ -233,7 +239,14 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     );
     tracing::info!(sip = %ep.local, "ringback ready");
 
-    shutdown_signal().await;
+    let draining = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = crate::drain::started() => true,
+    };
+    if draining {
+        let limit = Duration::from_secs(config.cluster.drain_timeout_secs);
+        wait_for_calls_to_end(&drain_callbacks, limit).await;
+    }
     tracing::info!("shutting down: hanging up calls");
     ep.send(EndpointCmd::HangupAll);
     // Every task (call, callback attempt, trunk unregistering) reports its
@@ -260,6 +273,55 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     drop(cdr_task);
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// While the node drains: wait until no call and no callback attempt is
+/// left (then the shutdown below has nothing to hang up), the drain time
+/// is up, or SIGINT/SIGTERM asks for the end at once.
+async fn wait_for_calls_to_end(callbacks: &CallbackHandle, limit: Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let started = Instant::now();
+    let mut last_note = started;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => {
+                tracing::warn!("drain cut short by a shutdown signal: ending the calls still up");
+                return;
+            }
+            _ = tick.tick() => {}
+        }
+        let attempts = callbacks.drain().await;
+        // Inbound and web calls and callback attempts: every task the
+        // endpoint routes to, but the trunks' registrations.
+        let busy = (metrics::SIP_TASKS_ACTIVE.load(Relaxed) as usize)
+            .saturating_sub(metrics::trunk_registrations());
+        if busy == 0 {
+            tracing::info!(
+                secs = started.elapsed().as_secs(),
+                "drained: no call left, exiting"
+            );
+            return;
+        }
+        if started.elapsed() >= limit {
+            tracing::warn!(
+                calls = busy,
+                limit_secs = limit.as_secs(),
+                "drain time is up (cluster.drain_timeout_secs): ending the calls still up"
+            );
+            return;
+        }
+        if last_note.elapsed() >= Duration::from_secs(10) {
+            last_note = Instant::now();
+            tracing::info!(
+                calls = metrics::CALLS_ACTIVE.load(Relaxed),
+                callback_attempts = attempts,
+                "draining: waiting for calls to end"
+            );
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -12,8 +12,8 @@
 //! refusals become statuses), `request` (paths, query strings and bodies),
 //! `openapi` (the one list of routes, and the OpenAPI document generated
 //! from the handlers' own types), then the resources: `agents`, `queues`,
-//! `calls`, `callbacks`, `customers`, `dialplans`, `trunks`, the live `events` feed and
-//! the `prometheus` metrics.
+//! `calls`, `callbacks`, `customers`, `dialplans`, `trunks`, the live `events` feed,
+//! the `prometheus` metrics and `node` (draining this node).
 
 mod agents;
 mod auth;
@@ -23,6 +23,7 @@ mod customers;
 mod dialplans;
 mod errors;
 mod events;
+mod node;
 mod openapi;
 mod phone;
 mod prometheus;
@@ -190,18 +191,30 @@ async fn call_button_js() -> Response {
 }
 
 /// Health check
+///
+/// `503 draining` while the node drains (`POST /api/v1/node/drain`,
+/// SIGUSR1): alive, finishing its calls, taking no new ones.
 #[utoipa::path(
     get,
     path = "/healthz",
     operation_id = "getHealth",
     tag = "ops",
     security(()),
-    responses((status = 200, description = "`ok` and a line break", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "`ok` and a line break", content_type = "text/plain", body = String),
+        (status = 503, description = "`draining` and a line break: the node finishes its calls and takes no new ones", content_type = "text/plain", body = String),
+    )
 )]
 async fn healthz() -> Response {
+    let (status, body) = if crate::drain::is_draining() {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+    } else {
+        (axum::http::StatusCode::OK, "ok\n")
+    };
     (
+        status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "ok\n",
+        body,
     )
         .into_response()
 }

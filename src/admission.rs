@@ -281,7 +281,9 @@ mod tests {
         };
         let r = a.admit_call(draining, t).unwrap_err();
         assert_eq!((r.code, r.reason, r.retry_after), (503, "draining", 60));
-        assert!(a.admit_register("127.0.0.1".parse().expect("ip"), draining, t).is_ok());
+        assert!(a
+            .admit_register("127.0.0.1".parse().expect("ip"), draining, t)
+            .is_ok());
     }
 
     #[test]

@@ -211,7 +211,9 @@ mod tests {
             Some("sip:alice@127.0.0.1:5070".into())
         );
         // `ring = "browser"` still keeps the phone out.
-        let b = book("webrtc = true\nring = \"browser\"\n[cluster]\nagent_proxy = \"127.0.0.1:5070\"\n");
+        let b = book(
+            "webrtc = true\nring = \"browser\"\n[cluster]\nagent_proxy = \"127.0.0.1:5070\"\n",
+        );
         assert!(!b.reachable("alice"));
     }
 

@@ -455,7 +455,11 @@ impl Service {
                     let waiting: Vec<String> = self
                         .attempts
                         .keys()
-                        .filter(|id| self.scheduler.get(id).is_some_and(|cb| cb.state.is_waiting()))
+                        .filter(|id| {
+                            self.scheduler
+                                .get(id)
+                                .is_some_and(|cb| cb.state.is_waiting())
+                        })
                         .cloned()
                         .collect();
                     for id in waiting {

@@ -532,7 +532,11 @@ impl Endpoint {
         // Final responses outside a dialog carry a To tag (RFC 3261 §8.2.6.2).
         // A draining node answers 503: the proxy's keep-alive probe then
         // takes it out of rotation (src/drain.rs).
-        let code = if crate::drain::is_draining() { 503 } else { 200 };
+        let code = if crate::drain::is_draining() {
+            503
+        } else {
+            200
+        };
         let mut resp = message::make_response(req, code, Some(&message::new_tag()));
         resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
         resp.headers.push(

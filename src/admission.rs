@@ -458,6 +458,8 @@ mod tests {
             media_lag: Duration::from_secs(1),
             media_load_pct: 100,
             sip_delay: Duration::from_secs(5),
+            // Not a limit: a drain refuses calls whatever the limits say.
+            draining: false,
         };
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..10_000 {

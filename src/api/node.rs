@@ -38,7 +38,7 @@ pub(super) struct NodeDrain {
 /// For a rolling upgrade: new calls are refused with `503` and
 /// `Retry-After`, out-of-dialog OPTIONS are answered `503` (a dispatcher's
 /// keep-alive probe takes the node out of rotation), `/healthz` answers
-/// `503 draining`, and no new callback attempt starts here. Calls in
+/// `draining`, and no new callback attempt starts here. Calls in
 /// progress continue; when none is left the process exits with status 0
 /// (after `cluster.drain_timeout_secs`, the remaining calls are ended with
 /// BYE first). The same as `SIGUSR1`. A drain cannot be undone: start the

@@ -34,7 +34,8 @@ use common::peer::{
     args, json, wait_agent_state, AGENT_CONFIG, AGENT_TONE, BARESIP_PEER, CALLER_TONE, PJSUA,
 };
 use common::pg::PgDb;
-use common::{free_udp_port, repo, Server, ServerOpts};
+use common::scenario::Uac;
+use common::{free_udp_port, repo, Server, ServerOpts, Sipp};
 
 // ---------------------------------------------------------------------------------------------
 // Kamailio with the shipped configuration.
@@ -226,7 +227,7 @@ fn cluster(extra_config: &str) -> Cluster {
         Server::start(ServerOpts {
             database_url: Some(db.url()),
             extra_config: format!(
-                "[callbacks]\nnode_id = \"{id}\"\n\n[cluster]\nagent_proxy = \"sip:127.0.0.1:{kam_port}\"\ndrain_timeout_secs = 60\n{extra_config}"
+                "\n[callbacks]\nnode_id = \"{id}\"\n\n[cluster]\nagent_proxy = \"sip:127.0.0.1:{kam_port}\"\ndrain_timeout_secs = 60\n{extra_config}"
             ),
             ..ServerOpts::default()
         })
@@ -891,4 +892,42 @@ fn sigusr1_drains_an_idle_node_which_exits_0() {
     );
     assert!(log.contains("drained: no call left"), "{log}");
     assert!(log.contains("shutdown complete"), "{log}");
+}
+
+/// A drain that runs out of time (`cluster.drain_timeout_secs`) ends the
+/// calls still up with a BYE, as a shutdown does, and exits 0.
+#[test]
+fn a_drain_that_runs_out_of_time_ends_the_calls_with_bye_and_exits_0() {
+    let mut srv = Server::start(ServerOpts {
+        extra_config: "\n[cluster]\ndrain_timeout_secs = 2\n".into(),
+        ..ServerOpts::default()
+    });
+    let caller =
+        Sipp::from_xml(&Uac::new().invite().expect_bye(20_000).xml()).spawn(srv.sip, "2000");
+    let until = Instant::now() + Duration::from_secs(10);
+    while srv.metric("ringback_calls_active") < 1.0 {
+        assert!(Instant::now() < until, "no call:\n{}", srv.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let t0 = Instant::now();
+    srv.signal("USR1");
+    // New calls are refused meanwhile, 503 with Retry-After.
+    let refused = Sipp::from_xml(&Uac::new().invite_rejected(503).xml()).run(srv.sip, "2000");
+    refused.assert_ok("a new call while draining");
+    assert!(
+        refused.messages.contains("Retry-After: 60"),
+        "{}",
+        refused.messages
+    );
+    let status = srv
+        .wait_exit(Duration::from_secs(15))
+        .unwrap_or_else(|| panic!("not exited:\n{}", srv.log()));
+    let took = t0.elapsed();
+    assert!(status.success(), "{status}:\n{}", srv.log());
+    assert!(
+        took >= Duration::from_secs(2) && took < Duration::from_secs(8),
+        "exited {took:?} after the drain"
+    );
+    caller.wait().assert_ok("the caller still up gets a BYE");
+    assert!(srv.log().contains("drain time is up"), "{}", srv.log());
 }

@@ -51,7 +51,7 @@ setup_db() {
         psql -X -q "$PG_ADMIN_URL" -c "CREATE DATABASE $DB_NAME"
     fi
     # Kamailio's tables (idempotent); ringback migrates its own at start.
-    psql_db -f "$REPO/deploy/kamailio/kamailio-tables.sql" 2>/dev/null
+    PGOPTIONS="--client-min-messages=warning" psql_db -f "$REPO/deploy/kamailio/kamailio-tables.sql"
     for a in $AGENTS; do add_agent "${a%%:*}" "${a#*:}"; done
 }
 

@@ -18,10 +18,14 @@ use crate::outbound::LegDeps;
 use crate::snapshot::{load_snapshot_cached, Dialplans, ReloadCache};
 use crate::store::{CdrWriter, Store};
 
-/// Run the server until SIGINT/SIGTERM. `config_path` is re-read on
-/// SIGHUP for the API's tokens.
+/// Run the server until SIGINT/SIGTERM, or until a drain (SIGUSR1, the
+/// API) has seen its calls end. `config_path` is re-read on SIGHUP for
+/// the API's tokens.
 pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    // SIGUSR1 drains (src/drain.rs); caught from the start, so one sent
+    // while the node starts is a drain too, not the default exit.
+    crate::drain::on_sigusr1()?;
     // Prompts and dialplans load on blocking threads (decoding in parallel)
     // while the store connects and migrates; the store is not written to
     // before the dialplans are known to be valid.
@@ -225,7 +229,6 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         "off".to_string()
     };
     spawn_reload_triggers(&config, Arc::clone(&dialplans))?;
-    crate::drain::on_sigusr1()?;
     let transports = if config.sip.tcp { "udp+tcp" } else { "udp" };
     let tls_part = tls_addr.map(|a| format!(" tls={a}")).unwrap_or_default();
     // The first line on stdout is machine-readable for scripts and tests.

@@ -116,3 +116,6 @@ say enter-order      "Please enter your order number, followed by the hash key."
 say your-order       "Your order"
 say order-ships-on   "ships on"
 say order-status-unavailable "Sorry, we cannot look up your order right now."
+
+# Call recording (`record_announcement` on a queue)
+say recording-notice "This call may be recorded for quality and training."

@@ -157,6 +157,23 @@ impl Admission {
     /// Checked cheapest first. A refused INVITE costs one small response and
     /// no call task, RTP port or store row.
     pub fn admit_call(&mut self, load: Load, now: Instant) -> Result<(), Refusal> {
+        self.overloaded(load)?;
+        let l = &self.limits;
+        if l.max_call_rate > 0.0
+            && !self
+                .calls
+                .take(l.max_call_rate, call_burst(&self.limits), now)
+        {
+            return Err(Refusal::overload("max_call_rate", 1));
+        }
+        Ok(())
+    }
+
+    /// The load part of [`Admission::admit_call`], without taking from the
+    /// call-rate budget: what the endpoint asks before it even parses an
+    /// INVITE, so that an overloaded server refuses a new call for the cost
+    /// of a header scan (the full check follows for the calls it lets in).
+    pub fn overloaded(&self, load: Load) -> Result<(), Refusal> {
         let l = &self.limits;
         if load.draining {
             // A rolling upgrade: the caller (or the proxy in front) tries
@@ -183,13 +200,6 @@ impl Admission {
             // No headroom left on a media clock: one more stream and the
             // next burst of work would make it late.
             return Err(Refusal::overload("media_load", 2));
-        }
-        if l.max_call_rate > 0.0
-            && !self
-                .calls
-                .take(l.max_call_rate, call_burst(&self.limits), now)
-        {
-            return Err(Refusal::overload("max_call_rate", 1));
         }
         Ok(())
     }

@@ -27,6 +27,7 @@ mod metrics;
 mod outbound;
 mod plan_loader;
 mod prompt_loader;
+mod recording;
 mod registrar;
 mod server;
 mod snapshot;

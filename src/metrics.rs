@@ -42,6 +42,9 @@ counters! {
     WEB_CALLS_REFUSED_TOTAL: "Calls from the public web page that could not be started (unusable offer, no RTP port, no dialplan).",
     WEB_CALLS_RATE_LIMITED_TOTAL: "Public web call tokens refused because the address called too often.",
     BROWSER_LEGS_ANSWERED_TOTAL: "Calls agents answered in the agent page's browser phone.",
+    RECORDINGS_STARTED_TOTAL: "Call recordings started (a bridged call whose queue or agent records).",
+    RECORDINGS_FAILED_TOTAL: "Call recordings that ended failed (disk full, directory unusable, store error); the calls went on.",
+    RECORDINGS_DROPPED_FRAMES_TOTAL: "Audio frames a recording lost because its writer fell behind (its queue was full); silence stands in for them.",
 }
 
 /// Counters with one label set each (SIP method/status, disposition). One
@@ -53,19 +56,82 @@ fn bump(metric: &'static str, labels: String) {
     *m.entry((metric, labels)).or_insert(0) += 1;
 }
 
-fn sip_labels(direction: &str, msg: &rsip::SipMessage) -> String {
-    match msg {
-        rsip::SipMessage::Request(r) => {
-            format!("direction=\"{direction}\",method=\"{}\"", r.method)
-        }
-        rsip::SipMessage::Response(r) => {
-            let method = ringback_sip::message::cseq(r)
-                .map(|(_, m)| m.to_string())
-                .unwrap_or_default();
-            format!(
-                "direction=\"{direction}\",method=\"{method}\",status=\"{}\"",
-                r.status_code.code()
-            )
+/// One `sip_messages_total` label set. Counted by key, formatted only
+/// when scraped: the endpoint counts every message it receives and sends,
+/// and a `format!` and a string-keyed map per message showed in its
+/// profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SipKey {
+    out: bool,
+    method: &'static str,
+    /// 0 for requests.
+    status: u16,
+}
+
+static SIP_MESSAGES: Mutex<BTreeMap<SipKey, u64>> = Mutex::new(BTreeMap::new());
+
+fn count_sip(out: bool, msg: &rsip::SipMessage) {
+    let key = match msg {
+        rsip::SipMessage::Request(r) => SipKey {
+            out,
+            method: method_name(&r.method),
+            status: 0,
+        },
+        rsip::SipMessage::Response(r) => SipKey {
+            out,
+            method: ringback_sip::message::cseq(r).map_or("", |(_, m)| method_name(&m)),
+            status: r.status_code.code(),
+        },
+    };
+    let mut m = SIP_MESSAGES.lock().unwrap_or_else(|p| p.into_inner());
+    *m.entry(key).or_insert(0) += 1;
+}
+
+/// A method's name without allocating.
+fn method_name(m: &rsip::Method) -> &'static str {
+    use rsip::Method as M;
+    match m {
+        M::Ack => "ACK",
+        M::Bye => "BYE",
+        M::Cancel => "CANCEL",
+        M::Info => "INFO",
+        M::Invite => "INVITE",
+        M::Message => "MESSAGE",
+        M::Notify => "NOTIFY",
+        M::Options => "OPTIONS",
+        M::PRack => "PRACK",
+        M::Publish => "PUBLISH",
+        M::Refer => "REFER",
+        M::Register => "REGISTER",
+        M::Subscribe => "SUBSCRIBE",
+        M::Update => "UPDATE",
+    }
+}
+
+fn render_sip_messages(out: &mut String) {
+    let m = SIP_MESSAGES.lock().unwrap_or_else(|p| p.into_inner());
+    if m.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "# HELP ringback_sip_messages_total SIP messages by direction, method and status."
+    );
+    let _ = writeln!(out, "# TYPE ringback_sip_messages_total counter");
+    for (k, v) in m.iter() {
+        let direction = if k.out { "out" } else { "in" };
+        if k.status == 0 {
+            let _ = writeln!(
+                out,
+                "ringback_sip_messages_total{{direction=\"{direction}\",method=\"{}\"}} {v}",
+                k.method
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "ringback_sip_messages_total{{direction=\"{direction}\",method=\"{}\",status=\"{}\"}} {v}",
+                k.method, k.status
+            );
         }
     }
 }
@@ -76,7 +142,7 @@ pub fn sip_in(msg: &rsip::SipMessage) {
         rsip::SipMessage::Request(_) => SIP_REQUESTS_IN_TOTAL.fetch_add(1, Relaxed),
         rsip::SipMessage::Response(_) => SIP_RESPONSES_IN_TOTAL.fetch_add(1, Relaxed),
     };
-    bump("sip_messages_total", sip_labels("in", msg));
+    count_sip(false, msg);
 }
 
 /// Count an outgoing message.
@@ -85,7 +151,7 @@ pub fn sip_out(msg: &rsip::SipMessage) {
         rsip::SipMessage::Request(_) => SIP_REQUESTS_OUT_TOTAL.fetch_add(1, Relaxed),
         rsip::SipMessage::Response(_) => SIP_RESPONSES_OUT_TOTAL.fetch_add(1, Relaxed),
     };
-    bump("sip_messages_total", sip_labels("out", msg));
+    count_sip(true, msg);
 }
 
 /// Count a finished call by disposition.
@@ -117,6 +183,14 @@ pub fn malformed() {
 pub fn rejected(why: &str) {
     CALLS_REJECTED_TOTAL.fetch_add(1, Relaxed);
     refused(why);
+}
+
+/// Count an INVITE refused before it was parsed (overload): one request
+/// in, one `503` out, by reason.
+pub fn refused_unparsed(why: &str) {
+    SIP_REQUESTS_IN_TOTAL.fetch_add(1, Relaxed);
+    SIP_RESPONSES_OUT_TOTAL.fetch_add(1, Relaxed);
+    rejected(why);
 }
 
 /// Count a refused request or connection (REGISTER flood, TCP limit), by reason.
@@ -172,12 +246,12 @@ pub fn render() -> String {
             &trunks,
         );
     }
+    render_sip_messages(&mut out);
     let m = LABELED.lock().unwrap_or_else(|p| p.into_inner());
     let mut last = "";
     for ((metric, labels), v) in m.iter() {
         if *metric != last {
             let help = match *metric {
-                "sip_messages_total" => "SIP messages by direction, method and status.",
                 "refusals_total" => {
                     "Requests refused, by reason (routing, codec, admission control: max_calls, max_call_rate, media_load, media_lag, max_transactions, register_rate, tcp_connections)."
                 }

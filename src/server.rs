@@ -80,6 +80,19 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
             "closed queue log entries, agent legs and agent states left open by a previous run"
         );
     }
+    // Call recordings: finish what a killed process left in `recording`,
+    // then delete old ones now and hourly.
+    let recorder = crate::recording::Recorder::new(&config.recording, store.clone(), node.clone());
+    match recorder.recover().await {
+        Ok((0, 0)) => {}
+        Ok((complete, failed)) => tracing::warn!(
+            complete,
+            failed,
+            "finished recordings left open by a previous run"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot finish recordings left open"),
+    }
+    recorder.spawn_retention();
     let (cdr, cdr_task) = CdrWriter::spawn(store.clone(), node.clone());
     let timeout =
         (config.rtp.timeout_secs > 0).then(|| Duration::from_secs(config.rtp.timeout_secs));
@@ -153,6 +166,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         language_skills: Arc::clone(&language_skills),
         dialplans: Arc::clone(&dialplans),
         endpoint: ep.clone(),
+        recorder: Arc::clone(&recorder),
     });
     let callbacks = crate::callbacks::spawn(
         CallbackDeps {
@@ -179,6 +193,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         language_skills,
         fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
         lookups: crate::lookups::Lookups::new(config.lookups.clone()),
+        recorder: Arc::clone(&recorder),
     });
     // Calls from the public web page run like phone calls.
     let web_calls = crate::call::WebCalls::new(calls.deps(), ep.clone());
@@ -222,6 +237,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
                 dialplans: Arc::clone(&dialplans),
                 media,
                 phones,
+                recorder,
             }),
         ));
         addr.to_string()

@@ -102,6 +102,21 @@ pub(super) struct Agent {
     /// The call the agent is ringing for or talking to.
     #[schema(required = true)]
     context: Option<CallContext>,
+    /// The recording of the agent's call: `recording`, `paused`, or null
+    /// when the call is not recorded (pause and resume:
+    /// `POST /api/v1/calls/{call_id}/recording/pause|resume`).
+    #[schema(required = true, inline)]
+    recording: Option<LiveRecording>,
+}
+
+/// Whether a call's recording runs or is paused.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum LiveRecording {
+    /// The audio is being recorded.
+    Recording,
+    /// Silence is being recorded until the agent resumes.
+    Paused,
 }
 
 /// Agents as the API and the dashboard show them, with the context of the
@@ -143,6 +158,13 @@ pub(super) fn agents_view(
                     repeat: c.repeat,
                     callback_id: c.callback_id,
                     callback_context: c.callback_context,
+                }),
+                recording: call.and_then(|c| ctx.recorder.control(c)).map(|r| {
+                    if r.is_paused() {
+                        LiveRecording::Paused
+                    } else {
+                        LiveRecording::Recording
+                    }
                 }),
             }
         })

@@ -22,7 +22,8 @@ pub(super) enum Need<'a> {
     Read,
     /// Change agents or callbacks: admin or supervisor.
     Supervise,
-    /// Change this agent: admin, supervisor, or that agent's own token.
+    /// Change this agent (or pause the recording of its call): admin,
+    /// supervisor, or that agent's own token.
     Agent(&'a str),
     /// Reload dialplans: admin only.
     Admin,

@@ -12,7 +12,7 @@
 //! refusals become statuses), `request` (paths, query strings and bodies),
 //! `openapi` (the one list of routes, and the OpenAPI document generated
 //! from the handlers' own types), then the resources: `agents`, `queues`,
-//! `calls`, `callbacks`, `customers`, `dialplans`, `trunks`, the live `events` feed,
+//! `calls`, `callbacks`, `customers`, `dialplans`, `trunks`, `recordings`, the live `events` feed,
 //! the `prometheus` metrics and `node` (draining this node).
 
 mod agents;
@@ -28,6 +28,7 @@ mod openapi;
 mod phone;
 mod prometheus;
 mod queues;
+mod recordings;
 mod request;
 mod surveys;
 mod trunks;
@@ -75,6 +76,8 @@ pub struct ApiState {
     pub media: Arc<MediaEngine>,
     /// Agents' browser phones (the `/api/v1/phone` WebSocket).
     pub phones: Arc<crate::browser::BrowserPhones>,
+    /// Call recordings (pause and resume, the files).
+    pub recorder: Arc<crate::recording::Recorder>,
 }
 
 /// Build the router: every route of [`openapi::routes`], the list the

@@ -30,7 +30,7 @@ use super::ApiState;
 use crate::config::Config;
 
 const DESCRIPTION: &str =
-    "Agents, queues, callbacks, calls, customers and dialplans of a ringback server, \
+    "Agents, queues, callbacks, calls, recordings, customers and dialplans of a ringback server, \
 with `/metrics` (Prometheus text), `/healthz` and the pages served beside them without \
 authentication. Every error is an `Error` object; a path no route serves is `404` and a method a \
 path does not take is `405` (with `Allow`), both with the same body. As served, the document \
@@ -51,6 +51,7 @@ of the agent path parameter. The document is generated from the handlers' own ty
         (name = "calls", description = "Calls in progress and call records"),
         (name = "callbacks", description = "Callback requests"),
         (name = "customers", description = "The customer directory: who calls"),
+        (name = "recordings", description = "Call recordings: their files, pause and resume"),
         (name = "dialplans", description = "Dialplans serving and their reload"),
         (name = "trunks", description = "Carriers and their registration"),
         (name = "pages", description = "The dashboard and the agent page"),
@@ -76,8 +77,8 @@ impl Modify for BearerScheme {
 /// (handlers of one path together).
 pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
     use super::{
-        agents, callbacks, calls, customers, dialplans, events, phone, prometheus, queues, surveys,
-        trunks, webcall,
+        agents, callbacks, calls, customers, dialplans, events, phone, prometheus, queues,
+        recordings, surveys, trunks, webcall,
     };
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(super::dashboard))
@@ -121,6 +122,11 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
             customers::update_customer,
             customers::delete_customer
         ))
+        .routes(routes!(recordings::list_recordings))
+        .routes(routes!(recordings::get_recording))
+        .routes(routes!(recordings::get_recording_audio))
+        .routes(routes!(recordings::pause_recording))
+        .routes(routes!(recordings::resume_recording))
 }
 
 /// The router of [`routes`] and its document, finished.

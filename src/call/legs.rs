@@ -105,6 +105,7 @@ impl Call {
         {
             // The agent is gone: the caller's stream stops relaying to it
             // and plays again (a survey question, or the end).
+            self.stop_recording();
             self.stream.unbridge();
         }
         self.core.handle(Input::Leg { agent, event }, Now::system());
@@ -248,7 +249,10 @@ impl Call {
             .find(|l| l.agent == agent)
             .and_then(|l| l.leg.stream())
         {
-            Some(agent_stream) => media::bridge(&self.stream, agent_stream),
+            Some(agent_stream) => {
+                media::bridge(&self.stream, agent_stream);
+                self.start_recording(agent);
+            }
             None => tracing::warn!(agent, "agent leg has no media to bridge"),
         }
     }

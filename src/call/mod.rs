@@ -35,6 +35,7 @@ mod dips;
 mod legs;
 mod placer;
 mod questions;
+mod recording;
 mod sip;
 mod web;
 
@@ -109,6 +110,8 @@ struct Call {
     browser: Option<browser::Events>,
     /// The dialplan lookup under way.
     lookup: dips::Pending,
+    /// The recording of the bridge, and the queue's announcement.
+    rec: recording::CallRecording,
 }
 
 /// Run one call to its end.
@@ -332,6 +335,7 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
         leg_media: leg_media_tx,
         browser: None,
         lookup: None,
+        rec: Default::default(),
     };
     let ending = call
         .event_loop(&mut sip_rx, &mut media_rx, &mut leg_media_rx)
@@ -407,14 +411,15 @@ impl Call {
                         list.push(Arc::clone(&self.ctx.fallback_hold_music));
                     }
                     // An empty list ends at once (PlaybackDone follows).
-                    self.stream.play(list, looped, token);
+                    self.play(list, looped, token);
                     None
                 }
                 Output::StopPlayback => {
-                    self.stream.stop();
+                    self.stop_playing();
                     None
                 }
                 Output::Enqueue(waiting) => {
+                    self.entering_queue(waiting.queue.as_str());
                     let (tx, rx) = mpsc::unbounded_channel();
                     self.queue_rx = Some(rx);
                     self.ctx.acd.send(AcdCmd::Input {
@@ -507,6 +512,7 @@ impl Call {
 
     fn on_media(&mut self, ev: MediaEvent) {
         let input = match ev {
+            MediaEvent::PlaybackDone { token } if self.notice_done(token) => return,
             MediaEvent::PlaybackDone { token } => Input::PlaybackDone { token },
             // Counted by the media task, which knows the digit's source.
             MediaEvent::Digit(d) => {
@@ -546,6 +552,7 @@ impl Call {
     /// The call is over: legs down, BYE if ours to send, the record written.
     fn finish(mut self, end: Ending) {
         self.ctx.live.gone(&self.call_id);
+        self.stop_recording();
         self.drop_all_legs();
         self.stream.unbridge();
         if end.send_bye {

@@ -47,6 +47,8 @@ pub struct CallDeps {
     pub fallback_hold_music: Arc<Prompt>,
     /// Dialplan `lookup` nodes' endpoints.
     pub lookups: Arc<crate::lookups::Lookups>,
+    /// Call recordings.
+    pub recorder: Arc<crate::recording::Recorder>,
 }
 
 impl LegSource for CallDeps {

@@ -164,6 +164,7 @@ impl WebCallStarter for WebCalls {
                 rx: events_rx,
             }),
             lookup: None,
+            rec: Default::default(),
         };
         let span =
             tracing::info_span!("call", call_id = %call_id, caller = %caller, dialed = %req.number);

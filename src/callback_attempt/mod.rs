@@ -135,6 +135,7 @@ fn open(
         agent_media,
         customer_media,
         first: None,
+        recording: None,
         language,
     };
     let rx = Receivers {
@@ -180,6 +181,8 @@ struct Shell {
     /// An output taken by [`Shell::enqueue_now`] that is not for the ACD,
     /// carried out first by [`Shell::carry_out`].
     first: Option<Output>,
+    /// The recording of the agent and the customer, while bridged.
+    recording: Option<crate::recording::Recording>,
 }
 
 impl Shell {
@@ -300,9 +303,11 @@ impl Shell {
                         (self.stream(Leg::Agent), self.stream(Leg::Customer))
                     {
                         media::bridge(a, c);
+                        self.start_recording();
                     }
                 }
                 Output::Unbridge => {
+                    self.recording = None;
                     for leg in [Leg::Customer, Leg::Agent] {
                         if let Some(s) = self.stream(leg) {
                             s.unbridge();
@@ -342,6 +347,7 @@ impl Shell {
                     Outcome::Dropped => tracing::info!("callback withdrawn from the queue"),
                 },
                 Output::Finished => {
+                    self.recording = None;
                     self.ctx.live.gone(&self.owner);
                     if let Some(mut c) = self.customer_bye.take() {
                         self.await_bye(&mut c, sip_rx).await;
@@ -360,6 +366,27 @@ impl Shell {
             }
         }
         false
+    }
+
+    /// The customer and the agent were bridged: record them (the customer
+    /// left, the agent right) when the queue or the agent says so.
+    fn start_recording(&mut self) {
+        let agent = match (&self.agent, &self.browser) {
+            (Some((a, _)), _) | (None, Some((a, _))) => a.clone(),
+            (None, None) => return,
+        };
+        let queue = Some(self.cb.queue.as_str());
+        if !crate::recording::wanted(&self.ctx.legs.config, queue, &agent) {
+            return;
+        }
+        let (Some(a), Some(c)) = (self.stream(Leg::Agent), self.stream(Leg::Customer)) else {
+            return;
+        };
+        let (rec, customer_tap, agent_tap) = self.ctx.recorder.start(&self.owner, &agent, queue);
+        c.record(Some(customer_tap));
+        a.record(Some(agent_tap));
+        tracing::info!(%agent, "recording the callback");
+        self.recording = Some(rec);
     }
 
     /// Claim or renew the callback's lease for this node.

@@ -36,6 +36,8 @@ pub struct AttemptDeps {
     pub dialplans: Arc<Dialplans>,
     /// To send SIP.
     pub endpoint: EndpointHandle,
+    /// Call recordings.
+    pub recorder: Arc<crate::recording::Recorder>,
 }
 
 impl LegSource for AttemptDeps {

@@ -23,6 +23,7 @@ mod languages;
 mod lookups;
 mod network;
 mod queues;
+pub mod recording;
 mod secrets;
 mod stats;
 mod trunks;
@@ -87,6 +88,8 @@ pub struct Config {
     pub languages: BTreeMap<String, LanguageConfig>,
     /// Several nodes behind a SIP proxy: agents through it, drains.
     pub cluster: ClusterConfig,
+    /// Call recordings: directory and retention.
+    pub recording: recording::RecordingConfig,
 }
 
 /// A configuration error, already formatted as `file:line:col: message`.
@@ -134,6 +137,7 @@ impl Config {
                 cfg.database.url = format!("sqlite://{}", resolve(base, Path::new(rest)).display());
             }
         }
+        recording::resolve_paths(&mut cfg, base);
         // Secrets from `*_file` / `*_env` (config/secrets.rs), then what
         // `[api]` needs the whole file for.
         secrets::resolve_all(&mut cfg, base)

@@ -57,6 +57,12 @@ pub struct QueueConfig {
     pub callback_offer_on_zero_out: bool,
     /// `survey = { prompt = "…", keys = "1-5" }`: a post-call question.
     pub survey: Option<SurveyConfig>,
+    /// Record this queue's calls with their agent (a stereo WAV: the caller
+    /// left, the agent right).
+    pub record: bool,
+    /// A prompt played to the caller on entering this queue, before the
+    /// entry prompt or the music (e.g. `recording-notice`).
+    pub record_announcement: Option<String>,
 }
 
 /// A queue's post-call survey as written in `ringback.toml`.
@@ -117,6 +123,8 @@ impl Default for QueueConfig {
             callback_offer_ewt_above_secs: None,
             callback_offer_on_zero_out: false,
             survey: None,
+            record: false,
+            record_announcement: None,
         }
     }
 }
@@ -159,6 +167,8 @@ pub struct AgentConfig {
     /// Which of the agent's devices ring: `browser`, `phone` or `both`
     /// (default: `both` when `webrtc = true`; a phone alone otherwise).
     pub ring: Option<RingDevices>,
+    /// Record every call this agent takes (whatever the queue says).
+    pub record: bool,
 }
 
 /// Which devices ring for an agent who has both a SIP phone and the

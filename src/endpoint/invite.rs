@@ -205,6 +205,47 @@ impl Endpoint {
         }
     }
 
+    /// Refuse a new call before parsing it when the server is overloaded
+    /// (or shutting down): a scan finds an initial INVITE of a call we do
+    /// not have, and a `503` with `Retry-After` is built from its raw
+    /// headers. Under overload every parse, transaction and allocation
+    /// saved is capacity for the calls in progress. True when answered.
+    /// Sources outside `sip.allow_from` go the normal way (their `403`).
+    pub(super) fn refused_unparsed(
+        &mut self,
+        bytes: &[u8],
+        src: SocketAddr,
+        transport: TransportKind,
+    ) -> bool {
+        let Some(call_id) = message::initial_invite_call_id(bytes) else {
+            return false;
+        };
+        if self.calls.contains_key(call_id) || !self.allow.permits(src.ip()) {
+            return false;
+        }
+        let refusal = if self.shutting_down {
+            Refusal {
+                code: 503,
+                retry_after: 5,
+                reason: "shutting_down",
+            }
+        } else {
+            let load = self.load();
+            match self.admission.overloaded(load) {
+                Ok(()) => return false,
+                Err(r) => r,
+            }
+        };
+        let Some(resp) = message::overload_response(bytes, refusal.retry_after, refusal.reason)
+        else {
+            return false;
+        };
+        crate::metrics::refused_unparsed(refusal.reason);
+        tracing::debug!(%src, reason = refusal.reason, "INVITE refused before parsing");
+        self.send_raw(resp, src, transport);
+        true
+    }
+
     /// Answer an overload refusal: 503 with `Retry-After`, counted by reason.
     pub(super) fn refuse(&mut self, key: &TransactionKey, req: &rsip::Request, r: Refusal) {
         if req.method == rsip::Method::Invite {

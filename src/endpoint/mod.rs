@@ -265,6 +265,9 @@ impl Endpoint {
         if bytes.iter().all(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return; // keep-alive
         }
+        if self.refused_unparsed(bytes, src, transport) {
+            return;
+        }
         let size_limit = self.deps.config.sip.max_message_bytes;
         let parsed = if bytes.len() > size_limit {
             Err(Rejected::TooLarge(format!(

@@ -9,6 +9,7 @@ pub mod ports;
 mod receive;
 pub mod relay;
 pub mod secure;
+pub mod tap;
 
 pub use relay::{bridge, Relay};
 

@@ -162,7 +162,7 @@ impl Receiver {
         if self.shared.bridged.load(Ordering::Relaxed) {
             if let Ok(mut relay) = self.shared.relay.lock() {
                 if let Some(r) = relay.as_mut() {
-                    r.forward(pkt, &hdr);
+                    r.forward(pkt, &hdr, now);
                 }
             }
         }

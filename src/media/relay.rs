@@ -2,16 +2,19 @@
 //! socket, with that leg's SSRC, payload types, codec (G.711 laws are
 //! transcoded in place) and, on a secure leg, its SRTP key. The numbering
 //! continues across bridges on the same leg, because SRTP never sends an
-//! index twice.
+//! index twice. A recorded bridge's relays carry a [`Tap`] that copies the
+//! audio they forward to the recording's writer.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use ringback_media::codec::Codec;
 use ringback_media::prompt::FRAME_SAMPLES;
 use ringback_media::rtp;
 
 use super::clock::StreamShared;
+use super::tap::Tap;
 use super::{secure, RtpSocket, Stream};
 
 impl std::fmt::Debug for Relay {
@@ -43,6 +46,8 @@ pub struct Relay {
     next: Option<(u16, u32)>,
     /// Sealed form of the packet on a secure outgoing leg.
     sealed: Vec<u8>,
+    /// The recording this leg's audio goes to, while one runs.
+    tap: Option<Tap>,
 }
 
 impl Drop for Relay {
@@ -55,10 +60,19 @@ impl Drop for Relay {
 }
 
 impl Relay {
-    /// Rewrite and forward one packet. Returns false when it is not media of
-    /// this bridge (other payload types are dropped, not forwarded).
-    pub(super) fn forward(&mut self, pkt: &[u8], hdr: &rtp::RtpHeaderView) -> bool {
+    /// Rewrite and forward one packet that arrived at `arrival`. Returns
+    /// false when it is not media of this bridge (other payload types are
+    /// dropped, not forwarded).
+    pub(super) fn forward(
+        &mut self,
+        pkt: &[u8],
+        hdr: &rtp::RtpHeaderView,
+        arrival: Instant,
+    ) -> bool {
         let (pt, transcode) = if hdr.pt == self.from_pt {
+            if let Some(tap) = &self.tap {
+                tap.push(self.from_codec, hdr, pkt, arrival);
+            }
             (self.to_pt, self.from_codec != self.to_codec)
         } else if Some(hdr.pt) == self.from_dtmf {
             match self.to_dtmf {
@@ -137,6 +151,7 @@ pub fn bridge(a: &Stream, b: &Stream) {
         started: false,
         next: None,
         sealed: Vec::new(),
+        tap: None,
     };
     if let Ok(mut r) = a.shared.relay.lock() {
         *r = Some(relay(a, b));
@@ -157,6 +172,16 @@ impl Stream {
             *r = None;
         }
         self.shared.bridged.store(false, Ordering::Relaxed);
+    }
+
+    /// Record what this leg receives while it is bridged (`None`: stop).
+    /// Call after [`bridge`]; the next bridge starts without a tap.
+    pub fn record(&self, tap: Option<Tap>) {
+        if let Ok(mut r) = self.shared.relay.lock() {
+            if let Some(relay) = r.as_mut() {
+                relay.tap = tap;
+            }
+        }
     }
 }
 

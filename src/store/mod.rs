@@ -16,6 +16,7 @@
 //! - [`callbacks`]: callback requests, their history and leases;
 //! - [`customers`]: the customer directory and its version;
 //! - [`surveys`]: post-call survey answers, for CSAT;
+//! - [`recordings`]: call recordings (their files are under `[recording] dir`);
 //! - [`today`]: one day's events, to rebuild today's live figures.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -62,6 +63,7 @@ pub mod connect;
 pub mod customers;
 pub mod dialplan_versions;
 pub mod logs;
+pub mod recordings;
 pub mod recovery;
 pub mod surveys;
 pub mod today;

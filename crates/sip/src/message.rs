@@ -708,7 +708,53 @@ pub fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
 /// Like [`bad_request`] with any status code (and its standard reason phrase), e.g. `413`/`513`
 /// for oversized messages.
 pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
-    build_error_response(raw, code, reason_phrase(code), reason)
+    build_error_response(raw, code, reason_phrase(code), reason, None)
+}
+
+/// `503 Service Unavailable` with `Retry-After: retry_after_secs` for a
+/// request refused before it was parsed (overload), built from its raw
+/// headers like [`error_response`].
+pub fn overload_response(raw: &[u8], retry_after_secs: u32, reason: &str) -> Option<Vec<u8>> {
+    build_error_response(raw, 503, reason_phrase(503), reason, Some(retry_after_secs))
+}
+
+/// The Call-ID of `raw` when it is an initial INVITE (its `To` has no tag),
+/// found by scanning the header lines without parsing the message: what
+/// the endpoint needs to refuse a new call under overload at the cost of a
+/// scan. `None` for any other message, a re-INVITE, or a message whose
+/// Call-ID cannot be found (the full parser then answers it).
+pub fn initial_invite_call_id(raw: &[u8]) -> Option<&str> {
+    if !raw.starts_with(b"INVITE ") {
+        return None;
+    }
+    let head = &raw[..find(raw, b"\r\n\r\n").unwrap_or(raw.len())];
+    let mut call_id = None;
+    let mut to_seen = false;
+    for line in head.split(|&b| b == b'\n').skip(1) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(colon) = line.iter().position(|&b| b == b':') else {
+            continue;
+        };
+        let name = line[..colon].trim_ascii();
+        let value = line[colon + 1..].trim_ascii();
+        if name.eq_ignore_ascii_case(b"Call-ID") || name.eq_ignore_ascii_case(b"i") {
+            call_id = std::str::from_utf8(value).ok().filter(|v| !v.is_empty());
+        } else if name.eq_ignore_ascii_case(b"To") || name.eq_ignore_ascii_case(b"t") {
+            // A tag parameter after the name-addr: a re-INVITE.
+            let after_uri = value
+                .iter()
+                .rposition(|&b| b == b'>')
+                .map_or(value, |i| &value[i..]);
+            if after_uri
+                .windows(5)
+                .any(|w| w.eq_ignore_ascii_case(b";tag="))
+            {
+                return None;
+            }
+            to_seen = true;
+        }
+    }
+    call_id.filter(|_| to_seen)
 }
 
 /// The answer to a request that [`parse`] rejected with `err`: [`ParseError::status`] with
@@ -716,10 +762,22 @@ pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
 /// `416 Unsupported URI Scheme`, `501 Not Implemented` …) and the error text in a `Warning`
 /// header. `None` when nothing can be answered; see [`bad_request`].
 pub fn error_response_for(raw: &[u8], err: &ParseError) -> Option<Vec<u8>> {
-    build_error_response(raw, err.status(), &err.response_phrase(), &err.reason())
+    build_error_response(
+        raw,
+        err.status(),
+        &err.response_phrase(),
+        &err.reason(),
+        None,
+    )
 }
 
-fn build_error_response(raw: &[u8], code: u16, phrase: &str, reason: &str) -> Option<Vec<u8>> {
+fn build_error_response(
+    raw: &[u8],
+    code: u16,
+    phrase: &str,
+    reason: &str,
+    retry_after_secs: Option<u32>,
+) -> Option<Vec<u8>> {
     if !(300..=699).contains(&code) {
         return None;
     }
@@ -822,6 +880,9 @@ fn build_error_response(raw: &[u8], code: u16, phrase: &str, reason: &str) -> Op
         if let Some(v) = value {
             let _ = write!(out, "{name}: {v}\r\n");
         }
+    }
+    if let Some(secs) = retry_after_secs {
+        let _ = write!(out, "Retry-After: {secs}\r\n");
     }
     let _ = write!(
         out,

@@ -1751,7 +1751,10 @@ fn an_after_hours_callback_node_may_confirm_in_its_own_words() {
     h.keys("1");
     assert_eq!(
         h.send(Input::CallbackStored { ahead: 0 }),
-        vec![abandon(), play(&["our-words", "you-are-caller", "digit-1"], 4)]
+        vec![
+            abandon(),
+            play(&["our-words", "you-are-caller", "digit-1"], 4)
+        ]
     );
 }
 

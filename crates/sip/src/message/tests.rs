@@ -729,7 +729,7 @@ fn unknown_method_and_phrases() {
         "Bad Request"
     );
     // The textual builder never lets a phrase break the status line.
-    let out = build_error_response(OPTIONS.as_bytes(), 400, "a\r\nX: y", "w").unwrap();
+    let out = build_error_response(OPTIONS.as_bytes(), 400, "a\r\nX: y", "w", None).unwrap();
     assert!(out.starts_with(b"SIP/2.0 400 aX: y\r\nVia:"));
 }
 
@@ -754,4 +754,58 @@ fn name_addr_user_or_host_reads_the_text() {
     );
     let only_user = NameAddr::parse("<sip:1.2.3.4>").unwrap();
     assert_eq!(only_user.user(), None, "a host is not a user");
+}
+
+#[test]
+fn an_initial_invites_call_id_is_found_without_parsing() {
+    let invite = b"INVITE sip:2000@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+        From: <sip:a@127.0.0.1>;tag=1\r\n\
+        t: <sip:2000@127.0.0.1;lr>\r\n\
+        i:  abc@host \r\n\
+        CSeq: 1 INVITE\r\n\r\nv=0\r\n";
+    assert_eq!(initial_invite_call_id(invite), Some("abc@host"));
+    let reinvite = b"INVITE sip:2000@127.0.0.1 SIP/2.0\r\n\
+        To: \"x\" <sip:2000@127.0.0.1>;TAG=9\r\nCall-ID: abc\r\n\r\n";
+    assert_eq!(initial_invite_call_id(reinvite), None, "a re-INVITE");
+    // A `;tag=` inside the URI is not the To tag.
+    let uri_param = b"INVITE sip:2000@h SIP/2.0\r\nTo: <sip:2000@h;tag=x>\r\nCall-ID: c\r\n\r\n";
+    assert_eq!(initial_invite_call_id(uri_param), Some("c"));
+    for other in [
+        &b"BYE sip:x SIP/2.0\r\nTo: <sip:x>\r\nCall-ID: c\r\n\r\n"[..],
+        b"INVITE sip:x SIP/2.0\r\nTo: <sip:x>\r\n\r\n",
+        b"INVITE sip:x SIP/2.0\r\nCall-ID: c\r\n\r\n",
+        b"INVITE ",
+        b"",
+    ] {
+        assert_eq!(initial_invite_call_id(other), None, "{other:?}");
+    }
+}
+
+#[test]
+fn an_overload_refusal_is_a_503_with_retry_after_echoing_the_request() {
+    let invite = b"INVITE sip:2000@127.0.0.1 SIP/2.0\r\n\
+        Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n\
+        From: <sip:a@127.0.0.1>;tag=1\r\n\
+        To: <sip:2000@127.0.0.1>\r\n\
+        Call-ID: abc\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+    let resp = overload_response(invite, 3, "max_calls").expect("answerable");
+    let text = String::from_utf8(resp).expect("utf8");
+    assert!(
+        text.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+        "{text}"
+    );
+    for line in [
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1",
+        "Call-ID: abc",
+        "CSeq: 7 INVITE",
+        "Retry-After: 3",
+    ] {
+        assert!(text.contains(line), "{line} missing:\n{text}");
+    }
+    assert!(text.contains("To: <sip:2000@127.0.0.1>;tag="), "{text}");
+    match parse(text.as_bytes()) {
+        Ok(rsip::SipMessage::Response(r)) => assert_eq!(r.status_code.code(), 503),
+        other => panic!("not a response: {other:?}"),
+    }
 }

@@ -261,6 +261,11 @@ struct AcdTask {
 impl AcdTask {
     async fn run(mut self, mut rx: UnboundedReceiver<AcdCmd>) {
         let mut midnight = next_midnight(Now::system(), self.tz);
+        // Agents rung through `cluster.agent_proxy` need no registration
+        // here: reachable (and logged in, with auto_login) from the start.
+        for agent in self.devices.proxied() {
+            self.reachability_changed(&agent, Now::system());
+        }
         loop {
             let deadline = self.acd.poll_timeout();
             let sleep = async {

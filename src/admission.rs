@@ -49,6 +49,8 @@ pub struct Load {
     /// Longest time a SIP datagram waited in the socket's receive queue
     /// over the last second or two: how far the signalling is behind.
     pub sip_delay: Duration,
+    /// The node drains (`src/drain.rs`): no new calls at all.
+    pub draining: bool,
 }
 
 /// The worst of a measurement over a rolling one-to-two-second window.
@@ -119,6 +121,10 @@ impl Bucket {
     }
 }
 
+/// `Retry-After` of a draining node's refusals: long enough that a phone
+/// calling it directly does not come back before the node is gone.
+const DRAINING_RETRY_AFTER_SECS: u32 = 60;
+
 /// Per-source request budgets are forgotten this long after their last use.
 const SOURCE_IDLE: Duration = Duration::from_secs(60);
 
@@ -169,6 +175,11 @@ impl Admission {
     /// of a header scan (the full check follows for the calls it lets in).
     pub fn overloaded(&self, load: Load) -> Result<(), Refusal> {
         let l = &self.limits;
+        if load.draining {
+            // A rolling upgrade: the caller (or the proxy in front) tries
+            // another node at once; this one will not take calls again.
+            return Err(Refusal::overload("draining", DRAINING_RETRY_AFTER_SECS));
+        }
         if load.calls >= l.max_calls {
             return Err(Refusal::overload("max_calls", 5));
         }
@@ -268,6 +279,21 @@ mod tests {
             calls,
             ..Load::default()
         }
+    }
+
+    #[test]
+    fn a_draining_node_refuses_every_new_call_but_not_registrations() {
+        let t = Instant::now();
+        let mut a = Admission::new(limits(), t);
+        let draining = Load {
+            draining: true,
+            ..Load::default()
+        };
+        let r = a.admit_call(draining, t).unwrap_err();
+        assert_eq!((r.code, r.reason, r.retry_after), (503, "draining", 60));
+        assert!(a
+            .admit_register("127.0.0.1".parse().expect("ip"), draining, t)
+            .is_ok());
     }
 
     #[test]
@@ -442,6 +468,8 @@ mod tests {
             media_lag: Duration::from_secs(1),
             media_load_pct: 100,
             sip_delay: Duration::from_secs(5),
+            // Not a limit: a drain refuses calls whatever the limits say.
+            draining: false,
         };
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         for _ in 0..10_000 {

@@ -2,10 +2,19 @@
 //! browser phone in the agent page (WebRTC), or both, as the agent's
 //! `ring` setting allows. The ACD task keeps one [`DeviceBook`]; an agent
 //! is reachable while at least one allowed device is.
+//!
+//! With `[cluster] agent_proxy` (several nodes behind Kamailio), an agent
+//! whose phone did not register with this node is rung through the proxy
+//! (`sip:<agent>@<proxy>`), which knows where the phone registered: such
+//! an agent always counts as reachable here, and the proxy's answer (a
+//! `404`/`480` when the phone is not registered there either) counts as a
+//! missed offer.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::config::{Config, RingDevices};
+use std::time::{Duration, Instant};
+
+use crate::config::{AgentProxy, Config, RingDevices};
 use crate::registrar::Binding;
 
 /// The devices to ring for one offer.
@@ -31,6 +40,8 @@ pub struct DeviceBook {
     phones: HashMap<String, Binding>,
     browsers: HashSet<String>,
     ring: HashMap<String, RingDevices>,
+    /// `cluster.agent_proxy`, with a far expiry for its bindings.
+    proxy: Option<(AgentProxy, Instant)>,
 }
 
 impl DeviceBook {
@@ -42,6 +53,11 @@ impl DeviceBook {
                 .iter()
                 .map(|(name, a)| (name.clone(), a.ring_devices()))
                 .collect(),
+            // A binding through the proxy does not lapse (about 30 years).
+            proxy: cfg
+                .cluster
+                .agent_proxy
+                .map(|p| (p, Instant::now() + Duration::from_secs(1 << 30))),
             ..DeviceBook::default()
         }
     }
@@ -72,9 +88,34 @@ impl DeviceBook {
         let ring = self.ring.get(agent).copied().unwrap_or(RingDevices::Phone);
         let phone_ok = matches!(ring, RingDevices::Phone | RingDevices::Both);
         let browser_ok = matches!(ring, RingDevices::Browser | RingDevices::Both);
+        let phone = self
+            .phones
+            .get(agent)
+            .cloned()
+            .or_else(|| self.through_proxy(agent));
         Devices {
-            phone: self.phones.get(agent).filter(|_| phone_ok).cloned(),
+            phone: phone.filter(|_| phone_ok),
             browser: browser_ok && self.browsers.contains(agent),
+        }
+    }
+
+    /// The agent's phone as reached through `cluster.agent_proxy`.
+    fn through_proxy(&self, agent: &str) -> Option<Binding> {
+        let (proxy, expires_at) = self.proxy.as_ref()?;
+        Some(Binding {
+            contact: proxy.uri_for(agent),
+            source: proxy.addr,
+            transport: proxy.transport,
+            expires_at: *expires_at,
+        })
+    }
+
+    /// Agents reached through the proxy (all of them, when it is set):
+    /// reachable from the start.
+    pub fn proxied(&self) -> Vec<String> {
+        match self.proxy {
+            Some(_) => self.ring.keys().cloned().collect(),
+            None => Vec::new(),
         }
     }
 
@@ -148,6 +189,32 @@ mod tests {
         b.set_browser("alice", true);
         assert_eq!(b.devices("alice").phone, None);
         assert!(b.reachable("alice"));
+    }
+
+    #[test]
+    fn with_an_agent_proxy_an_agent_not_registered_here_is_rung_through_it() {
+        let mut b = book("[cluster]\nagent_proxy = \"sip:127.0.0.1:5070\"\n");
+        assert_eq!(b.proxied(), vec!["alice".to_string()]);
+        assert!(b.reachable("alice"));
+        let via = b.devices("alice").phone.expect("through the proxy");
+        assert_eq!(via.contact, "sip:alice@127.0.0.1:5070");
+        assert_eq!(via.source, "127.0.0.1:5070".parse().expect("addr"));
+        // A phone registered with this node itself is rung directly, and
+        // when it lapses the proxy takes over again.
+        let mut local = binding();
+        local.source = "127.0.0.1:5099".parse().expect("addr");
+        b.set_phone("alice", Some(local.clone()));
+        assert_eq!(b.devices("alice").phone, Some(local));
+        b.set_phone("alice", None);
+        assert_eq!(
+            b.devices("alice").phone.map(|p| p.contact),
+            Some("sip:alice@127.0.0.1:5070".into())
+        );
+        // `ring = "browser"` still keeps the phone out.
+        let b = book(
+            "webrtc = true\nring = \"browser\"\n[cluster]\nagent_proxy = \"127.0.0.1:5070\"\n",
+        );
+        assert!(!b.reachable("alice"));
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod callbacks;
 mod config;
 mod customers_cli;
 mod directory;
+mod drain;
 mod endpoint;
 mod live;
 mod lookups;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 macro_rules! counters {
     ($($name:ident: $help:literal),* $(,)?) => {
@@ -217,6 +217,12 @@ pub fn trunk_up(trunk: &str, up: bool) {
         .insert(trunk.to_string(), up);
 }
 
+/// How many trunks keep a registration task (each is one of
+/// `ringback_sip_tasks_active` for the life of the process).
+pub fn trunk_registrations() -> usize {
+    TRUNK_UP.lock().unwrap_or_else(|p| p.into_inner()).len()
+}
+
 /// Prometheus text exposition of every counter.
 pub fn render() -> String {
     let mut out = String::new();
@@ -266,6 +272,59 @@ pub fn render() -> String {
     out
 }
 
+/// `node="<id>"`, rendered once at start-up (see [`set_node`]).
+static NODE_LABEL: OnceLock<String> = OnceLock::new();
+
+/// Label every sample with this node's id (`node="node-a"`): set at
+/// start-up when `callbacks.node_id` is configured. Not for the default id:
+/// it changes with every process, and a label that changes at each restart
+/// would split every series in two.
+pub fn set_node(node: &str) {
+    let _ = NODE_LABEL.set(format!("node=\"{}\"", label_value(node)));
+}
+
+/// A rendered exposition with the node label (if any) added to every
+/// sample: one pass per scrape, nothing per counted message.
+pub fn with_node_label(text: String) -> String {
+    match NODE_LABEL.get() {
+        Some(label) => add_label(&text, label),
+        None => text,
+    }
+}
+
+/// Every sample line of `text` with `label` (`name="value"`) first among
+/// its labels; comments as they are.
+fn add_label(text: &str, label: &str) -> String {
+    let mut out = String::with_capacity(text.len() + text.lines().count() * (label.len() + 3));
+    for line in text.lines() {
+        if line.starts_with('#') || line.is_empty() {
+            out.push_str(line);
+        } else {
+            // The name ends at the first `{` (labels follow) or space.
+            match line.find(['{', ' ']) {
+                Some(i) if line[i..].starts_with('{') => {
+                    out.push_str(&line[..=i]);
+                    out.push_str(label);
+                    if !line[i + 1..].starts_with('}') {
+                        out.push(',');
+                    }
+                    out.push_str(&line[i + 1..]);
+                }
+                Some(i) => {
+                    out.push_str(&line[..i]);
+                    out.push('{');
+                    out.push_str(label);
+                    out.push('}');
+                    out.push_str(&line[i..]);
+                }
+                None => out.push_str(line),
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// A label value with backslashes, quotes and newlines escaped (Prometheus
 /// text format).
 fn label_value(v: &str) -> String {
@@ -284,5 +343,25 @@ pub fn gauge(out: &mut String, name: &str, help: &str, samples: &[(String, f64)]
         } else {
             let _ = writeln!(out, "ringback_{name}{{{labels}}} {v}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::add_label;
+
+    #[test]
+    fn the_node_label_goes_on_every_sample_and_nowhere_else() {
+        let text = "# HELP ringback_calls_active Calls.\n# TYPE ringback_calls_active gauge\n\
+                    ringback_calls_active 3\n\
+                    ringback_calls_total{disposition=\"completed\"} 7\n\
+                    ringback_odd{} 1\n";
+        assert_eq!(
+            add_label(text, "node=\"a\""),
+            "# HELP ringback_calls_active Calls.\n# TYPE ringback_calls_active gauge\n\
+             ringback_calls_active{node=\"a\"} 3\n\
+             ringback_calls_total{node=\"a\",disposition=\"completed\"} 7\n\
+             ringback_odd{node=\"a\"} 1\n"
+        );
     }
 }

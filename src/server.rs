@@ -9,7 +9,7 @@ use ringback_media::prompt;
 
 use crate::call::{CallDeps, CallPlacer};
 use crate::callback_attempt::{AttemptDeps, AttemptPlacer};
-use crate::callbacks::CallbackDeps;
+use crate::callbacks::{CallbackDeps, CallbackHandle};
 use crate::config::Config;
 use crate::endpoint::{self, EndpointCmd, EndpointDeps};
 use crate::media::MediaEngine;
@@ -18,10 +18,14 @@ use crate::outbound::LegDeps;
 use crate::snapshot::{load_snapshot_cached, Dialplans, ReloadCache};
 use crate::store::{CdrWriter, Store};
 
-/// Run the server until SIGINT/SIGTERM. `config_path` is re-read on
-/// SIGHUP for the API's tokens.
+/// Run the server until SIGINT/SIGTERM, or until a drain (SIGUSR1, the
+/// API) has seen its calls end. `config_path` is re-read on SIGHUP for
+/// the API's tokens.
 pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::Result<()> {
     let t0 = Instant::now();
+    // SIGUSR1 drains (src/drain.rs); caught from the start, so one sent
+    // while the node starts is a drain too, not the default exit.
+    crate::drain::on_sigusr1()?;
     // Prompts and dialplans load on blocking threads (decoding in parallel)
     // while the store connects and migrates; the store is not written to
     // before the dialplans are known to be valid.
@@ -50,6 +54,10 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
             "no [callbacks] node_id: this node's id changes with every process, so after a crash \
              its open call records are not recognised as its own (set a stable, unique node_id)"
         );
+    }
+    // Metrics say whose they are when the id is stable (configured).
+    if config.callbacks.node_id.is_some() {
+        metrics::set_node(&node);
     }
     // Start-up recovery, before anything writes: close what a killed
     // previous process of this node left open (call records, the queue log,
@@ -171,6 +179,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         store.clone(),
     )
     .await?;
+    let drain_callbacks = callbacks.clone();
     let calls = CallPlacer::new(CallDeps {
         legs,
         store: store.clone(),
@@ -249,7 +258,14 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     );
     tracing::info!(sip = %ep.local, "ringback ready");
 
-    shutdown_signal().await;
+    let draining = tokio::select! {
+        _ = shutdown_signal() => false,
+        _ = crate::drain::started() => true,
+    };
+    if draining {
+        let limit = Duration::from_secs(config.cluster.drain_timeout_secs);
+        wait_for_calls_to_end(&drain_callbacks, limit).await;
+    }
     tracing::info!("shutting down: hanging up calls");
     ep.send(EndpointCmd::HangupAll);
     // Every task (call, callback attempt, trunk unregistering) reports its
@@ -276,6 +292,55 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     drop(cdr_task);
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// While the node drains: wait until no call and no callback attempt is
+/// left (then the shutdown below has nothing to hang up), the drain time
+/// is up, or SIGINT/SIGTERM asks for the end at once.
+async fn wait_for_calls_to_end(callbacks: &CallbackHandle, limit: Duration) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let started = Instant::now();
+    let mut last_note = started;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let stop = shutdown_signal();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => {
+                tracing::warn!("drain cut short by a shutdown signal: ending the calls still up");
+                return;
+            }
+            _ = tick.tick() => {}
+        }
+        let attempts = callbacks.drain().await;
+        // Inbound and web calls and callback attempts: every task the
+        // endpoint routes to, but the trunks' registrations.
+        let busy = (metrics::SIP_TASKS_ACTIVE.load(Relaxed) as usize)
+            .saturating_sub(metrics::trunk_registrations());
+        if busy == 0 {
+            tracing::info!(
+                secs = started.elapsed().as_secs(),
+                "drained: no call left, exiting"
+            );
+            return;
+        }
+        if started.elapsed() >= limit {
+            tracing::warn!(
+                calls = busy,
+                limit_secs = limit.as_secs(),
+                "drain time is up (cluster.drain_timeout_secs): ending the calls still up"
+            );
+            return;
+        }
+        if last_note.elapsed() >= Duration::from_secs(10) {
+            last_note = Instant::now();
+            tracing::info!(
+                calls = metrics::CALLS_ACTIVE.load(Relaxed),
+                callback_attempts = attempts,
+                "draining: waiting for calls to end"
+            );
+        }
+    }
 }
 
 async fn shutdown_signal() {

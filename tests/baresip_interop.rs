@@ -21,98 +21,16 @@
 //! tests (it does not skip them): `apt-get install baresip-core`.
 
 mod common;
-use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
 
 use common::peer::{
     agent_server, args, assert_callback_call_completed, assert_callback_invite,
     assert_no_active_calls, assert_queued_call_invite, assert_support_menu_cdr,
     assert_trunk_invite, callback_server_to, finish_queued_call, request_callback, sip_header,
-    wait_agent_state, Bye, PeerScript, PyPeer, AGENT_CONFIG, AGENT_TONE, CALLER_TONE, CUSTOMER,
+    wait_agent_state, Bye, PyPeer, AGENT_CONFIG, AGENT_TONE, BARESIP_PEER, CALLER_TONE, CUSTOMER,
 };
-use common::{free_udp_port, Server, ServerOpts};
+use common::{Server, ServerOpts};
 use serde_json::Value;
-
-const BARESIP: &str = "/usr/bin/baresip";
-const MODULES: &str = "/usr/lib/baresip/modules";
-
-// ---------------------------------------------------------------------------------------------
-// A baresip peer process.
-// ---------------------------------------------------------------------------------------------
-
-/// Fail (not skip) when baresip or the modules the peer loads are missing.
-fn require_baresip() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let baresip = which("baresip").unwrap_or_else(|| PathBuf::from(BARESIP));
-        assert!(
-            baresip.exists(),
-            "baresip is not installed: run `apt-get install baresip-core` (scripts/test does)"
-        );
-        for m in [
-            "g711", "aufile", "sndfile", "aubridge", "account", "menu", "ctrl_tcp",
-        ] {
-            let p = PathBuf::from(MODULES).join(format!("{m}.so"));
-            assert!(
-                p.exists(),
-                "baresip module {} is missing: `apt-get install baresip-core`",
-                p.display()
-            );
-        }
-        let out = Command::new("python3")
-            .arg("--version")
-            .output()
-            .expect("python3 must be installed to run the baresip interop tests");
-        assert!(out.status.success());
-    });
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
-}
-
-/// A base port for a peer: SIP on UDP and TCP at `p`, baresip's own TLS
-/// listener at TCP `p+1`, ctrl_tcp at TCP `p+2`, RTP/RTCP at UDP `p+2`/`p+3`.
-fn peer_port() -> u16 {
-    for _ in 0..30 {
-        let p = free_udp_port();
-        if (0..3).all(|i| TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
-            return p;
-        }
-    }
-    panic!("no port free for a baresip peer");
-}
-
-/// `python3 tests/peers/baresip_peer.py ROLE --port P --dir D ...`; the
-/// script writes baresip's log (with its SIP trace) to `D/baresip.log`.
-const BARESIP_PEER: PeerScript = PeerScript {
-    label: "baresip",
-    script: "tests/peers/baresip_peer.py",
-    require: require_baresip,
-    pick_port: peer_port,
-    place_args: |port, dir, _log| {
-        vec![
-            "--port".into(),
-            port.to_string().into(),
-            "--dir".into(),
-            dir.into(),
-        ]
-    },
-    log_file: "baresip.log",
-    // Every header of `incoming`.
-    omit_field: "headers",
-    log_tail: 250,
-    // baresip's progress lines.
-    skip_log_line: |l| l.starts_with('['),
-    // SIGTERM: the script stops its baresip (by PID) and exits.
-    term_grace: Duration::from_secs(5),
-};
 
 /// A baresip caller dialing `number` on the server.
 fn caller(srv: &Server, transport: &str, number: &str, extra: &[&str]) -> PyPeer {

@@ -12,8 +12,8 @@
 //! refusals become statuses), `request` (paths, query strings and bodies),
 //! `openapi` (the one list of routes, and the OpenAPI document generated
 //! from the handlers' own types), then the resources: `agents`, `queues`,
-//! `calls`, `callbacks`, `customers`, `dialplans`, `trunks`, `recordings`, the live `events` feed and
-//! the `prometheus` metrics.
+//! `calls`, `callbacks`, `customers`, `dialplans`, `trunks`, `recordings`, the live `events` feed,
+//! the `prometheus` metrics and `node` (draining this node).
 
 mod agents;
 mod auth;
@@ -23,6 +23,7 @@ mod customers;
 mod dialplans;
 mod errors;
 mod events;
+mod node;
 mod openapi;
 mod phone;
 mod prometheus;
@@ -193,20 +194,25 @@ async fn call_button_js() -> Response {
 }
 
 /// Health check
+///
+/// `draining` instead of `ok` while the node drains (`POST
+/// /api/v1/node/drain`, SIGUSR1): alive, finishing its calls, taking no new
+/// ones (its SIP OPTIONS answer 503).
 #[utoipa::path(
     get,
     path = "/healthz",
     operation_id = "getHealth",
     tag = "ops",
     security(()),
-    responses((status = 200, description = "`ok` and a line break", content_type = "text/plain", body = String))
+    responses((status = 200, description = "`ok` (or `draining`) and a line break", content_type = "text/plain", body = String))
 )]
 async fn healthz() -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        "ok\n",
-    )
-        .into_response()
+    let body = if crate::drain::is_draining() {
+        "draining\n"
+    } else {
+        "ok\n"
+    };
+    ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], body).into_response()
 }
 
 /// Who the token belongs to

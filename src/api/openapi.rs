@@ -86,6 +86,7 @@ pub(super) fn routes() -> OpenApiRouter<Arc<ApiState>> {
         .routes(routes!(super::app_css))
         .routes(routes!(super::phone_js))
         .routes(routes!(super::healthz))
+        .routes(routes!(super::node::drain_node))
         .routes(routes!(prometheus::metrics_handler))
         .routes(routes!(openapi_json))
         .routes(routes!(super::get_me))

@@ -149,5 +149,7 @@ pub(super) async fn metrics_handler(State(ctx): State<Arc<ApiState>>) -> impl In
         "ringback_build_info{{version=\"{}\"}} 1",
         env!("CARGO_PKG_VERSION")
     );
+    // With several nodes, every sample says whose it is.
+    let out = metrics::with_node_label(out);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

@@ -50,6 +50,7 @@ impl WebCalls {
             calls: metrics::CALLS_ACTIVE.load(std::sync::atomic::Ordering::Relaxed) as usize,
             media_lag: media.recent_lag(),
             media_load_pct: media.recent_load_pct(),
+            draining: crate::drain::is_draining(),
             ..Load::default()
         };
         let mut admission = self.admission.lock().unwrap_or_else(|p| p.into_inner());

@@ -73,6 +73,8 @@ enum Cmd {
     Finished(String, AttemptResult),
     /// From an attempt: another node holds the lease; hand it back.
     Lost(String),
+    /// The node drains: no new attempts; how many are still running.
+    Drain(oneshot::Sender<usize>),
 }
 
 /// Handle to the callback service.
@@ -127,6 +129,14 @@ impl CallbackHandle {
         self.ask(|r| Cmd::Pending(queue.into(), r))
             .await
             .unwrap_or((usize::MAX, 0))
+    }
+
+    /// The node drains (`src/drain.rs`): start no attempt from now on and
+    /// take back those still waiting in a queue for an agent (they stay
+    /// scheduled in the store, for the other nodes); an attempt already
+    /// dialing the customer finishes. Returns how many attempts still run.
+    pub async fn drain(&self) -> usize {
+        self.ask(Cmd::Drain).await.unwrap_or(0)
     }
 }
 
@@ -209,6 +219,7 @@ pub async fn spawn(
         lease: Duration::from_secs(cfg.callbacks.lease_secs.max(5)),
         sync_every: Duration::from_secs(cfg.callbacks.sync_secs.max(1)),
         attempts: HashMap::new(),
+        draining: false,
     };
     svc.persist(&transitions).await;
     if count > 0 {
@@ -236,6 +247,8 @@ struct Service {
     /// Stop switches of running attempts (a withdrawn, cancelled or
     /// rescheduled callback leaves the queue at once).
     attempts: HashMap<String, oneshot::Sender<()>>,
+    /// The node drains: no attempt is started any more.
+    draining: bool,
 }
 
 impl Service {
@@ -281,6 +294,9 @@ impl Service {
             self.stop_attempt(&id);
         }
         self.attempts.retain(|_, stop| !stop.is_closed());
+        if self.draining {
+            return;
+        }
         for cb in self.scheduler.eligible(now) {
             tracing::info!(id = %cb.id, queue = %cb.queue, "callback enters the queue");
             let (stop, stopped) = oneshot::channel();
@@ -429,6 +445,31 @@ impl Service {
                 if let Err(e) = self.store.release_callback(&id, &self.node).await {
                     tracing::warn!(%id, error = %e, "cannot release the lease");
                 }
+            }
+            Cmd::Drain(reply) => {
+                if !self.draining {
+                    self.draining = true;
+                    // Waiting in a queue (not dialing, not talking): leave
+                    // it. An attempt about to dial ignores the stop, and
+                    // one dialing or talking runs to its end.
+                    let waiting: Vec<String> = self
+                        .attempts
+                        .keys()
+                        .filter(|id| {
+                            self.scheduler
+                                .get(id)
+                                .is_some_and(|cb| cb.state.is_waiting())
+                        })
+                        .cloned()
+                        .collect();
+                    for id in waiting {
+                        tracing::info!(%id, "draining: callback leaves this node's queue");
+                        self.stop_attempt(&id);
+                        let _ = self.scheduler.release(&id, now);
+                    }
+                }
+                self.attempts.retain(|_, stop| !stop.is_closed());
+                let _ = reply.send(self.attempts.len());
             }
             Cmd::Lost(id) => {
                 // Finished by another node meanwhile? Then let go of it.

@@ -17,6 +17,7 @@
 //! `Config::parse` afterwards.
 
 mod api;
+mod cluster;
 mod files;
 mod languages;
 mod lookups;
@@ -35,6 +36,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 pub use self::api::{split_authority, ApiConfig, ApiToken, HostPattern, OriginPattern, Role};
+pub use self::cluster::{AgentProxy, ClusterConfig};
 pub use self::files::{CustomersConfig, DatabaseConfig, DialplansConfig, PromptsConfig};
 pub use self::languages::{language_skills, LanguageConfig};
 pub use self::lookups::{LookupConfig, LookupMethod};
@@ -84,6 +86,8 @@ pub struct Config {
     pub lookups: BTreeMap<String, LookupConfig>,
     /// What callers' languages require (an agent skill), by tag.
     pub languages: BTreeMap<String, LanguageConfig>,
+    /// Several nodes behind a SIP proxy: agents through it, drains.
+    pub cluster: ClusterConfig,
     /// Call recordings: directory and retention.
     pub recording: recording::RecordingConfig,
 }

@@ -280,8 +280,10 @@ pub(super) fn validate_agents(cfg: &Config) -> Result<(), String> {
                 "agents.{name}.ring: the browser rings only with `webrtc = true`"
             ));
         }
-        if a.password.is_none() && a.ha1.is_none() {
-            return Err(format!("agents.{name} needs `password` or `ha1`"));
+        if a.password.is_none() && a.ha1.is_none() && cfg.cluster.agent_proxy.is_none() {
+            return Err(format!(
+                "agents.{name} needs `password` or `ha1` (or `[cluster] agent_proxy`)"
+            ));
         }
         for q in &a.queues {
             if !cfg.queues.contains_key(q) {

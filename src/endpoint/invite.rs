@@ -201,6 +201,7 @@ impl Endpoint {
             media_lag: self.deps.media.recent_lag(),
             media_load_pct: self.deps.media.recent_load_pct(),
             sip_delay: self.sip_delay.recent(Instant::now()),
+            draining: crate::drain::is_draining(),
         }
     }
 

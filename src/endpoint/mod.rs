@@ -533,7 +533,14 @@ impl Endpoint {
 
     fn options_response(&self, req: &rsip::Request) -> rsip::Response {
         // Final responses outside a dialog carry a To tag (RFC 3261 §8.2.6.2).
-        let mut resp = message::make_response(req, 200, Some(&message::new_tag()));
+        // A draining node answers 503: the proxy's keep-alive probe then
+        // takes it out of rotation (src/drain.rs).
+        let code = if crate::drain::is_draining() {
+            503
+        } else {
+            200
+        };
+        let mut resp = message::make_response(req, code, Some(&message::new_tag()));
         resp.headers.push(rsip::headers::Allow::new(ALLOW).into());
         resp.headers.push(
             rsip::headers::Accept::new("application/sdp, application/dtmf-relay, application/dtmf")

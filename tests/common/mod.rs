@@ -733,6 +733,26 @@ impl Server {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Wait up to `timeout` for the process to exit by itself (e.g. after
+    /// a drain); its exit status, `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let until = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= until {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Start a server like [`Server::start`], then restart it on the same
     /// directory with its generated `ringback.toml` rewritten by `edit`
     /// (e.g. to change a `[sip]` key the harness does not expose).

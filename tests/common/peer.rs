@@ -812,3 +812,82 @@ pub const PJSUA: PeerScript = PeerScript {
     // pjsua2 runs in the script's own process: nothing to stop first.
     term_grace: Duration::ZERO,
 };
+
+// ---------------------------------------------------------------------------------------------
+// baresip peers: `tests/peers/baresip_peer.py` (tests/baresip_interop.rs, tests/cluster.rs).
+// ---------------------------------------------------------------------------------------------
+
+const BARESIP: &str = "/usr/bin/baresip";
+const MODULES: &str = "/usr/lib/baresip/modules";
+
+/// Fail (not skip) when baresip or the modules the peer loads are missing.
+pub fn require_baresip() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let baresip = which("baresip").unwrap_or_else(|| PathBuf::from(BARESIP));
+        assert!(
+            baresip.exists(),
+            "baresip is not installed: run `apt-get install baresip-core` (scripts/test does)"
+        );
+        for m in [
+            "g711", "aufile", "sndfile", "aubridge", "account", "menu", "ctrl_tcp",
+        ] {
+            let p = PathBuf::from(MODULES).join(format!("{m}.so"));
+            assert!(
+                p.exists(),
+                "baresip module {} is missing: `apt-get install baresip-core`",
+                p.display()
+            );
+        }
+        let out = Command::new("python3")
+            .arg("--version")
+            .output()
+            .expect("python3 must be installed to run the baresip interop tests");
+        assert!(out.status.success());
+    });
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+    })
+}
+
+/// A base port for a peer: SIP on UDP and TCP at `p`, baresip's own TLS
+/// listener at TCP `p+1`, ctrl_tcp at TCP `p+2`, RTP/RTCP at UDP `p+2`/`p+3`.
+fn baresip_peer_port() -> u16 {
+    for _ in 0..30 {
+        let p = super::free_udp_port();
+        if (0..3).all(|i| std::net::TcpListener::bind(("127.0.0.1", p + i)).is_ok()) {
+            return p;
+        }
+    }
+    panic!("no port free for a baresip peer");
+}
+
+/// `python3 tests/peers/baresip_peer.py ROLE --port P --dir D ...`; the
+/// script writes baresip's log (with its SIP trace) to `D/baresip.log`.
+pub const BARESIP_PEER: PeerScript = PeerScript {
+    label: "baresip",
+    script: "tests/peers/baresip_peer.py",
+    require: require_baresip,
+    pick_port: baresip_peer_port,
+    place_args: |port, dir, _log| {
+        vec![
+            "--port".into(),
+            port.to_string().into(),
+            "--dir".into(),
+            dir.into(),
+        ]
+    },
+    log_file: "baresip.log",
+    // Every header of `incoming`.
+    omit_field: "headers",
+    log_tail: 250,
+    // baresip's progress lines.
+    skip_log_line: |l| l.starts_with('['),
+    // SIGTERM: the script stops its baresip (by PID) and exits.
+    term_grace: Duration::from_secs(5),
+};

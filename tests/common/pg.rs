@@ -63,6 +63,22 @@ impl PgDb {
     }
 }
 
+impl PgDb {
+    /// Run a script of several statements (simple query protocol), e.g.
+    /// a schema file; panics naming the error.
+    pub fn execute_script(&self, sql: &str) {
+        let url = self.url();
+        rt().block_on(async {
+            let pool = sqlx::PgPool::connect(&url).await.expect("connect");
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+                .execute(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("script failed ({e})"));
+            pool.close().await;
+        });
+    }
+}
+
 impl Drop for PgDb {
     fn drop(&mut self) {
         let name = self.name.clone();

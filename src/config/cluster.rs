@@ -1,0 +1,146 @@
+//! `[cluster]`: how a node works behind a SIP proxy with other nodes
+//! (`deploy/kamailio/`): where agents are reached when they registered
+//! with the proxy rather than with this node, and how long a drain may
+//! last before the calls still up are ended.
+
+use std::net::{IpAddr, SocketAddr};
+
+use ringback_sip::transaction::TransportKind;
+use serde::{Deserialize, Deserializer};
+
+/// Settings for running as one of several nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `sip:IP:PORT[;transport=udp|tcp]`: the proxy (Kamailio) agents
+    /// register with. An agent with no registration on this node is rung
+    /// as `sip:<agent>@IP:PORT` through it, and counts as reachable.
+    #[serde(deserialize_with = "agent_proxy")]
+    pub agent_proxy: Option<AgentProxy>,
+    /// Longest drain (SIGUSR1, `POST /api/v1/node/drain`): calls still up
+    /// after this many seconds are ended (BYE) and the process exits.
+    pub drain_timeout_secs: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            agent_proxy: None,
+            drain_timeout_secs: 3600,
+        }
+    }
+}
+
+/// Where agents registered with the proxy are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AgentProxy {
+    /// The proxy's address (an IP: no DNS lookups on the call path).
+    pub addr: SocketAddr,
+    /// UDP (default) or TCP.
+    pub transport: TransportKind,
+}
+
+impl AgentProxy {
+    /// Parse `sip:IP[:PORT][;transport=udp|tcp]` (the `sip:` is optional;
+    /// the port defaults to 5060).
+    pub fn parse(text: &str) -> Result<AgentProxy, String> {
+        let rest = text.strip_prefix("sip:").unwrap_or(text);
+        let mut parts = rest.split(';');
+        let hostport = parts.next().unwrap_or_default();
+        let mut transport = TransportKind::Udp;
+        for param in parts {
+            match param.to_ascii_lowercase().as_str() {
+                "transport=udp" => transport = TransportKind::Udp,
+                "transport=tcp" => transport = TransportKind::Tcp,
+                other => {
+                    return Err(format!(
+                        "agent_proxy `{text}`: unsupported parameter `{other}` \
+                         (only transport=udp or transport=tcp)"
+                    ))
+                }
+            }
+        }
+        let addr = match hostport.parse::<SocketAddr>() {
+            Ok(a) => a,
+            Err(_) => match hostport.trim_matches(['[', ']']).parse::<IpAddr>() {
+                Ok(ip) => SocketAddr::new(ip, 5060),
+                Err(_) => {
+                    return Err(format!(
+                        "agent_proxy `{text}`: write sip:IP:PORT with an IP address (no DNS names)"
+                    ))
+                }
+            },
+        };
+        if addr.ip().is_unspecified() || addr.port() == 0 {
+            return Err(format!(
+                "agent_proxy `{text}`: needs a reachable address and a port"
+            ));
+        }
+        Ok(AgentProxy { addr, transport })
+    }
+
+    /// The Request-URI that reaches `agent` through the proxy.
+    pub fn uri_for(&self, agent: &str) -> String {
+        match self.transport {
+            TransportKind::Tcp => format!("sip:{agent}@{};transport=tcp", self.addr),
+            _ => format!("sip:{agent}@{}", self.addr),
+        }
+    }
+}
+
+fn agent_proxy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AgentProxy>, D::Error> {
+    let text = String::deserialize(d)?;
+    AgentProxy::parse(&text)
+        .map(Some)
+        .map_err(serde::de::Error::custom)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn agent_proxy_forms() {
+        let p = AgentProxy::parse("sip:127.0.0.1:5070").expect("plain");
+        assert_eq!(p.addr, "127.0.0.1:5070".parse().expect("addr"));
+        assert_eq!(p.transport, TransportKind::Udp);
+        assert_eq!(p.uri_for("alice"), "sip:alice@127.0.0.1:5070");
+        let p = AgentProxy::parse("10.0.0.5;transport=TCP").expect("no port");
+        assert_eq!(p.addr.port(), 5060);
+        assert_eq!(p.uri_for("bob"), "sip:bob@10.0.0.5:5060;transport=tcp");
+        let p = AgentProxy::parse("sip:[::1]:5080").expect("v6");
+        assert_eq!(p.uri_for("a"), "sip:a@[::1]:5080");
+        for bad in [
+            "sip:proxy.example.com:5060",
+            "sip:0.0.0.0:5060",
+            "sip:127.0.0.1:0",
+            "sip:127.0.0.1;transport=tls",
+        ] {
+            assert!(AgentProxy::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_section_defaults_and_errors_at_the_value() {
+        let c = Config::parse(Path::new("r.toml"), "").expect("empty");
+        assert_eq!(c.cluster.agent_proxy, None);
+        assert_eq!(c.cluster.drain_timeout_secs, 3600);
+        let c = Config::parse(
+            Path::new("r.toml"),
+            "[cluster]\nagent_proxy = \"sip:127.0.0.1:5070\"\ndrain_timeout_secs = 60\n",
+        )
+        .expect("cluster");
+        assert!(c.cluster.agent_proxy.is_some());
+        assert_eq!(c.cluster.drain_timeout_secs, 60);
+        let e = Config::parse(
+            Path::new("r.toml"),
+            "[cluster]\nagent_proxy = \"sip:kamailio:5060\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.starts_with("r.toml:2:15: agent_proxy"), "{e}");
+    }
+}

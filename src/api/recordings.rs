@@ -310,14 +310,7 @@ pub(super) async fn pause_recording(
     headers: HeaderMap,
     ApiPath(call_id): ApiPath<String>,
 ) -> Response {
-    match control(&ctx, &headers, &call_id) {
-        Ok(c) => {
-            c.pause();
-            tracing::info!(%call_id, agent = c.agent(), "recording paused");
-            json_response(StatusCode::OK, RecordingControl::of(&c))
-        }
-        Err(e) => e.into_response(),
-    }
+    set_paused(&ctx, &headers, &call_id, true)
 }
 
 /// Resume a call's recording
@@ -340,10 +333,19 @@ pub(super) async fn resume_recording(
     headers: HeaderMap,
     ApiPath(call_id): ApiPath<String>,
 ) -> Response {
-    match control(&ctx, &headers, &call_id) {
+    set_paused(&ctx, &headers, &call_id, false)
+}
+
+/// Pause or resume the recording of `call_id` for whoever may control it.
+fn set_paused(ctx: &ApiState, headers: &HeaderMap, call_id: &str, paused: bool) -> Response {
+    match control(ctx, headers, call_id) {
         Ok(c) => {
-            c.resume();
-            tracing::info!(%call_id, agent = c.agent(), "recording resumed");
+            if paused {
+                c.pause();
+            } else {
+                c.resume();
+            }
+            tracing::info!(%call_id, agent = c.agent(), paused, "recording pause changed");
             json_response(StatusCode::OK, RecordingControl::of(&c))
         }
         Err(e) => e.into_response(),

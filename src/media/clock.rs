@@ -9,14 +9,12 @@
 //! duplicated, so a call costs one file descriptor). Commands reach the thread
 //! through a channel and take effect at the next tick.
 //!
-//! The same thread reads its streams' sockets: on every 1 ms wake-up it asks
-//! its epoll set which sockets hold packets and reads them in batches
-//! ([`super::poller`]), handing each to the stream's receiver
-//! ([`super::receive`]). Receiving costs no wake-up of its own.
+//! Receiving is not done here: a stream's packets are read by the
+//! receive thread paired with its clock ([`super::rx_thread`]), so the
+//! real-time thread's 1 ms phases only ever wait for sends.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -28,7 +26,6 @@ use ringback_media::rtp::RtpSender;
 use socket2::{SockAddr, SockRef};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::poller::Poller;
 use super::MediaEvent;
 use priority::{raise_priority, set_realtime, tighten_timer_slack, RtGovernor};
 
@@ -104,8 +101,6 @@ pub struct StreamSpec {
     pub ssrc: u32,
     /// Where `PlaybackDone` goes.
     pub events: UnboundedSender<MediaEvent>,
-    /// What the stream does with the packets the thread reads for it.
-    pub receiver: super::receive::Receiver,
 }
 
 /// A command for a clock thread.
@@ -218,7 +213,6 @@ impl ClockHandle {
         let (tx, rx) = mpsc::channel();
         let stats = Arc::new(ClockStats::default());
         let st = Arc::clone(&stats);
-        let poller = Poller::new()?;
         std::thread::Builder::new()
             .name(format!("media-clock-{index}"))
             .spawn(move || {
@@ -227,7 +221,7 @@ impl ClockHandle {
                     priority: if granted { rt_priority } else { 0 },
                     realtime: granted,
                 };
-                run(rx, st, governor, poller)
+                run(rx, st, governor)
             })?;
         Ok(ClockHandle { tx, stats })
     }
@@ -285,12 +279,7 @@ impl Slots {
     }
 }
 
-fn run(
-    rx: Receiver<Command>,
-    stats: Arc<ClockStats>,
-    mut governor: RtGovernor,
-    mut poller: Poller,
-) {
+fn run(rx: Receiver<Command>, stats: Arc<ClockStats>, mut governor: RtGovernor) {
     tighten_timer_slack();
     let mut streams = Slots::new();
     let mut buf = [0u8; 12 + FRAME_SAMPLES];
@@ -308,7 +297,7 @@ fn run(
         }
         loop {
             match rx.try_recv() {
-                Ok(cmd) => apply(&mut streams, &poller, cmd),
+                Ok(cmd) => apply(&mut streams, cmd),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
@@ -322,13 +311,11 @@ fn run(
             stats.record_late(late);
             for s in streams.slots[slot].values_mut() {
                 serve(s, &mut buf, &mut sealed, &stats);
-                s.spec.receiver.check_timeout(now);
             }
             slot = (slot + 1) % SLOTS;
             next += slot_len;
             served += 1;
         }
-        receive_ready(&mut poller, &mut streams);
         let now = Instant::now();
         busy += now.saturating_duration_since(work_start);
         if now.duration_since(window_start) >= Duration::from_secs(1) {
@@ -348,27 +335,10 @@ fn run(
     }
 }
 
-/// Read every socket that holds packets and hand them to their streams.
-fn receive_ready(poller: &mut Poller, streams: &mut Slots) {
-    let ready: Vec<u64> = poller.ready().collect();
-    let now = Instant::now();
-    for id in ready {
-        let Some(s) = streams.get_mut(id) else {
-            continue;
-        };
-        let fd = s.spec.socket.get_ref().as_raw_fd();
-        let receiver = &mut s.spec.receiver;
-        poller.drain(fd, |pkt, from| receiver.on_datagram(pkt, from, now));
-    }
-}
-
-fn apply(streams: &mut Slots, poller: &Poller, cmd: Command) {
+fn apply(streams: &mut Slots, cmd: Command) {
     match cmd {
         Command::Add(spec) => {
             let id = spec.id;
-            if let Err(e) = poller.add(spec.socket.get_ref().as_raw_fd(), id) {
-                tracing::warn!(error = %e, "cannot watch an RTP socket: the stream hears nothing");
-            }
             // Random sequence and timestamp bases (RFC 3550), the
             // stream's own SSRC.
             let first = RtpSender::random();
@@ -412,9 +382,6 @@ fn apply(streams: &mut Slots, poller: &Poller, cmd: Command) {
             }
         }
         Command::Remove { id } => {
-            if let Some(s) = streams.get_mut(id) {
-                poller.remove(s.spec.socket.get_ref().as_raw_fd());
-            }
             streams.remove(id);
         }
     }

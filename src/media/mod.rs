@@ -8,6 +8,7 @@ mod poller;
 pub mod ports;
 mod receive;
 pub mod relay;
+mod rx_thread;
 pub mod secure;
 pub mod tap;
 
@@ -28,8 +29,8 @@ use clock::{ClockHandle, Command, StreamShared, StreamSpec};
 use ports::{PortAllocator, RtpPort};
 
 /// A call's RTP socket: non-blocking, and registered with nobody but its
-/// media clock thread's poller, which reads it (see `receive.rs` for why
-/// not a tokio task). Sends are non-blocking `sendto`s from the clock, a
+/// receive thread's poller, which reads it (see `rx_thread.rs` for why not
+/// a tokio task). Sends are non-blocking `sendto`s from the clock, a
 /// bridge relay or a browser stream's transport, which never wait for
 /// writability.
 #[derive(Debug)]
@@ -61,6 +62,8 @@ pub enum MediaEvent {
 pub struct MediaEngine {
     ports: Arc<PortAllocator>,
     clocks: Vec<ClockHandle>,
+    /// One receive thread per clock, reading that clock's streams.
+    receivers: Vec<rx_thread::RxHandle>,
     next_id: AtomicU64,
     rtp_timeout: Option<Duration>,
 }
@@ -84,9 +87,13 @@ impl MediaEngine {
         let clocks = (0..n)
             .map(|i| ClockHandle::spawn(i, rt_priority))
             .collect::<std::io::Result<Vec<_>>>()?;
+        let receivers = (0..n)
+            .map(rx_thread::RxHandle::spawn)
+            .collect::<std::io::Result<Vec<_>>>()?;
         Ok(MediaEngine {
             ports: PortAllocator::new(ip, port_min, port_max),
             clocks,
+            receivers,
             next_id: AtomicU64::new(1),
             rtp_timeout,
         })
@@ -151,7 +158,7 @@ impl MediaEngine {
     /// Start a stream on `port` with the codec and payload types of `neg`,
     /// sealed with `srtp` when it is secure. Nothing is sent until
     /// [`Stream::apply_negotiation`] gives it an address. The stream's
-    /// clock thread sends and receives for it.
+    /// clock thread sends for it, its receive thread reads for it.
     pub fn open_stream(
         &self,
         port: RtpPort,
@@ -200,7 +207,9 @@ impl MediaEngine {
         });
         // One SSRC for everything the leg sends: prompts from the clock and
         // audio relayed from a bridge.
-        let clock = self.clocks[(id as usize) % self.clocks.len()].clone();
+        let index = (id as usize) % self.clocks.len();
+        let clock = self.clocks[index].clone();
+        let rx = self.receivers[index].clone();
         let receiver = receive::Receiver::new(
             Arc::clone(&shared),
             receive::Digits { codec, pt, dtmf_pt },
@@ -216,11 +225,16 @@ impl MediaEngine {
             pt,
             ssrc: out_ssrc,
             events,
-            receiver,
         })));
+        rx.send(rx_thread::RxCommand::Add {
+            id,
+            socket: Arc::clone(&socket),
+            receiver: Box::new(receiver),
+        });
         Ok(Stream {
             id,
             clock,
+            rx,
             shared,
             socket,
             codec,
@@ -244,6 +258,8 @@ struct PortGuard {
 pub struct Stream {
     id: u64,
     clock: ClockHandle,
+    /// The receive thread reading this stream's socket.
+    rx: rx_thread::RxHandle,
     shared: Arc<StreamShared>,
     socket: Arc<RtpSocket>,
     codec: Codec,
@@ -321,5 +337,6 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         self.clock.send(Command::Remove { id: self.id });
+        self.rx.send(rx_thread::RxCommand::Remove { id: self.id });
     }
 }

@@ -1,11 +1,9 @@
-//! Reading many RTP sockets from one thread: an epoll set of the clock
-//! thread's streams, asked without blocking on every 1 ms phase, and
-//! `recvmmsg` batches from each readable socket.
-//!
-//! The clock thread wakes every millisecond to send anyway; reading on the
-//! same wake-up costs one `epoll_wait` per millisecond plus about one
-//! `recvmmsg` per packet, close to the kernel's own floor, where a tokio
-//! task per call paid a scheduler wake-up per packet.
+//! Reading many RTP sockets from one thread: an epoll set of a receive
+//! thread's streams, asked without blocking once per millisecond, and
+//! `recvmmsg` batches from each readable socket: one `epoll_wait` per
+//! millisecond plus about one `recvmmsg` per packet, close to the kernel's
+//! own floor, where a tokio task per call paid a scheduler wake-up per
+//! packet.
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};

@@ -2,13 +2,9 @@
 //! address, open SRTP, relay while bridged, detect digits (RFC 4733 events,
 //! or tones in the audio), and notice RTP silence.
 //!
-//! Why a plain state machine and not a task per call: a task woken for
-//! every packet costs a scheduler round trip per packet (about 6 µs against
-//! a kernel floor of 1 µs at 1,000 talking callers). The media clock thread
-//! that sends a stream's packets also reads its socket, in batches, on the
-//! 1 ms wake-ups it makes anyway ([`super::poller`]), and hands each packet
-//! to the stream's [`Receiver`]. A packet waits at most one phase (1 ms)
-//! before it is relayed or its digit reported.
+//! A plain state machine fed packets and time, so it is tested without
+//! sockets; the receive thread of the stream's clock (`rx_thread.rs`)
+//! reads the socket in batches and hands each packet to it.
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

@@ -125,6 +125,11 @@ pub struct CdrRow {
     /// Post-call survey: the highest (best) score key.
     #[schema(required = true)]
     pub survey_highest: Option<i32>,
+    /// Who the caller was for repeat-call counting: `customer:<id>` when
+    /// the number belonged to a directory customer at the time of the
+    /// call, else the number (null on rows written before this column).
+    #[schema(required = true)]
+    pub caller_key: Option<String>,
 }
 
 impl Store {
@@ -152,7 +157,8 @@ impl Store {
     pub async fn recent_cdrs(&self, limit: i64) -> anyhow::Result<Vec<CdrRow>> {
         let sql = "SELECT id, call_id, leg, caller, dialed, dialplan, dialplan_version, started_at, \
                    answered_at, ended_at, path, digits, disposition, hangup_by, queue, vars, sip_code, \
-                   node_id, parent_call_id, survey_agent, survey_score, survey_lowest, survey_highest \
+                   node_id, parent_call_id, survey_agent, survey_score, survey_lowest, survey_highest, \
+                   caller_key \
                    FROM calls ORDER BY id DESC LIMIT $1";
         let rows = on_pool!(self, |p| sqlx::query_as::<_, CdrRow>(sql)
             .bind(limit)

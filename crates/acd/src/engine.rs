@@ -145,6 +145,7 @@ struct WaitingRt {
 struct ActiveRt {
     agent: AgentId,
     queue: QueueName,
+    /// Whom sticky routing remembers for this call (see [`WaitingCall::sticky_key`]).
     caller: String,
     enqueued_at: Instant,
     connected_at: Instant,
@@ -800,10 +801,10 @@ impl Acd {
     fn sticky_for(&self, call: &WaitingCall, now: Instant) -> Option<StickyRt> {
         let q = self.queues.get(&call.queue)?;
         let sc = q.cfg.sticky?;
-        if call.caller.is_empty() {
+        if call.sticky_key().is_empty() {
             return None;
         }
-        let (agent, at) = self.history.get(&call.caller)?;
+        let (agent, at) = self.history.get(call.sticky_key())?;
         if now.saturating_duration_since(*at) > sc.window {
             return None;
         }
@@ -919,7 +920,7 @@ impl Acd {
             now,
             out,
         );
-        self.remember(w.call.caller.clone(), agent.clone(), now.mono);
+        self.remember(w.call.sticky_key().to_string(), agent.clone(), now.mono);
         out.push_back(Output::Connected {
             call: call.clone(),
             agent: agent.clone(),
@@ -936,12 +937,13 @@ impl Acd {
                 ring_time,
             },
         );
+        let sticky_key = w.call.sticky_key().to_string();
         self.active.insert(
             call.clone(),
             ActiveRt {
                 agent: agent.clone(),
                 queue: w.call.queue,
-                caller: w.call.caller,
+                caller: sticky_key,
                 enqueued_at: w.enqueued_at,
                 connected_at: now.mono,
             },

@@ -212,8 +212,12 @@ pub struct WaitingCall {
     /// overflow re-entry and callbacks so a caller never loses their place:
     /// within a priority, calls are served in this order.
     pub entered_at: Instant,
-    /// Caller number, the key of sticky routing (empty: none).
+    /// Caller number (shown in the line and the queue log); the key of
+    /// sticky routing unless `customer` is set (empty: no sticky routing).
     pub caller: String,
+    /// The caller's customer in the directory (`customer:<id>`): sticky
+    /// routing remembers them by it, whichever of their numbers they use.
+    pub customer: Option<String>,
     /// Skills an agent needs for this call, `(skill, minimum level)`.
     pub required_skills: Vec<(String, u8)>,
     /// Per-call maximum wait from this enqueue, overriding the queue's.
@@ -234,9 +238,15 @@ impl WaitingCall {
             priority: 0,
             entered_at,
             caller: caller.into(),
+            customer: None,
             required_skills: Vec::new(),
             max_wait: None,
         }
+    }
+
+    /// Whom sticky routing remembers: the customer, else the number.
+    pub fn sticky_key(&self) -> &str {
+        self.customer.as_deref().unwrap_or(&self.caller)
     }
 
     /// Sets the priority.

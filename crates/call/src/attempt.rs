@@ -387,10 +387,11 @@ impl CallbackAttempt {
         let mut waiting = WaitingCall::new(
             a.setup.call.as_str(),
             a.setup.queue.as_str(),
-            a.setup.customer_key.as_deref().unwrap_or(&a.setup.number),
+            a.setup.number.as_str(),
             entered,
         )
         .lifted_by(a.setup.priority);
+        waiting.customer = a.setup.customer_key.clone();
         waiting.required_skills = a.setup.required_skills.clone();
         a.out
             .push_back(Output::Acd(ringback_acd::Input::Enqueue(waiting)));

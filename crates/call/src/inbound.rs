@@ -819,12 +819,13 @@ impl InboundCall {
         let mut waiting = WaitingCall::new(
             self.call_id.as_str(),
             queue.as_str(),
-            self.known.key.as_deref().unwrap_or(&self.caller),
+            self.caller.as_str(),
             entered,
         )
         .with_priority(priority)
         .lifted_by(self.known.priority);
         waiting.max_wait = max_wait;
+        waiting.customer = self.known.key.clone();
         if let Some((skill, level)) = self.language_skill() {
             tracing::info!(%skill, level, "the caller's language requires a skill");
             waiting.required_skills.push((skill.clone(), *level));

@@ -292,7 +292,12 @@ fn a_vip_customers_attempt_waits_with_their_priority() {
         panic!("{out:?}");
     };
     assert_eq!(w.priority, 4);
-    assert_eq!(w.caller, "customer:7", "sticky routing knows the customer");
+    assert_eq!(w.caller, NUMBER);
+    assert_eq!(
+        w.sticky_key(),
+        "customer:7",
+        "sticky routing knows the customer"
+    );
     assert_eq!(w.required_skills, [("spanish".to_string(), 2)]);
 }
 

@@ -2065,8 +2065,10 @@ fn a_customers_language_is_a_variable_and_requires_its_skill_by_its_primary_tag(
         [("spanish".to_string(), 3)],
         "es-AR falls back to es"
     );
+    assert_eq!(w[0].caller, CALLER, "the line shows the number");
     assert_eq!(
-        w[0].caller, "customer:42",
+        w[0].sticky_key(),
+        "customer:42",
         "sticky routing remembers the customer, not the number"
     );
 }

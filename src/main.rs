@@ -15,6 +15,7 @@ mod browser;
 mod call;
 mod callback_attempt;
 mod callbacks;
+mod cluster;
 mod config;
 mod customers_cli;
 mod directory;

@@ -45,6 +45,14 @@ counters! {
     RECORDINGS_STARTED_TOTAL: "Call recordings started (a bridged call whose queue or agent records).",
     RECORDINGS_FAILED_TOTAL: "Call recordings that ended failed (disk full, directory unusable, store error); the calls went on.",
     RECORDINGS_DROPPED_FRAMES_TOTAL: "Audio frames a recording lost because its writer fell behind (its queue was full); silence stands in for them.",
+    ACD_OWNER: "Whether this node runs the queues' ACD (1) or hops its waiting callers to the node that does (0); 1 on a single node.",
+    HOPS_TOTAL: "Waiting callers this node sent to the queues' owner on another node (one queue across nodes).",
+    HOPS_IN_TOTAL: "Waiting callers other nodes sent to this node's queues.",
+}
+
+/// Whether this node holds the ACD lease (`ringback_acd_owner`).
+pub fn set_acd_owner(mine: bool) {
+    ACD_OWNER.store(u64::from(mine), Relaxed);
 }
 
 /// Counters with one label set each (SIP method/status, disposition). One

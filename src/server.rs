@@ -111,6 +111,26 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         None => None,
     };
     let (ep, ep_inbox) = endpoint::channel(udp.local_addr()?, tls_addr.map(|a| a.port()));
+    // One queue across nodes: who runs the queues' ACD (src/cluster.rs).
+    let owner = if config.cluster.shared_queues {
+        let mut sip_addr = config.cluster.address.unwrap_or(udp.local_addr()?);
+        if sip_addr.ip().is_unspecified() {
+            sip_addr.set_ip(config.advertised_ip());
+        }
+        let owner = crate::cluster::spawn(crate::cluster::LeaseSetup {
+            store: store.clone(),
+            node_id: node.clone(),
+            sip_addr,
+            api_url: config.cluster.api_url.clone(),
+            lease: Duration::from_secs(config.cluster.lease_secs),
+        })
+        .await;
+        tracing::info!(holder = ?*owner.borrow(), hop_address = %sip_addr, "shared queues: the ACD lease");
+        owner
+    } else {
+        metrics::set_acd_owner(true);
+        crate::cluster::single_node()
+    };
     let config = Arc::new(config);
     let media = Arc::new(media);
     let acd = crate::acd_task::spawn(&config, store.clone())?;
@@ -174,6 +194,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
             live: Arc::clone(&live),
             attempts: Arc::new(attempts),
             node,
+            owner: owner.clone(),
         },
         &config,
         store.clone(),
@@ -194,6 +215,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
         lookups: crate::lookups::Lookups::new(config.lookups.clone()),
         recorder: Arc::clone(&recorder),
+        owner,
     });
     // Calls from the public web page run like phone calls.
     let web_calls = crate::call::WebCalls::new(calls.deps(), ep.clone());

@@ -312,7 +312,7 @@ impl Call {
     /// A media event of an agent leg: an RTP timeout means the phone
     /// vanished without a BYE.
     pub(super) fn on_leg_media(&mut self, ev: MediaEvent) {
-        if ev != MediaEvent::RtpTimeout {
+        if ev != MediaEvent::RtpTimeout || self.on_hop_media_lost() {
             return;
         }
         if let Some(agent) = self.core.bridged_agent().map(str::to_string) {

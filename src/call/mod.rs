@@ -32,6 +32,7 @@ mod admit;
 mod browser;
 mod caller;
 mod dips;
+mod hop;
 mod legs;
 mod placer;
 mod questions;
@@ -112,6 +113,10 @@ struct Call {
     lookup: dips::Pending,
     /// The recording of the bridge, and the queue's announcement.
     rec: recording::CallRecording,
+    /// The leg to the node that owns the queues (one queue across nodes).
+    hop: Option<hop::HopLeg>,
+    /// Who owns the queues; a change is fed to the core.
+    owner: crate::cluster::OwnerWatch,
 }
 
 /// Run one call to its end.
@@ -208,6 +213,31 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
     };
     let local_tag = message::new_tag();
     let session_id: u64 = rand::random::<u32>().into();
+    // A caller another node sends to our queues (one queue across nodes).
+    let hopped = match hop::hop_in(&ctx.legs.config, &invite) {
+        Ok(h) => h,
+        Err((code, why)) => {
+            tracing::warn!(code, %why, "hop refused");
+            let mut resp = message::make_response(&invite, code, Some(&local_tag));
+            resp.headers.push(message::make_header(
+                "Warning",
+                &format!("399 ringback \"{why}\""),
+            ));
+            endpoint.send(EndpointCmd::Respond {
+                key,
+                response: resp,
+            });
+            finish_unanswered(&ctx, &endpoint, cdr, "failed", i32::from(code));
+            return;
+        }
+    };
+    if let Some((hop, _)) = &hopped {
+        // The queue part of a call that landed on another node: the
+        // origin's `inbound` record is the call's; this one is its wait.
+        cdr.leg = "hop".into();
+        cdr.parent_call_id = message::header_value(&invite, "X-Ringback-Call-Id");
+        tracing::info!(queue = %hop.queue, entered = %hop.entered_at, "a caller hopped here from another node");
+    }
 
     // Ringing phase (optional): the caller may still CANCEL.
     let delay = Duration::from_millis(ctx.legs.config.sip.answer_delay_ms);
@@ -293,23 +323,25 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
         "answered"
     );
 
-    let core = InboundCall::new(
-        inbound::Setup {
-            call_id: call_id.clone(),
-            caller,
-            dialed,
-            plan,
-            operator_queue: ctx.legs.config.operator_queue.clone(),
-            queues: Arc::clone(&ctx.queue_settings),
-            extensions: Arc::clone(&snapshot) as Arc<dyn inbound::Extensions>,
-            refresh_every: timer
-                .our_refresh_secs()
-                .map(|s| Duration::from_secs(u64::from(s))),
-            known: caller::known_caller(customer.as_deref()),
-            language_skills: Arc::clone(&ctx.language_skills),
-        },
-        Now::system(),
-    );
+    let setup = inbound::Setup {
+        call_id: call_id.clone(),
+        caller,
+        dialed,
+        plan,
+        operator_queue: ctx.legs.config.operator_queue.clone(),
+        queues: Arc::clone(&ctx.queue_settings),
+        extensions: Arc::clone(&snapshot) as Arc<dyn inbound::Extensions>,
+        refresh_every: timer
+            .our_refresh_secs()
+            .map(|s| Duration::from_secs(u64::from(s))),
+        known: caller::known_caller(customer.as_deref()),
+        language_skills: Arc::clone(&ctx.language_skills),
+        acd_at: ctx.owner.borrow().acd_at(),
+    };
+    let core = match hopped {
+        Some((hop, vars)) => InboundCall::hopped_in(setup, hop, vars, Now::system()),
+        None => InboundCall::new(setup, Now::system()),
+    };
     let (leg_media_tx, mut leg_media_rx) = mpsc::unbounded_channel();
     let mut call = Call {
         ctx: Arc::clone(&ctx),
@@ -336,6 +368,8 @@ async fn run_inner(ctx: Arc<CallDeps>, setup: CallSetup, mut sip_rx: UnboundedRe
         browser: None,
         lookup: None,
         rec: Default::default(),
+        hop: None,
+        owner: ctx.owner.clone(),
     };
     let ending = call
         .event_loop(&mut sip_rx, &mut media_rx, &mut leg_media_rx)
@@ -375,7 +409,9 @@ impl Call {
                     None => std::future::pending().await,
                 }
             };
+            let owner = &mut self.owner;
             tokio::select! {
+                Ok(()) = owner.changed() => self.on_owner_changed(),
                 Some(n) = notice => self.on_queue_notice(n),
                 Some(ev) = browser => self.on_browser(ev),
                 input = sip_rx.recv() => match input {
@@ -430,6 +466,15 @@ impl Call {
                 }
                 Output::Acd(input) => {
                     self.ctx.acd.input(input);
+                    None
+                }
+                Output::Hop { node, hop } => self.place_hop(node, hop),
+                Output::BridgeHop => {
+                    self.bridge_hop();
+                    None
+                }
+                Output::DropHop => {
+                    self.drop_hop();
                     None
                 }
                 Output::RingAgent { agent } => self.ring_agent(agent).await,
@@ -554,11 +599,16 @@ impl Call {
         self.ctx.live.gone(&self.call_id);
         self.stop_recording();
         self.drop_all_legs();
+        self.drop_hop();
         self.stream.unbridge();
         if end.send_bye {
             let via = self.via();
+            let outcome = self.hop_outcome(end.disposition.as_str());
             if let Some(d) = self.dialog.as_mut() {
-                let bye = d.make_request(rsip::Method::Bye, &via);
+                let mut bye = d.make_request(rsip::Method::Bye, &via);
+                if let Some((name, value)) = outcome {
+                    bye.headers.push(message::make_header(&name, &value));
+                }
                 self.send_request(bye);
             }
             if let Some(w) = &mut self.web {

@@ -49,6 +49,8 @@ pub struct CallDeps {
     pub lookups: Arc<crate::lookups::Lookups>,
     /// Call recordings.
     pub recorder: Arc<crate::recording::Recorder>,
+    /// Who runs the queues' ACD (hops to another node; see `hop.rs`).
+    pub owner: crate::cluster::OwnerWatch,
 }
 
 impl LegSource for CallDeps {

@@ -42,7 +42,9 @@ impl Call {
             SipInput::Request { key, request } => self.on_request(key, *request),
             SipInput::Cancelled | SipInput::Ack => {}
             SipInput::Response { response, .. } => {
-                if self.on_leg_response(response.as_ref()) {
+                if self.on_hop_response(response.as_ref())
+                    || self.on_leg_response(response.as_ref())
+                {
                     return;
                 }
                 let is_refer =
@@ -53,7 +55,7 @@ impl Call {
                 }
             }
             SipInput::Timeout { key } => {
-                if !self.on_leg_timeout(&key) {
+                if !self.on_hop_timeout(&key) && !self.on_leg_timeout(&key) {
                     // Our REFER (or a session refresh) went unanswered.
                     self.input(Input::ReferTimedOut);
                 }
@@ -65,7 +67,7 @@ impl Call {
 
     fn on_request(&mut self, key: TransactionKey, req: rsip::Request) {
         if message::call_id(&req).as_deref() != Some(self.call_id.as_str()) {
-            if !self.on_leg_request(key.clone(), &req) {
+            if !self.on_hop_request(key.clone(), &req) && !self.on_leg_request(key.clone(), &req) {
                 self.respond(key, &req, 481);
             }
             return;

@@ -126,6 +126,7 @@ impl WebCallStarter for WebCalls {
                 refresh_every: None,
                 known: inbound::KnownCaller::default(),
                 language_skills: Arc::clone(&ctx.language_skills),
+                acd_at: ctx.owner.borrow().acd_at(),
             },
             Now::system(),
         );
@@ -165,6 +166,8 @@ impl WebCallStarter for WebCalls {
             }),
             lookup: None,
             rec: Default::default(),
+            hop: None,
+            owner: ctx.owner.clone(),
         };
         let span =
             tracing::info_span!("call", call_id = %call_id, caller = %caller, dialed = %req.number);

@@ -173,6 +173,9 @@ pub struct CallbackDeps {
     pub attempts: Arc<dyn AttemptStarter>,
     /// This node's id (`Config::node_id`): on leases and event rows.
     pub node: String,
+    /// Who runs the queues' ACD: attempts wait in its lines, so only
+    /// that node starts them (one queue across nodes).
+    pub owner: crate::cluster::OwnerWatch,
 }
 
 /// Start the service: load and restore live callbacks, then run.
@@ -260,6 +263,7 @@ impl Service {
 
     async fn run(mut self, mut rx: UnboundedReceiver<Cmd>) {
         let mut sync = tokio::time::interval(self.sync_every);
+        let mut owner = self.deps.owner.clone();
         loop {
             self.tick().await;
             let next = self.scheduler.poll_timeout(Utc::now());
@@ -279,6 +283,8 @@ impl Service {
                 },
                 _ = sleep => {}
                 _ = sync.tick() => self.sync().await,
+                // Took the queues over (or lost them): start or stop now.
+                Ok(()) = owner.changed() => self.sync().await,
             }
         }
     }
@@ -294,6 +300,17 @@ impl Service {
             self.stop_attempt(&id);
         }
         self.attempts.retain(|_, stop| !stop.is_closed());
+        if !self.deps.owner.borrow().is_me() {
+            // The queues run elsewhere: attempts waiting in our line
+            // leave it (their callbacks stay queued in the store, where
+            // the owner adopts them).
+            let ids: Vec<String> = self.attempts.keys().cloned().collect();
+            for id in ids {
+                tracing::info!(%id, "the queues moved to another node; the attempt leaves our line");
+                self.stop_attempt(&id);
+            }
+            return;
+        }
         if self.draining {
             return;
         }

@@ -20,6 +20,21 @@ pub struct ClusterConfig {
     /// Longest drain (SIGUSR1, `POST /api/v1/node/drain`): calls still up
     /// after this many seconds are ended (BYE) and the process exits.
     pub drain_timeout_secs: u64,
+    /// One queue across nodes: the queues' ACD runs on the node holding
+    /// a lease in the shared store; callers reaching a queue on another
+    /// node hop to it over SIP. Needs `[callbacks] node_id` and `secret`.
+    pub shared_queues: bool,
+    /// `IP:PORT` other nodes send hopping callers to (UDP); default: this
+    /// node's SIP UDP listener.
+    pub address: Option<SocketAddr>,
+    /// `http://IP:PORT` of this node's API, shown as the owner's.
+    pub api_url: Option<String>,
+    /// Shared by the nodes: a hop must carry it
+    /// (`X-Ringback-Cluster-Secret`), or it is refused with 403.
+    pub secret: Option<String>,
+    /// The lease runs this long without a renewal (renewed every second):
+    /// the longest time the queues have no owner after one dies.
+    pub lease_secs: u64,
 }
 
 impl Default for ClusterConfig {
@@ -27,6 +42,11 @@ impl Default for ClusterConfig {
         ClusterConfig {
             agent_proxy: None,
             drain_timeout_secs: 3600,
+            shared_queues: false,
+            address: None,
+            api_url: None,
+            secret: None,
+            lease_secs: 5,
         }
     }
 }
@@ -86,6 +106,31 @@ impl AgentProxy {
             _ => format!("sip:{agent}@{}", self.addr),
         }
     }
+}
+
+/// `shared_queues` needs what a hop is made of: a stable node id (the
+/// lease names it), a secret, a lease longer than its renewal.
+pub(super) fn validate(cfg: &super::Config) -> Result<(), String> {
+    let c = &cfg.cluster;
+    if !c.shared_queues {
+        return Ok(());
+    }
+    if cfg.callbacks.node_id.is_none() {
+        return Err("cluster.shared_queues needs a stable, unique [callbacks] node_id".into());
+    }
+    if c.secret.as_deref().is_none_or(|s| s.len() < 8) {
+        return Err(
+            "cluster.shared_queues needs cluster.secret (8 characters or more, the same on every node)"
+                .into(),
+        );
+    }
+    if c.lease_secs < 3 {
+        return Err(format!(
+            "cluster.lease_secs = {}: at least 3 (the lease is renewed every second)",
+            c.lease_secs
+        ));
+    }
+    Ok(())
 }
 
 fn agent_proxy<'de, D: Deserializer<'de>>(d: D) -> Result<Option<AgentProxy>, D::Error> {

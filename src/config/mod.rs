@@ -189,6 +189,7 @@ impl Config {
             .and_then(|()| trunks::validate(self))
             .and_then(|()| lookups::validate(&self.lookups))
             .and_then(|()| languages::validate(self))
+            .and_then(|()| cluster::validate(self))
         {
             return err(e);
         }

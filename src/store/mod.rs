@@ -17,7 +17,8 @@
 //! - [`customers`]: the customer directory and its version;
 //! - [`surveys`]: post-call survey answers, for CSAT;
 //! - [`recordings`]: call recordings (their files are under `[recording] dir`);
-//! - [`today`]: one day's events, to rebuild today's live figures.
+//! - [`today`]: one day's events, to rebuild today's live figures;
+//! - [`acd_owner`]: the lease on the queues' ACD (one queue across nodes).
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::postgres::PgPool;
@@ -56,6 +57,7 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 }
 
 // Declared after `on_pool!`, which they use.
+pub mod acd_owner;
 pub mod callbacks;
 pub mod cdr_writer;
 pub mod cdrs;

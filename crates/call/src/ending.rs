@@ -24,6 +24,9 @@ pub enum Disposition {
     Cancelled,
     /// A leg we placed was never answered.
     NotAnswered,
+    /// The caller hung up while their queue wait ran on another node
+    /// (one queue across nodes): that node's record tells how it went.
+    Hopped,
 }
 
 impl Disposition {
@@ -39,7 +42,26 @@ impl Disposition {
             Disposition::Shutdown => "shutdown",
             Disposition::Cancelled => "cancelled",
             Disposition::NotAnswered => "not_answered",
+            Disposition::Hopped => "hopped",
         }
+    }
+
+    /// Read back [`Disposition::as_str`]'s spelling.
+    pub fn parse(s: &str) -> Option<Disposition> {
+        [
+            Disposition::Completed,
+            Disposition::Abandoned,
+            Disposition::Callback,
+            Disposition::Transferred,
+            Disposition::RtpTimeout,
+            Disposition::Failed,
+            Disposition::Shutdown,
+            Disposition::Cancelled,
+            Disposition::NotAnswered,
+            Disposition::Hopped,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == s)
     }
 }
 

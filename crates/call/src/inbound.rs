@@ -25,9 +25,12 @@ use ringback_sansio::{Core, Now};
 use crate::ending::{Disposition, Ending, HangupBy};
 use crate::number_prompts;
 
+mod hop;
 mod survey;
 #[cfg(test)]
 mod tests;
+
+pub use hop::{AcdAt, HopEvent, HopIn, HOP_RETRY};
 
 pub use survey::{Survey, SurveyResult, SURVEY_ANSWER_TIMEOUT, SURVEY_TRIES};
 
@@ -129,6 +132,9 @@ pub struct Setup {
     /// Agent skills a caller's language requires in queues, by lower-case
     /// language tag (`[languages.<tag>] skill`).
     pub language_skills: Arc<BTreeMap<String, (String, u8)>>,
+    /// Where the queues' ACD runs when the call starts (`AcdAt::Here`
+    /// on a single node); changes come as [`Input::AcdAt`].
+    pub acd_at: AcdAt,
 }
 
 /// What the customer directory knows of a caller that changes how the call
@@ -241,6 +247,10 @@ pub enum Input {
     /// Answer to [`Output::Lookup`]: the answer's body (2xx), or why there
     /// is none (timeout, error status, breaker open).
     LookupDone(Result<String, String>),
+    /// Where the queues' ACD runs now (the lease moved).
+    AcdAt(AcdAt),
+    /// What the leg to the queue's owner did (see [`hop`]).
+    Hop(HopEvent),
 }
 
 /// What an agent's leg did (the leg's SIP mechanics are the shell's).
@@ -365,6 +375,19 @@ pub enum Output {
         /// The call's variables.
         vars: std::collections::BTreeMap<String, String>,
     },
+    /// Place the hop leg: a SIP call to node `node`, which owns the
+    /// queues, with `hop` in its `X-Ringback-Hop` header; answer with
+    /// [`Input::Hop`].
+    Hop {
+        /// The owner's node id.
+        node: String,
+        /// The waiting caller as it travels.
+        hop: HopIn,
+    },
+    /// Bridge the caller's media with the answered hop leg.
+    BridgeHop,
+    /// End the hop leg (CANCEL or BYE).
+    DropHop,
     /// Update the live view.
     Live(LiveUpdate),
     /// The call is over: send BYE if asked, write the record, stop.
@@ -412,6 +435,10 @@ enum Phase {
     Ivr { overflow: Option<u64> },
     /// Waiting in a queue (music on hold, agents being rung).
     Queued(Box<Queued>),
+    /// Music here while the leg to the queues' owner is placed.
+    Hopping(Box<hop::Hop>),
+    /// Bridged to the owner's queue, which runs the wait.
+    Hopped(Box<hop::Hop>),
     /// Talking to an agent.
     Bridged { agent: String, since: Instant },
     /// REFER sent; `accepted` once it got a 2xx.
@@ -471,15 +498,35 @@ pub struct InboundCall {
     after_hours_confirm: Vec<String>,
     /// The survey asked after the agent hung up, with its answer.
     survey_result: Option<SurveyResult>,
+    /// Where the queues' ACD runs.
+    acd_at: AcdAt,
+    /// This call hopped here from another node (we own its queue).
+    hopped_in: bool,
+    /// A hopped-in call's queue let it go (the origin continues).
+    hop_overflow: bool,
+    /// The live view has seen this caller queue.
+    live_queued: bool,
 }
 
 impl InboundCall {
     /// A call just answered: the dialplan starts at once.
     pub fn new(setup: Setup, now: Now) -> Self {
+        let info = CallInfo {
+            caller: setup.caller.clone(),
+            dialed: setup.dialed.clone(),
+            now: now.wall,
+        };
+        let mut call = Self::new_unstarted(setup, now);
+        call.pending.push_back(Event::Started(info));
+        call.drain(now);
+        call
+    }
+
+    fn new_unstarted(setup: Setup, now: Now) -> Self {
         let Setup {
             call_id,
             caller,
-            dialed,
+            dialed: _,
             plan,
             operator_queue,
             queues,
@@ -487,6 +534,7 @@ impl InboundCall {
             refresh_every,
             known,
             language_skills,
+            acd_at,
         } = setup;
         let mut session = Session::new(plan, operator_queue.clone());
         if let Some(language) = known.language.clone().filter(|l| !l.trim().is_empty()) {
@@ -495,9 +543,9 @@ impl InboundCall {
                 language,
             )]));
         }
-        let mut call = InboundCall {
+        InboundCall {
             call_id,
-            caller: caller.clone(),
+            caller,
             session,
             operator_queue,
             queues,
@@ -522,12 +570,23 @@ impl InboundCall {
             callback_not_before: None,
             after_hours_confirm: Vec::new(),
             survey_result: None,
-        };
-        call.pending.push_back(Event::Started(CallInfo {
-            caller,
-            dialed,
-            now: now.wall,
-        }));
+            acd_at,
+            hopped_in: false,
+            hop_overflow: false,
+            live_queued: false,
+        }
+    }
+
+    /// A caller who hopped here from another node (we own the queues):
+    /// no dialplan runs; they join the line with their original entry
+    /// time, path and keys, and the variables `vars`.
+    pub fn hopped_in(setup: Setup, hop: HopIn, vars: BTreeMap<String, String>, now: Now) -> Self {
+        let mut setup = setup;
+        setup.acd_at = AcdAt::Here;
+        // Not started: `new` only queues the plan's first event.
+        let mut call = Self::new_unstarted(setup, now);
+        call.session.carry_vars(vars);
+        call.join_from_hop(hop, now);
         call.drain(now);
         call
     }
@@ -554,6 +613,8 @@ impl InboundCall {
         let here = self.session.path().join(" > ");
         if self.earlier_path.is_empty() {
             here
+        } else if here.is_empty() {
+            self.earlier_path.clone()
         } else {
             format!("{} >> {here}", self.earlier_path)
         }
@@ -648,6 +709,7 @@ impl InboundCall {
                 let me = self.me();
                 self.acd(ringback_acd::Input::Abandon(me));
             }
+            Phase::Hopping(_) | Phase::Hopped(_) => self.out.push_back(Output::DropHop),
             Phase::Bridged { agent, since } => {
                 let talk_secs = now.mono.saturating_duration_since(since).as_secs();
                 self.out
@@ -727,9 +789,12 @@ impl InboundCall {
                 self.plan_waits = true;
                 self.callback_offer = callback.filter(|c| c.offer);
                 self.enter_queue(queue, max_wait, priority, now);
-                self.out.push_back(Output::CheckPendingCallback {
-                    queue: self.queue.clone().unwrap_or_default(),
-                });
+                // Asked where the caller waits (a hop's owner asks itself).
+                if matches!(self.phase, Phase::Queued(_)) {
+                    self.out.push_back(Output::CheckPendingCallback {
+                        queue: self.queue.clone().unwrap_or_default(),
+                    });
+                }
             }
             Action::Callback { queue, not_before } => {
                 // The caller waits in the queue, keeping their place, while
@@ -748,7 +813,7 @@ impl InboundCall {
                         own
                     };
                 }
-                self.enter_queue(queue.clone(), None, 0, now);
+                self.enter_queue_here(queue.clone(), None, 0, now);
                 self.request_callback(self.caller.clone(), now);
                 return false;
             }
@@ -804,15 +869,38 @@ impl InboundCall {
         self.pending.push_back(Event::TransferFailed);
     }
 
-    /// Hand the caller to the ACD. The place in line (first entry) is kept
-    /// across overflow so a caller never loses it.
+    /// Hand the caller to the ACD, or, when the queues' ACD runs on
+    /// another node, hop there ([`hop`]). The place in line (first entry)
+    /// is kept across overflow and hops so a caller never loses it.
     fn enter_queue(&mut self, queue: String, max_wait: Option<Duration>, priority: i32, now: Now) {
+        if self.acd_elsewhere() && !self.hopped_in {
+            let settings = self.queues.get(&queue).cloned().unwrap_or_default();
+            self.timer = None;
+            self.queue = Some(queue.clone());
+            self.entered_queue.get_or_insert(now);
+            self.start_hop(queue, settings, max_wait, priority, now);
+        } else {
+            self.enter_queue_here(queue, max_wait, priority, now);
+        }
+    }
+
+    /// Wait in this node's queue. On a node that does not own the queues
+    /// (a `callback` node's caller, waiting only while the request is
+    /// stored) the caller hears the music but joins no line.
+    fn enter_queue_here(
+        &mut self,
+        queue: String,
+        max_wait: Option<Duration>,
+        priority: i32,
+        now: Now,
+    ) {
         tracing::info!(%queue, "caller queued");
         let settings = self.queues.get(&queue).cloned().unwrap_or_default();
         self.timer = None;
         self.queue = Some(queue.clone());
-        if self.entered_queue.is_none() {
-            self.entered_queue = Some(now);
+        self.entered_queue.get_or_insert(now);
+        if !self.live_queued {
+            self.live_queued = true;
             self.out.push_back(Output::Live(LiveUpdate::Queued));
         }
         let entered = self.entered_queue.map_or(now.mono, |t| t.mono);
@@ -830,7 +918,9 @@ impl InboundCall {
             tracing::info!(%skill, level, "the caller's language requires a skill");
             waiting.required_skills.push((skill.clone(), *level));
         }
-        self.out.push_back(Output::Enqueue(waiting));
+        if self.acd_at == AcdAt::Here || self.hopped_in {
+            self.out.push_back(Output::Enqueue(waiting));
+        }
         let interlude = match settings.entry_prompt.clone() {
             Some(p) => Some(self.play(vec![p], false, false)),
             None => {
@@ -1021,7 +1111,9 @@ impl InboundCall {
     /// `on_timeout`, or, when no queue node waits (a refused `callback`
     /// node's caller), the call ends instead of leaving them in silence.
     fn queue_exited(&mut self, now: Now) {
-        if self.plan_waits {
+        if self.hopped_in {
+            self.release_hop(now);
+        } else if self.plan_waits {
             self.pending.push_back(Event::QueueExited);
         } else {
             tracing::info!("released from the queue after a callback node; hanging up");
@@ -1179,6 +1271,8 @@ impl InboundCall {
         self.drain(now);
         let disposition = match self.phase {
             Phase::Queued(_) => Disposition::Abandoned,
+            // The owner's record tells how the wait there went.
+            Phase::Hopping(_) | Phase::Hopped(_) => Disposition::Hopped,
             // The callback is stored: hanging up during its confirmation
             // changes nothing.
             Phase::Confirming { .. } => Disposition::Callback,
@@ -1412,6 +1506,8 @@ impl Core for InboundCall {
             Input::CancelOffer { agent } => self.drop_leg(&agent),
             Input::Connected { agent } => self.on_connected(agent, now),
             Input::LeaveQueue { overflow, why } => self.on_leave_queue(overflow, why, now),
+            Input::AcdAt(at) => self.on_acd_at(at, now),
+            Input::Hop(event) => self.on_hop(event, now),
             Input::Leg { agent, event } => self.on_leg(agent, event, now),
             Input::Position(answer) => self.on_position(answer, now),
             Input::LookupDone(answer) => {
@@ -1457,6 +1553,7 @@ impl Core for InboundCall {
                 return;
             }
             Phase::Queued(_) => self.on_queue_timeout(now),
+            Phase::Hopping(_) => self.on_hop_timeout(now),
             Phase::Surveying(_) => self.on_survey_timeout(now),
             _ => {}
         }
@@ -1483,6 +1580,7 @@ impl Core for InboundCall {
                 [question, idle].into_iter().flatten().min()
             }
             Phase::Transferring { deadline, .. } => Some(*deadline),
+            Phase::Hopping(_) => self.hop_deadline(),
             Phase::Surveying(s) => s.deadline(),
             Phase::Ended => return None,
             _ => None,

@@ -196,6 +196,7 @@ fn setup_with(text: &str, queues: BTreeMap<String, QueueSettings>) -> Setup {
         refresh_every: None,
         known: KnownCaller::default(),
         language_skills: Arc::default(),
+        acd_at: AcdAt::Here,
     }
 }
 
@@ -2097,3 +2098,5 @@ fn a_language_without_a_skill_queues_like_any_caller() {
     let outs = h.keys("1");
     assert!(enqueued(&outs)[0].required_skills.is_empty());
 }
+
+mod hop;

@@ -931,3 +931,340 @@ fn a_drain_that_runs_out_of_time_ends_the_calls_with_bye_and_exits_0() {
     caller.wait().assert_ok("the caller still up gets a BYE");
     assert!(srv.log().contains("drain time is up"), "{}", srv.log());
 }
+
+// ---------------------------------------------------------------------------------------------
+// One queue across nodes: the ACD lease, hops, failover.
+// ---------------------------------------------------------------------------------------------
+
+/// `[cluster]` keys (they follow `agent_proxy` in that section) for one
+/// queue across nodes, then the support queue and alice.
+fn shared_queues_config() -> String {
+    format!(
+        "shared_queues = true\nsecret = \"cluster-test-secret\"\nlease_secs = 3\n{AGENT_CONFIG}"
+    )
+}
+
+impl Cluster {
+    /// The node holding the ACD lease, as the store says, once one does.
+    fn acd_owner(&self) -> Option<String> {
+        self.db
+            .rows("SELECT node_id FROM acd_owner WHERE name = 'acd'")
+            .first()
+            .and_then(|r| r[0].clone())
+    }
+
+    /// The holder once it is `want` (waiting up to `timeout`); how long that took.
+    fn wait_owner(&self, want: &str, timeout: Duration) -> Duration {
+        let t0 = Instant::now();
+        while self.acd_owner().as_deref() != Some(want) {
+            assert!(
+                t0.elapsed() < timeout,
+                "the ACD lease is {:?}, not {want}, after {timeout:?}\n{}",
+                self.acd_owner(),
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        t0.elapsed()
+    }
+}
+
+/// A node's sample of `name` (labelled with its node id).
+fn node_metric(c: &Cluster, node: &str, name: &str) -> f64 {
+    metric(c.node(node), &format!("{name}{{node=\"{node}\"}}")).unwrap_or(-1.0)
+}
+
+/// Callers waiting in `queue` on `srv`, in service order: their numbers.
+fn line(srv: &Server, queue: &str) -> Vec<String> {
+    let (status, body) = srv.http_get("/api/v1/queues");
+    assert_eq!(status, 200, "{body}");
+    let v = json(&body);
+    v["queues"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|q| q["name"] == queue)
+        .flat_map(|q| q["waiting"].as_array().cloned().unwrap_or_default())
+        .map(|w| w["caller"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn wait_line(srv: &Server, queue: &str, want: &[&str], logs: &dyn Fn() -> String) {
+    let until = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got = line(srv, queue);
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "line of {queue}: {got:?}, expected {want:?}\n{}",
+            logs()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A caller through Kamailio with number `user` who presses 1 (support),
+/// plays the caller tone and hangs up 2 s after hearing the agent.
+fn support_caller(
+    peer: common::peer::PeerScript,
+    name: &str,
+    kam: &str,
+    user: &str,
+) -> common::peer::PyPeer {
+    let uri = format!("sip:2000@{kam}");
+    let (agent_tone, caller_tone) = (AGENT_TONE.to_string(), CALLER_TONE.to_string());
+    let mut a = vec![
+        "--transport",
+        "udp",
+        "--uri",
+        &uri,
+        "--user",
+        user,
+        "--dtmf",
+        "1@1.5",
+        "--play",
+        &caller_tone,
+        "--detect",
+        &agent_tone,
+        "--timeout",
+        "60",
+    ];
+    // baresip hangs up after a time; PJSIP on hearing the agent.
+    if peer.label == "baresip" {
+        a.extend(["--hangup-after", "16"]);
+    } else {
+        a.extend(["--hangup-on-tone", &agent_tone, "--hangup-delay", "2"]);
+    }
+    peer.spawn(name, "caller", &args(&a))
+}
+
+#[test]
+fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_the_owner_killed() {
+    let mut c = cluster(&shared_queues_config());
+    let kam = c.kam.addr.to_string();
+    let owner = {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(o) = c.acd_owner() {
+                break o;
+            }
+            assert!(
+                Instant::now() < until,
+                "nobody took the ACD lease\n{}",
+                c.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let other = if owner == "node-a" {
+        "node-b"
+    } else {
+        "node-a"
+    }
+    .to_string();
+    assert_eq!(node_metric(&c, &owner, "ringback_acd_owner"), 1.0);
+    assert_eq!(node_metric(&c, &other, "ringback_acd_owner"), 0.0);
+    let (agent_tone, caller_tone) = (AGENT_TONE.to_string(), CALLER_TONE.to_string());
+    let mut agent = PJSUA.spawn(
+        "agent alice",
+        "agent",
+        &args(&[
+            "--transport",
+            "udp",
+            "--registrar",
+            &kam,
+            "--user",
+            "alice",
+            "--password",
+            ALICE_PASSWORD,
+            "--calls",
+            "4",
+            "--ring-delay",
+            "0.5",
+            "--play",
+            &agent_tone,
+            "--detect",
+            &caller_tone,
+            "--timeout",
+            "150",
+        ]),
+    );
+    agent.expect("registered", Duration::from_secs(10), &c.a);
+    wait_agent_state(c.node(&owner), "alice", "available");
+    // Alice is away: both callers wait, one on each node, in one line.
+    let (status, body) = c.node(&owner).http_post("/api/v1/agents/alice/pause", "");
+    assert_eq!(status, 200, "{body}");
+    let mut first = support_caller(PJSUA, "caller 1001", &kam, "1001");
+    {
+        let o = c.node(&owner);
+        let logs = || c.logs();
+        wait_line(o, "support", &["1001"], &logs);
+    }
+    let mut second = support_caller(BARESIP_PEER, "caller 1002", &kam, "1002");
+    {
+        let o = c.node(&owner);
+        let logs = || c.logs();
+        wait_line(o, "support", &["1001", "1002"], &logs);
+    }
+    // One caller landed on each node (round robin); the one on the other
+    // node hopped to the owner's line, and only there.
+    assert_eq!(
+        c.inbound_per_node(),
+        vec![(Some("node-a".into()), 1), (Some("node-b".into()), 1)],
+        "{}",
+        c.logs()
+    );
+    assert!(line(c.node(&other), "support").is_empty());
+    assert_eq!(node_metric(&c, &other, "ringback_hops_total"), 1.0);
+    assert_eq!(node_metric(&c, &owner, "ringback_hops_in_total"), 1.0);
+    // Back: alice takes them in entry order, whichever node they called.
+    let (status, body) = c.node(&owner).http_post("/api/v1/agents/alice/unpause", "");
+    assert_eq!(status, 200, "{body}");
+    for (call, number) in [("c1", "1001"), ("c2", "1002")] {
+        let inv = agent.expect_where(
+            "incoming",
+            |e| e["call"] == call,
+            Duration::from_secs(30),
+            &c.a,
+        );
+        assert_eq!(inv["x_ringback"]["X-Ringback-Caller"], number, "{inv}");
+        assert_eq!(
+            inv["x_ringback"]["X-Ringback-Path"]
+                .as_str()
+                .map(|p| p.contains("support")),
+            Some(true),
+            "{inv}"
+        );
+        assert_eq!(inv["x_ringback"]["X-Ringback-Digits"], "1", "{inv}");
+        if call == "c1" {
+            first.finish(&c.a);
+            first.assert_heard(AGENT_TONE, &c.a);
+        } else {
+            second.finish(&c.a);
+            second.assert_heard(AGENT_TONE, &c.a);
+        }
+    }
+    // The hopped caller's record on its node is the call's; the owner's
+    // `hop` record is its wait there.
+    let hop =
+        c.db.rows("SELECT node_id, parent_call_id, queue FROM calls WHERE leg = 'hop'");
+    assert_eq!(hop.len(), 1, "{hop:?}");
+    assert_eq!(hop[0][0].as_deref(), Some(owner.as_str()));
+    assert_eq!(hop[0][2].as_deref(), Some("support"));
+    let origin = c.db.rows(&format!(
+        "SELECT node_id, disposition FROM calls WHERE leg = 'inbound' AND call_id = '{}'",
+        hop[0][1].clone().unwrap_or_default()
+    ));
+    // The caller hung up on the node they called, which records the
+    // call as `hopped`: the owner's record says how the wait went.
+    assert_eq!(
+        origin,
+        vec![vec![Some(other.clone()), Some("hopped".into())]]
+    );
+    let hop_call = c.db.rows(&format!(
+        "SELECT c.disposition, a.dialed, CAST(a.answered_at IS NOT NULL AS TEXT) FROM calls c \
+         JOIN calls a ON a.parent_call_id = c.call_id AND a.leg = 'agent' \
+         WHERE c.leg = 'hop' AND c.parent_call_id = '{}'",
+        hop[0][1].clone().unwrap_or_default()
+    ));
+    assert_eq!(
+        hop_call,
+        vec![vec![
+            Some("completed".into()),
+            Some("alice".into()),
+            Some("true".into())
+        ]],
+        "{}",
+        c.logs()
+    );
+
+    // A third caller calls the other node straight and waits in the
+    // owner's line (hopped) while alice is away again.
+    let (status, body) = c.node(&owner).http_post("/api/v1/agents/alice/pause", "");
+    assert_eq!(status, 200, "{body}");
+    let other_sip = c.node(&other).sip.to_string();
+    let mut third = support_caller(PJSUA, "caller 1003", &other_sip, "1003");
+    {
+        let o = c.node(&owner);
+        let logs = || c.logs();
+        wait_line(o, "support", &["1003"], &logs);
+    }
+    let queued_at = Instant::now();
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The owner dies: the other node takes the queues over within 10 s.
+    let owner_addr = c.node(&owner).sip;
+    let killed = Instant::now();
+    if owner == "node-a" {
+        c.a.kill9();
+    } else {
+        c.b.kill9();
+    }
+    let took = c.wait_owner(&other, Duration::from_secs(10));
+    eprintln!(
+        "failover: {other} holds the ACD lease {:.2} s after kill -9 of {owner}",
+        took.as_secs_f64()
+    );
+    assert!(killed.elapsed() < Duration::from_secs(10));
+    let until = Instant::now() + Duration::from_secs(5);
+    while node_metric(&c, &other, "ringback_acd_owner") != 1.0 {
+        assert!(
+            Instant::now() < until,
+            "{other} does not say it owns the ACD"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The waiting caller kept the call and their place: they wait in the
+    // new owner's own line with their first entry time, and reach alice
+    // (whose pause lived with the dead owner).
+    let inv = agent.expect_where(
+        "incoming",
+        |e| e["call"] == "c3",
+        Duration::from_secs(30),
+        c.node(&other),
+    );
+    assert_eq!(inv["x_ringback"]["X-Ringback-Caller"], "1003", "{inv}");
+    let waited: u64 = inv["x_ringback"]["X-Ringback-Waited"]
+        .as_str()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        waited + 1 >= queued_at.elapsed().as_secs(),
+        "waited {waited} s by the header, {:?} since the caller queued",
+        queued_at.elapsed()
+    );
+    third.finish(c.node(&other));
+    third.assert_heard(AGENT_TONE, c.node(&other));
+
+    // Kamailio stops sending calls to the dead node; the next caller
+    // reaches alice through the new owner.
+    c.kam.wait_state(owner_addr, 'I', Duration::from_secs(10));
+    wait_agent_state(c.node(&other), "alice", "available");
+    let mut fourth = support_caller(PJSUA, "caller 1004", &kam, "1004");
+    let inv = agent.expect_where(
+        "incoming",
+        |e| e["call"] == "c4",
+        Duration::from_secs(30),
+        c.node(&other),
+    );
+    assert_eq!(inv["x_ringback"]["X-Ringback-Caller"], "1004", "{inv}");
+    fourth.finish(c.node(&other));
+    fourth.assert_heard(AGENT_TONE, c.node(&other));
+    agent.finish(c.node(&other));
+    for call in ["c1", "c2", "c3", "c4"] {
+        let r = agent.expect_where(
+            "tone_report",
+            |e| e["call"] == call && e["freq"].as_f64() == Some(CALLER_TONE),
+            Duration::from_secs(10),
+            c.node(&other),
+        );
+        assert_eq!(
+            r["detected"],
+            true,
+            "agent, {call}: {r}\n{}",
+            agent.diagnostics()
+        );
+    }
+}

@@ -1268,3 +1268,90 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
         );
     }
 }
+
+#[test]
+fn a_callback_waiting_when_the_owner_dies_is_dialed_exactly_once_by_the_new_owner() {
+    let customer_port = free_udp_port();
+    let mut c = cluster(&format!(
+        "{}\n[trunk]\naddress = \"127.0.0.1:{customer_port}\"\ncaller_id = \"+15550100\"\n",
+        shared_queues_config()
+    ));
+    let kam = c.kam.addr.to_string();
+    let owner = {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(o) = c.acd_owner() {
+                break o;
+            }
+            assert!(Instant::now() < until, "nobody took the ACD lease");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let other = if owner == "node-a" {
+        "node-b"
+    } else {
+        "node-a"
+    }
+    .to_string();
+    let mut agent = PJSUA.spawn(
+        "agent alice",
+        "agent",
+        &args(&[
+            "--transport",
+            "udp",
+            "--registrar",
+            &kam,
+            "--user",
+            "alice",
+            "--password",
+            ALICE_PASSWORD,
+            "--calls",
+            "1",
+            "--timeout",
+            "90",
+        ]),
+    );
+    agent.expect("registered", Duration::from_secs(10), &c.a);
+    wait_agent_state(c.node(&owner), "alice", "available");
+    let (status, body) = c.node(&owner).http_post("/api/v1/agents/alice/pause", "");
+    assert_eq!(status, 200, "{body}");
+    // The callback is asked for on the node that does not own the queues;
+    // the owner adopts it (the store is shared) and would dial it, but
+    // alice is away.
+    let (status, body) = c.node(&other).http_post(
+        "/api/v1/callbacks",
+        r#"{"number":"+15551230009","queue":"support"}"#,
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = json(&body)["id"].as_str().expect("id").to_string();
+    std::thread::sleep(Duration::from_secs(3));
+    let cb = common::callback_checks::callback(c.node(&other), &id);
+    assert!(
+        cb["state"] == "scheduled" || cb["state"] == "queued",
+        "{cb:#}"
+    );
+    assert!(common::callback_checks::dialing_nodes(&cb).is_empty());
+    // The owner dies; the other node takes the queues and the callback
+    // over and dials the customer, once.
+    if owner == "node-a" {
+        c.a.kill9();
+    } else {
+        c.b.kill9();
+    }
+    let took = c.wait_owner(&other, Duration::from_secs(10));
+    eprintln!(
+        "failover: {other} holds the ACD lease {:.2} s after kill -9",
+        took.as_secs_f64()
+    );
+    let srv = c.node(&other);
+    common::phone(customer_port, &common::callback_checks::customer())
+        .run(srv.sip, "x")
+        .assert_ok("the customer, called back by the new owner");
+    let cb = common::callback_checks::wait_completed(srv, &id, Duration::from_secs(20));
+    assert_eq!(
+        common::callback_checks::dialing_nodes(&cb),
+        vec![other.clone()],
+        "{cb:#}"
+    );
+    agent.finish(srv);
+}

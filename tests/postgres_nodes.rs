@@ -10,6 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use common::callback_checks::{customer, dialing_nodes, wait_completed};
 use common::pg::PgDb;
 use common::scenario::{self, AgentPhone, Uac};
 use common::{free_udp_port, Server, ServerOpts, Sipp};
@@ -58,50 +59,6 @@ fn register(srv: &Server, user: &str, port: u16) {
     .arg(port)
     .run(srv.sip, user)
     .assert_ok("REGISTER");
-}
-
-fn callback(srv: &Server, id: &str) -> Value {
-    let (status, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
-    assert_eq!(status, 200, "{body}");
-    serde_json::from_str(&body).expect("JSON")
-}
-
-fn wait_completed(srv: &Server, id: &str, timeout: Duration) -> Value {
-    let until = Instant::now() + timeout;
-    loop {
-        let cb = callback(srv, id);
-        if cb["state"] == "completed" {
-            return cb;
-        }
-        assert!(
-            Instant::now() < until,
-            "callback not completed: {cb:#}\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn dialing_nodes(cb: &Value) -> Vec<String> {
-    cb["events"]
-        .as_array()
-        .map(|e| {
-            e.iter()
-                .filter(|x| x["to"] == "dialing")
-                .map(|x| x["node"].as_str().unwrap_or("").to_string())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn customer() -> AgentPhone {
-    AgentPhone::new(40_000)
-        .ring()
-        .answer_own_media()
-        .pause(1_500)
-        .press('1')
-        .pause(1_000)
-        .hang_up()
 }
 
 fn request(srv: &Server) -> String {

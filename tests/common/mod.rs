@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod callback_checks;
 pub mod certs;
 pub mod peer;
 pub mod pg;

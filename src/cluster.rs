@@ -13,6 +13,7 @@ use chrono::Utc;
 use ringback_call::inbound::AcdAt;
 use tokio::sync::watch;
 
+use crate::acd_task::AcdHandle;
 use crate::store::acd_owner::{AcdLease, Claim};
 use crate::store::Store;
 
@@ -77,6 +78,8 @@ pub struct LeaseSetup {
     pub api_url: Option<String>,
     /// How long a lease runs without renewal.
     pub lease: Duration,
+    /// The ACD, told the agents' states at a takeover.
+    pub acd: AcdHandle,
 }
 
 /// Claim once (so the first calls already know), then keep renewing or
@@ -110,6 +113,9 @@ pub async fn spawn(setup: LeaseSetup) -> OwnerWatch {
 #[derive(Default)]
 struct LeaseState {
     mine_until: Option<chrono::DateTime<Utc>>,
+    /// The other node that held the lease last (whose agent states a
+    /// takeover adopts).
+    last_other: Option<String>,
 }
 
 impl LeaseState {
@@ -138,12 +144,16 @@ impl LeaseState {
                 Holder::Unknown
             }
             Ok(l) if l.node_id == s.node_id => {
+                if let Some(old) = self.last_other.take() {
+                    adopt_agent_states(&s.store, &s.acd, &old).await;
+                }
                 self.mine_until = Some(claim.until);
                 crate::metrics::set_acd_owner(true);
                 Holder::Me
             }
             Ok(l) => {
                 self.mine_until = None;
+                self.last_other = Some(l.node_id.clone());
                 crate::metrics::set_acd_owner(false);
                 other(l)
             }
@@ -173,5 +183,31 @@ fn other(l: AcdLease) -> Holder {
             tracing::error!(node = %l.node_id, addr = %l.sip_addr, "the ACD lease holder's address is unusable");
             Holder::Unknown
         }
+    }
+}
+
+/// When this node takes the queues over from another one, agents keep
+/// the pause or log-out the old owner gave them (from its last agent
+/// events in the store): a paused agent is not rung because the node that
+/// knew it died. Everything else starts available here (a call the old
+/// owner was ringing or bridging died with it). Done before this node
+/// says it owns the queues, so no caller is offered to an agent first.
+async fn adopt_agent_states(store: &Store, acd: &AcdHandle, old: &str) {
+    let states = match store.agent_states_left_by(old).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, %old, "cannot read the agent states the old owner left");
+            return;
+        }
+    };
+    for (agent, state, reason) in states {
+        let id = ringback_acd::AgentId::from(agent.as_str());
+        let input = match state.as_str() {
+            "paused" => ringback_acd::Input::AgentPause { agent: id, reason },
+            "logged-out" => ringback_acd::Input::AgentLogout(id),
+            _ => continue,
+        };
+        tracing::info!(%agent, %state, %old, "agent state taken over from the old owner");
+        acd.input(input);
     }
 }

@@ -111,6 +111,9 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         None => None,
     };
     let (ep, ep_inbox) = endpoint::channel(udp.local_addr()?, tls_addr.map(|a| a.port()));
+    let config = Arc::new(config);
+    let media = Arc::new(media);
+    let acd = crate::acd_task::spawn(&config, store.clone())?;
     // One queue across nodes: who runs the queues' ACD (src/cluster.rs).
     let owner = if config.cluster.shared_queues {
         let mut sip_addr = config.cluster.address.unwrap_or(udp.local_addr()?);
@@ -123,6 +126,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
             sip_addr,
             api_url: config.cluster.api_url.clone(),
             lease: Duration::from_secs(config.cluster.lease_secs),
+            acd: acd.clone(),
         })
         .await;
         tracing::info!(holder = ?*owner.borrow(), hop_address = %sip_addr, "shared queues: the ACD lease");
@@ -131,9 +135,6 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         metrics::set_acd_owner(true);
         crate::cluster::single_node()
     };
-    let config = Arc::new(config);
-    let media = Arc::new(media);
-    let acd = crate::acd_task::spawn(&config, store.clone())?;
     // Today's figures from the store, before anything can count (the
     // callback service below may already end a callback).
     let live = Arc::new(crate::live::Live::new(config.stats.timezone));

@@ -1216,9 +1216,17 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    // The waiting caller kept the call and their place: they wait in the
-    // new owner's own line with their first entry time, and reach alice
-    // (whose pause lived with the dead owner).
+    // Alice's pause lived with the old owner and moved with the queues;
+    // the waiting caller kept the call and their place: they wait in the
+    // new owner's own line with their first entry time.
+    wait_agent_state(c.node(&other), "alice", "paused");
+    {
+        let o = c.node(&other);
+        let logs = || c.logs();
+        wait_line(o, "support", &["1003"], &logs);
+    }
+    let (status, body) = c.node(&other).http_post("/api/v1/agents/alice/unpause", "");
+    assert_eq!(status, 200, "{body}");
     let inv = agent.expect_where(
         "incoming",
         |e| e["call"] == "c3",

@@ -78,6 +78,23 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Each agent's last state as `node` (a queues' owner that died) left
+    /// it: (agent, state, reason), for the node taking the queues over.
+    pub async fn agent_states_left_by(
+        &self,
+        node: &str,
+    ) -> anyhow::Result<Vec<(String, String, String)>> {
+        let sql = "SELECT e.agent, e.to_state, e.reason FROM agent_events e \
+                   WHERE e.id = (SELECT MAX(l.id) FROM agent_events l \
+                                 WHERE l.agent = e.agent AND l.node_id = $1)";
+        let rows: Vec<(String, String, String)> = on_pool!(self, |pool| {
+            sqlx::query_as(sql).bind(node).fetch_all(pool).await?
+        });
+        Ok(rows)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

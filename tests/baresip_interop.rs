@@ -328,10 +328,8 @@ fn callback_to_customer(transport: &str) {
     customer.expect("established", Duration::from_secs(10), &srv);
     customer.expect("dtmf_sent", Duration::from_secs(10), &srv);
 
-    customer.finish(&srv);
-    a.finish(&srv);
-    customer.assert_heard(AGENT_TONE, &srv);
-    a.assert_heard(CALLER_TONE, &srv);
+    customer.finish_hearing(AGENT_TONE, &srv);
+    a.finish_hearing(CALLER_TONE, &srv);
 
     // Both legs are on record, answered, whoever hung up.
     assert_callback_call_completed(&srv, &id, &inv, &cinv);

@@ -129,8 +129,7 @@ fn browser_agent_takes_a_zero_out_call(hangup: &str) {
         "the page's phone is idle again: {ended}"
     );
     // The caller heard the browser's microphone (its tone, by frequency).
-    caller.assert_heard(AGENT_TONE, &srv);
-    caller.finish(&srv);
+    caller.finish_hearing(AGENT_TONE, &srv);
 
     // Both legs are recorded; the agent leg was hung up by whoever did.
     let (_, body) = srv.http_get("/api/v1/cdrs?limit=10");
@@ -285,8 +284,7 @@ fn a_callback_rings_the_agents_browser_first_then_the_customer() {
         "the browser plays the customer's {CALLER_TONE} Hz tone: {heard}"
     );
     page.expect("ended", 60, &srv);
-    customer.finish(&srv);
-    customer.assert_heard(AGENT_TONE, &srv);
+    customer.finish_hearing(AGENT_TONE, &srv);
     let cb = common::peer::assert_callback_completed(&srv, &id);
     assert_eq!(cb["state"], "completed", "{cb}");
 }

@@ -415,10 +415,8 @@ fn a_callback_taken_by_a_recording_agent_is_recorded() {
     let id = request_callback(&srv, Some("recorded callback"));
     agent.expect("incoming", Duration::from_secs(15), &srv);
     customer.expect("dtmf_sent", Duration::from_secs(30), &srv);
-    customer.finish(&srv);
-    agent.finish(&srv);
-    customer.assert_heard(AGENT_TONE, &srv);
-    agent.assert_heard(CALLER_TONE, &srv);
+    customer.finish_hearing(AGENT_TONE, &srv);
+    agent.finish_hearing(CALLER_TONE, &srv);
     let until = Instant::now() + Duration::from_secs(10);
     let rec = loop {
         let (_, _, body) = request(&srv, "GET", "/api/v1/recordings", "open");

@@ -7,61 +7,13 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use common::peer::json;
 use common::scenario::{self, AgentPhone, Uac};
-use common::{call_id_from_trace, free_udp_port, Server, ServerOpts, Sipp, QUEUE_PLAN};
+use common::survey::{finished_inbound_record, survey_server};
+use common::{call_id_from_trace, free_udp_port, Server, Sipp};
 use serde_json::Value;
-
-fn server() -> Server {
-    Server::start(ServerOpts {
-        dialplans: vec![("q.toml".into(), QUEUE_PLAN.into())],
-        extra_config: r#"
-[queues.operator]
-ring_timeout_secs = 10
-announce_every_secs = 0
-wrapup_secs = 1
-survey = { prompt = "main-menu", keys = "1-5" }
-
-[agents.alice]
-password = "alice-secret"
-queues = ["operator"]
-"#
-        .into(),
-        ..ServerOpts::default()
-    })
-}
-
-fn json(body: &str) -> Value {
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))
-}
-
-/// The inbound call record of `call_id` once the call has ended.
-fn record(srv: &Server, call_id: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let (status, body) = srv.http_get("/api/v1/cdrs?limit=50");
-        assert_eq!(status, 200, "{body}");
-        let found = json(&body)["cdrs"].as_array().and_then(|rows| {
-            rows.iter()
-                .find(|r| {
-                    r["call_id"] == call_id
-                        && r["leg"] == "inbound"
-                        && r["disposition"] != "in_progress"
-                })
-                .cloned()
-        });
-        if let Some(r) = found {
-            return r;
-        }
-        assert!(
-            Instant::now() < until,
-            "no final record for {call_id}: {body}\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
 
 /// alice answers the next call, talks for 2 s and hangs up.
 fn alice_answers_and_hangs_up(srv: &Server, port: u16) -> common::SippProcess {
@@ -84,7 +36,7 @@ fn alice_answers_and_hangs_up(srv: &Server, port: u16) -> common::SippProcess {
 
 #[test]
 fn agent_hangs_up_caller_presses_4_and_the_score_is_recorded_and_reported() {
-    let srv = server();
+    let srv = survey_server("main-menu");
     let alice_port = free_udp_port();
     Sipp::from_xml(&scenario::register("alice", "alice-secret", 300, 200))
         .arg("-p")
@@ -103,7 +55,7 @@ fn agent_hangs_up_caller_presses_4_and_the_score_is_recorded_and_reported() {
     caller.assert_ok("caller answering the survey");
     alice.wait().assert_ok("agent hanging up");
     let id = call_id_from_trace(&caller.messages).expect("the caller's Call-ID");
-    let r = record(&srv, &id);
+    let r = finished_inbound_record(&srv, Some(&id), Duration::from_secs(10));
     assert_eq!(r["survey_score"], 4, "{r:#}\n{}", srv.log());
     assert_eq!(r["survey_agent"], "alice", "{r:#}");
     assert_eq!(
@@ -121,7 +73,7 @@ fn agent_hangs_up_caller_presses_4_and_the_score_is_recorded_and_reported() {
     quitter.assert_ok("caller hanging up during the survey");
     alice.wait().assert_ok("agent hanging up again");
     let quit_id = call_id_from_trace(&quitter.messages).expect("Call-ID");
-    let r = record(&srv, &quit_id);
+    let r = finished_inbound_record(&srv, Some(&quit_id), Duration::from_secs(10));
     assert_eq!(r["survey_agent"], "alice", "{r:#}\n{}", srv.log());
     assert_eq!(r["survey_score"], Value::Null, "no answer: {r:#}");
 

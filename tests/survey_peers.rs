@@ -7,58 +7,15 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::peer::{json, PeerScript, BARESIP_PEER, PJSUA};
-use common::{Server, ServerOpts, QUEUE_PLAN};
-use serde_json::Value;
-
-fn server() -> Server {
-    Server::start(ServerOpts {
-        dialplans: vec![("q.toml".into(), QUEUE_PLAN.into())],
-        extra_config: r#"
-[queues.operator]
-ring_timeout_secs = 10
-announce_every_secs = 0
-wrapup_secs = 1
-survey = { prompt = "survey-rate", keys = "1-5" }
-
-[agents.alice]
-password = "alice-secret"
-queues = ["operator"]
-"#
-        .into(),
-        ..ServerOpts::default()
-    })
-}
-
-/// The caller's finished inbound call record (the server takes one call).
-fn inbound_record(srv: &Server) -> Value {
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        let (status, body) = srv.http_get("/api/v1/cdrs?limit=20");
-        assert_eq!(status, 200, "{body}");
-        let found = json(&body)["cdrs"].as_array().and_then(|rows| {
-            rows.iter()
-                .find(|r| r["leg"] == "inbound" && r["disposition"] != "in_progress")
-                .cloned()
-        });
-        if let Some(r) = found {
-            return r;
-        }
-        assert!(
-            Instant::now() < until,
-            "no final record: {body}\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use common::survey::{finished_inbound_record, survey_server};
 
 /// `caller` dials the queue; `agent` (alice) answers and hangs up after
 /// 3 s; the caller presses 4 during the survey question.
 fn survey_answered(caller: PeerScript, agent: PeerScript) {
-    let srv = server();
+    let srv = survey_server("survey-rate");
     let mut alice = agent.agent(
         &srv,
         "udp",
@@ -74,7 +31,7 @@ fn survey_answered(caller: PeerScript, agent: PeerScript) {
     alice.expect("incoming", Duration::from_secs(15), &srv);
     c.finish(&srv);
     alice.finish(&srv);
-    let r = inbound_record(&srv);
+    let r = finished_inbound_record(&srv, None, Duration::from_secs(15));
     assert_eq!(
         r["survey_score"],
         4,

@@ -12,9 +12,10 @@ use utoipa::openapi::schema::{Object, ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use super::auth::{authorize, check_token, Need};
-use super::errors::{error, json_response, ErrorBody};
+use super::errors::{error, json_response, ApiError, ErrorBody};
+use super::list_query::{answer_list, nonempty};
 use super::openapi::{AuthErrors, NoToken};
-use super::request::{limit_param, ApiBody, ApiPath, ApiQuery};
+use super::request::{ApiBody, ApiPath, ApiQuery};
 use super::ApiState;
 use crate::callbacks::CallbackRefusal;
 use crate::store::callbacks::{CallbackEventRow, CallbackRow};
@@ -284,48 +285,38 @@ pub(super) async fn list_callbacks(
     headers: HeaderMap,
     ApiQuery(f): ApiQuery<CallbackFilter>,
 ) -> Response {
-    if let Some(r) = check_token(&ctx, &headers) {
-        return r;
-    }
-    // An empty filter (`state=`) means no filter, as the schema allows;
-    // white space is not empty (`state=%0C` is an unknown state, 422).
-    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
+    // `state=%0C` is an unknown state (422): white space is not empty.
     let f = CallbackFilter {
         state: nonempty(f.state),
         queue: nonempty(f.queue),
         number: nonempty(f.number),
         limit: f.limit,
     };
-    if let Some(s) = &f.state {
-        if CallbackState::parse(s).is_none() {
-            return error(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!("`state`: unknown state `{s}`"),
-            );
-        }
-    }
-    let limit = match limit_param(f.limit) {
-        Ok(l) => l,
-        Err(r) => return r.into_response(),
+    let filters = match &f.state {
+        Some(s) if CallbackState::parse(s).is_none() => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("`state`: unknown state `{s}`"),
+        )),
+        _ => Ok(()),
     };
-    match ctx
-        .store
-        .list_callbacks(
-            f.state.as_deref(),
-            f.queue.as_deref(),
-            f.number.as_deref(),
-            limit,
-        )
-        .await
-    {
-        Ok(rows) => json_response(
-            StatusCode::OK,
-            CallbackList {
-                callbacks: rows.into_iter().map(Callback::stored).collect(),
-            },
-        ),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    answer_list(
+        &ctx,
+        &headers,
+        filters,
+        f.limit,
+        |limit| {
+            ctx.store.list_callbacks(
+                f.state.as_deref(),
+                f.queue.as_deref(),
+                f.number.as_deref(),
+                limit,
+            )
+        },
+        |rows| CallbackList {
+            callbacks: rows.into_iter().map(Callback::stored).collect(),
+        },
+    )
+    .await
 }
 
 /// One callback with its history

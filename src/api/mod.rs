@@ -10,6 +10,7 @@
 //! One module per concept: `auth` (tokens and roles), `errors` (the JSON
 //! error body for every error, unrouted requests included, and how callback
 //! refusals become statuses), `request` (paths, query strings and bodies),
+//! `list_query` (the filters and `limit` of a list, and its answer),
 //! `openapi` (the one list of routes, and the OpenAPI document generated
 //! from the handlers' own types), then the resources: `agents`, `queues`,
 //! `calls`, `callbacks`, `customers`, `dialplans`, `trunks`, `recordings`, the live `events` feed,
@@ -23,6 +24,7 @@ mod customers;
 mod dialplans;
 mod errors;
 mod events;
+mod list_query;
 mod node;
 mod openapi;
 mod phone;

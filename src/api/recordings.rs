@@ -15,8 +15,9 @@ use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use super::auth::{authorize, check_token, Need};
 use super::errors::{error, json_response, ApiError, ErrorBody};
+use super::list_query::{answer_list, nonempty};
 use super::openapi::AuthErrors;
-use super::request::{limit_param, ApiPath, ApiQuery};
+use super::request::{ApiPath, ApiQuery};
 use super::ApiState;
 use crate::recording::{files, Control};
 use crate::store::recordings::{RecordingFilter, RecordingRow, RecordingState};
@@ -64,23 +65,20 @@ pub(super) async fn list_recordings(
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<RecordingQuery>,
 ) -> Response {
-    if let Some(r) = check_token(&ctx, &headers) {
-        return r;
-    }
-    let limit = match limit_param(q.limit) {
-        Ok(l) => l,
-        Err(e) => return e.into_response(),
-    };
-    let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
     let filter = RecordingFilter {
         call_id: nonempty(q.call_id),
         agent: nonempty(q.agent),
         queue: nonempty(q.queue),
     };
-    match ctx.store.recordings(&filter, limit).await {
-        Ok(recordings) => json_response(StatusCode::OK, RecordingList { recordings }),
-        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
+    answer_list(
+        &ctx,
+        &headers,
+        Ok(()),
+        q.limit,
+        |limit| ctx.store.recordings(&filter, limit),
+        |recordings| RecordingList { recordings },
+    )
+    .await
 }
 
 /// The recording id of a path, as the document states it.

@@ -13,6 +13,7 @@ pub mod certs;
 pub mod peer;
 pub mod pg;
 pub mod scenario;
+pub mod survey;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};

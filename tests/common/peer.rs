@@ -294,6 +294,13 @@ impl PyPeer {
         );
     }
 
+    /// Assert a clean exit (see [`PyPeer::finish`]), then that it heard
+    /// `freq` during the call (see [`PyPeer::assert_heard`]).
+    pub fn finish_hearing(&mut self, freq: f64, srv: &Server) {
+        self.finish(srv);
+        self.assert_heard(freq, srv);
+    }
+
     /// Its tone report for `freq` (sent once the call ended).
     pub fn tone_report(&self, freq: f64, srv: &Server) -> Value {
         self.expect_where(
@@ -652,11 +659,9 @@ pub fn finish_queued_call<'a>(
     caller: &'a mut PyPeer,
     bye: Bye,
 ) -> &'a PyPeer {
-    caller.finish(srv);
-    agent.finish(srv);
     // Audio both ways, by content.
-    agent.assert_heard(CALLER_TONE, srv);
-    caller.assert_heard(AGENT_TONE, srv);
+    caller.finish_hearing(AGENT_TONE, srv);
+    agent.finish_hearing(CALLER_TONE, srv);
     // The side that did not hang up received the BYE.
     let other = bye.assert_sides(agent, caller, srv);
     assert_queued_call_completed(srv, call_id, "support", "alice", bye);

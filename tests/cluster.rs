@@ -288,6 +288,61 @@ impl Cluster {
         }
     }
 
+    /// The id of the node that is not `id`.
+    fn other_id(id: &str) -> &'static str {
+        if id == "node-a" {
+            "node-b"
+        } else {
+            "node-a"
+        }
+    }
+
+    fn node_mut(&mut self, id: &str) -> &mut Server {
+        if id == "node-a" {
+            &mut self.a
+        } else {
+            &mut self.b
+        }
+    }
+
+    /// Alice's PJSIP phone registered with Kamailio (digest against the
+    /// `subscriber` table), not with either node: answers `calls` calls
+    /// after half a second, plays the agent tone, listens for the caller's.
+    fn alice(&self, calls: u32, timeout_secs: u32) -> common::peer::PyPeer {
+        let (agent_tone, caller_tone) = (AGENT_TONE.to_string(), CALLER_TONE.to_string());
+        let (kam, calls, timeout) = (
+            self.kam.addr.to_string(),
+            calls.to_string(),
+            timeout_secs.to_string(),
+        );
+        let agent = PJSUA.spawn(
+            "agent alice",
+            "agent",
+            &args(&[
+                "--transport",
+                "udp",
+                "--registrar",
+                &kam,
+                "--user",
+                "alice",
+                "--password",
+                ALICE_PASSWORD,
+                "--calls",
+                &calls,
+                "--ring-delay",
+                "0.5",
+                "--play",
+                &agent_tone,
+                "--detect",
+                &caller_tone,
+                "--timeout",
+                &timeout,
+            ]),
+        );
+        agent.expect("registered", Duration::from_secs(10), &self.a);
+        agent
+    }
+
     fn logs(&self) -> String {
         format!(
             "--- node-a:\n{}\n--- node-b:\n{}\n--- kamailio:\n{}",
@@ -599,33 +654,9 @@ fn an_agent_registered_through_kamailio_is_rung_by_calls_landing_on_either_node(
     let c = cluster(AGENT_CONFIG);
     let kam = c.kam.addr.to_string();
     let (agent_tone, caller_tone) = (AGENT_TONE.to_string(), CALLER_TONE.to_string());
-    // Alice's PJSIP phone registers with Kamailio (digest against the
-    // `subscriber` table), not with either node; it answers two calls.
-    let mut agent = PJSUA.spawn(
-        "agent alice",
-        "agent",
-        &args(&[
-            "--transport",
-            "udp",
-            "--registrar",
-            &kam,
-            "--user",
-            "alice",
-            "--password",
-            ALICE_PASSWORD,
-            "--calls",
-            "2",
-            "--ring-delay",
-            "0.5",
-            "--play",
-            &agent_tone,
-            "--detect",
-            &caller_tone,
-            "--timeout",
-            "80",
-        ]),
-    );
-    agent.expect("registered", Duration::from_secs(10), &c.a);
+    // Alice's phone registers with Kamailio, not with either node; it
+    // answers two calls.
+    let mut agent = c.alice(2, 80);
     // Her location is in PostgreSQL, written through by Kamailio.
     let location =
         c.db.rows("SELECT username, contact FROM location WHERE username = 'alice'");
@@ -801,11 +832,7 @@ fn a_drained_node_takes_no_new_calls_finishes_its_call_and_exits_0() {
         .unwrap_or_default()
         .to_string();
     let busy_id = c.node_of(&call, "inbound");
-    let other_id = if busy_id == "node-a" {
-        "node-b"
-    } else {
-        "node-a"
-    };
+    let other_id = Cluster::other_id(&busy_id);
     let (busy_sip, other_sip) = (c.node(&busy_id).sip, c.node(other_id).sip);
 
     // Drain it over the API.
@@ -847,11 +874,7 @@ fn a_drained_node_takes_no_new_calls_finishes_its_call_and_exits_0() {
     );
 
     // Its own call goes on, then ends normally; then the node exits 0.
-    let busy = if busy_id == "node-a" {
-        &mut c.a
-    } else {
-        &mut c.b
-    };
+    let busy = c.node_mut(&busy_id);
     assert!(busy.alive(), "the drained node left while its call was up");
     caller.expect("hangup", Duration::from_secs(20), busy);
     let status = busy
@@ -953,6 +976,23 @@ impl Cluster {
             .and_then(|r| r[0].clone())
     }
 
+    /// The first holder of the ACD lease, and the other node.
+    fn wait_any_owner(&self) -> (String, String) {
+        let until = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(o) = self.acd_owner() {
+                let other = Cluster::other_id(&o).to_string();
+                return (o, other);
+            }
+            assert!(
+                Instant::now() < until,
+                "nobody took the ACD lease\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// The holder once it is `want` (waiting up to `timeout`); how long that took.
     fn wait_owner(&self, want: &str, timeout: Duration) -> Duration {
         let t0 = Instant::now();
@@ -1044,54 +1084,10 @@ fn support_caller(
 fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_the_owner_killed() {
     let mut c = cluster(&shared_queues_config());
     let kam = c.kam.addr.to_string();
-    let owner = {
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(o) = c.acd_owner() {
-                break o;
-            }
-            assert!(
-                Instant::now() < until,
-                "nobody took the ACD lease\n{}",
-                c.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    let other = if owner == "node-a" {
-        "node-b"
-    } else {
-        "node-a"
-    }
-    .to_string();
+    let (owner, other) = c.wait_any_owner();
     assert_eq!(node_metric(&c, &owner, "ringback_acd_owner"), 1.0);
     assert_eq!(node_metric(&c, &other, "ringback_acd_owner"), 0.0);
-    let (agent_tone, caller_tone) = (AGENT_TONE.to_string(), CALLER_TONE.to_string());
-    let mut agent = PJSUA.spawn(
-        "agent alice",
-        "agent",
-        &args(&[
-            "--transport",
-            "udp",
-            "--registrar",
-            &kam,
-            "--user",
-            "alice",
-            "--password",
-            ALICE_PASSWORD,
-            "--calls",
-            "4",
-            "--ring-delay",
-            "0.5",
-            "--play",
-            &agent_tone,
-            "--detect",
-            &caller_tone,
-            "--timeout",
-            "150",
-        ]),
-    );
-    agent.expect("registered", Duration::from_secs(10), &c.a);
+    let mut agent = c.alice(4, 150);
     wait_agent_state(c.node(&owner), "alice", "available");
     // Alice is away: both callers wait, one on each node, in one line.
     let (status, body) = c.node(&owner).http_post("/api/v1/agents/alice/pause", "");
@@ -1197,11 +1193,7 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
     // The owner dies: the other node takes the queues over within 10 s.
     let owner_addr = c.node(&owner).sip;
     let killed = Instant::now();
-    if owner == "node-a" {
-        c.a.kill9();
-    } else {
-        c.b.kill9();
-    }
+    c.node_mut(&owner).kill9();
     let took = c.wait_owner(&other, Duration::from_secs(10));
     eprintln!(
         "failover: {other} holds the ACD lease {:.2} s after kill -9 of {owner}",
@@ -1284,42 +1276,8 @@ fn a_callback_waiting_when_the_owner_dies_is_dialed_exactly_once_by_the_new_owne
         "{}\n[trunk]\naddress = \"127.0.0.1:{customer_port}\"\ncaller_id = \"+15550100\"\n",
         shared_queues_config()
     ));
-    let kam = c.kam.addr.to_string();
-    let owner = {
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(o) = c.acd_owner() {
-                break o;
-            }
-            assert!(Instant::now() < until, "nobody took the ACD lease");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
-    let other = if owner == "node-a" {
-        "node-b"
-    } else {
-        "node-a"
-    }
-    .to_string();
-    let mut agent = PJSUA.spawn(
-        "agent alice",
-        "agent",
-        &args(&[
-            "--transport",
-            "udp",
-            "--registrar",
-            &kam,
-            "--user",
-            "alice",
-            "--password",
-            ALICE_PASSWORD,
-            "--calls",
-            "1",
-            "--timeout",
-            "90",
-        ]),
-    );
-    agent.expect("registered", Duration::from_secs(10), &c.a);
+    let (owner, other) = c.wait_any_owner();
+    let mut agent = c.alice(1, 90);
     wait_agent_state(c.node(&owner), "alice", "available");
     let (status, body) = c.node(&owner).http_post("/api/v1/agents/alice/pause", "");
     assert_eq!(status, 200, "{body}");
@@ -1340,18 +1298,18 @@ fn a_callback_waiting_when_the_owner_dies_is_dialed_exactly_once_by_the_new_owne
     );
     assert!(common::callback_checks::dialing_nodes(&cb).is_empty());
     // The owner dies; the other node takes the queues and the callback
-    // over and dials the customer, once.
-    if owner == "node-a" {
-        c.a.kill9();
-    } else {
-        c.b.kill9();
-    }
+    // over and, once alice is back, dials the customer, once.
+    c.node_mut(&owner).kill9();
     let took = c.wait_owner(&other, Duration::from_secs(10));
     eprintln!(
         "failover: {other} holds the ACD lease {:.2} s after kill -9",
         took.as_secs_f64()
     );
     let srv = c.node(&other);
+    // Alice's pause moved with the queues; back, she takes the callback.
+    wait_agent_state(srv, "alice", "paused");
+    let (status, body) = srv.http_post("/api/v1/agents/alice/unpause", "");
+    assert_eq!(status, 200, "{body}");
     common::phone(customer_port, &common::callback_checks::customer())
         .run(srv.sip, "x")
         .assert_ok("the customer, called back by the new owner");

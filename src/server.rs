@@ -114,6 +114,17 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     let config = Arc::new(config);
     let media = Arc::new(media);
     let acd = crate::acd_task::spawn(&config, store.clone())?;
+    // The API's listener, bound early: with shared queues its address is
+    // on the ACD lease (other nodes forward to the owner's API).
+    let api_listener = if config.api.enabled {
+        Some(
+            tokio::net::TcpListener::bind(config.api.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.api.listen))?,
+        )
+    } else {
+        None
+    };
     // One queue across nodes: who runs the queues' ACD (src/cluster.rs).
     let owner = if config.cluster.shared_queues {
         let mut sip_addr = config.cluster.address.unwrap_or(udp.local_addr()?);
@@ -124,7 +135,14 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
             store: store.clone(),
             node_id: node.clone(),
             sip_addr,
-            api_url: config.cluster.api_url.clone(),
+            api_url: config.cluster.api_url.clone().or_else(|| {
+                // Default: the API's listener, as other nodes reach it.
+                let mut api = api_listener.as_ref()?.local_addr().ok()?;
+                if api.ip().is_unspecified() {
+                    api.set_ip(config.advertised_ip());
+                }
+                Some(format!("http://{api}"))
+            }),
             lease: Duration::from_secs(config.cluster.lease_secs),
             acd: acd.clone(),
         })
@@ -216,7 +234,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
         fallback_hold_music: Arc::new(prompt::tone(440.0, 400, 0.1)),
         lookups: crate::lookups::Lookups::new(config.lookups.clone()),
         recorder: Arc::clone(&recorder),
-        owner,
+        owner: owner.clone(),
     });
     // Calls from the public web page run like phone calls.
     let web_calls = crate::call::WebCalls::new(calls.deps(), ep.clone());
@@ -235,10 +253,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
     crate::trunk_registration::spawn(&config, ep.clone());
     tokio::spawn(crate::watchdog::run(acd.clone(), ep.clone()));
     let mut api_note = String::new();
-    let api_addr = if config.api.enabled {
-        let listener = tokio::net::TcpListener::bind(config.api.listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.api.listen))?;
+    let api_addr = if let Some(listener) = api_listener {
         let addr = listener.local_addr()?;
         // API tokens: the generated admin token on first start, reloaded
         // on SIGHUP (src/api_access.rs).
@@ -261,6 +276,7 @@ pub async fn serve(config: Config, config_path: std::path::PathBuf) -> anyhow::R
                 media,
                 phones,
                 recorder,
+                owner,
             }),
         ));
         addr.to_string()

@@ -1112,11 +1112,17 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
         "{}",
         c.logs()
     );
-    assert!(line(c.node(&other), "support").is_empty());
+    // The other node's API shows the owner's line, and says so.
+    assert_eq!(line(c.node(&other), "support"), ["1001", "1002"]);
+    let (status, node, _) = c
+        .node(&other)
+        .http_get_head("/api/v1/queues", "X-Ringback-Node");
+    assert_eq!((status, node.as_deref()), (200, Some(owner.as_str())));
     assert_eq!(node_metric(&c, &other, "ringback_hops_total"), 1.0);
     assert_eq!(node_metric(&c, &owner, "ringback_hops_in_total"), 1.0);
     // Back: alice takes them in entry order, whichever node they called.
-    let (status, body) = c.node(&owner).http_post("/api/v1/agents/alice/unpause", "");
+    // Unpaused through the other node's API: the owner's agent changes.
+    let (status, body) = c.node(&other).http_post("/api/v1/agents/alice/unpause", "");
     assert_eq!(status, 200, "{body}");
     for (call, number) in [("c1", "1001"), ("c2", "1002")] {
         let inv = agent.expect_where(

@@ -33,6 +33,7 @@ mod queues;
 mod recordings;
 mod request;
 mod surveys;
+mod to_owner;
 mod trunks;
 mod webcall;
 
@@ -80,6 +81,8 @@ pub struct ApiState {
     pub phones: Arc<crate::browser::BrowserPhones>,
     /// Call recordings (pause and resume, the files).
     pub recorder: Arc<crate::recording::Recorder>,
+    /// Who runs the queues (their API answers come from there).
+    pub owner: crate::cluster::OwnerWatch,
 }
 
 /// Build the router: every route of [`openapi::routes`], the list the
@@ -91,6 +94,10 @@ pub fn router(ctx: Arc<ApiState>) -> Router {
         .layer(Extension(doc))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&ctx),
+            to_owner::to_owner,
+        ))
         .with_state(ctx)
 }
 

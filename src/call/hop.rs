@@ -218,12 +218,12 @@ impl Call {
     }
 }
 
+/// A caller arriving from another node: the hop and their variables.
+pub type Arrival = (HopIn, BTreeMap<String, String>);
+
 /// A hopped caller arriving at the owner: `None` for an ordinary call,
 /// the hop and the caller's variables, or a refusal (status, reason).
-pub fn hop_in(
-    config: &Config,
-    invite: &rsip::Request,
-) -> Result<Option<(HopIn, BTreeMap<String, String>)>, (u16, String)> {
+pub fn hop_in(config: &Config, invite: &rsip::Request) -> Result<Option<Arrival>, (u16, String)> {
     let Some(value) = message::header_value(invite, HOP_HEADER) else {
         return Ok(None);
     };

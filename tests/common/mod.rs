@@ -312,6 +312,13 @@ url = "{database_url}"
 
     /// GET a path from the HTTP surface; returns (status, body).
     pub fn http_get(&self, path: &str) -> (u16, String) {
+        let (status, _, body) = self.http_get_head(path, "");
+        (status, body)
+    }
+
+    /// GET a path; returns (status, the value of response header `name`,
+    /// body).
+    pub fn http_get_head(&self, path: &str, name: &str) -> (u16, Option<String>, String) {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(self.api).expect("connect api");
         s.set_read_timeout(Some(Duration::from_secs(5)))
@@ -330,11 +337,14 @@ url = "{database_url}"
             .nth(1)
             .and_then(|c| c.parse().ok())
             .unwrap_or(0);
-        let body = resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default();
-        (status, body)
+        let (head, body) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        let value = head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        });
+        (status, value, body.to_string())
     }
 
     /// POST a JSON body; returns (status, body).

@@ -233,7 +233,7 @@ impl InboundCall {
                     entered_at,
                     priority: h.priority,
                     max_wait: h.max_wait,
-                    callback: self.callback_offer.clone(),
+                    callback: self.callback_offer,
                     zero_out: self.zero_out,
                     path: String::new(),
                     digits: String::new(),

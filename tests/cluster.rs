@@ -1009,6 +1009,16 @@ impl Cluster {
     }
 }
 
+/// Seconds of the day at which the first log line containing `needle`
+/// was written (the log's RFC 3339 timestamps).
+fn log_time(log: &str, needle: &str) -> Option<f64> {
+    let line = log.lines().find(|l| l.contains(needle))?;
+    let t = line.find('T').map(|i| &line[i + 1..])?;
+    let mut parts = t.get(..15)?.split(':');
+    let (h, m, s) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(h.parse::<f64>().ok()? * 3600.0 + m.parse::<f64>().ok()? * 60.0 + s.parse::<f64>().ok()?)
+}
+
 /// A node's sample of `name` (labelled with its node id).
 fn node_metric(c: &Cluster, node: &str, name: &str) -> f64 {
     metric(c.node(node), &format!("{name}{{node=\"{node}\"}}")).unwrap_or(-1.0)
@@ -1112,6 +1122,18 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
         "{}",
         c.logs()
     );
+    // What the hop costs the caller: our INVITE to the owner until its
+    // 200 OK (from the origin's log).
+    let log = c.node(&other).log();
+    if let (Some(t0), Some(t1)) = (
+        log_time(&log, "hopping to the queues' owner"),
+        log_time(&log, "waiting in the owner's queue"),
+    ) {
+        eprintln!(
+            "hop: INVITE to the owner → answered in {:.1} ms",
+            (t1 - t0) * 1000.0
+        );
+    }
     // The other node's API shows the owner's line, and says so.
     assert_eq!(line(c.node(&other), "support"), ["1001", "1002"]);
     let (status, node, _) = c

@@ -95,6 +95,9 @@ node_id = "node-$n"
 [cluster]
 agent_proxy = "sip:$PROXY_IP:$SIP_PORT"
 drain_timeout_secs = 3600
+# One queue across nodes: the node holding the ACD lease runs every line.
+shared_queues = true
+secret = "local-cluster-secret"
 
 [queues.operator]
 [queues.billing]

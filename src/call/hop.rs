@@ -262,3 +262,84 @@ pub fn hop_in(config: &Config, invite: &rsip::Request) -> Result<Option<Arrival>
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(cluster: &str) -> Config {
+        let text = format!("[callbacks]\nnode_id = \"b\"\n[cluster]\n{cluster}");
+        Config::parse(Path::new("r.toml"), &text).expect("config")
+    }
+
+    fn invite(extra: &str) -> rsip::Request {
+        let text = format!(
+            "INVITE sip:2000@127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK-1\r\n\
+             From: <sip:+15550123@127.0.0.1>;tag=a\r\n\
+             To: <sip:2000@127.0.0.1>\r\n\
+             Call-ID: hop-1\r\n\
+             CSeq: 1 INVITE\r\n\
+             {extra}Content-Length: 0\r\n\r\n"
+        );
+        match message::parse(text.as_bytes()) {
+            Ok(rsip::SipMessage::Request(r)) => r,
+            other => panic!("not a request: {other:?}"),
+        }
+    }
+
+    const SHARED: &str = "shared_queues = true\nsecret = \"0123456789\"\n";
+    const HOP: &str = "X-Ringback-Hop: queue=support;entered=1733221234123;priority=2\r\n";
+
+    #[test]
+    fn an_ordinary_invite_is_no_hop() {
+        assert_eq!(hop_in(&config(SHARED), &invite("")), Ok(None));
+    }
+
+    #[test]
+    fn a_hop_needs_shared_queues_and_the_secret() {
+        let good = format!("{HOP}X-Ringback-Cluster-Secret: 0123456789\r\n");
+        let (code, why) = hop_in(&config(""), &invite(&good)).unwrap_err();
+        assert_eq!(code, 403, "{why}");
+        for bad in [
+            HOP.to_string(),
+            format!("{HOP}X-Ringback-Cluster-Secret: 0123456788\r\n"),
+        ] {
+            let (code, why) = hop_in(&config(SHARED), &invite(&bad)).unwrap_err();
+            assert_eq!(
+                (code, why.as_str()),
+                (403, "wrong or missing cluster secret")
+            );
+        }
+    }
+
+    #[test]
+    fn a_good_hop_brings_the_place_path_keys_and_variables() {
+        let extra = format!(
+            "{HOP}X-Ringback-Cluster-Secret: 0123456789\r\n\
+             X-Ringback-Path: main > support\r\n\
+             X-Ringback-Digits: 2\r\n\
+             X-Ringback-Var-account: 42\r\n"
+        );
+        let (hop, vars) = hop_in(&config(SHARED), &invite(&extra))
+            .expect("accepted")
+            .expect("a hop");
+        assert_eq!(hop.queue, "support");
+        assert_eq!(hop.priority, 2);
+        assert_eq!(hop.entered_at.timestamp_millis(), 1_733_221_234_123);
+        assert_eq!(
+            (hop.path.as_str(), hop.digits.as_str()),
+            ("main > support", "2")
+        );
+        assert_eq!(vars.get("account").map(String::as_str), Some("42"));
+    }
+
+    #[test]
+    fn an_unreadable_hop_is_a_400_naming_the_problem() {
+        let extra = "X-Ringback-Hop: queue=support\r\nX-Ringback-Cluster-Secret: 0123456789\r\n";
+        let (code, why) = hop_in(&config(SHARED), &invite(extra)).unwrap_err();
+        assert_eq!((code, why.as_str()), (400, "X-Ringback-Hop: no entered"));
+    }
+}

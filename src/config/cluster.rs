@@ -188,4 +188,19 @@ mod tests {
         .to_string();
         assert!(e.starts_with("r.toml:2:15: agent_proxy"), "{e}");
     }
+
+    #[test]
+    fn shared_queues_need_a_node_id_a_secret_and_a_lease_of_three_seconds() {
+        let parse = |t: &str| Config::parse(Path::new("r.toml"), t).map_err(|e| e.to_string());
+        let ok = "[callbacks]\nnode_id = \"a\"\n[cluster]\nshared_queues = true\nsecret = \"0123456789\"\n";
+        let c = parse(ok).expect("valid");
+        assert!(c.cluster.shared_queues);
+        assert_eq!(c.cluster.lease_secs, 5);
+        let no_id = "[cluster]\nshared_queues = true\nsecret = \"0123456789\"\n";
+        assert!(parse(no_id).unwrap_err().contains("node_id"));
+        let short = ok.replace("0123456789", "short");
+        assert!(parse(&short).unwrap_err().contains("cluster.secret"));
+        let lease = format!("{ok}lease_secs = 2\n");
+        assert!(parse(&lease).unwrap_err().contains("lease_secs = 2"));
+    }
 }

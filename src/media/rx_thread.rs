@@ -79,33 +79,31 @@ struct Watched {
 fn run(commands: CommandRx<RxCommand>, mut poller: Poller) {
     let mut streams: HashMap<u64, Watched> = HashMap::new();
     let mut next_check = Instant::now() + TIMEOUT_CHECK;
+    // Reused every millisecond: no allocation on the read path.
+    let mut ready: Vec<u64> = Vec::new();
     loop {
-        std::thread::sleep(PERIOD);
+        if streams.is_empty() {
+            // Idle: nothing to read, so no wake-up every millisecond; the
+            // next stream's `Add` wakes the thread.
+            match commands.recv() {
+                Ok(cmd) => apply(cmd, &mut streams, &mut poller),
+                Err(_) => return,
+            }
+        } else {
+            std::thread::sleep(PERIOD);
+        }
         loop {
             match commands.try_recv() {
-                Ok(RxCommand::Add {
-                    id,
-                    socket,
-                    receiver,
-                }) => {
-                    if let Err(e) = poller.add(socket.get_ref().as_raw_fd(), id) {
-                        tracing::warn!(error = %e, "cannot watch an RTP socket: the stream hears nothing");
-                    }
-                    streams.insert(id, Watched { socket, receiver });
-                }
-                Ok(RxCommand::Remove { id }) => {
-                    if let Some(w) = streams.remove(&id) {
-                        poller.remove(w.socket.get_ref().as_raw_fd());
-                    }
-                }
+                Ok(cmd) => apply(cmd, &mut streams, &mut poller),
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => return,
             }
         }
         let now = Instant::now();
-        let ready: Vec<u64> = poller.ready().collect();
-        for id in ready {
-            let Some(w) = streams.get_mut(&id) else {
+        ready.clear();
+        ready.extend(poller.ready());
+        for id in &ready {
+            let Some(w) = streams.get_mut(id) else {
                 continue;
             };
             let fd = w.socket.get_ref().as_raw_fd();
@@ -117,6 +115,27 @@ fn run(commands: CommandRx<RxCommand>, mut poller: Poller) {
                 w.receiver.check_timeout(now);
             }
             next_check = now + TIMEOUT_CHECK;
+        }
+    }
+}
+
+/// Start or stop watching a stream.
+fn apply(cmd: RxCommand, streams: &mut HashMap<u64, Watched>, poller: &mut Poller) {
+    match cmd {
+        RxCommand::Add {
+            id,
+            socket,
+            receiver,
+        } => {
+            if let Err(e) = poller.add(socket.get_ref().as_raw_fd(), id) {
+                tracing::warn!(error = %e, "cannot watch an RTP socket: the stream hears nothing");
+            }
+            streams.insert(id, Watched { socket, receiver });
+        }
+        RxCommand::Remove { id } => {
+            if let Some(w) = streams.remove(&id) {
+                poller.remove(w.socket.get_ref().as_raw_fd());
+            }
         }
     }
 }

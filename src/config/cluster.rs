@@ -32,6 +32,10 @@ pub struct ClusterConfig {
     /// Shared by the nodes: a hop must carry it
     /// (`X-Ringback-Cluster-Secret`), or it is refused with 403.
     pub secret: Option<String>,
+    /// `secret` read from this file (one line).
+    pub secret_file: Option<std::path::PathBuf>,
+    /// `secret` read from this environment variable.
+    pub secret_env: Option<String>,
     /// The lease runs this long without a renewal (renewed every second):
     /// the longest time the queues have no owner after one dies.
     pub lease_secs: u64,
@@ -46,6 +50,8 @@ impl Default for ClusterConfig {
             address: None,
             api_url: None,
             secret: None,
+            secret_file: None,
+            secret_env: None,
             lease_secs: 5,
         }
     }
@@ -200,6 +206,11 @@ mod tests {
         assert!(parse(no_id).unwrap_err().contains("node_id"));
         let short = ok.replace("0123456789", "short");
         assert!(parse(&short).unwrap_err().contains("cluster.secret"));
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("secret"), "from-a-file-123\n").expect("write");
+        let from_file = ok.replace("secret = \"0123456789\"", "secret_file = \"secret\"");
+        let c = Config::parse(&dir.path().join("r.toml"), &from_file).expect("secret_file");
+        assert_eq!(c.cluster.secret.as_deref(), Some("from-a-file-123"));
         let lease = format!("{ok}lease_secs = 2\n");
         assert!(parse(&lease).unwrap_err().contains("lease_secs = 2"));
     }

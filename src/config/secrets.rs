@@ -48,6 +48,17 @@ pub(super) fn resolve_all(cfg: &mut Config, base: &Path) -> Result<(), String> {
             },
         )?;
     }
+    let c = &mut cfg.cluster;
+    resolve(
+        base,
+        "cluster",
+        "secret",
+        Secret {
+            value: &mut c.secret,
+            file: &mut c.secret_file,
+            env: &c.secret_env,
+        },
+    )?;
     for (i, t) in cfg.api.tokens.iter_mut().enumerate() {
         let mut value = (!t.token.is_empty()).then(|| std::mem::take(&mut t.token));
         resolve(

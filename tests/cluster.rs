@@ -709,8 +709,7 @@ fn an_agent_registered_through_kamailio_is_rung_by_calls_landing_on_either_node(
         .unwrap_or_default()
         .to_string();
     assert!(!call1.is_empty(), "{}", inv1["x_ringback"]);
-    caller1.finish(&c.a);
-    caller1.assert_heard(AGENT_TONE, &c.a);
+    caller1.finish_hearing(AGENT_TONE, &c.a);
     let node1 = c.node_of(&call1, "inbound");
     // Wrap-up (1 s) on that node before the next call.
     wait_agent_state(c.node(&node1), "alice", "available");
@@ -746,8 +745,7 @@ fn an_agent_registered_through_kamailio_is_rung_by_calls_landing_on_either_node(
         .as_str()
         .unwrap_or_default()
         .to_string();
-    caller2.finish(&c.a);
-    caller2.assert_heard(AGENT_TONE, &c.a);
+    caller2.finish_hearing(AGENT_TONE, &c.a);
     agent.finish(&c.a);
     // The agent heard each caller.
     for call in ["c1", "c2"] {
@@ -1009,6 +1007,24 @@ impl Cluster {
     }
 }
 
+/// Alice's phone rings with its call `call` (`c1`, `c2`, …), from the
+/// caller with number `number`; the INVITE's event.
+fn offered(
+    agent: &common::peer::PyPeer,
+    call: &str,
+    number: &str,
+    srv: &Server,
+) -> serde_json::Value {
+    let inv = agent.expect_where(
+        "incoming",
+        |e| e["call"] == call,
+        Duration::from_secs(30),
+        srv,
+    );
+    assert_eq!(inv["x_ringback"]["X-Ringback-Caller"], number, "{inv}");
+    inv
+}
+
 /// Seconds of the day at which the first log line containing `needle`
 /// was written (the log's RFC 3339 timestamps).
 fn log_time(log: &str, needle: &str) -> Option<f64> {
@@ -1147,13 +1163,7 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
     let (status, body) = c.node(&other).http_post("/api/v1/agents/alice/unpause", "");
     assert_eq!(status, 200, "{body}");
     for (call, number) in [("c1", "1001"), ("c2", "1002")] {
-        let inv = agent.expect_where(
-            "incoming",
-            |e| e["call"] == call,
-            Duration::from_secs(30),
-            &c.a,
-        );
-        assert_eq!(inv["x_ringback"]["X-Ringback-Caller"], number, "{inv}");
+        let inv = offered(&agent, call, number, &c.a);
         assert_eq!(
             inv["x_ringback"]["X-Ringback-Path"]
                 .as_str()
@@ -1163,11 +1173,9 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
         );
         assert_eq!(inv["x_ringback"]["X-Ringback-Digits"], "1", "{inv}");
         if call == "c1" {
-            first.finish(&c.a);
-            first.assert_heard(AGENT_TONE, &c.a);
+            first.finish_hearing(AGENT_TONE, &c.a);
         } else {
-            second.finish(&c.a);
-            second.assert_heard(AGENT_TONE, &c.a);
+            second.finish_hearing(AGENT_TONE, &c.a);
         }
     }
     // The hopped caller's record on its node is the call's; the owner's
@@ -1247,13 +1255,7 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
     }
     let (status, body) = c.node(&other).http_post("/api/v1/agents/alice/unpause", "");
     assert_eq!(status, 200, "{body}");
-    let inv = agent.expect_where(
-        "incoming",
-        |e| e["call"] == "c3",
-        Duration::from_secs(30),
-        c.node(&other),
-    );
-    assert_eq!(inv["x_ringback"]["X-Ringback-Caller"], "1003", "{inv}");
+    let inv = offered(&agent, "c3", "1003", c.node(&other));
     let waited: u64 = inv["x_ringback"]["X-Ringback-Waited"]
         .as_str()
         .and_then(|w| w.parse().ok())
@@ -1263,23 +1265,15 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
         "waited {waited} s by the header, {:?} since the caller queued",
         queued_at.elapsed()
     );
-    third.finish(c.node(&other));
-    third.assert_heard(AGENT_TONE, c.node(&other));
+    third.finish_hearing(AGENT_TONE, c.node(&other));
 
     // Kamailio stops sending calls to the dead node; the next caller
     // reaches alice through the new owner.
     c.kam.wait_state(owner_addr, 'I', Duration::from_secs(10));
     wait_agent_state(c.node(&other), "alice", "available");
     let mut fourth = support_caller(PJSUA, "caller 1004", &kam, "1004");
-    let inv = agent.expect_where(
-        "incoming",
-        |e| e["call"] == "c4",
-        Duration::from_secs(30),
-        c.node(&other),
-    );
-    assert_eq!(inv["x_ringback"]["X-Ringback-Caller"], "1004", "{inv}");
-    fourth.finish(c.node(&other));
-    fourth.assert_heard(AGENT_TONE, c.node(&other));
+    offered(&agent, "c4", "1004", c.node(&other));
+    fourth.finish_hearing(AGENT_TONE, c.node(&other));
     agent.finish(c.node(&other));
     for call in ["c1", "c2", "c3", "c4"] {
         let r = agent.expect_where(

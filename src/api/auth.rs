@@ -43,6 +43,19 @@ pub(super) fn check_token(ctx: &ApiState, headers: &HeaderMap) -> Option<Respons
         .map(IntoResponse::into_response)
 }
 
+/// `Host` and `Origin` against the allow-list in force: `403
+/// forbidden_origin` when refused.
+pub(super) fn check_host_and_origin(
+    access: &crate::api_access::Access,
+    headers: &HeaderMap,
+) -> Result<(), ApiError> {
+    // A header that is not text cannot be an allowed name ("" never is).
+    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or(""));
+    access
+        .check_host_and_origin(text(header::HOST), text(header::ORIGIN))
+        .map_err(|refused| ApiError::coded(StatusCode::FORBIDDEN, "forbidden_origin", refused.0))
+}
+
 /// Check `Host` and `Origin` against the allow-list (every `/api/*`
 /// request, reads included: a rebound DNS name must not read data either),
 /// authenticate (bearer header, or `?token=` for EventSource, which cannot
@@ -55,15 +68,7 @@ pub(super) fn authorize(
     need: Need<'_>,
 ) -> Result<Principal, ApiError> {
     let access = ctx.access.current();
-    // A header that is not text cannot be an allowed name ("" never is).
-    let text = |name| headers.get(name).map(|v| v.to_str().unwrap_or(""));
-    if let Err(refused) = access.check_host_and_origin(text(header::HOST), text(header::ORIGIN)) {
-        return Err(ApiError::coded(
-            StatusCode::FORBIDDEN,
-            "forbidden_origin",
-            refused.0,
-        ));
-    }
+    check_host_and_origin(&access, headers)?;
     if access.open {
         return Ok(Principal {
             role: Role::Admin,

@@ -15,6 +15,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
 
+use super::auth::check_host_and_origin;
 use super::errors::error;
 use super::ApiState;
 use crate::cluster::Holder;
@@ -59,19 +60,9 @@ pub(super) async fn to_owner(
             // This node's Host/Origin allow-list applies to what reaches
             // it; the owner then sees a request to itself, without the
             // page's Origin.
-            let refused = {
-                let access = ctx.access.current();
-                let text = |name| {
-                    req.headers()
-                        .get(name)
-                        .map(|v: &HeaderValue| v.to_str().unwrap_or(""))
-                };
-                access
-                    .check_host_and_origin(text(header::HOST), text(header::ORIGIN))
-                    .err()
-            };
-            if let Some(refused) = refused {
-                return error(StatusCode::FORBIDDEN, refused.0).into_response();
+            let checked = check_host_and_origin(&ctx.access.current(), req.headers());
+            if let Err(refused) = checked {
+                return refused.into_response();
             }
             match forward(req, &url).await {
                 Ok(resp) => with_node(resp, &id),

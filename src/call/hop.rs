@@ -20,6 +20,7 @@ use ringback_call::Disposition;
 use ringback_sansio::{Core, Now};
 use ringback_sip::message;
 use ringback_sip::transaction::{TransactionKey, TransportKind};
+use subtle::ConstantTimeEq;
 
 use super::Call;
 use crate::cluster::Holder;
@@ -44,7 +45,7 @@ pub(super) struct HopLeg {
 impl Call {
     /// Place the hop leg to `node` (the lease's holder). Returns the
     /// core's input when it cannot even be tried.
-    pub(super) fn place_hop(&mut self, node: String, mut hop: HopIn) -> Option<Input> {
+    pub(super) fn place_hop(&mut self, node: String, hop: HopIn) -> Option<Input> {
         self.drop_hop();
         let holder = self.ctx.owner.borrow().clone();
         let Holder::Node { id, sip, .. } = holder else {
@@ -53,8 +54,6 @@ impl Call {
         if id != node {
             return Some(Input::Hop(HopEvent::Failed));
         }
-        hop.path = self.core.path();
-        hop.digits = self.core.digits();
         let mut headers = self.context_headers();
         headers.push((HOP_HEADER.to_string(), hop.header_value()));
         let secret = self
@@ -97,11 +96,11 @@ impl Call {
 
     /// CANCEL or BYE the hop leg, if any.
     pub(super) fn drop_hop(&mut self) {
-        if let Some(mut h) = self.hop.take() {
+        if let Some(h) = self.hop.as_mut() {
             self.stream.unbridge();
             h.leg.hang_up(&self.endpoint);
-            self.forget_hop_leg(&h);
         }
+        self.forget_hop_leg();
     }
 
     pub(super) fn bridge_hop(&mut self) {
@@ -111,10 +110,13 @@ impl Call {
         }
     }
 
-    fn forget_hop_leg(&self, h: &HopLeg) {
-        self.endpoint.send(crate::endpoint::EndpointCmd::CallEnded {
-            call_id: h.leg.call_id.clone(),
-        });
+    /// The hop leg is over: the endpoint stops routing its Call-ID here.
+    fn forget_hop_leg(&mut self) {
+        if let Some(h) = self.hop.take() {
+            self.endpoint.send(crate::endpoint::EndpointCmd::CallEnded {
+                call_id: h.leg.call_id,
+            });
+        }
     }
 
     fn hop_event(&mut self, event: HopEvent) {
@@ -137,9 +139,7 @@ impl Call {
             LegEvent::AnsweredTooLate => {}
             LegEvent::Failed(code) => {
                 tracing::warn!(code, "the queues' owner refused the hop");
-                if let Some(h) = self.hop.take() {
-                    self.forget_hop_leg(&h);
-                }
+                self.forget_hop_leg();
                 self.hop_event(HopEvent::Failed);
             }
         }
@@ -151,9 +151,7 @@ impl Call {
         if !self.hop.as_ref().is_some_and(|h| h.leg.owns(key)) {
             return false;
         }
-        if let Some(h) = self.hop.take() {
-            self.forget_hop_leg(&h);
-        }
+        self.forget_hop_leg();
         self.hop_event(HopEvent::Failed);
         true
     }
@@ -169,9 +167,7 @@ impl Call {
             rsip::Method::Bye => {
                 self.respond(key, req, 200);
                 let outcome = message::header_value(req, OUTCOME_HEADER).unwrap_or_default();
-                if let Some(h) = self.hop.take() {
-                    self.forget_hop_leg(&h);
-                }
+                self.forget_hop_leg();
                 self.stream.unbridge();
                 let event = HopEvent::Ended {
                     overflow: outcome.trim() == "overflow",
@@ -231,7 +227,7 @@ pub fn hop_in(config: &Config, invite: &rsip::Request) -> Result<Option<Arrival>
     let expected = c.secret.as_deref().filter(|_| c.shared_queues);
     let given = message::header_value(invite, SECRET_HEADER);
     match (expected, given.as_deref()) {
-        (Some(e), Some(g)) if constant_time_eq(e.as_bytes(), g.as_bytes()) => {}
+        (Some(e), Some(g)) if bool::from(e.as_bytes().ct_eq(g.as_bytes())) => {}
         (None, _) => {
             return Err((
                 403,
@@ -256,11 +252,6 @@ pub fn hop_in(config: &Config, invite: &rsip::Request) -> Result<Option<Arrival>
         .collect();
     metrics::HOPS_IN_TOTAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(Some((hop, vars)))
-}
-
-/// Compare secrets without leaking where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |d, (x, y)| d | (x ^ y)) == 0
 }
 
 #[cfg(test)]

@@ -874,14 +874,24 @@ impl InboundCall {
     /// is kept across overflow and hops so a caller never loses it.
     fn enter_queue(&mut self, queue: String, max_wait: Option<Duration>, priority: i32, now: Now) {
         if self.acd_elsewhere() && !self.hopped_in {
-            let settings = self.queues.get(&queue).cloned().unwrap_or_default();
-            self.timer = None;
-            self.queue = Some(queue.clone());
-            self.entered_queue.get_or_insert(now);
-            self.start_hop(queue, settings, max_wait, priority, now);
+            self.arrive_in(&queue, now);
+            self.start_hop(queue, max_wait, priority, now);
         } else {
             self.enter_queue_here(queue, max_wait, priority, now);
         }
+    }
+
+    /// `queue`'s settings (the defaults for a queue the config lacks).
+    fn queue_settings(&self, queue: &str) -> QueueSettings {
+        self.queues.get(queue).cloned().unwrap_or_default()
+    }
+
+    /// Reaching a queue, here or at the owner: the plan's timer stops, the
+    /// queue is the call's, and the first entry is the caller's place.
+    fn arrive_in(&mut self, queue: &str, now: Now) {
+        self.timer = None;
+        self.queue = Some(queue.to_string());
+        self.entered_queue.get_or_insert(now);
     }
 
     /// Wait in this node's queue. On a node that does not own the queues
@@ -895,10 +905,8 @@ impl InboundCall {
         now: Now,
     ) {
         tracing::info!(%queue, "caller queued");
-        let settings = self.queues.get(&queue).cloned().unwrap_or_default();
-        self.timer = None;
-        self.queue = Some(queue.clone());
-        self.entered_queue.get_or_insert(now);
+        self.arrive_in(&queue, now);
+        let settings = self.queue_settings(&queue);
         if !self.live_queued {
             self.live_queued = true;
             self.out.push_back(Output::Live(LiveUpdate::Queued));

@@ -24,7 +24,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use ringback_dialplan::CallbackOffer;
 use ringback_sansio::Now;
 
-use super::{InboundCall, LiveUpdate, Output, Phase, QueueSettings};
+use super::{InboundCall, LiveUpdate, Output, Phase};
 use crate::ending::{Disposition, Ending, HangupBy};
 
 /// How long a caller waits with music before a failed hop is tried again.
@@ -181,7 +181,6 @@ fn is_name(v: &str) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Hop {
     pub(super) queue: String,
-    pub(super) settings: QueueSettings,
     pub(super) max_wait: Option<Duration>,
     pub(super) priority: i32,
     /// The owner being hopped to (`None`: waiting to learn one).
@@ -200,15 +199,14 @@ impl InboundCall {
     pub(super) fn start_hop(
         &mut self,
         queue: String,
-        settings: QueueSettings,
         max_wait: Option<Duration>,
         priority: i32,
         now: Now,
     ) {
-        self.play(vec![settings.music_on_hold.clone()], true, true);
+        let music = self.queue_settings(&queue).music_on_hold;
+        self.play(vec![music], true, true);
         self.phase = Phase::Hopping(Box::new(Hop {
             queue,
-            settings,
             max_wait,
             priority,
             node: None,
@@ -235,8 +233,8 @@ impl InboundCall {
                     max_wait: h.max_wait,
                     callback: self.callback_offer,
                     zero_out: self.zero_out,
-                    path: String::new(),
-                    digits: String::new(),
+                    path: self.path(),
+                    digits: self.digits(),
                 };
                 tracing::info!(%node, queue = %hop.queue, "the queue's ACD is on another node: hopping");
                 self.out.push_back(Output::Hop { node, hop });
@@ -286,13 +284,12 @@ impl InboundCall {
         };
         let Hop {
             queue,
-            settings,
             max_wait,
             priority,
             ..
         } = *h;
         if self.acd_elsewhere() {
-            self.start_hop(queue, settings, max_wait, priority, now);
+            self.start_hop(queue, max_wait, priority, now);
         } else {
             self.enter_queue(queue, max_wait, priority, now);
         }

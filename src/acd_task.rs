@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use crate::agent_devices::{DeviceBook, Devices};
 use crate::config::Config;
 use crate::registrar::Reachability;
-use crate::store::{AgentEvent, QueueLogRow, Store};
+use crate::store::{batch, AgentEvent, QueueLogRow, Store};
 
 /// What the ACD tells a call.
 #[derive(Debug, Clone)]
@@ -224,11 +224,11 @@ enum LogRow {
 fn spawn_log_writer(store: Store, node: String) -> UnboundedSender<LogRow> {
     let (tx, mut rx) = mpsc::unbounded_channel::<LogRow>();
     tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(256);
-        while rx.recv_many(&mut batch, 256).await > 0 {
+        let mut rows = Vec::with_capacity(256);
+        while batch::gather(&mut rx, &mut rows, 4096).await {
             let mut agents = Vec::new();
             let mut queue = Vec::new();
-            for row in batch.drain(..) {
+            for row in rows.drain(..) {
                 match row {
                     LogRow::Agent(e) => agents.push(e),
                     LogRow::Queue(r) => queue.push(r),

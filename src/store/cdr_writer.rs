@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use super::{Cdr, Store};
+use super::{batch, Cdr, Store};
 
 /// Handle to the background CDR writer. Cloning is cheap; sending never
 /// blocks a call.
@@ -31,16 +31,8 @@ impl CdrWriter {
         let handle = tokio::spawn(async move {
             let mut msgs = Vec::with_capacity(256);
             loop {
-                if rx.recv_many(&mut msgs, 512).await == 0 {
+                if !batch::gather(&mut rx, &mut msgs, 4096).await {
                     break;
-                }
-                // Let a burst accumulate for a moment: one transaction for many rows.
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                while msgs.len() < 4096 {
-                    match rx.try_recv() {
-                        Ok(m) => msgs.push(m),
-                        Err(_) => break,
-                    }
                 }
                 let mut rows = Vec::with_capacity(msgs.len());
                 let mut waiters = Vec::new();

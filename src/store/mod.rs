@@ -58,6 +58,7 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 
 // Declared after `on_pool!`, which they use.
 pub mod acd_owner;
+pub mod batch;
 pub mod callbacks;
 pub mod cdr_writer;
 pub mod cdrs;

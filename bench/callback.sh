@@ -18,6 +18,7 @@
 #   SKIP_BUILD=1        use the existing release binaries
 #   KEEP_WORK=1         keep the scratch directory (configs, server logs)
 #   CARGO_TARGET_DIR    where the release binaries are (default: <repo>/target)
+#   EXTRA_TOML          appended to the server's config (e.g. a [callbacks] table)
 #
 # Every address is 127.0.0.1; every step runs under `timeout`; only the
 # processes this script started are stopped (by PID). Results:
@@ -151,6 +152,7 @@ display_name = "Billing"
 [queues.support]
 display_name = "Technical support"
 EOF
+  [[ -z "${EXTRA_TOML:-}" ]] || printf '%s\n' "$EXTRA_TOML" >> "$1/ringback.toml"
 }
 
 for store in $STORES; do

@@ -35,12 +35,23 @@ sip_messages() {
   curl -s "http://$API/metrics" |
     awk '/^ringback_sip_(requests|responses)_(in|out)_total / { s += $2 } END { print s + 0 }'
 }
+# Context switches of the server's threads, summed by thread name: each
+# voluntary one is a thread going to sleep and being woken again, the cost
+# the profile shows as finish_task_switch.
+switches() {
+  local t
+  for t in /proc/"$SRV"/task/*; do
+    printf '%s\t%s\n' "$(cat "$t/comm" 2>/dev/null)" \
+      "$(awk '/^voluntary_ctxt_switches|^nonvoluntary_ctxt_switches/ { s += $2 } END { print s + 0 }' "$t/status" 2>/dev/null)"
+  done | awk -F'\t' '{ s[$1] += $2 } END { for (k in s) print k "\t" s[k] }' | sort
+}
 hz=$(getconf CLK_TCK)
+switches > "$WORK/switches.0"
 m0=$(sip_messages); c0=$(cpu_ticks)
 n=$(( RATE * SECS ))
 PERF_PID=""
 if [[ -n "${PERF:-}" ]]; then
-  perf record -F 999 -g -p "$SRV" -o "$WORK/perf.data" -- sleep "$SECS" 2> /dev/null &
+  perf record -F 999 ${PERF_CALLGRAPH:--g} -p "$SRV" -o "$WORK/perf.data" -- sleep "$SECS" 2> /dev/null &
   PERF_PID=$!
 fi
 status=0
@@ -51,13 +62,21 @@ timeout --signal=TERM $(( SECS + 60 )) sipp -sf "$HERE/sipp/uac-0s.xml" -s 2000 
   "$SIP" > "$WORK/sipp.out" 2>&1 || status=$?
 sleep 1
 m1=$(sip_messages); c1=$(cpu_ticks)
+switches > "$WORK/switches.1"
+# Per call, by thread name (threads that came and went are counted from 0).
+per_call_switches=$(join -t$'\t' -a2 -e0 -o '2.1,1.2,2.2' "$WORK/switches.0" "$WORK/switches.1" |
+  awk -F'\t' -v n="$n" '{ d = $3 - $2; if (d > 0) printf "%s\"%s\": %.2f", (k++ ? ", " : ""), $1, d / n }')
+total_switches=$(join -t$'\t' -a2 -e0 -o '2.1,1.2,2.2' "$WORK/switches.0" "$WORK/switches.1" |
+  awk -F'\t' -v n="$n" '{ s += $3 - $2 } END { printf "%.2f", s / n }')
 [[ -n "$PERF_PID" ]] && wait "$PERF_PID" 2>/dev/null || true
 read -r ok failed retrans < <(sipp_totals "$WORK/stat.csv")
 messages=$(( m1 - m0 ))
 cpu_s=$(echo "scale=3; ($c1 - $c0) / $hz" | bc)
 us_per_msg=$(echo "scale=2; if ($messages > 0) ($c1 - $c0) * 1000000 / $hz / $messages else 0" | bc)
 echo "signalling: $RATE calls/s x ${SECS}s: ${ok:-0} ok, ${failed:-0} failed, $retrans retransmissions;" \
-     "$messages SIP messages, server CPU ${cpu_s}s = ${us_per_msg} µs per message (target <= 25)"
+     "$messages SIP messages, server CPU ${cpu_s}s = ${us_per_msg} µs per message (target <= 25);" \
+     "$total_switches thread switches per call"
+echo "  switches per call by thread: $per_call_switches"
 cat > "$HERE/results/signalling.json" <<JSON
 {
   "scenario": "bench/sipp/uac-0s.xml (INVITE, 200, ACK, BYE at once)",
@@ -71,6 +90,9 @@ cat > "$HERE/results/signalling.json" <<JSON
   "server_cpu_s": $cpu_s,
   "cpu_us_per_message": $us_per_msg,
   "target_us_per_message": 25,
+  "thread_switches_per_call": $total_switches,
+  "thread_switches_per_call_by_thread": { $per_call_switches },
+  "tokio_worker_threads": "${TOKIO_WORKER_THREADS:-default}",
   "sipp_exit": $status,
   "cores": $(nproc),
   "cpu": "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)",

@@ -12,6 +12,7 @@
 
 mod refusal;
 mod rows;
+mod sync;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -200,7 +201,10 @@ pub async fn spawn(
     // restoring it here would put it back in line (or end it) under that
     // node's feet. The periodic sync adopts it if that lease runs out.
     let now_s = ts(now);
-    for r in rows.iter().filter(|r| !dialed_elsewhere(r, &now_s)) {
+    for r in rows
+        .iter()
+        .filter(|r| !dialed_elsewhere(&r.state, r.lease_until.as_deref(), &now_s))
+    {
         match from_row(r) {
             Some(cb) => restored.push(cb),
             None => tracing::error!(id = %r.id, "unreadable callback row left untouched"),
@@ -221,6 +225,7 @@ pub async fn spawn(
         deps,
         lease: Duration::from_secs(cfg.callbacks.lease_secs.max(5)),
         sync_every: Duration::from_secs(cfg.callbacks.sync_secs.max(1)),
+        synced_at: Some(now),
         attempts: HashMap::new(),
         draining: false,
     };
@@ -234,9 +239,8 @@ pub async fn spawn(
 
 /// Being dialed (or talked to) under a lease that has not run out: after
 /// the start-up release, only another live node holds such a lease.
-fn dialed_elsewhere(r: &crate::store::callbacks::CallbackRow, now: &str) -> bool {
-    let busy = matches!(r.state.as_str(), "dialing" | "connected");
-    busy && r.lease_until.as_deref().is_some_and(|l| l > now)
+fn dialed_elsewhere(state: &str, lease_until: Option<&str>, now: &str) -> bool {
+    matches!(state, "dialing" | "connected") && lease_until.is_some_and(|l| l > now)
 }
 
 struct Service {
@@ -247,6 +251,9 @@ struct Service {
     deps: CallbackDeps,
     lease: Duration,
     sync_every: Duration,
+    /// When the last sync round (or the start-up load) began: the next
+    /// round reads what changed since then (`sync.rs`).
+    synced_at: Option<DateTime<Utc>>,
     /// Stop switches of running attempts (a withdrawn, cancelled or
     /// rescheduled callback leaves the queue at once).
     attempts: HashMap<String, oneshot::Sender<()>>,
@@ -282,9 +289,9 @@ impl Service {
                     None => return,
                 },
                 _ = sleep => {}
-                _ = sync.tick() => self.sync().await,
+                _ = sync.tick() => self.sync(false).await,
                 // Took the queues over (or lost them): start or stop now.
-                Ok(()) = owner.changed() => self.sync().await,
+                Ok(()) = owner.changed() => self.sync(true).await,
             }
         }
     }
@@ -321,39 +328,6 @@ impl Service {
             self.deps
                 .attempts
                 .start(self.handle.clone(), cb, self.lease, stopped);
-        }
-    }
-
-    /// Other nodes share the store: adopt callbacks they created, and
-    /// forget the ones they finished.
-    async fn sync(&mut self) {
-        let Ok(rows) = self.store.live_callbacks().await else {
-            return;
-        };
-        let live: std::collections::HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let gone: Vec<String> = self
-            .scheduler
-            .live()
-            .filter(|cb| !live.contains(cb.id.as_str()))
-            .map(|cb| cb.id.clone())
-            .collect();
-        for id in gone {
-            tracing::info!(%id, "callback finished elsewhere");
-            self.scheduler.forget(&id);
-            self.stop_attempt(&id);
-        }
-        // Adopt what waits, and what a node that stopped renewing its lease
-        // (crashed) left behind; never what another node is dialing now.
-        let now_s = ts(Utc::now());
-        let unknown: Vec<Callback> = rows
-            .iter()
-            .filter(|r| self.scheduler.get(&r.id).is_none())
-            .filter(|r| !dialed_elsewhere(r, &now_s))
-            .filter_map(from_row)
-            .collect();
-        if !unknown.is_empty() {
-            let t = self.scheduler.restore(unknown, Utc::now());
-            self.persist(&t).await;
         }
     }
 

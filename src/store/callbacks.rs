@@ -81,7 +81,7 @@ pub enum InsertError {
     Other(#[from] anyhow::Error),
 }
 
-const COLUMNS: &str = "id, queue, number, state, entered_at, created_at, updated_at, attempts, next_attempt_at, \
+pub(super) const COLUMNS: &str = "id, queue, number, state, entered_at, created_at, updated_at, attempts, next_attempt_at, \
     preferred_start, preferred_end, expires_at, context, origin, last_result, claimed_by, lease_until";
 
 macro_rules! bind_row {

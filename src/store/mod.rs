@@ -59,6 +59,7 @@ fn parse_ts(s: &str) -> Option<DateTime<Utc>> {
 // Declared after `on_pool!`, which they use.
 pub mod acd_owner;
 pub mod batch;
+pub mod callback_sync;
 pub mod callbacks;
 pub mod cdr_writer;
 pub mod cdrs;

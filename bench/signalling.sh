@@ -9,7 +9,11 @@
 # the server received and sent (its own counters), server CPU seconds, and
 # the figure issue 16 asks for: server CPU µs per SIP message (target <= 25).
 # PERF=1 also records a profile into bench/results/profile-signalling.txt
-# (PERF_DATA=FILE keeps the raw perf.data for `perf report -i FILE`).
+# (PERF_DATA=FILE keeps the raw perf.data for `perf report -i FILE`;
+# PERF_CALLGRAPH="--call-graph dwarf,16384" gives whole stacks, since the
+# release build has no frame pointers). It also prints the server threads'
+# context switches per call, by thread name (each is a thread going to
+# sleep and being woken); TOKIO_WORKER_THREADS=N is passed to the server.
 # Only 127.0.0.1; bounded in time; stops only the PIDs it started.
 set -euo pipefail
 

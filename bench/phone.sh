@@ -62,9 +62,9 @@ PASSWORD="bench-agent-$RANDOM$RANDOM"
 
 # ---------------------------------------------------------------- the floor
 if [[ -z "${SKIP_FLOOR:-}" || ! -s "$RESULTS/phone-floor.json" ]]; then
-  echo "=== machine floor: udp-floor (sendto from 10,000 sockets, sendmmsg, 1 ms timer) ==="
+  echo "=== machine floor: udp-floor (sendto from 10,000 sockets, sendmmsg, per-call receive, 1 ms timer) ==="
   take_lock
-  timeout --signal=TERM $(( FLOOR_SECS * 3 + 60 )) "$UDP_FLOOR" --mode all --secs "$FLOOR_SECS" \
+  timeout --signal=TERM $(( FLOOR_SECS * 4 + 60 )) "$UDP_FLOOR" --mode all --secs "$FLOOR_SECS" \
     --out "$RESULTS/phone-floor.json"
   drop_lock
 fi

@@ -18,7 +18,9 @@
 //!   The floor for the same mix = sent × the floor's send cost + received ×
 //!   its receive cost (`udp-floor`, sendto from per-call sockets); the ratio
 //!   is the issue-16 figure. Also given: the same against the `sendmmsg`
-//!   floor, and with the media clocks' 1 ms timer wake-ups added to the floor.
+//!   floor, and with the media clocks' 1 ms timer wake-ups added to the floor;
+//!   and against the per-call-socket floor (`udp-floor --mode percall`'s
+//!   receive cost, which a port per call cannot go below, plus the wake-ups).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -410,6 +412,16 @@ fn floor(run: &Run, sent: f64, received: f64, cpu_s: Option<f64>) -> Value {
     let sendto = cost("sendto");
     let mmsg = cost("sendmmsg");
     let timers = wake_us.map(|w| wakeups * w / 1e6);
+    // The architecture's own floor: sends from per-call sockets, receives
+    // as a port per call must (one `recvmmsg` per packet, 1 ms polls
+    // included), and the clocks' timer wake-ups.
+    let per_call = (|| {
+        Some(
+            (sent * us("sendto", "tx_us_per_packet")? + received * us("percall", "rx_us_per_packet")?)
+                / 1e6
+                + timers?,
+        )
+    })();
     let ratio = |floor: Option<f64>| match (cpu_s, floor) {
         (Some(c), Some(fl)) if fl > 0.0 => Some(c / fl),
         _ => None,
@@ -429,6 +441,9 @@ fn floor(run: &Run, sent: f64, received: f64, cpu_s: Option<f64>) -> Value {
         "clock_wakeups": wakeups,
         "floor_with_wakeups_cpu_s": sendto.zip(timers).map(|(a, b)| a + b),
         "ratio_to_floor_with_wakeups": ratio(sendto.zip(timers).map(|(a, b)| a + b)),
+        "per_call_receive_us_per_packet": us("percall", "rx_us_per_packet"),
+        "per_call_floor_cpu_s": per_call,
+        "ratio_to_per_call_floor": ratio(per_call),
     })
 }
 
@@ -647,7 +662,8 @@ pub fn print(v: &Value) {
     println!(
         "(window {:.1} s; calls up {:.0} avg; callers sent {:.3} % of nominal, agents {:.3} %; keys in window {:.0} \
          ({:.0} unanswered, {:.0} wrong prompt), zero-out → agent INVITE p50 {:.1} / p99 {:.1} ms; \
-         server {:.0} packets/s, floor {:.1} % CPU, ×{:.2} against sendmmsg, ×{:.2} with timer wake-ups; \
+         server {:.0} packets/s, floor {:.1} % CPU, ×{:.2} against sendmmsg, ×{:.2} with timer wake-ups, \
+         ×{:.2} against the per-call-socket floor; \
          RSS {:.1} KiB/call; generator CPU {:.0} % (phases late p99 {:.2} ms, max {:.1} ms); other processes {:.0} %)",
         f(&["params", "window_s"]),
         f(&["calls", "up_in_window", "avg"]),
@@ -662,6 +678,7 @@ pub fn print(v: &Value) {
         f(&["server", "floor", "floor_cpu_pct"]),
         f(&["server", "floor", "ratio_to_sendmmsg_floor"]),
         f(&["server", "floor", "ratio_to_floor_with_wakeups"]),
+        f(&["server", "floor", "ratio_to_per_call_floor"]),
         f(&["server", "rss_per_call_kib"]),
         f(&["generator", "cpu_pct_window"]),
         f(&["generator", "tx", "phase_late_p99_ms"]),

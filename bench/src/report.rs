@@ -130,7 +130,7 @@ fn phone_tables(md: &mut String, dir: &str) {
     );
     let _ = writeln!(
         md,
-        "| talking callers | calls placed (failed) | server → callers | callers → server (server's count) | server → agents / agents → server | jitter p50 / p99 / max (relayed p99) | key → action p50 / p99 (keys) | zero-out → agent INVITE p50 / p99 | server CPU | CPU per packet (packets/s) | **× floor** (sendmmsg floor; with timer wake-ups) | RSS/call | generator CPU (its packets vs nominal) | other procs CPU |"
+        "| talking callers | calls placed (failed) | server → callers | callers → server (server's count) | server → agents / agents → server | jitter p50 / p99 / max (relayed p99) | key → action p50 / p99 (keys) | zero-out → agent INVITE p50 / p99 | server CPU | CPU per packet (packets/s) | **× floor** (sendmmsg floor; with timer wake-ups; per-call-socket floor) | RSS/call | generator CPU (its packets vs nominal) | other procs CPU |"
     );
     let _ = writeln!(
         md,
@@ -139,7 +139,7 @@ fn phone_tables(md: &mut String, dir: &str) {
     for v in &runs {
         let _ = writeln!(
             md,
-            "| {} | {} ({}) | {} | {} | {} / {} | {:.3} / {:.3} / {:.2} ms ({:.2} ms) | {:.1} / {:.1} ms ({}) | {} | {:.0} % | {:.2} µs ({:.0}) | **{:.2}** ({:.2}; {:.2}) | {:.1} KiB | {:.0} % ({:.2} %) | {:.0} % |",
+            "| {} | {} ({}) | {} | {} | {} / {} | {:.3} / {:.3} / {:.2} ms ({:.2} ms) | {:.1} / {:.1} ms ({}) | {} | {:.0} % | {:.2} µs ({:.0}) | **{:.2}** ({:.2}; {:.2}; {:.2}) | {:.1} KiB | {:.0} % ({:.2} %) | {:.0} % |",
             s(v, &["params", "callers"]),
             s(v, &["calls", "placed"]),
             f(v, &["calls", "failed"]) + f(v, &["agents", "failed"]),
@@ -161,6 +161,7 @@ fn phone_tables(md: &mut String, dir: &str) {
             f(v, &["server", "floor", "ratio_to_floor"]),
             f(v, &["server", "floor", "ratio_to_sendmmsg_floor"]),
             f(v, &["server", "floor", "ratio_to_floor_with_wakeups"]),
+            f(v, &["server", "floor", "ratio_to_per_call_floor"]),
             f(v, &["server", "rss_per_call_kib"]),
             f(v, &["generator", "cpu_pct_window"]),
             f(v, &["rtp", "callers", "sent_pct"]),
@@ -182,9 +183,10 @@ fn phone_tables(md: &mut String, dir: &str) {
             "no `phone-floor.json`".to_string()
         } else {
             format!(
-                "`udp-floor` in the same run: {:.2} µs per packet sent from per-call sockets, {:.2} µs received; {:.2} µs sent with `sendmmsg`; a 1 ms timer wake-up {:.2} µs, late p99 {:.0} µs",
+                "`udp-floor` in the same run: {:.2} µs per packet sent from per-call sockets, {:.2} µs received in batches, {:.2} µs received as a port per call must (one `recvmmsg` per packet, 1 ms polls); {:.2} µs sent with `sendmmsg`; a 1 ms timer wake-up {:.2} µs, late p99 {:.0} µs",
                 f(&floor, &["sendto", "tx_us_per_packet"]),
                 f(&floor, &["sendto", "rx_us_per_packet"]),
+                f(&floor, &["percall", "rx_us_per_packet"]),
                 f(&floor, &["sendmmsg", "tx_us_per_packet"]),
                 f(&floor, &["timer", "cpu_us_per_wakeup"]),
                 f(&floor, &["timer", "late_us", "p99"]),

@@ -2,7 +2,7 @@
 //! ringback in the way — the floor under every media figure in the README.
 //!
 //! ```text
-//! udp-floor [--senders 10000] [--receivers 16] [--secs 5] [--mode sendto|sendmmsg|timer|all]
+//! udp-floor [--senders 10000] [--receivers 16] [--secs 5] [--mode sendto|sendmmsg|percall|timer|all]
 //!           [--out FILE.json]
 //! ```
 //!
@@ -16,10 +16,19 @@
 //! the sender's figure is what a media server pays per packet, and
 //! 1e6 / that figure is the packets/s one core can send at best.
 //!
+//! `--mode percall` measures the receive side as a media server with a port
+//! per call must receive: 5,000 sender sockets each send to a receiver
+//! socket of its own, and the receiving thread does what ringback's receive
+//! threads do — every millisecond one `epoll_wait` without waiting over all
+//! 5,000 sockets, then one `recvmmsg` per ready socket, which holds about
+//! one packet. Its CPU per packet (polls included) is the receive floor for
+//! per-call sockets; the default mode's receivers hold many packets per
+//! `recvmmsg` and show the cheapest receive the kernel allows.
+//!
 //! `--mode timer` measures a timer wake-up instead: one thread sleeps to
 //! absolute deadlines every millisecond (as ringback's media clocks do, with
 //! the same 1 µs timer slack) and reports its CPU time per wake-up and how
-//! late it woke. `--mode all` runs sendto, sendmmsg and timer in turn;
+//! late it woke. `--mode all` runs sendto, sendmmsg, percall and timer in turn;
 //! `--out` writes the figures as JSON (`phone-load --floor` reads it to
 //! print the server's CPU per packet against this floor).
 
@@ -46,6 +55,7 @@ fn thread_cpu() -> Duration {
 enum Mode {
     Sendto,
     Sendmmsg,
+    PerCall,
     Timer,
     All,
 }
@@ -78,6 +88,7 @@ fn parse_args() -> Result<Args, String> {
                 a.mode = match v.as_str() {
                     "sendto" => Mode::Sendto,
                     "sendmmsg" => Mode::Sendmmsg,
+                    "percall" => Mode::PerCall,
                     "timer" => Mode::Timer,
                     "all" => Mode::All,
                     _ => return Err(bad()),
@@ -104,7 +115,7 @@ struct PacketFloor {
 
 fn main() -> std::io::Result<()> {
     let args = parse_args().unwrap_or_else(|e| {
-        eprintln!("udp-floor: {e}\nusage: udp-floor [--senders N] [--receivers K] [--secs S] [--mode sendto|sendmmsg|timer|all] [--out FILE]");
+        eprintln!("udp-floor: {e}\nusage: udp-floor [--senders N] [--receivers K] [--secs S] [--mode sendto|sendmmsg|percall|timer|all] [--out FILE]");
         std::process::exit(2)
     });
     let mut json = serde_json::Map::new();
@@ -134,6 +145,17 @@ fn main() -> std::io::Result<()> {
                 }),
             );
         }
+    }
+    if args.mode == Mode::PerCall || args.mode == Mode::All {
+        let f = per_call(args.secs)?;
+        json.insert(
+            "percall".into(),
+            serde_json::json!({
+                "senders": f.senders, "receivers": f.receivers, "secs": f.wall_s,
+                "sent": f.sent, "received": f.received, "errors": f.errors,
+                "tx_us_per_packet": f.tx_us, "rx_us_per_packet": f.rx_us,
+            }),
+        );
     }
     if args.mode == Mode::Timer || args.mode == Mode::All {
         json.insert("timer".into(), timer(args.secs));
@@ -318,6 +340,148 @@ fn packets(args: &Args, mmsg: bool) -> std::io::Result<PacketFloor> {
         wall_s: wall.as_secs_f64(),
         senders: n_senders,
         receivers: dests.len(),
+        tx_us,
+        rx_us,
+    })
+}
+
+/// Sockets on each side in `--mode percall` (10,000 descriptors in all,
+/// within the usual 20,000 open-files limit).
+const PAIRS: usize = 5_000;
+
+/// A non-blocking socket on 127.0.0.1 with a 4 MiB receive buffer.
+fn floor_socket() -> std::io::Result<UdpSocket> {
+    let s = UdpSocket::bind("127.0.0.1:0")?;
+    s.set_nonblocking(true)?;
+    let size: libc::c_int = 4 << 20;
+    // SAFETY: setsockopt with a valid int option value.
+    unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUF,
+            (&size as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+    Ok(s)
+}
+
+/// [`PAIRS`] senders, each to its own receiver; the receiving thread
+/// polls them as ringback's receive threads do (module docs).
+fn per_call(secs: f64) -> std::io::Result<PacketFloor> {
+    let receivers: Vec<UdpSocket> = (0..PAIRS).map(|_| floor_socket()).collect::<Result<_, _>>()?;
+    let senders: Vec<UdpSocket> = (0..PAIRS).map(|_| floor_socket()).collect::<Result<_, _>>()?;
+    let dests: Vec<_> = receivers
+        .iter()
+        .map(|s| s.local_addr())
+        .collect::<Result<_, _>>()?;
+    // SAFETY: epoll_create1 takes a flag and returns a new descriptor or -1.
+    let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+    if epoll < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    for (i, r) in receivers.iter().enumerate() {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: i as u64,
+        };
+        // SAFETY: valid epoll and socket descriptors; `ev` outlives the call.
+        if unsafe { libc::epoll_ctl(epoll, libc::EPOLL_CTL_ADD, r.as_raw_fd(), &mut ev) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let received = Arc::new(AtomicU64::new(0));
+    let rx_stop = Arc::clone(&stop);
+    let rx_count = Arc::clone(&received);
+    let rx = std::thread::spawn(move || {
+        // SAFETY: PR_SET_TIMERSLACK takes an integer and affects only this thread.
+        unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
+        const READ: usize = 8; // ringback's batch per recvmmsg
+        let cpu0 = thread_cpu();
+        let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
+        let mut bufs = vec![[0u8; 2048]; READ];
+        while !rx_stop.load(Ordering::Relaxed) {
+            loop {
+                // SAFETY: `events` has room for its length; timeout 0 never blocks.
+                let n = unsafe { libc::epoll_wait(epoll, events.as_mut_ptr(), 256, 0) };
+                let n = usize::try_from(n).unwrap_or(0);
+                for e in &events[..n] {
+                    let fd = receivers[e.u64 as usize].as_raw_fd();
+                    let mut iov: [libc::iovec; READ] = std::array::from_fn(|i| libc::iovec {
+                        iov_base: bufs[i].as_mut_ptr().cast(),
+                        iov_len: 2048,
+                    });
+                    // SAFETY: zeroed mmsghdr is valid; the iovecs outlive the call.
+                    let mut msgs: [libc::mmsghdr; READ] = unsafe { std::mem::zeroed() };
+                    let mut addrs: [libc::sockaddr_storage; READ] = unsafe { std::mem::zeroed() };
+                    for (i, m) in msgs.iter_mut().enumerate() {
+                        m.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                        m.msg_hdr.msg_namelen =
+                            std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+                        m.msg_hdr.msg_iov = &mut iov[i];
+                        m.msg_hdr.msg_iovlen = 1;
+                    }
+                    // SAFETY: msgs holds READ valid headers.
+                    let got = unsafe {
+                        libc::recvmmsg(
+                            fd,
+                            msgs.as_mut_ptr(),
+                            READ as u32,
+                            libc::MSG_DONTWAIT,
+                            std::ptr::null_mut(),
+                        )
+                    };
+                    if got > 0 {
+                        rx_count.fetch_add(got as u64, Ordering::Relaxed);
+                    }
+                }
+                if n < 256 {
+                    break;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        thread_cpu() - cpu0
+    });
+    let payload = [0xffu8; PACKET];
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let cpu0 = thread_cpu();
+    let wall0 = Instant::now();
+    let (mut sent, mut errors) = (0u64, 0u64);
+    while Instant::now() < deadline {
+        for (s, d) in senders.iter().zip(&dests) {
+            match s.send_to(&payload, d) {
+                Ok(_) => sent += 1,
+                Err(_) => errors += 1,
+            }
+        }
+    }
+    let tx_cpu = thread_cpu() - cpu0;
+    let wall = wall0.elapsed();
+    std::thread::sleep(Duration::from_millis(50));
+    stop.store(true, Ordering::Relaxed);
+    let rx_cpu = rx.join().unwrap_or_default();
+    // SAFETY: `epoll` is ours and no longer used.
+    unsafe { libc::close(epoll) };
+    let got = received.load(Ordering::Relaxed);
+    let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+    let (tx_us, rx_us) = (per(tx_cpu, sent), per(rx_cpu, got));
+    println!("mode=percall pairs={PAIRS} secs={:.1}", wall.as_secs_f64());
+    println!(
+        "sent={sent} ({:.0}/s) errors={errors} received={got} ({:.2} %)",
+        sent as f64 / wall.as_secs_f64(),
+        100.0 * got as f64 / sent.max(1) as f64
+    );
+    println!("receiver CPU {rx_us:.2} µs/packet (epoll every 1 ms, one recvmmsg per ready socket)");
+    Ok(PacketFloor {
+        sent,
+        received: got,
+        errors,
+        wall_s: wall.as_secs_f64(),
+        senders: PAIRS,
+        receivers: PAIRS,
         tx_us,
         rx_us,
     })

@@ -35,7 +35,7 @@ use common::peer::{
 };
 use common::pg::PgDb;
 use common::scenario::Uac;
-use common::{free_udp_port, repo, Server, ServerOpts, Sipp};
+use common::{free_udp_port, poll_until, repo, Server, ServerOpts, Sipp};
 
 // ---------------------------------------------------------------------------------------------
 // Kamailio with the shipped configuration.
@@ -93,7 +93,8 @@ impl Kamailio {
         let list: String = nodes.iter().map(|n| format!("1 sip:{n} 8\n")).collect();
         let list_file = dir.path().join("nodes.list");
         std::fs::write(&list_file, list).expect("write the node list");
-        let log = std::fs::File::create(dir.path().join("kamailio.log")).expect("log file");
+        let log_file = dir.path().join("kamailio.log");
+        let log = std::fs::File::create(&log_file).expect("log file");
         let ctl = dir.path().join("ctl.sock");
         let child = Command::new("kamailio")
             .args(["-DD", "-E", "-m", "32", "-M", "4", "-f"])
@@ -117,14 +118,24 @@ impl Kamailio {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
         };
-        let until = Instant::now() + Duration::from_secs(10);
-        while !(ctl.exists() && k.kamcmd("dispatcher.list").is_some()) {
-            if let Ok(Some(st)) = k.child.try_wait() {
-                panic!("kamailio exited ({st}):\n{}", k.log());
-            }
-            assert!(Instant::now() < until, "kamailio not ready:\n{}", k.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll_until(
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            || {
+                if ctl.exists() && k.kamcmd("dispatcher.list").is_some() {
+                    return Some(());
+                }
+                if let Ok(Some(st)) = k.child.try_wait() {
+                    panic!("kamailio exited ({st}):\n{}", k.log());
+                }
+                None
+            },
+            // `k` is borrowed by the probe: read its log file by name.
+            || {
+                let log = std::fs::read_to_string(&log_file).unwrap_or_default();
+                format!("kamailio not ready:\n{log}")
+            },
+        );
         k
     }
 
@@ -163,19 +174,20 @@ impl Kamailio {
     /// Wait until `node`'s flags start with `state` (`A` or `I`).
     fn wait_state(&self, node: SocketAddr, state: char, timeout: Duration) -> Duration {
         let t0 = Instant::now();
-        loop {
-            let f = self.flags(node);
-            if f.starts_with(state) {
-                return t0.elapsed();
-            }
-            assert!(
-                t0.elapsed() < timeout,
-                "node {node} is `{f}` in Kamailio's dispatcher, not `{state}…`:\n{}\n{}",
-                self.kamcmd("dispatcher.list").unwrap_or_default(),
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll_until(
+            timeout,
+            Duration::from_millis(50),
+            || self.flags(node).starts_with(state).then_some(()),
+            || {
+                format!(
+                    "node {node} is `{}` in Kamailio's dispatcher, not `{state}…`:\n{}\n{}",
+                    self.flags(node),
+                    self.kamcmd("dispatcher.list").unwrap_or_default(),
+                    self.log()
+                )
+            },
+        );
+        t0.elapsed()
     }
 }
 
@@ -269,23 +281,24 @@ impl Cluster {
 
     /// The node that wrote call `call_id`'s record (`leg`), waiting for it.
     fn node_of(&self, call_id: &str, leg: &str) -> String {
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            let rows = self.db.rows(&format!(
-                "SELECT node_id FROM calls WHERE leg = '{leg}' AND \
-                 (call_id = '{call_id}' OR parent_call_id = '{call_id}')"
-            ));
-            if let Some(node) = rows.first().and_then(|r| r[0].clone()) {
-                return node;
-            }
-            assert!(
-                Instant::now() < until,
-                "no {leg} record of {call_id}:\nA:\n{}\nB:\n{}",
-                self.a.log(),
-                self.b.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll_until(
+            Duration::from_secs(10),
+            Duration::from_millis(50),
+            || {
+                let rows = self.db.rows(&format!(
+                    "SELECT node_id FROM calls WHERE leg = '{leg}' AND \
+                     (call_id = '{call_id}' OR parent_call_id = '{call_id}')"
+                ));
+                rows.first().and_then(|r| r[0].clone())
+            },
+            || {
+                format!(
+                    "no {leg} record of {call_id}:\nA:\n{}\nB:\n{}",
+                    self.a.log(),
+                    self.b.log()
+                )
+            },
+        )
     }
 
     /// The id of the node that is not `id`.
@@ -925,11 +938,17 @@ fn a_drain_that_runs_out_of_time_ends_the_calls_with_bye_and_exits_0() {
     });
     let caller =
         Sipp::from_xml(&Uac::new().invite().expect_bye(20_000).xml()).spawn(srv.sip, "2000");
-    let until = Instant::now() + Duration::from_secs(10);
-    while srv.metric("ringback_calls_active") < 1.0 {
-        assert!(Instant::now() < until, "no call:\n{}", srv.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            if srv.metric("ringback_calls_active") < 1.0 {
+                return None;
+            }
+            Some(())
+        },
+        || format!("no call:\n{}", srv.log()),
+    );
     let t0 = Instant::now();
     srv.signal("USR1");
     // New calls are refused meanwhile, 503 with Retry-After.
@@ -976,33 +995,31 @@ impl Cluster {
 
     /// The first holder of the ACD lease, and the other node.
     fn wait_any_owner(&self) -> (String, String) {
-        let until = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(o) = self.acd_owner() {
-                let other = Cluster::other_id(&o).to_string();
-                return (o, other);
-            }
-            assert!(
-                Instant::now() < until,
-                "nobody took the ACD lease\n{}",
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let o = poll_until(
+            Duration::from_secs(5),
+            Duration::from_millis(20),
+            || self.acd_owner(),
+            || format!("nobody took the ACD lease\n{}", self.logs()),
+        );
+        let other = Cluster::other_id(&o).to_string();
+        (o, other)
     }
 
     /// The holder once it is `want` (waiting up to `timeout`); how long that took.
     fn wait_owner(&self, want: &str, timeout: Duration) -> Duration {
         let t0 = Instant::now();
-        while self.acd_owner().as_deref() != Some(want) {
-            assert!(
-                t0.elapsed() < timeout,
-                "the ACD lease is {:?}, not {want}, after {timeout:?}\n{}",
-                self.acd_owner(),
-                self.logs()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_until(
+            timeout,
+            Duration::from_millis(20),
+            || (self.acd_owner().as_deref() == Some(want)).then_some(()),
+            || {
+                format!(
+                    "the ACD lease is {:?}, not {want}, after {timeout:?}\n{}",
+                    self.acd_owner(),
+                    self.logs()
+                )
+            },
+        );
         t0.elapsed()
     }
 }
@@ -1056,19 +1073,15 @@ fn line(srv: &Server, queue: &str) -> Vec<String> {
 }
 
 fn wait_line(srv: &Server, queue: &str, want: &[&str], logs: &dyn Fn() -> String) {
-    let until = Instant::now() + Duration::from_secs(15);
-    loop {
-        let got = line(srv, queue);
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < until,
-            "line of {queue}: {got:?}, expected {want:?}\n{}",
-            logs()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(
+        Duration::from_secs(15),
+        Duration::from_millis(50),
+        || (line(srv, queue) == want).then_some(()),
+        || {
+            let got = line(srv, queue);
+            format!("line of {queue}: {got:?}, expected {want:?}\n{}", logs())
+        },
+    );
 }
 
 /// A caller through Kamailio with number `user` who presses 1 (support),
@@ -1236,14 +1249,12 @@ fn one_queue_across_nodes_serves_callers_from_both_in_entry_order_and_survives_t
         took.as_secs_f64()
     );
     assert!(killed.elapsed() < Duration::from_secs(10));
-    let until = Instant::now() + Duration::from_secs(5);
-    while node_metric(&c, &other, "ringback_acd_owner") != 1.0 {
-        assert!(
-            Instant::now() < until,
-            "{other} does not say it owns the ACD"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || (node_metric(&c, &other, "ringback_acd_owner") == 1.0).then_some(()),
+        || format!("{other} does not say it owns the ACD"),
+    );
     // Alice's pause lived with the old owner and moved with the queues;
     // the waiting caller kept the call and their place: they wait in the
     // new owner's own line with their first entry time.

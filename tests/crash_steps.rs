@@ -31,7 +31,7 @@ use common::peer::{
     agent_state, args, json, request_callback, sip_header, PyPeer, AGENT_TONE, CALLER_TONE, PJSUA,
 };
 use common::scenario::{AgentPhone, Uac, CALLER};
-use common::{free_udp_port, Server, ServerOpts, Sipp, SippProcess};
+use common::{free_udp_port, poll_until, Server, ServerOpts, Sipp, SippProcess};
 use serde_json::Value;
 
 /// Number 100: the operator queue, a callback offer after 1 s (key 1).
@@ -274,21 +274,21 @@ impl Drop for RtpProbe {
 /// `/proc/net/udp` (binding the port to find out could take it from SIPp).
 fn wait_bound(port: u16) {
     let needle = format!(":{port:04X} ");
-    let until = Instant::now() + Duration::from_secs(5);
-    loop {
-        let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
-        // `sl local_address rem_address …`: the local address is field 2.
-        let bound = table.lines().skip(1).any(|l| {
-            l.split_whitespace()
-                .nth(1)
-                .is_some_and(|a| format!("{a} ").ends_with(&needle))
-        });
-        if bound {
-            return;
-        }
-        assert!(Instant::now() < until, "nothing listens on UDP {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(20),
+        || {
+            let table = std::fs::read_to_string("/proc/net/udp").expect("/proc/net/udp");
+            // `sl local_address rem_address …`: the local address is field 2.
+            let bound = table.lines().skip(1).any(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .is_some_and(|a| format!("{a} ").ends_with(&needle))
+            });
+            bound.then_some(())
+        },
+        || format!("nothing listens on UDP {port}"),
+    );
 }
 
 /// [`common::phone`] at `port`, spawned and listening.
@@ -339,19 +339,10 @@ fn happy_customer() -> AgentPhone {
 
 /// Poll `f` every 50 ms until it returns `Some` (panics with the server's
 /// log after `timeout`).
-fn wait_for<T>(what: &str, srv: &Server, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(
-            Instant::now() < until,
-            "timed out waiting for {what}; server log:\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn wait_for<T>(what: &str, srv: &Server, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(timeout, Duration::from_millis(50), f, || {
+        format!("timed out waiting for {what}; server log:\n{}", srv.log())
+    })
 }
 
 fn callback(srv: &Server, id: &str) -> Value {

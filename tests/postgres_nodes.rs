@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::callback_checks::{customer, dialing_nodes, wait_completed};
 use common::pg::PgDb;
 use common::scenario::{self, AgentPhone, Uac};
-use common::{free_udp_port, Server, ServerOpts, Sipp};
+use common::{free_udp_port, poll_until, Server, ServerOpts, Sipp};
 use serde_json::Value;
 
 fn node(db: &PgDb, id: &str, customer_port: u16, ring_timeout: u64) -> Server {
@@ -142,15 +142,16 @@ fn a_killed_nodes_callback_is_taken_over() {
     )
     .spawn(a.sip, "alice");
     let id = request(&a);
-    let until = Instant::now() + Duration::from_secs(10);
-    while !a.log().contains("ringing agent for a callback") {
-        assert!(
-            Instant::now() < until,
-            "node A never rang alice:\n{}",
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
             a.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+                .contains("ringing agent for a callback")
+                .then_some(())
+        },
+        || format!("node A never rang alice:\n{}", a.log()),
+    );
     a.kill9();
     drop(alice);
     // Node B has an agent; it may only dial once A's lease has run out.
@@ -249,16 +250,15 @@ fn restarting_one_node_leaves_the_callback_another_node_is_dialing_alone() {
     .arg("50s")
     .spawn(b.sip, "x");
     let id = request(&b);
-    let until = Instant::now() + Duration::from_secs(20);
-    while stored_lease(&db, &id) != ("dialing".into(), Some("node-b".into())) {
-        assert!(
-            Instant::now() < until,
-            "node B never dialed: {:?}\n{}",
-            stored_lease(&db, &id),
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(
+        Duration::from_secs(20),
+        Duration::from_millis(50),
+        || (stored_lease(&db, &id) == ("dialing".into(), Some("node-b".into()))).then_some(()),
+        || {
+            let lease = stored_lease(&db, &id);
+            format!("node B never dialed: {lease:?}\n{}", b.log())
+        },
+    );
 
     let a = a.restart();
     // Recovery is over when the node is ready; give its sync a few rounds.
@@ -359,16 +359,12 @@ fn restarting_one_node_closes_only_its_own_open_call_records() {
              AND disposition = 'in_progress'"
         ))
     };
-    let until = Instant::now() + Duration::from_secs(10);
-    while open("node-a").is_empty() || open("node-b").is_empty() {
-        assert!(
-            Instant::now() < until,
-            "calls not answered:\nA:\n{}\nB:\n{}",
-            a.log(),
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || (!open("node-a").is_empty() && !open("node-b").is_empty()).then_some(()),
+        || format!("calls not answered:\nA:\n{}\nB:\n{}", a.log(), b.log()),
+    );
     let (a_call, b_call) = (open("node-a")[0][0].clone(), open("node-b")[0][0].clone());
     // Rows from before node ids: one left by a process long gone, one
     // possibly of a node still running the previous version; and a row of
@@ -429,21 +425,15 @@ fn restarting_one_node_closes_only_its_own_open_call_records() {
     );
 
     caller_b.wait().assert_ok("B's caller");
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = state(b_call.as_deref().expect("id"));
-        if s[0].as_deref() != Some("in_progress") {
-            assert_eq!(s[1].as_deref(), Some("caller"), "{s:?}");
-            assert_eq!(s[2].as_deref(), Some("node-b"), "{s:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "B's call never ended: {s:?}\n{}",
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let b_state = || state(b_call.as_deref().expect("id"));
+    let s = poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || Some(b_state()).filter(|s| s[0].as_deref() != Some("in_progress")),
+        || format!("B's call never ended: {:?}\n{}", b_state(), b.log()),
+    );
+    assert_eq!(s[1].as_deref(), Some("caller"), "{s:?}");
+    assert_eq!(s[2].as_deref(), Some("node-b"), "{s:?}");
 }
 
 /// Node A is killed with an agent logged in and a caller waiting, and
@@ -473,16 +463,12 @@ fn restarting_one_node_closes_only_its_own_queue_log_and_agent_states() {
             "SELECT call_id FROM queue_log WHERE event = 'ENTERQUEUE' AND node_id = '{node}'"
         ))
     };
-    let until = Instant::now() + Duration::from_secs(10);
-    while entered("node-a").is_empty() || entered("node-b").is_empty() {
-        assert!(
-            Instant::now() < until,
-            "callers not queued:\nA:\n{}\nB:\n{}",
-            a.log(),
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || (!entered("node-a").is_empty() && !entered("node-b").is_empty()).then_some(()),
+        || format!("callers not queued:\nA:\n{}\nB:\n{}", a.log(), b.log()),
+    );
     let (a_call, b_call) = (
         entered("node-a")[0][0].clone(),
         entered("node-b")[0][0].clone(),
@@ -578,23 +564,20 @@ fn restarting_one_node_closes_only_its_own_queue_log_and_agent_states() {
     // B's caller was still in line: its entry ends when the caller hangs
     // up, written by B.
     caller_b.wait().assert_ok("B's caller");
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
-        let ends = db.rows(&format!(
-            "SELECT event, node_id FROM queue_log WHERE call_id = '{}' AND event <> 'ENTERQUEUE'",
-            b_call.as_deref().expect("id")
-        ));
-        if let Some(end) = ends.first() {
-            assert_eq!(ends.len(), 1, "{ends:?}");
-            assert_ne!(end[0].as_deref(), Some("INTERRUPTED"), "{ends:?}");
-            assert_eq!(end[1].as_deref(), Some("node-b"), "{ends:?}");
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "B's caller never left the queue:\n{}",
-            b.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let ends = poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(50),
+        || {
+            let ends = db.rows(&format!(
+                "SELECT event, node_id FROM queue_log WHERE call_id = '{}' AND event <> 'ENTERQUEUE'",
+                b_call.as_deref().expect("id")
+            ));
+            Some(ends).filter(|e| !e.is_empty())
+        },
+        || format!("B's caller never left the queue:\n{}", b.log()),
+    );
+    let end = &ends[0];
+    assert_eq!(ends.len(), 1, "{ends:?}");
+    assert_ne!(end[0].as_deref(), Some("INTERRUPTED"), "{ends:?}");
+    assert_eq!(end[1].as_deref(), Some("node-b"), "{ends:?}");
 }

@@ -2,12 +2,12 @@
 //! record, waiting for it to complete, which nodes dialed it, and a
 //! customer's phone (SIPp) that answers and accepts.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::scenario::AgentPhone;
-use super::Server;
+use super::{poll_until, Server};
 
 /// `GET /api/v1/callbacks/{id}`.
 pub fn callback(srv: &Server, id: &str) -> Value {
@@ -18,19 +18,15 @@ pub fn callback(srv: &Server, id: &str) -> Value {
 
 /// The callback once it is `completed` (fails after `timeout`).
 pub fn wait_completed(srv: &Server, id: &str, timeout: Duration) -> Value {
-    let until = Instant::now() + timeout;
-    loop {
-        let cb = callback(srv, id);
-        if cb["state"] == "completed" {
-            return cb;
-        }
-        assert!(
-            Instant::now() < until,
-            "callback not completed: {cb:#}\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    poll_until(
+        timeout,
+        Duration::from_millis(200),
+        || Some(callback(srv, id)).filter(|cb| cb["state"] == "completed"),
+        || {
+            let cb = callback(srv, id);
+            format!("callback not completed: {cb:#}\n{}", srv.log())
+        },
+    )
 }
 
 /// The node of every `dialing` event in the callback's history.

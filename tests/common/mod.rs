@@ -28,6 +28,35 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Polls `probe` every `every` until it returns `Some`, and returns that
+/// value; once `timeout` (counted from this call) has passed, panics with
+/// `describe()`.
+///
+/// Tests wait for a server, a phone or the store to reach a state, and
+/// every such wait is the same loop: probe, stop on success, fail past the
+/// deadline, sleep. Keeping it here keeps that order the same everywhere:
+/// the probe runs once more after a sleep that crossed the deadline, so a
+/// slow machine still sees the state it waited for before the test fails.
+/// `describe` runs only then, so it may read the whole server log or the
+/// current state again at no cost while polling.
+pub fn poll_until<T>(
+    timeout: Duration,
+    every: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    describe: impl FnOnce() -> String,
+) -> T {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() >= until {
+            panic!("{}", describe());
+        }
+        std::thread::sleep(every);
+    }
+}
+
 /// A running server.
 pub struct Server {
     child: Child,

@@ -417,7 +417,8 @@ fn floor(run: &Run, sent: f64, received: f64, cpu_s: Option<f64>) -> Value {
     // included), and the clocks' timer wake-ups.
     let per_call = (|| {
         Some(
-            (sent * us("sendto", "tx_us_per_packet")? + received * us("percall", "rx_us_per_packet")?)
+            (sent * us("sendto", "tx_us_per_packet")?
+                + received * us("percall", "rx_us_per_packet")?)
                 / 1e6
                 + timers?,
         )

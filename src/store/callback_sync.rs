@@ -102,28 +102,6 @@ impl Store {
 mod tests {
     use super::*;
 
-    fn row(id: &str, state: &str, entered: DateTime<Utc>, updated: DateTime<Utc>) -> CallbackRow {
-        CallbackRow {
-            id: id.into(),
-            queue: "operator".into(),
-            number: format!("+1555{id}"),
-            state: state.into(),
-            entered_at: ts(entered),
-            created_at: ts(entered),
-            updated_at: ts(updated),
-            attempts: 0,
-            next_attempt_at: None,
-            preferred_start: None,
-            preferred_end: None,
-            expires_at: ts(updated + chrono::Duration::days(1)),
-            context: String::new(),
-            origin: "web".into(),
-            last_result: None,
-            claimed_by: None,
-            lease_until: None,
-        }
-    }
-
     #[tokio::test]
     async fn a_round_reads_what_changed_and_the_leases_that_ran_out() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -136,11 +114,11 @@ mod tests {
         // whose lease ran out a minute ago (no change since). held: being
         // dialed under a running lease, untouched.
         for r in [
-            row("old", "scheduled", ago(3600), ago(3600)),
-            row("new", "scheduled", ago(7200), ago(2)),
-            row("ended", "completed", ago(3000), ago(1)),
-            row("crashed", "dialing", ago(600), ago(600)),
-            row("held", "dialing", ago(500), ago(500)),
+            CallbackRow::for_tests("old", "scheduled", ago(3600), ago(3600)),
+            CallbackRow::for_tests("new", "scheduled", ago(7200), ago(2)),
+            CallbackRow::for_tests("ended", "completed", ago(3000), ago(1)),
+            CallbackRow::for_tests("crashed", "dialing", ago(600), ago(600)),
+            CallbackRow::for_tests("held", "dialing", ago(500), ago(500)),
         ] {
             store.insert_callback(&r, &[]).await.expect("insert");
         }

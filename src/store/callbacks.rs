@@ -387,3 +387,35 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+impl CallbackRow {
+    /// A web callback for tests: queue `operator`, number `+1555<id>`,
+    /// `attempts` 0, no lease, expiring a day after `updated`.
+    pub(crate) fn for_tests(
+        id: &str,
+        state: &str,
+        entered: DateTime<Utc>,
+        updated: DateTime<Utc>,
+    ) -> CallbackRow {
+        CallbackRow {
+            id: id.into(),
+            queue: "operator".into(),
+            number: format!("+1555{id}"),
+            state: state.into(),
+            entered_at: ts(entered),
+            created_at: ts(entered),
+            updated_at: ts(updated),
+            attempts: 0,
+            next_attempt_at: None,
+            preferred_start: None,
+            preferred_end: None,
+            expires_at: ts(updated + chrono::Duration::days(1)),
+            context: String::new(),
+            origin: "web".into(),
+            last_result: None,
+            claimed_by: None,
+            lease_until: None,
+        }
+    }
+}

@@ -167,23 +167,8 @@ mod tests {
 
     fn callback(id: &str, entered: DateTime<Utc>, updated: DateTime<Utc>) -> CallbackRow {
         CallbackRow {
-            id: id.into(),
-            queue: "operator".into(),
-            number: format!("+1555{id}"),
-            state: "completed".into(),
-            entered_at: ts(entered),
-            created_at: ts(entered),
-            updated_at: ts(updated),
             attempts: 1,
-            next_attempt_at: None,
-            preferred_start: None,
-            preferred_end: None,
-            expires_at: ts(updated + chrono::Duration::days(1)),
-            context: String::new(),
-            origin: "web".into(),
-            last_result: None,
-            claimed_by: None,
-            lease_until: None,
+            ..CallbackRow::for_tests(id, "completed", entered, updated)
         }
     }
 

@@ -173,26 +173,12 @@ fn main() -> std::io::Result<()> {
 /// `--receivers` drained by a second thread; CPU per packet of each side.
 fn packets(args: &Args, mmsg: bool) -> std::io::Result<PacketFloor> {
     let receivers: Vec<UdpSocket> = (0..args.receivers.max(1))
-        .map(|_| UdpSocket::bind("127.0.0.1:0"))
+        .map(|_| floor_socket())
         .collect::<Result<_, _>>()?;
     let dests: Vec<_> = receivers
         .iter()
         .map(|s| s.local_addr())
         .collect::<Result<_, _>>()?;
-    for r in &receivers {
-        r.set_nonblocking(true)?;
-        let size: libc::c_int = 4 << 20;
-        // SAFETY: setsockopt with a valid int option value.
-        unsafe {
-            libc::setsockopt(
-                r.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&size as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
     let n_senders = if mmsg { 1 } else { args.senders.max(1) };
     let senders: Vec<UdpSocket> = (0..n_senders)
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
@@ -370,8 +356,12 @@ fn floor_socket() -> std::io::Result<UdpSocket> {
 /// [`PAIRS`] senders, each to its own receiver; the receiving thread
 /// polls them as ringback's receive threads do (module docs).
 fn per_call(secs: f64) -> std::io::Result<PacketFloor> {
-    let receivers: Vec<UdpSocket> = (0..PAIRS).map(|_| floor_socket()).collect::<Result<_, _>>()?;
-    let senders: Vec<UdpSocket> = (0..PAIRS).map(|_| floor_socket()).collect::<Result<_, _>>()?;
+    let receivers: Vec<UdpSocket> = (0..PAIRS)
+        .map(|_| floor_socket())
+        .collect::<Result<_, _>>()?;
+    let senders: Vec<UdpSocket> = (0..PAIRS)
+        .map(|_| floor_socket())
+        .collect::<Result<_, _>>()?;
     let dests: Vec<_> = receivers
         .iter()
         .map(|s| s.local_addr())

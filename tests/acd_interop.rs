@@ -8,6 +8,7 @@ mod common;
 use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
+use common::peer::{agent_state, wait_agent_state};
 use common::scenario::{self, AgentPhone, Uac};
 use common::{call_id_from_trace, free_udp_port, phone, Server, ServerOpts, Sipp};
 
@@ -81,32 +82,6 @@ fn register(srv: &Server, user: &str, password: &str, port: u16) {
         .run(srv.sip, user)
         .assert_ok("REGISTER");
     wait_agent_state(srv, user, "available");
-}
-
-fn agent_state(srv: &Server, user: &str) -> String {
-    let (_, body) = srv.http_get("/api/v1/agents");
-    let v: serde_json::Value = serde_json::from_str(&body).expect("agents JSON");
-    v["agents"]
-        .as_array()
-        .and_then(|a| a.iter().find(|x| x["id"] == user))
-        .and_then(|a| a["state"].as_str())
-        .unwrap_or("missing")
-        .to_string()
-}
-
-fn wait_agent_state(srv: &Server, user: &str, state: &str) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < until {
-        if agent_state(srv, user) == state {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "agent {user} is `{}`, expected `{state}`\n{}",
-        agent_state(srv, user),
-        srv.log()
-    );
 }
 
 #[test]

@@ -20,7 +20,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use common::scenario::{self, Uac, CALLER};
-use common::{free_udp_port, repo, Server, ServerOpts, Sipp};
+use common::{free_udp_port, poll_until, repo, Server, ServerOpts, Sipp};
 use serde_json::Value;
 
 const ADMIN_TOKEN: &str = "browser-test-admin-token";
@@ -107,14 +107,12 @@ fn agent_state(srv: &Server, id: &str) -> String {
 }
 
 fn wait_until(what: &str, srv: &Server, timeout: Duration, mut ok: impl FnMut() -> bool) {
-    let until = Instant::now() + timeout;
-    while Instant::now() < until {
-        if ok() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("timed out waiting for {what}\nserver log:\n{}", srv.log());
+    poll_until(
+        timeout,
+        Duration::from_millis(100),
+        || ok().then_some(()),
+        || format!("timed out waiting for {what}\nserver log:\n{}", srv.log()),
+    );
 }
 
 /// The caller: INVITE, wait in the queue until the test sends it an INFO

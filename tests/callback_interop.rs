@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::scenario::{self, AgentPhone, Uac};
-use common::{free_udp_port, Server, ServerOpts, Sipp};
+use common::{free_udp_port, poll_until, Server, ServerOpts, Sipp};
 use serde_json::Value;
 
 const CUSTOMER: &str = "+15551230001";
@@ -83,21 +83,19 @@ fn callback(srv: &Server, id: &str) -> Value {
 }
 
 fn wait_state(srv: &Server, id: &str, state: &str, timeout: Duration) -> Value {
-    let until = Instant::now() + timeout;
-    loop {
-        let cb = callback(srv, id);
-        if cb["state"] == state {
-            return cb;
-        }
-        if Instant::now() > until {
-            panic!(
+    poll_until(
+        timeout,
+        Duration::from_millis(100),
+        || Some(callback(srv, id)).filter(|cb| cb["state"] == state),
+        || {
+            let cb = callback(srv, id);
+            format!(
                 "callback {id} is {}, expected {state}: {cb:#}\n{}",
                 cb["state"],
                 srv.log()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+            )
+        },
+    )
 }
 
 fn states(cb: &Value) -> Vec<String> {

@@ -21,7 +21,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::scenario::{self, AgentPhone, Uac};
-use common::{free_udp_port, Server, ServerOpts, Sipp};
+use common::{free_udp_port, poll_until, Server, ServerOpts, Sipp};
 use serde_json::Value;
 
 const LISTENERS: usize = 20;
@@ -141,18 +141,11 @@ fn get(srv: &Server, path: &str) -> Value {
     json(&body)
 }
 
-/// Poll `f` until it returns `Some`, at most `timeout`.
-fn wait_for<T>(what: &str, srv: &Server, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > until {
-            panic!("timed out waiting for {what}; server log:\n{}", srv.log());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Poll `f` every 100 ms until it returns `Some`, at most `timeout`.
+fn wait_for<T>(what: &str, srv: &Server, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(timeout, Duration::from_millis(100), f, || {
+        format!("timed out waiting for {what}; server log:\n{}", srv.log())
+    })
 }
 
 fn register(srv: &Server, user: &str, port: u16) {

@@ -13,7 +13,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::scenario::{self, AgentPhone, Uac};
-use common::{call_id_from_trace, free_udp_port, phone, Server, ServerOpts, Sipp, QUEUE_PLAN};
+use common::{
+    call_id_from_trace, free_udp_port, phone, poll_until, Server, ServerOpts, Sipp, QUEUE_PLAN,
+};
 use serde_json::Value;
 
 const ADMIN: &str = "customers-admin-token-0123456789";
@@ -548,15 +550,17 @@ fn an_imported_customers_name_reaches_the_agents_phone() {
     let caller = Sipp::from_xml(&caller.xml()).spawn(srv.sip, "100");
     // While they talk, the agent's context (what the agent page and the
     // dashboard show) has the name.
-    let until = Instant::now() + Duration::from_secs(8);
-    let mut context = Value::Null;
-    while Instant::now() < until {
-        context = agent_context(&srv);
-        if context["caller_name"].is_string() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let context = poll_until(
+        Duration::from_secs(8),
+        Duration::from_millis(100),
+        || Some(agent_context(&srv)).filter(|c| c["caller_name"].is_string()),
+        || {
+            format!(
+                "no caller name in the agent's context: {}",
+                agent_context(&srv)
+            )
+        },
+    );
     assert_eq!(context["caller_name"], "Zoë Müller", "{context}");
     assert_eq!(context["account"], "ACC-42", "{context}");
     let caller = caller.wait();
@@ -666,15 +670,12 @@ fn a_vip_who_calls_later_is_offered_before_a_caller_who_waited_longer() {
     std::thread::sleep(Duration::from_secs(2));
     let vip = Uac::new().calling_as(VIP).invite().pause(6_000).bye();
     let vip = Sipp::from_xml(&vip.xml()).spawn(srv.sip, "100");
-    let until = Instant::now() + Duration::from_secs(8);
-    let mut waiting = Vec::new();
-    while Instant::now() < until {
-        waiting = queue_waiting(&srv);
-        if waiting.len() == 2 {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let waiting = poll_until(
+        Duration::from_secs(8),
+        Duration::from_millis(50),
+        || Some(queue_waiting(&srv)).filter(|w| w.len() == 2),
+        || format!("not two callers in line: {:?}", queue_waiting(&srv)),
+    );
     // In line: the VIP first, though the other caller waited longer.
     let line: Vec<(Value, Value, Value)> = waiting
         .iter()

@@ -11,11 +11,11 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::pg::PgDb;
 use common::scenario::{self, AgentPhone, Uac};
-use common::{free_udp_port, Server, ServerOpts, Sipp};
+use common::{free_udp_port, poll_until, Server, ServerOpts, Sipp};
 use serde_json::Value;
 
 const PLANS: [(&str, &str); 2] = [
@@ -110,18 +110,11 @@ fn post(srv: &Server, path: &str, body: &str) -> Value {
     json(&resp)
 }
 
-/// Poll `f` until it returns `Some`, at most `timeout`.
-fn wait_for<T>(what: &str, srv: &Server, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
-    let until = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        if Instant::now() > until {
-            panic!("timed out waiting for {what}; server log:\n{}", srv.log());
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Poll `f` every 100 ms until it returns `Some`, at most `timeout`.
+fn wait_for<T>(what: &str, srv: &Server, timeout: Duration, f: impl FnMut() -> Option<T>) -> T {
+    poll_until(timeout, Duration::from_millis(100), f, || {
+        format!("timed out waiting for {what}; server log:\n{}", srv.log())
+    })
 }
 
 fn alice_state(srv: &Server) -> String {
@@ -259,15 +252,11 @@ fn make_a_day(srv: &Server, customer_port: u16) {
 /// same directory and store.
 fn restart(mut srv: Server) -> Server {
     srv.signal("TERM");
-    let until = Instant::now() + Duration::from_secs(10);
-    while srv.alive() {
-        assert!(
-            Instant::now() < until,
-            "no exit after SIGTERM:\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(
+        srv.wait_exit(Duration::from_secs(10)).is_some(),
+        "no exit after SIGTERM:\n{}",
+        srv.log()
+    );
     srv.restart()
 }
 

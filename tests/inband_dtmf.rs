@@ -12,7 +12,7 @@ mod common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{Server, ServerOpts};
+use common::{poll_until, Server, ServerOpts};
 use ringback_media::codec::Codec;
 use ringback_media::g711;
 use ringback_media::goertzel::{DTMF_COLS, DTMF_KEYS, DTMF_ROWS};
@@ -80,19 +80,24 @@ impl RawCall {
         sip.set_read_timeout(Some(Duration::from_millis(500)))
             .expect("timeout");
         let mut buf = vec![0u8; 65_536];
-        let until = Instant::now() + Duration::from_secs(10);
-        let ok = 'outer: loop {
-            assert!(Instant::now() < until, "no 200 OK to the INVITE");
-            sip.send_to(invite.as_bytes(), srv).expect("send INVITE");
-            while let Ok((n, _)) = sip.recv_from(&mut buf) {
-                let text = String::from_utf8_lossy(&buf[..n]).to_string();
-                match status(&text) {
-                    Some(100..=199) => continue,
-                    Some(200) => break 'outer text,
-                    other => panic!("INVITE answered {other:?}:\n{text}"),
+        // Sent again whenever 500 ms pass without an answer.
+        let ok = poll_until(
+            Duration::from_secs(10),
+            Duration::ZERO,
+            || {
+                sip.send_to(invite.as_bytes(), srv).expect("send INVITE");
+                while let Ok((n, _)) = sip.recv_from(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).to_string();
+                    match status(&text) {
+                        Some(100..=199) => continue,
+                        Some(200) => return Some(text),
+                        other => panic!("INVITE answered {other:?}:\n{text}"),
+                    }
                 }
-            }
-        };
+                None
+            },
+            || "no 200 OK to the INVITE".into(),
+        );
         let answer = ok.split("\r\n\r\n").nth(1).unwrap_or_default();
         let ip = answer
             .lines()

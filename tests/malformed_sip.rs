@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::scenario::Uac;
-use common::{call_id_from_trace, Server, ServerOpts, Sipp};
+use common::{call_id_from_trace, poll_until, Server, ServerOpts, Sipp};
 
 /// A gather that waits long enough for every test; digits land in the CDR.
 const PLAN: &str = r#"
@@ -1362,19 +1362,24 @@ impl RawCall {
         sip.set_read_timeout(Some(Duration::from_millis(500)))
             .expect("timeout");
         let mut buf = vec![0u8; 65_536];
-        let until = Instant::now() + Duration::from_secs(10);
-        let ok = 'outer: loop {
-            assert!(Instant::now() < until, "no 200 OK to the INVITE");
-            sip.send_to(&inv, srv).expect("send INVITE");
-            while let Ok((n, _)) = sip.recv_from(&mut buf) {
-                let r = Resp::parse(&buf[..n]).expect("a response");
-                match r.code {
-                    100..=199 => continue,
-                    200 => break 'outer r,
-                    c => panic!("INVITE answered {c}:\n{}", r.text),
+        // Sent again whenever 500 ms pass without an answer.
+        let ok = poll_until(
+            Duration::from_secs(10),
+            Duration::ZERO,
+            || {
+                sip.send_to(&inv, srv).expect("send INVITE");
+                while let Ok((n, _)) = sip.recv_from(&mut buf) {
+                    let r = Resp::parse(&buf[..n]).expect("a response");
+                    match r.code {
+                        100..=199 => continue,
+                        200 => return Some(r),
+                        c => panic!("INVITE answered {c}:\n{}", r.text),
+                    }
                 }
-            }
-        };
+                None
+            },
+            || "no 200 OK to the INVITE".into(),
+        );
         let sdp = ok
             .text
             .split("\r\n\r\n")

@@ -14,7 +14,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::scenario::{self, AgentPhone, Uac};
-use common::{call_id_from_trace, free_udp_port, phone, Server, ServerOpts, Sipp};
+use common::{call_id_from_trace, free_udp_port, phone, poll_until, Server, ServerOpts, Sipp};
 
 const PLAN: &str = r#"
 [dialplan]
@@ -58,15 +58,17 @@ fn register(srv: &Server, port: u16) {
         .arg(port)
         .run(srv.sip, "alice")
         .assert_ok("REGISTER");
-    let until = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < until {
-        let (_, body) = srv.http_get("/api/v1/agents");
-        if body.contains("\"available\"") {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("alice never became available\n{}", srv.log());
+    poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || {
+            srv.http_get("/api/v1/agents")
+                .1
+                .contains("\"available\"")
+                .then_some(())
+        },
+        || format!("alice never became available\n{}", srv.log()),
+    );
 }
 
 /// A caller zeroes out to the operator queue, where alice's phone answers
@@ -95,14 +97,12 @@ fn call_alice(script: impl FnOnce(u16) -> AgentPhone) -> String {
     );
     assert_eq!(cdr.disposition, "completed", "{}", srv.log());
     assert_eq!(cdr.queue.as_deref(), Some("operator"));
-    let until = Instant::now() + Duration::from_secs(5);
-    let leg = loop {
-        if let Some(leg) = srv.cdrs().into_iter().find(|c| c.leg == "agent") {
-            break leg;
-        }
-        assert!(Instant::now() < until, "no agent leg record\n{}", srv.log());
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let leg = poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || srv.cdrs().into_iter().find(|c| c.leg == "agent"),
+        || format!("no agent leg record\n{}", srv.log()),
+    );
     assert!(leg.answered_at.is_some(), "the agent leg was answered");
     assert!(
         !srv.log().contains("unusable"),
@@ -261,21 +261,22 @@ fn request_callback(srv: &Server) -> String {
 
 /// Wait (`secs` at most) until callback `id` is `completed`; returns it.
 fn wait_completed(srv: &Server, id: &str, secs: u64) -> serde_json::Value {
-    let until = Instant::now() + Duration::from_secs(secs);
-    loop {
+    let callback = || {
         let (_, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
-        let cb: serde_json::Value = serde_json::from_str(&body).expect("json");
-        if cb["state"] == "completed" {
-            return cb;
-        }
-        assert!(
-            Instant::now() < until,
-            "callback is {}, not completed\n{}",
-            cb["state"],
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        serde_json::from_str::<serde_json::Value>(&body).expect("json")
+    };
+    poll_until(
+        Duration::from_secs(secs),
+        Duration::from_millis(100),
+        || Some(callback()).filter(|cb| cb["state"] == "completed"),
+        || {
+            format!(
+                "callback is {}, not completed\n{}",
+                callback()["state"],
+                srv.log()
+            )
+        },
+    )
 }
 
 /// The first trunk fails with 503: the same attempt goes out through the

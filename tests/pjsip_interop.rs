@@ -18,7 +18,7 @@ use common::peer::{
     assert_support_menu_cdr, assert_trunk_invite, callback_server_to, finish_queued_call,
     request_callback, Bye, PyPeer, AGENT_TONE, CALLER_TONE, CUSTOMER, PJSUA,
 };
-use common::{free_udp_port, Server};
+use common::{free_udp_port, poll_until, Server};
 
 // ---------------------------------------------------------------------------------------------
 // A PJSIP peer process.
@@ -630,15 +630,13 @@ fn pjsip_callback_with_both_ends_vanished_ends_by_rtp_timeout() {
     let id = request_callback(&srv, None);
     customer.expect("dtmf_sent", Duration::from_secs(25), &srv);
     // Wait for the bridge (state `connected`), then both phones vanish.
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let (_, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
-        if common::peer::json(&body)["state"] == "connected" {
-            break;
-        }
-        assert!(std::time::Instant::now() < until, "never connected: {body}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let callback = || srv.http_get(&format!("/api/v1/callbacks/{id}")).1;
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || (common::peer::json(&callback())["state"] == "connected").then_some(()),
+        || format!("never connected: {}", callback()),
+    );
     std::thread::sleep(Duration::from_millis(1_000));
     drop(agent);
     drop(customer);

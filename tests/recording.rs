@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use common::peer::{
     args, finish_queued_call, json, request_callback, Bye, PyPeer, AGENT_TONE, CALLER_TONE, PJSUA,
 };
-use common::{Server, ServerOpts};
+use common::{poll_until, Server, ServerOpts};
 use ringback_media::goertzel::{mean_power, tone_power};
 use serde_json::Value;
 
@@ -165,8 +165,7 @@ fn encode(s: &str) -> String {
 /// The recording of call `id` once it has ended (its writer finishes a
 /// moment after the call), within 10 s.
 fn finished_recording(srv: &Server, id: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
+    let list = || {
         let (status, _, body) = request(
             srv,
             "GET",
@@ -175,19 +174,22 @@ fn finished_recording(srv: &Server, id: &str) -> Value {
         );
         let body = String::from_utf8_lossy(&body).to_string();
         assert_eq!(status, 200, "{body}");
-        let list = json(&body);
-        let rows = list["recordings"].as_array().cloned().unwrap_or_default();
-        assert!(rows.len() <= 1, "one recording per bridge: {list:#}");
-        if let Some(r) = rows.first().filter(|r| r["state"] != "recording") {
-            return r.clone();
-        }
-        assert!(
-            Instant::now() < until,
-            "no finished recording for {id}: {list:#}\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        json(&body)
+    };
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let list = list();
+            let rows = list["recordings"].as_array().cloned().unwrap_or_default();
+            assert!(rows.len() <= 1, "one recording per bridge: {list:#}");
+            rows.first().filter(|r| r["state"] != "recording").cloned()
+        },
+        || {
+            let list = list();
+            format!("no finished recording for {id}: {list:#}\n{}", srv.log())
+        },
+    )
 }
 
 /// The recording's WAV through the API (supervisor token): its left and
@@ -417,24 +419,22 @@ fn a_callback_taken_by_a_recording_agent_is_recorded() {
     customer.expect("dtmf_sent", Duration::from_secs(30), &srv);
     customer.finish_hearing(AGENT_TONE, &srv);
     agent.finish_hearing(CALLER_TONE, &srv);
-    let until = Instant::now() + Duration::from_secs(10);
-    let rec = loop {
+    let list = || {
         let (_, _, body) = request(&srv, "GET", "/api/v1/recordings", "open");
-        let list = json(&String::from_utf8_lossy(&body));
-        if let Some(r) = list["recordings"]
-            .as_array()
-            .and_then(|r| r.first())
-            .filter(|r| r["state"] != "recording")
-        {
-            break r.clone();
-        }
-        assert!(
-            Instant::now() < until,
-            "no recording: {list:#}\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
+        json(&String::from_utf8_lossy(&body))
     };
+    let rec = poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            list()["recordings"]
+                .as_array()
+                .and_then(|r| r.first())
+                .filter(|r| r["state"] != "recording")
+                .cloned()
+        },
+        || format!("no recording: {:#}\n{}", list(), srv.log()),
+    );
     assert_eq!(rec["state"], "complete", "{rec:#}");
     assert_eq!(rec["agent"], "alice", "{rec}");
     assert_eq!(rec["queue"], "operator", "{rec}");
@@ -740,24 +740,23 @@ fn recordings_older_than_the_retention_are_deleted_at_start() {
             }
         });
     let srv = srv.restart().with_bearer(ADMIN);
-    let until = Instant::now() + Duration::from_secs(10);
-    loop {
+    let list = || {
         let (_, _, body) = request(&srv, "GET", "/api/v1/recordings", SUPER);
-        let list = json(&String::from_utf8_lossy(&body));
-        let paths: Vec<&str> = list["recordings"]
-            .as_array()
-            .map(|r| r.iter().filter_map(|x| x["path"].as_str()).collect())
-            .unwrap_or_default();
-        if paths == ["today/new.wav"] {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the old one stays: {list:#}\n{}",
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        json(&String::from_utf8_lossy(&body))
+    };
+    poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || {
+            let list = list();
+            let paths: Vec<&str> = list["recordings"]
+                .as_array()
+                .map(|r| r.iter().filter_map(|x| x["path"].as_str()).collect())
+                .unwrap_or_default();
+            (paths == ["today/new.wav"]).then_some(())
+        },
+        || format!("the old one stays: {:#}\n{}", list(), srv.log()),
+    );
     assert!(
         !dir.join("2020-01-01/old.wav").exists(),
         "its file is deleted"

@@ -9,7 +9,7 @@ mod common;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use common::{free_udp_port, Server, ServerOpts, Sipp, SippProcess};
+use common::{free_udp_port, poll_until, Server, ServerOpts, Sipp, SippProcess};
 
 const USER: &str = "trunk1";
 const PASSWORD: &str = "s3cret";
@@ -117,22 +117,23 @@ fn trunks(srv: &Server) -> serde_json::Value {
 
 /// Wait until the default trunk is in `state`; returns its JSON.
 fn wait_state(srv: &Server, state: &str, timeout: Duration) -> serde_json::Value {
-    let until = Instant::now() + timeout;
-    loop {
+    let default = || {
         let all = trunks(srv);
-        let t = all["trunks"]
+        all["trunks"]
             .as_array()
             .and_then(|a| a.iter().find(|t| t["name"] == "default"))
             .cloned()
-            .unwrap_or_else(|| panic!("no default trunk in {all}"));
-        if t["state"] == state {
-            return t;
-        }
-        if Instant::now() > until {
-            panic!("trunk never reached `{state}`: {t}\nlog:\n{}", srv.log());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+            .unwrap_or_else(|| panic!("no default trunk in {all}"))
+    };
+    poll_until(
+        timeout,
+        Duration::from_millis(50),
+        || Some(default()).filter(|t| t["state"] == state),
+        || {
+            let t = default();
+            format!("trunk never reached `{state}`: {t}\nlog:\n{}", srv.log())
+        },
+    )
 }
 
 #[test]
@@ -341,17 +342,14 @@ request_route {{
             log,
         };
         // Ready when it answers (404: nobody registered yet).
-        let until = Instant::now() + Duration::from_secs(10);
-        loop {
-            if k.options(Duration::from_millis(300)).is_some() {
-                return k;
-            }
-            assert!(
-                Instant::now() < until,
-                "kamailio did not start:\n{}",
-                k.log()
-            );
-        }
+        // No pause between tries: each waits up to 300 ms for the answer.
+        poll_until(
+            Duration::from_secs(10),
+            Duration::ZERO,
+            || k.options(Duration::from_millis(300)),
+            || format!("kamailio did not start:\n{}", k.log()),
+        );
+        k
     }
 
     fn log(&self) -> String {

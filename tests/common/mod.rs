@@ -425,22 +425,22 @@ url = "{database_url}"
 
     /// Wait until a CDR row for `call_id` has a final disposition.
     pub fn wait_cdr(&self, call_id: &str, timeout: Duration) -> Cdr {
-        let until = Instant::now() + timeout;
-        loop {
-            if let Some(c) = self.cdrs().into_iter().find(|c| {
-                c.call_id == call_id && c.leg == "inbound" && c.disposition != "in_progress"
-            }) {
-                return c;
-            }
-            if Instant::now() > until {
-                panic!(
+        poll_until(
+            timeout,
+            Duration::from_millis(50),
+            || {
+                self.cdrs().into_iter().find(|c| {
+                    c.call_id == call_id && c.leg == "inbound" && c.disposition != "in_progress"
+                })
+            },
+            || {
+                format!(
                     "no final CDR for {call_id}; rows: {:?}\nlog:\n{}",
                     self.cdrs(),
                     self.log()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+                )
+            },
+        )
     }
 
     /// All CDR rows.

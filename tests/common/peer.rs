@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::{Cdr, Server, ServerOpts};
+use super::{poll_until, Cdr, Server, ServerOpts};
 
 /// The caller's (and the callback customer's) tone: what the agent must
 /// hear.
@@ -455,35 +455,43 @@ pub fn agent_state(srv: &Server, agent: &str) -> String {
 
 /// Wait up to 5 s for `agent` to be in `state`.
 pub fn wait_agent_state(srv: &Server, agent: &str, state: &str) {
-    let until = Instant::now() + Duration::from_secs(5);
-    while Instant::now() < until {
-        if agent_state(srv, agent) == state {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!(
-        "agent {agent} is `{}`, expected `{state}`\n{}",
-        agent_state(srv, agent),
-        srv.log()
+    poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(50),
+        || (agent_state(srv, agent) == state).then_some(()),
+        || {
+            format!(
+                "agent {agent} is `{}`, expected `{state}`\n{}",
+                agent_state(srv, agent),
+                srv.log()
+            )
+        },
     );
 }
 
 /// No call left in the server (`GET /api/v1/calls`), within 5 s.
 pub fn assert_no_active_calls(srv: &Server) {
-    let until = Instant::now() + Duration::from_secs(5);
-    let mut last = String::new();
-    while Instant::now() < until {
+    let calls = || {
         let (status, body) = srv.http_get("/api/v1/calls");
         assert_eq!(status, 200, "{body}");
-        let v = json(&body);
-        if v["active_calls"] == 0 && v["calls"].as_array().is_some_and(|c| c.is_empty()) {
-            return;
-        }
-        last = body;
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("calls still active after the BYE: {last}\n{}", srv.log());
+        body
+    };
+    poll_until(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        || {
+            let v = json(&calls());
+            (v["active_calls"] == 0 && v["calls"].as_array().is_some_and(|c| c.is_empty()))
+                .then_some(())
+        },
+        || {
+            format!(
+                "calls still active after the BYE: {}\n{}",
+                calls(),
+                srv.log()
+            )
+        },
+    );
 }
 
 /// Assert that the `incoming` event `inv` came over `transport` (its top
@@ -713,17 +721,24 @@ pub fn assert_trunk_invite(cinv: &Value, port: u16, transport: &str) {
 /// it is, after one attempt, through `scheduled`, `dialing`, `connected`;
 /// returns the callback.
 pub fn assert_callback_completed(srv: &Server, id: &str) -> Value {
-    let until = Instant::now() + Duration::from_secs(10);
-    let cb = loop {
+    let callback = || {
         let (status, body) = srv.http_get(&format!("/api/v1/callbacks/{id}"));
         assert_eq!(status, 200, "{body}");
-        let cb = json(&body);
-        if cb["state"] == "completed" || Instant::now() > until {
-            break cb;
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        json(&body)
     };
-    assert_eq!(cb["state"], "completed", "{cb:#}\n{}", srv.log());
+    let cb = poll_until(
+        Duration::from_secs(10),
+        Duration::from_millis(100),
+        || Some(callback()).filter(|cb| cb["state"] == "completed"),
+        || {
+            let cb = callback();
+            format!(
+                "callback {id} is {}, not completed: {cb:#}\n{}",
+                cb["state"],
+                srv.log()
+            )
+        },
+    );
     assert_eq!(cb["attempts"], 1, "{cb:#}");
     let history: Vec<&str> = cb["events"]
         .as_array()

@@ -2,12 +2,12 @@
 //! a server whose operator queue asks a survey question, and the finished
 //! call record that carries the answer.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::peer::json;
-use super::{Server, ServerOpts, QUEUE_PLAN};
+use super::{poll_until, Server, ServerOpts, QUEUE_PLAN};
 
 /// A server whose number 100 queues for the operator queue, which asks
 /// `survey = { prompt, keys = "1-5" }` after the agent hangs up; agent
@@ -36,28 +36,32 @@ queues = ["operator"]
 /// the first finished one when `None` (a server that took one call);
 /// panics with the server's log unless there is one `within`.
 pub fn finished_inbound_record(srv: &Server, call_id: Option<&str>, within: Duration) -> Value {
-    let until = Instant::now() + within;
-    loop {
+    let cdrs = || {
         let (status, body) = srv.http_get("/api/v1/cdrs?limit=50");
         assert_eq!(status, 200, "{body}");
-        let found = json(&body)["cdrs"].as_array().and_then(|rows| {
-            rows.iter()
-                .find(|r| {
-                    call_id.is_none_or(|id| r["call_id"] == id)
-                        && r["leg"] == "inbound"
-                        && r["disposition"] != "in_progress"
-                })
-                .cloned()
-        });
-        if let Some(r) = found {
-            return r;
-        }
-        assert!(
-            Instant::now() < until,
-            "no final record for {}: {body}\n{}",
-            call_id.unwrap_or("the call"),
-            srv.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        body
+    };
+    poll_until(
+        within,
+        Duration::from_millis(100),
+        || {
+            json(&cdrs())["cdrs"].as_array().and_then(|rows| {
+                rows.iter()
+                    .find(|r| {
+                        call_id.is_none_or(|id| r["call_id"] == id)
+                            && r["leg"] == "inbound"
+                            && r["disposition"] != "in_progress"
+                    })
+                    .cloned()
+            })
+        },
+        || {
+            format!(
+                "no final record for {}: {}\n{}",
+                call_id.unwrap_or("the call"),
+                cdrs(),
+                srv.log()
+            )
+        },
+    )
 }

@@ -33,8 +33,13 @@ impl Service {
             Some(t) => self.store.changed_briefs(t - OVERLAP, started).await,
             None => self.store.live_briefs().await,
         };
-        let Ok(briefs) = briefs else {
-            return;
+        let briefs = match briefs {
+            Ok(b) => b,
+            Err(e) => {
+                // Nothing lost: the next round reads from the same point.
+                tracing::warn!(error = %e, "callback sync: cannot read the store");
+                return;
+            }
         };
         let gone: Vec<String> = if since.is_some() {
             // What changed: those of ours that ended elsewhere.
@@ -67,9 +72,13 @@ impl Service {
             .map(|b| b.id.clone())
             .collect();
         if !unknown.is_empty() {
-            // Not read: the next round reads the same changes again.
-            let Ok(rows) = self.store.callbacks_by_id(&unknown).await else {
-                return;
+            let rows = match self.store.callbacks_by_id(&unknown).await {
+                Ok(r) => r,
+                Err(e) => {
+                    // Not read: the next round reads the same changes again.
+                    tracing::warn!(error = %e, "callback sync: cannot read callbacks to adopt");
+                    return;
+                }
             };
             // The rows are newer than the briefs: check them again.
             let now_s = ts(Utc::now());

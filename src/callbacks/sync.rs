@@ -12,10 +12,9 @@
 use std::collections::HashSet;
 
 use chrono::Utc;
-use ringback_callback::Callback;
+use ringback_callback::{Callback, CallbackState};
 
 use super::{dialed_elsewhere, from_row, Service};
-use crate::store::callback_sync::is_live;
 use crate::store::ts;
 
 /// How far before the previous round's start a round reads: a change
@@ -45,7 +44,7 @@ impl Service {
             // What changed: those of ours that ended elsewhere.
             briefs
                 .iter()
-                .filter(|b| !b.is_live() && self.scheduler.get(&b.id).is_some())
+                .filter(|b| !is_live(&b.state) && self.scheduler.get(&b.id).is_some())
                 .map(|b| b.id.clone())
                 .collect()
         } else {
@@ -67,8 +66,7 @@ impl Service {
         let now_s = ts(started);
         let unknown: Vec<String> = briefs
             .iter()
-            .filter(|b| b.is_live() && self.scheduler.get(&b.id).is_none())
-            .filter(|b| !dialed_elsewhere(&b.state, b.lease_until.as_deref(), &now_s))
+            .filter(|b| self.adoptable(&b.id, &b.state, b.lease_until.as_deref(), &now_s))
             .map(|b| b.id.clone())
             .collect();
         if !unknown.is_empty() {
@@ -84,8 +82,7 @@ impl Service {
             let now_s = ts(Utc::now());
             let adopt: Vec<Callback> = rows
                 .iter()
-                .filter(|r| is_live(&r.state) && self.scheduler.get(&r.id).is_none())
-                .filter(|r| !dialed_elsewhere(&r.state, r.lease_until.as_deref(), &now_s))
+                .filter(|r| self.adoptable(&r.id, &r.state, r.lease_until.as_deref(), &now_s))
                 .filter_map(from_row)
                 .collect();
             if !adopt.is_empty() {
@@ -95,4 +92,18 @@ impl Service {
         }
         self.synced_at = Some(started);
     }
+
+    /// A callback this node should take into its scheduler: not finished,
+    /// not held yet, and not being dialed elsewhere under a running lease.
+    fn adoptable(&self, id: &str, state: &str, lease_until: Option<&str>, now: &str) -> bool {
+        is_live(state)
+            && self.scheduler.get(id).is_none()
+            && !dialed_elsewhere(state, lease_until, now)
+    }
+}
+
+/// Not finished, by the scheduler's own rule; a state this build does not
+/// know counts as not finished, as the store's `NOT IN` list counts it.
+fn is_live(state: &str) -> bool {
+    CallbackState::parse(state).is_none_or(CallbackState::is_live)
 }

@@ -99,13 +99,6 @@ impl Store {
 mod tests {
     use super::*;
 
-    async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        let s = Store::connect(&url).await.expect("connect");
-        (dir, s)
-    }
-
     fn claim<'a>(node: &'a str, now: DateTime<Utc>) -> Claim<'a> {
         Claim {
             node_id: node,
@@ -118,7 +111,7 @@ mod tests {
 
     #[tokio::test]
     async fn one_holder_until_its_lease_runs_out_then_the_next_claimant() {
-        let (_d, s) = store().await;
+        let (_d, s) = crate::store::scratch_sqlite().await;
         let t0 = Utc::now();
         assert_eq!(s.claim_acd(&claim("a", t0)).await.expect("a").node_id, "a");
         // b asks while a's lease runs: a holds it.

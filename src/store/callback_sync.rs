@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::callbacks::{CallbackRow, COLUMNS};
+use super::callbacks::{CallbackRow, COLUMNS, ENDED};
 use super::{ts, Store};
 
 /// A callback as the sync first sees it.
@@ -23,23 +23,8 @@ pub struct CallbackBrief {
     pub lease_until: Option<String>,
 }
 
-/// States a callback never leaves.
-const ENDED: &str = "('completed','failed','cancelled','expired')";
-
 /// Ids per `IN (…)` list, well under either database's parameter limit.
 const IDS_PER_STATEMENT: usize = 500;
-
-impl CallbackBrief {
-    /// Not finished: still to be dialed, or being dialed.
-    pub fn is_live(&self) -> bool {
-        is_live(&self.state)
-    }
-}
-
-/// Whether a callback in `state` is not finished.
-pub fn is_live(state: &str) -> bool {
-    !matches!(state, "completed" | "failed" | "cancelled" | "expired")
-}
 
 impl Store {
     /// Every callback that is not finished, briefly (a full round: at
@@ -104,9 +89,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_round_reads_what_changed_and_the_leases_that_ran_out() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("s.db").display());
-        let store = Store::connect(&url).await.expect("connect");
+        let (_dir, store) = crate::store::scratch_sqlite().await;
         let now = Utc::now();
         let ago = |s: i64| now - chrono::Duration::seconds(s);
         // old: pending, untouched for an hour. new: created a moment ago.
@@ -142,11 +125,18 @@ mod tests {
 
         let mut changed = store.changed_briefs(ago(10), now).await.expect("changed");
         changed.sort_by(|a, b| a.id.cmp(&b.id));
-        let ids: Vec<(&str, bool)> = changed
+        let ids: Vec<(&str, &str)> = changed
             .iter()
-            .map(|b| (b.id.as_str(), b.is_live()))
+            .map(|b| (b.id.as_str(), b.state.as_str()))
             .collect();
-        assert_eq!(ids, [("crashed", true), ("ended", false), ("new", true)]);
+        assert_eq!(
+            ids,
+            [
+                ("crashed", "dialing"),
+                ("ended", "completed"),
+                ("new", "scheduled")
+            ]
+        );
 
         let mut live: Vec<String> = store
             .live_briefs()

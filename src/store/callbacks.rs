@@ -81,6 +81,9 @@ pub enum InsertError {
     Other(#[from] anyhow::Error),
 }
 
+/// The states a callback never leaves, as an SQL list.
+pub(super) const ENDED: &str = "('completed','failed','cancelled','expired')";
+
 pub(super) const COLUMNS: &str = "id, queue, number, state, entered_at, created_at, updated_at, attempts, next_attempt_at, \
     preferred_start, preferred_end, expires_at, context, origin, last_result, claimed_by, lease_until";
 
@@ -228,7 +231,7 @@ impl Store {
     /// periodic sync between nodes).
     pub async fn live_callbacks(&self) -> anyhow::Result<Vec<CallbackRow>> {
         let sql = format!(
-            "SELECT {COLUMNS} FROM callbacks WHERE state NOT IN ('completed','failed','cancelled','expired') ORDER BY entered_at"
+            "SELECT {COLUMNS} FROM callbacks WHERE state NOT IN {ENDED} ORDER BY entered_at"
         );
         let rows = on_pool!(self, |p| sqlx::query_as::<_, CallbackRow>(
             sqlx::AssertSqlSafe(sql.clone())

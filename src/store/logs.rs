@@ -103,9 +103,7 @@ mod tests {
     /// stored, in the given order, with the node's id.
     #[tokio::test]
     async fn a_batch_over_several_statements_keeps_every_row_in_order() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}", dir.path().join("l.db").display());
-        let store = Store::connect(&url).await.expect("connect");
+        let (_dir, store) = crate::store::scratch_sqlite().await;
         let at = Utc::now();
         let n = ROWS_PER_STATEMENT * 2 + 1;
         let agents: Vec<AgentEvent> = (0..n)

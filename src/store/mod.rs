@@ -81,3 +81,13 @@ pub use cdrs::CdrRow;
 pub use logs::{AgentEvent, QueueLogRow};
 pub use recovery::Recovery;
 pub use today::DayRecord;
+
+/// A fresh SQLite store in a temporary directory, for the store's tests
+/// (keep the directory alive as long as the store).
+#[cfg(test)]
+pub(crate) async fn scratch_sqlite() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = Store::connect(&url).await.expect("connect");
+    (dir, store)
+}

@@ -113,6 +113,57 @@ struct PacketFloor {
     rx_us: f64,
 }
 
+impl PacketFloor {
+    /// The figures of one run; prints what was sent and received.
+    fn measured(
+        senders: usize,
+        receivers: usize,
+        (sent, errors, got): (u64, u64, u64),
+        wall: Duration,
+        tx_cpu: Duration,
+        rx_cpu: Duration,
+    ) -> PacketFloor {
+        let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n.max(1) as f64;
+        println!(
+            "sent={sent} ({:.0}/s) errors={errors} received={got} ({:.2} %)",
+            sent as f64 / wall.as_secs_f64(),
+            100.0 * got as f64 / sent.max(1) as f64
+        );
+        PacketFloor {
+            sent,
+            received: got,
+            errors,
+            wall_s: wall.as_secs_f64(),
+            senders,
+            receivers,
+            tx_us: per(tx_cpu, sent),
+            rx_us: per(rx_cpu, got),
+        }
+    }
+
+    /// As written into `--out`.
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "senders": self.senders, "receivers": self.receivers, "secs": self.wall_s,
+            "sent": self.sent, "received": self.received, "errors": self.errors,
+            "tx_us_per_packet": self.tx_us, "rx_us_per_packet": self.rx_us,
+        })
+    }
+}
+
+/// One packet from each sender, the i-th to `dests[i % dests.len()]`:
+/// (sent, failed).
+fn send_round(senders: &[UdpSocket], dests: &[std::net::SocketAddr], payload: &[u8]) -> (u64, u64) {
+    let (mut sent, mut errors) = (0, 0);
+    for (i, s) in senders.iter().enumerate() {
+        match s.send_to(payload, dests[i % dests.len()]) {
+            Ok(_) => sent += 1,
+            Err(_) => errors += 1,
+        }
+    }
+    (sent, errors)
+}
+
 fn main() -> std::io::Result<()> {
     let args = parse_args().unwrap_or_else(|e| {
         eprintln!("udp-floor: {e}\nusage: udp-floor [--senders N] [--receivers K] [--secs S] [--mode sendto|sendmmsg|percall|timer|all] [--out FILE]");
@@ -136,26 +187,11 @@ fn main() -> std::io::Result<()> {
     for (mode, mmsg) in [(Mode::Sendto, false), (Mode::Sendmmsg, true)] {
         if args.mode == mode || args.mode == Mode::All {
             let f = packets(&args, mmsg)?;
-            json.insert(
-                if mmsg { "sendmmsg" } else { "sendto" }.into(),
-                serde_json::json!({
-                    "senders": f.senders, "receivers": f.receivers, "secs": f.wall_s,
-                    "sent": f.sent, "received": f.received, "errors": f.errors,
-                    "tx_us_per_packet": f.tx_us, "rx_us_per_packet": f.rx_us,
-                }),
-            );
+            json.insert(if mmsg { "sendmmsg" } else { "sendto" }.into(), f.json());
         }
     }
     if args.mode == Mode::PerCall || args.mode == Mode::All {
-        let f = per_call(args.secs)?;
-        json.insert(
-            "percall".into(),
-            serde_json::json!({
-                "senders": f.senders, "receivers": f.receivers, "secs": f.wall_s,
-                "sent": f.sent, "received": f.received, "errors": f.errors,
-                "tx_us_per_packet": f.tx_us, "rx_us_per_packet": f.rx_us,
-            }),
-        );
+        json.insert("percall".into(), per_call(args.secs)?.json());
     }
     if args.mode == Mode::Timer || args.mode == Mode::All {
         json.insert("timer".into(), timer(args.secs));
@@ -281,12 +317,9 @@ fn packets(args: &Args, mmsg: bool) -> std::io::Result<PacketFloor> {
                 errors += 1;
             }
         } else {
-            for (i, s) in senders.iter().enumerate() {
-                match s.send_to(&payload, dests[i % dests.len()]) {
-                    Ok(_) => sent += 1,
-                    Err(_) => errors += 1,
-                }
-            }
+            let (ok, failed) = send_round(&senders, &dests, &payload);
+            sent += ok;
+            errors += failed;
         }
         if Instant::now() >= deadline {
             break 'outer;
@@ -298,8 +331,6 @@ fn packets(args: &Args, mmsg: bool) -> std::io::Result<PacketFloor> {
     stop.store(true, Ordering::Relaxed);
     let rx_cpu = rx.join().unwrap_or_default();
     let got = received.load(Ordering::Relaxed);
-    let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n.max(1) as f64;
-    let tx_us = per(tx_cpu, sent);
     println!(
         "mode={} senders={} receivers={} secs={:.1}",
         if mmsg { "sendmmsg" } else { "sendto" },
@@ -307,28 +338,22 @@ fn packets(args: &Args, mmsg: bool) -> std::io::Result<PacketFloor> {
         dests.len(),
         wall.as_secs_f64()
     );
-    println!(
-        "sent={sent} ({:.0}/s) errors={errors} received={got} ({:.2} %)",
-        sent as f64 / wall.as_secs_f64(),
-        100.0 * got as f64 / sent.max(1) as f64
+    let f = PacketFloor::measured(
+        n_senders,
+        dests.len(),
+        (sent, errors, got),
+        wall,
+        tx_cpu,
+        rx_cpu,
     );
     println!(
-        "sender CPU {tx_us:.2} µs/packet → at most {:.0} packets/s per core ({:.0} G.711 streams)",
-        1e6 / tx_us,
-        1e6 / tx_us / 50.0
+        "sender CPU {:.2} µs/packet → at most {:.0} packets/s per core ({:.0} G.711 streams)",
+        f.tx_us,
+        1e6 / f.tx_us,
+        1e6 / f.tx_us / 50.0
     );
-    let rx_us = per(rx_cpu, got);
-    println!("receiver CPU {rx_us:.2} µs/packet");
-    Ok(PacketFloor {
-        sent,
-        received: got,
-        errors,
-        wall_s: wall.as_secs_f64(),
-        senders: n_senders,
-        receivers: dests.len(),
-        tx_us,
-        rx_us,
-    })
+    println!("receiver CPU {:.2} µs/packet", f.rx_us);
+    Ok(f)
 }
 
 /// Sockets on each side in `--mode percall` (10,000 descriptors in all,
@@ -441,12 +466,9 @@ fn per_call(secs: f64) -> std::io::Result<PacketFloor> {
     let wall0 = Instant::now();
     let (mut sent, mut errors) = (0u64, 0u64);
     while Instant::now() < deadline {
-        for (s, d) in senders.iter().zip(&dests) {
-            match s.send_to(&payload, d) {
-                Ok(_) => sent += 1,
-                Err(_) => errors += 1,
-            }
-        }
+        let (ok, failed) = send_round(&senders, &dests, &payload);
+        sent += ok;
+        errors += failed;
     }
     let tx_cpu = thread_cpu() - cpu0;
     let wall = wall0.elapsed();
@@ -456,25 +478,13 @@ fn per_call(secs: f64) -> std::io::Result<PacketFloor> {
     // SAFETY: `epoll` is ours and no longer used.
     unsafe { libc::close(epoll) };
     let got = received.load(Ordering::Relaxed);
-    let per = |d: Duration, n: u64| d.as_secs_f64() * 1e6 / n.max(1) as f64;
-    let (tx_us, rx_us) = (per(tx_cpu, sent), per(rx_cpu, got));
     println!("mode=percall pairs={PAIRS} secs={:.1}", wall.as_secs_f64());
+    let f = PacketFloor::measured(PAIRS, PAIRS, (sent, errors, got), wall, tx_cpu, rx_cpu);
     println!(
-        "sent={sent} ({:.0}/s) errors={errors} received={got} ({:.2} %)",
-        sent as f64 / wall.as_secs_f64(),
-        100.0 * got as f64 / sent.max(1) as f64
+        "receiver CPU {:.2} µs/packet (epoll every 1 ms, one recvmmsg per ready socket)",
+        f.rx_us
     );
-    println!("receiver CPU {rx_us:.2} µs/packet (epoll every 1 ms, one recvmmsg per ready socket)");
-    Ok(PacketFloor {
-        sent,
-        received: got,
-        errors,
-        wall_s: wall.as_secs_f64(),
-        senders: PAIRS,
-        receivers: PAIRS,
-        tx_us,
-        rx_us,
-    })
+    Ok(f)
 }
 
 /// One thread sleeping to absolute 1 ms deadlines for `secs`: CPU per

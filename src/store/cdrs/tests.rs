@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 
-use crate::store::{Cdr, Store};
+use crate::store::Cdr;
 
 fn inbound(id: &str, caller: &str, customer: Option<&str>, ago_mins: i64) -> Cdr {
     Cdr {
@@ -20,9 +20,7 @@ fn inbound(id: &str, caller: &str, customer: Option<&str>, ago_mins: i64) -> Cdr
 
 #[tokio::test]
 async fn a_customers_calls_count_together_across_their_numbers() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("r.db").display());
-    let store = Store::connect(&url).await.expect("connect");
+    let (_dir, store) = crate::store::scratch_sqlite().await;
     let calls = [
         // Before the number was in the directory: keyed by the number.
         inbound("a", "+15550001", None, 50),
@@ -64,9 +62,7 @@ async fn a_customers_calls_count_together_across_their_numbers() {
 
 #[tokio::test]
 async fn a_batch_writes_every_row_once_at_its_latest_version() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("r.db").display());
-    let store = Store::connect(&url).await.expect("connect");
+    let (_dir, store) = crate::store::scratch_sqlite().await;
     // More rows than one statement takes, and one call twice in the batch:
     // first in progress with its parent, then ended without it.
     let mut batch: Vec<Cdr> = (0..450)

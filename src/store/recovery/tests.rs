@@ -29,9 +29,7 @@ fn ql(
 
 #[tokio::test]
 async fn restart_recovery_closes_what_a_killed_process_left_open_once() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("r.db").display());
-    let store = Store::connect(&url).await.expect("connect");
+    let (_dir, store) = crate::store::scratch_sqlite().await;
     let t = Utc::now() - chrono::Duration::seconds(60);
     let agent = |who: &str, from: &str, to: &str| AgentEvent {
         agent: who.into(),
@@ -144,9 +142,7 @@ async fn restart_recovery_closes_what_a_killed_process_left_open_once() {
 /// touched.
 #[tokio::test]
 async fn a_caller_who_had_left_the_queue_keeps_its_queue_on_record() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("r.db").display());
-    let store = Store::connect(&url).await.expect("connect");
+    let (_dir, store) = crate::store::scratch_sqlite().await;
     let t = Utc::now() - chrono::Duration::seconds(60);
     let open = |id: &str| crate::store::Cdr {
         call_id: id.into(),
@@ -198,9 +194,7 @@ async fn a_caller_who_had_left_the_queue_keeps_its_queue_on_record() {
 /// default id changes with the pid) and also without one.
 #[tokio::test]
 async fn sqlite_closes_every_open_record_whatever_its_node() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = format!("sqlite://{}", dir.path().join("r.db").display());
-    let store = Store::connect(&url).await.expect("connect");
+    let (_dir, store) = crate::store::scratch_sqlite().await;
     let open = |id: &str| crate::store::Cdr {
         call_id: id.into(),
         leg: "inbound".into(),

@@ -208,13 +208,7 @@ fn main() -> std::io::Result<()> {
 /// Send from `--senders` sockets (or batches from one with `mmsg`) to
 /// `--receivers` drained by a second thread; CPU per packet of each side.
 fn packets(args: &Args, mmsg: bool) -> std::io::Result<PacketFloor> {
-    let receivers: Vec<UdpSocket> = (0..args.receivers.max(1))
-        .map(|_| floor_socket())
-        .collect::<Result<_, _>>()?;
-    let dests: Vec<_> = receivers
-        .iter()
-        .map(|s| s.local_addr())
-        .collect::<Result<_, _>>()?;
+    let (receivers, dests) = receivers(args.receivers.max(1))?;
     let n_senders = if mmsg { 1 } else { args.senders.max(1) };
     let senders: Vec<UdpSocket> = (0..n_senders)
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
@@ -378,18 +372,22 @@ fn floor_socket() -> std::io::Result<UdpSocket> {
     Ok(s)
 }
 
+/// `n` receiving sockets and their addresses.
+fn receivers(n: usize) -> std::io::Result<(Vec<UdpSocket>, Vec<std::net::SocketAddr>)> {
+    let sockets: Vec<UdpSocket> = (0..n).map(|_| floor_socket()).collect::<Result<_, _>>()?;
+    let addrs = sockets
+        .iter()
+        .map(UdpSocket::local_addr)
+        .collect::<Result<_, _>>()?;
+    Ok((sockets, addrs))
+}
+
 /// [`PAIRS`] senders, each to its own receiver; the receiving thread
 /// polls them as ringback's receive threads do (module docs).
 fn per_call(secs: f64) -> std::io::Result<PacketFloor> {
-    let receivers: Vec<UdpSocket> = (0..PAIRS)
-        .map(|_| floor_socket())
-        .collect::<Result<_, _>>()?;
+    let (receivers, dests) = receivers(PAIRS)?;
     let senders: Vec<UdpSocket> = (0..PAIRS)
         .map(|_| floor_socket())
-        .collect::<Result<_, _>>()?;
-    let dests: Vec<_> = receivers
-        .iter()
-        .map(|s| s.local_addr())
         .collect::<Result<_, _>>()?;
     // SAFETY: epoll_create1 takes a flag and returns a new descriptor or -1.
     let epoll = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
